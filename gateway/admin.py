@@ -1,0 +1,250 @@
+"""What the admin commands do (status, explain, review, quarantine, reprocess, forget).
+
+The CLI only parses arguments and prints; these functions hold the behaviour, so the
+status page can call the same ones.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway import addresses
+from gateway.config import Config
+from gateway.crm.base import PARTY_KINDS, PartyRef
+from gateway.errors import Permanent
+from gateway.ledger import Ledger, MessageRow
+
+STATES = ("done", "done_untagged", "ignored", "skipped", "review", "retrying", "quarantined",
+          "received", "processing", "crm_done")
+
+
+# ---- status ------------------------------------------------------------------------------
+
+
+def status_doc(config: Config) -> dict[str, Any]:
+    ledger = Ledger(config.db_url(config.ledger.url))
+    try:
+        stored = ledger.all_status()
+        counts = ledger.counts()
+    finally:
+        ledger.close()
+    sources = []
+    for src in config.sources:
+        st = stored.get(f"source:{src.name}", {})
+        folders = []
+        for folder in src.folders:
+            c = counts.get((src.name, folder), {})
+            fst = (st.get("folders") or {}).get(folder, {})
+            folders.append({"folder": folder, **{k: v for k, v in fst.items()},
+                            "counts": {s: c.get(s, 0) for s in STATES if c.get(s)}})
+        sources.append({"name": src.name, "type": src.type, "connected": st.get("connected", False),
+                        "mode": st.get("mode"), "last_sync": st.get("last_sync"), "last_error": st.get("last_error", ""),
+                        "status_written_at": st.get("updated_at"), "folders": folders,
+                        **{k: v for k, v in st.items() if k not in ("folders", "connected", "mode", "last_sync",
+                                                                     "last_error", "updated_at", "type")}})
+    other = {k: v for (s, f), v in counts.items() for k in [f"{s}/{f}"] if s not in {x.name for x in config.sources}}
+    rules = stored.get("rules")
+    if rules is None:  # no gateway has run yet: say what the files hold now
+        from gateway.errors import RuleError
+        from gateway.rulesholder import load_for
+
+        try:
+            rs = load_for(config)
+            rules = {"files": [str(f) for f in rs.files], "rules": [r.name for r in rs.rules], "loaded_at": None, "errors": []}
+        except RuleError as exc:
+            rules = {"files": [], "rules": [], "loaded_at": None, "errors": exc.problems}
+    totals: dict[str, int] = {}
+    for c in counts.values():
+        for s, n in c.items():
+            totals[s] = totals.get(s, 0) + n
+    return {"sources": sources, "other": other, "rules": rules, "service": stored.get("service"), "totals": totals}
+
+
+def render_status(doc: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    t = Table(title="crm-gateway status", show_lines=False)
+    for col in ("source", "folder", "connected", "mode", "last sync", "cursor", "done", "ignored", "skipped",
+                "retrying", "quarantined", "review", "last error"):
+        t.add_column(col)
+    for s in doc["sources"]:
+        for f in s["folders"]:
+            c = f["counts"]
+            cursor = f.get("cursor") or (f"{f.get('uidvalidity')}:{f.get('last_uid')}" if f.get("uidvalidity") else "")
+            t.add_row(s["name"], f["folder"], "yes" if s["connected"] else "no", str(f.get("mode") or s["mode"] or "-"),
+                      str(s["last_sync"] or "-")[:19], str(cursor), str(c.get("done", 0) + c.get("done_untagged", 0)),
+                      str(c.get("ignored", 0)), str(c.get("skipped", 0)), str(c.get("retrying", 0)),
+                      str(c.get("quarantined", 0)), str(c.get("review", 0)), (f.get("last_error") or s["last_error"] or "")[:60])
+    rules = doc["rules"]
+    from rich.console import Group
+    from rich.text import Text
+
+    lines = [t, Text(f"rules: {len(rules['rules'])} in force from {len(rules['files'])} files"
+                     + (f", loaded {rules['loaded_at'][:19]}" if rules.get("loaded_at") else ""))]
+    for e in rules.get("errors") or []:
+        lines.append(Text(f"rule error (old rules still in force): {e}", style="red"))
+    return Group(*lines)
+
+
+# ---- explain -----------------------------------------------------------------------------
+
+
+def _messages_for(ledger: Ledger, ident: str) -> list[MessageRow]:
+    if ident.isdigit():
+        try:
+            return [ledger.message(int(ident))]
+        except KeyError:
+            raise Permanent(f"no message with id {ident}") from None
+    rows = ledger.find_messages(ident)
+    if not rows:
+        raise Permanent(f"no message with Message-ID {ident}")
+    return rows
+
+
+def explain_doc(gw: Any, ident: str) -> list[dict[str, Any]]:
+    docs = []
+    for row in _messages_for(gw.ledger, ident):
+        plan = row.plan or {}
+        docs.append({
+            "id": row.id, "message_id": row.message_id, "subject": row.subject, "from": row.from_address,
+            "state": row.state, "reason": row.reason, "attempts": row.attempts,
+            "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
+            "rules": plan.get("touched", []), "direction": plan.get("direction"), "counterparts": plan.get("counterparts", []),
+            "found": plan.get("found", {}), "found_by_domain": plan.get("found_by_domain", {}),
+            "journal": gw.ledger.journal(row.id), "review": plan.get("review"),
+            "planned_tags": {"add": plan.get("tags_add", []), "remove": plan.get("tags_remove", []), "move": plan.get("move")},
+            "locations": [{"source": l.ref.source, "account": l.ref.account, "folder": l.ref.folder, "key": l.ref.item_key,
+                           "uidvalidity": l.ref.uidvalidity, "state": l.state, "tags": list(l.tags)}
+                          for l in gw.ledger.locations_of(row.id)],
+            "trace": plan.get("trace", []),
+            "history": [{"at": at.isoformat(), "event": ev, "detail": d} for at, ev, d in gw.ledger.events(row.id)],
+        })
+    return docs
+
+
+def render_explain(d: dict[str, Any]) -> str:
+    lines = [f"message {d['id']}  {d['message_id']}", f"  from: {d['from']}", f"  subject: {d['subject']}",
+             f"  state: {d['state']}" + (f" — {d['reason']}" if d["reason"] else "")]
+    if d["state"] == "ignored" and not d["reason"]:
+        lines.append("  why: no rule's `when` held for it (implicit keep: nothing written)")
+    if d["rules"]:
+        lines.append(f"  rules that touched it: {', '.join(d['rules'])}")
+    if d["direction"]:
+        lines.append(f"  direction: {d['direction']}; counterparts: {', '.join(d['counterparts']) or '-'}")
+    for address, refs in (d["found"] or {}).items():
+        lines.append(f"  found {address}: " + (", ".join(f"{r['kind']}:{r['id']} {r.get('name', '')}" for r in refs) or "nothing"))
+    for step, result in d["journal"].items():
+        if result is None:
+            lines.append(f"  {step}: started, result unknown (will be looked up on retry)")
+        elif step.startswith(("create:", "review:create:")):
+            lines.append(f"  {step}: {'created' if result.get('created') else 'adopted existing'} {result['kind']}:{result['id']}")
+        else:
+            lines.append(f"  {step}: email {result.get('email_id')} on " + ", ".join(f"{t['kind']}:{t['id']}" for t in result.get("targets", [])))
+    if d.get("review"):
+        lines.append(f"  review: {d['review'].get('reason')}")
+        for address, refs in d["review"].get("candidates", []):
+            lines.append(f"    {address}: " + ", ".join(f"{r['kind']}:{r['id']} {r.get('name', '')}" for r in refs))
+    for l in d["locations"]:
+        lines.append(f"  at {l['source']}:{l['account']}/{l['folder']} [{l['state']}] tags: {', '.join(l['tags']) or '-'}")
+    if d["trace"]:
+        lines.append("  trace:")
+        for step in d["trace"]:
+            mark = {True: "✓", False: "✗", None: "·"}[step.get("result")]
+            lines.append(f"    {mark} {step.get('rule') or '-'}: {step.get('event')}: {step.get('detail')}")
+    lines.append("  history:")
+    for h in d["history"]:
+        lines.append(f"    {h['at'][:19]} {h['event']}: {h['detail']}")
+    return "\n".join(lines)
+
+
+# ---- listings ----------------------------------------------------------------------------
+
+
+def listing(gw: Any, state: str) -> list[dict[str, Any]]:
+    rows = []
+    for row in gw.ledger.messages_in([state]):
+        plan = row.plan or {}
+        loc = gw.ledger.locations_of(row.id)
+        item = {"id": row.id, "message_id": row.message_id, "subject": row.subject, "from": row.from_address,
+                "reason": row.reason, "since": row.updated_at.isoformat(), "attempts": row.attempts,
+                "folder": loc[0].ref.folder if loc else None, "source": loc[0].ref.source if loc else None}
+        if state == "review":
+            item["candidates"] = (plan.get("review") or {}).get("candidates", [])
+            item["counterparts"] = plan.get("counterparts", [])
+        rows.append(item)
+    return rows
+
+
+def render_listing(rows: list[dict[str, Any]], state: str) -> Any:
+    from rich.table import Table
+
+    t = Table(title=f"{len(rows)} {state}")
+    for col in ("id", "from", "subject", "folder", "reason" if state != "review" else "candidates", "since"):
+        t.add_column(col)
+    for r in rows:
+        extra = r["reason"] if state != "review" else "; ".join(
+            f"{a}: " + ", ".join(f"{x['kind']}:{x['id']}" for x in refs) for a, refs in r.get("candidates", [])) or r["reason"]
+        t.add_row(str(r["id"]), r["from"], r["subject"][:50], str(r["folder"]), extra[:80], r["since"][:19])
+    return t
+
+
+# ---- actions -----------------------------------------------------------------------------
+
+
+def _one(gw: Any, ident: str, state: str) -> MessageRow:
+    rows = [r for r in _messages_for(gw.ledger, ident) if r.state == state]
+    if not rows:
+        raise Permanent(f"message {ident} is not {state}")
+    return rows[0]
+
+
+def retry_quarantined(gw: Any, ident: str | None) -> list[tuple[int, str]]:
+    rows = [_one(gw, ident, "quarantined")] if ident else gw.ledger.messages_in(["quarantined"])
+    results = []
+    for row in rows:
+        pk = gw.pipeline.reopen(row.id)
+        results.append((row.id, gw._handle(pk)))
+    return results
+
+
+def reprocess_state(gw: Any, state: str, since: datetime | None) -> list[tuple[int, str]]:
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    results = []
+    for row in gw.ledger.messages_in([state], since):
+        pk = gw.pipeline.reopen(row.id)
+        results.append((row.id, gw._handle(pk)))
+    return results
+
+
+def parse_target(text: str) -> PartyRef:
+    kind, sep, rid = text.partition(":")
+    if not sep or kind not in PARTY_KINDS or not rid:
+        raise Permanent(f"--to wants KIND:ID with KIND one of {', '.join(PARTY_KINDS)} (got {text!r})")
+    return PartyRef(kind=kind, id=rid)  # type: ignore[arg-type]
+
+
+def resolve_review(gw: Any, ident: str, *, to: list[str] | None = None, create_kind: str | None = None) -> str:
+    row = _one(gw, ident, "review")
+    if create_kind is not None and create_kind not in PARTY_KINDS:
+        raise Permanent(f"--kind must be one of {', '.join(PARTY_KINDS)}")
+    targets = [parse_target(t) for t in (to or [])]
+    check = getattr(gw.crm, "get_party", None)
+    for t in targets:
+        if check is not None and check(t) is None:
+            raise Permanent(f"no {t.kind} with id {t.id} in the CRM")
+    return gw.pipeline.resolve(row.id, targets, create_kind)
+
+
+def forget_address(gw: Any, address: str) -> dict[str, Any]:
+    if "@" not in address:
+        raise Permanent(f"not an address: {address!r}")
+    created = gw.ledger.created_refs()
+    report = gw.crm.forget(address, lambda ref: (ref.kind, str(ref.id)) in created)
+    gone = gw.ledger.forget_address(addresses.key(address))
+    for row in gone:
+        gw.spool.discard(row.spool_path)
+    return {"address": address, "records_deleted": [r.as_dict() for r in report.parties],
+            "emails_removed": report.emails_removed, "emails_unlinked": report.emails_unlinked,
+            "ledger_messages": len(gone)}

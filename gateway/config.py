@@ -1,0 +1,346 @@
+"""config.yaml: typed models, `${ENV}` interpolation, `*_file` secrets, positioned errors.
+
+Every key but `sources` and `crm` has a default. Unknown keys are errors. Relative paths
+(rule globs, Maildir roots, SQLite files) are resolved against the config file's folder, so
+a config means the same thing whatever the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gateway import yamlpos
+from gateway.errors import ConfigError
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)(B?)\s*$", re.I)
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def parse_size(value: Any) -> int:
+    """`50MB`, `10 K`, `1G`, 1234 → bytes; K/KB, M/MB, G/GB are powers of 1024."""
+    if isinstance(value, bool):
+        raise ValueError("a size is a number of bytes or like '10MB'")
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError(f"not a size: {value!r} (write e.g. 512KB, 50MB, 1GB)")
+    number, unit = float(m.group(1)), m.group(2).upper()
+    return int(number * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[unit])
+
+
+Size = Annotated[int, Field(ge=0)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _read_secret_files(data: Any, names: tuple[str, ...]) -> Any:
+    """`password_file: /run/secrets/x` → `password: <file content, stripped>`."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for name in names:
+        file_key = f"{name}_file"
+        if file_key in data:
+            path = data.pop(file_key)
+            if data.get(name):
+                raise ValueError(f"give either {name} or {file_key}, not both")
+            try:
+                data[name] = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"{file_key}: cannot read {path}: {exc.strerror}") from None
+    return data
+
+
+class LedgerConfig(Model):
+    url: str = "sqlite:///var/gateway.db"
+
+
+class CrmConfig(Model):
+    backend: str = "sql"
+    url: str = "sqlite:///var/crm.db"
+    database: str | None = None
+    username: str | None = None
+    password: str | None = None
+    access_key: str | None = None
+    api_key: str | None = None
+    secret: str | None = None
+    dialect: Literal["vtiger", "vtenext"] | None = None
+    company: int | None = None
+    max_inline: Size = 5 * 1024**2
+    timeout: float = 30.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, data: Any) -> Any:
+        return _read_secret_files(data, ("password", "access_key", "api_key", "secret"))
+
+    @field_validator("max_inline", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> int:
+        return parse_size(v)
+
+
+class TagsConfig(Model):
+    error: list[str] = ["CRM error"]
+    review: list[str] = ["CRM review"]
+    keywords: dict[str, str] = {}
+
+
+class SourceBase(Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    owner: list[str] = []
+    crm_user: str | None = None
+    folders: list[str] = ["VLeads", "VContacts", "VAccounts", "CRM sync"]
+
+    @field_validator("owner", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @property
+    def owners(self) -> list[str]:
+        return list(self.owner)
+
+    @property
+    def mailbox(self) -> str:
+        return self.owners[0] if self.owners else ""
+
+
+class MaildirSource(SourceBase):
+    type: Literal["maildir"]
+    path: str
+    layout: Literal["fs", "maildir++", "auto"] = "auto"
+    poll_interval: float = Field(1.0, gt=0)  # seconds, when inotify is not available
+    watch: bool = True  # inotify through watchfiles; False = poll only
+
+
+class ImapOAuth2(Model):
+    token_command: str | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    mechanism: Literal["XOAUTH2", "OAUTHBEARER"] = "XOAUTH2"
+
+
+class ImapSource(SourceBase):
+    type: Literal["imap"]
+    host: str
+    port: int | None = None
+    security: Literal["tls", "starttls", "none"] = "tls"
+    allow_insecure: bool = False
+    username: str
+    password: str | None = None
+    oauth2: ImapOAuth2 | None = None
+    idle: bool = True
+    max_idle: int = Field(8, ge=0)  # folders kept in IDLE at once (Dovecot allows 10 connections)
+    poll_interval: float = Field(30.0, gt=0)
+    create_folders: bool = False
+    batch: int = Field(100, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, data: Any) -> Any:
+        return _read_secret_files(data, ("password",))
+
+    @property
+    def owners(self) -> list[str]:
+        return list(self.owner) or ([self.username] if "@" in self.username else [])
+
+
+class SmtpUser(Model):
+    address: str
+    token: str | None = None
+    crm_user: str | None = None
+    allowed_from: list[str] = []
+
+
+class SmtpSource(SourceBase):
+    type: Literal["smtp"]
+    listen: str = "127.0.0.1:2525"
+    max_size: Size = 25 * 1024**2
+    users: list[SmtpUser] = []
+    folders: list[str] = ["BCC"]
+
+    @field_validator("max_size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> int:
+        return parse_size(v)
+
+
+SourceConfig = Annotated[Union[MaildirSource, ImapSource, SmtpSource], Field(discriminator="type")]
+
+
+class WebConfig(Model):
+    listen: str = "127.0.0.1:8025"
+
+
+class RetryConfig(Model):
+    max_attempts: int = Field(8, ge=1)  # then quarantined
+    base_delay: float = Field(30.0, ge=0)  # seconds; doubles each attempt, with jitter
+    max_delay: float = Field(3600.0, ge=0)
+
+
+class Config(Model):
+    ledger: LedgerConfig = LedgerConfig()
+    crm: CrmConfig
+    rules: list[str] = ["rules/*.yaml"]
+    spool: str = "var/spool"  # raw messages until they are done (kept for retry, review, quarantine)
+    workers: int = Field(2, ge=1, le=64)
+    max_message_size: Size = 50 * 1024**2
+    since: date | None = None
+    internal_domains: list[str] = []
+    exclude: list[str] = []
+    freemail_domains: Literal["default"] | list[str] = "default"
+    tags: TagsConfig = TagsConfig()
+    retry: RetryConfig = RetryConfig()
+    sources: list[SourceConfig]
+    web: WebConfig | None = None
+    base_dir: Path = Path(".")  # set by load_config: the config file's folder
+    path: Path | None = None  # the config file itself
+
+    @field_validator("max_message_size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> int:
+        return parse_size(v)
+
+    @model_validator(mode="after")
+    def _unique_source_names(self) -> "Config":
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique: {', '.join(dupes)}")
+        return self
+
+    @cached_property
+    def freemail(self) -> frozenset[str]:
+        if self.freemail_domains == "default":
+            text = resources.files("gateway.data").joinpath("freemail.txt").read_text(encoding="utf-8")
+            return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+        return frozenset(d.strip().lower() for d in self.freemail_domains)
+
+    def resolve(self, path: str | Path) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    def db_url(self, url: str) -> str:
+        """A relative SQLite path is relative to the config file's folder."""
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+            return prefix + str(self.resolve(url[len(prefix):]))
+        return url
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ConfigError(f"no source named {name!r} (configured: {', '.join(s.name for s in self.sources)})")
+
+
+def _interpolate(value: Any, path: tuple[Any, ...], pos: yamlpos.Positions, problems: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, path + (k,), pos, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, path + (i,), pos, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def replace(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        problems.append(f"{pos.where(path)}: environment variable {name} is not set (write ${{{name}:-default}} for a default)")
+        return ""
+
+    return _ENV.sub(replace, value)
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _describe(err: dict[str, Any], data: Any, pos: yamlpos.Positions) -> str:
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and p in ("maildir", "imap", "smtp"))]
+    dotted = ".".join(str(p) for p in loc) or "(top)"
+    if err["type"] == "extra_forbidden":
+        parent = loc[:-1]
+        model = _model_at(parent, data)
+        hint = _did_you_mean(str(loc[-1]), list(model.model_fields) if model else [])
+        return f"{pos.where(loc, key=True)}: unknown key '{dotted}'{hint}"
+    if err["type"] == "missing":
+        return f"{pos.where(loc[:-1])}: missing key '{dotted}'"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{pos.where(loc)}: {dotted}: {msg}"
+
+
+def _model_at(path: list[Any], data: Any) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = Config
+    node = data
+    for part in path:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if model is Config and path and path[0] == "sources":
+                kind = node.get("type") if isinstance(node, dict) else None
+                model = {"maildir": MaildirSource, "imap": ImapSource, "smtp": SmtpSource}.get(kind)
+            continue
+        field = model.model_fields.get(part)
+        node = node.get(part) if isinstance(node, dict) else None
+        if field is None:
+            return None
+        ann = field.annotation
+        model = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if part == "sources":
+            model = Config
+    return model
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; ConfigError lists every problem as FILE:LINE:COL."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        data, pos = yamlpos.load_file(path, shown)
+    except FileNotFoundError:
+        raise ConfigError(f"{shown}: no such config file") from None
+    except yamlpos.YamlSyntaxError as exc:
+        raise ConfigError(str(exc)) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{shown}:1:1: the config must be a mapping of keys")
+    problems: list[str] = []
+    data = _interpolate(data, (), pos, problems)
+    if problems:
+        raise ConfigError(problems[0], problems)
+    for reserved in ("base_dir", "path"):
+        if reserved in data:
+            problems.append(f"{pos.where([reserved], key=True)}: unknown key '{reserved}'")
+    if problems:
+        raise ConfigError(problems[0], problems)
+    try:
+        return Config.model_validate({**data, "base_dir": path.resolve().parent, "path": path.resolve()})
+    except ValidationError as exc:
+        problems = [_describe(e, data, pos) for e in exc.errors()]
+        raise ConfigError(problems[0], problems) from None
+
+
+def default_config_path() -> Path:
+    for candidate in (Path("config.yaml"), Path("config.example.yaml")):
+        if candidate.exists():
+            return candidate
+    return Path("config.yaml")

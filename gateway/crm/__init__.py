@@ -1,0 +1,1 @@
+"""CRM connectors: one module per CRM, all behind `gateway.crm.base.Connector`."""

@@ -1,0 +1,168 @@
+"""The connector contract and the value types that cross it.
+
+A connector translates between these frozen values and one CRM. It raises only
+`gateway.errors.Retryable` (network, timeout, 429/5xx, locked database) and
+`gateway.errors.Permanent` (the CRM refused the data), never its library's exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+PartyKind = Literal["lead", "contact", "account"]
+PARTY_KINDS: tuple[PartyKind, ...] = ("lead", "contact", "account")
+Direction = Literal["inbound", "outbound"]
+
+
+@dataclass(frozen=True)
+class PartyRef:
+    """A record in the CRM that mail can be attached to."""
+
+    kind: PartyKind
+    id: str
+    name: str = ""
+    created_at: datetime | None = None
+
+    def label(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True)
+class PartyData:
+    """What a `create` writes. Accounts use `name`/`domain`; leads and contacts the rest."""
+
+    kind: PartyKind
+    emails: tuple[str, ...] = ()
+    first_name: str = ""
+    last_name: str = ""
+    name: str = ""  # accounts: the company name; others: the display name as found
+    company: str = ""  # leads: the company (the domain when nothing better is known)
+    domain: str = ""  # accounts: the domain their people write from
+    owner: str = ""  # the CRM user the record is assigned to
+    account: PartyRef | None = None  # contacts/leads: the account to link to
+    fields: Mapping[str, str] = field(default_factory=dict)  # extra fields from the rule
+
+
+@dataclass(frozen=True)
+class AttachmentData:
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    payload: bytes = field(repr=False, default=b"")
+
+
+@dataclass(frozen=True)
+class EmailRecord:
+    """One mail as the CRM stores it."""
+
+    message_id: str
+    content_hash: str  # hash of bodies and attachments: copies in two mailboxes agree
+    subject: str
+    from_address: str
+    from_name: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    date: datetime  # aware, in UTC
+    date_offset_minutes: int  # the sender's original UTC offset
+    direction: Direction
+    text: str
+    html: str  # already sanitised
+    raw: bytes = field(repr=False, default=b"")  # the whole .eml
+    attachments: tuple[AttachmentData, ...] = ()
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    owner: str = ""
+
+
+@dataclass(frozen=True)
+class EmailRef:
+    id: str
+    message_id: str
+    content_hash: str = ""
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    """What `forget ADDRESS` removed from the CRM."""
+
+    parties: tuple[PartyRef, ...] = ()
+    emails_removed: int = 0
+    emails_unlinked: int = 0
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """One CRM. Every method is safe to call again after a crash (see DESIGN.md's journal)."""
+
+    name: str
+
+    def find(self, address: str, kinds: Sequence[PartyKind]) -> list[PartyRef]:
+        """Records whose email addresses include `address` (case-insensitive, exact)."""
+
+    def find_by_domain(self, domain: str) -> list[PartyRef]:
+        """Accounts whose domain is `domain`."""
+
+    def create(self, kind: PartyKind, data: PartyData) -> PartyRef: ...
+
+    def attach(self, parents: Sequence[PartyRef], mail: EmailRecord) -> EmailRef:
+        """Store `mail` linked to every parent; idempotent per (message_id, content_hash).
+
+        Attaching the same mail again adds only the links that are missing. A stored email
+        with the same Message-ID but other content is a version: stored on its own.
+        The email counts as attached only when every attachment is stored.
+        """
+
+    def find_email(self, message_id: str, content_hash: str | None = None) -> EmailRef | None: ...
+
+    def thread_parents(self, message_ids: Sequence[str]) -> list[PartyRef]:
+        """The records that the stored emails with these Message-IDs are linked to."""
+
+    def forget(self, address: str, made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
+        """Erase a person: records with this address that `made_by_gateway` accepts and the
+        mails stored only for them; other records just lose the address's mail links."""
+
+    def close(self) -> None: ...
+
+
+ConnectorFactory = Callable[[Any], Connector]
+_CONNECTORS: dict[str, ConnectorFactory] = {}
+
+
+def register_connector(backend: str) -> Callable[[ConnectorFactory], ConnectorFactory]:
+    """Register a connector factory under its `crm.backend` name (a duplicate fails at import)."""
+
+    def decorate(factory: ConnectorFactory) -> ConnectorFactory:
+        if backend in _CONNECTORS:
+            raise RuntimeError(f"connector {backend!r} registered twice")
+        _CONNECTORS[backend] = factory
+        return factory
+
+    return decorate
+
+
+def connector_backends() -> list[str]:
+    return sorted(_CONNECTORS)
+
+
+def make_connector(crm_config: Any) -> Connector:
+    """Build the connector `crm_config.backend` names (its module registers itself on import)."""
+    import importlib
+
+    backend = crm_config.backend
+    if backend not in _CONNECTORS:
+        try:
+            importlib.import_module(f"gateway.crm.{backend}")
+        except ModuleNotFoundError:
+            pass
+    if backend not in _CONNECTORS:
+        from gateway.errors import ConfigError
+
+        raise ConfigError(f"crm.backend: unknown backend {backend!r} (known: {', '.join(connector_backends()) or 'sql'})")
+    return _CONNECTORS[backend](crm_config)

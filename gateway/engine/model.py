@@ -1,0 +1,128 @@
+"""Values that cross the engine's boundary: what it is given and the Plan it returns.
+
+The engine is pure: it reads the message, the context and the CRM (lookups only, through
+`CrmView`) and returns a Plan. The pipeline executes the Plan; `test-rules` prints it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+from gateway.crm.base import PartyData, PartyKind, PartyRef
+
+Outcome = Literal["done", "ignored", "skipped", "review"]
+
+
+class CrmView(Protocol):
+    """The read-only part of a connector the engine may call while it evaluates."""
+
+    def find(self, address: str, kinds: Sequence[PartyKind]) -> list[PartyRef]: ...
+
+    def find_by_domain(self, domain: str) -> list[PartyRef]: ...
+
+    def thread_parents(self, message_ids: Sequence[str]) -> list[PartyRef]: ...
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """Where the message was found and the config facts the rules depend on."""
+
+    source: str  # configured source name
+    source_type: str  # maildir | imap | smtp | ews | graph | file
+    folder: str
+    mailbox: str  # the mailbox owner's address (first of `owners`)
+    owners: tuple[str, ...] = ()  # the owner's addresses: never counterparts, never created
+    intake_addresses: tuple[str, ...] = ()  # gateway intake addresses: same
+    internal_domains: tuple[str, ...] = ()  # colleagues: same
+    exclude: tuple[str, ...] = ()  # never stored (patterns: exact, *@x, @domain)
+    freemail_domains: frozenset[str] = frozenset()
+    crm_user: str = ""  # default owner of created records
+    tags_present: frozenset[str] = frozenset()  # tag names already on the message (`tagged:`)
+    error_tags: tuple[str, ...] = ("CRM error",)
+    review_tags: tuple[str, ...] = ("CRM review",)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an attach goes: an existing record, or one the Plan creates (by its create key)."""
+
+    ref: PartyRef | None = None
+    create_key: str | None = None
+
+    def label(self) -> str:
+        return self.ref.label() if self.ref else f"new:{self.create_key}"
+
+
+@dataclass(frozen=True)
+class PlannedCreate:
+    key: str  # journal step key, stable across runs: "create:<kind>:<address key or domain>"
+    kind: PartyKind
+    address: str  # the address (or, for an account, the domain) the record is for
+    data: PartyData
+    rule: str
+    account: Target | None = None  # link_account: the account to link a created lead/contact to
+
+
+@dataclass(frozen=True)
+class PlannedAttach:
+    targets: tuple[Target, ...]
+    attachments: bool
+    rules: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OnError:
+    tags: tuple[str, ...] = ("CRM error",)
+    untags: tuple[str, ...] = ()
+    move: str | None = None
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    rule: str  # rule name, or "" for engine-level notes
+    event: str  # "condition" | "matched" | "not-matched" | "action" | "note" | "stop" | "skip"
+    detail: str  # human text: "folder is 'VLeads'", "header Auto-Submitted: auto-replied decided"
+    result: bool | None = None
+
+
+@dataclass(frozen=True)
+class ReviewInfo:
+    reason: str
+    candidates: tuple[tuple[str, tuple[PartyRef, ...]], ...] = ()  # (address, records)
+
+
+@dataclass
+class Plan:
+    outcome: Outcome
+    direction: Literal["inbound", "outbound"]
+    counterparts: tuple[str, ...] = ()
+    reason: str = ""  # skip reason, or why ignored / in review
+    creates: list[PlannedCreate] = field(default_factory=list)  # in execution order (accounts first)
+    attach: PlannedAttach | None = None
+    tags_add: list[str] = field(default_factory=list)
+    tags_remove: list[str] = field(default_factory=list)
+    move: str | None = None
+    review: ReviewInfo | None = None  # set when a person must pick; tags_add is applied after resolve
+    on_error: OnError = field(default_factory=OnError)
+    touched: list[str] = field(default_factory=list)  # rule names whose `when` held
+    found: dict[str, list[PartyRef]] = field(default_factory=dict)
+    found_by_domain: dict[str, list[PartyRef]] = field(default_factory=dict)
+    trace: list[TraceStep] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The Plan as `test-rules --json` and the ledger show it."""
+        return _jsonable(asdict(self))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (frozenset, set)):
+        return sorted(_jsonable(v) for v in value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value

@@ -1,0 +1,410 @@
+"""The ledger: processing state, journal, retries, quarantine, cursors (SQLite or PostgreSQL).
+
+Every write is a short transaction; guarded updates (`UPDATE … WHERE state IN …`) decide
+which worker owns a step, so concurrent workers never both do it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from gateway.errors import Retryable
+from gateway.ledger_schema import SCHEMA_VERSION, cursors, events, journal, locations, message_addresses, messages, meta, metadata, status
+from gateway.sources.base import SourceRef
+
+TERMINAL = frozenset({"done", "done_untagged", "ignored", "skipped", "review", "quarantined"})
+LOCATION_OPEN = ("new", "waiting")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    id: int
+    identity: str
+    message_id: str
+    content_hash: str
+    state: str
+    reason: str
+    attempts: int
+    next_attempt_at: datetime | None
+    spool_path: str | None
+    subject: str
+    from_address: str
+    size: int
+    plan: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> "MessageRow":
+        m = row._mapping
+        return cls(
+            id=m["id"], identity=m["identity"], message_id=m["message_id"], content_hash=m["content_hash"],
+            state=m["state"], reason=m["reason"] or "", attempts=m["attempts"] or 0,
+            next_attempt_at=_aware(m["next_attempt_at"]), spool_path=m["spool_path"], subject=m["subject"] or "",
+            from_address=m["from_address"] or "", size=m["size"] or 0,
+            plan=json.loads(m["plan_json"]) if m["plan_json"] else None,
+            created_at=_aware(m["created_at"]), updated_at=_aware(m["updated_at"]),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class LocationRow:
+    id: int
+    message_pk: int | None
+    ref: SourceRef
+    state: str
+    spool_path: str | None
+    tags_add: tuple[str, ...]
+    tags_remove: tuple[str, ...]
+    move_to: str | None
+    tags: tuple[str, ...]
+    seen_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> "LocationRow":
+        m = row._mapping
+        return cls(
+            id=m["id"], message_pk=m["message_pk"],
+            ref=SourceRef(m["source"], m["account"], m["folder"], m["item_key"], m["uidvalidity"] or 0),
+            state=m["state"], spool_path=m["spool_path"], tags_add=tuple(json.loads(m["tags_add"] or "[]")),
+            tags_remove=tuple(json.loads(m["tags_remove"] or "[]")), move_to=m["move_to"],
+            tags=tuple(json.loads(m["tags"] or "[]")), seen_at=_aware(m["seen_at"]),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class Binding:
+    message_pk: int
+    primary: bool  # this location made the message row: its worker does the CRM work
+    state: str  # the message's state at binding time
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+class Ledger:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        try:
+            metadata.create_all(self.engine)
+            with self.engine.begin() as c:
+                found = c.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+                if found is None:
+                    c.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                elif int(found) > SCHEMA_VERSION:
+                    raise RuntimeError(f"the ledger at {url} was written by a newer version (schema {found})")
+        except OperationalError as exc:
+            raise Retryable(f"ledger unreachable: {exc.orig}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- intake -------------------------------------------------------------------------
+
+    def receive(self, ref: SourceRef, spool_path: str | None) -> LocationRow:
+        """Record that a copy exists at `ref` (idempotent: a known location is returned as is)."""
+        found = self.location_at(ref)
+        if found:
+            return found
+        t = now()
+        try:
+            with self.engine.begin() as c:
+                c.execute(insert(locations).values(
+                    source=ref.source, account=ref.account, folder=ref.folder, uidvalidity=ref.uidvalidity,
+                    item_key=ref.item_key, state="new", spool_path=spool_path, seen_at=t, updated_at=t))
+        except IntegrityError:
+            pass  # another worker recorded it at the same moment
+        got = self.location_at(ref)
+        assert got is not None
+        return got
+
+    def location_at(self, ref: SourceRef) -> LocationRow | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(locations).where(
+                locations.c.source == ref.source, locations.c.account == ref.account, locations.c.folder == ref.folder,
+                locations.c.uidvalidity == ref.uidvalidity, locations.c.item_key == ref.item_key)).first()
+        return LocationRow.of(row) if row else None
+
+    def known_keys(self, source: str, account: str, folder: str, uidvalidity: int = 0) -> set[str]:
+        with self.engine.connect() as c:
+            return set(c.execute(select(locations.c.item_key).where(
+                locations.c.source == source, locations.c.account == account, locations.c.folder == folder,
+                locations.c.uidvalidity == uidvalidity)).scalars())
+
+    def bind(self, location_pk: int, *, message_id: str, content_hash: str, subject: str = "",
+             from_address: str = "", size: int = 0, addresses: Iterable[str] = (), spool_path: str | None = None,
+             state: str = "processing", reason: str = "") -> Binding:
+        """Give a location its message: insert the identity (this copy is the primary) or link to it."""
+        identity = f"{message_id}|{content_hash}"
+        loc = self.location(location_pk)
+        if loc.message_pk is not None:
+            m = self.message(loc.message_pk)
+            return Binding(m.id, self._is_primary(m.id, location_pk), m.state)
+        t = now()
+        try:
+            with self.engine.begin() as c:
+                pk = c.execute(insert(messages).values(
+                    identity=identity, message_id=message_id, content_hash=content_hash, state=state, reason=reason,
+                    attempts=0, spool_path=spool_path, subject=subject[:500], from_address=from_address[:320],
+                    size=size, created_at=t, updated_at=t)).inserted_primary_key[0]
+                c.execute(update(locations).where(locations.c.id == location_pk).values(message_pk=pk, updated_at=t))
+                keys = sorted({a for a in addresses if a})
+                if keys:
+                    c.execute(insert(message_addresses), [{"message_pk": pk, "address_key": k[:320]} for k in keys])
+                c.execute(insert(events).values(message_pk=pk, at=t, event="received", detail=loc.ref.label()))
+            return Binding(pk, True, state)
+        except IntegrityError:
+            with self.engine.begin() as c:
+                pk = c.execute(select(messages.c.id).where(messages.c.identity == identity)).scalar_one()
+                c.execute(update(locations).where(locations.c.id == location_pk).values(message_pk=pk, updated_at=t))
+                c.execute(insert(events).values(message_pk=pk, at=t, event="copy", detail=f"another copy at {loc.ref.label()}"))
+            m = self.message(pk)
+            return Binding(pk, False, m.state)
+
+    def _is_primary(self, message_pk: int, location_pk: int) -> bool:
+        with self.engine.connect() as c:
+            first = c.execute(select(func.min(locations.c.id)).where(locations.c.message_pk == message_pk)).scalar()
+        return first == location_pk
+
+    # ---- message state ------------------------------------------------------------------
+
+    def set_state(self, message_pk: int, state: str, reason: str = "", *, plan: dict[str, Any] | None = None,
+                  event_detail: str | None = None, only_from: Sequence[str] | None = None) -> bool:
+        t = now()
+        values: dict[str, Any] = {"state": state, "reason": reason, "updated_at": t}
+        if plan is not None:
+            values["plan_json"] = json.dumps(plan, default=str)
+        if state != "retrying":
+            values["next_attempt_at"] = None
+        cond = [messages.c.id == message_pk]
+        if only_from is not None:
+            cond.append(messages.c.state.in_(list(only_from)))
+        with self.engine.begin() as c:
+            changed = c.execute(update(messages).where(*cond).values(**values)).rowcount
+            if changed:
+                c.execute(insert(events).values(message_pk=message_pk, at=t, event=state,
+                                                detail=event_detail if event_detail is not None else reason))
+        return bool(changed)
+
+    def schedule_retry(self, message_pk: int, reason: str, delay: float) -> int:
+        t = now()
+        with self.engine.begin() as c:
+            attempts = (c.execute(select(messages.c.attempts).where(messages.c.id == message_pk)).scalar() or 0) + 1
+            c.execute(update(messages).where(messages.c.id == message_pk).values(
+                state="retrying", reason=reason, attempts=attempts, next_attempt_at=t + timedelta(seconds=delay), updated_at=t))
+            c.execute(insert(events).values(message_pk=message_pk, at=t, event="retrying",
+                                            detail=f"attempt {attempts} failed: {reason}; next in {delay:.0f}s"))
+        return attempts
+
+    def reset_attempts(self, message_pk: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(messages).where(messages.c.id == message_pk).values(attempts=0, next_attempt_at=None))
+
+    def add_event(self, message_pk: int, event_name: str, detail: str = "") -> None:
+        with self.engine.begin() as c:
+            c.execute(insert(events).values(message_pk=message_pk, at=now(), event=event_name, detail=detail))
+
+    def message(self, message_pk: int) -> MessageRow:
+        with self.engine.connect() as c:
+            row = c.execute(select(messages).where(messages.c.id == message_pk)).first()
+        if row is None:
+            raise KeyError(message_pk)
+        return MessageRow.of(row)
+
+    def find_messages(self, message_id: str) -> list[MessageRow]:
+        mid = message_id.strip()
+        wanted = [mid, f"<{mid.strip('<>')}>"]
+        with self.engine.connect() as c:
+            rows = c.execute(select(messages).where(messages.c.message_id.in_(wanted)).order_by(messages.c.id)).all()
+        return [MessageRow.of(r) for r in rows]
+
+    def messages_in(self, states: Sequence[str], since: datetime | None = None) -> list[MessageRow]:
+        q = select(messages).where(messages.c.state.in_(list(states)))
+        if since is not None:
+            q = q.where(messages.c.created_at >= since)
+        with self.engine.connect() as c:
+            return [MessageRow.of(r) for r in c.execute(q.order_by(messages.c.id)).all()]
+
+    def due_retries(self, at: datetime | None = None) -> list[int]:
+        with self.engine.connect() as c:
+            return list(c.execute(select(messages.c.id).where(
+                messages.c.state == "retrying", messages.c.next_attempt_at <= (at or now())).order_by(messages.c.id)).scalars())
+
+    def next_retry_at(self) -> datetime | None:
+        with self.engine.connect() as c:
+            return _aware(c.execute(select(func.min(messages.c.next_attempt_at)).where(messages.c.state == "retrying")).scalar())
+
+    def events(self, message_pk: int) -> list[tuple[datetime, str, str]]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(events.c.at, events.c.event, events.c.detail).where(
+                events.c.message_pk == message_pk).order_by(events.c.id)).all()
+        return [(_aware(r.at), r.event, r.detail) for r in rows]  # type: ignore[misc]
+
+    # ---- journal ------------------------------------------------------------------------
+
+    def journal(self, message_pk: int) -> dict[str, Any]:
+        """step → result (None: the intent was recorded but its result never was)."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(journal.c.step, journal.c.result).where(journal.c.message_pk == message_pk)).all()
+        return {r.step: (json.loads(r.result) if r.result is not None else None) for r in rows}
+
+    def intent(self, message_pk: int, step: str) -> None:
+        try:
+            with self.engine.begin() as c:
+                c.execute(insert(journal).values(message_pk=message_pk, step=step, intent_at=now()))
+        except IntegrityError:
+            pass  # the intent is already there from an earlier attempt
+
+    def result(self, message_pk: int, step: str, value: Any) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(journal).where(journal.c.message_pk == message_pk, journal.c.step == step).values(
+                result=json.dumps(value, default=str), done_at=now()))
+
+    def created_refs(self) -> set[tuple[str, str]]:
+        """(kind, id) of every record the gateway's journal says it created."""
+        out: set[tuple[str, str]] = set()
+        with self.engine.connect() as c:
+            for step, result in c.execute(select(journal.c.step, journal.c.result).where(
+                    journal.c.step.like("create:%"), journal.c.result.is_not(None))):
+                value = json.loads(result)
+                if isinstance(value, dict) and value.get("created"):
+                    out.add((value["kind"], str(value["id"])))
+        return out
+
+    # ---- locations ----------------------------------------------------------------------
+
+    def location(self, location_pk: int) -> LocationRow:
+        with self.engine.connect() as c:
+            row = c.execute(select(locations).where(locations.c.id == location_pk)).first()
+        if row is None:
+            raise KeyError(location_pk)
+        return LocationRow.of(row)
+
+    def locations_of(self, message_pk: int) -> list[LocationRow]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(locations).where(locations.c.message_pk == message_pk).order_by(locations.c.id)).all()
+        return [LocationRow.of(r) for r in rows]
+
+    def plan_location(self, location_pk: int, add: Sequence[str], remove: Sequence[str], move: str | None,
+                      state: str = "waiting") -> None:
+        with self.engine.begin() as c:
+            c.execute(update(locations).where(locations.c.id == location_pk).values(
+                tags_add=json.dumps(list(add)), tags_remove=json.dumps(list(remove)), move_to=move,
+                state=state, updated_at=now()))
+
+    def take_location(self, location_pk: int, from_states: Sequence[str], to_state: str) -> bool:
+        """Guarded state change: True for the one caller that made it."""
+        with self.engine.begin() as c:
+            return bool(c.execute(update(locations).where(
+                locations.c.id == location_pk, locations.c.state.in_(list(from_states))).values(
+                state=to_state, updated_at=now())).rowcount)
+
+    def location_tagged(self, location_pk: int, tags: Sequence[str], state: str, ref: SourceRef | None = None) -> None:
+        values: dict[str, Any] = {"tags": json.dumps(sorted(set(tags))), "state": state, "updated_at": now()}
+        if ref is not None:  # the write-back found it elsewhere (moved by the user, or by our `move`)
+            values.update(folder=ref.folder, item_key=ref.item_key, uidvalidity=ref.uidvalidity)
+        with self.engine.begin() as c:
+            c.execute(update(locations).where(locations.c.id == location_pk).values(**values))
+
+    def open_locations(self) -> list[int]:
+        """Locations whose work is not finished: to re-queue after a restart or a crash."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(locations.c.id).select_from(
+                locations.outerjoin(messages, locations.c.message_pk == messages.c.id)).where(or_(
+                    locations.c.message_pk.is_(None),
+                    locations.c.state.in_(LOCATION_OPEN) & ~messages.c.state.in_(["retrying"]),
+                    messages.c.state.in_(["received", "processing", "crm_done"]),
+                )).order_by(locations.c.id)).scalars()
+            return list(rows)
+
+    # ---- cursors and status -------------------------------------------------------------
+
+    def get_cursor(self, source: str, account: str, folder: str) -> Any:
+        with self.engine.connect() as c:
+            v = c.execute(select(cursors.c.value).where(
+                cursors.c.source == source, cursors.c.account == account, cursors.c.folder == folder)).scalar()
+        return json.loads(v) if v is not None else None
+
+    def set_cursor(self, source: str, account: str, folder: str, value: Any) -> None:
+        self._upsert(cursors, {"source": source, "account": account, "folder": folder},
+                     {"value": json.dumps(value), "updated_at": now()})
+
+    def set_status(self, key: str, value: dict[str, Any]) -> None:
+        self._upsert(status, {"key": key}, {"value": json.dumps(value, default=str), "updated_at": now()})
+
+    def all_status(self) -> dict[str, dict[str, Any]]:
+        with self.engine.connect() as c:
+            return {r.key: {**json.loads(r.value), "updated_at": _aware(r.updated_at).isoformat()}  # type: ignore[union-attr]
+                    for r in c.execute(select(status))}
+
+    def _upsert(self, table: Any, keys: dict[str, Any], values: dict[str, Any]) -> None:
+        cond = and_(*[table.c[k] == v for k, v in keys.items()])
+        with self.engine.begin() as c:
+            if not c.execute(update(table).where(cond).values(**values)).rowcount:
+                try:
+                    with c.begin_nested():
+                        c.execute(insert(table).values(**keys, **values))
+                except IntegrityError:
+                    c.execute(update(table).where(cond).values(**values))
+
+    def counts(self) -> dict[tuple[str, str], dict[str, int]]:
+        """(source, folder) → {state: number of copies}; a copy's state is its message's."""
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        with self.engine.connect() as c:
+            rows = c.execute(select(locations.c.source, locations.c.folder, messages.c.state, func.count()).select_from(
+                locations.outerjoin(messages, locations.c.message_pk == messages.c.id)).group_by(
+                locations.c.source, locations.c.folder, messages.c.state))
+            for source, folder, state, n in rows:
+                out.setdefault((source, folder), {})[state or "received"] = n
+        return out
+
+    # ---- data protection ----------------------------------------------------------------
+
+    def forget_address(self, address_key: str) -> list[MessageRow]:
+        """Delete the ledger's traces of every message with this address; return them."""
+        with self.engine.connect() as c:
+            pks = list(c.execute(select(message_addresses.c.message_pk).where(
+                message_addresses.c.address_key == address_key)).scalars())
+        gone = [self.message(pk) for pk in pks]
+        if pks:
+            with self.engine.begin() as c:
+                for table, col in ((events, events.c.message_pk), (journal, journal.c.message_pk),
+                                   (message_addresses, message_addresses.c.message_pk), (locations, locations.c.message_pk)):
+                    c.execute(delete(table).where(col.in_(pks)))
+                c.execute(delete(messages).where(messages.c.id.in_(pks)))
+        return gone

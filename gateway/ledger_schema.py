@@ -1,0 +1,126 @@
+"""The ledger's tables (SQLAlchemy Core). See DESIGN.md "Flow of one message".
+
+- `locations`: where a copy of a mail was found (a SourceRef); unique, so seeing the same
+  copy again (restart, rescan) finds its row instead of making a second one.
+- `messages`: one row per mail identity (Message-ID + content hash); claiming is the insert,
+  and a second copy (another folder or mailbox, another worker) links to the first.
+- `journal`: intent and result of every CRM step of a message, so a replay after a crash
+  adopts what was done instead of doing it twice.
+- `events`: the history `explain` shows. `cursors` and `status` hold per-source progress.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("identity", String(600), nullable=False, unique=True),
+    Column("message_id", String(500), nullable=False, index=True),
+    Column("content_hash", String(64), nullable=False),
+    # received | processing | crm_done | done | done_untagged | ignored | skipped | review | retrying | quarantined
+    Column("state", String(20), nullable=False, index=True),
+    Column("reason", Text, nullable=False, default=""),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("spool_path", Text),
+    Column("subject", Text, nullable=False, default=""),
+    Column("from_address", String(320), nullable=False, default=""),
+    Column("size", Integer, nullable=False, default=0),
+    Column("plan_json", Text),  # the last Plan (trace, tags, review candidates)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+locations = Table(
+    "locations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_pk", Integer, ForeignKey("messages.id", ondelete="CASCADE"), index=True),
+    Column("source", String(100), nullable=False),
+    Column("account", String(320), nullable=False),
+    Column("folder", String(500), nullable=False),
+    Column("uidvalidity", Integer, nullable=False, default=0),
+    Column("item_key", String(1000), nullable=False),
+    # new | waiting (a copy whose first is still in work) | applied | untagged | none (nothing to tag)
+    Column("state", String(20), nullable=False, default="new"),
+    Column("spool_path", Text),
+    Column("tags_add", Text, nullable=False, default="[]"),
+    Column("tags_remove", Text, nullable=False, default="[]"),
+    Column("move_to", String(500)),
+    Column("tags", Text, nullable=False, default="[]"),  # tags the ledger knows are on the message
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("source", "account", "folder", "uidvalidity", "item_key", name="uq_location"),
+)
+Index("ix_locations_source_folder", locations.c.source, locations.c.folder)
+
+journal = Table(
+    "journal",
+    metadata,
+    Column("message_pk", Integer, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("step", String(700), primary_key=True),
+    Column("result", Text),  # JSON; NULL = intent recorded, result not yet known
+    Column("intent_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", DateTime(timezone=True)),
+)
+
+message_addresses = Table(
+    "message_addresses",
+    metadata,
+    Column("message_pk", Integer, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("address_key", String(320), primary_key=True),
+)
+Index("ix_message_addresses_key", message_addresses.c.address_key)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_pk", Integer, ForeignKey("messages.id", ondelete="CASCADE"), index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("account", String(320), primary_key=True),
+    Column("folder", String(500), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+status = Table(
+    "status",
+    metadata,
+    Column("key", String(300), primary_key=True),  # "source:NAME:FOLDER", "rules", "service"
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+meta = Table(
+    "ledger_meta",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)

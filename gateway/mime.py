@@ -1,0 +1,390 @@
+"""MIME helpers for `gateway.message`: header decoding, addresses, dates, the part walk.
+
+Everything here works on `email.message.Message` trees from either parser (mail-parser's
+compat32 tree or the stdlib's `EmailMessage`) and reads only raw header values
+(`raw_items()`), so a header that the structured policy chokes on cannot break a walk.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import email.header
+import email.policy
+import email.utils
+import mimetypes
+import quopri
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.message import Message as _EmailMessage
+from html.parser import HTMLParser
+
+from gateway import addresses
+
+_HEADER_BLOCK_END = re.compile(rb"\r?\n\r?\n")
+_MSGID = re.compile(r"<([^<>]*)>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_WS = re.compile(r"[ \t]*\r?\n[ \t]*")  # folding
+_ENCODED_WORD_MAX = 64 * 1024  # RFC 2047 decoding of longer values is skipped: hostile, slow
+
+
+# ---------------------------------------------------------------- text and headers
+
+
+def fix_str(value: object) -> str:
+    """A clean `str` from a raw header value: 8-bit bytes (kept by the parsers as
+    surrogate escapes) read as UTF-8, else Windows-1252; no NULs or control characters."""
+    if isinstance(value, email.header.Header):
+        value = str(value)
+    text = value if isinstance(value, str) else str(value or "")
+    if not text.isascii():
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # lone surrogates that are no escaped bytes
+            raw = text.encode("utf-8", "replace")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("cp1252", "replace")
+    return _CONTROL.sub("", text)
+
+
+def unfold(value: str) -> str:
+    return _WS.sub(" ", value).strip()
+
+
+def decode_header_value(value: object) -> str:
+    """Unfolded, RFC 2047-decoded header text; never raises."""
+    text = unfold(fix_str(value))
+    if "=?" not in text or len(text) > _ENCODED_WORD_MAX:
+        return text
+    try:
+        chunks = []
+        for data, charset in email.header.decode_header(text):
+            if isinstance(data, str):
+                chunks.append(data)
+            else:
+                chunks.append(decode_bytes(data, charset or "utf-8")[0])
+        return _CONTROL.sub("", "".join(chunks)).strip()
+    except Exception:  # a malformed encoded word: keep the text as written
+        return text
+
+
+def _text_codec(charset: str | None) -> str | None:
+    """The codec name for a MIME charset, or None when Python has no text codec for it."""
+    if not charset:
+        return None
+    name = charset.strip().strip('"').lower()
+    if name in ("unknown-8bit", "x-unknown", "8bit", "default"):
+        return None
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):
+        return None
+    return info.name if getattr(info, "_is_text_encoding", True) else None
+
+
+def decode_bytes(data: bytes, charset: str | None) -> tuple[str, bool]:
+    """Decode with the declared charset; UTF-8, then Windows-1252 when it fails.
+
+    Returns the text and whether the declared charset had to be abandoned."""
+    codec = _text_codec(charset)
+    if codec and codec not in ("ascii", "us-ascii"):
+        try:
+            return data.decode(codec), False
+        except (UnicodeError, LookupError, ValueError):
+            pass
+    try:
+        return data.decode("utf-8"), codec is None and bool(charset) and charset.lower() not in ("us-ascii", "ascii")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace"), True
+
+
+def header_block(raw: bytes) -> bytes:
+    """The bytes up to (and including) the first blank line; all of it when there is none."""
+    m = _HEADER_BLOCK_END.search(raw)
+    return raw[: m.end()] if m else raw
+
+
+def raw_headers(msg: _EmailMessage) -> list[tuple[str, str]]:
+    """(name, raw value) in order, names cleaned, values as the parser kept them."""
+    return [(fix_str(n).strip(), fix_str(v) if not isinstance(v, str) else v) for n, v in msg.raw_items()]
+
+
+# ---------------------------------------------------------------- addresses
+
+
+def parse_addresses(values: list[str]) -> list[tuple[str, str]]:
+    """(display name, normalised address) from raw address-header values.
+
+    The stdlib header registry first (groups, RFC 2047 in and around quotes, a missing
+    '>'); `email.utils.getaddresses` when the registry raises. Entries without a usable
+    `local@domain` are dropped."""
+    out: list[tuple[str, str]] = []
+    for raw in values:
+        text = unfold(fix_str(raw))
+        if not text:
+            continue
+        try:
+            pairs = [(a.display_name, a.addr_spec) for a in _registry(text)]
+        except Exception:
+            pairs = [(decode_header_value(n), a) for n, a in email.utils.getaddresses([text])]
+        for name, addr in pairs:
+            addr = (addr or "").strip().strip("<>")
+            local, at, domain = addr.rpartition("@")
+            if not at or not local or not domain or "@" in domain or " " in domain:
+                continue
+            out.append((_CONTROL.sub("", fix_str(name)).strip(), addresses.normalize(addr)))
+    return out
+
+
+def _registry(text: str):
+    header = email.policy.default.header_factory("To", text)
+    return header.addresses
+
+
+# ---------------------------------------------------------------- dates
+
+
+def parse_date(value: str) -> tuple[datetime, int] | None:
+    """(aware UTC datetime, original offset in minutes), or None when unusable."""
+    try:
+        parts = email.utils.parsedate_tz(unfold(value))
+        if not parts:
+            return None
+        offset = parts[9] or 0
+        year = parts[0]
+        if not 1970 <= year <= 2200 or abs(offset) > 24 * 3600:
+            return None
+        local = datetime(*parts[:6], tzinfo=timezone(timedelta(seconds=offset)))
+        return local.astimezone(timezone.utc), offset // 60
+    except (ValueError, OverflowError, TypeError, IndexError):
+        return None
+
+
+def received_date(values: list[str]) -> tuple[datetime, int] | None:
+    """The date of the newest (topmost) Received header that has a usable one."""
+    for value in values:
+        _, sep, tail = value.rpartition(";")
+        if sep:
+            parsed = parse_date(tail)
+            if parsed:
+                return parsed
+    return None
+
+
+def message_ids(value: str) -> list[str]:
+    """Every `<id>` in a header value, whitespace inside removed, in order, deduplicated."""
+    seen: list[str] = []
+    for m in _MSGID.finditer(value):
+        mid = "<" + re.sub(r"\s+", "", m.group(1)) + ">"
+        if mid != "<>" and mid not in seen:
+            seen.append(mid)
+    if not seen:
+        bare = re.sub(r"\s+", "", value)
+        if "@" in bare and "<" not in bare and ">" not in bare:
+            seen.append(f"<{bare}>")
+    return seen
+
+
+# ---------------------------------------------------------------- HTML
+
+
+class _HTMLText(HTMLParser):
+    _SKIP = {"script", "style", "head", "title", "noscript", "template"}
+    _BLOCK = {"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4",
+              "h5", "h6", "blockquote", "pre", "hr", "section", "article", "header", "footer"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self._SKIP:
+            self.skip += 1
+        elif tag in self._BLOCK:
+            self.out.append("\n")
+        elif tag in ("td", "th"):
+            self.out.append(" ")
+
+    def handle_endtag(self, tag):
+        if tag in self._SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif tag in self._BLOCK:
+            self.out.append("\n")
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.out.append(data)
+
+
+def html_to_text(html: str) -> str:
+    parser = _HTMLText()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # html.parser is lenient; this is belt and braces
+        return re.sub(r"<[^>]*>", " ", html)
+    lines = (re.sub(r"[ \t\r\f\v\xa0]+", " ", line).strip() for line in "".join(parser.out).split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+# ---------------------------------------------------------------- the part walk
+
+
+@dataclass
+class Part:
+    """One attachment found by the walk, before it becomes a frozen `Attachment`."""
+
+    filename: str
+    content_type: str
+    payload: bytes
+    inline: bool
+    content_id: str
+
+
+@dataclass
+class Bodies:
+    text: list[str] = field(default_factory=list)
+    html: list[str] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+
+
+def _param_text(value) -> str:
+    """A MIME parameter as text: RFC 2231 tuples collapsed, RFC 2047 words decoded."""
+    if isinstance(value, tuple):  # (charset, language, value) from RFC 2231
+        charset, _, raw = value
+        data = raw.encode("latin-1", "surrogateescape") if isinstance(raw, str) else raw
+        value = decode_bytes(data, charset or "utf-8")[0]
+    return decode_header_value(value or "")
+
+
+def _filename(part: _EmailMessage) -> str:
+    for param, header in (("filename", "content-disposition"), ("name", "content-type")):
+        try:
+            value = part.get_param(param, None, header=header)
+        except Exception:
+            continue
+        if value:
+            name = _param_text(value)
+            name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+            if name:
+                return name
+    return ""
+
+
+def _disposition(part: _EmailMessage) -> str:
+    for name, value in part.raw_items():
+        if name.lower() == "content-disposition":
+            return fix_str(value).split(";", 1)[0].strip().lower()
+    return ""
+
+
+def _header(part: _EmailMessage, wanted: str) -> str:
+    for name, value in part.raw_items():
+        if name.lower() == wanted:
+            return unfold(fix_str(value))
+    return ""
+
+
+def content_type(part: _EmailMessage) -> str:
+    raw = _header(part, "content-type").split(";", 1)[0].strip().strip('"').lower()
+    if raw.count("/") == 1 and all(raw.split("/")):
+        return raw
+    return part.get_default_type()
+
+
+def _decoded_payload(part: _EmailMessage) -> bytes:
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _embedded_message(part: _EmailMessage) -> bytes:
+    """The bytes of a message/* part (rfc822, delivery-status, …) as written."""
+    if not part.is_multipart():  # the parser left it unparsed: take the body as it is
+        return _decoded_payload(part)
+    data = b"".join(_flatten(m) for m in part.get_payload())
+    cte = _header(part, "content-transfer-encoding").lower()
+    if cte in ("base64", "quoted-printable"):  # not allowed for message/*, but seen
+        try:
+            data = base64.b64decode(data) if cte == "base64" else quopri.decodestring(data)
+        except Exception:
+            pass
+    return data
+
+
+def _flatten(msg: _EmailMessage) -> bytes:
+    try:
+        return msg.as_bytes(policy=email.policy.compat32)
+    except Exception:
+        return str(msg).encode("utf-8", "surrogateescape")
+
+
+def walk(root: _EmailMessage) -> Bodies:
+    """Bodies and attachments of a tree. Iterative (no recursion limit), message/* parts
+    are attachments and not descended into, so an attached mail's text is not ours."""
+    out = Bodies()
+    stack: list[tuple[_EmailMessage, bool]] = [(root, False)]  # (part, inside an attached container)
+    counter = 0
+    while stack:
+        part, in_attachment = stack.pop()
+        ctype = content_type(part)
+        disposition = _disposition(part)
+        # get_payload() without decode only for containers: on a leaf, compat32 applies
+        # the declared charset and raises for "undefined" or a NUL in its name.
+        is_container = part.is_multipart()
+        if is_container and not ctype.startswith("message/"):
+            inside = in_attachment or disposition == "attachment"
+            stack.extend((child, inside) for child in reversed(part.get_payload()))
+            continue
+        counter += 1
+        filename = _filename(part)
+        content_id = _header(part, "content-id")
+        if ctype.startswith("message/"):
+            data = _embedded_message(part)
+            if not filename:
+                if ctype in ("message/rfc822", "message/global"):
+                    inner = part.get_payload(0) if is_container and part.get_payload() else None
+                    subject = decode_header_value(_header(inner, "subject")) if inner is not None else ""
+                    filename = _safe_name(subject or "message") + ".eml"
+                else:
+                    filename = ctype.split("/", 1)[1] + ".txt"
+            out.parts.append(Part(filename, ctype, data, False, content_id))
+            continue
+        if ctype.startswith("multipart/"):  # a multipart the parser could not split
+            out.defects.append(f"{ctype} without usable boundary: read as text")
+            ctype = "text/plain"
+        is_body = (
+            ctype in ("text/plain", "text/html")
+            and not filename
+            and disposition != "attachment"
+            and not in_attachment
+        )
+        data = _decoded_payload(part)
+        if is_body:
+            try:
+                charset = part.get_param("charset", None)
+            except Exception:
+                charset = None
+            charset = fix_str(charset) if isinstance(charset, str) else None
+            text, fallback = decode_bytes(data, charset)
+            if fallback:
+                out.defects.append(f"charset {charset!r} unusable: decoded as UTF-8/Windows-1252")
+            text = text.replace("\x00", "")
+            (out.html if ctype == "text/html" else out.text).append(text)
+            continue
+        if not filename:
+            ext = mimetypes.guess_extension(ctype) or ".bin"
+            stem = _safe_name(content_id.strip("<>").split("@", 1)[0]) if content_id else ""
+            filename = f"{stem or f'part-{counter}'}{ext}"
+        inline = bool(content_id) and disposition != "attachment"
+        out.parts.append(Part(filename, ctype, data, inline, content_id))
+    return out
+
+
+def _safe_name(text: str) -> str:
+    name = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", text).strip(" ._")
+    return name[:120]

@@ -1,0 +1,399 @@
+"""One message through the gateway: parse → claim → evaluate → journal + CRM → tags.
+
+DESIGN.md "Flow of one message". The Plan is evaluated once and stored; a retry after a
+crash replays the stored Plan against the journal, so a step that was done is adopted and
+never done twice, and a record created before the crash is still counted as created.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway import addresses
+from gateway.config import Config
+from gateway.context import Contexts
+from gateway.crm.base import Connector, PartyRef
+from gateway.engine.model import Plan
+from gateway.engine.plan import evaluate
+from gateway.errors import Permanent, Retryable, UnparseableMessage
+from gateway.ledger import TERMINAL, Ledger, LocationRow, MessageRow
+from gateway.engine.state import party_data_for
+from gateway.message import Address, Message, parse
+from gateway.records import email_record, plan_from_json, ref_from_json, ref_to_json
+from gateway.rulesholder import RulesHolder
+from gateway.spool import Spool
+from gateway.writeback.base import LedgerOnly, Writeback
+
+log = logging.getLogger("gateway.pipeline")
+
+
+class KeyedLocks:
+    """One lock per key (a normalised address, a message id), made on demand."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def __call__(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
+class Pipeline:
+    def __init__(self, config: Config, ledger: Ledger, connector: Connector, rules: RulesHolder,
+                 spool: Spool, writebacks: Mapping[str, Writeback] | None = None) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.crm = connector
+        self.rules = rules
+        self.spool = spool
+        self.writebacks = dict(writebacks or {})
+        self.contexts = Contexts(config)
+        self._address_locks = KeyedLocks()
+        self._message_locks = KeyedLocks()
+        self.crash_at: Callable[[str], None] | None = _crash_hook()
+
+    # ---- entry point --------------------------------------------------------------------
+
+    def handle(self, location_pk: int) -> str:
+        """Do whatever this copy still needs; return the message's state afterwards."""
+        started = time.monotonic()
+        loc = self.ledger.location(location_pk)
+        message: Message | None = None
+        if loc.message_pk is None:
+            message, state = self._bind(loc)
+            loc = self.ledger.location(location_pk)
+            if loc.message_pk is None:
+                return state
+        assert loc.message_pk is not None
+        with self._message_locks(str(loc.message_pk)):
+            row = self.ledger.message(loc.message_pk)
+            primary = self.ledger.locations_of(row.id)[0].id == loc.id
+            if not primary:
+                self._copy(loc, row, message)
+                state = self.ledger.message(row.id).state
+            elif row.state in TERMINAL:
+                self._finish_locations(row)
+                state = self.ledger.message(row.id).state
+            elif row.state == "retrying" and row.next_attempt_at and row.next_attempt_at > datetime.now(UTC):
+                return row.state
+            else:
+                state = self._process(loc, row, message)
+        self._log(loc, self.ledger.message(loc.message_pk), state, started)
+        return state
+
+    # ---- claiming -----------------------------------------------------------------------
+
+    def _read(self, path: str | None) -> bytes:
+        if not path:
+            raise Permanent("the raw message is no longer in the spool")
+        try:
+            return Path(path).read_bytes()
+        except FileNotFoundError:
+            raise Permanent(f"the raw message is no longer in the spool ({path})") from None
+
+    def _parse(self, raw: bytes, arrival: datetime | None) -> Message:
+        return parse(raw, arrival=arrival, max_size=self.config.max_message_size)
+
+    def _bind(self, loc: LocationRow) -> tuple[Message | None, str]:
+        """Parse a new copy and link it to its message identity (insert = claim)."""
+        try:
+            raw = self._read(loc.spool_path)
+            message = self._parse(raw, loc.seen_at)
+        except (UnparseableMessage, Permanent) as exc:
+            import hashlib
+
+            raw_hash = hashlib.sha256(Path(loc.spool_path).read_bytes()).hexdigest() if loc.spool_path and Path(loc.spool_path).exists() else loc.ref.label()
+            b = self.ledger.bind(loc.id, message_id=f"<unparseable-{raw_hash[:32]}@crm-gateway>", content_hash=raw_hash,
+                                 spool_path=loc.spool_path, state="processing")
+            self._quarantine(self.ledger.message(b.message_pk), f"unparseable: {exc}", None)
+            return None, "quarantined"
+        keys = {a.key for a in (*message.from_, *message.sender, *message.to, *message.cc, *message.reply_to)}
+        first_from = message.from_[0].address if message.from_ else ""
+        self.ledger.bind(loc.id, message_id=message.message_id, content_hash=message.content_hash,
+                         subject=message.subject, from_address=first_from, size=message.raw_size, addresses=keys,
+                         spool_path=loc.spool_path, state="received")
+        return message, "received"
+
+    # ---- the primary copy: CRM work -----------------------------------------------------
+
+    def _process(self, loc: LocationRow, row: MessageRow, message: Message | None) -> str:
+        reached_crm_done = row.state == "crm_done"
+        plan: Plan | None = None
+        try:
+            raw = self._read(row.spool_path or loc.spool_path)
+            if message is None:
+                message = self._parse(raw, loc.seen_at)
+            if message.headers_only:
+                raise Permanent(f"over max_message_size ({message.raw_size} bytes > {self.config.max_message_size}): "
+                                "only headers, size and hash were kept")
+            if self.config.since and message.date.date() < self.config.since:
+                self.ledger.set_state(row.id, "ignored", f"dated {message.date.date()}, before `since` {self.config.since}")
+                self._finish_locations(self.ledger.message(row.id))
+                return "ignored"
+            if row.plan and row.state in ("processing", "crm_done", "retrying") and self.ledger.journal(row.id):
+                plan = plan_from_json(row.plan)  # replay: the same Plan, adopted step by step
+            else:
+                ctx = self.contexts.for_ref(loc.ref, frozenset(loc.tags))
+                plan = evaluate(message, ctx, self.rules.current, self.crm)
+                self.ledger.set_state(row.id, "processing", plan=plan.to_json(), event_detail="evaluated: " + (
+                    ", ".join(plan.touched) or "no rule touched it"))
+            if plan.outcome in ("ignored", "skipped"):
+                self.ledger.set_state(row.id, plan.outcome, plan.reason)
+                self._finish_locations(self.ledger.message(row.id))
+                return plan.outcome
+            if not reached_crm_done:
+                self._execute(row.id, plan, message, raw, self.contexts.for_ref(loc.ref).crm_user)
+                self.ledger.set_state(row.id, "crm_done", event_detail="CRM work committed")
+                reached_crm_done = True
+                self._step("crm_done")
+            final = "review" if plan.outcome == "review" else "done"
+            self.ledger.plan_location(loc.id, plan.tags_add, plan.tags_remove, plan.move, state="waiting")
+            if final == "review":
+                self.ledger.set_state(row.id, "review", plan.review.reason if plan.review else plan.reason)
+            self._finish_locations(self.ledger.message(row.id), final_state=final if final == "done" else None)
+            return self.ledger.message(row.id).state
+        except Retryable as exc:
+            return self._retry(row, str(exc), exc.retry_after, never_quarantine=reached_crm_done, plan=plan)
+        except Permanent as exc:
+            plan = getattr(exc, "plan", None) or plan  # a rule that cannot apply carries its trace and on_error
+            if reached_crm_done:  # nothing after crm_done ever quarantines a message
+                return self._retry(row, str(exc), None, never_quarantine=True, plan=plan)
+            self._quarantine(self.ledger.message(row.id), str(exc), plan)
+            return "quarantined"
+
+    def _step(self, name: str) -> None:
+        if self.crash_at is not None:
+            self.crash_at(name)
+
+    def _execute(self, message_pk: int, plan: Plan, message: Message, raw: bytes, crm_user: str) -> None:
+        done = self.ledger.journal(message_pk)
+        created: dict[str, PartyRef] = {}
+        for pc in plan.creates:
+            if done.get(pc.key) is not None:
+                created[pc.key] = ref_from_json(done[pc.key])
+                continue
+            data = pc.data
+            if pc.account is not None:
+                account = pc.account.ref or created.get(pc.account.create_key or "")
+                data = replace(data, account=account)
+            with self._address_locks(addresses.key(pc.address)):
+                # An intent without a result (a crash after the CRM call) or a record another
+                # worker made meanwhile: adopt what is there instead of creating a second one.
+                existing = self._lookup(pc.kind, pc.address)
+                if existing is not None:
+                    was_ours = pc.key in done
+                    created[pc.key] = existing
+                    self.ledger.intent(message_pk, pc.key)
+                    self.ledger.result(message_pk, pc.key, ref_to_json(existing, created=was_ours))
+                    continue
+                self.ledger.intent(message_pk, pc.key)
+                self._step(f"{pc.key}:intent")
+                ref = self.crm.create(pc.kind, data)
+                self._step(f"{pc.key}:called")
+                self.ledger.result(message_pk, pc.key, ref_to_json(ref, created=True))
+                created[pc.key] = ref
+                self._step(f"{pc.key}:result")
+        if plan.attach is not None:
+            targets: list[PartyRef] = []
+            for t in plan.attach.targets:
+                ref = t.ref or created.get(t.create_key or "")
+                if ref is not None and all((ref.kind, ref.id) != (x.kind, x.id) for x in targets):
+                    targets.append(ref)
+            if targets and done.get("attach") is None:
+                self.ledger.intent(message_pk, "attach")
+                self._step("attach:intent")
+                record = email_record(message, raw, plan.direction, with_attachments=plan.attach.attachments,
+                                      owner=crm_user)
+                email = self.crm.attach(targets, record)
+                self._step("attach:called")
+                self.ledger.result(message_pk, "attach", {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]})
+                self._step("attach:result")
+
+    def _lookup(self, kind: str, address: str) -> PartyRef | None:
+        if kind == "account":
+            found = self.crm.find_by_domain(address.rpartition("@")[2] or address)
+        else:
+            found = self.crm.find(address, [kind])  # type: ignore[list-item]
+        return found[0] if found else None
+
+    # ---- copies and write-back ----------------------------------------------------------
+
+    def _copy(self, loc: LocationRow, row: MessageRow, message: Message | None) -> None:
+        """Another copy of a known mail: attach nothing, only give it its own tags."""
+        if loc.state == "new":
+            add, remove, move = [], [], None
+            try:
+                if message is None:
+                    message = self._parse(self._read(loc.spool_path), loc.seen_at)
+                plan = evaluate(message, self.contexts.for_ref(loc.ref, frozenset(loc.tags)), self.rules.current, self.crm)
+                if plan.outcome not in ("ignored", "skipped"):
+                    add, remove, move = plan.tags_add, plan.tags_remove, plan.move
+            except (Retryable, Permanent) as exc:
+                first = row.plan or {}  # the CRM is away: the first copy's tags will do
+                add, remove, move = first.get("tags_add", []), first.get("tags_remove", []), first.get("move")
+                log.info("copy evaluated without the CRM (%s); using the first copy's tags", exc)
+            self.ledger.plan_location(loc.id, add, remove, move, state="waiting")
+        row = self.ledger.message(row.id)  # set waiting first, then look: one of the two workers tags it
+        if row.state in TERMINAL:
+            self._finish_locations(row)
+
+    def _finish_locations(self, row: MessageRow, final_state: str | None = None) -> None:
+        """Write back the tags of every copy waiting for them, by the message's outcome."""
+        review = tuple(self.config.tags.review)
+        untagged = False
+        for loc in self.ledger.locations_of(row.id):
+            if loc.state not in ("waiting", "new") or (loc.state == "new" and row.state not in ("quarantined", "ignored", "skipped")):
+                continue
+            if not self.ledger.take_location(loc.id, [loc.state], "tagging"):
+                continue
+            state = final_state or row.state
+            if state in ("ignored", "skipped"):
+                self.ledger.location_tagged(loc.id, loc.tags, "none")
+                continue
+            if state == "quarantined":
+                on_error = (row.plan or {}).get("on_error") or {}
+                add, remove, move = on_error.get("tags", list(self.config.tags.error)), on_error.get("untags", []), on_error.get("move")
+            elif state == "review":
+                add, remove, move = list(review), [], None
+            else:  # done: the rule's tags; a review or error tag from an earlier outcome goes
+                stale = [t for t in (*review, *self.config.tags.error) if t in loc.tags and t not in loc.tags_add]
+                add, remove, move = list(loc.tags_add), [*loc.tags_remove, *stale], loc.move_to
+            try:
+                applied = self.writebacks.get(loc.ref.source, LedgerOnly()).apply(
+                    loc.ref, frozenset(loc.tags), frozenset(add), frozenset(remove), move, row.message_id)
+            except Retryable:
+                self.ledger.take_location(loc.id, ["tagging"], loc.state)
+                raise
+            if applied.ref is None:
+                untagged = True
+                self.ledger.location_tagged(loc.id, loc.tags, "untagged")
+                self.ledger.add_event(row.id, "done_untagged", f"{loc.ref.label()} is gone: {applied.note}")
+            else:
+                self.ledger.location_tagged(loc.id, sorted(applied.tags), "applied",
+                                            applied.ref if applied.ref != loc.ref else None)
+                if add or remove or move:
+                    self.ledger.add_event(row.id, "tagged", f"{applied.ref.label()}: +{sorted(add)} -{sorted(remove)}"
+                                          + (f" moved to {move}" if move else ""))
+        if final_state == "done":
+            self.ledger.set_state(row.id, "done_untagged" if untagged else "done", "", only_from=["crm_done", "processing"])
+            # A copy may have started waiting after the pass above and seen no final state yet:
+            # now that the state is final, one more pass tags it (the guard makes it once).
+            self._finish_locations(self.ledger.message(row.id))
+            if not untagged:
+                for loc in self.ledger.locations_of(row.id):
+                    self.spool.discard(loc.spool_path)
+
+    # ---- a person decides: review resolve / create, quarantine retry, reprocess ----------
+
+    def reopen(self, message_pk: int, state: str = "received") -> int:
+        """Send a message through the current rules again; returns its primary location."""
+        locs = self.ledger.locations_of(message_pk)
+        if not locs:
+            raise Permanent(f"message {message_pk} has no location left")
+        self.ledger.reset_attempts(message_pk)
+        self.ledger.set_state(message_pk, state, event_detail="sent through the rules again")
+        for loc in locs:
+            self.ledger.take_location(loc.id, ["applied", "none", "untagged", "waiting", "tagging"], "new")
+        return locs[0].id
+
+    def resolve(self, message_pk: int, to: list[PartyRef] | None = None, create_kind: str | None = None) -> str:
+        """Attach a message in review to the records a person picked (or creates), then tag it."""
+        row = self.ledger.message(message_pk)
+        if row.state != "review":
+            raise Permanent(f"message {message_pk} is {row.state}, not in review")
+        with self._message_locks(str(message_pk)):
+            raw = self._read(row.spool_path)
+            message = self._parse(raw, row.created_at)
+            plan = plan_from_json(row.plan) if row.plan else None
+            direction = plan.direction if plan else "inbound"
+            targets = list(to or [])
+            loc = self.ledger.locations_of(message_pk)[0]
+            crm_user = self.contexts.for_ref(loc.ref).crm_user
+            if create_kind:
+                wanted = [a for a, _ in plan.review.candidates] if plan and plan.review and plan.review.candidates else []
+                wanted = wanted or list(plan.counterparts if plan else ()) or [a.address for a in message.from_[:1]]
+                for address in wanted:
+                    step = f"review:create:{create_kind}:{addresses.key(address)}"
+                    done = self.ledger.journal(message_pk).get(step)
+                    if done is not None:
+                        targets.append(ref_from_json(done))
+                        continue
+                    self.ledger.intent(message_pk, step)
+                    who = next((a for a in (*message.from_, *message.to, *message.cc) if a.key == addresses.key(address)),
+                               Address("", address))
+                    data = party_data_for(create_kind, who, owner=crm_user,
+                                          freemail=who.domain in self.config.freemail)
+                    ref = self.crm.create(create_kind, data)  # type: ignore[arg-type]
+                    self.ledger.result(message_pk, step, ref_to_json(ref, created=True))
+                    targets.append(ref)
+            if not targets:
+                raise Permanent("nothing to attach to: give --to KIND:ID or --kind")
+            record = email_record(message, raw, direction, owner=crm_user)
+            self.ledger.intent(message_pk, "review:attach")
+            email = self.crm.attach(targets, record)
+            self.ledger.result(message_pk, "review:attach", {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]})
+            self.ledger.set_state(message_pk, "crm_done", event_detail="resolved by a person: " + ", ".join(t.label() for t in targets))
+            for loc in self.ledger.locations_of(message_pk):
+                self.ledger.take_location(loc.id, ["applied", "untagged", "none"], "waiting")
+            self._finish_locations(self.ledger.message(message_pk), final_state="done")
+        return self.ledger.message(message_pk).state
+
+    # ---- failure ------------------------------------------------------------------------
+
+    def _retry(self, row: MessageRow, reason: str, retry_after: float | None, *, never_quarantine: bool,
+               plan: Plan | None) -> str:
+        r = self.config.retry
+        attempts = self.ledger.message(row.id).attempts + 1
+        if attempts >= r.max_attempts and not never_quarantine:
+            self._quarantine(self.ledger.message(row.id), f"gave up after {attempts} attempts: {reason}", plan)
+            return "quarantined"
+        delay = retry_after if retry_after is not None else min(r.max_delay, r.base_delay * 2 ** (attempts - 1))
+        delay *= random.uniform(0.8, 1.2) if retry_after is None else 1.0
+        self.ledger.schedule_retry(row.id, reason, delay)
+        return "retrying"
+
+    def _quarantine(self, row: MessageRow, reason: str, plan: Plan | None) -> None:
+        stored: dict[str, Any] = dict(row.plan or {})
+        if plan is not None:
+            stored = plan.to_json()
+        self.ledger.set_state(row.id, "quarantined", reason, plan=stored or None)
+        try:
+            self._finish_locations(self.ledger.message(row.id))
+        except Retryable as exc:
+            log.warning("could not tag quarantined message %s yet: %s", row.id, exc)
+
+    # ---- log ----------------------------------------------------------------------------
+
+    def _log(self, loc: LocationRow, row: MessageRow, state: str, started: float) -> None:
+        plan = row.plan or {}
+        log.info("message", extra={"fields": {
+            "id": row.id, "result": state, "source": loc.ref.source, "folder": loc.ref.folder,
+            "message_id": row.message_id, "from": row.from_address,
+            "rules": ",".join(plan.get("touched", [])), "reason": row.reason[:200],
+            "ms": round((time.monotonic() - started) * 1000, 1)}})
+
+
+def _crash_hook() -> Callable[[str], None] | None:
+    """Fault injection for the crash tests: `CRM_GATEWAY_CRASH_AT=attach:called` makes the
+    process die like `kill -9` when it reaches that journal step (a prefix matches too)."""
+    import os
+
+    wanted = os.environ.get("CRM_GATEWAY_CRASH_AT")
+    if not wanted:
+        return None
+
+    def crash(step: str) -> None:
+        if step.startswith(wanted) or step.endswith(wanted):
+            logging.shutdown()
+            os._exit(137)
+
+    return crash

@@ -1,0 +1,293 @@
+"""Wiring: config → ledger, CRM connector, rules, sources, pipeline workers; start and stop.
+
+Each source runs in its own thread and only hands over spooled files; a bounded queue feeds
+N pipeline workers, so a slow CRM does not stall the intake and memory stays flat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Config, MaildirSource as MaildirConfig
+from gateway.context import FILE_SOURCE
+from gateway.crm.base import Connector, make_connector
+from gateway.errors import Retryable
+from gateway.ledger import Ledger
+from gateway.pipeline import Pipeline
+from gateway.rulesholder import RulesHolder, rule_files
+from gateway.sources.base import SourceRef
+from gateway.sources.maildir import MaildirSource, MaildirWriteback
+from gateway.spool import Spool
+from gateway.writeback.base import LedgerOnly, Writeback
+
+log = logging.getLogger("gateway.service")
+_STOP = -1
+
+
+def crm_connector(config: Config) -> Connector:
+    crm = config.crm.model_copy(update={"url": config.db_url(config.crm.url)})
+    return make_connector(crm)
+
+
+class Gateway:
+    def __init__(self, config: Config, *, connector: Connector | None = None, rules: RulesHolder | None = None) -> None:
+        self.config = config
+        self.ledger = Ledger(config.db_url(config.ledger.url))
+        self.crm = connector or crm_connector(config)
+        self.rules = rules or RulesHolder(config)
+        self.spool = Spool(config.resolve(config.spool))
+        self.sources: list[Any] = []
+        self.writebacks: dict[str, Writeback] = {}
+        for src in config.sources:
+            if isinstance(src, MaildirConfig):
+                source = MaildirSource(src, config.resolve(src.path), self.ledger.known_keys)
+                self.sources.append(source)
+                self.writebacks[src.name] = MaildirWriteback(source)
+        self.writebacks.setdefault(FILE_SOURCE, LedgerOnly())
+        self.pipeline = Pipeline(config, self.ledger, self.crm, self.rules, self.spool, self.writebacks)
+        self.queue: queue.Queue[int] = queue.Queue(maxsize=max(16, config.workers * 8))
+        self._inflight: set[int] = set()
+        self._inflight_lock = threading.Lock()
+        self._idle = threading.Condition(self._inflight_lock)
+        self.on_processed: Callable[[int, str], None] | None = None
+        self.processed = 0
+
+    # ---- intake -------------------------------------------------------------------------
+
+    def submit(self, ref: SourceRef, path: Path) -> None:
+        """A source found a copy: make it durable (spool + ledger row), then queue it."""
+        known = self.ledger.location_at(ref)
+        if known is None:
+            spooled = self.spool.adopt(path)
+            known = self.ledger.receive(ref, str(spooled))
+            if known.spool_path != str(spooled):  # someone else recorded it first
+                self.spool.discard(str(spooled))
+        self.enqueue(known.id)
+
+    def submit_bytes(self, ref: SourceRef, raw: bytes) -> int:
+        known = self.ledger.location_at(ref)
+        if known is None:
+            spooled = self.spool.store(raw)
+            known = self.ledger.receive(ref, str(spooled))
+            if known.spool_path != str(spooled):
+                self.spool.discard(str(spooled))
+        self.enqueue(known.id)
+        return known.id
+
+    def enqueue(self, location_pk: int) -> None:
+        with self._inflight_lock:
+            if location_pk in self._inflight:
+                return
+            self._inflight.add(location_pk)
+        self.queue.put(location_pk)
+
+    def recover(self) -> int:
+        """Queue every copy whose work a stop or a crash left unfinished, and due retries."""
+        pks = self.ledger.open_locations()
+        for pk in pks:
+            self.enqueue(pk)
+        return len(pks) + self.queue_due_retries()
+
+    def queue_due_retries(self) -> int:
+        n = 0
+        for message_pk in self.ledger.due_retries():
+            locs = self.ledger.locations_of(message_pk)
+            if locs:
+                self.enqueue(locs[0].id)
+                n += 1
+        return n
+
+    # ---- workers ------------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        while True:
+            pk = self.queue.get()
+            try:
+                if pk == _STOP:
+                    return
+                state = self._handle(pk)
+                self.processed += 1
+                if self.on_processed:
+                    self.on_processed(pk, state)
+            finally:
+                if pk != _STOP:
+                    with self._inflight_lock:
+                        self._inflight.discard(pk)
+                        self._idle.notify_all()
+                self.queue.task_done()
+
+    def _handle(self, pk: int) -> str:
+        try:
+            return self.pipeline.handle(pk)
+        except Retryable as exc:  # the ledger itself was away (locked, unreachable): try again
+            log.warning("location %s: %s; will retry", pk, exc)
+            self._retry_location(pk, str(exc))
+            return "retrying"
+        except Exception as exc:  # a bug must not lose the message: keep it, retry, and say so
+            log.exception("location %s: unexpected error", pk)
+            self._retry_location(pk, f"internal error: {type(exc).__name__}: {exc}")
+            return "retrying"
+
+    def _retry_location(self, pk: int, reason: str) -> None:
+        try:
+            loc = self.ledger.location(pk)
+            if loc.message_pk is not None:
+                delay = self.config.retry.base_delay
+                self.ledger.schedule_retry(loc.message_pk, reason, delay)
+        except Exception:
+            log.exception("location %s: could not record the retry; it stays open for the next start", pk)
+
+    def start_workers(self) -> list[threading.Thread]:
+        threads = [threading.Thread(target=self._worker, name=f"worker-{i}", daemon=True) for i in range(self.config.workers)]
+        for t in threads:
+            t.start()
+        return threads
+
+    def stop_workers(self, threads: list[threading.Thread]) -> None:
+        for _ in threads:
+            self.queue.put(_STOP)
+        for t in threads:
+            t.join()
+
+    def wait_idle(self, stop: threading.Event | None = None) -> None:
+        with self._idle:
+            while self._inflight and not (stop and stop.is_set()):
+                self._idle.wait(0.2)
+
+    # ---- run ----------------------------------------------------------------------------
+
+    def run_once(self, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+        """Process what is there now in every source (and what a crash left open), then return."""
+        done = {"n": 0}
+        total = {"n": 0}
+
+        def count(_pk: int, _state: str) -> None:
+            done["n"] += 1
+            if progress:
+                progress(done["n"], max(total["n"], done["n"]))
+
+        self.on_processed = count
+        threads = self.start_workers()
+        try:
+            total["n"] = sum(getattr(s, "pending_count", lambda: 0)() for s in self.sources)
+            total["n"] += self.recover()
+            if progress:
+                progress(0, total["n"])
+            for source in self.sources:
+                source.scan_once(self.submit)
+            self.wait_idle()
+        finally:
+            self.stop_workers(threads)
+            self.write_status()
+        return self.summary()
+
+    def run(self, stop: threading.Event) -> None:
+        threads = self.start_workers()
+        self.recover()
+        source_threads = [threading.Thread(target=self._run_source, args=(s, stop), name=f"source-{s.name}", daemon=True)
+                          for s in self.sources]
+        for t in source_threads:
+            t.start()
+        helpers = [threading.Thread(target=self._retry_loop, args=(stop,), name="retries", daemon=True),
+                   threading.Thread(target=self._watch_rules, args=(stop,), name="rules", daemon=True)]
+        for t in helpers:
+            t.start()
+        log.info("gateway running: %d sources, %d workers, %d rules", len(self.sources), self.config.workers,
+                 len(self.rules.current.rules))
+        while not stop.wait(2.0):
+            self.write_status()
+        for t in source_threads:
+            t.join(timeout=10)
+        self.stop_workers(threads)  # each worker finishes the message in hand; the rest stay open in the ledger
+        self.write_status()
+        log.info("gateway stopped")
+
+    def _run_source(self, source: Any, stop: threading.Event) -> None:
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                source.run(self.submit, stop)
+                return
+            except Exception as exc:
+                source.last_error = str(exc)
+                log.exception("source %s failed; restarting in %.0fs", source.name, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 300)
+
+    def _retry_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            try:
+                self.queue_due_retries()
+            except Exception:
+                log.exception("retry scheduler")
+
+    def _watch_rules(self, stop: threading.Event) -> None:
+        """Reload when a rule file changes (and on SIGHUP, through `reload_rules`)."""
+        import watchfiles
+
+        folders = sorted({str(self.config.resolve(p).parent) for p in self.config.rules})
+        try:
+            for _changes in watchfiles.watch(*folders, stop_event=stop, debounce=200, raise_interrupt=False,
+                                             watch_filter=lambda _c, p: p.endswith((".yaml", ".yml"))):
+                self.reload_rules()
+        except Exception as exc:
+            log.warning("rule files not watched (%s): reload with SIGHUP", exc)
+
+    def reload_rules(self) -> bool:
+        ok = self.rules.reload()
+        self.ledger.set_status("rules", self.rules.status())
+        return ok
+
+    # ---- status -------------------------------------------------------------------------
+
+    def write_status(self) -> None:
+        try:
+            for s in self.sources:
+                self.ledger.set_status(f"source:{s.name}", s.status())
+            self.ledger.set_status("rules", self.rules.status())
+            self.ledger.set_status("service", {"pid": _pid(), "workers": self.config.workers,
+                                               "queue": self.queue.qsize(), "at": datetime.now(UTC).isoformat()})
+        except Exception as exc:
+            log.warning("status not written: %s", exc)
+
+    def summary(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for states in self.ledger.counts().values():
+            for state, n in states.items():
+                out[state] = out.get(state, 0) + n
+        return out
+
+    def close(self) -> None:
+        self.crm.close()
+        self.ledger.close()
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def file_ref(path: Path, raw: bytes, *, source: str | None, folder: str, mailbox: str) -> SourceRef:
+    """`process FILE.eml`: the file's content names the copy, so processing it again is a no-op."""
+    return SourceRef(source or FILE_SOURCE, mailbox, folder, hashlib.sha256(raw).hexdigest())
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+__all__ = ["Gateway", "crm_connector", "file_ref", "rule_files", "wait_until"]

@@ -1,0 +1,208 @@
+"""Maildir source: folders under a root, `fs` (VLeads/new) or Maildir++ (.VLeads/new).
+
+A copy is identified by its unique file name without the `:2,FLAGS` suffix, so a mail
+client moving it from new/ to cur/ or changing its flags is still the same copy. What is
+there at start is handed over, then what arrives: inotify through watchfiles, or polling.
+Tags are kept in the ledger (a Maildir has no keywords a user's client would show).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Set
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.config import MaildirSource as MaildirConfig
+from gateway.errors import Retryable
+from gateway.sources.base import SourceRef, Submit
+from gateway.writeback.base import Applied
+
+log = logging.getLogger("gateway.maildir")
+SUBDIRS = ("new", "cur", "tmp")
+
+
+def item_key(filename: str) -> str:
+    return filename.split(":", 1)[0]
+
+
+class MaildirLayout:
+    def __init__(self, root: Path, layout: str) -> None:
+        self.root = root
+        self.layout = layout
+
+    def folder_path(self, folder: str) -> Path:
+        if folder.upper() == "INBOX":
+            return self.root
+        plus = self.root / ("." + folder.replace("/", "."))
+        plain = self.root / folder
+        if self.layout == "maildir++":
+            return plus
+        if self.layout == "fs":
+            return plain
+        return plus if plus.is_dir() and not plain.is_dir() else plain
+
+    def ensure(self, folder: str) -> Path:
+        path = self.folder_path(folder)
+        for sub in SUBDIRS:
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        return path
+
+    def files(self, folder: str) -> list[Path]:
+        path = self.folder_path(folder)
+        out: list[Path] = []
+        for sub in ("new", "cur"):
+            try:
+                with os.scandir(path / sub) as it:
+                    out.extend(Path(e.path) for e in it if e.is_file() and not e.name.startswith("."))
+            except FileNotFoundError:
+                continue
+        return out
+
+    def locate(self, folder: str, key: str) -> Path | None:
+        for f in self.files(folder):
+            if item_key(f.name) == key:
+                return f
+        return None
+
+
+class MaildirSource:
+    type = "maildir"
+
+    def __init__(self, config: MaildirConfig, root: Path, known: Callable[[str, str, str], set[str]]) -> None:
+        self.config = config
+        self.name = config.name
+        self.account = config.mailbox or config.name
+        self.layout = MaildirLayout(root, config.layout)
+        self._known = known
+        self._seen: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+        self.mode = "poll" if not config.watch else "push"
+        self.last_sync: datetime | None = None
+        self.last_error = ""
+
+    # ---- scanning -----------------------------------------------------------------------
+
+    def _scan_folder(self, folder: str, submit: Submit) -> int:
+        with self._lock:
+            seen = self._seen.get(folder)
+            if seen is None:
+                seen = self._seen[folder] = self._known(self.name, self.account, folder)
+            fresh = [f for f in self.layout.files(folder) if item_key(f.name) not in seen]
+            fresh.sort(key=lambda f: (_mtime(f), f.name))
+            n = 0
+            for f in fresh:
+                key = item_key(f.name)
+                try:
+                    submit(SourceRef(self.name, self.account, folder, key), f)
+                except FileNotFoundError:
+                    continue  # moved between listing and reading: its new place will show it
+                seen.add(key)
+                n += 1
+            return n
+
+    def scan_once(self, submit: Submit, progress: Callable[[int, int], None] | None = None) -> int:
+        total = 0
+        for folder in self.config.folders:
+            self.layout.ensure(folder)
+            total += self._scan_folder(folder, submit)
+        self.last_sync = datetime.now(UTC)
+        return total
+
+    def pending_count(self) -> int:
+        n = 0
+        for folder in self.config.folders:
+            seen = self._seen.get(folder) or self._known(self.name, self.account, folder)
+            n += sum(1 for f in self.layout.files(folder) if item_key(f.name) not in seen)
+        return n
+
+    # ---- running ------------------------------------------------------------------------
+
+    def run(self, submit: Submit, stop: threading.Event) -> None:
+        self.scan_once(submit)
+        if self.config.watch:
+            try:
+                self._watch(submit, stop)
+                return
+            except Exception as exc:  # no inotify (e.g. a network file system): poll instead
+                log.warning("maildir %s: watching failed (%s); polling every %.1fs", self.name, exc, self.config.poll_interval)
+                self.mode = "poll"
+        while not stop.wait(self.config.poll_interval):
+            self._safe_scan(submit)
+
+    def _safe_scan(self, submit: Submit) -> None:
+        try:
+            self.scan_once(submit)
+            self.last_error = ""
+        except Retryable as exc:
+            self.last_error = str(exc)
+            log.warning("maildir %s: %s", self.name, exc)
+
+    def _watch(self, submit: Submit, stop: threading.Event) -> None:
+        import watchfiles
+
+        paths = [str(self.layout.folder_path(f) / sub) for f in self.config.folders for sub in ("new", "cur")]
+        folder_of = {str(self.layout.folder_path(f)): f for f in self.config.folders}
+        # Rescan on every batch of changes, and at the poll interval as a safety net in case
+        # an event was missed (inotify queue overflow): the known-key set makes it cheap.
+        for changes in watchfiles.watch(*paths, stop_event=stop, rust_timeout=int(self.config.poll_interval * 1000),
+                                        yield_on_timeout=True, debounce=50, step=20, raise_interrupt=False):
+            folders = {folder_of.get(str(Path(p).parent.parent)) for _, p in changes} - {None}
+            try:
+                if not changes:
+                    self.scan_once(submit)
+                for folder in sorted(folders):  # type: ignore[type-var]
+                    self._scan_folder(folder, submit)  # type: ignore[arg-type]
+                self.last_sync = datetime.now(UTC)
+                self.last_error = ""
+            except Retryable as exc:
+                self.last_error = str(exc)
+                log.warning("maildir %s: %s", self.name, exc)
+                time.sleep(1)
+
+    def status(self) -> dict[str, Any]:
+        return {"type": self.type, "connected": True, "mode": self.mode,
+                "last_sync": self.last_sync.isoformat() if self.last_sync else None,
+                "folders": {f: {"path": str(self.layout.folder_path(f)), "files": len(self.layout.files(f))}
+                            for f in self.config.folders},
+                "last_error": self.last_error}
+
+
+class MaildirWriteback:
+    """Tags in the ledger; `move` renames the file into the target folder's cur/."""
+
+    keeps_tags_in_mailbox = False
+
+    def __init__(self, source: MaildirSource) -> None:
+        self.source = source
+
+    def apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
+              move: str | None, message_id: str) -> Applied:
+        tags = (frozenset(current) | frozenset(add)) - frozenset(remove)
+        if not move or move == ref.folder:
+            return Applied(ref, tags)
+        layout = self.source.layout
+        path = layout.locate(ref.folder, ref.item_key)
+        if path is None:
+            for folder in self.source.config.folders:
+                path = layout.locate(folder, ref.item_key)
+                if path:
+                    break
+        if path is None:
+            return Applied(None, tags, "the file is no longer in any watched folder")
+        target = layout.ensure(move) / "cur" / path.name
+        os.rename(path, target)
+        # The target may be watched too: the copy there is the same one, already handled.
+        self.source._seen.setdefault(move, set()).add(ref.item_key)
+        return Applied(SourceRef(ref.source, ref.account, move, ref.item_key, 0), tags)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0

@@ -1,0 +1,1 @@
+"""Write-back: tag or move the source message after the CRM work is committed."""

@@ -1,0 +1,242 @@
+"""The connector contract: scenarios every CRM connector must pass, whatever the CRM.
+
+Use it from a `test_<crm>_contract.py` beside this file:
+
+    class TestTrytonContract(ConnectorContract):
+        @pytest.fixture
+        def connector(self, …): yield a connector on an empty CRM, closed afterwards
+        @pytest.fixture
+        def inspect(self, connector): return an `Inspector` reading that CRM
+
+The tests talk to the CRM only through `gateway.crm.base.Connector` methods, plus the
+small `Inspector` each connector's test supplies to read back what a user would see in the
+CRM (an email's links and files, a record's owner and addresses) — the one thing the
+protocol has no read method for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import pytest
+
+from gateway.crm.base import AttachmentData, Connector, EmailRecord, EmailRef, PartyData, PartyRef
+
+HOSTILE = (
+    "o'brien@example.org",
+    "back\\slash@example.org",
+    '"quoted name"@example.org',
+    "100%@example.org",
+    "under_score@example.org",
+    "zoë.müller@bücher.example",
+)
+# each of these must NOT match the hostile address above it (wildcards, case tricks)
+LOOKALIKES = (
+    "oXbrien@example.org",
+    "backXslash@example.org",
+    "Xquoted nameX@example.org",
+    "100X@example.org",
+    "underXscore@example.org",
+    "zoe.muller@bucher.example",
+)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class StoredEmail:
+    id: str
+    message_id: str
+    subject: str
+    from_address: str
+    links: frozenset[tuple[str, str]]  # (kind, id) of the records it is attached to
+    attachments: tuple[StoredFile, ...]
+
+
+@dataclass(frozen=True)
+class StoredParty:
+    kind: str
+    id: str
+    owner: str
+    emails: frozenset[str]  # as the CRM keeps them, compared case-insensitively by the tests
+
+
+class Inspector(Protocol):
+    """What a connector's test supplies to read the CRM behind the connector."""
+
+    def emails(self, message_id: str) -> list[StoredEmail]:
+        """Every stored email with this Message-ID (versions included), oldest first."""
+
+    def party(self, ref: PartyRef) -> StoredParty | None: ...
+
+
+def attachment(filename: str, payload: bytes, content_type: str = "application/octet-stream") -> AttachmentData:
+    return AttachmentData(filename, content_type, len(payload), hashlib.sha256(payload).hexdigest(), payload)
+
+
+def make_mail(
+    message_id: str = "<m1@example.org>",
+    body: str = "Hello, we would like a quote.",
+    *,
+    subject: str = "Quote",
+    sender: str = "ann@acme.example",
+    to: Sequence[str] = ("me@example.com",),
+    cc: Sequence[str] = (),
+    attachments: Sequence[AttachmentData] = (),
+    direction: str = "inbound",
+    owner: str = "me@example.com",
+) -> EmailRecord:
+    """A mail as the pipeline hands it over; `content_hash` follows the body and attachments."""
+    h = hashlib.sha256(body.encode())
+    for a in attachments:
+        h.update(a.sha256.encode())
+    raw = f"Message-ID: {message_id}\r\nFrom: {sender}\r\nSubject: {subject}\r\n\r\n{body}\r\n".encode()
+    return EmailRecord(
+        message_id=message_id,
+        content_hash=h.hexdigest(),
+        subject=subject,
+        from_address=sender,
+        from_name="Ann Lee",
+        to=tuple(to),
+        cc=tuple(cc),
+        date=datetime(2026, 11, 21, 10, 0, tzinfo=UTC),
+        date_offset_minutes=60,
+        direction=direction,  # type: ignore[arg-type]
+        text=body,
+        html=f"<p>{body}</p>",
+        raw=raw,
+        attachments=tuple(attachments),
+        owner=owner,
+    )
+
+
+def person(kind: str, *emails: str, first: str = "Ann", last: str = "Lee", owner: str = "me@example.com") -> PartyData:
+    return PartyData(kind=kind, emails=emails, first_name=first, last_name=last, company="acme.example", owner=owner)  # type: ignore[arg-type]
+
+
+def ids(refs: Sequence[PartyRef]) -> list[tuple[str, str]]:
+    return [(r.kind, r.id) for r in refs]
+
+
+class ConnectorContract:
+    """The connector-agnostic scenarios. Subclass with `connector` and `inspect` fixtures."""
+
+    # -- find --------------------------------------------------------------------------
+
+    def test_find_is_case_insensitive_and_knows_every_address(self, connector: Connector) -> None:
+        ann = connector.create("contact", person("contact", "Ann.Lee@Acme.example", "ann@private.example"))
+        assert ann.kind == "contact" and ann.name == "Ann Lee"
+        for address in ("ann.lee@acme.example", "ANN.LEE@ACME.EXAMPLE", "Ann@Private.Example"):
+            assert ids(connector.find(address, ["lead", "contact", "account"])) == [("contact", ann.id)]
+        assert connector.find("lee@acme.example", ["contact"]) == []
+        assert connector.find("ann.lee@acme.example", ["lead"]) == []
+
+    def test_find_returns_kinds_in_the_order_asked(self, connector: Connector) -> None:
+        lead = connector.create("lead", person("lead", "bob@x.example", first="Bob"))
+        contact = connector.create("contact", person("contact", "Bob@X.example", first="Bob"))
+        assert ids(connector.find("bob@x.example", ["contact", "lead"])) == [("contact", contact.id), ("lead", lead.id)]
+        assert ids(connector.find("bob@x.example", ["lead", "contact"])) == [("lead", lead.id), ("contact", contact.id)]
+
+    def test_hostile_addresses_match_exactly(self, connector: Connector) -> None:
+        refs = {a: connector.create("contact", person("contact", a)) for a in HOSTILE}
+        for address, ref in refs.items():
+            assert ids(connector.find(address, ["contact"])) == [("contact", ref.id)], address
+            assert ids(connector.find(address.upper(), ["contact"])) == [("contact", ref.id)], address.upper()
+        for lookalike in LOOKALIKES:
+            assert connector.find(lookalike, ["contact"]) == [], lookalike
+        assert connector.find("%@example.org", ["contact"]) == []
+        assert connector.find("_%", ["contact"]) == []
+
+    def test_find_by_domain(self, connector: Connector) -> None:
+        acme = connector.create("account", PartyData(kind="account", name="Acme", domain="acme.example", owner="me@example.com"))
+        connector.create("account", PartyData(kind="account", name="Other", domain="other.example"))
+        assert acme.name == "Acme"
+        assert ids(connector.find_by_domain("ACME.example")) == [("account", acme.id)]
+        assert connector.find_by_domain("sub.acme.example") == []
+        assert connector.find_by_domain("nobody.example") == []
+
+    # -- create ------------------------------------------------------------------------
+
+    def test_create_keeps_owner_and_addresses(self, connector: Connector, inspect: Inspector) -> None:
+        lead = connector.create("lead", person("lead", "carl@c.example", "Carl@Home.example", first="Carl", owner="sales@example.com"))
+        stored = inspect.party(lead)
+        assert stored is not None and stored.owner == "sales@example.com"
+        assert {e.casefold() for e in stored.emails} == {"carl@c.example", "carl@home.example"}
+
+    def test_create_contact_linked_to_account(self, connector: Connector) -> None:
+        acme = connector.create("account", PartyData(kind="account", name="Acme", domain="acme.example"))
+        data = PartyData(kind="contact", emails=("dee@acme.example",), first_name="Dee", last_name="Day", account=acme)
+        dee = connector.create("contact", data)
+        assert ids(connector.find("dee@acme.example", ["contact"])) == [("contact", dee.id)]
+
+    # -- attach ------------------------------------------------------------------------
+
+    def test_attach_with_attachments_to_one_record(self, connector: Connector, inspect: Inspector) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        files = (attachment("quote.pdf", b"%PDF-1.4 quote", "application/pdf"), attachment("logo.png", b"\x89PNG logo", "image/png"))
+        ref = connector.attach([ann], make_mail(attachments=files))
+        assert ref.message_id == "<m1@example.org>"
+        [stored] = inspect.emails("<m1@example.org>")
+        assert stored.id == ref.id and stored.subject == "Quote"
+        assert stored.links == {("contact", ann.id)}
+        assert sorted((f.filename, f.size, f.sha256) for f in stored.attachments) == sorted(
+            (a.filename, a.size, a.sha256) for a in files
+        )
+
+    def test_attach_to_several_records(self, connector: Connector, inspect: Inspector) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        acme = connector.create("account", PartyData(kind="account", name="Acme", domain="acme.example"))
+        connector.attach([ann, acme], make_mail())
+        [stored] = inspect.emails("<m1@example.org>")
+        assert stored.links == {("contact", ann.id), ("account", acme.id)}
+
+    def test_same_mail_twice_is_one_record(self, connector: Connector, inspect: Inspector) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        bob = connector.create("lead", person("lead", "bob@x.example", first="Bob"))
+        mail = make_mail(attachments=[attachment("a.txt", b"a")])
+        first = connector.attach([ann], mail)
+        again = connector.attach([ann], mail)
+        third = connector.attach([bob], mail)  # the same mail seen in another mailbox, for Bob
+        assert first.id == again.id == third.id
+        [stored] = inspect.emails("<m1@example.org>")
+        assert stored.links == {("contact", ann.id), ("lead", bob.id)}
+        assert len(stored.attachments) == 1
+        found = connector.find_email("<m1@example.org>")
+        assert found is not None and found.id == first.id
+
+    def test_same_message_id_other_content_is_a_version(self, connector: Connector, inspect: Inspector) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        one = connector.attach([ann], make_mail(body="first wording"))
+        two = connector.attach([ann], make_mail(body="second wording"))
+        assert one.id != two.id
+        stored = inspect.emails("<m1@example.org>")
+        assert [s.id for s in stored] == [one.id, two.id]
+        assert all(s.links == {("contact", ann.id)} for s in stored)
+        v2 = connector.find_email("<m1@example.org>", two.content_hash)
+        assert v2 is not None and v2.id == two.id
+
+    def test_find_email_and_thread_parents(self, connector: Connector) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        acme = connector.create("account", PartyData(kind="account", name="Acme", domain="acme.example"))
+        connector.attach([ann, acme], make_mail("<t1@example.org>"))
+        assert connector.find_email("<nothing@example.org>") is None
+        assert connector.find_email("<t1@example.org>", "other-hash") is None
+        parents = connector.thread_parents(["<unknown@x>", "<t1@example.org>"])
+        assert sorted(ids(parents)) == sorted([("contact", ann.id), ("account", acme.id)])
+        assert connector.thread_parents([]) == []
+
+    def test_attach_to_hostile_address_record(self, connector: Connector, inspect: Inspector) -> None:
+        refs = [connector.create("lead", person("lead", a)) for a in HOSTILE]
+        connector.attach(refs, make_mail(sender=HOSTILE[0], cc=HOSTILE[1:]))
+        [stored] = inspect.emails("<m1@example.org>")
+        assert stored.links == {("lead", r.id) for r in refs}

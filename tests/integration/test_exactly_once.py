@@ -1,0 +1,93 @@
+"""Never duplicate, never lose: copies in two folders or mailboxes, reruns, and kills."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.mail import make_mail
+
+
+def test_same_message_in_two_folders_is_stored_once_and_both_copies_are_tagged(home):
+    raw = make_mail(sender="Bob Ray <bob@x.org>", subject="twice", message_id="<twice@x.org>")
+    home.drop("VLeads", raw)
+    home.drop("VContacts", raw)
+    assert home.run_once() == {"done": 2}  # two copies, two workers at once, one message
+    crm = home.dump()
+    assert len(crm["leads"]) + len(crm["contacts"]) == 1
+    (email,) = crm["emails"]
+    assert len(email["links"]) == 1
+    assert home.location_tags("VLeads") == [["CRM sync", "Synced"]]
+    assert home.location_tags("VContacts") == [["CRM sync", "Synced"]]
+
+
+def test_same_message_in_two_mailboxes_is_stored_once(make_home, tmp_path):
+    h = make_home()
+    cfg = yaml.safe_load(h.config_path.read_text())
+    other = tmp_path / "other-mail"
+    for sub in ("new", "cur", "tmp"):
+        (other / "VLeads" / sub).mkdir(parents=True)
+    cfg["sources"].append({"name": "colleague", "type": "maildir", "path": str(other), "layout": "fs",
+                           "owner": ["pat@example.com"], "folders": ["VLeads"]})
+    h.config_path.write_text(yaml.safe_dump(cfg))
+    raw = make_mail(sender="Bob Ray <bob@x.org>", to=["me@example.com", "pat@example.com"], message_id="<both@x.org>")
+    h.drop("VLeads", raw)
+    (other / "VLeads" / "new" / "1.abc.host").write_bytes(raw.replace(b"Subject:", b"Received: from mx2 by mx\r\nSubject:", 1))
+    assert h.run_once() == {"done": 2}
+    crm = h.dump()
+    assert len(crm["leads"]) == 1 and len(crm["emails"]) == 1
+    assert len(crm["emails"][0]["links"]) == 1
+
+
+def test_run_once_twice_changes_nothing_the_second_time(home):
+    for i in range(5):
+        home.drop("VLeads", make_mail(sender=f"P{i} Q <p{i}@x{i}.example>"))
+    home.run_once()
+    before = home.dump()
+    led = home.ledger()
+    with led.engine.connect() as c:
+        events_before = c.exec_driver_sql("select count(*) from events").scalar()
+    assert home.run_once() == {"done": 5}
+    assert home.dump() == before
+    with led.engine.connect() as c:
+        assert c.exec_driver_sql("select count(*) from events").scalar() == events_before
+    led.close()
+
+
+def test_two_new_mails_from_one_unknown_sender_at_once_make_one_lead(home):
+    for i in range(6):
+        home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", subject=f"mail {i}"))
+    assert home.run_once() == {"done": 6}
+    crm = home.dump()
+    assert len(crm["leads"]) == 1 and len(crm["emails"]) == 6
+
+
+STEPS = ["create:lead:bob@x.org:intent", "create:lead:bob@x.org:called", "create:lead:bob@x.org:result",
+         "attach:intent", "attach:called", "attach:result", "crm_done"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_killed_at_each_journal_step_then_run_again(home, step):
+    raw = make_mail(sender="Bob Ray <bob@x.org>", subject="crash", message_id="<crash@x.org>",
+                    attachments=[("a.bin", "application/octet-stream", b"\x00\x01" * 5000)])
+    home.drop("VLeads", raw)
+    env = {**os.environ, "CRM_GATEWAY_CRASH_AT": step}
+    killed = subprocess.run([sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
+                            cwd=home.root, env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == 137, killed.stderr
+    again = home.cli("run", "--once")
+    assert again.returncode == 0, again.stderr
+    crm = home.dump()
+    assert len(crm["leads"]) == 1
+    (email,) = crm["emails"]
+    assert email["links"] == [{"kind": "lead", "id": crm["leads"][0]["id"]}]
+    assert len(email["attachments"]) == 1
+    assert home.states() == {"done": 1}
+    assert home.location_tags("VLeads") == [["CRM sync", "Synced"]]
+    doc = json.loads(home.cli("explain", "<crash@x.org>", "--json", check=True).stdout)
+    assert doc["journal"]["create:lead:bob@x.org"]["created"] is True

@@ -1,0 +1,96 @@
+"""Hostile mail never stops the gateway; quarantined mail comes back with `quarantine retry`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from tests.mail import make_mail
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "hostile"
+
+
+def test_hostile_corpus_is_processed_or_quarantined_with_a_reason(home):
+    files = sorted(p for p in DATA.glob("*.eml"))
+    assert len(files) >= 6
+    for f in files:
+        home.drop("VLeads", f.read_bytes(), name=f"{f.stem}.1.host")
+    home.drop("VLeads", b"", name="empty-file.1.host")
+    huge = b"From: Huge <huge@x.example>\r\nX-Long: " + b"a" * 1_000_000 + b"\r\nSubject: big header\r\n\r\nbody\r\n"
+    home.drop("VLeads", huge, name="huge-header.1.host")
+    home.drop("VLeads", make_mail(sender="Fine Person <fine@ok.example>"), name="fine.1.host")
+    summary = home.run_once()
+    assert sum(summary.values()) == len(files) + 3
+    assert set(summary) <= {"done", "quarantined", "skipped", "ignored", "review"}
+    led = home.ledger()
+    try:
+        for row in led.messages_in(["quarantined"]):
+            assert row.reason, row
+    finally:
+        led.close()
+    crm = home.dump()
+    assert "fine@ok.example" in [e for l in crm["leads"] for e in l["emails"]]
+    for e in crm["emails"]:
+        assert "<script" not in (e["html"] or "").lower()
+    listed = json.loads(home.cli("quarantine", "list", "--json", check=True).stdout)["quarantined"]
+    assert any("unparseable" in q["reason"] for q in listed)  # the 0-byte file
+
+
+def test_quarantine_retry_brings_a_message_back_once_the_cause_is_fixed(home):
+    cfg = yaml.safe_load(home.config_path.read_text())
+    cfg["max_message_size"] = "2KB"
+    home.config_path.write_text(yaml.safe_dump(cfg))
+    home.drop("VLeads", make_mail(sender="Big Ben <ben@big.example>", attachments=[("a.bin", "application/octet-stream", b"x" * 5000)]))
+    assert home.run_once() == {"quarantined": 1}
+    assert home.location_tags("VLeads") == [["CRM error"]]
+    show = home.cli("quarantine", "show", "1")
+    assert show.returncode == 0 and "max_message_size" in show.stdout
+
+    cfg["max_message_size"] = "10MB"
+    home.config_path.write_text(yaml.safe_dump(cfg))
+    res = home.cli("quarantine", "retry", "1")
+    assert res.returncode == 0, res.stderr
+    assert "1: done" in res.stdout
+    assert [l["emails"] for l in home.dump()["leads"]] == [["ben@big.example"]]
+    assert home.location_tags("VLeads") == [["CRM sync", "Synced"]]
+    assert home.states() == {"done": 1}
+
+
+def test_a_rule_that_cannot_apply_quarantines_with_on_error_tags(home):
+    (home.root / "rules" / "zz-strict.yaml").write_text(
+        "rules:\n"
+        "  - name: Strict sync\n"
+        "    when: {folder: VAccounts}\n"
+        "    then:\n"
+        "      - find: {who: sender, kinds: [contact]}\n"
+        "      - attach: {to: found, if_none: error}\n"
+        "    on_error:\n"
+        "      - tag: [Needs care]\n")
+    for f in ("folders.yaml",):
+        (home.root / "rules" / f).unlink()
+    home.drop("VAccounts", make_mail(sender="Zed <zed@z.example>"))
+    assert home.run_once() == {"quarantined": 1}
+    assert home.location_tags("VAccounts") == [["Needs care"]]
+    out = home.cli("explain", "1")
+    assert "quarantined" in out.stdout and "Strict sync" in out.stdout
+
+
+def test_explain_tells_why_a_message_was_skipped_or_ignored(home):
+    home.drop("VLeads", make_mail(sender="Bob <bob@x.org>", headers={"Auto-Submitted": "auto-replied"}, message_id="<ooo@x.org>"))
+    home.drop("CRM sync", make_mail(sender="Me <me@example.com>", to="colleague@example.com", message_id="<internal@example.com>"))
+    cfg = yaml.safe_load(home.config_path.read_text())
+    cfg["sources"][0]["folders"].append("Archive")
+    home.config_path.write_text(yaml.safe_dump(cfg))
+    for sub in ("new", "cur", "tmp"):
+        (home.mail / "Archive" / sub).mkdir(parents=True, exist_ok=True)
+    home.drop("Archive", make_mail(sender="Bob <bob@x.org>", message_id="<archived@x.org>"))
+    home.run_once()
+    skipped = home.cli("explain", "<ooo@x.org>")
+    assert skipped.returncode == 0
+    assert "skipped" in skipped.stdout and "auto_reply" in skipped.stdout and "Auto-Submitted" in skipped.stdout
+    ignored = home.cli("explain", "<archived@x.org>")
+    assert "ignored" in ignored.stdout and "no rule" in ignored.stdout
+    missing = home.cli("explain", "<nope@x.org>")
+    assert missing.returncode == 1 and "no message" in missing.stderr
