@@ -64,18 +64,16 @@ def status_doc(config: Config) -> dict[str, Any]:
 def render_status(doc: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    t = Table(title="crm-gateway status", show_lines=False)
-    for col in ("source", "folder", "connected", "mode", "last sync", "cursor", "done", "ignored", "skipped",
-                "retrying", "quarantined", "review", "last error"):
-        t.add_column(col)
+    t = Table(title="crm-gateway status")
+    for col in ("source", "folder", "connected", "mode", "last sync", "cursor", "counts", "last error"):
+        t.add_column(col, overflow="fold")
     for s in doc["sources"]:
         for f in s["folders"]:
             c = f["counts"]
-            cursor = f.get("cursor") or (f"{f.get('uidvalidity')}:{f.get('last_uid')}" if f.get("uidvalidity") else "")
+            cursor = f.get("cursor") or (f"{f.get('uidvalidity')}:{f.get('last_uid')}" if f.get("uidvalidity") else "-")
             t.add_row(s["name"], f["folder"], "yes" if s["connected"] else "no", str(f.get("mode") or s["mode"] or "-"),
-                      str(s["last_sync"] or "-")[:19], str(cursor), str(c.get("done", 0) + c.get("done_untagged", 0)),
-                      str(c.get("ignored", 0)), str(c.get("skipped", 0)), str(c.get("retrying", 0)),
-                      str(c.get("quarantined", 0)), str(c.get("review", 0)), (f.get("last_error") or s["last_error"] or "")[:60])
+                      str(s["last_sync"] or "-")[:19], str(cursor),
+                      ", ".join(f"{k} {v}" for k, v in c.items()) or "-", (f.get("last_error") or s["last_error"] or "")[:80])
     rules = doc["rules"]
     from rich.console import Group
     from rich.text import Text
@@ -245,6 +243,8 @@ def forget_address(gw: Any, address: str) -> dict[str, Any]:
     gone = gw.ledger.forget_address(addresses.key(address))
     for row in gone:
         gw.spool.discard(row.spool_path)
+        for loc in gw.ledger.locations_of(row.id):
+            gw.spool.discard(loc.spool_path)
     return {"address": address, "records_deleted": [r.as_dict() for r in report.parties],
             "emails_removed": report.emails_removed, "emails_unlinked": report.emails_unlinked,
             "ledger_messages": len(gone)}

@@ -27,7 +27,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(review_app, name="review")
 app.add_typer(crm_app, name="crm")
 
-out = Console(soft_wrap=True)
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("-c", "--config", help="config file [./config.yaml, else config.example.yaml]")]
@@ -127,7 +127,7 @@ def check(config: ConfigOpt = None) -> None:
 
 @app.command()
 @guarded
-def schema() -> None:
+def schema(config: ConfigOpt = None) -> None:
     """Print the JSON Schema of the rule files."""
     from gateway.engine.schema import json_schema
 

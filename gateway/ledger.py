@@ -21,7 +21,7 @@ from gateway.errors import Retryable
 from gateway.ledger_schema import SCHEMA_VERSION, cursors, events, journal, locations, message_addresses, messages, meta, metadata, status
 from gateway.sources.base import SourceRef
 
-TERMINAL = frozenset({"done", "done_untagged", "ignored", "skipped", "review", "quarantined"})
+TERMINAL = frozenset({"done", "done_untagged", "ignored", "skipped", "review", "quarantined", "forgotten"})
 LOCATION_OPEN = ("new", "waiting")
 
 
@@ -396,7 +396,12 @@ class Ledger:
     # ---- data protection ----------------------------------------------------------------
 
     def forget_address(self, address_key: str) -> list[MessageRow]:
-        """Delete the ledger's traces of every message with this address; return them."""
+        """Erase what the ledger knows of every message with this address; return them as they were.
+
+        The rows stay as tombstones (state `forgotten`, no subject, sender, plan or history)
+        with their locations, so the copies still in a mailbox are not processed again and
+        the person is not re-created from them.
+        """
         with self.engine.connect() as c:
             pks = list(c.execute(select(message_addresses.c.message_pk).where(
                 message_addresses.c.address_key == address_key)).scalars())
@@ -404,7 +409,10 @@ class Ledger:
         if pks:
             with self.engine.begin() as c:
                 for table, col in ((events, events.c.message_pk), (journal, journal.c.message_pk),
-                                   (message_addresses, message_addresses.c.message_pk), (locations, locations.c.message_pk)):
+                                   (message_addresses, message_addresses.c.message_pk)):
                     c.execute(delete(table).where(col.in_(pks)))
-                c.execute(delete(messages).where(messages.c.id.in_(pks)))
+                c.execute(update(messages).where(messages.c.id.in_(pks)).values(
+                    state="forgotten", reason="erased on request", subject="", from_address="", plan_json=None,
+                    spool_path=None, next_attempt_at=None, updated_at=now()))
+                c.execute(update(locations).where(locations.c.message_pk.in_(pks)).values(spool_path=None))
         return gone
