@@ -316,11 +316,13 @@ def load_config(path: str | Path) -> Config:
     path = Path(path)
     shown = str(path)
     try:
-        data, pos = yamlpos.load_file(path, shown)
+        data, pos = yamlpos.load_with_positions(path.read_text(encoding="utf-8"), shown)
     except FileNotFoundError:
         raise ConfigError(f"{shown}: no such config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{shown}:1:1: not UTF-8 text ({exc.reason})") from None
     except yamlpos.YamlSyntaxError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(f"{shown}:{exc.line}:{exc.col}: {exc.message}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{shown}:1:1: the config must be a mapping of keys")
     problems: list[str] = []

@@ -18,7 +18,7 @@ from yaml.nodes import Node, ScalarNode
 from gateway.crm.base import PARTY_KINDS, PartyData, PartyKind, PartyRef
 from gateway.engine.model import PlannedCreate, Target
 from gateway.engine.state import WHO, account_name, party_data_for
-from gateway.engine.yamlpos import Checker, did_you_mean, is_null, kind_name, node_at, to_python
+from gateway.yamlpos import Checker, did_you_mean, is_null, kind_name, node_at, to_python
 
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from gateway import addresses
-from gateway.engine.yamlpos import Checker, did_you_mean, kind_name, to_python
+from gateway.yamlpos import Checker, did_you_mean, kind_name, to_python
 
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation

@@ -19,7 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from gateway.engine.actions import ACTIONS, Action
 from gateway.engine.conditions import Condition, parse_condition
 from gateway.engine.model import OnError
-from gateway.engine.yamlpos import Checker, Problem, YamlSyntaxError, compose, did_you_mean, position
+from gateway.yamlpos import Checker, Problem, YamlSyntaxError, compose, did_you_mean, position
 from gateway.errors import RuleError
 
 RULE_KEYS = ("name", "description", "when", "then", "on_error")

@@ -1,0 +1,263 @@
+"""Throughput and memory of the gateway pipeline, as a ratio to a naive baseline.
+
+    .venv/bin/python bench/pipeline.py              # 3000 messages (one of them ~20 MB)
+    .venv/bin/python bench/pipeline.py --quick      # 300 messages, the 20 MB one still in
+    .venv/bin/python bench/pipeline.py --count 1000 --json
+
+One run writes a reproducible corpus (bench/corpus.py, fixed seed) into a temporary folder,
+then measures, each in its own child process (so one phase's memory never shows in the
+other's peak RSS):
+
+(a) baseline: for each message read the file, parse it with mail-parser (the gateway's parser)
+    and insert one row into SQLite (WAL, synchronous=NORMAL, one commit per message);
+(b) gateway: the same files hard-linked into a fresh gateway home (Maildir, layout fs, the
+    shipped rules, embedded SQLite CRM and ledger, 2 workers), `Gateway(config).run_once()`.
+
+Prints msgs/s for both, the ratio b/a (target >= 0.6), each phase's peak RSS (gateway target
+< 250 MB), and the gateway's outcome counts; a short table then one JSON line (`--json`: only
+the JSON). Nothing is asserted on timings; the exit code is 1 only when the run itself fails
+or the gateway did not account for every message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import corpus  # noqa: E402
+
+TARGET_RATIO = 0.6
+TARGET_RSS_MB = 250
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+# ---------------------------------------------------------------- phase (a): baseline
+
+def phase_baseline(corpus_dir: Path, work: Path) -> dict[str, Any]:
+    import sqlite3
+
+    import mailparser
+
+    items = corpus.files(corpus_dir)
+    rss_start = _peak_rss_mb()
+    db = sqlite3.connect(work / "baseline.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE mail (id INTEGER PRIMARY KEY, folder TEXT, message_id TEXT, subject TEXT, "
+               "from_addr TEXT, to_addr TEXT, date TEXT, size INTEGER, attachments INTEGER, body TEXT)")
+    n = nbytes = 0
+    t0 = time.perf_counter()
+    for folder, path in items:
+        raw = path.read_bytes()
+        mail = mailparser.parse_from_bytes(raw)
+        frm = mail.from_[0][1] if mail.from_ else ""
+        to = ", ".join(a for _, a in mail.to)
+        db.execute("BEGIN")
+        db.execute("INSERT INTO mail (folder, message_id, subject, from_addr, to_addr, date, size, attachments, body) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (folder, mail.message_id, mail.subject, frm, to, str(mail.date), len(raw), len(mail.attachments),
+                    mail.text_plain[0][:2000] if mail.text_plain else ""))
+        db.execute("COMMIT")
+        n += 1
+        nbytes += len(raw)
+    elapsed = time.perf_counter() - t0
+    rows = db.execute("SELECT count(*) FROM mail").fetchone()[0]
+    db.close()
+    return {"phase": "baseline", "messages": n, "rows": rows, "bytes": nbytes, "seconds": elapsed,
+            "msgs_per_s": n / elapsed, "rss_after_import_mb": rss_start, "peak_rss_mb": _peak_rss_mb()}
+
+
+# ---------------------------------------------------------------- phase (b): gateway
+
+def make_home(root: Path, workers: int) -> Path:
+    """A gateway home like tests/conftest.py's Home: config.yaml, rules/, var/mail (Maildir, fs)."""
+    import yaml
+
+    shutil.copytree(REPO / "rules", root / "rules")
+    mail = root / "var" / "mail"
+    for f in corpus.FOLDERS:
+        for sub in ("new", "cur", "tmp"):
+            (mail / f / sub).mkdir(parents=True, exist_ok=True)
+    cfg = {
+        "ledger": {"url": "sqlite:///var/gateway.db"},
+        "crm": {"backend": "sql", "url": "sqlite:///var/crm.db"},
+        "rules": ["rules/*.yaml"],
+        "workers": workers,
+        "internal_domains": ["example.com"],
+        "sources": [{"name": "local", "type": "maildir", "path": "var/mail", "layout": "fs",
+                     "owner": [corpus.OWNER], "crm_user": corpus.OWNER, "folders": corpus.FOLDERS}],
+    }
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def deliver(corpus_dir: Path, home: Path) -> int:
+    """Hard-link (or copy) every corpus file into the home's Maildir, so the gateway sees fresh files."""
+    n = 0
+    for folder, path in corpus.files(corpus_dir):
+        target = home / "var" / "mail" / folder / "new" / path.name
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
+        n += 1
+    return n
+
+
+def phase_gateway(corpus_dir: Path, work: Path, workers: int) -> dict[str, Any]:
+    from gateway.config import load_config
+    from gateway.service import Gateway
+
+    home = work / "home"
+    home.mkdir()
+    config_path = make_home(home, workers)
+    delivered = deliver(corpus_dir, home)
+    rss_start = _peak_rss_mb()
+    t0 = time.perf_counter()
+    gw = Gateway(load_config(config_path))
+    t1 = time.perf_counter()
+    try:
+        summary = gw.run_once()
+    finally:
+        t2 = time.perf_counter()
+        gw.close()
+    elapsed = t2 - t1
+    crm = _crm_counts(home / "var" / "crm.db")
+    return {"phase": "gateway", "messages": delivered, "seconds": elapsed, "init_seconds": t1 - t0,
+            "msgs_per_s": delivered / elapsed, "states": summary, "crm": crm, "workers": workers,
+            "rss_after_import_mb": rss_start, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _crm_counts(db: Path) -> dict[str, int]:
+    import sqlite3
+
+    out: dict[str, int] = {}
+    con = sqlite3.connect(db)
+    try:
+        for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+                                    "AND name != 'alembic_version' ORDER BY name"):
+            out[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    finally:
+        con.close()
+    return out
+
+
+# ---------------------------------------------------------------- driver
+
+def run_child(phase: str, corpus_dir: Path, work: Path, workers: int) -> dict[str, Any]:
+    """Run one phase in a fresh interpreter; its own peak RSS is in its answer, cross-checked with wait4."""
+    work.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", phase, "--corpus", str(corpus_dir),
+           "--work", str(work), "--workers", str(workers)]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=REPO)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"phase {phase} failed (exit {proc.returncode}):\n{stderr[-4000:]}")
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"phase {phase} printed no result:\n{stdout[-2000:]}\n{stderr[-2000:]}")
+    result = json.loads(lines[-1])
+    result["wait4_maxrss_mb"] = usage.ru_maxrss / 1024
+    result["stderr_lines"] = len(stderr.splitlines())
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--count", type=int, default=None, help="messages in the corpus (default 3000; --quick: 300)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 300 messages, the 20 MB one still in")
+    ap.add_argument("--seed", type=int, default=20260101)
+    ap.add_argument("--workers", type=int, default=2, help="gateway pipeline workers (default 2)")
+    ap.add_argument("--json", action="store_true", help="print only the JSON result")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (corpus, databases) and print it")
+    ap.add_argument("--phase", choices=["baseline", "gateway"], help=argparse.SUPPRESS)
+    ap.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.phase:  # child
+        if args.phase == "baseline":
+            result = phase_baseline(args.corpus, args.work)
+        else:
+            result = phase_gateway(args.corpus, args.work, args.workers)
+        print(json.dumps(result), flush=True)
+        return 0
+
+    count = args.count or (300 if args.quick else 3000)
+    say = (lambda *a: None) if args.json else (lambda *a: print(*a, flush=True))
+    tmp = Path(tempfile.mkdtemp(prefix="crm-bench-"))
+    try:
+        t0 = time.perf_counter()
+        manifest = corpus.build(tmp / "corpus", count, args.seed)
+        gen_s = time.perf_counter() - t0
+        say(f"corpus: {count} messages, {manifest['bytes'] / 1e6:.1f} MB (largest {manifest['largest'] / 1e6:.1f} MB), "
+            f"{manifest['by_kind']}, folders {manifest['by_folder']}, {manifest['outbound']} sent, "
+            f"{manifest['automated']} automated, {manifest['new_senders']} from new senders, written in {gen_s:.1f}s")
+        say("phase a: baseline (read + mail-parser + SQLite insert, commit per message) ...")
+        base = run_child("baseline", tmp / "corpus", tmp / "a", args.workers)
+        say(f"  {base['msgs_per_s']:.0f} msgs/s in {base['seconds']:.1f}s")
+        say("phase b: gateway run_once (shipped rules, embedded SQLite CRM, ledger) ...")
+        gw = run_child("gateway", tmp / "corpus", tmp / "b", args.workers)
+        say(f"  {gw['msgs_per_s']:.0f} msgs/s in {gw['seconds']:.1f}s")
+
+        accounted = sum(gw["states"].values())
+        ok = accounted == count and base["rows"] == count
+        ratio = gw["msgs_per_s"] / base["msgs_per_s"]
+        result = {
+            "count": count, "seed": args.seed, "corpus_mb": round(manifest["bytes"] / 1e6, 1),
+            "largest_mb": round(manifest["largest"] / 1e6, 1), "corpus_seconds": round(gen_s, 2),
+            "baseline": {"msgs_per_s": round(base["msgs_per_s"], 1), "seconds": round(base["seconds"], 2),
+                         "peak_rss_mb": round(base["peak_rss_mb"], 1)},
+            "gateway": {"msgs_per_s": round(gw["msgs_per_s"], 1), "seconds": round(gw["seconds"], 2),
+                        "init_seconds": round(gw["init_seconds"], 2), "peak_rss_mb": round(gw["peak_rss_mb"], 1),
+                        "workers": gw["workers"], "states": gw["states"], "crm": gw["crm"]},
+            "ratio": round(ratio, 3), "target_ratio": TARGET_RATIO, "target_rss_mb": TARGET_RSS_MB,
+            "ratio_ok": ratio >= TARGET_RATIO, "rss_ok": gw["peak_rss_mb"] < TARGET_RSS_MB,
+            "accounted": accounted, "all_accounted": ok,
+        }
+        if not args.json:
+            rows = [("", "msgs/s", "seconds", "peak RSS MB"),
+                    ("(a) baseline", f"{base['msgs_per_s']:.0f}", f"{base['seconds']:.1f}", f"{base['peak_rss_mb']:.0f}"),
+                    ("(b) gateway", f"{gw['msgs_per_s']:.0f}", f"{gw['seconds']:.1f}", f"{gw['peak_rss_mb']:.0f}")]
+            print()
+            for r in rows:
+                print(f"{r[0]:<14}{r[1]:>10}{r[2]:>10}{r[3]:>14}")
+            print(f"ratio b/a: {ratio:.2f} (target >= {TARGET_RATIO}: {'ok' if ratio >= TARGET_RATIO else 'BELOW'}); "
+                  f"gateway peak RSS {gw['peak_rss_mb']:.0f} MB (target < {TARGET_RSS_MB}: "
+                  f"{'ok' if gw['peak_rss_mb'] < TARGET_RSS_MB else 'ABOVE'})")
+            print("gateway outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(gw["states"].items()))
+                  + f" = {accounted} of {count}" + ("" if ok else "  <-- NOT ALL ACCOUNTED FOR"))
+            print("CRM rows: " + ", ".join(f"{k} {v}" for k, v in gw["crm"].items()))
+            if args.keep:
+                print(f"kept: {tmp}")
+        print(json.dumps(result), flush=True)
+        return 0 if ok else 1
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
