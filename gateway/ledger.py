@@ -46,6 +46,7 @@ class MessageRow:
     attempts: int
     next_attempt_at: datetime | None
     spool_path: str | None
+    primary_location: int | None
     subject: str
     from_address: str
     size: int
@@ -59,7 +60,8 @@ class MessageRow:
         return cls(
             id=m["id"], identity=m["identity"], message_id=m["message_id"], content_hash=m["content_hash"],
             state=m["state"], reason=m["reason"] or "", attempts=m["attempts"] or 0,
-            next_attempt_at=_aware(m["next_attempt_at"]), spool_path=m["spool_path"], subject=m["subject"] or "",
+            next_attempt_at=_aware(m["next_attempt_at"]), spool_path=m["spool_path"],
+            primary_location=m["primary_location"], subject=m["subject"] or "",
             from_address=m["from_address"] or "", size=m["size"] or 0,
             plan=json.loads(m["plan_json"]) if m["plan_json"] else None,
             created_at=_aware(m["created_at"]), updated_at=_aware(m["updated_at"]),  # type: ignore[arg-type]
@@ -174,13 +176,14 @@ class Ledger:
         loc = self.location(location_pk)
         if loc.message_pk is not None:
             m = self.message(loc.message_pk)
-            return Binding(m.id, self._is_primary(m.id, location_pk), m.state)
+            return Binding(m.id, m.primary_location == location_pk, m.state)
         t = now()
         try:
             with self.engine.begin() as c:
                 pk = c.execute(insert(messages).values(
                     identity=identity, message_id=message_id, content_hash=content_hash, state=state, reason=reason,
-                    attempts=0, spool_path=spool_path, subject=subject[:500], from_address=from_address[:320],
+                    attempts=0, spool_path=spool_path, primary_location=location_pk, subject=subject[:500],
+                    from_address=from_address[:320],
                     size=size, created_at=t, updated_at=t)).inserted_primary_key[0]
                 c.execute(update(locations).where(locations.c.id == location_pk).values(message_pk=pk, updated_at=t))
                 keys = sorted({a for a in addresses if a})
@@ -195,11 +198,6 @@ class Ledger:
                 c.execute(insert(events).values(message_pk=pk, at=t, event="copy", detail=f"another copy at {loc.ref.label()}"))
             m = self.message(pk)
             return Binding(pk, False, m.state)
-
-    def _is_primary(self, message_pk: int, location_pk: int) -> bool:
-        with self.engine.connect() as c:
-            first = c.execute(select(func.min(locations.c.id)).where(locations.c.message_pk == message_pk)).scalar()
-        return first == location_pk
 
     # ---- message state ------------------------------------------------------------------
 

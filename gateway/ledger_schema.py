@@ -41,6 +41,7 @@ messages = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", DateTime(timezone=True)),
     Column("spool_path", Text),
+    Column("primary_location", Integer),  # the copy whose claim made this row: it does the CRM work
     Column("subject", Text, nullable=False, default=""),
     Column("from_address", String(320), nullable=False, default=""),
     Column("size", Integer, nullable=False, default=0),

@@ -76,7 +76,7 @@ class Pipeline:
         assert loc.message_pk is not None
         with self._message_locks(str(loc.message_pk)):
             row = self.ledger.message(loc.message_pk)
-            primary = self.ledger.locations_of(row.id)[0].id == loc.id
+            primary = row.primary_location == loc.id
             if not primary:
                 self._copy(loc, row, message)
                 state = self.ledger.message(row.id).state
@@ -303,7 +303,7 @@ class Pipeline:
         self.ledger.set_state(message_pk, state, event_detail="sent through the rules again")
         for loc in locs:
             self.ledger.take_location(loc.id, ["applied", "none", "untagged", "waiting", "tagging"], "new")
-        return locs[0].id
+        return self.ledger.message(message_pk).primary_location or locs[0].id
 
     def resolve(self, message_pk: int, to: list[PartyRef] | None = None, create_kind: str | None = None) -> str:
         """Attach a message in review to the records a person picked (or creates), then tag it."""
@@ -316,7 +316,7 @@ class Pipeline:
             plan = plan_from_json(row.plan) if row.plan else None
             direction = plan.direction if plan else "inbound"
             targets = list(to or [])
-            loc = self.ledger.locations_of(message_pk)[0]
+            loc = self.ledger.location(row.primary_location or self.ledger.locations_of(message_pk)[0].id)
             crm_user = self.contexts.for_ref(loc.ref).crm_user
             if create_kind:
                 wanted = [a for a, _ in plan.review.candidates] if plan and plan.review and plan.review.candidates else []

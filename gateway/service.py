@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Config, MaildirSource as MaildirConfig
+from gateway.config import Config
 from gateway.context import FILE_SOURCE
 from gateway.crm.base import Connector, make_connector
 from gateway.errors import Retryable
@@ -24,7 +24,7 @@ from gateway.ledger import Ledger
 from gateway.pipeline import Pipeline
 from gateway.rulesholder import RulesHolder, rule_files
 from gateway.sources.base import SourceRef
-from gateway.sources.maildir import MaildirSource, MaildirWriteback
+from gateway.sources.registry import SourceEnv, make_source
 from gateway.spool import Spool
 from gateway.writeback.base import LedgerOnly, Writeback
 
@@ -46,11 +46,11 @@ class Gateway:
         self.spool = Spool(config.resolve(config.spool))
         self.sources: list[Any] = []
         self.writebacks: dict[str, Writeback] = {}
+        env = SourceEnv(config=config, ledger=self.ledger, spool=self.spool, submit_bytes=self.submit_bytes)
         for src in config.sources:
-            if isinstance(src, MaildirConfig):
-                source = MaildirSource(src, config.resolve(src.path), self.ledger.known_keys)
-                self.sources.append(source)
-                self.writebacks[src.name] = MaildirWriteback(source)
+            source, writeback = make_source(src, env)
+            self.sources.append(source)
+            self.writebacks[src.name] = writeback
         self.writebacks.setdefault(FILE_SOURCE, LedgerOnly())
         self.pipeline = Pipeline(config, self.ledger, self.crm, self.rules, self.spool, self.writebacks)
         self.queue: queue.Queue[int] = queue.Queue(maxsize=max(16, config.workers * 8))
@@ -58,6 +58,7 @@ class Gateway:
         self._inflight_lock = threading.Lock()
         self._idle = threading.Condition(self._inflight_lock)
         self.on_processed: Callable[[int, str], None] | None = None
+        self._backlog = False  # a non-blocking submit found the queue full: sweep the ledger
         self.processed = 0
 
     # ---- intake -------------------------------------------------------------------------
@@ -72,22 +73,32 @@ class Gateway:
                 self.spool.discard(str(spooled))
         self.enqueue(known.id)
 
-    def submit_bytes(self, ref: SourceRef, raw: bytes) -> int:
+    def submit_bytes(self, ref: SourceRef, raw: bytes, *, block: bool = False) -> int:
+        """Bytes from the network: durable (spool fsync + ledger row) before this returns.
+
+        By default it never waits for queue space, so an SMTP client gets its answer at
+        once; a copy that found the queue full stays open in the ledger and the sweep
+        queues it later."""
         known = self.ledger.location_at(ref)
         if known is None:
             spooled = self.spool.store(raw)
             known = self.ledger.receive(ref, str(spooled))
             if known.spool_path != str(spooled):
                 self.spool.discard(str(spooled))
-        self.enqueue(known.id)
+        self.enqueue(known.id, block=block)
         return known.id
 
-    def enqueue(self, location_pk: int) -> None:
+    def enqueue(self, location_pk: int, *, block: bool = True) -> None:
         with self._inflight_lock:
             if location_pk in self._inflight:
                 return
             self._inflight.add(location_pk)
-        self.queue.put(location_pk)
+        try:
+            self.queue.put(location_pk, block=block)
+        except queue.Full:
+            with self._inflight_lock:
+                self._inflight.discard(location_pk)
+            self._backlog = True
 
     def recover(self) -> int:
         """Queue every copy whose work a stop or a crash left unfinished, and due retries."""
@@ -99,9 +110,9 @@ class Gateway:
     def queue_due_retries(self) -> int:
         n = 0
         for message_pk in self.ledger.due_retries():
-            locs = self.ledger.locations_of(message_pk)
-            if locs:
-                self.enqueue(locs[0].id)
+            primary = self.ledger.message(message_pk).primary_location
+            if primary is not None:
+                self.enqueue(primary)
                 n += 1
         return n
 
@@ -184,6 +195,11 @@ class Gateway:
             for source in self.sources:
                 source.scan_once(self.submit)
             self.wait_idle()
+            while self._backlog:  # copies an intake recorded while the queue was full
+                self._backlog = False
+                for pk in self.ledger.open_locations():
+                    self.enqueue(pk)
+                self.wait_idle()
         finally:
             self.stop_workers(threads)
             self.write_status()
@@ -226,6 +242,10 @@ class Gateway:
         while not stop.wait(1.0):
             try:
                 self.queue_due_retries()
+                if self._backlog and self.queue.qsize() < self.queue.maxsize // 2:
+                    self._backlog = False
+                    for pk in self.ledger.open_locations():
+                        self.enqueue(pk, block=False)
             except Exception:
                 log.exception("retry scheduler")
 

@@ -20,6 +20,7 @@ from typing import Any
 from gateway.config import MaildirSource as MaildirConfig
 from gateway.errors import Retryable
 from gateway.sources.base import SourceRef, Submit
+from gateway.sources.registry import SourceEnv, register_source
 from gateway.writeback.base import Applied
 
 log = logging.getLogger("gateway.maildir")
@@ -206,3 +207,9 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:
         return 0.0
+
+
+@register_source("maildir")
+def make_maildir(config: MaildirConfig, env: SourceEnv) -> tuple[MaildirSource, MaildirWriteback]:
+    source = MaildirSource(config, env.config.resolve(config.path), env.ledger.known_keys)
+    return source, MaildirWriteback(source)
