@@ -29,13 +29,19 @@ run: $(STAMP) var/mail
 check: $(STAMP)
 	$(BIN)/crm-gateway check
 
-# Debian's dovecot-imapd is what the IMAP tests run against; install it when missing.
+# Debian packages the tests run against: Dovecot (IMAP), swaks (a second SMTP client) and
+# util-linux's `script` (a terminal for the progress bar test). Installed when missing.
 test-deps:
-	@command -v dovecot >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v dovecot >/dev/null 2>&1 || missing="$$missing dovecot-imapd"; \
+	command -v swaks >/dev/null 2>&1 || missing="$$missing swaks"; \
+	command -v script >/dev/null 2>&1 || missing="$$missing bsdutils"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null) \
-	      || echo "dovecot-imapd could not be installed: the IMAP tests will be skipped"; \
-	  else echo "dovecot not found and not root: the IMAP tests will be skipped"; fi; }
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "could not install$$missing: the tests that need them will be skipped"; \
+	  else echo "missing$$missing and not root: the tests that need them will be skipped"; fi; \
+	fi
 
 test: $(TSTAMP) test-deps
 	$(BIN)/pytest -q -p no:cacheprovider

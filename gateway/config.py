@@ -178,7 +178,53 @@ class SmtpSource(SourceBase):
         return parse_size(v)
 
 
-SourceConfig = Annotated[Union[MaildirSource, ImapSource, SmtpSource], Field(discriminator="type")]
+class EwsSource(SourceBase):
+    """Exchange Server (2016/2019/SE) over EWS with exchangelib."""
+
+    type: Literal["ews"]
+    url: str | None = None  # https://mail.example.com/EWS/Exchange.asmx; None = autodiscover
+    server: str | None = None
+    auth: Literal["ntlm", "basic", "oauth2"] = "ntlm"
+    username: str
+    password: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    tenant_id: str | None = None
+    mailboxes: list[str] = []  # reached by impersonation/delegation; default: the login's own
+    access: Literal["delegate", "impersonation"] = "delegate"
+    create_folders: bool = False
+    streaming: bool = True
+    poll_interval: float = Field(30.0, gt=0)
+    timeout: float = Field(60.0, gt=0)
+    verify_tls: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, data: Any) -> Any:
+        return _read_secret_files(data, ("password", "client_secret"))
+
+
+class GraphSource(SourceBase):
+    """Exchange Online through Microsoft Graph (app-only client credentials)."""
+
+    type: Literal["graph"]
+    tenant_id: str
+    client_id: str
+    client_secret: str | None = None
+    mailboxes: list[str]
+    authority: str = "https://login.microsoftonline.com"
+    endpoint: str = "https://graph.microsoft.com/v1.0"
+    create_folders: bool = False
+    poll_interval: float = Field(5.0, gt=0)
+    timeout: float = Field(60.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, data: Any) -> Any:
+        return _read_secret_files(data, ("client_secret",))
+
+
+SourceConfig = Annotated[Union[MaildirSource, ImapSource, SmtpSource, EwsSource, GraphSource], Field(discriminator="type")]
 
 
 class WebConfig(Model):
@@ -275,7 +321,7 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
 
 
 def _describe(err: dict[str, Any], data: Any, pos: yamlpos.Positions) -> str:
-    loc = [p for p in err["loc"] if not (isinstance(p, str) and p in ("maildir", "imap", "smtp"))]
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and p in ("maildir", "imap", "smtp", "ews", "graph"))]
     dotted = ".".join(str(p) for p in loc) or "(top)"
     if err["type"] == "extra_forbidden":
         parent = loc[:-1]
@@ -298,7 +344,8 @@ def _model_at(path: list[Any], data: Any) -> type[BaseModel] | None:
             node = node[part] if isinstance(node, list) and part < len(node) else None
             if model is Config and path and path[0] == "sources":
                 kind = node.get("type") if isinstance(node, dict) else None
-                model = {"maildir": MaildirSource, "imap": ImapSource, "smtp": SmtpSource}.get(kind)
+                model = {"maildir": MaildirSource, "imap": ImapSource, "smtp": SmtpSource,
+                         "ews": EwsSource, "graph": GraphSource}.get(kind)
             continue
         field = model.model_fields.get(part)
         node = node.get(part) if isinstance(node, dict) else None

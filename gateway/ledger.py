@@ -75,6 +75,7 @@ class LocationRow:
     ref: SourceRef
     state: str
     spool_path: str | None
+    declared_size: int | None
     tags_add: tuple[str, ...]
     tags_remove: tuple[str, ...]
     move_to: str | None
@@ -87,7 +88,7 @@ class LocationRow:
         return cls(
             id=m["id"], message_pk=m["message_pk"],
             ref=SourceRef(m["source"], m["account"], m["folder"], m["item_key"], m["uidvalidity"] or 0),
-            state=m["state"], spool_path=m["spool_path"], tags_add=tuple(json.loads(m["tags_add"] or "[]")),
+            state=m["state"], spool_path=m["spool_path"], declared_size=m["declared_size"], tags_add=tuple(json.loads(m["tags_add"] or "[]")),
             tags_remove=tuple(json.loads(m["tags_remove"] or "[]")), move_to=m["move_to"],
             tags=tuple(json.loads(m["tags"] or "[]")), seen_at=_aware(m["seen_at"]),  # type: ignore[arg-type]
         )
@@ -138,8 +139,10 @@ class Ledger:
 
     # ---- intake -------------------------------------------------------------------------
 
-    def receive(self, ref: SourceRef, spool_path: str | None) -> LocationRow:
-        """Record that a copy exists at `ref` (idempotent: a known location is returned as is)."""
+    def receive(self, ref: SourceRef, spool_path: str | None, declared_size: int | None = None) -> LocationRow:
+        """Record that a copy exists at `ref` (idempotent: a known location is returned as is).
+
+        `declared_size`: the source spooled only the headers of a mail this big."""
         found = self.location_at(ref)
         if found:
             return found
@@ -148,7 +151,8 @@ class Ledger:
             with self.engine.begin() as c:
                 c.execute(insert(locations).values(
                     source=ref.source, account=ref.account, folder=ref.folder, uidvalidity=ref.uidvalidity,
-                    item_key=ref.item_key, state="new", spool_path=spool_path, seen_at=t, updated_at=t))
+                    item_key=ref.item_key, state="new", spool_path=spool_path, declared_size=declared_size,
+                    seen_at=t, updated_at=t))
         except IntegrityError:
             pass  # another worker recorded it at the same moment
         got = self.location_at(ref)

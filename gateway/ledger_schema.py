@@ -63,6 +63,7 @@ locations = Table(
     # new | waiting (a copy whose first is still in work) | applied | untagged | none (nothing to tag)
     Column("state", String(20), nullable=False, default="new"),
     Column("spool_path", Text),
+    Column("declared_size", Integer),  # set when a source kept only the headers of a mail this big
     Column("tags_add", Text, nullable=False, default="[]"),
     Column("tags_remove", Text, nullable=False, default="[]"),
     Column("move_to", String(500)),

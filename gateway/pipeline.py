@@ -100,14 +100,17 @@ class Pipeline:
         except FileNotFoundError:
             raise Permanent(f"the raw message is no longer in the spool ({path})") from None
 
-    def _parse(self, raw: bytes, arrival: datetime | None) -> Message:
+    def _parse(self, raw: bytes, arrival: datetime | None, declared_size: int | None = None) -> Message:
+        if declared_size is not None and declared_size > self.config.max_message_size:
+            message = parse(raw, arrival=arrival, max_size=0)  # only the headers were fetched
+            return replace(message, raw_size=declared_size)
         return parse(raw, arrival=arrival, max_size=self.config.max_message_size)
 
     def _bind(self, loc: LocationRow) -> tuple[Message | None, str]:
         """Parse a new copy and link it to its message identity (insert = claim)."""
         try:
             raw = self._read(loc.spool_path)
-            message = self._parse(raw, loc.seen_at)
+            message = self._parse(raw, loc.seen_at, loc.declared_size)
         except (UnparseableMessage, Permanent) as exc:
             import hashlib
 
@@ -131,7 +134,7 @@ class Pipeline:
         try:
             raw = self._read(row.spool_path or loc.spool_path)
             if message is None:
-                message = self._parse(raw, loc.seen_at)
+                message = self._parse(raw, loc.seen_at, loc.declared_size)
             if message.headers_only:
                 raise Permanent(f"over max_message_size ({message.raw_size} bytes > {self.config.max_message_size}): "
                                 "only headers, size and hash were kept")
@@ -233,7 +236,7 @@ class Pipeline:
             add, remove, move = [], [], None
             try:
                 if message is None:
-                    message = self._parse(self._read(loc.spool_path), loc.seen_at)
+                    message = self._parse(self._read(loc.spool_path), loc.seen_at, loc.declared_size)
                 plan = evaluate(message, self.contexts.for_ref(loc.ref, frozenset(loc.tags)), self.rules.current, self.crm)
                 if plan.outcome not in ("ignored", "skipped"):
                     add, remove, move = plan.tags_add, plan.tags_remove, plan.move

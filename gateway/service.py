@@ -73,16 +73,17 @@ class Gateway:
                 self.spool.discard(str(spooled))
         self.enqueue(known.id)
 
-    def submit_bytes(self, ref: SourceRef, raw: bytes, *, block: bool = False) -> int:
+    def submit_bytes(self, ref: SourceRef, raw: bytes, *, block: bool = False, declared_size: int | None = None) -> int:
         """Bytes from the network: durable (spool fsync + ledger row) before this returns.
 
         By default it never waits for queue space, so an SMTP client gets its answer at
         once; a copy that found the queue full stays open in the ledger and the sweep
-        queues it later."""
+        queues it later. `declared_size`: `raw` holds only the headers of a mail that big
+        (over max_message_size, not fetched); it is quarantined with the reason."""
         known = self.ledger.location_at(ref)
         if known is None:
             spooled = self.spool.store(raw)
-            known = self.ledger.receive(ref, str(spooled))
+            known = self.ledger.receive(ref, str(spooled), declared_size)
             if known.spool_path != str(spooled):
                 self.spool.discard(str(spooled))
         self.enqueue(known.id, block=block)
