@@ -115,14 +115,29 @@ def run(config: ConfigOpt = None, once: Annotated[bool, typer.Option("--once", h
 
 @app.command()
 @guarded
-def check(config: ConfigOpt = None) -> None:
+def check(config: ConfigOpt = None,
+          online: Annotated[bool, typer.Option("--online", help="also log in to the CRM")] = False) -> None:
     """Validate the config and every rule file; print each error as FILE:LINE:COL: message."""
     from gateway.rulesholder import load_for, rule_files
 
     cfg = _config(config)
     rules = load_for(cfg)
+    if online:
+        from gateway.errors import Retryable
+        from gateway.service import crm_connector
+
+        try:
+            crm = crm_connector(cfg)
+            try:
+                getattr(crm, "check_online", lambda: None)()
+            finally:
+                crm.close()
+        except (Retryable, Permanent) as exc:
+            err.print(f"{cfg.path}: crm ({cfg.crm.backend} at {cfg.crm.url}): {exc}", markup=False, highlight=False)
+            raise typer.Exit(2 if isinstance(exc, Retryable) else 1) from None
     err.print(f"ok: {cfg.path}: {len(cfg.sources)} sources; {len(rules.rules)} rules in "
-              f"{len(rule_files(cfg))} files", markup=False, highlight=False)
+              f"{len(rule_files(cfg))} files" + ("; CRM reachable, credentials accepted" if online else ""),
+              markup=False, highlight=False)
 
 
 @app.command()

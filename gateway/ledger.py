@@ -17,8 +17,8 @@ from sqlalchemy import and_, create_engine, delete, event, func, insert, or_, se
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from gateway.errors import Retryable
-from gateway.ledger_schema import SCHEMA_VERSION, cursors, events, journal, locations, message_addresses, messages, meta, metadata, status
+from gateway.errors import Permanent, Retryable
+from gateway.ledger_schema import cursors, events, journal, locations, message_addresses, messages, status
 from gateway.sources.base import SourceRef
 
 TERMINAL = frozenset({"done", "done_untagged", "ignored", "skipped", "review", "quarantined", "forgotten"})
@@ -123,16 +123,16 @@ class Ledger:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        from alembic.util.exc import CommandError
+
+        from gateway.ledger_migrations import SCHEMA
+
         try:
-            metadata.create_all(self.engine)
-            with self.engine.begin() as c:
-                found = c.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
-                if found is None:
-                    c.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-                elif int(found) > SCHEMA_VERSION:
-                    raise RuntimeError(f"the ledger at {url} was written by a newer version (schema {found})")
+            SCHEMA.upgrade(self.engine)  # an older ledger is upgraded in place
         except OperationalError as exc:
             raise Retryable(f"ledger unreachable: {exc.orig}") from None
+        except CommandError as exc:  # a revision this version does not know: written by a newer one
+            raise Permanent(f"the ledger at {url} was written by a newer version of the gateway ({exc})") from None
 
     def close(self) -> None:
         self.engine.dispose()

@@ -24,8 +24,6 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
-
 metadata = MetaData()
 
 messages = Table(
@@ -118,11 +116,4 @@ status = Table(
     Column("key", String(300), primary_key=True),  # "source:NAME:FOLDER", "rules", "service"
     Column("value", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-meta = Table(
-    "ledger_meta",
-    metadata,
-    Column("key", String(100), primary_key=True),
-    Column("value", Text, nullable=False),
 )

@@ -1,0 +1,5 @@
+"""Alembic environment of the ledger."""
+
+from gateway.migrations import run_env
+
+run_env()

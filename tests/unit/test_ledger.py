@@ -1,0 +1,75 @@
+"""The ledger on real SQLite: idempotent intake, identity claims, journal, retries, migrations."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.errors import Permanent
+from gateway.ledger import Ledger
+from gateway.ledger_migrations import SCHEMA
+from gateway.sources.base import SourceRef
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    led = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    yield led
+    led.close()
+
+
+def ref(folder="VLeads", key="k1", uv=0):
+    return SourceRef("src", "me@example.com", folder, key, uv)
+
+
+def test_receive_is_idempotent_per_location(ledger):
+    a = ledger.receive(ref(), "/spool/a")
+    b = ledger.receive(ref(), "/spool/b")
+    assert a.id == b.id and b.spool_path == "/spool/a"
+    other = ledger.receive(ref(uv=7), "/spool/c")  # a new UIDVALIDITY is another location
+    assert other.id != a.id
+
+
+def test_second_copy_links_to_the_first_and_only_the_first_is_primary(ledger):
+    one = ledger.receive(ref("VLeads", "1"), None)
+    two = ledger.receive(ref("VContacts", "2"), None)
+    b1 = ledger.bind(one.id, message_id="<m@x>", content_hash="h")
+    b2 = ledger.bind(two.id, message_id="<m@x>", content_hash="h")
+    assert (b1.primary, b2.primary) == (True, False) and b1.message_pk == b2.message_pk
+    assert ledger.message(b1.message_pk).primary_location == one.id
+    assert ledger.bind(two.id, message_id="<m@x>", content_hash="h").primary is False  # asked again
+    v2 = ledger.bind(ledger.receive(ref("VLeads", "3"), None).id, message_id="<m@x>", content_hash="other")
+    assert v2.primary and v2.message_pk != b1.message_pk  # same Message-ID, other content: a version
+
+
+def test_journal_keeps_intents_without_results(ledger):
+    pk = ledger.bind(ledger.receive(ref(), None).id, message_id="<m@x>", content_hash="h").message_pk
+    ledger.intent(pk, "create:lead:a@x")
+    ledger.intent(pk, "create:lead:a@x")
+    assert ledger.journal(pk) == {"create:lead:a@x": None}
+    ledger.result(pk, "create:lead:a@x", {"kind": "lead", "id": "7", "created": True})
+    assert ledger.journal(pk)["create:lead:a@x"]["id"] == "7"
+    assert ledger.created_refs() == {("lead", "7")}
+
+
+def test_retry_schedule_and_due(ledger):
+    pk = ledger.bind(ledger.receive(ref(), None).id, message_id="<m@x>", content_hash="h").message_pk
+    assert ledger.schedule_retry(pk, "CRM away", 0) == 1
+    assert ledger.due_retries() == [pk]
+    assert ledger.schedule_retry(pk, "CRM away", 3600) == 2
+    assert ledger.due_retries() == []
+    assert ledger.message(pk).state == "retrying" and "CRM away" in ledger.message(pk).reason
+
+
+def test_an_older_ledger_is_upgraded_and_a_newer_one_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    SCHEMA.upgrade(engine, "0001")
+    with engine.begin() as c:
+        assert SCHEMA.current(c) == "0001"
+    Ledger(url).close()  # opens (and would upgrade) without error
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE ledger_schema_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(Permanent, match="newer version"):
+        Ledger(url)
