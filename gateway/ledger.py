@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -99,6 +99,7 @@ class Binding:
     message_pk: int
     primary: bool  # this location made the message row: its worker does the CRM work
     state: str  # the message's state at binding time
+    row: MessageRow | None = None
 
 
 def make_engine(url: str) -> Engine:
@@ -117,6 +118,23 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+# Built once: SQLAlchemy then reuses their compiled form; building statements per call was a
+# fifth of the hot path's time.
+_INSERT_LOCATION = insert(locations)
+_INSERT_MESSAGE = insert(messages)
+_INSERT_ADDRESS = insert(message_addresses)
+_INSERT_EVENT = insert(events)
+_INSERT_INTENT = insert(journal)
+_LINK_LOCATION = update(locations).where(locations.c.id == bindparam("pk")).values(
+    message_pk=bindparam("b_message_pk"), updated_at=bindparam("b_updated_at"))
+_SET_STATE = update(messages).where(messages.c.id == bindparam("pk")).values(
+    state=bindparam("b_state"), reason=bindparam("b_reason"), next_attempt_at=None, updated_at=bindparam("b_updated_at"))
+_SET_PLAN = update(messages).where(messages.c.id == bindparam("pk")).values(
+    state=bindparam("b_state"), plan_json=bindparam("b_plan_json"), updated_at=bindparam("b_updated_at"))
+_SET_RESULT = update(journal).where(journal.c.message_pk == bindparam("b_message_pk"), journal.c.step == bindparam("b_step")).values(
+    result=bindparam("b_result"), done_at=bindparam("b_done_at"))
 
 
 class Ledger:
@@ -143,21 +161,19 @@ class Ledger:
         """Record that a copy exists at `ref` (idempotent: a known location is returned as is).
 
         `declared_size`: the source spooled only the headers of a mail this big."""
-        found = self.location_at(ref)
-        if found:
-            return found
         t = now()
         try:
             with self.engine.begin() as c:
-                c.execute(insert(locations).values(
-                    source=ref.source, account=ref.account, folder=ref.folder, uidvalidity=ref.uidvalidity,
-                    item_key=ref.item_key, state="new", spool_path=spool_path, declared_size=declared_size,
-                    seen_at=t, updated_at=t))
-        except IntegrityError:
-            pass  # another worker recorded it at the same moment
-        got = self.location_at(ref)
-        assert got is not None
-        return got
+                pk = c.execute(_INSERT_LOCATION, {
+                    "source": ref.source, "account": ref.account, "folder": ref.folder, "uidvalidity": ref.uidvalidity,
+                    "item_key": ref.item_key, "state": "new", "spool_path": spool_path, "declared_size": declared_size,
+                    "tags_add": "[]", "tags_remove": "[]", "tags": "[]", "seen_at": t, "updated_at": t}).inserted_primary_key[0]
+        except IntegrityError:  # known already (a rescan, or another worker at the same moment)
+            got = self.location_at(ref)
+            assert got is not None
+            return got
+        return LocationRow(id=pk, message_pk=None, ref=ref, state="new", spool_path=spool_path,
+                           declared_size=declared_size, tags_add=(), tags_remove=(), move_to=None, tags=(), seen_at=t)
 
     def location_at(self, ref: SourceRef) -> LocationRow | None:
         with self.engine.connect() as c:
@@ -177,31 +193,77 @@ class Ledger:
              state: str = "processing", reason: str = "") -> Binding:
         """Give a location its message: insert the identity (this copy is the primary) or link to it."""
         identity = f"{message_id}|{content_hash}"
-        loc = self.location(location_pk)
-        if loc.message_pk is not None:
-            m = self.message(loc.message_pk)
-            return Binding(m.id, m.primary_location == location_pk, m.state)
         t = now()
+        values = {"identity": identity, "message_id": message_id, "content_hash": content_hash, "state": state,
+                  "reason": reason, "attempts": 0, "spool_path": spool_path, "primary_location": location_pk,
+                  "subject": subject[:500], "from_address": from_address[:320], "size": size,
+                  "created_at": t, "updated_at": t}
         try:
             with self.engine.begin() as c:
-                pk = c.execute(insert(messages).values(
-                    identity=identity, message_id=message_id, content_hash=content_hash, state=state, reason=reason,
-                    attempts=0, spool_path=spool_path, primary_location=location_pk, subject=subject[:500],
-                    from_address=from_address[:320],
-                    size=size, created_at=t, updated_at=t)).inserted_primary_key[0]
-                c.execute(update(locations).where(locations.c.id == location_pk).values(message_pk=pk, updated_at=t))
-                keys = sorted({a for a in addresses if a})
+                linked = c.execute(select(locations.c.message_pk).where(locations.c.id == location_pk)).scalar()
+                if linked is not None:  # bound before (a retry of this step)
+                    row = MessageRow.of(c.execute(select(messages).where(messages.c.id == linked)).one())
+                    return Binding(row.id, row.primary_location == location_pk, row.state, row)
+                pk = c.execute(_INSERT_MESSAGE, values).inserted_primary_key[0]
+                c.execute(_LINK_LOCATION, {"pk": location_pk, "b_message_pk": pk, "b_updated_at": t})
+                keys = sorted({a[:320] for a in addresses if a})
                 if keys:
-                    c.execute(insert(message_addresses), [{"message_pk": pk, "address_key": k[:320]} for k in keys])
-                c.execute(insert(events).values(message_pk=pk, at=t, event="received", detail=loc.ref.label()))
-            return Binding(pk, True, state)
+                    c.execute(_INSERT_ADDRESS, [{"message_pk": pk, "address_key": k} for k in keys])
+            row = MessageRow(id=pk, identity=identity, message_id=message_id, content_hash=content_hash, state=state,
+                             reason=reason, attempts=0, next_attempt_at=None, spool_path=spool_path,
+                             primary_location=location_pk, subject=values["subject"], from_address=values["from_address"],
+                             size=size, plan=None, created_at=t, updated_at=t)
+            return Binding(pk, True, state, row)
         except IntegrityError:
+            loc = self.location(location_pk)
             with self.engine.begin() as c:
                 pk = c.execute(select(messages.c.id).where(messages.c.identity == identity)).scalar_one()
-                c.execute(update(locations).where(locations.c.id == location_pk).values(message_pk=pk, updated_at=t))
-                c.execute(insert(events).values(message_pk=pk, at=t, event="copy", detail=f"another copy at {loc.ref.label()}"))
+                c.execute(_LINK_LOCATION, {"pk": location_pk, "b_message_pk": pk, "b_updated_at": t})
+                c.execute(_INSERT_EVENT, {"message_pk": pk, "at": t, "event": "copy", "detail": f"another copy at {loc.ref.label()}"})
             m = self.message(pk)
-            return Binding(pk, False, m.state)
+            return Binding(pk, False, m.state, m)
+
+    def start_plan(self, message_pk: int, plan: dict[str, Any], steps: Sequence[str], detail: str) -> None:
+        """Store the evaluated Plan and the intent of each of its CRM steps, in one transaction.
+
+        The intents are recorded before any CRM call, so after a crash a step with an intent
+        and no result is looked up in the CRM and adopted, never done twice."""
+        t = now()
+        with self.engine.begin() as c:
+            c.execute(_SET_PLAN, {"pk": message_pk, "b_state": "processing", "b_plan_json": json.dumps(plan, default=str),
+                                  "b_updated_at": t})
+            if steps:
+                c.execute(_INSERT_INTENT, [{"message_pk": message_pk, "step": s, "intent_at": t} for s in steps])
+            c.execute(_INSERT_EVENT, {"message_pk": message_pk, "at": t, "event": "processing", "detail": detail})
+
+    def finish(self, message_pk: int, *, state: str, reason: str = "", plan: dict[str, Any] | None = None,
+               results: dict[str, Any] | None = None, location_pk: int | None = None, tags: Sequence[str] = (),
+               location_state: str = "applied", planned: tuple[Sequence[str], Sequence[str], str | None] | None = None,
+               moved_to: SourceRef | None = None, events_: Sequence[tuple[str, str]] = ()) -> list[int]:
+        """Record the CRM steps' results, the message's final state and its primary copy's tags
+        (and the tags its rules planned) in one transaction; return the other copies that are
+        waiting for their tags."""
+        t = now()
+        with self.engine.begin() as c:
+            if results:
+                c.execute(_SET_RESULT, [{"b_message_pk": message_pk, "b_step": step, "b_result": json.dumps(value, default=str),
+                                         "b_done_at": t} for step, value in results.items()])
+            c.execute(_SET_STATE, {"pk": message_pk, "b_state": state, "b_reason": reason, "b_updated_at": t})
+            if plan is not None:
+                c.execute(update(messages).where(messages.c.id == message_pk).values(plan_json=json.dumps(plan, default=str)))
+            if location_pk is not None:
+                values: dict[str, Any] = {"tags": json.dumps(sorted(set(tags))), "state": location_state, "updated_at": t}
+                if planned is not None:
+                    values.update(tags_add=json.dumps(list(planned[0])), tags_remove=json.dumps(list(planned[1])),
+                                  move_to=planned[2])
+                if moved_to is not None:
+                    values.update(folder=moved_to.folder, item_key=moved_to.item_key, uidvalidity=moved_to.uidvalidity)
+                c.execute(update(locations).where(locations.c.id == location_pk).values(**values))
+            c.execute(_INSERT_EVENT, [{"message_pk": message_pk, "at": t, "event": event_name, "detail": detail}
+                                      for event_name, detail in (*events_, (state, reason))])
+            return list(c.execute(select(locations.c.id).where(
+                locations.c.message_pk == message_pk, locations.c.state.in_(LOCATION_OPEN),
+                locations.c.id != (location_pk or 0))).scalars())
 
     # ---- message state ------------------------------------------------------------------
 

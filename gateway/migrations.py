@@ -10,11 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import Any
+
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 
 @dataclass(frozen=True)
@@ -23,8 +21,11 @@ class Schema:
     version_table: str
     metadata: sa.MetaData
     pg_lock: int  # advisory lock id: two processes never migrate the same schema at once
+    head_revision: str  # the newest script's id (a test checks it against the scripts)
 
-    def config(self, connection: sa.Connection | None = None) -> Config:
+    def config(self, connection: sa.Connection | None = None) -> Any:
+        from alembic.config import Config  # alembic costs ~17 MB: only when migrating
+
         cfg = Config()
         cfg.set_main_option("script_location", str(self.scripts))
         cfg.set_main_option("version_table", self.version_table)
@@ -34,12 +35,18 @@ class Schema:
         return cfg
 
     def head(self) -> str:
+        """The newest revision as the script folder says (reads the scripts)."""
+        from alembic.script import ScriptDirectory
+
         head = ScriptDirectory.from_config(self.config()).get_current_head()
         assert head is not None
         return head
 
     def current(self, connection: sa.Connection) -> str | None:
-        return MigrationContext.configure(connection, opts={"version_table": self.version_table}).get_current_revision()
+        """The database's revision, read with plain SQL (None: not created yet)."""
+        if not sa.inspect(connection).has_table(self.version_table):
+            return None
+        return connection.execute(sa.text(f"SELECT version_num FROM {self.version_table}")).scalar()
 
     def upgrade(self, engine: sa.Engine, revision: str = "head") -> None:
         with engine.connect() as conn:
@@ -47,8 +54,10 @@ class Schema:
             with conn.begin():
                 if conn.dialect.name == "postgresql":
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": self.pg_lock})
-                if revision == "head" and self.current(conn) == self.head():
-                    return  # the usual case: nothing to do, no scripts to run
+                if revision == "head" and self.current(conn) == self.head_revision:
+                    return  # the usual case: nothing to do, no scripts to read or run
+                from alembic import command
+
                 command.upgrade(self.config(conn), revision)
 
 

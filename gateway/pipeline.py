@@ -7,6 +7,7 @@ never done twice, and a record created before the crash is still counted as crea
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import threading
@@ -24,7 +25,7 @@ from gateway.crm.base import Connector, PartyRef
 from gateway.engine.model import Plan
 from gateway.engine.plan import evaluate
 from gateway.errors import Permanent, Retryable, UnparseableMessage
-from gateway.ledger import TERMINAL, Ledger, LocationRow, MessageRow
+from gateway.ledger import TERMINAL, Binding, Ledger, LocationRow, MessageRow
 from gateway.engine.state import party_data_for
 from gateway.message import Address, Message, parse
 from gateway.records import email_record, plan_from_json, ref_from_json, ref_to_json
@@ -63,32 +64,37 @@ class Pipeline:
 
     # ---- entry point --------------------------------------------------------------------
 
-    def handle(self, location_pk: int) -> str:
-        """Do whatever this copy still needs; return the message's state afterwards."""
+    def handle(self, location_pk: int, loc: LocationRow | None = None) -> str:
+        """Do whatever this copy still needs; return the message's state afterwards.
+
+        `loc`: the row the caller already holds (a fresh intake), saving a read."""
         started = time.monotonic()
-        loc = self.ledger.location(location_pk)
+        loc = loc or self.ledger.location(location_pk)
         message: Message | None = None
+        raw: bytes | None = None
+        row: MessageRow | None = None
         if loc.message_pk is None:
-            message, state = self._bind(loc)
-            loc = self.ledger.location(location_pk)
-            if loc.message_pk is None:
-                return state
+            message, raw, binding = self._bind(loc)
+            if binding is None:
+                return "quarantined"
+            row = binding.row
+            loc = replace(loc, message_pk=binding.message_pk)
         assert loc.message_pk is not None
         with self._message_locks(str(loc.message_pk)):
-            row = self.ledger.message(loc.message_pk)
-            primary = row.primary_location == loc.id
-            if not primary:
+            if row is None or row.primary_location != loc.id:
+                row = self.ledger.message(loc.message_pk)  # a copy, or a message someone else may have moved on
+            if row.primary_location != loc.id:
                 self._copy(loc, row, message)
-                state = self.ledger.message(row.id).state
+                row = self.ledger.message(row.id)
             elif row.state in TERMINAL:
                 self._finish_locations(row)
-                state = self.ledger.message(row.id).state
+                row = self.ledger.message(row.id)
             elif row.state == "retrying" and row.next_attempt_at and row.next_attempt_at > datetime.now(UTC):
                 return row.state
             else:
-                state = self._process(loc, row, message)
-        self._log(loc, self.ledger.message(loc.message_pk), state, started)
-        return state
+                row = self._process(loc, row, message, raw)
+        self._log(loc, row, started)
+        return row.state
 
     # ---- claiming -----------------------------------------------------------------------
 
@@ -106,33 +112,35 @@ class Pipeline:
             return replace(message, raw_size=declared_size)
         return parse(raw, arrival=arrival, max_size=self.config.max_message_size)
 
-    def _bind(self, loc: LocationRow) -> tuple[Message | None, str]:
+    def _bind(self, loc: LocationRow) -> tuple[Message | None, bytes | None, Binding | None]:
         """Parse a new copy and link it to its message identity (insert = claim)."""
+        raw: bytes | None = None
         try:
             raw = self._read(loc.spool_path)
             message = self._parse(raw, loc.seen_at, loc.declared_size)
         except (UnparseableMessage, Permanent) as exc:
-            import hashlib
-
-            raw_hash = hashlib.sha256(Path(loc.spool_path).read_bytes()).hexdigest() if loc.spool_path and Path(loc.spool_path).exists() else loc.ref.label()
+            raw_hash = hashlib.sha256(raw).hexdigest() if raw is not None else hashlib.sha256(loc.ref.label().encode()).hexdigest()
             b = self.ledger.bind(loc.id, message_id=f"<unparseable-{raw_hash[:32]}@crm-gateway>", content_hash=raw_hash,
                                  spool_path=loc.spool_path, state="processing")
             self._quarantine(self.ledger.message(b.message_pk), f"unparseable: {exc}", None)
-            return None, "quarantined"
+            return None, None, None
         keys = {a.key for a in (*message.from_, *message.sender, *message.to, *message.cc, *message.reply_to)}
         first_from = message.from_[0].address if message.from_ else ""
-        self.ledger.bind(loc.id, message_id=message.message_id, content_hash=message.content_hash,
-                         subject=message.subject, from_address=first_from, size=message.raw_size, addresses=keys,
-                         spool_path=loc.spool_path, state="received")
-        return message, "received"
+        binding = self.ledger.bind(loc.id, message_id=message.message_id, content_hash=message.content_hash,
+                                   subject=message.subject, from_address=first_from, size=message.raw_size,
+                                   addresses=keys, spool_path=loc.spool_path, state="received")
+        return message, raw, binding
 
     # ---- the primary copy: CRM work -----------------------------------------------------
 
-    def _process(self, loc: LocationRow, row: MessageRow, message: Message | None) -> str:
+    def _process(self, loc: LocationRow, row: MessageRow, message: Message | None, raw: bytes | None) -> MessageRow:
+        """The CRM work of a message, done by its primary copy; returns the message's row after it."""
         reached_crm_done = row.state == "crm_done"
         plan: Plan | None = None
+        results: dict[str, Any] = {}
         try:
-            raw = self._read(row.spool_path or loc.spool_path)
+            if raw is None:
+                raw = self._read(row.spool_path or loc.spool_path)
             if message is None:
                 message = self._parse(raw, loc.seen_at, loc.declared_size)
             if message.headers_only:
@@ -141,85 +149,130 @@ class Pipeline:
             if self.config.since and message.date.date() < self.config.since:
                 self.ledger.set_state(row.id, "ignored", f"dated {message.date.date()}, before `since` {self.config.since}")
                 self._finish_locations(self.ledger.message(row.id))
-                return "ignored"
-            if row.plan and row.state in ("processing", "crm_done", "retrying") and self.ledger.journal(row.id):
-                plan = plan_from_json(row.plan)  # replay: the same Plan, adopted step by step
+                return self.ledger.message(row.id)
+            journal = self.ledger.journal(row.id) if row.plan and row.state in ("processing", "crm_done", "retrying") else {}
+            if journal:
+                plan = plan_from_json(row.plan)  # type: ignore[arg-type]  # replay: the same Plan, adopted step by step
+                fresh = False
             else:
                 ctx = self.contexts.for_ref(loc.ref, frozenset(loc.tags))
                 plan = evaluate(message, ctx, self.rules.current, self.crm)
-                self.ledger.set_state(row.id, "processing", plan=plan.to_json(), event_detail="evaluated: " + (
-                    ", ".join(plan.touched) or "no rule touched it"))
-            if plan.outcome in ("ignored", "skipped"):
-                self.ledger.set_state(row.id, plan.outcome, plan.reason)
-                self._finish_locations(self.ledger.message(row.id))
-                return plan.outcome
+                if plan.outcome in ("ignored", "skipped"):  # nothing to write anywhere, no tags
+                    plan_json = plan.to_json()
+                    waiting = self.ledger.finish(row.id, state=plan.outcome, reason=plan.reason, plan=plan_json,
+                                                 location_pk=loc.id, tags=loc.tags, location_state="none")
+                    after = replace(row, state=plan.outcome, reason=plan.reason, plan=plan_json)
+                    if waiting:
+                        self._finish_locations(after)
+                    return after
+                steps = [c.key for c in plan.creates] + (["attach"] if plan.attach is not None else [])
+                self.ledger.start_plan(row.id, plan.to_json(), steps,
+                                       "evaluated: " + (", ".join(plan.touched) or "no rule touched it"))
+                journal = {step: None for step in steps}
+                fresh = True
             if not reached_crm_done:
-                self._execute(row.id, plan, message, raw, self.contexts.for_ref(loc.ref).crm_user)
-                self.ledger.set_state(row.id, "crm_done", event_detail="CRM work committed")
-                reached_crm_done = True
+                results = self._execute(row.id, plan, message, raw, self.contexts.for_ref(loc.ref).crm_user, journal, fresh)
                 self._step("crm_done")
-            final = "review" if plan.outcome == "review" else "done"
-            self.ledger.plan_location(loc.id, plan.tags_add, plan.tags_remove, plan.move, state="waiting")
-            if final == "review":
-                self.ledger.set_state(row.id, "review", plan.review.reason if plan.review else plan.reason)
-            self._finish_locations(self.ledger.message(row.id), final_state=final if final == "done" else None)
-            return self.ledger.message(row.id).state
+            return self._complete(loc, row, plan, results)
         except Retryable as exc:
-            return self._retry(row, str(exc), exc.retry_after, never_quarantine=reached_crm_done, plan=plan)
+            if results:  # the CRM work is done: keep what it returned, never quarantine it now
+                self.ledger.finish(row.id, state="crm_done", results=results, events_=[("note", "CRM work committed")])
+                reached_crm_done = True
+            self._retry(row, str(exc), exc.retry_after, never_quarantine=reached_crm_done, plan=plan)
         except Permanent as exc:
             plan = getattr(exc, "plan", None) or plan  # a rule that cannot apply carries its trace and on_error
-            if reached_crm_done:  # nothing after crm_done ever quarantines a message
-                return self._retry(row, str(exc), None, never_quarantine=True, plan=plan)
-            self._quarantine(self.ledger.message(row.id), str(exc), plan)
-            return "quarantined"
+            if results or reached_crm_done:  # nothing after crm_done ever quarantines a message
+                if results:
+                    self.ledger.finish(row.id, state="crm_done", results=results)
+                self._retry(row, str(exc), None, never_quarantine=True, plan=plan)
+            else:
+                self._quarantine(self.ledger.message(row.id), str(exc), plan)
+        return self.ledger.message(row.id)
+
+    def _complete(self, loc: LocationRow, row: MessageRow, plan: Plan, results: dict[str, Any]) -> MessageRow:
+        """Tag the primary copy, then record results, final state and tags in one transaction."""
+        review = plan.outcome == "review"
+        stale = [t for t in (*self.config.tags.review, *self.config.tags.error) if t in loc.tags]
+        if review:
+            add, remove, move = list(self.config.tags.review), [], None
+        else:
+            add = list(plan.tags_add)
+            remove = [*plan.tags_remove, *(t for t in stale if t not in plan.tags_add)]
+            move = plan.move
+        writeback = self.writebacks.get(loc.ref.source, LedgerOnly())
+        applied = writeback.apply(loc.ref, frozenset(loc.tags), frozenset(add), frozenset(remove), move, row.message_id)
+        state = "review" if review else ("done" if applied.ref is not None else "done_untagged")
+        reason = (plan.review.reason if plan.review else plan.reason) if review else ""
+        events_ = [("crm_done", "CRM work committed")] if results else []
+        if applied.ref is None:
+            events_.append(("done_untagged", f"{loc.ref.label()} is gone: {applied.note}"))
+        elif add or remove or move:
+            events_.append(("tagged", f"{applied.ref.label()}: +{sorted(add)} -{sorted(remove)}"
+                            + (f" moved to {move}" if move else "")))
+        self._step("tagged")
+        # The rule tags are stored as this copy's planned tags too: a review resolved later applies them.
+        waiting = self.ledger.finish(
+            row.id, state=state, reason=reason, results=results, location_pk=loc.id,
+            tags=sorted(applied.tags) if applied.ref is not None else loc.tags,
+            location_state="applied" if applied.ref is not None else "untagged",
+            planned=(plan.tags_add, plan.tags_remove, plan.move),
+            moved_to=applied.ref if applied.ref is not None and applied.ref != loc.ref else None, events_=events_)
+        after = replace(row, state=state, reason=reason, plan={**(row.plan or {}), "touched": plan.touched})
+        if waiting:
+            self._finish_locations(self.ledger.message(row.id))
+        if state == "done":
+            self.spool.discard(loc.spool_path)
+            if row.spool_path != loc.spool_path:
+                self.spool.discard(row.spool_path)
+        return after
 
     def _step(self, name: str) -> None:
         if self.crash_at is not None:
             self.crash_at(name)
 
-    def _execute(self, message_pk: int, plan: Plan, message: Message, raw: bytes, crm_user: str) -> None:
-        done = self.ledger.journal(message_pk)
+    def _execute(self, message_pk: int, plan: Plan, message: Message, raw: bytes, crm_user: str,
+                 journal: dict[str, Any], fresh: bool) -> dict[str, Any]:
+        """Run the Plan's CRM steps; return each step's result for the journal.
+
+        Every step's intent is already in the journal. On a replay (`fresh` False) a step with
+        an intent and no result may have reached the CRM before a crash: look the record up and
+        adopt it as this step's result, so it is neither made twice nor counted as found."""
+        results: dict[str, Any] = {}
         created: dict[str, PartyRef] = {}
         for pc in plan.creates:
-            if done.get(pc.key) is not None:
-                created[pc.key] = ref_from_json(done[pc.key])
+            if journal.get(pc.key) is not None:
+                created[pc.key] = ref_from_json(journal[pc.key])
                 continue
             data = pc.data
             if pc.account is not None:
-                account = pc.account.ref or created.get(pc.account.create_key or "")
-                data = replace(data, account=account)
+                data = replace(data, account=pc.account.ref or created.get(pc.account.create_key or ""))
             with self._address_locks(addresses.key(pc.address)):
-                # An intent without a result (a crash after the CRM call) or a record another
-                # worker made meanwhile: adopt what is there instead of creating a second one.
+                # Another worker may have made this person meanwhile (or we did, before a crash).
                 existing = self._lookup(pc.kind, pc.address)
-                if existing is not None:
-                    was_ours = pc.key in done
-                    created[pc.key] = existing
-                    self.ledger.intent(message_pk, pc.key)
-                    self.ledger.result(message_pk, pc.key, ref_to_json(existing, created=was_ours))
-                    continue
-                self.ledger.intent(message_pk, pc.key)
                 self._step(f"{pc.key}:intent")
-                ref = self.crm.create(pc.kind, data)
-                self._step(f"{pc.key}:called")
-                self.ledger.result(message_pk, pc.key, ref_to_json(ref, created=True))
-                created[pc.key] = ref
-                self._step(f"{pc.key}:result")
-        if plan.attach is not None:
+                if existing is not None:
+                    ref, was_ours = existing, not fresh
+                else:
+                    ref, was_ours = self.crm.create(pc.kind, data), True
+                    self._step(f"{pc.key}:called")
+            created[pc.key] = ref
+            results[pc.key] = ref_to_json(ref, created=was_ours)
+            self._step(f"{pc.key}:result")
+        if plan.attach is not None and journal.get("attach") is None:
             targets: list[PartyRef] = []
             for t in plan.attach.targets:
                 ref = t.ref or created.get(t.create_key or "")
                 if ref is not None and all((ref.kind, ref.id) != (x.kind, x.id) for x in targets):
                     targets.append(ref)
-            if targets and done.get("attach") is None:
-                self.ledger.intent(message_pk, "attach")
+            if targets:
                 self._step("attach:intent")
                 record = email_record(message, raw, plan.direction, with_attachments=plan.attach.attachments,
                                       owner=crm_user)
-                email = self.crm.attach(targets, record)
+                email = self.crm.attach(targets, record)  # idempotent: a replay completes, never doubles
                 self._step("attach:called")
-                self.ledger.result(message_pk, "attach", {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]})
+                results["attach"] = {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]}
                 self._step("attach:result")
+        return results
 
     def _lookup(self, kind: str, address: str) -> PartyRef | None:
         if kind == "account":
@@ -376,10 +429,10 @@ class Pipeline:
 
     # ---- log ----------------------------------------------------------------------------
 
-    def _log(self, loc: LocationRow, row: MessageRow, state: str, started: float) -> None:
+    def _log(self, loc: LocationRow, row: MessageRow, started: float) -> None:
         plan = row.plan or {}
         log.info("message", extra={"fields": {
-            "id": row.id, "result": state, "source": loc.ref.source, "folder": loc.ref.folder,
+            "id": row.id, "result": row.state, "source": loc.ref.source, "folder": loc.ref.folder,
             "message_id": row.message_id, "from": row.from_address,
             "rules": ",".join(plan.get("touched", [])), "reason": row.reason[:200],
             "ms": round((time.monotonic() - started) * 1000, 1)}})

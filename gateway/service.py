@@ -59,19 +59,19 @@ class Gateway:
         self._idle = threading.Condition(self._inflight_lock)
         self.on_processed: Callable[[int, str], None] | None = None
         self._backlog = False  # a non-blocking submit found the queue full: sweep the ledger
+        self._fresh: dict[int, Any] = {}  # rows just received, handed to the worker to save a read
         self.processed = 0
 
     # ---- intake -------------------------------------------------------------------------
 
     def submit(self, ref: SourceRef, path: Path) -> None:
         """A source found a copy: make it durable (spool + ledger row), then queue it."""
-        known = self.ledger.location_at(ref)
-        if known is None:
-            spooled = self.spool.adopt(path)
-            known = self.ledger.receive(ref, str(spooled))
-            if known.spool_path != str(spooled):  # someone else recorded it first
-                self.spool.discard(str(spooled))
-        self.enqueue(known.id)
+        spooled = self.spool.adopt(path)
+        row = self.ledger.receive(ref, str(spooled))
+        if row.spool_path != str(spooled):  # known already: a rescan, or another worker first
+            self.spool.discard(str(spooled))
+        self._fresh[row.id] = row
+        self.enqueue(row.id)
 
     def submit_bytes(self, ref: SourceRef, raw: bytes, *, block: bool = False, declared_size: int | None = None) -> int:
         """Bytes from the network: durable (spool fsync + ledger row) before this returns.
@@ -80,14 +80,13 @@ class Gateway:
         once; a copy that found the queue full stays open in the ledger and the sweep
         queues it later. `declared_size`: `raw` holds only the headers of a mail that big
         (over max_message_size, not fetched); it is quarantined with the reason."""
-        known = self.ledger.location_at(ref)
-        if known is None:
-            spooled = self.spool.store(raw)
-            known = self.ledger.receive(ref, str(spooled), declared_size)
-            if known.spool_path != str(spooled):
-                self.spool.discard(str(spooled))
-        self.enqueue(known.id, block=block)
-        return known.id
+        spooled = self.spool.store(raw)
+        row = self.ledger.receive(ref, str(spooled), declared_size)
+        if row.spool_path != str(spooled):  # known already
+            self.spool.discard(str(spooled))
+        self._fresh[row.id] = row
+        self.enqueue(row.id, block=block)
+        return row.id
 
     def enqueue(self, location_pk: int, *, block: bool = True) -> None:
         with self._inflight_lock:
@@ -138,7 +137,7 @@ class Gateway:
 
     def _handle(self, pk: int) -> str:
         try:
-            return self.pipeline.handle(pk)
+            return self.pipeline.handle(pk, self._fresh.pop(pk, None))
         except Retryable as exc:  # the ledger itself was away (locked, unreachable): try again
             log.warning("location %s: %s; will retry", pk, exc)
             self._retry_location(pk, str(exc))

@@ -73,3 +73,10 @@ def test_an_older_ledger_is_upgraded_and_a_newer_one_refused(tmp_path):
     engine.dispose()
     with pytest.raises(Permanent, match="newer version"):
         Ledger(url)
+
+
+def test_the_schemas_know_their_newest_migration():
+    from gateway.crm.migrations import SCHEMA as CRM
+
+    for schema in (SCHEMA, CRM):
+        assert schema.head_revision == schema.head(), schema.scripts
