@@ -79,6 +79,8 @@ class CrmConfig(Model):
     company: int | None = None
     max_inline: Size = 5 * 1024**2
     timeout: float = 30.0
+    protocol: Literal["json2", "jsonrpc"] | None = None  # odoo: json2 (19+, api_key) or jsonrpc; default by which secret is set
+    attachment_url: str | None = None  # webhook: where the gateway serves attachments over max_inline ({sha256} filled in)
 
     @model_validator(mode="before")
     @classmethod
@@ -159,23 +161,74 @@ class ImapSource(SourceBase):
 
 
 class SmtpUser(Model):
-    address: str
-    token: str | None = None
+    """One user of the BCC intake: mail to their secret address lands on their behalf."""
+
+    address: str  # the user's own address: the mailbox, and an allowed From
+    token: str | None = Field(None, min_length=16, pattern=r"^[A-Za-z0-9_-]+$")  # intake crm+<token>@domain
+    intake: list[str] = []  # further intake addresses of this user, as written
     crm_user: str | None = None
-    allowed_from: list[str] = []
+    allowed_from: list[str] = []  # more From addresses of the user (aliases); the address is always allowed
+    password: str | None = None  # AUTH (PLAIN/LOGIN, after STARTTLS) as `address` with this password
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, data: Any) -> Any:
+        return _read_secret_files(data, ("password", "token"))
+
+
+class SmtpRateLimit(Model):
+    """Per client IP: a bucket of `burst` events refilled at `per_minute`; MAIL commands, refused
+    RCPTs and failed AUTHs take one each. Empty → 450/421 until it refills."""
+
+    per_minute: float = Field(300.0, gt=0)
+    burst: int = Field(60, ge=1)
 
 
 class SmtpSource(SourceBase):
     type: Literal["smtp"]
     listen: str = "127.0.0.1:2525"
+    hostname: str | None = None  # the greeting/EHLO name; default: the machine's FQDN
+    domain: str | None = None  # domain of crm+<token>@…; default: the user's address domain
     max_size: Size = 25 * 1024**2
     users: list[SmtpUser] = []
     folders: list[str] = ["BCC"]
+    tls_cert: str | None = None  # PEM certificate (chain) for STARTTLS
+    tls_key: str | None = None  # PEM private key; default: in tls_cert
+    require_tls: bool = False  # refuse MAIL before STARTTLS (needs tls_cert)
+    auth: Literal["off", "optional", "required"] = "off"  # PLAIN/LOGIN, offered only after STARTTLS
+    require_pass: list[Literal["dkim", "spf"]] = []  # any one must pass, aligned with an allowed From
+    trusted_authserv_id: str | None = None  # read dkim/spf from Authentication-Results by this id, no DNS
+    dns_timeout: float = Field(5.0, gt=0)
+    timeout: float = Field(60.0, gt=0)  # seconds of silence before the connection is closed
+    connection_timeout: float = Field(600.0, gt=0)  # a whole connection, whatever it does
+    rate_limit: SmtpRateLimit | None = SmtpRateLimit()
+    max_connections_per_ip: int = Field(20, ge=1)
 
     @field_validator("max_size", mode="before")
     @classmethod
     def _size(cls, v: Any) -> int:
         return parse_size(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SmtpSource":
+        if self.auth != "off" and not self.tls_cert:
+            raise ValueError("auth needs tls_cert: AUTH is offered only after STARTTLS")
+        if self.require_tls and not self.tls_cert:
+            raise ValueError("require_tls needs tls_cert")
+        if self.auth != "off" and not any(u.password for u in self.users):
+            raise ValueError("auth is on but no user has a password")
+        for u in self.users:
+            if not u.token and not u.intake:
+                raise ValueError(f"users: {u.address} has neither a token nor an intake address")
+        return self
+
+    def intake_domain(self, user: SmtpUser) -> str:
+        return (self.domain or user.address.rpartition("@")[2]).lower()
+
+    def intake_addresses(self, user: SmtpUser) -> list[str]:
+        """The user's secret intake addresses: crm+<token>@<domain>, then the listed ones."""
+        out = [f"crm+{user.token}@{self.intake_domain(user)}"] if user.token else []
+        return out + list(user.intake)
 
 
 class EwsSource(SourceBase):
@@ -197,6 +250,8 @@ class EwsSource(SourceBase):
     poll_interval: float = Field(30.0, gt=0)
     timeout: float = Field(60.0, gt=0)
     verify_tls: bool = True
+    build: str | None = Field(None, pattern=r"^\d+(\.\d+){1,3}$")  # e.g. 15.1.2507.6: skips version guessing
+    page_size: int = Field(100, ge=1, le=512)  # SyncFolderItems MaxChangesReturned
 
     @model_validator(mode="before")
     @classmethod
@@ -217,6 +272,8 @@ class GraphSource(SourceBase):
     create_folders: bool = False
     poll_interval: float = Field(5.0, gt=0)
     timeout: float = Field(60.0, gt=0)
+    ca_file: str | None = None  # a CA bundle for a TLS-inspecting proxy (and the test double)
+    page_size: int = Field(50, ge=1, le=1000)  # odata.maxpagesize for delta pages
 
     @model_validator(mode="before")
     @classmethod

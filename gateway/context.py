@@ -28,12 +28,14 @@ class Contexts:
             owners = list(src.owners)
             crm_user = src.crm_user or ""
             if isinstance(src, SmtpSource):
-                intake = [u.address for u in src.users]
+                # Every user's intake address is protected (never a counterpart); the owner is
+                # the user the mail came in for (ref.account = their own address), so a BCC'd
+                # mail From them is outbound and its counterparts are its To and Cc.
+                intake = [a for u in src.users for a in src.intake_addresses(u)]
                 user = next((u for u in src.users if u.address.lower() == ref.account.lower()), None)
                 if user:
-                    owners = [user.address.split("+")[0] + "@" + user.address.split("@")[-1]] if "+" in user.address else []
-                    owners += list(user.allowed_from)
-                    crm_user = user.crm_user or crm_user
+                    owners = [user.address, *user.allowed_from]
+                    crm_user = user.crm_user or crm_user or user.address
         if ref.account and "@" in ref.account and ref.account not in owners:
             owners.append(ref.account)
         mailbox = ref.account if "@" in ref.account else (owners[0] if owners else "")

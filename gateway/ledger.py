@@ -239,13 +239,17 @@ class Ledger:
     def finish(self, message_pk: int, *, state: str, reason: str = "", plan: dict[str, Any] | None = None,
                results: dict[str, Any] | None = None, location_pk: int | None = None, tags: Sequence[str] = (),
                location_state: str = "applied", planned: tuple[Sequence[str], Sequence[str], str | None] | None = None,
-               moved_to: SourceRef | None = None, events_: Sequence[tuple[str, str]] = ()) -> list[int]:
+               moved_to: SourceRef | None = None, events_: Sequence[tuple[str, str]] = (),
+               results_are_new: bool = False) -> list[int]:
         """Record the CRM steps' results, the message's final state and its primary copy's tags
         (and the tags its rules planned) in one transaction; return the other copies that are
         waiting for their tags."""
         t = now()
         with self.engine.begin() as c:
-            if results:
+            if results and results_are_new:  # steps that needed no intent (an idempotent attach)
+                c.execute(_INSERT_INTENT, [{"message_pk": message_pk, "step": step, "intent_at": t, "done_at": t,
+                                            "result": json.dumps(value, default=str)} for step, value in results.items()])
+            elif results:
                 c.execute(_SET_RESULT, [{"b_message_pk": message_pk, "b_step": step, "b_result": json.dumps(value, default=str),
                                          "b_done_at": t} for step, value in results.items()])
             c.execute(_SET_STATE, {"pk": message_pk, "b_state": state, "b_reason": reason, "b_updated_at": t})

@@ -166,8 +166,11 @@ class Pipeline:
                         self._finish_locations(after)
                     return after
                 steps = [c.key for c in plan.creates] + (["attach"] if plan.attach is not None else [])
-                self.ledger.start_plan(row.id, plan.to_json(), steps,
-                                       "evaluated: " + (", ".join(plan.touched) or "no rule touched it"))
+                if plan.creates:
+                    # Intents first: a record created before a crash must be adopted as created.
+                    self.ledger.start_plan(row.id, plan.to_json(), steps, _evaluated(plan))
+                # else the only CRM step is an idempotent attach: a crash before the end just
+                # evaluates again, so the Plan is stored with the final state (one commit less).
                 journal = {step: None for step in steps}
                 fresh = True
             if not reached_crm_done:
@@ -176,18 +179,24 @@ class Pipeline:
             return self._complete(loc, row, plan, results)
         except Retryable as exc:
             if results:  # the CRM work is done: keep what it returned, never quarantine it now
-                self.ledger.finish(row.id, state="crm_done", results=results, events_=[("note", "CRM work committed")])
+                self._crm_done(row, plan, results)
                 reached_crm_done = True
             self._retry(row, str(exc), exc.retry_after, never_quarantine=reached_crm_done, plan=plan)
         except Permanent as exc:
             plan = getattr(exc, "plan", None) or plan  # a rule that cannot apply carries its trace and on_error
             if results or reached_crm_done:  # nothing after crm_done ever quarantines a message
                 if results:
-                    self.ledger.finish(row.id, state="crm_done", results=results)
+                    self._crm_done(row, plan, results)
                 self._retry(row, str(exc), None, never_quarantine=True, plan=plan)
             else:
                 self._quarantine(self.ledger.message(row.id), str(exc), plan)
         return self.ledger.message(row.id)
+
+    def _crm_done(self, row: MessageRow, plan: Plan | None, results: dict[str, Any]) -> None:
+        """The write-back failed after the CRM work: record that work so a retry only tags."""
+        new = plan is not None and not plan.creates and row.plan is None
+        self.ledger.finish(row.id, state="crm_done", results=results, plan=plan.to_json() if new and plan else None,
+                           events_=[("note", "CRM work committed; tagging failed")], results_are_new=new)
 
     def _complete(self, loc: LocationRow, row: MessageRow, plan: Plan, results: dict[str, Any]) -> MessageRow:
         """Tag the primary copy, then record results, final state and tags in one transaction."""
@@ -203,7 +212,9 @@ class Pipeline:
         applied = writeback.apply(loc.ref, frozenset(loc.tags), frozenset(add), frozenset(remove), move, row.message_id)
         state = "review" if review else ("done" if applied.ref is not None else "done_untagged")
         reason = (plan.review.reason if plan.review else plan.reason) if review else ""
-        events_ = [("crm_done", "CRM work committed")] if results else []
+        stored_plan = row.plan is not None or bool(plan.creates)
+        events_ = [] if stored_plan else [("processing", _evaluated(plan))]
+        events_ += [("crm_done", "CRM work committed")] if results else []
         if applied.ref is None:
             events_.append(("done_untagged", f"{loc.ref.label()} is gone: {applied.note}"))
         elif add or remove or move:
@@ -212,11 +223,13 @@ class Pipeline:
         self._step("tagged")
         # The rule tags are stored as this copy's planned tags too: a review resolved later applies them.
         waiting = self.ledger.finish(
-            row.id, state=state, reason=reason, results=results, location_pk=loc.id,
+            row.id, state=state, reason=reason, plan=None if stored_plan else plan.to_json(), results=results,
+            location_pk=loc.id,
             tags=sorted(applied.tags) if applied.ref is not None else loc.tags,
             location_state="applied" if applied.ref is not None else "untagged",
             planned=(plan.tags_add, plan.tags_remove, plan.move),
-            moved_to=applied.ref if applied.ref is not None and applied.ref != loc.ref else None, events_=events_)
+            moved_to=applied.ref if applied.ref is not None and applied.ref != loc.ref else None, events_=events_,
+            results_are_new=not stored_plan)
         after = replace(row, state=state, reason=reason, plan={**(row.plan or {}), "touched": plan.touched})
         if waiting:
             self._finish_locations(self.ledger.message(row.id))
@@ -436,6 +449,10 @@ class Pipeline:
             "message_id": row.message_id, "from": row.from_address,
             "rules": ",".join(plan.get("touched", [])), "reason": row.reason[:200],
             "ms": round((time.monotonic() - started) * 1000, 1)}})
+
+
+def _evaluated(plan: Plan) -> str:
+    return "evaluated: " + (", ".join(plan.touched) or "no rule touched it")
 
 
 def _crash_hook() -> Callable[[str], None] | None:

@@ -140,7 +140,7 @@ def _report(chk: Checker, cls: type[Action], node: Node | None, err: Any) -> Non
         chk.error(target, f"{what}.{path}: {err['msg']}{hint}")
 
 
-Who = Literal["sender", "counterpart", "recipients", "participants"]
+Who = Literal["sender", "counterpart", "recipients", "participants", "original_sender"]
 assert set(Who.__args__) == set(WHO)  # type: ignore[attr-defined]
 
 

@@ -286,7 +286,8 @@ class DirectionIs(Condition):
 
 # -- addresses and text --------------------------------------------------------------------
 
-ADDRESS_KEYS = ("from", "to", "cc", "bcc", "reply_to", "sender", "recipients", "participants", "counterpart")
+ADDRESS_KEYS = ("from", "to", "cc", "bcc", "reply_to", "sender", "recipients", "participants", "counterpart",
+                "original_sender")
 
 
 @condition(*ADDRESS_KEYS)
@@ -534,9 +535,32 @@ class Automated(Condition):
         return not self.want, f"automated: {what}"
 
 
+@condition("forwarded")
+class ForwardedTest(Condition):
+    """`forwarded: true` — the mail carries a forwarded original whose sender is readable
+    (a message/rfc822 part or a forwarded-header block; see engine/forwarded.py)."""
+
+    schema_value = {"type": "boolean"}
+
+    def __init__(self, want: bool) -> None:
+        self.want = want
+
+    @classmethod
+    def parse(cls, key: str, node: Node, chk: Checker) -> Condition | None:
+        b = chk.boolean(node, "forwarded")
+        return None if b is None else cls(b)
+
+    def evaluate(self, ev: Evaluation) -> tuple[bool, str]:
+        fwd = ev.forwarded()
+        if fwd is None:
+            return not self.want, "forwarded: no forwarded original with a sender"
+        who = ", ".join(a.address for a in fwd.senders)
+        return self.want, f"forwarded: original sender {who} ({fwd.evidence})"
+
+
 @condition("known")
 class Known(Condition):
-    WHO = ("sender", "counterpart", "participants")
+    WHO = ("sender", "counterpart", "participants", "original_sender")
     schema_value = {"enum": list(WHO)}
 
     def __init__(self, who: str) -> None:

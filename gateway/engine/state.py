@@ -26,10 +26,14 @@ from gateway.engine.model import (
     Target,
     TraceStep,
 )
+from gateway.engine.forwarded import Forwarded, original_sender
 from gateway.errors import Permanent
 from gateway.message import Address, Message
 
-WHO = ("sender", "counterpart", "recipients", "participants")
+WHO = ("sender", "counterpart", "recipients", "participants", "original_sender")
+
+
+_UNSET = object()
 
 
 class RuleFailure(Permanent):
@@ -67,6 +71,7 @@ class Evaluation:
         self.attach_planned = False
         self.assign_owner: str | None = None
         self._automated: list[message_module.AutomatedVerdict] | None = None
+        self._forwarded: object = _UNSET
         self.plan.counterparts = tuple(a.address for a in self.addresses("counterpart"))
 
     # -- trace --------------------------------------------------------------------------
@@ -93,6 +98,11 @@ class Evaluation:
             # Bcc never counts: a sent copy carries the BCC'd intake address.
             found = (*m.to, *m.cc) if self.direction == "outbound" else (m.from_ or m.sender)
             found = [a for a in found if not self.protected(a)]
+        elif which == "original_sender":
+            # The sender of the mail a forward carries (engine/forwarded.py); like a
+            # counterpart, never the owner or a colleague (a forward of one's own mail).
+            fwd = self.forwarded()
+            found = [a for a in (fwd.senders if fwd else ()) if not self.protected(a)]
         else:
             raise ValueError(which)
         out: list[Address] = []
@@ -102,6 +112,11 @@ class Evaluation:
                 seen.add(a.key)
                 out.append(a)
         return out
+
+    def forwarded(self) -> Forwarded | None:
+        if self._forwarded is _UNSET:
+            self._forwarded = original_sender(self.message)
+        return self._forwarded  # type: ignore[return-value]
 
     def protected(self, a: Address) -> bool:
         """Owner, intake and internal addresses: never counterparts, never created."""

@@ -305,7 +305,7 @@ def test_all_any_not_and_implicit_all() -> None:
 
 def test_shipped_packs_load_in_name_order() -> None:
     rs = shipped()
-    assert rs.files == ("rules/automated.yaml", "rules/crm-sync.yaml", "rules/folders.yaml")
+    assert rs.files == ("rules/automated.yaml", "rules/bcc.yaml", "rules/crm-sync.yaml", "rules/folders.yaml")
     assert rs.names()[:1] == ["Skip auto-replies"]
     assert len(rs.fingerprint) == 64
 

@@ -56,7 +56,7 @@ def test_several_mistakes_in_one_file_all_reported_with_positions(tmp_path: Path
         """)
     assert problems(tmp_path) == [
         "rules/folders.yaml:3:28: unknown condition 'subjct' (did you mean 'subject'?)",
-        "rules/folders.yaml:5:21: find.who: 'sendr' is not one of sender, counterpart, recipients, participants"
+        "rules/folders.yaml:5:21: find.who: 'sendr' is not one of sender, counterpart, recipients, participants, original_sender"
         " (did you mean 'sender'?)",
         "rules/folders.yaml:5:42: unknown record kind 'contacts' (did you mean 'contact'?)",
         "rules/folders.yaml:7:9: unknown action 'atach' (did you mean 'attach'?)",

@@ -1,0 +1,139 @@
+"""SMTP BCC intake: users BCC or forward mail to a secret address; it lands on CRM records.
+
+An aiosmtpd Controller runs in its own thread and only spools: `250` goes out once the raw
+bytes are fsynced in the spool and the ledger has the location (`submit_bytes`); the pipeline
+workers do the rest. A copy is (source, the user's address, "BCC", spool id), so the mailbox
+is the user and the rules in `bcc.yaml` see their mail as outbound.
+
+There is no mailbox to tag: tags and outcomes stay in the ledger (`status`, `explain`).
+`run --once` starts no listener (`scan_once` returns 0); what a crash left in the spool is
+picked up from the ledger by `recover()` on the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from gateway.config import SmtpSource as SmtpConfig
+from gateway.errors import ConfigError
+from gateway.sources.base import Submit
+from gateway.sources.registry import SourceEnv, register_source
+from gateway.sources.smtp_handler import GuardedSMTP, IntakeHandler
+from gateway.sources.smtp_policy import Directory, RateLimiter, Verifier
+from gateway.writeback.base import LedgerOnly
+
+log = logging.getLogger("gateway.smtp")
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`127.0.0.1:2525`, `[::1]:2525`, `:2525` (all addresses) → (host, port)."""
+    host, sep, port = listen.strip().rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"smtp listen {listen!r}: write host:port, e.g. 127.0.0.1:2525")
+    return host.strip("[]"), int(port)
+
+
+def tls_context(config: SmtpConfig, resolve: Callable[[str], Any]) -> ssl.SSLContext | None:
+    if not config.tls_cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(str(resolve(config.tls_cert)), str(resolve(config.tls_key)) if config.tls_key else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"smtp source {config.name}: cannot load tls_cert/tls_key: {exc}") from None
+    return ctx
+
+
+class _Controller(Controller):
+    def factory(self) -> GuardedSMTP:
+        return GuardedSMTP(self.handler, **self.SMTP_kwargs)
+
+
+class SmtpIntake:
+    type = "smtp"
+
+    def __init__(self, config: SmtpConfig, submit_bytes: Callable[..., Any],
+                 resolve: Callable[[str], Any] = lambda p: p, dkim_dnsfunc: Callable[..., Any] | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.host, self.port = parse_listen(config.listen)
+        self.hostname = config.hostname or socket.getfqdn()
+        try:
+            self.directory = Directory(config)
+            self.verifier = Verifier(config, dkim_dnsfunc)
+        except ValueError as exc:
+            raise ConfigError(f"smtp source {config.name}: {exc}") from None
+        self.tls = tls_context(config, resolve)
+        limiter = RateLimiter(config.rate_limit.per_minute, config.rate_limit.burst) if config.rate_limit else None
+        # (ref, raw) → location id; never waits for queue space, so the client is answered at once
+        self.handler = IntakeHandler(config, self.directory, self.verifier, limiter,
+                                     lambda ref, raw: submit_bytes(ref, raw), None, self.hostname)
+        self.controller: _Controller | None = None
+        self.listening = False
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        c = self.config
+        # Spooling blocks (fsync, the ledger): it runs in these threads, never on the event loop.
+        self.handler.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"smtp-{c.name}")
+        kwargs: dict[str, Any] = dict(
+            server_hostname=self.hostname, data_size_limit=c.max_size, enable_SMTPUTF8=True, decode_data=False,
+            timeout=c.timeout, tls_context=self.tls, require_starttls=c.require_tls,
+            auth_required=c.auth == "required", auth_require_tls=True,
+        )
+        if c.auth != "off":
+            kwargs["authenticator"] = self.handler.authenticator
+        else:
+            kwargs["auth_exclude_mechanism"] = ["LOGIN", "PLAIN"]
+        self.controller = _Controller(self.handler, hostname=self.host or None, port=self.port,
+                                      ready_timeout=10.0, **kwargs)
+        self.controller.start()
+        self.listening = True
+        log.info("smtp %s: listening on %s (TLS %s, AUTH %s, max %d bytes)", self.name, c.listen,
+                 "on" if self.tls else "off", c.auth, c.max_size)
+
+    def close(self) -> None:
+        if self.controller is not None:
+            try:
+                self.controller.stop()
+            finally:
+                self.controller = None
+                self.listening = False
+        if self.handler.executor is not None:
+            self.handler.executor.shutdown(wait=True)
+            self.handler.executor = None
+
+    # ---- the Source protocol --------------------------------------------------------------
+
+    def run(self, submit: Submit, stop: threading.Event) -> None:
+        self.start()
+        try:
+            stop.wait()
+        finally:
+            self.close()
+
+    def scan_once(self, submit: Submit, progress: Callable[[int, int], None] | None = None) -> int:
+        return 0  # nothing to scan: mail arrives only while `run` listens
+
+    def status(self) -> dict[str, Any]:
+        c, n = self.config, self.handler.counters
+        return {"type": self.type, "connected": self.listening, "mode": "push", "listen": c.listen,
+                "tls": self.tls is not None, "auth": c.auth, "require_pass": list(c.require_pass),
+                "users": len(c.users), "accepted": n.accepted, "refused": n.refused, "errors": n.errors,
+                "last_sync": n.last_accepted, "last_error": n.last_error,
+                "folders": {f: {} for f in c.folders[:1]}}
+
+
+@register_source("smtp")
+def make_smtp(config: SmtpConfig, env: SourceEnv) -> tuple[SmtpIntake, LedgerOnly]:
+    return SmtpIntake(config, env.submit_bytes, env.config.resolve), LedgerOnly()
