@@ -12,6 +12,11 @@ The tests talk to the CRM only through `gateway.crm.base.Connector` methods, plu
 small `Inspector` each connector's test supplies to read back what a user would see in the
 CRM (an email's links and files, a record's owner and addresses) — the one thing the
 protocol has no read method for.
+
+A connector that talks to its CRM over the network also supplies `far_side` (a `FarSide`,
+e.g. `tests/connectors/doubles/base.HttpDouble`) so the failure scenarios can make the CRM
+misbehave; its `connector` fixture must use a timeout under 1 s. Without `far_side` those
+scenarios skip.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
 from gateway.crm.base import AttachmentData, Connector, EmailRecord, EmailRef, PartyData, PartyRef
+from gateway.errors import Permanent, Retryable
 
 HOSTILE = (
     "o'brien@example.org",
@@ -78,6 +84,19 @@ class Inspector(Protocol):
         """Every stored email with this Message-ID (versions included), oldest first."""
 
     def party(self, ref: PartyRef) -> StoredParty | None: ...
+
+
+class FarSide(Protocol):
+    """The CRM's end of the wire, for the failure scenarios (see `doubles/base.py`)."""
+
+    log: Sequence[Any]  # every request received, each with `.at` (the far side's monotonic clock)
+
+    def fail_next(self, status: int, *, headers: dict[str, str] | None = None, body: bytes = b"", times: int = 1) -> None: ...
+
+    def stall_next(self, seconds: float, times: int = 1) -> None: ...
+
+    def reject_next_write(self, message: str) -> None:
+        """Refuse the next create the way this CRM reports a validation error, with `message`."""
 
 
 def attachment(filename: str, payload: bytes, content_type: str = "application/octet-stream") -> AttachmentData:
@@ -240,3 +259,50 @@ class ConnectorContract:
         connector.attach(refs, make_mail(sender=HOSTILE[0], cc=HOSTILE[1:]))
         [stored] = inspect.emails("<m1@example.org>")
         assert stored.links == {("lead", r.id) for r in refs}
+
+    # -- the CRM misbehaving (connectors that talk over a network) ------------------------
+
+    @pytest.fixture
+    def far_side(self) -> FarSide:
+        pytest.skip("this connector has no network far side to make misbehave")
+
+    def test_429_is_retried_after_the_delay_asked(self, connector: Connector, far_side: FarSide) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        far_side.fail_next(429, headers={"Retry-After": "1"})
+        start = len(far_side.log)
+        assert ids(connector.find("ann@acme.example", ["contact"])) == [("contact", ann.id)]
+        refused, retried = far_side.log[start], far_side.log[start + 1]
+        assert retried.at - refused.at >= 1.0  # the far side's clock: the connector waited as asked
+
+    def test_long_retry_after_is_left_to_the_pipeline(self, connector: Connector, far_side: FarSide) -> None:
+        connector.create("contact", person("contact", "ann@acme.example"))
+        far_side.fail_next(429, headers={"Retry-After": "120"})
+        with pytest.raises(Retryable) as caught:
+            connector.find("ann@acme.example", ["contact"])
+        assert caught.value.retry_after == 120
+
+    def test_5xx_is_retryable_and_passes(self, connector: Connector, far_side: FarSide) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        far_side.fail_next(503)
+        with pytest.raises(Retryable):
+            connector.find("ann@acme.example", ["contact"])
+        far_side.fail_next(500)
+        with pytest.raises(Retryable):
+            connector.attach([ann], make_mail())
+        assert ids(connector.find("ann@acme.example", ["contact"])) == [("contact", ann.id)]
+
+    def test_timeout_is_retryable(self, connector: Connector, far_side: FarSide) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        far_side.stall_next(1.5)
+        with pytest.raises(Retryable):
+            connector.find("ann@acme.example", ["contact"])
+        assert ids(connector.find("ann@acme.example", ["contact"])) == [("contact", ann.id)]
+
+    def test_validation_error_is_permanent_with_the_crm_message(self, connector: Connector, far_side: FarSide) -> None:
+        connector.find("ann@acme.example", ["contact"])  # logged in, if the CRM has sessions
+        far_side.reject_next_write("lastname does not have a value")
+        with pytest.raises(Permanent, match="lastname does not have a value"):
+            connector.create("contact", person("contact", "ann@acme.example"))
+        far_side.fail_next(400, body=b'{"message": "malformed request"}')
+        with pytest.raises(Permanent):
+            connector.find("ann@acme.example", ["contact"])

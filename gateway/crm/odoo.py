@@ -1,0 +1,301 @@
+"""Odoo through its external API (`crm.backend: odoo`).
+
+Two wires, one set of calls (docs/odoo.md): the JSON-2 API of Odoo 19+
+(`POST /json/2/<model>/<method>`, `Authorization: bearer <api_key>`, parameters by name) and
+JSON-RPC (`/jsonrpc`, `common.authenticate` then `object.execute_kw`) for older servers.
+`crm.protocol` picks one; by default JSON-2 when an `api_key` is set, JSON-RPC with a password.
+
+Records: contacts and accounts are `res.partner` (`is_company`), leads are `crm.lead`. A mail is
+a `mail.message` posted with `message_post` on each record's chatter (Odoo keeps a message per
+record), carrying the RFC Message-ID; its files — and the raw .eml, whose description holds the
+gateway's content hash — are `ir.attachment` rows shared by those messages. The messages of one
+(Message-ID, content hash) are one email for the gateway: its id is the first message's.
+
+Lookups use `=ilike` with `%`, `_` and `\\` escaped and `%…%` around the address (a partner's
+`email` may hold several addresses, comma-separated); the rows are then filtered here by the
+exact, case-insensitive address. Tested against tests/connectors/doubles/odoo_double.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway import addresses
+from gateway.crm.base import PARTY_KINDS, EmailRecord, EmailRef, ForgetReport, PartyData, PartyKind, PartyRef, register_connector
+from gateway.crm.http import HttpClient
+from gateway.errors import ConfigError, Permanent, Retryable
+
+MODEL = {"lead": "crm.lead", "contact": "res.partner", "account": "res.partner"}
+EMAIL_FIELD = {"crm.lead": "email_from", "res.partner": "email"}
+PARTY_FIELDS = ["id", "name", "email", "is_company", "website"]
+LEAD_FIELDS = ["id", "name", "contact_name", "email_from"]
+_RAW = "crm-gateway raw message; content hash "
+_TRANSIENT = ("psycopg2.errors.SerializationFailure", "psycopg2.OperationalError", "psycopg2.errors.LockNotAvailable", "odoo.exceptions.ConcurrencyError")
+
+
+def escape_like(value: str) -> str:
+    """A literal for an (=)ilike pattern: the wildcards and the escape character escaped."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class _Json2:
+    def __init__(self, http: HttpClient, database: str | None, api_key: str) -> None:
+        self.http = http
+        self.headers = {"Authorization": f"bearer {api_key}"} | ({"X-Odoo-Database": database} if database else {})
+
+    def call(self, model: str, method: str, ids: list[int] | None = None, **params: Any) -> Any:
+        body = ({"ids": ids} if ids is not None else {}) | params
+        return self.http.request("POST", f"json/2/{model}/{method}", json=body, headers=self.headers).json()
+
+    def check(self) -> None:
+        self.call("res.users", "context_get")
+
+
+class _JsonRpc:
+    def __init__(self, http: HttpClient, database: str, login: str, secret: str) -> None:
+        self.http, self.database, self.login, self.secret = http, database, login, secret
+        self.uid: int | None = None
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def _rpc(self, service: str, method: str, *args: Any) -> Any:
+        payload = {"jsonrpc": "2.0", "method": "call", "params": {"service": service, "method": method, "args": list(args)}, "id": next(self._ids)}
+        body = self.http.request("POST", "jsonrpc", json=payload).json()
+        error = body.get("error")
+        if not error:
+            return body.get("result")
+        data = error.get("data") or {}
+        name, message = str(data.get("name") or ""), str(data.get("message") or error.get("message") or "")
+        if name.startswith(_TRANSIENT):
+            raise Retryable(f"odoo: {name}: {message}")
+        if name == "odoo.exceptions.AccessDenied":
+            raise Permanent(f"odoo: access denied (check crm.database, crm.username and the password or API key): {message}")
+        raise Permanent(f"odoo: {name or 'error'}: {message}")
+
+    def _uid(self) -> int:
+        with self._lock:
+            if self.uid is None:
+                uid = self._rpc("common", "authenticate", self.database, self.login, self.secret, {})
+                if not uid:
+                    raise Permanent(f"odoo: login refused for {self.login!r} on database {self.database!r} (check crm.username and the password or API key)")
+                self.uid = int(uid)
+            return self.uid
+
+    def call(self, model: str, method: str, ids: list[int] | None = None, **params: Any) -> Any:
+        uid = self._uid()
+        return self._rpc("object", "execute_kw", self.database, uid, self.secret, model, method, [ids] if ids is not None else [], params)
+
+    def check(self) -> None:
+        with self._lock:
+            self.uid = None
+        self._uid()
+
+
+class OdooConnector:
+    name = "odoo"
+
+    def __init__(self, url: str, *, database: str | None, username: str | None, api_key: str | None = None, password: str | None = None,
+                 protocol: str | None = None, timeout: float = 30.0, max_wait: float = 5.0) -> None:
+        protocol = protocol or ("json2" if api_key else "jsonrpc")
+        self._http = HttpClient(url.rstrip("/") + "/", name="odoo", timeout=timeout, max_wait=max_wait)
+        secret = api_key or password or ""
+        if not secret:
+            raise ConfigError("crm: the odoo backend needs api_key (or password)")
+        if protocol == "json2":
+            self._api: _Json2 | _JsonRpc = _Json2(self._http, database, secret)
+        else:
+            if not database or not username:
+                raise ConfigError("crm: odoo over JSON-RPC needs database and username")
+            self._api = _JsonRpc(self._http, database, username, secret)
+        self.protocol = protocol
+        self._owners: dict[str, int | None] = {}
+
+    def _call(self, model: str, method: str, ids: list[int] | None = None, **params: Any) -> Any:
+        return self._api.call(model, method, ids, **params)
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def find(self, address: str, kinds: Sequence[PartyKind]) -> list[PartyRef]:
+        k = addresses.key(address)
+        if not k:
+            return []
+        pattern = "%" + escape_like(addresses.normalize(address)) + "%"
+        found: list[PartyRef] = []
+        for kind in dict.fromkeys(kinds):
+            if kind not in MODEL:
+                raise Permanent(f"unknown record kind {kind!r}")
+            model = MODEL[kind]
+            domain: list[Any] = [[EMAIL_FIELD[model], "=ilike", pattern]]
+            if model == "res.partner":
+                domain.append(["is_company", "=", kind == "account"])
+            rows = self._call(model, "search_read", domain=domain, fields=_fields(model), order="id")
+            found += [_ref(kind, r) for r in rows if k in _keys(r.get(EMAIL_FIELD[model]))]
+        return found
+
+    def find_by_domain(self, domain: str) -> list[PartyRef]:
+        d = addresses.domain_of("x@" + domain.strip().lstrip("@"))
+        if not d:
+            return []
+        rows = self._call("res.partner", "search_read", domain=[["is_company", "=", True], ["website", "=ilike", "%" + escape_like(d) + "%"]],
+                          fields=PARTY_FIELDS, order="id")
+        return [_ref("account", r) for r in rows if _host(r.get("website") or "") == d]
+
+    def _messages(self, message_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return self._call("mail.message", "search_read", domain=[["message_id", "in", list(message_ids)]],
+                          fields=["id", "model", "res_id", "message_id", "attachment_ids"], order="id")
+
+    def _versions(self, message_id: str) -> dict[str, list[dict[str, Any]]]:
+        """The messages of this Message-ID grouped by content hash (from their raw .eml)."""
+        messages = self._messages([message_id])
+        att_ids = sorted({a for m in messages for a in m["attachment_ids"]})
+        atts = {a["id"]: a for a in self._call("ir.attachment", "read", att_ids, fields=["id", "description"])} if att_ids else {}
+        out: dict[str, list[dict[str, Any]]] = {}
+        for m in messages:
+            tags = [str(atts.get(a, {}).get("description") or "") for a in m["attachment_ids"]]
+            h = next((t.removeprefix(_RAW) for t in tags if t.startswith(_RAW)), "")
+            out.setdefault(h, []).append(m)
+        return out
+
+    def find_email(self, message_id: str, content_hash: str | None = None) -> EmailRef | None:
+        versions = self._versions(message_id)
+        if content_hash is not None:
+            group = versions.get(content_hash)
+            return EmailRef(str(group[0]["id"]), message_id, content_hash) if group else None
+        firsts = sorted(((g[0]["id"], h) for h, g in versions.items()))
+        return EmailRef(str(firsts[0][0]), message_id, firsts[0][1]) if firsts else None
+
+    def thread_parents(self, message_ids: Sequence[str]) -> list[PartyRef]:
+        ids = list(dict.fromkeys(m for m in message_ids if m))
+        if not ids:
+            return []
+        pairs = list(dict.fromkeys((m["model"], m["res_id"]) for m in self._messages(ids) if m["model"] in EMAIL_FIELD))
+        refs: list[PartyRef] = []
+        for model in EMAIL_FIELD:
+            want = [rid for mdl, rid in pairs if mdl == model]
+            if want:
+                rows = {r["id"]: r for r in self._call(model, "read", want, fields=_fields(model))}
+                refs += [_ref(_kind(model, rows[rid]), rows[rid]) for rid in want if rid in rows]
+        return refs
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def _owner(self, owner: str) -> int | None:
+        if owner and owner not in self._owners:
+            rows = self._call("res.users", "search_read", domain=[["login", "=ilike", escape_like(owner)]], fields=["id", "login"])
+            self._owners[owner] = rows[0]["id"] if rows else None
+        return self._owners.get(owner) if owner else None
+
+    def create(self, kind: PartyKind, data: PartyData) -> PartyRef:
+        if kind not in MODEL:
+            raise Permanent(f"unknown record kind {kind!r}")
+        emails = [addresses.normalize(e) for e in data.emails if addresses.normalize(e)]
+        person = " ".join(p for p in (data.first_name, data.last_name) if p) or data.name or (emails[0] if emails else "")
+        vals: dict[str, Any] = {}
+        if (uid := self._owner(data.owner)) is not None:
+            vals["user_id"] = uid
+        if kind == "lead":
+            vals.update(name=person or data.company or "(unnamed lead)", contact_name=person, partner_name=data.company, email_from=", ".join(emails), type="lead")
+        elif kind == "contact":
+            vals.update(name=person or "(unnamed)", email=", ".join(emails), is_company=False)
+            if data.account is not None:
+                vals["parent_id"] = _int_id(data.account)
+        else:
+            vals.update(name=data.name or data.domain, is_company=True, website=data.domain, email=", ".join(emails) or False)
+        vals.update(data.fields)
+        [new_id] = self._call(MODEL[kind], "create", vals_list=[vals])
+        return PartyRef(kind, str(new_id), vals["name"])
+
+    def attach(self, parents: Sequence[PartyRef], mail: EmailRecord) -> EmailRef:
+        targets = list(dict.fromkeys((MODEL[p.kind], _int_id(p)) for p in parents))
+        group = self._versions(mail.message_id).get(mail.content_hash, [])
+        if not targets and not group:
+            raise Permanent("odoo: a mail needs a record to be posted on")
+        home = (group[0]["model"], group[0]["res_id"]) if group else targets[0]  # where its files live
+        att_ids = self._files(home, mail, group)
+        for message in group:  # complete a message stored before all its files were
+            missing = [a for a in att_ids if a not in message["attachment_ids"]]
+            if missing:
+                self._call("mail.message", "write", [message["id"]], vals={"attachment_ids": [[4, a] for a in missing]})
+        posted = {(m["model"], m["res_id"]) for m in group}
+        ids = [m["id"] for m in group]
+        for model, res_id in targets:
+            if (model, res_id) not in posted:
+                ids.append(self._call(model, "message_post", [res_id], body=mail.html or mail.text, subject=mail.subject,
+                                      message_type="email", email_from=mail.from_address, message_id=mail.message_id,
+                                      attachment_ids=att_ids))
+        return EmailRef(str(min(ids)), mail.message_id, mail.content_hash)
+
+    def _files(self, home: tuple[str, int], mail: EmailRecord, group: list[dict[str, Any]]) -> list[int]:
+        """The ir.attachment ids of this mail's files and raw .eml, creating the missing ones."""
+        files = [(a.filename or "attachment", a.content_type, a.payload, f"sha256:{hashlib.sha256(a.payload).hexdigest()} #{i}") for i, a in enumerate(mail.attachments)]
+        files.append(("message.eml", "message/rfc822", mail.raw, _RAW + mail.content_hash))
+        model, res_id = home
+        have = self._call("ir.attachment", "search_read", domain=[["res_model", "=", model], ["res_id", "=", res_id],
+                          ["description", "in", [f[3] for f in files]]], fields=["id", "description"], order="id")
+        by_tag = {a["description"]: a["id"] for a in reversed(have)}
+        out = []
+        for name, ctype, payload, tag in files:
+            if tag not in by_tag:
+                vals = {"name": name, "datas": base64.b64encode(payload).decode(), "mimetype": ctype or "application/octet-stream",
+                        "res_model": model, "res_id": res_id, "description": tag}
+                by_tag[tag] = self._call("ir.attachment", "create", vals_list=[vals])[0]
+            out.append(by_tag[tag])
+        return out
+
+    def forget(self, address: str, made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
+        """Unlink the records the gateway made for this address (Odoo removes their chatter).
+        Records a person made keep their messages."""
+        doomed = [r for r in self.find(address, PARTY_KINDS) if made_by_gateway(r)]
+        removed = 0
+        for ref in doomed:
+            model = MODEL[ref.kind]
+            removed += len(self._call("mail.message", "search_read", domain=[["model", "=", model], ["res_id", "=", int(ref.id)]], fields=["id"]))
+            self._call(model, "unlink", [int(ref.id)])
+        return ForgetReport(parties=tuple(doomed), emails_removed=removed)
+
+    def check_online(self) -> None:
+        """One authenticated call; raises with a clear message when unreachable or refused."""
+        self._api.check()
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _fields(model: str) -> list[str]:
+    return LEAD_FIELDS if model == "crm.lead" else PARTY_FIELDS
+
+
+def _keys(value: Any) -> set[str]:
+    return {addresses.key(p) for p in str(value or "").split(",") if p.strip()} if value else set()
+
+
+def _kind(model: str, row: dict[str, Any]) -> str:
+    return "lead" if model == "crm.lead" else "account" if row.get("is_company") else "contact"
+
+
+def _ref(kind: str, row: dict[str, Any]) -> PartyRef:
+    return PartyRef(kind, str(row["id"]), str(row.get("name") or ""))  # type: ignore[arg-type]
+
+
+def _int_id(ref: PartyRef) -> int:
+    if ref.kind not in MODEL or not ref.id.isdigit():
+        raise Permanent(f"not an Odoo record: {ref.label()}")
+    return int(ref.id)
+
+
+def _host(website: str) -> str:
+    w = website.strip()
+    host = (urlsplit(w if "://" in w else "//" + w).hostname or "").removeprefix("www.")
+    return addresses.domain_of("x@" + host) if host else ""
+
+
+@register_connector("odoo")
+def _factory(crm: Any) -> OdooConnector:
+    return OdooConnector(crm.url, database=crm.database, username=crm.username, api_key=crm.api_key, password=crm.password,
+                         protocol=crm.protocol, timeout=crm.timeout)
