@@ -2,6 +2,23 @@
 
 `parse(raw)` never raises anything but `UnparseableMessage`; everything downstream
 (engine, pipeline, connectors) reads these frozen values and never the raw MIME.
+
+Parsing is mail-parser, guarded:
+
+- mail-parser reads every message up to `LARGE_MESSAGE` (5 MB). We use its stdlib tree
+  (`MailParser.message`), its defect categories and its failures (a message it cannot
+  process falls back to the stdlib parser); its output model (`mail`, `mail_partial`:
+  every header decoded twice more) is not built, `_MailParserChecks` skips it.
+- Above `LARGE_MESSAGE` mail-parser is skipped and the stdlib parser reads the message:
+  mail-parser keeps further copies of every attachment (re-encoded to base64 strings),
+  which for a 20 MB mail cost several times its size. `parser` is then "stdlib".
+- Header blocks over `MAILPARSER_HEADER_MAX` skip mail-parser too (slow on huge headers).
+- Long base64 bodies are cut out before either parser sees the message and decoded
+  straight from the raw bytes (`gateway.mime_blobs`): the trees are the same, the line
+  loop of the feed parser and the decoded copies are not. Up to `LARGE_MESSAGE` the text is
+  put back into the tree before mail-parser looks at it, so it sees what it always saw.
+- The stdlib parser (default policy, then compat32) when mail-parser fails;
+  `UnparseableMessage` when nothing can read the message.
 """
 
 from __future__ import annotations
@@ -16,7 +33,7 @@ from datetime import datetime, timezone
 import mailparser
 import nh3
 
-from gateway import addresses, mime
+from gateway import addresses, mime, mime_blobs
 from gateway.errors import UnparseableMessage
 
 log = logging.getLogger(__name__)
@@ -174,9 +191,9 @@ def parse(raw: bytes, *, arrival: datetime | None = None, max_size: int | None =
 
 def _parse_full(raw: bytes, arrival: datetime | None) -> Message:
     failures: list[str] = []
-    for name, build in _PARSERS:
+    for name, build in (_PARSERS_LARGE if len(raw) > LARGE_MESSAGE else _PARSERS):
         try:
-            tree, defects = build(raw)
+            tree, defects, blobs = build(raw)
         except RecursionError:
             failures.append(f"{name}: nesting too deep")
             continue
@@ -185,7 +202,7 @@ def _parse_full(raw: bytes, arrival: datetime | None) -> Message:
             continue
         try:
             _reject_non_mail(tree, raw)
-            bodies = mime.walk(tree)
+            bodies = mime.walk(tree, blobs)
             return _build(raw, tree, bodies, arrival, name, [*failures, *defects, *bodies.defects])
         except UnparseableMessage:
             raise
@@ -194,29 +211,68 @@ def _parse_full(raw: bytes, arrival: datetime | None) -> Message:
     raise UnparseableMessage("no parser could read the message: " + "; ".join(failures))
 
 
+class _MailParserChecks(mailparser.MailParser):
+    """mail-parser without its output model.
+
+    `MailParser.parse()` ends by building `mail` and `mail_partial`, dicts of every header
+    and part decoded once more each; we read only `message` and `defects_categories`.
+    Everything before that (the header, date and Received checks, the part walk with its
+    defects, the body and attachment handling that fails on broken MIME) runs as usual."""
+
+    def _make_mail(self, complete=True):
+        return {}
+
+
 def _with_mailparser(raw: bytes):
     if len(mime.header_block(raw)) > MAILPARSER_HEADER_MAX:
         raise ValueError(f"header block over {MAILPARSER_HEADER_MAX} bytes: skipped (slow on huge headers)")
-    parsed = mailparser.parse_from_bytes(raw)
+    skeleton, blobs = mime_blobs.cut(raw)
+
+    def tree():  # what mailparser.parse_from_bytes() parses, from the skeleton
+        nonlocal blobs
+        if blobs is not None:
+            parsed = email.message_from_bytes(skeleton)
+            if blobs.restore_all(parsed):
+                return parsed
+            blobs = None  # a marker was not where it belongs: parse the raw bytes after all
+        return email.message_from_bytes(raw)
+
+    parsed = _MailParserChecks._parse_guarded(tree)
     defects = sorted(parsed.defects_categories)
-    return parsed.message, [f"mail-parser: {d}" for d in defects]
+    return parsed.message, [f"mail-parser: {d}" for d in defects], blobs
 
 
 def _with_stdlib(raw: bytes):
     tree = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
-    return tree, [type(d).__name__ for d in tree.defects]
+    return tree, [type(d).__name__ for d in tree.defects], None
 
 
 def _with_compat32(raw: bytes):
     tree = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
-    return tree, [type(d).__name__ for d in tree.defects]
+    return tree, [type(d).__name__ for d in tree.defects], None
+
+
+def _large(policy):
+    """The stdlib parser on the skeleton; the long base64 bodies stay in the raw bytes until
+    the walk decodes them, one at a time, without a copy of their text."""
+
+    def build(raw: bytes):
+        skeleton, blobs = mime_blobs.cut(raw)
+        tree = email.parser.BytesParser(policy=policy).parsebytes(skeleton)
+        del skeleton
+        return tree, [type(d).__name__ for d in tree.defects], blobs
+
+    return build
 
 
 # mail-parser decodes header values by repeated string concatenation: 1 MB of encoded
 # words took 9.5 s. Header blocks this large are hostile; the stdlib parser takes them.
 MAILPARSER_HEADER_MAX = 256 * 1024
+# Above this size mail-parser is skipped (module docstring): the stdlib parser reads the mail.
+LARGE_MESSAGE = 5 * 1024 * 1024
 
 _PARSERS = (("mail-parser", _with_mailparser), ("stdlib", _with_stdlib), ("stdlib", _with_compat32))
+_PARSERS_LARGE = (("stdlib", _large(email.policy.default)), ("stdlib", _large(email.policy.compat32)))
 
 
 def _reject_non_mail(tree, raw: bytes) -> None:
