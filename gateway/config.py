@@ -299,7 +299,8 @@ class Config(Model):
     crm: CrmConfig
     rules: list[str] = ["rules/*.yaml"]
     spool: str = "var/spool"  # raw messages until they are done (kept for retry, review, quarantine)
-    workers: int = Field(2, ge=1, le=64)
+    workers: int = Field(2, ge=1, le=64)  # pipeline threads (when processes is 1)
+    processes: int = Field(1, ge=1, le=64)  # >1: that many worker processes, one message each at a time
     max_message_size: Size = 50 * 1024**2
     since: date | None = None
     internal_domains: list[str] = []

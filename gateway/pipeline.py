@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -26,6 +25,7 @@ from gateway.engine.model import Plan
 from gateway.engine.plan import evaluate
 from gateway.errors import Permanent, Retryable, UnparseableMessage
 from gateway.ledger import TERMINAL, Binding, Ledger, LocationRow, MessageRow
+from gateway.locks import AddressLocks, KeyedLocks
 from gateway.engine.state import party_data_for
 from gateway.message import Address, Message, parse
 from gateway.records import email_record, plan_from_json, ref_from_json, ref_to_json
@@ -34,18 +34,6 @@ from gateway.spool import Spool
 from gateway.writeback.base import LedgerOnly, Writeback
 
 log = logging.getLogger("gateway.pipeline")
-
-
-class KeyedLocks:
-    """One lock per key (a normalised address, a message id), made on demand."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
-
-    def __call__(self, key: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
 
 
 class Pipeline:
@@ -58,7 +46,7 @@ class Pipeline:
         self.spool = spool
         self.writebacks = dict(writebacks or {})
         self.contexts = Contexts(config)
-        self._address_locks = KeyedLocks()
+        self._address_locks = AddressLocks(spool.root / "locks", ledger.engine)
         self._message_locks = KeyedLocks()
         self.crash_at: Callable[[str], None] | None = _crash_hook()
 
@@ -463,9 +451,15 @@ def _crash_hook() -> Callable[[str], None] | None:
     wanted = os.environ.get("CRM_GATEWAY_CRASH_AT")
     if not wanted:
         return None
+    once = os.environ.get("CRM_GATEWAY_CRASH_ONCE")  # a marker file: crash only the first time
 
     def crash(step: str) -> None:
         if step.startswith(wanted) or step.endswith(wanted):
+            if once:
+                try:
+                    os.close(os.open(once, os.O_CREAT | os.O_EXCL))
+                except FileExistsError:
+                    return
             logging.shutdown()
             os._exit(137)
 

@@ -38,8 +38,11 @@ def crm_connector(config: Config) -> Connector:
 
 
 class Gateway:
-    def __init__(self, config: Config, *, connector: Connector | None = None, rules: RulesHolder | None = None) -> None:
+    def __init__(self, config: Config, *, connector: Connector | None = None, rules: RulesHolder | None = None,
+                 in_worker: bool = False) -> None:
         self.config = config
+        self.in_worker = in_worker  # a worker process: only handles what the main process sends
+        self.pool: Any = None
         self.ledger = Ledger(config.db_url(config.ledger.url))
         self.crm = connector or crm_connector(config)
         self.rules = rules or RulesHolder(config)
@@ -70,7 +73,8 @@ class Gateway:
         row = self.ledger.receive(ref, str(spooled))
         if row.spool_path != str(spooled):  # known already: a rescan, or another worker first
             self.spool.discard(str(spooled))
-        self._fresh[row.id] = row
+        if self.pool is None:
+            self._fresh[row.id] = row
         self.enqueue(row.id)
 
     def submit_bytes(self, ref: SourceRef, raw: bytes, *, block: bool = False, declared_size: int | None = None) -> int:
@@ -84,7 +88,8 @@ class Gateway:
         row = self.ledger.receive(ref, str(spooled), declared_size)
         if row.spool_path != str(spooled):  # known already
             self.spool.discard(str(spooled))
-        self._fresh[row.id] = row
+        if self.pool is None:
+            self._fresh[row.id] = row
         self.enqueue(row.id, block=block)
         return row.id
 
@@ -94,7 +99,10 @@ class Gateway:
                 return
             self._inflight.add(location_pk)
         try:
-            self.queue.put(location_pk, block=block)
+            if self.pool is not None:
+                self.pool.put(location_pk, block=block)
+            else:
+                self.queue.put(location_pk, block=block)
         except queue.Full:
             with self._inflight_lock:
                 self._inflight.discard(location_pk)
@@ -157,16 +165,48 @@ class Gateway:
             log.exception("location %s: could not record the retry; it stays open for the next start", pk)
 
     def start_workers(self) -> list[threading.Thread]:
+        if self.config.processes > 1:
+            from gateway.errors import ConfigError
+            from gateway.workers import ProcessPool
+
+            if self.config.path is None:
+                raise ConfigError("processes > 1 needs a config file the worker processes can read")
+            self.pool = ProcessPool(self.config.path, self.config.processes, on_done=self._done, on_lost=self._lost,
+                                    log_level=logging.getLevelName(logging.getLogger().level))
+            self.pool.start()
+            return []
         threads = [threading.Thread(target=self._worker, name=f"worker-{i}", daemon=True) for i in range(self.config.workers)]
         for t in threads:
             t.start()
         return threads
 
     def stop_workers(self, threads: list[threading.Thread]) -> None:
+        if self.pool is not None:
+            self.pool.stop()
+            self.pool = None
+            with self._inflight_lock:  # what no worker took stays open in the ledger for the next start
+                self._inflight.clear()
+                self._idle.notify_all()
+            return
         for _ in threads:
             self.queue.put(_STOP)
         for t in threads:
             t.join()
+
+    def _done(self, pk: int, state: str) -> None:
+        """A worker process finished a location."""
+        self.processed += 1
+        if self.on_processed:
+            self.on_processed(pk, state)
+        with self._inflight_lock:
+            self._inflight.discard(pk)
+            self._idle.notify_all()
+
+    def _lost(self, pk: int) -> None:
+        """A worker process died with this location in hand: queue it again (the journal makes it safe)."""
+        with self._inflight_lock:
+            self._inflight.discard(pk)
+        self.enqueue(pk, block=False)
 
     def wait_idle(self, stop: threading.Event | None = None) -> None:
         with self._idle:
@@ -263,6 +303,8 @@ class Gateway:
 
     def reload_rules(self) -> bool:
         ok = self.rules.reload()
+        if ok and self.pool is not None:
+            self.pool.reload()
         self.ledger.set_status("rules", self.rules.status())
         return ok
 

@@ -91,3 +91,42 @@ def test_killed_at_each_journal_step_then_run_again(home, step):
     assert home.location_tags("VLeads") == [["CRM sync", "Synced"]]
     doc = json.loads(home.cli("explain", "<crash@x.org>", "--json", check=True).stdout)
     assert doc["journal"]["create:lead:bob@x.org"]["created"] is True
+
+
+def _processes(home, n: int) -> None:
+    cfg = yaml.safe_load(home.config_path.read_text())
+    cfg["processes"] = n
+    home.config_path.write_text(yaml.safe_dump(cfg))
+
+
+def test_worker_processes_never_duplicate(home):
+    _processes(home, 2)
+    raw = make_mail(sender="Bob Ray <bob@x.org>", subject="twice", message_id="<twice-p@x.org>")
+    home.drop("VLeads", raw)
+    home.drop("VContacts", raw)
+    for i in range(8):
+        home.drop("VLeads", make_mail(sender="Cy Dee <cy@y.org>", subject=f"mail {i}"))
+    res = home.cli("run", "--once")
+    assert res.returncode == 0, res.stderr
+    crm = home.dump()
+    assert sorted(l["emails"][0] for l in crm["leads"]) == ["bob@x.org", "cy@y.org"]
+    assert len(crm["emails"]) == 9 and all(len(e["links"]) == 1 for e in crm["emails"])
+    assert home.states() == {"done": 10}
+    assert home.location_tags("VContacts") == [["CRM sync", "Synced"]]
+
+
+def test_a_worker_process_killed_mid_message_is_replaced_and_nothing_doubles(home, tmp_path):
+    _processes(home, 2)
+    home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", message_id="<killed@x.org>",
+                                  attachments=[("a.bin", "application/octet-stream", b"\x01" * 4000)]))
+    for i in range(3):
+        home.drop("VAccounts", make_mail(sender=f"Info <info@co{i}.example>"))
+    env = {**os.environ, "CRM_GATEWAY_CRASH_AT": "attach:called", "CRM_GATEWAY_CRASH_ONCE": str(tmp_path / "crashed")}
+    res = subprocess.run([sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
+                         cwd=home.root, env=env, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "crashed").exists() and "died" in res.stderr
+    crm = home.dump()
+    assert len(crm["leads"]) == 1 and len(crm["accounts"]) == 3 and len(crm["emails"]) == 4
+    assert all(len(e["links"]) == 1 for e in crm["emails"])
+    assert home.states() == {"done": 4}

@@ -1,0 +1,67 @@
+"""Locks that hold across threads and worker processes.
+
+Creates for one address are serialised so two workers never both create the same person
+(DESIGN.md "The journal"). Threads in one process share a lock object; worker processes on
+one machine share a lock file (flock) beside the spool; machines sharing a PostgreSQL ledger
+take an advisory lock in it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+_BUCKETS = 1024  # lock files: a key shares its file with few others, and the folder stays small
+
+
+def _key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
+
+
+class KeyedLocks:
+    """One thread lock per key, made on demand."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def __call__(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
+class AddressLocks:
+    def __init__(self, lock_dir: Path, ledger_engine: Engine | None = None) -> None:
+        self.lock_dir = lock_dir
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        self._threads = KeyedLocks()
+        pg = ledger_engine is not None and ledger_engine.dialect.name == "postgresql"
+        self._pg_engine = ledger_engine if pg else None
+
+    @contextmanager
+    def __call__(self, key: str) -> Iterator[None]:
+        with self._threads(key):
+            if self._pg_engine is not None:
+                with self._pg_engine.connect() as conn:
+                    conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _key_hash(key)})
+                    try:
+                        yield
+                    finally:
+                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _key_hash(key)})
+                        conn.commit()
+                return
+            path = self.lock_dir / f"{_key_hash(key) % _BUCKETS:04d}.lock"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing releases the flock
