@@ -8,16 +8,26 @@ Design notes:
   `INSERT … ON CONFLICT DO NOTHING` then re-reads, so concurrent attaches of one mail end
   with one row (PostgreSQL waits for the other inserter; SQLite takes the write lock up front
   with `BEGIN IMMEDIATE`, so a reader never has to upgrade its lock and hit "locked").
+  It costs a handful of statements whatever the mail: one probe reads what is stored already
+  (the email, its links, which of the blobs, the parents), then one INSERT per table writes
+  only what is missing (executemany for several rows).
 - Bytes (raw .eml, attachments) are stored once per sha256 in `blobs`; a blob already stored
   is never sent again, so a 20 MB attachment seen twice travels to the database once.
+- Hot statements are built once at import and run with bound parameters (SQLAlchemy then
+  reuses their cache keys and compiled SQL); a read of one statement runs without BEGIN.
+- Lookups start from an index on the value sought (`address_key`, `message_id`) and reach
+  the party tables by primary key through outer joins: never "every party_emails row of
+  kind X" (what SQLite picks for `kind = ? AND address_key = ?` without statistics).
 - Errors leave as `Retryable` (locked, refused, timeouts, deadlocks) or `Permanent` (the data).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -46,6 +56,7 @@ __all__ = ["SqlConnector", "make_engine"]
 T = TypeVar("T")
 
 _CHUNK = 500  # bound parameters per IN (…): SQLite allows 32766, keep statements small anyway
+_BATCH_BYTES = 1 << 20  # blobs sent in one executemany: beyond this, one by one
 _COLUMNS_FROM_FIELDS = {
     "lead": {"first_name", "last_name", "company", "status"},
     "contact": {"first_name", "last_name"},
@@ -53,6 +64,134 @@ _COLUMNS_FROM_FIELDS = {
 }
 
 pe, em, ln, at, bl = (m.__table__ for m in (PartyEmail, Email, EmailLink, EmailAttachment, Blob))
+
+# -- prebuilt statements -------------------------------------------------------------------
+# Built once (per dialect where the insert differs) and executed with bound parameters:
+# SQLAlchemy memoizes a statement object's cache key and compiled form, so a hot call costs
+# the execution only, not the building of the statement.
+
+
+def _name_columns(kind: str, t: sa.Table) -> tuple[Any, Any]:
+    """(a, b) such that a party's name is `" ".join(p for p in (a, b) if p)`."""
+    if kind == "account":
+        return t.c.name.label("a"), sa.cast(sa.null(), sa.String).label("b")
+    return t.c.first_name.label("a"), t.c.last_name.label("b")
+
+
+def _with_parties(pairs: sa.Subquery, *extra: Any) -> sa.Select[Any]:
+    """`pairs` (kind, party_id, …) with each party's id, a, b, created_at: one outer join per
+    party table on its primary key, so the database starts from `pairs` (and its own index),
+    never from a scan of every row of one kind; rows whose record is gone have id NULL."""
+    lead, contact, account = (TABLES[k].alias(k) for k in PARTY_KINDS)
+    joined = pairs
+    for kind, t in (("lead", lead), ("contact", contact), ("account", account)):
+        joined = joined.outerjoin(t, sa.and_(pairs.c.kind == kind, t.c.id == pairs.c.party_id))
+    return sa.select(
+        pairs.c.kind,
+        *extra,
+        sa.func.coalesce(lead.c.id, contact.c.id, account.c.id).label("id"),
+        sa.func.coalesce(lead.c.first_name, contact.c.first_name, account.c.name).label("a"),
+        sa.func.coalesce(lead.c.last_name, contact.c.last_name).label("b"),
+        sa.func.coalesce(lead.c.created_at, contact.c.created_at, account.c.created_at).label("created_at"),
+    ).select_from(joined)
+
+
+# the records having the address key :k, any kind (find() keeps the kinds asked, in order)
+_by_key = sa.select(pe.c.kind, pe.c.party_id).where(pe.c.address_key == sa.bindparam("k")).subquery("pe")
+_FIND = _with_parties(_by_key)
+
+_BY_DOMAIN = (
+    sa.select(TABLES["account"].c.id, *_name_columns("account", TABLES["account"]), TABLES["account"].c.created_at)
+    .where(TABLES["account"].c.domain == sa.bindparam("d"))
+    .order_by(TABLES["account"].c.id)
+)
+
+# the records linked to the emails with a Message-ID in :mids, in the order of their first link
+_linked = (
+    sa.select(ln.c.kind, ln.c.party_id, sa.func.min(ln.c.id).label("first_link"))
+    .join(em, em.c.id == ln.c.email_id)
+    .where(em.c.message_id.in_(sa.bindparam("mids", expanding=True)))
+    .group_by(ln.c.kind, ln.c.party_id)
+    .subquery("linked")
+)
+_THREAD = _with_parties(_linked).order_by(_linked.c.first_link)
+_FIND_EMAIL = (
+    sa.select(em.c.id, em.c.message_id, em.c.content_hash)
+    .where(em.c.message_id == sa.bindparam("mid"))
+    .order_by(em.c.id)
+    .limit(1)
+)
+_FIND_VERSION = _FIND_EMAIL.where(em.c.content_hash == sa.bindparam("h"))
+_EXISTS = {kind: sa.select(t.c.id).where(t.c.id == sa.bindparam("id")) for kind, t in TABLES.items()}
+_INSERT_PARTY = {kind: sa.insert(t).returning(*t.c) for kind, t in TABLES.items()}
+_EMAIL_ID = sa.select(em.c.id).where(em.c.message_id == sa.bindparam("mid"), em.c.content_hash == sa.bindparam("h"))
+_SET_RAW = sa.update(em).where(em.c.id == sa.bindparam("email_id")).values(
+    raw_sha256=sa.bindparam("raw_sha"), raw_size=sa.bindparam("raw_len")
+)
+
+_INT_NULL = sa.cast(sa.null(), sa.Integer)
+_STR_NULL = sa.cast(sa.null(), sa.String)
+
+
+@functools.cache
+def _probe_stmt(kinds: tuple[str, ...], with_shas: bool) -> sa.CompoundSelect:
+    """Everything `attach` must know before it writes, in one round trip: rows of
+    (tag, n, s, x, y) —
+    - "e": the email (:mid, :h) if stored: n its id, s its raw_sha256, x 1 when that blob is
+      stored, y how many attachment rows it has;
+    - "v": n the first email with Message-ID :mid (NULL: none), what a new version points at;
+    - "l": a link of that email: n the party id, s its kind;
+    - "b": s a sha256 of `:shas` already in `blobs`;
+    - a party kind: n an id of `:ids_<kind>` that exists.
+    """
+    this = sa.and_(em.c.message_id == sa.bindparam("mid"), em.c.content_hash == sa.bindparam("h"))
+    raw_stored = sa.select(bl.c.sha256).where(bl.c.sha256 == em.c.raw_sha256).exists()
+    n_files = sa.select(sa.func.count(at.c.id)).where(at.c.email_id == em.c.id).scalar_subquery()
+    parts: list[sa.Select[Any]] = [
+        sa.select(
+            sa.literal_column("'e'").label("tag"),
+            em.c.id.label("n"),
+            sa.cast(em.c.raw_sha256, sa.String).label("s"),
+            sa.case((raw_stored, 1), else_=0).label("x"),
+            n_files.label("y"),
+        ).where(this),
+        sa.select(sa.literal_column("'v'"), sa.func.min(em.c.id), _STR_NULL, _INT_NULL, _INT_NULL).where(
+            em.c.message_id == sa.bindparam("mid")
+        ),
+        sa.select(sa.literal_column("'l'"), ln.c.party_id, sa.cast(ln.c.kind, sa.String), _INT_NULL, _INT_NULL)
+        .join(em, em.c.id == ln.c.email_id)
+        .where(this),
+    ]
+    if with_shas:
+        parts.append(
+            sa.select(sa.literal_column("'b'"), _INT_NULL, sa.cast(bl.c.sha256, sa.String), _INT_NULL, _INT_NULL).where(
+                bl.c.sha256.in_(sa.bindparam("shas", expanding=True))
+            )
+        )
+    for kind in kinds:
+        t = TABLES[kind]
+        parts.append(
+            sa.select(sa.literal_column(f"'{kind}'"), t.c.id, _STR_NULL, _INT_NULL, _INT_NULL).where(
+                t.c.id.in_(sa.bindparam(f"ids_{kind}", expanding=True))
+            )
+        )
+    return sa.union_all(*parts)
+
+
+class _Writes:
+    """The `INSERT … ON CONFLICT DO NOTHING` statements of one dialect."""
+
+    def __init__(self, insert: Callable[[sa.Table], Any]) -> None:
+        self.address = insert(pe).on_conflict_do_nothing(index_elements=["kind", "party_id", "address_key"])
+        self.blob = insert(bl).on_conflict_do_nothing(index_elements=["sha256"])
+        self.email = (
+            insert(em).on_conflict_do_nothing(index_elements=["message_id", "content_hash"]).returning(em.c.id)
+        )
+        self.file = insert(at).on_conflict_do_nothing(index_elements=["email_id", "position"])
+        self.link = insert(ln).on_conflict_do_nothing(index_elements=["email_id", "kind", "party_id"])
+
+
+_WRITES = {"postgresql": _Writes(postgresql.insert), "sqlite": _Writes(sqlite.insert)}
 
 
 def _clean(text: str) -> str:
@@ -74,6 +213,10 @@ def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
         yield items[i : i + _CHUNK]
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 class SqlConnector:
     """The embedded CRM. `SqlConnector("sqlite:///var/crm.db")`; the schema is upgraded on open."""
 
@@ -83,7 +226,10 @@ class SqlConnector:
     def __init__(self, url: str, *, busy_timeout: float = 30) -> None:
         self.url = url
         self._engine = make_engine(url, busy_timeout)
-        self._insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
+        self._w = _WRITES[self._engine.dialect.name]
+        # one statement reads need no BEGIN (SQLite: the statement is its own read transaction)
+        self._single = self._engine.execution_options(crm_single_read=True)
+        self._writer = self._engine.execution_options(crm_write=True)
         migrations.upgrade(self._engine)
 
     # -- transactions ------------------------------------------------------------------
@@ -95,13 +241,13 @@ class SqlConnector:
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
-        with self._engine.connect() as conn:
-            conn.execution_options(crm_write=True)
-            with conn.begin():
-                yield conn
+        with self._writer.connect() as conn, conn.begin():
+            yield conn
 
-    def _insert_ignore(self, conn: sa.Connection, table: sa.Table, values: dict[str, Any], keys: list[str]) -> None:
-        conn.execute(self._insert(table).values(**values).on_conflict_do_nothing(index_elements=keys))
+    def _query(self, stmt: sa.Executable, params: dict[str, Any]) -> list[sa.Row[Any]]:
+        """All rows of one read statement, run on its own."""
+        with self._single.connect() as conn:
+            return list(conn.execute(stmt, params))
 
     # -- lookups -----------------------------------------------------------------------
 
@@ -110,60 +256,44 @@ class SqlConnector:
         k = addresses.key(address)
         if not k:
             return []
-        found: list[PartyRef] = []
-        with self._read() as conn:
-            for kind in dict.fromkeys(kinds):  # keep the order: it is the precedence
-                if kind not in TABLES:
-                    raise Permanent(f"unknown record kind {kind!r}")
-                t = TABLES[kind]
-                q = (
-                    sa.select(t)
-                    .join(pe, sa.and_(pe.c.kind == kind, pe.c.party_id == t.c.id))
-                    .where(pe.c.address_key == k)
-                    .order_by(t.c.id)
-                )
-                found.extend(_ref(kind, row) for row in conn.execute(q).mappings())
-        return found
+        wanted = {kind: pos for pos, kind in enumerate(dict.fromkeys(kinds))}  # the order is the precedence
+        for kind in wanted:
+            if kind not in TABLES:
+                raise Permanent(f"unknown record kind {kind!r}")
+        rows = [row for row in self._query(_FIND, {"k": k}) if row.kind in wanted and row.id is not None]
+        rows.sort(key=lambda row: (wanted[row.kind], row.id))
+        return [_ref(row.kind, row) for row in rows]
 
     @_translate
     def find_by_domain(self, domain: str) -> list[PartyRef]:
         d = addresses.domain_of("x@" + domain.strip().lstrip("@"))
         if not d:
             return []
-        t = TABLES["account"]
-        with self._read() as conn:
-            rows = conn.execute(sa.select(t).where(t.c.domain == d).order_by(t.c.id)).mappings()
-            return [_ref("account", row) for row in rows]
+        return [_ref("account", row) for row in self._query(_BY_DOMAIN, {"d": d})]
 
     @_translate
     def find_email(self, message_id: str, content_hash: str | None = None) -> EmailRef | None:
-        q = sa.select(em.c.id, em.c.message_id, em.c.content_hash).where(em.c.message_id == message_id)
-        if content_hash is not None:
-            q = q.where(em.c.content_hash == content_hash)
-        with self._read() as conn:
-            row = conn.execute(q.order_by(em.c.id).limit(1)).first()
-        return EmailRef(str(row.id), row.message_id, row.content_hash) if row else None
+        if content_hash is None:
+            rows = self._query(_FIND_EMAIL, {"mid": message_id})
+        else:
+            rows = self._query(_FIND_VERSION, {"mid": message_id, "h": content_hash})
+        return EmailRef(str(rows[0].id), rows[0].message_id, rows[0].content_hash) if rows else None
 
     @_translate
     def thread_parents(self, message_ids: Sequence[str]) -> list[PartyRef]:
         ids = list(dict.fromkeys(m for m in message_ids if m))
-        pairs: dict[tuple[str, int], None] = {}
-        with self._read() as conn:
-            for chunk in _chunks(ids):
-                q = (
-                    sa.select(ln.c.kind, ln.c.party_id)
-                    .join(em, em.c.id == ln.c.email_id)
-                    .where(em.c.message_id.in_(chunk))
-                    .order_by(ln.c.id)
-                )
-                pairs.update((tuple(row), None) for row in conn.execute(q))  # type: ignore[misc]
-            refs = [self._load_ref(conn, kind, pid) for kind, pid in pairs]
-        return [r for r in refs if r is not None]
-
-    def _load_ref(self, conn: sa.Connection, kind: str, pid: int) -> PartyRef | None:
-        t = TABLES[kind]
-        row = conn.execute(sa.select(t).where(t.c.id == pid)).mappings().first()
-        return _ref(kind, row) if row else None
+        if not ids:
+            return []
+        found: dict[tuple[str, int], PartyRef] = {}
+        if len(ids) <= _CHUNK:
+            rows = self._query(_THREAD, {"mids": ids})
+        else:
+            with self._read() as conn:
+                rows = [row for chunk in _chunks(ids) for row in conn.execute(_THREAD, {"mids": list(chunk)})]
+        for row in rows:  # by chunk, then by first link: the order of the links themselves
+            if row.id is not None:
+                found.setdefault((row.kind, row.id), _ref(row.kind, row))
+        return list(found.values())
 
     # -- writes ------------------------------------------------------------------------
 
@@ -184,17 +314,20 @@ class SqlConnector:
         with self._write() as conn:
             if kind != "account" and data.account is not None:
                 values["account_id"] = self._existing_id(conn, data.account, want="account")
-            t = TABLES[kind]
-            row = conn.execute(sa.insert(t).values(**values).returning(*t.c)).mappings().one()
-            self._add_addresses(conn, kind, row["id"], data.emails)
-        return _ref(kind, row)
+            row = conn.execute(_INSERT_PARTY[kind], values).one()
+            self._add_addresses(conn, kind, row.id, data.emails)
+        return _new_ref(kind, row)
 
     def _add_addresses(self, conn: sa.Connection, kind: str, pid: int, emails: Iterable[str]) -> None:
+        rows: dict[str, dict[str, Any]] = {}
         for address in emails:
             k = addresses.key(address)
-            if k:
-                values = dict(kind=kind, party_id=pid, address=_clean(addresses.normalize(address)), address_key=_clean(k))
-                self._insert_ignore(conn, pe, values, ["kind", "party_id", "address_key"])
+            if k and _clean(k) not in rows:  # the first spelling of a key wins, as the constraint would have it
+                address = _clean(addresses.normalize(address))
+                rows[_clean(k)] = dict(kind=kind, party_id=pid, address=address, address_key=_clean(k))
+        if rows:
+            params = list(rows.values())
+            conn.execute(self._w.address, params if len(params) > 1 else params[0])
 
     @_translate
     def add_email_address(self, ref: PartyRef, address: str) -> None:
@@ -206,90 +339,116 @@ class SqlConnector:
         if want and ref.kind != want:
             raise Permanent(f"{ref.label()} is not an {want}")
         pid = _party_id(ref)
-        t = TABLES[ref.kind]
-        if conn.execute(sa.select(t.c.id).where(t.c.id == pid)).first() is None:
+        if conn.execute(_EXISTS[ref.kind], {"id": pid}).first() is None:
             raise Permanent(f"no such record in the CRM: {ref.label()}")
         return pid
 
     @_translate
     def attach(self, parents: Sequence[PartyRef], mail: EmailRecord) -> EmailRef:
-        with self._write() as conn:
-            pids = [(ref.kind, self._existing_id(conn, ref)) for ref in parents]
-            email_id = self._store_email(conn, mail)
-            self._store_attachments(conn, email_id, mail)
-            for kind, pid in dict.fromkeys(pids):
-                values = dict(email_id=email_id, kind=kind, party_id=pid, created_at=utcnow())
-                self._insert_ignore(conn, ln, values, ["email_id", "kind", "party_id"])
-        return EmailRef(str(email_id), mail.message_id, mail.content_hash)
-
-    def _store_email(self, conn: sa.Connection, mail: EmailRecord) -> int:
+        """One transaction of a few statements: one probe reads what is stored already (the
+        email, its links, the blobs, the parents), then only what is missing is written, each
+        table with one (executemany) INSERT … ON CONFLICT DO NOTHING."""
+        ids: dict[str, list[int]] = {}
+        for ref in parents:
+            try:
+                pid = _party_id(ref)
+            except Permanent:
+                continue  # reported below, in the parents' order
+            ids.setdefault(ref.kind, []).append(pid)
         mid = _clean(mail.message_id)
+        # the blobs this mail may need: its .eml, and its attachments by their upstream hashes
+        # (an attachment whose blob is stored already is neither hashed nor sent)
+        eml_sha = _sha256(mail.raw) if mail.raw else None
+        shas = {a.sha256 for a in mail.attachments if a.payload and a.sha256} | ({eml_sha} if eml_sha else set())
+        params: dict[str, Any] = {"mid": mid, "h": mail.content_hash}
+        if shas:
+            params["shas"] = sorted(shas)
+        params.update((f"ids_{kind}", pids) for kind, pids in ids.items())
+        probe = _probe_stmt(tuple(sorted(ids)), bool(shas))
+        with self._write() as conn:
+            email_id: int | None = None
+            raw_sha: str | None = None
+            raw_stored = False
+            files = 0
+            first: int | None = None
+            linked: set[tuple[str, int]] = set()
+            stored: set[str] = set()
+            found: set[tuple[str, int]] = set()
+            for tag, n, s, x, y in conn.execute(probe, params):
+                if tag == "e":
+                    email_id, raw_sha, raw_stored, files = n, s, bool(x), y
+                elif tag == "v":
+                    first = n
+                elif tag == "l":
+                    linked.add((s, n))
+                elif tag == "b":
+                    stored.add(s)
+                else:
+                    found.add((tag, n))
+            wanted: dict[tuple[str, int], None] = {}
+            for ref in parents:
+                pid = _party_id(ref)
+                if (ref.kind, pid) not in found:
+                    raise Permanent(f"no such record in the CRM: {ref.label()}")
+                wanted[(ref.kind, pid)] = None
 
-        def lookup() -> int | None:
-            q = sa.select(em.c.id).where(em.c.message_id == mid, em.c.content_hash == mail.content_hash)
-            return conn.execute(q).scalar()
-
-        existing = lookup()
-        if existing is not None:
-            if mail.raw:  # complete an email stored before its raw bytes were (cannot hurt)
-                self._store_raw_if_missing(conn, existing, mail.raw)
-            return existing
-        first = conn.execute(sa.select(sa.func.min(em.c.id)).where(em.c.message_id == mid)).scalar()
-        raw_sha = self._store_blob(conn, mail.raw) if mail.raw else None
-        values = _email_values(mail) | dict(version_of=first, raw_sha256=raw_sha, raw_size=len(mail.raw))
-        stmt = (
-            self._insert(em)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["message_id", "content_hash"])
-            .returning(em.c.id)
-        )
-        new_id = conn.execute(stmt).scalar()
-        if new_id is None:  # another worker stored it a moment ago: adopt theirs
-            new_id = lookup()
-        if new_id is None:
-            raise Retryable(f"email {mail.message_id} vanished while attaching")
-        return new_id
-
-    def _store_raw_if_missing(self, conn: sa.Connection, email_id: int, raw: bytes) -> None:
-        sha = conn.execute(sa.select(em.c.raw_sha256).where(em.c.id == email_id)).scalar()
-        if sha is None or not self._blob_exists(conn, sha):
-            sha = self._store_blob(conn, raw)
-            conn.execute(sa.update(em).where(em.c.id == email_id).values(raw_sha256=sha, raw_size=len(raw)))
-
-    def _store_attachments(self, conn: sa.Connection, email_id: int, mail: EmailRecord) -> None:
-        stored = {
-            row.position: row.sha256
-            for row in conn.execute(sa.select(at.c.position, at.c.sha256).where(at.c.email_id == email_id))
-        }
-        shas = {pos: a.sha256 for pos, a in enumerate(mail.attachments)}
-        # blobs in sha256 order, so two mails sharing files never wait on each other in a cycle
-        for pos, a in sorted(enumerate(mail.attachments), key=lambda pa: pa[1].sha256):
-            if a.payload and not (a.sha256 and self._blob_exists(conn, a.sha256)):
-                # keyed by the bytes themselves: a wrong hash from upstream must not alias a blob
-                shas[pos] = self._store_blob(conn, a.payload)
-        for pos, a in enumerate(mail.attachments):
-            sha = shas[pos]
-            if pos not in stored:
-                values = dict(
-                    email_id=email_id,
-                    position=pos,
-                    filename=_clean(a.filename),
-                    content_type=_clean(a.content_type) or "application/octet-stream",
-                    size=a.size or len(a.payload),
-                    sha256=sha,
-                )
-                self._insert_ignore(conn, at, values, ["email_id", "position"])
-
-    def _blob_exists(self, conn: sa.Connection, sha: str) -> bool:
-        return conn.execute(sa.select(bl.c.sha256).where(bl.c.sha256 == sha)).first() is not None
-
-    def _store_blob(self, conn: sa.Connection, data: bytes, sha: str | None = None) -> str:
-        """Store bytes once per sha256; bytes already there are not sent again."""
-        sha = sha or hashlib.sha256(data).hexdigest()
-        if not self._blob_exists(conn, sha):
-            values = dict(sha256=sha, size=len(data), data=data, created_at=utcnow())
-            self._insert_ignore(conn, bl, values, ["sha256"])
-        return sha
+            now = utcnow()
+            blobs: dict[str, bytes] = {}  # to store: sha256 → bytes (references, never copies)
+            update_raw = False
+            if eml_sha and (email_id is None or raw_sha is None or not raw_stored):
+                # a new email's .eml, or one stored before its raw bytes were (cannot hurt)
+                update_raw = email_id is not None
+                raw_sha = eml_sha
+                if eml_sha not in stored:
+                    blobs[eml_sha] = mail.raw
+            files_sha: list[str] = []
+            for a in mail.attachments:
+                sha = a.sha256
+                if a.payload and not (sha and sha in stored):
+                    # keyed by the bytes themselves: a wrong hash from upstream must not alias a blob
+                    sha = _sha256(a.payload)
+                    if sha not in stored:
+                        blobs.setdefault(sha, a.payload)
+                files_sha.append(sha)
+            # in sha256 order, so two mails sharing files never wait on each other in a cycle; small
+            # ones in one executemany, big ones one at a time (a driver may buffer a whole batch)
+            batch: list[dict[str, Any]] = []
+            size = 0
+            for sha, data in sorted(blobs.items()):
+                batch.append(dict(sha256=sha, size=len(data), data=data, created_at=now))
+                size += len(data)
+                if size > _BATCH_BYTES:
+                    conn.execute(self._w.blob, batch if len(batch) > 1 else batch[0])
+                    batch, size = [], 0
+            if batch:
+                conn.execute(self._w.blob, batch if len(batch) > 1 else batch[0])
+            if email_id is None:
+                values = _email_values(mail, now) | dict(version_of=first, raw_sha256=raw_sha, raw_size=len(mail.raw))
+                email_id = conn.execute(self._w.email, values).scalar()
+                if email_id is None:  # another worker stored it a moment ago: adopt theirs
+                    email_id = conn.execute(_EMAIL_ID, {"mid": mid, "h": mail.content_hash}).scalar()
+                    files, linked = -1, set()  # what it has stored is unknown: let the conflicts decide
+                if email_id is None:
+                    raise Retryable(f"email {mail.message_id} vanished while attaching")
+            elif update_raw:
+                conn.execute(_SET_RAW, {"email_id": email_id, "raw_sha": raw_sha, "raw_len": len(mail.raw)})
+            if mail.attachments and files != len(mail.attachments):
+                rows = [
+                    dict(
+                        email_id=email_id,
+                        position=pos,
+                        filename=_clean(a.filename),
+                        content_type=_clean(a.content_type) or "application/octet-stream",
+                        size=a.size or len(a.payload),
+                        sha256=sha,
+                    )
+                    for pos, (a, sha) in enumerate(zip(mail.attachments, files_sha, strict=True))
+                ]
+                conn.execute(self._w.file, rows if len(rows) > 1 else rows[0])
+            links = [dict(email_id=email_id, kind=k, party_id=p, created_at=now) for k, p in wanted if (k, p) not in linked]
+            if links:
+                conn.execute(self._w.link, links if len(links) > 1 else links[0])
+        return EmailRef(str(email_id), mail.message_id, mail.content_hash)
 
     # -- forget ------------------------------------------------------------------------
 
@@ -393,11 +552,18 @@ class SqlConnector:
 
 
 def _ref(kind: str, row: Any) -> PartyRef:
+    """A record from a row with id, created_at and the `_name_columns` a and b."""
+    name = " ".join(p for p in (row.a, row.b) if p)
+    return PartyRef(kind, str(row.id), name, row.created_at)  # type: ignore[arg-type]
+
+
+def _new_ref(kind: str, row: Any) -> PartyRef:
+    """A record from the full row of its table (what `create` inserted)."""
     if kind == "account":
-        name = row["name"]
+        name = row.name
     else:
-        name = " ".join(p for p in (row["first_name"], row["last_name"]) if p)
-    return PartyRef(kind, str(row["id"]), name, row["created_at"])  # type: ignore[arg-type]
+        name = " ".join(p for p in (row.first_name, row.last_name) if p)
+    return PartyRef(kind, str(row.id), name, row.created_at)  # type: ignore[arg-type]
 
 
 def _party_values(kind: str, data: PartyData) -> tuple[dict[str, Any], dict[str, str]]:
@@ -424,7 +590,7 @@ def _party_values(kind: str, data: PartyData) -> tuple[dict[str, Any], dict[str,
     return {k: _clean(v)[:255] if isinstance(v, str) else v for k, v in values.items()}, extra
 
 
-def _email_values(mail: EmailRecord) -> dict[str, Any]:
+def _email_values(mail: EmailRecord, now: datetime) -> dict[str, Any]:
     return dict(
         message_id=_clean(mail.message_id),
         content_hash=mail.content_hash,
@@ -441,7 +607,7 @@ def _email_values(mail: EmailRecord) -> dict[str, Any]:
         text=_clean(mail.text),
         html=_clean(mail.html),
         owner=_clean(mail.owner),
-        created_at=utcnow(),
+        created_at=now,
     )
 
 

@@ -1,6 +1,7 @@
 """Engine and error boundary of the embedded CRM: SQLite tuned for short concurrent
-transactions (WAL, busy timeout, `BEGIN IMMEDIATE` for writes), PostgreSQL with pre-ping, and
-the mapping of driver errors to `Retryable` / `Permanent`."""
+transactions (WAL, busy timeout, `BEGIN IMMEDIATE` for writes, no BEGIN at all for a read of
+one statement: execution option `crm_single_read`), PostgreSQL with pre-ping, and the mapping
+of driver errors to `Retryable` / `Permanent`."""
 
 from __future__ import annotations
 
@@ -89,5 +90,7 @@ def _sqlite_events(engine: sa.Engine, wal: bool) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def on_begin(conn: sa.Connection) -> None:
-        immediate = conn.get_execution_options().get("crm_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("crm_single_read", False):
+            return  # one SELECT on its own: SQLite runs it in its own read transaction
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("crm_write", False) else "BEGIN")

@@ -7,6 +7,7 @@ answers on 127.0.0.1:5432. Assertions read what a user sees: `crm dump --json`'s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -174,6 +175,72 @@ def test_attach_twice_is_one_email_and_two_records_two_links(crm: SqlConnector) 
     assert e["links"] == [{"kind": "contact", "id": int(ann.id)}, {"kind": "account", "id": int(acme.id)}]
     assert len(e["attachments"]) == 1
     assert crm.raw_email(crm.find_email(mail.message_id)) == mail.raw  # type: ignore[arg-type]
+
+
+def test_find_returns_every_record_of_an_address_by_kind_then_id(crm: SqlConnector) -> None:
+    for i in range(5):  # others of the same kinds: not to be found
+        crm.create("contact", person("contact", f"other{i}@acme.example"))
+        crm.create("lead", person("lead", f"other{i}@acme.example"))
+    c1 = crm.create("contact", person("contact", "Shared@Acme.example"))
+    lead = crm.create("lead", person("lead", "shared@acme.example"))
+    c2 = crm.create("contact", person("contact", "other@x.example", "SHARED@acme.example"))
+    acme = crm.create("account", PartyData(kind="account", name="Acme Corp", emails=("shared@acme.example",)))
+    found = crm.find("shared@acme.example", ["contact", "lead", "contact", "account"])
+    assert [(r.kind, r.id, r.name) for r in found] == [
+        ("contact", c1.id, "Ann Lee"), ("contact", c2.id, "Ann Lee"), ("lead", lead.id, "Ann Lee"), ("account", acme.id, "Acme Corp"),
+    ]
+    assert all(r.created_at is not None and r.created_at.tzinfo is not None for r in found)
+    assert [r.id for r in crm.find("shared@acme.example", ["account"])] == [acme.id]
+    assert crm.find("shared@acme.example", []) == []
+    with crm._engine.begin() as conn:  # a record gone behind the connector's back: no dangling ref
+        conn.execute(sa.text(f"DELETE FROM leads WHERE id = {int(lead.id)}"))
+    assert [(r.kind, r.id) for r in crm.find("shared@acme.example", ["lead", "contact"])] == [("contact", c1.id), ("contact", c2.id)]
+
+
+def test_thread_parents_in_the_order_of_their_first_link(crm: SqlConnector) -> None:
+    ann = crm.create("contact", person("contact", "ann@acme.example"))
+    bob = crm.create("lead", person("lead", "bob@x.example", first="Bob", last=""))
+    acme = crm.create("account", PartyData(kind="account", name="Acme", domain="acme.example"))
+    crm.attach([ann, bob], make_mail("<t1@x>"))
+    crm.attach([acme, ann], make_mail("<t2@x>"))
+    crm.attach([bob], make_mail("<t1@x>", body="an edited version"))
+    refs = crm.thread_parents(["<t2@x>", "<unknown@x>", "<t1@x>", "<t2@x>", ""])
+    assert [(r.kind, r.id, r.name) for r in refs] == [("contact", ann.id, "Ann Lee"), ("lead", bob.id, "Bob"), ("account", acme.id, "Acme")]
+    assert all(r.created_at is not None for r in refs)
+    assert [r.id for r in crm.thread_parents(["<t2@x>"])] == [acme.id, ann.id]
+    assert crm.thread_parents(["<unknown@x>"]) == []
+    many = [f"<n{i}@x>" for i in range(1200)] + ["<t2@x>"]  # past one IN (…) list
+    assert [r.id for r in crm.thread_parents(many)] == [acme.id, ann.id]
+    with crm._engine.begin() as conn:  # a record gone behind the connector's back is left out
+        conn.execute(sa.text(f"DELETE FROM accounts WHERE id = {int(acme.id)}"))
+    assert [r.id for r in crm.thread_parents(["<t2@x>"])] == [ann.id]
+
+
+def test_attach_completes_what_an_earlier_attach_lacks(crm: SqlConnector) -> None:
+    ann = crm.create("contact", person("contact", "ann@acme.example"))
+    pdf = attachment("a.pdf", b"%PDF a")
+    mail = make_mail(attachments=[pdf])
+    bare = dataclasses.replace(mail, raw=b"")
+    ref = crm.attach([ann], bare)  # stored before its raw bytes were known
+    assert crm.raw_email(ref) is None and crm.dump()["emails"][0]["raw_size"] == 0
+    with crm._engine.begin() as conn:  # and its file's bytes lost
+        conn.execute(sa.text("DELETE FROM blobs"))
+    assert crm.attach([ann], mail) == ref
+    assert crm.raw_email(ref) == mail.raw and crm.attachment_bytes(pdf.sha256) == pdf.payload
+    [e] = crm.dump()["emails"]
+    assert (e["raw_size"], len(e["links"]), len(e["attachments"])) == (len(mail.raw), 1, 1)
+
+
+def test_attach_with_one_missing_parent_writes_nothing(crm: SqlConnector) -> None:
+    ann = crm.create("contact", person("contact", "ann@acme.example"))
+    mail = make_mail(attachments=[attachment("a.pdf", b"%PDF a")])
+    with pytest.raises(Permanent, match="no such record in the CRM: lead:77"):
+        crm.attach([ann, PartyRef("lead", "77"), PartyRef("lead", "x")], mail)
+    with pytest.raises(Permanent, match="not an id"):
+        crm.attach([ann, PartyRef("lead", "x"), PartyRef("lead", "77")], mail)
+    assert crm.dump()["emails"] == [] and count(crm, "blobs") == 0
+    assert crm.attach([ann, ann], mail).id == crm.attach([ann], mail).id
+    assert len(crm.dump()["emails"][0]["links"]) == 1
 
 
 def test_same_message_id_other_content_is_a_version_of_the_first(crm: SqlConnector) -> None:
