@@ -110,11 +110,21 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            dbapi_conn.isolation_level = None  # transactions are begun below, writers IMMEDIATE
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        if url != "sqlite:///:memory:":
+            from gateway.locks import SqliteWriterLock
+
+            SqliteWriterLock(url[len("sqlite:///"):]).attach(engine, is_write=_is_write)
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if _is_write(conn) else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
@@ -137,10 +147,17 @@ _SET_RESULT = update(journal).where(journal.c.message_pk == bindparam("b_message
     result=bindparam("b_result"), done_at=bindparam("b_done_at"))
 
 
+def _is_write(conn: Any) -> bool:
+    return bool(conn.get_execution_options().get("ledger_write", False))
+
+
 class Ledger:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.reader = make_engine(url)
+        # Writes go through this view of the engine: on SQLite they take the writer lock and
+        # BEGIN IMMEDIATE, so a transaction never upgrades from read to write halfway.
+        self.engine = self.reader.execution_options(ledger_write=True)
         from alembic.util.exc import CommandError
 
         from gateway.ledger_migrations import SCHEMA
@@ -153,7 +170,7 @@ class Ledger:
             raise Permanent(f"the ledger at {url} was written by a newer version of the gateway ({exc})") from None
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.reader.dispose()
 
     # ---- intake -------------------------------------------------------------------------
 
@@ -176,14 +193,14 @@ class Ledger:
                            declared_size=declared_size, tags_add=(), tags_remove=(), move_to=None, tags=(), seen_at=t)
 
     def location_at(self, ref: SourceRef) -> LocationRow | None:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             row = c.execute(select(locations).where(
                 locations.c.source == ref.source, locations.c.account == ref.account, locations.c.folder == ref.folder,
                 locations.c.uidvalidity == ref.uidvalidity, locations.c.item_key == ref.item_key)).first()
         return LocationRow.of(row) if row else None
 
     def known_keys(self, source: str, account: str, folder: str, uidvalidity: int = 0) -> set[str]:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             return set(c.execute(select(locations.c.item_key).where(
                 locations.c.source == source, locations.c.account == account, locations.c.folder == folder,
                 locations.c.uidvalidity == uidvalidity)).scalars())
@@ -308,7 +325,7 @@ class Ledger:
             c.execute(insert(events).values(message_pk=message_pk, at=now(), event=event_name, detail=detail))
 
     def message(self, message_pk: int) -> MessageRow:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             row = c.execute(select(messages).where(messages.c.id == message_pk)).first()
         if row is None:
             raise KeyError(message_pk)
@@ -317,7 +334,7 @@ class Ledger:
     def find_messages(self, message_id: str) -> list[MessageRow]:
         mid = message_id.strip()
         wanted = [mid, f"<{mid.strip('<>')}>"]
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             rows = c.execute(select(messages).where(messages.c.message_id.in_(wanted)).order_by(messages.c.id)).all()
         return [MessageRow.of(r) for r in rows]
 
@@ -325,20 +342,20 @@ class Ledger:
         q = select(messages).where(messages.c.state.in_(list(states)))
         if since is not None:
             q = q.where(messages.c.created_at >= since)
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             return [MessageRow.of(r) for r in c.execute(q.order_by(messages.c.id)).all()]
 
     def due_retries(self, at: datetime | None = None) -> list[int]:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             return list(c.execute(select(messages.c.id).where(
                 messages.c.state == "retrying", messages.c.next_attempt_at <= (at or now())).order_by(messages.c.id)).scalars())
 
     def next_retry_at(self) -> datetime | None:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             return _aware(c.execute(select(func.min(messages.c.next_attempt_at)).where(messages.c.state == "retrying")).scalar())
 
     def events(self, message_pk: int) -> list[tuple[datetime, str, str]]:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             rows = c.execute(select(events.c.at, events.c.event, events.c.detail).where(
                 events.c.message_pk == message_pk).order_by(events.c.id)).all()
         return [(_aware(r.at), r.event, r.detail) for r in rows]  # type: ignore[misc]
@@ -347,7 +364,7 @@ class Ledger:
 
     def journal(self, message_pk: int) -> dict[str, Any]:
         """step → result (None: the intent was recorded but its result never was)."""
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             rows = c.execute(select(journal.c.step, journal.c.result).where(journal.c.message_pk == message_pk)).all()
         return {r.step: (json.loads(r.result) if r.result is not None else None) for r in rows}
 
@@ -366,7 +383,7 @@ class Ledger:
     def created_refs(self) -> set[tuple[str, str]]:
         """(kind, id) of every record the gateway's journal says it created."""
         out: set[tuple[str, str]] = set()
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             for step, result in c.execute(select(journal.c.step, journal.c.result).where(
                     journal.c.step.like("create:%"), journal.c.result.is_not(None))):
                 value = json.loads(result)
@@ -377,14 +394,14 @@ class Ledger:
     # ---- locations ----------------------------------------------------------------------
 
     def location(self, location_pk: int) -> LocationRow:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             row = c.execute(select(locations).where(locations.c.id == location_pk)).first()
         if row is None:
             raise KeyError(location_pk)
         return LocationRow.of(row)
 
     def locations_of(self, message_pk: int) -> list[LocationRow]:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             rows = c.execute(select(locations).where(locations.c.message_pk == message_pk).order_by(locations.c.id)).all()
         return [LocationRow.of(r) for r in rows]
 
@@ -411,7 +428,7 @@ class Ledger:
 
     def open_locations(self) -> list[int]:
         """Locations whose work is not finished: to re-queue after a restart or a crash."""
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             rows = c.execute(select(locations.c.id).select_from(
                 locations.outerjoin(messages, locations.c.message_pk == messages.c.id)).where(or_(
                     locations.c.message_pk.is_(None),
@@ -423,7 +440,7 @@ class Ledger:
     # ---- cursors and status -------------------------------------------------------------
 
     def get_cursor(self, source: str, account: str, folder: str) -> Any:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             v = c.execute(select(cursors.c.value).where(
                 cursors.c.source == source, cursors.c.account == account, cursors.c.folder == folder)).scalar()
         return json.loads(v) if v is not None else None
@@ -436,7 +453,7 @@ class Ledger:
         self._upsert(status, {"key": key}, {"value": json.dumps(value, default=str), "updated_at": now()})
 
     def all_status(self) -> dict[str, dict[str, Any]]:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             return {r.key: {**json.loads(r.value), "updated_at": _aware(r.updated_at).isoformat()}  # type: ignore[union-attr]
                     for r in c.execute(select(status))}
 
@@ -453,7 +470,7 @@ class Ledger:
     def counts(self) -> dict[tuple[str, str], dict[str, int]]:
         """(source, folder) → {state: number of copies}; a copy's state is its message's."""
         out: dict[tuple[str, str], dict[str, int]] = {}
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             rows = c.execute(select(locations.c.source, locations.c.folder, messages.c.state, func.count()).select_from(
                 locations.outerjoin(messages, locations.c.message_pk == messages.c.id)).group_by(
                 locations.c.source, locations.c.folder, messages.c.state))
@@ -470,7 +487,7 @@ class Ledger:
         with their locations, so the copies still in a mailbox are not processed again and
         the person is not re-created from them.
         """
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             pks = list(c.execute(select(message_addresses.c.message_pk).where(
                 message_addresses.c.address_key == address_key)).scalars())
         gone = [self.message(pk) for pk in pks]

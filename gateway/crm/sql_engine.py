@@ -70,6 +70,11 @@ def make_engine(url: str, busy_timeout: float = 30) -> sa.Engine:
         if memory:
             kw["poolclass"] = sa.StaticPool  # one shared connection: for quick single-thread use only
         engine = sa.create_engine(u, **kw)
+        if not memory:  # before the BEGIN listener below: the lock is taken first
+            from gateway.locks import SqliteWriterLock
+
+            SqliteWriterLock(str(Path(u.database).expanduser())).attach(
+                engine, is_write=lambda conn: conn.get_execution_options().get("crm_write", False))
         _sqlite_events(engine, wal=not memory)
         return engine
     if u.get_backend_name() == "postgresql":
