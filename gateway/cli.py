@@ -122,6 +122,15 @@ def check(config: ConfigOpt = None,
 
     cfg = _config(config)
     rules = load_for(cfg)
+    problems: list[str] = []
+    if any(s.type == "imap" for s in cfg.sources):  # move needs MOVE or UIDPLUS; logins must work
+        from gateway.sources.imap_check import check_imap
+
+        problems += check_imap(cfg, rules)
+    for problem in problems:
+        err.print(problem, markup=False, highlight=False)
+    if problems:
+        raise typer.Exit(1)
     if online:
         from gateway.errors import Retryable
         from gateway.service import crm_connector

@@ -1,0 +1,386 @@
+"""Tryton as the CRM (`crm.backend: tryton`), over JSON-RPC (`gateway.crm.tryton_rpc`).
+
+How records map (docs/tryton.md):
+- contact: a `party.party` with email contact mechanisms;
+- account: a party in the category "CRM account", its domain as a `website` mechanism;
+- lead: a `sale.opportunity` in state "lead"; its party (category "CRM lead") holds the
+  addresses. A lead's PartyRef id is the opportunity's id. A "CRM lead" party whose
+  opportunities all left the lead state counts as a contact again;
+- every party the gateway makes is also in the category "CRM by mail gateway" (`made_by_gateway`);
+- the mail: on each linked record an `ir.attachment` with the raw .eml, one per attached file,
+  and an `ir.note` summary, all marked as `tryton_mail` describes. On an opportunity the
+  three go in one `write`; on a party in two `create` calls.
+
+Requests (each is one JSON-RPC call): `find` 1 (2 when a lead matched; it also reads the
+address's domain's accounts, which the next `find_by_domain` in this thread uses for 2 s),
+`attach` 3 on parties (search what is there, create the attachments, create the notes) and
+2 on leads (search, one `write`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from gateway import addresses
+from gateway.crm import tryton_mail as tm
+from gateway.crm.base import (
+    PARTY_KINDS,
+    EmailRecord,
+    EmailRef,
+    ForgetReport,
+    PartyData,
+    PartyKind,
+    PartyRef,
+    register_connector,
+)
+from gateway.crm.tryton_rpc import TrytonRpc
+from gateway.errors import Permanent
+
+CATEGORIES = {"account": "CRM account", "lead": "CRM lead", "made": "CRM by mail gateway"}
+PARTY, OPPORTUNITY = "party.party", "sale.opportunity"
+_PREFETCH_SECONDS = 2.0  # how long `find`'s look at a domain's accounts serves `find_by_domain`
+_PARTY_FIELDS = ["value", "party", "party.name", "party.categories", "party.create_date"]
+
+
+def _resource(ref: PartyRef) -> str:
+    if ref.kind not in PARTY_KINDS:
+        raise Permanent(f"unknown record kind {ref.kind!r}")
+    if not ref.id.isdigit():
+        raise Permanent(f"not a Tryton id: {ref.label()}")
+    return f"{OPPORTUNITY if ref.kind == 'lead' else PARTY},{ref.id}"
+
+
+def _created(row: dict[str, Any], key: str = "create_date") -> datetime | None:
+    value = row.get(key)
+    return value if isinstance(value, datetime) else None
+
+
+class TrytonConnector:
+    name = "tryton"
+
+    def __init__(self, rpc: TrytonRpc) -> None:
+        self.rpc = rpc
+        self._cats: dict[str, int] | None = None
+        self._currency: int | None = None
+        self._lock = threading.Lock()
+        self._create_lock = threading.Lock()
+        self._prefetch = threading.local()
+
+    # -- set-up --------------------------------------------------------------------------
+
+    def check_online(self) -> None:
+        """Log in and read what the connector needs; raises Retryable (unreachable) or
+        Permanent (wrong credentials, no database, modules missing, no company)."""
+        self.rpc.login()
+        models = self.rpc.call("model.ir.model.search_read", [("name", "in", [PARTY, OPPORTUNITY])], 0, None, None, ["name"])
+        missing = {PARTY, OPPORTUNITY} - {m["name"] for m in models}
+        if missing:
+            raise Permanent(f"Tryton database {self.rpc.database!r} lacks {', '.join(sorted(missing))}: "
+                            "activate the party and sale_opportunity modules")
+        if not self.rpc.context.get("company"):
+            raise Permanent(f"Tryton user {self.rpc.username!r} has no current company (set crm.company or the user's company)")
+        self._categories()
+
+    def _categories(self) -> dict[str, int]:
+        """The ids of the gateway's party categories, made on first use (once per process;
+        another gateway making them at the same moment is fine: the second one re-reads)."""
+        if self._cats is None:
+            with self._lock:
+                if self._cats is None:
+                    try:
+                        self._cats = self._make_categories()
+                    except Permanent:  # "name must be unique": someone else just made them
+                        self._cats = self._make_categories()
+        return self._cats
+
+    def _make_categories(self) -> dict[str, int]:
+        names = list(CATEGORIES.values())
+        rows = self.rpc.call("model.party.category.search_read", [("name", "in", names), ("parent", "=", None)],
+                             0, None, None, ["name"])
+        by_name = {r["name"]: r["id"] for r in rows}
+        todo = [{"name": n} for n in names if n not in by_name]
+        if todo:
+            for vals, new_id in zip(todo, self.rpc.call("model.party.category.create", todo), strict=True):
+                by_name[vals["name"]] = new_id
+        return {k: by_name[v] for k, v in CATEGORIES.items()}
+
+    def _kind_of(self, categories: Sequence[int]) -> str:
+        cats = self._categories()
+        if cats["account"] in categories:
+            return "account"
+        return "lead-party" if cats["lead"] in categories else "contact"
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def find(self, address: str, kinds: Sequence[PartyKind]) -> list[PartyRef]:
+        for kind in kinds:
+            if kind not in PARTY_KINDS:
+                raise Permanent(f"unknown record kind {kind!r}")
+        k = addresses.key(address)
+        if not k or not kinds:
+            return []
+        self._categories()
+        norm = addresses.normalize(address)
+        patterns = {tm.address_pattern(norm)}
+        local, _, domain = norm.rpartition("@")
+        try:
+            patterns.add(tm.address_pattern(f"{local}@{domain.encode('idna').decode()}"))
+        except UnicodeError:
+            pass
+        value_clause: list[Any] = [("value", "ilike", p) for p in sorted(patterns)]
+        if len(value_clause) > 1:
+            value_clause = ["OR", *value_clause]
+        search: list[Any] = [("type", "=", "email"), value_clause]
+        if domain:  # the domain's accounts in the same request: the rules ask for them next
+            search = ["OR", search, self._website_clause(addresses.domain_of(norm))]
+        rows = self.rpc.call("model.party.contact_mechanism.search_read", search, 0, None, [("party", "ASC")],
+                             [*_PARTY_FIELDS, "type"])
+        if domain:
+            self._prefetch.site = (addresses.domain_of(norm), time.monotonic(), [r for r in rows if r["type"] == "website"])
+        parties: dict[int, dict[str, Any]] = {}
+        for r in rows:
+            if r["type"] == "email" and addresses.key(r["value"]) == k and r.get("party."):
+                parties.setdefault(r["party"], r["party."])
+        by_kind: dict[str, list[PartyRef]] = {"lead": [], "contact": [], "account": []}
+        lead_parties: dict[int, dict[str, Any]] = {}
+        for pid, p in sorted(parties.items()):
+            kind = self._kind_of(p.get("categories") or [])
+            if kind == "lead-party":
+                lead_parties[pid] = p
+            else:
+                by_kind[kind].append(PartyRef(kind, str(pid), p.get("name") or "", _created(p)))  # type: ignore[arg-type]
+        if lead_parties and ("lead" in kinds or "contact" in kinds):
+            opps = self.rpc.call("model.sale.opportunity.search_read",
+                                 [("party", "in", sorted(lead_parties)), ("state", "=", "lead")],
+                                 0, None, [("id", "ASC")], ["party", "create_date"])
+            with_lead = set()
+            for o in opps:
+                with_lead.add(o["party"])
+                by_kind["lead"].append(PartyRef("lead", str(o["id"]), lead_parties[o["party"]].get("name") or "", _created(o)))
+            for pid, p in lead_parties.items():
+                if pid not in with_lead:  # converted or lost: the person is a contact now
+                    by_kind["contact"].append(PartyRef("contact", str(pid), p.get("name") or "", _created(p)))
+            by_kind["contact"].sort(key=lambda r: int(r.id))
+        out: list[PartyRef] = []
+        for kind in dict.fromkeys(kinds):
+            out.extend(by_kind[kind])
+        return out
+
+    def _website_clause(self, d: str) -> list[Any]:
+        return [("type", "=", "website"), ("value", "ilike", "%" + tm.address_pattern(d) + "%"),
+                ("party.categories", "=", self._categories()["account"])]
+
+    def find_by_domain(self, domain: str) -> list[PartyRef]:
+        d = addresses.domain_of("x@" + domain.strip().lstrip("@"))
+        if not d:
+            return []
+        pre = getattr(self._prefetch, "site", None)
+        self._prefetch.site = None
+        if pre is not None and pre[0] == d and time.monotonic() - pre[1] < _PREFETCH_SECONDS:
+            rows = pre[2]  # read a moment ago by `find` for an address at this domain, in this thread
+        else:
+            rows = self.rpc.call("model.party.contact_mechanism.search_read", self._website_clause(d),
+                                 0, None, [("party", "ASC")], _PARTY_FIELDS)
+        seen: dict[int, PartyRef] = {}
+        for r in rows:
+            if _website_domain(r["value"]) == d and r.get("party."):
+                p = r["party."]
+                seen.setdefault(r["party"], PartyRef("account", str(r["party"]), p.get("name") or "", _created(p)))
+        return [seen[pid] for pid in sorted(seen)]
+
+    # -- creates ---------------------------------------------------------------------------
+
+    def create(self, kind: PartyKind, data: PartyData) -> PartyRef:
+        if kind not in PARTY_KINDS:
+            raise Permanent(f"unknown record kind {kind!r}")
+        cats = self._categories()
+        name = _display_name(kind, data)
+        mechanisms = [{"type": "email", "value": addresses.normalize(e)} for e in dict.fromkeys(data.emails) if addresses.key(e)]
+        domain = ""
+        if kind == "account":
+            domain = data.domain or (addresses.domain_of(data.emails[0]) if data.emails else "")
+            domain = addresses.domain_of("x@" + domain.lstrip("@")) if domain else ""
+            if domain:
+                mechanisms.insert(0, {"type": "website", "value": domain})
+        categories = [cats["made"]] + ([cats[kind]] if kind in ("account", "lead") else [])
+        values: dict[str, Any] = {"name": name, "categories": [["add", categories]]}
+        if mechanisms:
+            values["contact_mechanisms"] = [["create", mechanisms]]
+        note = _creation_note(kind, data)
+        pid = self._create_party(values)
+        if kind != "lead":
+            self.rpc.call("model.ir.note.create", [{"resource": f"{PARTY},{pid}", "message": note}])
+            return PartyRef(kind, str(pid), name)
+        opp = {
+            "party": pid,
+            "company": self.rpc.context.get("company"),
+            "currency": self._company_currency(),
+            "description": (f"{name} ({data.company})" if data.company else name)[:255],
+            "comment": note,
+            "notes": [["create", [{"message": note}]]],
+        }
+        [oid] = self.rpc.call("model.sale.opportunity.create", [opp])
+        return PartyRef("lead", str(oid), name)
+
+    def _create_party(self, values: dict[str, Any]) -> int:
+        # Tryton numbers parties from a sequence; on SQLite two concurrent creates can draw the
+        # same code and one fails with "The code on party must be unique". One gateway process
+        # creates one party at a time, and a clash with another client is tried once more.
+        with self._create_lock:
+            try:
+                [pid] = self.rpc.call("model.party.party.create", [values])
+            except Permanent as e:
+                if "must be unique" not in str(e):
+                    raise
+                [pid] = self.rpc.call("model.party.party.create", [values])
+        return int(pid)
+
+    def _company_currency(self) -> int:
+        if self._currency is None:
+            company = self.rpc.context.get("company")
+            if not company:
+                raise Permanent("Tryton: leads need a company; set crm.company or the user's current company")
+            [row] = self.rpc.call("model.company.company.read", [company], ["currency"])
+            self._currency = row["currency"]
+        return self._currency
+
+    # -- attach ----------------------------------------------------------------------------
+
+    def _stored(self, domain: list[Any], fields: Sequence[str] = ("resource", "description")) -> list[tuple[dict[str, Any], tm.Marker]]:
+        rows = self.rpc.call("model.ir.attachment.search_read", domain, 0, None, [("id", "ASC")], list(fields))
+        return [(r, m) for r in rows if (m := tm.parse(r.get("description"))) is not None]
+
+    def attach(self, parents: Sequence[PartyRef], mail: EmailRecord) -> EmailRef:
+        targets = list(dict.fromkeys(_resource(p) for p in parents))
+        mid = " ".join(mail.message_id.split())
+        stored = [(r, m) for r, m in self._stored([("description", "like", tm.line_pattern(tm.KEY, mail.content_hash))])
+                  if m.message_id == mid and m.key == mail.content_hash]
+        have: dict[str, set[str]] = {}
+        for r, m in stored:
+            have.setdefault(r["resource"], set()).add(m.part)
+        wanted = ["eml", *(str(i) for i in range(len(mail.attachments)))]
+        attachments: list[dict[str, Any]] = []
+        for target in targets:
+            got = have.get(target, set())
+            pieces = [tm.eml_values(mail) if p == "eml" else tm.file_values(mail, int(p), mail.attachments[int(p)])
+                      for p in wanted if p not in got]
+            if not pieces:
+                continue
+            if target.startswith(OPPORTUNITY):  # attachments and note in one write
+                oid = int(target.split(",")[1])
+                vals: dict[str, Any] = {"attachments": [["create", pieces]]}
+                if not got:
+                    vals["notes"] = [["create", [{"message": tm.note_message(mail)}]]]
+                self.rpc.call("model.sale.opportunity.write", [oid], vals)
+            else:
+                attachments += [p | {"resource": target} for p in pieces]
+        party_targets = sorted({a["resource"] for a in attachments})
+        if attachments:
+            self.rpc.call("model.ir.attachment.create", attachments)
+        # the note goes last: a crash in between leaves the mail complete but unannounced,
+        # and a retry adds the note (the mail is checked for completeness, the note after it)
+        fresh = [t for t in party_targets if t not in have]
+        late = [t for t in party_targets if t in have] + [t for t in targets if t in have and t not in party_targets]
+        notes = [{"resource": t, "message": tm.note_message(mail)} for t in fresh]
+        if late:
+            noted = self.rpc.call("model.ir.note.search_read",
+                                  [("resource", "in", late), ("message", "like", tm.line_pattern(tm.KEY, mail.content_hash))],
+                                  0, None, None, ["resource", "message"])
+            done = {n["resource"] for n in noted if (m := tm.parse(n["message"])) and m.message_id == mid and m.part == "note"}
+            notes += [{"resource": t, "message": tm.note_message(mail)} for t in late
+                      if t not in done and not t.startswith(OPPORTUNITY)]
+        if notes:
+            self.rpc.call("model.ir.note.create", notes)
+        return EmailRef(tm.email_id(mid, mail.content_hash), mail.message_id, mail.content_hash)
+
+    def find_email(self, message_id: str, content_hash: str | None = None) -> EmailRef | None:
+        mid = " ".join(message_id.split())
+        if content_hash is not None:
+            clause = ("description", "like", tm.line_pattern(tm.KEY, content_hash))
+        else:
+            clause = ("description", "like", tm.line_pattern(tm.MID, mid))
+        for r, m in self._stored([clause]):
+            if m.part == "eml" and m.message_id == mid and (content_hash is None or m.key == content_hash):
+                return EmailRef(tm.email_id(mid, m.key), message_id, m.key)
+        return None
+
+    def thread_parents(self, message_ids: Sequence[str]) -> list[PartyRef]:
+        mids = list(dict.fromkeys(" ".join(m.split()) for m in message_ids if m and m.strip()))
+        if not mids:
+            return []
+        clauses: list[Any] = [("description", "like", tm.line_pattern(tm.MID, m)) for m in mids]
+        domain = [["OR", *clauses]] if len(clauses) > 1 else clauses
+        resources = dict.fromkeys(r["resource"] for r, m in self._stored(domain) if m.part == "eml" and m.message_id in mids)
+        return self._refs(list(resources))
+
+    def _refs(self, resources: Sequence[str]) -> list[PartyRef]:
+        party_ids = [int(r.split(",")[1]) for r in resources if r.startswith(PARTY + ",")]
+        opp_ids = [int(r.split(",")[1]) for r in resources if r.startswith(OPPORTUNITY + ",")]
+        out: list[PartyRef] = []
+        if party_ids:
+            for p in self.rpc.call("model.party.party.read", party_ids, ["name", "categories", "create_date"]):
+                kind = self._kind_of(p["categories"])
+                out.append(PartyRef("contact" if kind == "lead-party" else kind, str(p["id"]), p["name"] or "", _created(p)))  # type: ignore[arg-type]
+        if opp_ids:
+            for o in self.rpc.call("model.sale.opportunity.read", opp_ids, ["party.name", "create_date"]):
+                out.append(PartyRef("lead", str(o["id"]), (o.get("party.") or {}).get("name") or "", _created(o)))
+        return out
+
+    # -- forget ----------------------------------------------------------------------------
+
+    def made_by_gateway(self, ref: PartyRef) -> bool:
+        """Whether the gateway created this record (its party is in "CRM by mail gateway")."""
+        model, rid = _resource(ref).split(",")
+        field = "party.categories" if model == OPPORTUNITY else "categories"
+        rows = self.rpc.call(f"model.{model}.read", [int(rid)], [field])
+        cats = rows[0].get("party.", {}).get("categories", []) if model == OPPORTUNITY else rows[0]["categories"]
+        return self._categories()["made"] in (cats or [])
+
+    def forget(self, address: str, made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
+        from gateway.crm.tryton_forget import forget
+
+        return forget(self, address, made_by_gateway)
+
+    def close(self) -> None:
+        self.rpc.close()
+
+
+def _website_domain(value: str) -> str:
+    v = value.strip().lower()
+    v = v.split("://", 1)[1] if "://" in v else v
+    v = v.split("/", 1)[0].split(":", 1)[0]
+    v = v[4:] if v.startswith("www.") else v
+    return addresses.domain_of("x@" + v) if v else ""
+
+
+def _display_name(kind: str, data: PartyData) -> str:
+    if kind == "account":
+        name = data.name or data.domain or (addresses.domain_of(data.emails[0]) if data.emails else "")
+    else:
+        name = " ".join(p for p in (data.first_name, data.last_name) if p) or data.name
+        name = name or (data.emails[0] if data.emails else "")
+    return " ".join(name.replace("\x00", "").split())[:255] or "(no name)"
+
+
+def _creation_note(kind: str, data: PartyData) -> str:
+    lines = [f"Created by the mail gateway as a {kind}."]
+    if data.owner:
+        lines.append(f"Owner: {data.owner}")
+    if data.company and kind == "lead":
+        lines.append(f"Company: {data.company}")
+    if data.account is not None:
+        lines.append(f"Account: {data.account.name} (party {data.account.id})")
+    for k, v in data.fields.items():
+        lines.append(f"{k}: {v}")
+    return "\n".join(" ".join(str(x).split()) for x in lines) + "\n"
+
+
+@register_connector("tryton")
+def _from_config(crm: Any) -> TrytonConnector:
+    rpc = TrytonRpc(crm.url, crm.database or "", crm.username or "", crm.password or "", timeout=crm.timeout,
+                    company=crm.company)
+    return TrytonConnector(rpc)

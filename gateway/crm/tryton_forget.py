@@ -1,0 +1,84 @@
+"""`forget ADDRESS` on Tryton: erase what the gateway made for a person.
+
+Records `made_by_gateway` accepts are deleted with the gateway's attachments and notes on
+them (an opportunity first, then its party). Records a person made stay; they lose the mails
+(attachments and notes the gateway wrote) in which the address took part. A mail counts as
+removed when no record holds it any more, as unlinked otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from gateway import addresses
+from gateway.crm import tryton_mail as tm
+from gateway.crm.base import PARTY_KINDS, ForgetReport, PartyRef
+
+if TYPE_CHECKING:
+    from gateway.crm.tryton import TrytonConnector
+
+
+def forget(crm: TrytonConnector, address: str, made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
+    from gateway.crm.tryton import OPPORTUNITY, PARTY, _resource
+
+    k = addresses.key(address)
+    refs = crm.find(address, PARTY_KINDS) if k else []
+    doomed = [r for r in refs if made_by_gateway(r)]
+    kept = [r for r in refs if r not in doomed]
+    call = crm.rpc.call
+    resources = [_resource(r) for r in refs]
+    if not resources:
+        return ForgetReport()
+    atts = call("model.ir.attachment.search_read", [("resource", "in", resources)], 0, None, None, ["resource", "description"])
+    notes = call("model.ir.note.search_read", [("resource", "in", resources)], 0, None, None, ["resource", "message"])
+    doomed_res = {_resource(r) for r in doomed}
+    drop_att: list[int] = []
+    drop_note: list[int] = []
+    touched: set[str] = set()
+
+    def mine(m: tm.Marker | None) -> bool:
+        return m is not None and k in {addresses.key(a) for a in m.participants}
+
+    for rows, field, drop in ((atts, "description", drop_att), (notes, "message", drop_note)):
+        for r in rows:
+            m = tm.parse(r[field])
+            if m is not None and (r["resource"] in doomed_res or (mine(m) or _with_eml_of(m, rows, field, k))):
+                drop.append(r["id"])
+                touched.add(m.key)
+    if drop_att:
+        call("model.ir.attachment.delete", drop_att)
+    if drop_note:
+        call("model.ir.note.delete", drop_note)
+    opp_ids = [int(r.id) for r in doomed if r.kind == "lead"]
+    party_ids = [int(r.id) for r in doomed if r.kind != "lead"]
+    if opp_ids:
+        for o in call("model.sale.opportunity.read", opp_ids, ["party"]):
+            party_ids.append(o["party"])
+        call("model.sale.opportunity.delete", opp_ids)
+    if party_ids:
+        _drop_parties(call, sorted(set(party_ids)), OPPORTUNITY, PARTY)
+    removed = 0
+    for key in touched:
+        left = call("model.ir.attachment.search_count", [("description", "like", tm.line_pattern(tm.KEY, key))])
+        removed += 0 if left else 1
+    return ForgetReport(parties=tuple(doomed), emails_removed=removed, emails_unlinked=len(touched) - removed)
+
+
+def _with_eml_of(m: tm.Marker, rows: list[dict[str, Any]], field: str, k: str) -> bool:
+    """A file attachment belongs to the person's mail when its .eml (same mail) names them."""
+    if m.part in ("eml", "note"):
+        return False
+    for r in rows:
+        other = tm.parse(r[field])
+        if other is not None and other.key == m.key and other.part == "eml":
+            return k in {addresses.key(a) for a in other.participants}
+    return False
+
+
+def _drop_parties(call: Callable[..., Any], party_ids: list[int], opportunity: str, party: str) -> None:
+    # a party a person's opportunity still points at cannot go: keep it, without this address
+    used = {o["party"] for o in call(f"model.{opportunity}.search_read", [("party", "in", party_ids)], 0, None, None, ["party"])}
+    free = [p for p in party_ids if p not in used]
+    if free:
+        call(f"model.{party}.delete", free)
