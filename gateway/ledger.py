@@ -147,6 +147,17 @@ _SET_RESULT = update(journal).where(journal.c.message_pk == bindparam("b_message
     result=bindparam("b_result"), done_at=bindparam("b_done_at"))
 
 
+def _insert_ignore(conn: Any, table: Any) -> Any:
+    """INSERT that skips rows whose unique key exists (SQLite OR IGNORE / PostgreSQL ON CONFLICT)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
 def _is_write(conn: Any) -> bool:
     return bool(conn.get_execution_options().get("ledger_write", False))
 
@@ -191,6 +202,29 @@ class Ledger:
             return got
         return LocationRow(id=pk, message_pk=None, ref=ref, state="new", spool_path=spool_path,
                            declared_size=declared_size, tags_add=(), tags_remove=(), move_to=None, tags=(), seen_at=t)
+
+    def receive_many(self, items: Sequence[tuple[SourceRef, str | None, int | None]]) -> list[LocationRow]:
+        """`receive` for a batch in one transaction; rows in the order of `items`."""
+        if len(items) == 1:
+            return [self.receive(*items[0])]
+        t = now()
+        rows = [{"source": r.source, "account": r.account, "folder": r.folder, "uidvalidity": r.uidvalidity,
+                 "item_key": r.item_key, "state": "new", "spool_path": p, "declared_size": d, "tags_add": "[]",
+                 "tags_remove": "[]", "tags": "[]", "seen_at": t, "updated_at": t} for r, p, d in items]
+        found: dict[tuple[Any, ...], LocationRow] = {}
+        with self.engine.begin() as c:
+            c.execute(_insert_ignore(c, locations), rows)  # a known copy keeps its row
+            groups: dict[tuple[Any, ...], list[str]] = {}
+            for r, _, _ in items:
+                groups.setdefault((r.source, r.account, r.folder, r.uidvalidity), []).append(r.item_key)
+            for (source, account, folder, uv), keys in groups.items():
+                for i in range(0, len(keys), 500):
+                    for row in c.execute(select(locations).where(
+                            locations.c.source == source, locations.c.account == account, locations.c.folder == folder,
+                            locations.c.uidvalidity == uv, locations.c.item_key.in_(keys[i:i + 500]))):
+                        loc = LocationRow.of(row)
+                        found[(source, account, folder, uv, loc.ref.item_key)] = loc
+        return [found[(r.source, r.account, r.folder, r.uidvalidity, r.item_key)] for r, _, _ in items]
 
     def location_at(self, ref: SourceRef) -> LocationRow | None:
         with self.reader.connect() as c:

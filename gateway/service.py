@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,8 @@ class Gateway:
         self.spool = Spool(config.resolve(config.spool))
         self.sources: list[Any] = []
         self.writebacks: dict[str, Writeback] = {}
-        env = SourceEnv(config=config, ledger=self.ledger, spool=self.spool, submit_bytes=self.submit_bytes)
+        env = SourceEnv(config=config, ledger=self.ledger, spool=self.spool, submit_bytes=self.submit_bytes,
+                        submit_many=self.submit_many)
         for src in config.sources:
             source, writeback = make_source(src, env)
             self.sources.append(source)
@@ -76,6 +77,28 @@ class Gateway:
         if self.pool is None:
             self._fresh[row.id] = row
         self.enqueue(row.id)
+
+    def submit_many(self, items: Sequence[tuple[SourceRef, bytes | Path, int | None]], *, block: bool = True) -> list[int]:
+        """A batch of copies (bytes from a server, or files): spooled and made durable together,
+        recorded in one ledger transaction, then queued. Items are (ref, raw or path, declared_size)."""
+        if not items:
+            return []
+        raws = [(i, raw) for i, (_, raw, _) in enumerate(items) if not isinstance(raw, Path)]
+        spooled: list[Path | None] = [None] * len(items)
+        for (i, _), path in zip(raws, self.spool.store_many([raw for _, raw in raws])):  # type: ignore[misc]
+            spooled[i] = path
+        for i, (_, raw, _) in enumerate(items):
+            if isinstance(raw, Path):
+                spooled[i] = self.spool.adopt(raw)
+        rows = self.ledger.receive_many([(ref, str(spooled[i]), size) for i, (ref, _, size) in enumerate(items)])
+        for i, row in enumerate(rows):
+            if row.spool_path != str(spooled[i]):  # known already: a rescan, or another worker first
+                self.spool.discard(str(spooled[i]))
+            if self.pool is None:
+                self._fresh[row.id] = row
+        for row in rows:
+            self.enqueue(row.id, block=block)
+        return [row.id for row in rows]
 
     def submit_bytes(self, ref: SourceRef, raw: bytes, *, block: bool = False, declared_size: int | None = None) -> int:
         """Bytes from the network: durable (spool fsync + ledger row) before this returns.

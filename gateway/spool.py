@@ -3,13 +3,19 @@
 Sources hand over files, never bytes in memory, so the queue between intake and pipeline
 costs no RAM per message. A Maildir file is hard-linked (free, same file system) or copied;
 bytes from the network are written to a temporary name, fsynced and renamed.
+
+New files go into one folder per hour, so a batch is made durable with one directory sync;
+the files of a batch are fsynced in parallel, which the file system commits together.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -18,23 +24,48 @@ class Spool:
         self.root = root
         self.tmp = root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self._folders: set[Path] = set()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _folder(self) -> Path:
+        folder = self.root / time.strftime("%Y%m%d%H", time.gmtime())
+        if folder not in self._folders:
+            folder.mkdir(exist_ok=True)
+            self._folders.add(folder)
+        return folder
 
     def _new_path(self) -> Path:
-        name = uuid.uuid4().hex
-        folder = self.root / name[:2]
-        folder.mkdir(exist_ok=True)
-        return folder / f"{name}.eml"
+        return self._folder() / f"{uuid.uuid4().hex}.eml"
 
     def store(self, raw: bytes) -> Path:
-        final = self._new_path()
-        tmp = self.tmp / final.name
-        with open(tmp, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        self._sync_dir(final.parent)
-        return final
+        return self.store_many([raw])[0]
+
+    def store_many(self, raws: Sequence[bytes]) -> list[Path]:
+        """Write messages and make them durable before returning their paths."""
+        finals = [self._new_path() for _ in raws]
+        fds = []
+        try:
+            for raw, final in zip(raws, finals):
+                fd = os.open(self.tmp / final.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fds.append(fd)
+                view = memoryview(raw)
+                while view:
+                    view = view[os.write(fd, view):]
+            if len(fds) > 1:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="spool-fsync")
+                list(self._pool.map(os.fsync, fds))
+            else:
+                for fd in fds:
+                    os.fsync(fd)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        for final in finals:
+            os.replace(self.tmp / final.name, final)
+        for folder in {f.parent for f in finals}:
+            self._sync_dir(folder)
+        return finals
 
     def adopt(self, path: Path) -> Path:
         """Keep a copy of a file the user may move or delete (hard link where possible)."""

@@ -88,18 +88,24 @@ def scan(src: ImapSource, client: IMAPClient, fs: FolderState, *, bar: bool = Tr
             big = [u for u in chunk if u in sizes and sizes[u] > limit]
             bodies = client.fetch(small, ["BODY.PEEK[]"]) if small else {}
             heads = client.fetch(big, ["BODY.PEEK[HEADER]"]) if big else {}
+            batch = []
             for u in chunk:
                 ref = src.ref(fs.name, uv, u)
                 if u in bodies and b"BODY[]" in bodies[u]:
-                    src.env.submit_bytes(ref, bytes(bodies[u][b"BODY[]"]), block=True)
+                    batch.append((ref, bytes(bodies[u][b"BODY[]"]), None))
                 elif u in heads:  # too big: headers only, the pipeline quarantines it with the reason
-                    src.env.submit_bytes(ref, bytes(heads[u].get(b"BODY[HEADER]", b"")), block=True,
-                                         declared_size=sizes[u])
+                    batch.append((ref, bytes(heads[u].get(b"BODY[HEADER]", b"")), sizes[u]))
                     fs.oversize += 1
-                else:
-                    continue  # expunged between SEARCH and FETCH
-                n += 1
-                fs.fetched += 1
+                # else: expunged between SEARCH and FETCH
+            del bodies, heads
+            # One fsync round and one ledger transaction for the batch, before the cursor moves.
+            if src.env.submit_many is not None:
+                src.env.submit_many(batch, block=True)
+            else:
+                for ref, raw, size in batch:
+                    src.env.submit_bytes(ref, raw, block=True, declared_size=size)
+            n += len(batch)
+            fs.fetched += len(batch)
             ledger.set_cursor(src.name, src.account, fs.name, {"uidvalidity": uv, "last_uid": chunk[-1]})
             fs.last_uid = chunk[-1]
             if task is not None:

@@ -74,12 +74,14 @@ class MaildirLayout:
 class MaildirSource:
     type = "maildir"
 
-    def __init__(self, config: MaildirConfig, root: Path, known: Callable[[str, str, str], set[str]]) -> None:
+    def __init__(self, config: MaildirConfig, root: Path, known: Callable[[str, str, str], set[str]],
+                 submit_many: Callable[..., list[int]] | None = None) -> None:
         self.config = config
         self.name = config.name
         self.account = config.mailbox or config.name
         self.layout = MaildirLayout(root, config.layout)
         self._known = known
+        self._submit_many = submit_many  # batches: one ledger transaction for many files
         self._seen: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self.mode = "poll" if not config.watch else "push"
@@ -95,6 +97,8 @@ class MaildirSource:
                 seen = self._seen[folder] = self._known(self.name, self.account, folder)
             fresh = [f for f in self.layout.files(folder) if item_key(f.name) not in seen]
             fresh.sort(key=lambda f: (_mtime(f), f.name))
+            if self._submit_many is not None:
+                return self._submit_batches(folder, fresh, seen)
             n = 0
             for f in fresh:
                 key = item_key(f.name)
@@ -105,6 +109,25 @@ class MaildirSource:
                 seen.add(key)
                 n += 1
             return n
+
+    def _submit_batches(self, folder: str, files: list[Path], seen: set[str], size: int = 200) -> int:
+        n = 0
+        for i in range(0, len(files), size):
+            batch = []
+            for f in files[i:i + size]:
+                if f.exists():  # moved between listing and now: its new place will show it
+                    batch.append((SourceRef(self.name, self.account, folder, item_key(f.name)), f, None))
+            try:
+                self._submit_many(batch)  # type: ignore[misc]
+            except FileNotFoundError:  # one vanished while linking: hand them over one by one
+                for ref, f, _ in batch:
+                    try:
+                        self._submit_many([(ref, f, None)])  # type: ignore[misc]
+                    except FileNotFoundError:
+                        continue
+            seen.update(ref.item_key for ref, _, _ in batch)
+            n += len(batch)
+        return n
 
     def scan_once(self, submit: Submit, progress: Callable[[int, int], None] | None = None) -> int:
         total = 0
@@ -211,5 +234,5 @@ def _mtime(path: Path) -> float:
 
 @register_source("maildir")
 def make_maildir(config: MaildirConfig, env: SourceEnv) -> tuple[MaildirSource, MaildirWriteback]:
-    source = MaildirSource(config, env.config.resolve(config.path), env.ledger.known_keys)
+    source = MaildirSource(config, env.config.resolve(config.path), env.ledger.known_keys, env.submit_many)
     return source, MaildirWriteback(source)

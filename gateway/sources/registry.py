@@ -21,6 +21,8 @@ class SourceEnv:
     ledger: Any  # gateway.ledger.Ledger
     spool: Any  # gateway.spool.Spool
     submit_bytes: Callable[..., int]  # (ref, raw) → location id, once durable (spool fsync + ledger row)
+    # [(ref, raw bytes or a file Path, declared_size)] → location ids, made durable together
+    submit_many: Callable[..., list[int]] | None = None
 
 
 SourceFactory = Callable[[Any, SourceEnv], tuple[Any, Any]]

@@ -80,3 +80,23 @@ def test_the_schemas_know_their_newest_migration():
 
     for schema in (SCHEMA, CRM):
         assert schema.head_revision == schema.head(), schema.scripts
+
+
+def test_receive_many_keeps_order_and_known_rows(ledger):
+    known = ledger.receive(ref(key="b"), "/spool/old-b")
+    rows = ledger.receive_many([(ref(key="a"), "/spool/a", None), (ref(key="b"), "/spool/new-b", None),
+                                (ref("CRM sync", key="c"), "/spool/c", 5000)])
+    assert [r.ref.item_key for r in rows] == ["a", "b", "c"]
+    assert rows[1].id == known.id and rows[1].spool_path == "/spool/old-b"  # a known copy keeps its row
+    assert rows[2].declared_size == 5000 and rows[2].ref.folder == "CRM sync"
+    assert len({r.id for r in rows}) == 3
+
+
+def test_spool_store_many_writes_every_message_whole(tmp_path):
+    from gateway.spool import Spool
+
+    spool = Spool(tmp_path / "spool")
+    raws = [bytes([i]) * (1000 * i + 1) for i in range(20)]
+    paths = spool.store_many(raws)
+    assert [p.read_bytes() for p in paths] == raws
+    assert len(set(paths)) == 20 and not list((tmp_path / "spool" / "tmp").iterdir())
