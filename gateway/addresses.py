@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
+from functools import lru_cache
 
 
+@lru_cache(maxsize=8192)  # the same few domains come by dozens of times per message
 def _domain_to_unicode(domain: str) -> str:
     domain = domain.strip().rstrip(".").lower()
     labels = []
@@ -24,6 +26,7 @@ def _domain_to_unicode(domain: str) -> str:
     return ".".join(labels)
 
 
+@lru_cache(maxsize=8192)
 def normalize(address: str) -> str:
     """`Ann.Lee@XN--BCHER-KVA.example` → `Ann.Lee@bücher.example`; '' for no address."""
     address = (address or "").strip().strip("<>").strip()

@@ -141,6 +141,18 @@ _LINK_LOCATION = update(locations).where(locations.c.id == bindparam("pk")).valu
     message_pk=bindparam("b_message_pk"), updated_at=bindparam("b_updated_at"))
 _SET_STATE = update(messages).where(messages.c.id == bindparam("pk")).values(
     state=bindparam("b_state"), reason=bindparam("b_reason"), next_attempt_at=None, updated_at=bindparam("b_updated_at"))
+_SET_STATE_PLAN = update(messages).where(messages.c.id == bindparam("pk")).values(
+    state=bindparam("b_state"), reason=bindparam("b_reason"), next_attempt_at=None, updated_at=bindparam("b_updated_at"),
+    plan_json=bindparam("b_plan_json"))
+_TAG_LOCATION = update(locations).where(locations.c.id == bindparam("pk")).values(
+    tags=bindparam("b_tags"), state=bindparam("b_state"), updated_at=bindparam("b_updated_at"))
+_TAG_LOCATION_PLANNED = update(locations).where(locations.c.id == bindparam("pk")).values(
+    tags=bindparam("b_tags"), state=bindparam("b_state"), updated_at=bindparam("b_updated_at"),
+    tags_add=bindparam("b_tags_add"), tags_remove=bindparam("b_tags_remove"), move_to=bindparam("b_move_to"))
+_OTHER_OPEN_COPIES = select(locations.c.id).where(
+    locations.c.message_pk == bindparam("b_message_pk"), locations.c.state.in_(LOCATION_OPEN),
+    locations.c.id != bindparam("b_id"))
+_LINKED_MESSAGE = select(locations.c.message_pk).where(locations.c.id == bindparam("b_id"))
 _SET_PLAN = update(messages).where(messages.c.id == bindparam("pk")).values(
     state=bindparam("b_state"), plan_json=bindparam("b_plan_json"), updated_at=bindparam("b_updated_at"))
 _SET_RESULT = update(journal).where(journal.c.message_pk == bindparam("b_message_pk"), journal.c.step == bindparam("b_step")).values(
@@ -251,7 +263,7 @@ class Ledger:
                   "created_at": t, "updated_at": t}
         try:
             with self.engine.begin() as c:
-                linked = c.execute(select(locations.c.message_pk).where(locations.c.id == location_pk)).scalar()
+                linked = c.execute(_LINKED_MESSAGE, {"b_id": location_pk}).scalar()
                 if linked is not None:  # bound before (a retry of this step)
                     row = MessageRow.of(c.execute(select(messages).where(messages.c.id == linked)).one())
                     return Binding(row.id, row.primary_location == location_pk, row.state, row)
@@ -303,22 +315,26 @@ class Ledger:
             elif results:
                 c.execute(_SET_RESULT, [{"b_message_pk": message_pk, "b_step": step, "b_result": json.dumps(value, default=str),
                                          "b_done_at": t} for step, value in results.items()])
-            c.execute(_SET_STATE, {"pk": message_pk, "b_state": state, "b_reason": reason, "b_updated_at": t})
             if plan is not None:
-                c.execute(update(messages).where(messages.c.id == message_pk).values(plan_json=json.dumps(plan, default=str)))
+                c.execute(_SET_STATE_PLAN, {"pk": message_pk, "b_state": state, "b_reason": reason, "b_updated_at": t,
+                                            "b_plan_json": json.dumps(plan, default=str)})
+            else:
+                c.execute(_SET_STATE, {"pk": message_pk, "b_state": state, "b_reason": reason, "b_updated_at": t})
             if location_pk is not None:
-                values: dict[str, Any] = {"tags": json.dumps(sorted(set(tags))), "state": location_state, "updated_at": t}
+                values: dict[str, Any] = {"pk": location_pk, "b_tags": json.dumps(sorted(set(tags))),
+                                          "b_state": location_state, "b_updated_at": t}
+                if moved_to is not None:  # rare: a `move`, or the user moved it; build that one
+                    c.execute(update(locations).where(locations.c.id == location_pk).values(
+                        folder=moved_to.folder, item_key=moved_to.item_key, uidvalidity=moved_to.uidvalidity))
                 if planned is not None:
-                    values.update(tags_add=json.dumps(list(planned[0])), tags_remove=json.dumps(list(planned[1])),
-                                  move_to=planned[2])
-                if moved_to is not None:
-                    values.update(folder=moved_to.folder, item_key=moved_to.item_key, uidvalidity=moved_to.uidvalidity)
-                c.execute(update(locations).where(locations.c.id == location_pk).values(**values))
+                    values.update(b_tags_add=json.dumps(list(planned[0])), b_tags_remove=json.dumps(list(planned[1])),
+                                  b_move_to=planned[2])
+                    c.execute(_TAG_LOCATION_PLANNED, values)
+                else:
+                    c.execute(_TAG_LOCATION, values)
             c.execute(_INSERT_EVENT, [{"message_pk": message_pk, "at": t, "event": event_name, "detail": detail}
                                       for event_name, detail in (*events_, (state, reason))])
-            return list(c.execute(select(locations.c.id).where(
-                locations.c.message_pk == message_pk, locations.c.state.in_(LOCATION_OPEN),
-                locations.c.id != (location_pk or 0))).scalars())
+            return list(c.execute(_OTHER_OPEN_COPIES, {"b_message_pk": message_pk, "b_id": location_pk or 0}).scalars())
 
     # ---- message state ------------------------------------------------------------------
 
