@@ -159,15 +159,25 @@ _SET_RESULT = update(journal).where(journal.c.message_pk == bindparam("b_message
     result=bindparam("b_result"), done_at=bindparam("b_done_at"))
 
 
+_INSERT_IGNORE: dict[tuple[str, str], Any] = {}
+
+
 def _insert_ignore(conn: Any, table: Any) -> Any:
     """INSERT that skips rows whose unique key exists (SQLite OR IGNORE / PostgreSQL ON CONFLICT)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    key = (conn.dialect.name, table.name)
+    if key not in _INSERT_IGNORE:
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        _INSERT_IGNORE[key] = dialect_insert(table).on_conflict_do_nothing()
+    return _INSERT_IGNORE[key]
 
-        return pg_insert(table).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(table).on_conflict_do_nothing()
+_LOCATIONS_BY_KEYS = select(locations).where(
+    locations.c.source == bindparam("b_source"), locations.c.account == bindparam("b_account"),
+    locations.c.folder == bindparam("b_folder"), locations.c.uidvalidity == bindparam("b_uv"),
+    locations.c.item_key.in_(bindparam("b_keys", expanding=True)))
 
 
 def _is_write(conn: Any) -> bool:
@@ -231,9 +241,8 @@ class Ledger:
                 groups.setdefault((r.source, r.account, r.folder, r.uidvalidity), []).append(r.item_key)
             for (source, account, folder, uv), keys in groups.items():
                 for i in range(0, len(keys), 500):
-                    for row in c.execute(select(locations).where(
-                            locations.c.source == source, locations.c.account == account, locations.c.folder == folder,
-                            locations.c.uidvalidity == uv, locations.c.item_key.in_(keys[i:i + 500]))):
+                    for row in c.execute(_LOCATIONS_BY_KEYS, {"b_source": source, "b_account": account, "b_folder": folder,
+                                                              "b_uv": uv, "b_keys": keys[i:i + 500]}):
                         loc = LocationRow.of(row)
                         found[(source, account, folder, uv, loc.ref.item_key)] = loc
         return [found[(r.source, r.account, r.folder, r.uidvalidity, r.item_key)] for r, _, _ in items]

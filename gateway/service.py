@@ -20,6 +20,7 @@ from gateway.config import Config
 from gateway.context import FILE_SOURCE
 from gateway.crm.base import Connector, make_connector
 from gateway.errors import Retryable
+from gateway.groupcommit import GroupCommit
 from gateway.ledger import Ledger
 from gateway.pipeline import Pipeline
 from gateway.rulesholder import RulesHolder, rule_files
@@ -64,6 +65,8 @@ class Gateway:
         self.on_processed: Callable[[int, str], None] | None = None
         self._backlog = False  # a non-blocking submit found the queue full: sweep the ledger
         self._fresh: dict[int, Any] = {}  # rows just received, handed to the worker to save a read
+        self._intake: GroupCommit[tuple[SourceRef, bytes, int | None], int] = GroupCommit(
+            lambda items: self.submit_many(items, block=False))
         self.processed = 0
 
     # ---- intake -------------------------------------------------------------------------
@@ -107,14 +110,10 @@ class Gateway:
         once; a copy that found the queue full stays open in the ledger and the sweep
         queues it later. `declared_size`: `raw` holds only the headers of a mail that big
         (over max_message_size, not fetched); it is quarantined with the reason."""
-        spooled = self.spool.store(raw)
-        row = self.ledger.receive(ref, str(spooled), declared_size)
-        if row.spool_path != str(spooled):  # known already
-            self.spool.discard(str(spooled))
-        if self.pool is None:
-            self._fresh[row.id] = row
-        self.enqueue(row.id, block=block)
-        return row.id
+        if block:
+            return self.submit_many([(ref, raw, declared_size)], block=True)[0]
+        # Concurrent callers (SMTP sessions) share one fsync round and one ledger transaction.
+        return self._intake.submit((ref, raw, declared_size))
 
     def enqueue(self, location_pk: int, *, block: bool = True) -> None:
         with self._inflight_lock:

@@ -41,30 +41,29 @@ class Spool:
         return self.store_many([raw])[0]
 
     def store_many(self, raws: Sequence[bytes]) -> list[Path]:
-        """Write messages and make them durable before returning their paths."""
+        """Write messages and make them durable before returning their paths.
+
+        Files are written under their final names and synced together with their folders in
+        one parallel round (one fsync latency instead of two). A crash before the round ends
+        can leave a partial file, but no ledger row points to it: the caller records the
+        paths only after this returns, and answers nobody before that."""
         finals = [self._new_path() for _ in raws]
-        fds = []
+        fds: list[int] = []
         try:
             for raw, final in zip(raws, finals):
-                fd = os.open(self.tmp / final.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 fds.append(fd)
                 view = memoryview(raw)
                 while view:
                     view = view[os.write(fd, view):]
-            if len(fds) > 1:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="spool-fsync")
-                list(self._pool.map(os.fsync, fds))
-            else:
-                for fd in fds:
-                    os.fsync(fd)
+            for folder in {f.parent for f in finals}:
+                fds.append(os.open(folder, os.O_RDONLY))
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="spool-fsync")
+            list(self._pool.map(os.fsync, fds))
         finally:
             for fd in fds:
                 os.close(fd)
-        for final in finals:
-            os.replace(self.tmp / final.name, final)
-        for folder in {f.parent for f in finals}:
-            self._sync_dir(folder)
         return finals
 
     def adopt(self, path: Path) -> Path:

@@ -85,7 +85,7 @@ class SmtpIntake:
     def start(self) -> None:
         c = self.config
         # Spooling blocks (fsync, the ledger): it runs in these threads, never on the event loop.
-        self.handler.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"smtp-{c.name}")
+        self.handler.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"smtp-{c.name}")  # concurrent sessions share a group commit
         kwargs: dict[str, Any] = dict(
             server_hostname=self.hostname, data_size_limit=c.max_size, enable_SMTPUTF8=True, decode_data=False,
             timeout=c.timeout, tls_context=self.tls, require_starttls=c.require_tls,

@@ -57,16 +57,16 @@ def test_the_spool_survives_kill_9_right_after_250_and_the_mail_is_processed_onc
 
 def test_a_failure_to_spool_answers_451_and_the_resent_mail_is_kept(smtp_home):
     with running(smtp_home) as gw:
-        real = gw.spool.store
+        real = gw.spool.store_many
         calls = {"n": 0}
 
-        def flaky(raw: bytes):
+        def flaky(raws):
             calls["n"] += 1
             if calls["n"] == 1:
                 raise OSError(28, "No space left on device")
-            return real(raw)
+            return real(raws)
 
-        gw.spool.store = flaky
+        gw.spool.store_many = flaky
         raw = make_mail(sender=ME, to="Bo Kim <bo@kim.example>", subject="retry me")
         with client(smtp_home) as s:
             with pytest.raises(smtplib.SMTPDataError) as got:
