@@ -49,6 +49,7 @@ class Pipeline:
         self._address_locks = AddressLocks(spool.root / "locks", ledger.engine)
         self._message_locks = KeyedLocks()
         self.crash_at: Callable[[str], None] | None = _crash_hook()
+        self._hint_attach = bool(getattr(connector, "wants_first_attempt_hint", False))
 
     # ---- entry point --------------------------------------------------------------------
 
@@ -154,7 +155,7 @@ class Pipeline:
                         self._finish_locations(after)
                     return after
                 steps = [c.key for c in plan.creates] + (["attach"] if plan.attach is not None else [])
-                if plan.creates:
+                if self._needs_intents(plan):
                     # Intents first: a record created before a crash must be adopted as created.
                     self.ledger.start_plan(row.id, plan.to_json(), steps, _evaluated(plan))
                 # else the only CRM step is an idempotent attach: a crash before the end just
@@ -180,9 +181,15 @@ class Pipeline:
                 self._quarantine(self.ledger.message(row.id), str(exc), plan)
         return self.ledger.message(row.id)
 
+    def _needs_intents(self, plan: Plan) -> bool:
+        """Whether the Plan's steps are journalled before any CRM call: creates must be (a record
+        made before a crash is adopted, not made twice); an attach only when the connector
+        wants to know it is a first attempt."""
+        return bool(plan.creates) or (plan.attach is not None and self._hint_attach)
+
     def _crm_done(self, row: MessageRow, plan: Plan | None, results: dict[str, Any]) -> None:
         """The write-back failed after the CRM work: record that work so a retry only tags."""
-        new = plan is not None and not plan.creates and row.plan is None
+        new = plan is not None and row.plan is None and not self._needs_intents(plan)
         self.ledger.finish(row.id, state="crm_done", results=results, plan=plan.to_json() if new and plan else None,
                            events_=[("note", "CRM work committed; tagging failed")], results_are_new=new)
 
@@ -200,7 +207,7 @@ class Pipeline:
         applied = writeback.apply(loc.ref, frozenset(loc.tags), frozenset(add), frozenset(remove), move, row.message_id)
         state = "review" if review else ("done" if applied.ref is not None else "done_untagged")
         reason = (plan.review.reason if plan.review else plan.reason) if review else ""
-        stored_plan = row.plan is not None or bool(plan.creates)
+        stored_plan = row.plan is not None or self._needs_intents(plan)
         events_ = [] if stored_plan else [("processing", _evaluated(plan))]
         events_ += [("crm_done", "CRM work committed")] if results else []
         if applied.ref is None:
@@ -269,7 +276,12 @@ class Pipeline:
                 self._step("attach:intent")
                 record = email_record(message, raw, plan.direction, with_attachments=plan.attach.attachments,
                                       owner=crm_user)
-                email = self.crm.attach(targets, record)  # idempotent: a replay completes, never doubles
+                # idempotent: a replay completes, never doubles. A fresh Plan's attach intent was
+                # written before any call, so on a fresh evaluation nothing can be stored yet.
+                if self._hint_attach:
+                    email = self.crm.attach(targets, record, first_attempt=fresh)
+                else:
+                    email = self.crm.attach(targets, record)
                 self._step("attach:called")
                 results["attach"] = {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]}
                 self._step("attach:result")

@@ -111,12 +111,17 @@ class Connector(Protocol):
 
     def create(self, kind: PartyKind, data: PartyData) -> PartyRef: ...
 
-    def attach(self, parents: Sequence[PartyRef], mail: EmailRecord) -> EmailRef:
+    def attach(self, parents: Sequence[PartyRef], mail: EmailRecord, *, first_attempt: bool = False) -> EmailRef:
         """Store `mail` linked to every parent; idempotent per (message_id, content_hash).
 
         Attaching the same mail again adds only the links that are missing. A stored email
         with the same Message-ID but other content is a version: stored on its own.
         The email counts as attached only when every attachment is stored.
+
+        `first_attempt`: the gateway's journal guarantees no earlier call for this mail, so
+        a connector whose look-up of what is stored costs a request may skip it. Given only
+        to connectors that set `wants_first_attempt_hint = True` (it costs the gateway a
+        ledger write per message to know it).
         """
 
     def find_email(self, message_id: str, content_hash: str | None = None) -> EmailRef | None: ...

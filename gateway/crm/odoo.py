@@ -211,7 +211,7 @@ class OdooConnector:
         [new_id] = self._call(MODEL[kind], "create", vals_list=[vals])
         return PartyRef(kind, str(new_id), vals["name"])
 
-    def attach(self, parents: Sequence[PartyRef], mail: EmailRecord) -> EmailRef:
+    def attach(self, parents: Sequence[PartyRef], mail: EmailRecord, *, first_attempt: bool = False) -> EmailRef:
         targets = list(dict.fromkeys((MODEL[p.kind], _int_id(p)) for p in parents))
         group = self._versions(mail.message_id).get(mail.content_hash, [])
         if not targets and not group:

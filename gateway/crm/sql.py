@@ -344,7 +344,7 @@ class SqlConnector:
         return pid
 
     @_translate
-    def attach(self, parents: Sequence[PartyRef], mail: EmailRecord) -> EmailRef:
+    def attach(self, parents: Sequence[PartyRef], mail: EmailRecord, *, first_attempt: bool = False) -> EmailRef:
         """One transaction of a few statements: one probe reads what is stored already (the
         email, its links, the blobs, the parents), then only what is missing is written, each
         table with one (executemany) INSERT … ON CONFLICT DO NOTHING."""

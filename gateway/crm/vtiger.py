@@ -252,7 +252,7 @@ class VtigerConnector:
         record = self._call("POST", "create", {"elementType": MODULES[kind], "element": json.dumps(element)})
         return _ref(kind, record)
 
-    def attach(self, parents: Sequence[PartyRef], mail: EmailRecord) -> EmailRef:
+    def attach(self, parents: Sequence[PartyRef], mail: EmailRecord, *, first_attempt: bool = False) -> EmailRef:
         targets = list(dict.fromkeys(_wsid(p) for p in parents))
         mid_f, hash_f = self._email_fields()
         existing = self._emails(mail.message_id, mail.content_hash)

@@ -106,7 +106,7 @@ class WebhookConnector:
         name = answer.get("name") or " ".join(p for p in (data.first_name, data.last_name) if p) or data.name
         return PartyRef(kind, str(answer["id"]), str(name))
 
-    def attach(self, parents: Sequence[PartyRef], mail: EmailRecord) -> EmailRef:
+    def attach(self, parents: Sequence[PartyRef], mail: EmailRecord, *, first_attempt: bool = False) -> EmailRef:
         payload = {
             "idempotency_key": hashlib.sha256(f"{mail.message_id}\0{mail.content_hash}".encode()).hexdigest(),
             "parents": [p.as_dict() for p in parents],

@@ -130,3 +130,48 @@ def test_a_worker_process_killed_mid_message_is_replaced_and_nothing_doubles(hom
     assert len(crm["leads"]) == 1 and len(crm["accounts"]) == 3 and len(crm["emails"]) == 4
     assert all(len(e["links"]) == 1 for e in crm["emails"])
     assert home.states() == {"done": 4}
+
+
+class _Crash(BaseException):
+    """Stands for the process dying at a journal step (nothing after it runs)."""
+
+
+def test_first_attempt_hint_is_given_only_when_nothing_can_be_stored_yet(home):
+    from gateway.crm.base import PartyData
+    from gateway.crm.sql import SqlConnector
+
+    class HintedCrm(SqlConnector):
+        """The real embedded CRM, recording the hint a connector like Tryton's relies on."""
+
+        wants_first_attempt_hint = True
+        seen: list[bool] = []
+
+        def attach(self, parents, mail, *, first_attempt=False):
+            self.seen.append(first_attempt)
+            return super().attach(parents, mail, first_attempt=first_attempt)
+
+    crm = HintedCrm(f"sqlite:///{home.root / 'var' / 'crm.db'}")
+    crm.create("contact", PartyData(kind="contact", first_name="Ann", last_name="Lee", emails=("ann@acme.example",)))
+    home.drop("CRM sync", make_mail(sender="Ann <ann@acme.example>", message_id="<hint@acme.example>"))
+    home.drop("CRM sync", make_mail(sender="Ann <ann@acme.example>", message_id="<hint2@acme.example>"))
+    gw = home.gateway(connector=crm)
+    try:
+        pks: list[int] = []
+        gw.enqueue = lambda pk, block=True: pks.append(pk)
+        gw.sources[0].scan_once(gw.submit)
+
+        def crash(step):
+            if step == "attach:called":
+                raise _Crash()
+
+        gw.pipeline.crash_at = crash
+        with pytest.raises(_Crash):
+            gw.pipeline.handle(pks[0])  # the CRM stored it, the ledger never heard back
+        gw.pipeline.crash_at = None
+        assert gw.pipeline.handle(pks[0]) == "done"  # the replay
+        assert gw.pipeline.handle(pks[1]) == "done"  # an ordinary first attempt
+        assert HintedCrm.seen == [True, False, True]
+    finally:
+        gw.close()
+    emails = home.dump()["emails"]
+    assert sorted(e["message_id"] for e in emails) == ["<hint2@acme.example>", "<hint@acme.example>"]
