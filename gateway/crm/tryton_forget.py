@@ -25,7 +25,6 @@ def forget(crm: TrytonConnector, address: str, made_by_gateway: Callable[[PartyR
     k = addresses.key(address)
     refs = crm.find(address, PARTY_KINDS) if k else []
     doomed = [r for r in refs if made_by_gateway(r)]
-    kept = [r for r in refs if r not in doomed]
     call = crm.rpc.call
     resources = [_resource(r) for r in refs]
     if not resources:

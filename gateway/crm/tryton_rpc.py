@@ -14,18 +14,18 @@
 from __future__ import annotations
 
 import base64
-import email.utils
 import json
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import tenacity
 
+from gateway.crm.http import parse_retry_after
 from gateway.errors import Permanent, Retryable
 
 
@@ -33,24 +33,6 @@ class _Throttled(Exception):
     def __init__(self, delay: float, message: str) -> None:
         super().__init__(message)
         self.delay = delay
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """`Retry-After` as seconds: delta-seconds or an HTTP-date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _encode(o: Any) -> Any:
@@ -178,7 +160,7 @@ class TrytonRpc:
     def _result(self, method: str, resp: httpx.Response, auth: str | None) -> Any:
         code = resp.status_code
         if code == 429:
-            delay = retry_after_seconds(resp.headers.get("Retry-After"))
+            delay = parse_retry_after(resp.headers.get("Retry-After"))
             message = f"Tryton is rate limiting ({method}): HTTP 429" + (f", retry after {delay:g} s" if delay is not None else "")
             if delay is not None and delay <= self.max_wait:
                 raise _Throttled(delay, message)
@@ -191,7 +173,7 @@ class TrytonRpc:
             raise Permanent(f"no database {self.database!r} on this server")
         if code == 423 or code >= 500:
             raise Retryable(f"Tryton answered {method} with HTTP {code}: {_snippet(resp.text)}",
-                            retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
+                            retry_after=parse_retry_after(resp.headers.get("Retry-After")))
         if code >= 400:
             raise Permanent(f"Tryton refused {method}: HTTP {code}: {_snippet(resp.text)}")
         try:

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from gateway.crm.base import AttachmentData, Connector, EmailRecord, EmailRef, PartyData, PartyRef
+from gateway.crm.base import AttachmentData, Connector, EmailRecord, PartyData, PartyRef
 from gateway.errors import Permanent, Retryable
 
 HOSTILE = (

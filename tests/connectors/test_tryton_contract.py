@@ -21,8 +21,7 @@ from gateway.crm import tryton_mail as tm
 from gateway.crm.base import PartyRef
 from gateway.crm.tryton import OPPORTUNITY, PARTY, TrytonConnector
 from gateway.crm.tryton_rpc import TrytonRpc
-from gateway.errors import Permanent, Retryable
-from tests.connectors.contract import ConnectorContract, StoredEmail, StoredFile, StoredParty, make_mail, person
+from tests.connectors.contract import ConnectorContract, StoredEmail, StoredFile, StoredParty
 from tests.connectors.tryton_server import FaultProxy, Rpc, TrytonServer, session_template
 
 

@@ -7,7 +7,6 @@ comes from the environment as an operator would set it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
