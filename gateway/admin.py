@@ -22,13 +22,16 @@ STATES = ("done", "done_untagged", "ignored", "skipped", "review", "retrying", "
 # ---- status ------------------------------------------------------------------------------
 
 
-def status_doc(config: Config) -> dict[str, Any]:
-    ledger = Ledger(config.db_url(config.ledger.url))
+def status_doc(config: Config, ledger: Ledger | None = None) -> dict[str, Any]:
+    """Status as `status --json` shows it; from the running gateway's ledger when given."""
+    own = ledger is None
+    led = ledger if ledger is not None else Ledger(config.db_url(config.ledger.url))
     try:
-        stored = ledger.all_status()
-        counts = ledger.counts()
+        stored = led.all_status()
+        counts = led.counts()
     finally:
-        ledger.close()
+        if own:
+            led.close()
     sources = []
     for src in config.sources:
         st = stored.get(f"source:{src.name}", {})

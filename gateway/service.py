@@ -276,6 +276,8 @@ class Gateway:
             t.start()
         helpers = [threading.Thread(target=self._retry_loop, args=(stop,), name="retries", daemon=True),
                    threading.Thread(target=self._watch_rules, args=(stop,), name="rules", daemon=True)]
+        if self.config.web is not None:
+            helpers.append(threading.Thread(target=self._serve_web, args=(stop,), name="web", daemon=True))
         for t in helpers:
             t.start()
         log.info("gateway running: %d sources, %d workers, %d rules", len(self.sources), self.config.workers,
@@ -299,6 +301,14 @@ class Gateway:
                 log.exception("source %s failed; restarting in %.0fs", source.name, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 300)
+
+    def _serve_web(self, stop: threading.Event) -> None:
+        from gateway.web.app import serve
+
+        try:
+            serve(self, self.config.web.listen, stop)  # type: ignore[union-attr]
+        except Exception:
+            log.exception("status page on %s could not start", self.config.web.listen)  # type: ignore[union-attr]
 
     def _retry_loop(self, stop: threading.Event) -> None:
         while not stop.wait(1.0):

@@ -1,0 +1,114 @@
+"""Starlette app of the status page (served by `run` when `web.listen` is set).
+
+GET /              an HTML overview (sources, folders, counts, rule errors)
+GET /status.json   the `status --json` document
+GET /review.json   messages waiting for a person (`review list --json`)
+GET /quarantine.json  messages that failed for good (`quarantine list --json`)
+GET /metrics       Prometheus text format, read from the ledger at scrape time
+GET /healthz       200 while the gateway runs
+
+Read-only and without authentication: it listens on 127.0.0.1 by default; put it behind a
+proxy with authentication before exposing it.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from gateway import admin
+
+
+class _LedgerCollector:
+    """Gauges computed from the ledger when Prometheus scrapes, so they are never stale."""
+
+    def __init__(self, gw: Any) -> None:
+        self.gw = gw
+
+    def collect(self) -> Any:
+        messages = GaugeMetricFamily("crm_gateway_messages", "Copies of mail by source, folder and state",
+                                     labels=["source", "folder", "state"])
+        for (source, folder), states in self.gw.ledger.counts().items():
+            for state, n in states.items():
+                messages.add_metric([source, folder, state], n)
+        yield messages
+        connected = GaugeMetricFamily("crm_gateway_source_connected", "1 when the source is connected", labels=["source"])
+        for source in self.gw.sources:  # live, not the status the service writes every few seconds
+            try:
+                up = bool(source.status().get("connected"))
+            except Exception:
+                up = False
+            connected.add_metric([source.name], 1.0 if up else 0.0)
+        yield connected
+        rules = self.gw.rules.status()
+        yield GaugeMetricFamily("crm_gateway_rules", "Rules in force", value=len(rules.get("rules", [])))
+        yield GaugeMetricFamily("crm_gateway_rule_errors", "Errors of the last rule edit (old rules still run)",
+                                value=len(rules.get("errors") or []))
+        yield GaugeMetricFamily("crm_gateway_queue", "Copies waiting for a pipeline worker", value=self.gw.queue.qsize())
+
+
+def _page(doc: dict[str, Any], review: int, quarantined: int) -> str:
+    rows = []
+    for src in doc["sources"]:
+        for f in src["folders"]:
+            counts = ", ".join(f"{k} {v}" for k, v in f["counts"].items()) or "-"
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in (
+                src["name"], f["folder"], "yes" if src["connected"] else "no", f.get("mode") or src.get("mode") or "-",
+                (src.get("last_sync") or "-")[:19], counts, f.get("last_error") or src.get("last_error") or "")) + "</tr>")
+    errors = "".join(f"<li>{html.escape(e)}</li>" for e in doc["rules"].get("errors") or [])
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>crm-gateway status</title>
+<meta http-equiv="refresh" content="10"><style>body{{font-family:sans-serif;margin:2em}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head><body>
+<h1>crm-gateway</h1>
+<p>{len(doc["rules"].get("rules", []))} rules in force; <a href="/review.json">{review} waiting for review</a>;
+<a href="/quarantine.json">{quarantined} quarantined</a>; <a href="/metrics">metrics</a></p>
+{f'<h2>Rule errors (the previous rules still run)</h2><ul>{errors}</ul>' if errors else ''}
+<table><tr><th>source</th><th>folder</th><th>connected</th><th>mode</th><th>last sync</th><th>counts</th><th>last error</th></tr>
+{''.join(rows)}</table></body></html>"""
+
+
+def make_app(gw: Any) -> Starlette:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(_LedgerCollector(gw))  # type: ignore[arg-type]
+
+    async def index(_: Request) -> Response:
+        doc = admin.status_doc(gw.config, gw.ledger)
+        return HTMLResponse(_page(doc, len(admin.listing(gw, "review")), len(admin.listing(gw, "quarantined"))))
+
+    async def status(_: Request) -> Response:
+        return JSONResponse(admin.status_doc(gw.config, gw.ledger))
+
+    async def review(_: Request) -> Response:
+        return JSONResponse({"review": admin.listing(gw, "review")})
+
+    async def quarantine(_: Request) -> Response:
+        return JSONResponse({"quarantined": admin.listing(gw, "quarantined")})
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[Route("/", index), Route("/status.json", status), Route("/review.json", review),
+                             Route("/quarantine.json", quarantine), Route("/metrics", metrics), Route("/healthz", healthz)])
+
+
+def serve(gw: Any, listen: str, stop: Any) -> None:
+    """Run the page until `stop` is set (called in its own thread by `Gateway.run`)."""
+    import threading
+
+    import uvicorn
+
+    host, _, port = listen.rpartition(":")
+    server = uvicorn.Server(uvicorn.Config(make_app(gw), host=host.strip("[]") or "127.0.0.1", port=int(port),
+                                           log_level="warning", access_log=False, lifespan="off"))
+    threading.Thread(target=lambda: (stop.wait(), setattr(server, "should_exit", True)), daemon=True).start()
+    server.run()
