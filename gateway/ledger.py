@@ -153,6 +153,7 @@ _OTHER_OPEN_COPIES = select(locations.c.id).where(
     locations.c.message_pk == bindparam("b_message_pk"), locations.c.state.in_(LOCATION_OPEN),
     locations.c.id != bindparam("b_id"))
 _LINKED_MESSAGE = select(locations.c.message_pk).where(locations.c.id == bindparam("b_id"))
+_JOURNAL_OF = select(journal.c.step, journal.c.result).where(journal.c.message_pk == bindparam("b_message_pk"))
 _SET_PLAN = update(messages).where(messages.c.id == bindparam("pk")).values(
     state=bindparam("b_state"), plan_json=bindparam("b_plan_json"), updated_at=bindparam("b_updated_at"))
 _SET_RESULT = update(journal).where(journal.c.message_pk == bindparam("b_message_pk"), journal.c.step == bindparam("b_step")).values(
@@ -295,24 +296,50 @@ class Ledger:
             m = self.message(pk)
             return Binding(pk, False, m.state, m)
 
-    def start_plan(self, message_pk: int, plan: dict[str, Any], steps: Sequence[str], detail: str) -> None:
-        """Store the evaluated Plan and the intent of each of its CRM steps, in one transaction.
+    def start_plan(self, message_pk: int, plan: dict[str, Any], steps: Sequence[str], detail: str) -> dict[str, Any]:
+        """Store the evaluated Plan and the intent of each of its CRM steps, in one transaction;
+        return the journal (step → result, None for an intent only).
 
         The intents are recorded before any CRM call, so after a crash a step with an intent
-        and no result is looked up in the CRM and adopted, never done twice."""
+        and no result is looked up in the CRM and adopted, never done twice. A message sent
+        through the rules again keeps the results of its earlier run (`reopen`), so a record
+        it created stays adopted as created."""
         t = now()
         with self.engine.begin() as c:
             c.execute(_SET_PLAN, {"pk": message_pk, "b_state": "processing", "b_plan_json": json.dumps(plan, default=str),
                                   "b_updated_at": t})
             if steps:
-                c.execute(_INSERT_INTENT, [{"message_pk": message_pk, "step": s, "intent_at": t} for s in steps])
+                c.execute(_insert_ignore(c, journal), [{"message_pk": message_pk, "step": s, "intent_at": t} for s in steps])
             c.execute(_INSERT_EVENT, {"message_pk": message_pk, "at": t, "event": "processing", "detail": detail})
+            rows = c.execute(_JOURNAL_OF, {"b_message_pk": message_pk}).all()
+        return {r.step: (json.loads(r.result) if r.result is not None else None) for r in rows}
+
+    def reopen(self, message_pk: int, state: str = "received") -> int:
+        """Send a message through the current rules again (quarantine retry, reprocess).
+
+        Its old Plan and the intents that never got a result go (the next evaluation makes its
+        own); results stay, to be adopted. The primary copy is handled again; the other copies
+        wait for its outcome with the tags they planned. Returns the primary location."""
+        t = now()
+        with self.engine.begin() as c:
+            primary = c.execute(select(messages.c.primary_location).where(messages.c.id == message_pk)).scalar()
+            c.execute(delete(journal).where(journal.c.message_pk == message_pk, journal.c.result.is_(None)))
+            c.execute(delete(journal).where(journal.c.message_pk == message_pk, journal.c.step == "crm_done"))
+            c.execute(update(messages).where(messages.c.id == message_pk).values(
+                state=state, plan_json=None, attempts=0, next_attempt_at=None, updated_at=t))
+            c.execute(update(locations).where(locations.c.message_pk == message_pk, locations.c.id == primary).values(
+                state="new", updated_at=t))
+            c.execute(update(locations).where(locations.c.message_pk == message_pk, locations.c.id != primary).values(
+                state="waiting", updated_at=t))
+            c.execute(_INSERT_EVENT, {"message_pk": message_pk, "at": t, "event": state,
+                                      "detail": "sent through the rules again"})
+        return int(primary)
 
     def finish(self, message_pk: int, *, state: str, reason: str = "", plan: dict[str, Any] | None = None,
                results: dict[str, Any] | None = None, location_pk: int | None = None, tags: Sequence[str] = (),
                location_state: str = "applied", planned: tuple[Sequence[str], Sequence[str], str | None] | None = None,
                moved_to: SourceRef | None = None, events_: Sequence[tuple[str, str]] = (),
-               results_are_new: bool = False) -> list[int]:
+               results_are_new: bool = False, marks: dict[str, Any] | None = None) -> list[int]:
         """Record the CRM steps' results, the message's final state and its primary copy's tags
         (and the tags its rules planned) in one transaction; return the other copies that are
         waiting for their tags."""
@@ -324,6 +351,10 @@ class Ledger:
             elif results:
                 c.execute(_SET_RESULT, [{"b_message_pk": message_pk, "b_step": step, "b_result": json.dumps(value, default=str),
                                          "b_done_at": t} for step, value in results.items()])
+            if marks:  # steps that have no intent of their own (crm_done)
+                c.execute(_insert_ignore(c, journal), [{"message_pk": message_pk, "step": step, "intent_at": t,
+                                                        "done_at": t, "result": json.dumps(value)}
+                                                       for step, value in marks.items()])
             if plan is not None:
                 c.execute(_SET_STATE_PLAN, {"pk": message_pk, "b_state": state, "b_reason": reason, "b_updated_at": t,
                                             "b_plan_json": json.dumps(plan, default=str)})
@@ -366,8 +397,13 @@ class Ledger:
         return bool(changed)
 
     def schedule_retry(self, message_pk: int, reason: str, delay: float) -> int:
+        """Retry a message later. A message in a final state is never sent back (a failure on
+        one of its copies is that copy's, not the message's): then nothing changes."""
         t = now()
         with self.engine.begin() as c:
+            state = c.execute(select(messages.c.state).where(messages.c.id == message_pk)).scalar()
+            if state in TERMINAL:
+                return 0
             attempts = (c.execute(select(messages.c.attempts).where(messages.c.id == message_pk)).scalar() or 0) + 1
             c.execute(update(messages).where(messages.c.id == message_pk).values(
                 state="retrying", reason=reason, attempts=attempts, next_attempt_at=t + timedelta(seconds=delay), updated_at=t))
@@ -484,6 +520,12 @@ class Ledger:
             values.update(folder=ref.folder, item_key=ref.item_key, uidvalidity=ref.uidvalidity)
         with self.engine.begin() as c:
             c.execute(update(locations).where(locations.c.id == location_pk).values(**values))
+
+    def reset_interrupted(self) -> int:
+        """At start: a copy left 'tagging' by a process that died mid-write waits again."""
+        with self.engine.begin() as c:
+            return c.execute(update(locations).where(locations.c.state == "tagging").values(
+                state="waiting", updated_at=now())).rowcount
 
     def open_locations(self) -> list[int]:
         """Locations whose work is not finished: to re-queue after a restart or a crash."""

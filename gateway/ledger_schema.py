@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     ForeignKey,
@@ -56,7 +57,7 @@ locations = Table(
     Column("source", String(100), nullable=False),
     Column("account", String(320), nullable=False),
     Column("folder", String(500), nullable=False),
-    Column("uidvalidity", Integer, nullable=False, default=0),
+    Column("uidvalidity", BigInteger, nullable=False, default=0),  # 32-bit unsigned in IMAP
     Column("item_key", String(1000), nullable=False),
     # new | waiting (a copy whose first is still in work) | applied | untagged | none (nothing to tag)
     Column("state", String(20), nullable=False, default="new"),

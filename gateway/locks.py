@@ -28,15 +28,15 @@ def _key_hash(key: str) -> int:
 
 
 class KeyedLocks:
-    """One thread lock per key, made on demand."""
+    """A thread lock per key: striped over a fixed set, so a long-running process does not
+    keep a lock for every message and address it ever saw (two keys may share a stripe,
+    which only serialises them)."""
 
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
+    def __init__(self, stripes: int = 4096) -> None:
+        self._locks = [threading.Lock() for _ in range(stripes)]
 
     def __call__(self, key: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
+        return self._locks[_key_hash(key) % len(self._locks)]
 
 
 class AddressLocks:
@@ -88,12 +88,15 @@ class SqliteWriterLock:
             if is_write(conn):
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                conn.info["writer_lock_fd"] = fd
+                conn.info["writer_lock_fd"] = fd  # the pool record's info: seen again at check-in
 
-        def _end(conn: Any) -> None:
-            fd = conn.info.pop("writer_lock_fd", None)
+        # Released when the connection goes back to the pool: after COMMIT or ROLLBACK has run
+        # (the commit event fires before it), and also when a broken connection is invalidated.
+        def _release(_dbapi_conn: Any, record: Any, *_: Any) -> None:
+            fd = record.info.pop("writer_lock_fd", None) if record is not None else None
             if fd is not None:
                 os.close(fd)
 
-        event.listen(engine, "commit", _end)
-        event.listen(engine, "rollback", _end)
+        event.listen(engine.pool, "checkin", _release)
+        event.listen(engine.pool, "invalidate", _release)
+        event.listen(engine.pool, "soft_invalidate", _release)

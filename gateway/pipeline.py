@@ -20,7 +20,7 @@ from typing import Any
 from gateway import addresses
 from gateway.config import Config
 from gateway.context import Contexts
-from gateway.crm.base import Connector, PartyRef
+from gateway.crm.base import PARTY_KINDS, Connector, PartyRef
 from gateway.engine.model import Plan
 from gateway.engine.plan import evaluate
 from gateway.errors import Permanent, Retryable, UnparseableMessage
@@ -126,7 +126,8 @@ class Pipeline:
         """The CRM work of a message, done by its primary copy; returns the message's row after it."""
         reached_crm_done = row.state == "crm_done"
         plan: Plan | None = None
-        results: dict[str, Any] = {}
+        results: dict[str, Any] = {}  # filled step by step by _execute, so a failure keeps what was done
+        crm_complete = False
         try:
             if raw is None:
                 raw = self._read(row.spool_path or loc.spool_path)
@@ -143,6 +144,9 @@ class Pipeline:
             if journal:
                 plan = plan_from_json(row.plan)  # type: ignore[arg-type]  # replay: the same Plan, adopted step by step
                 fresh = False
+                # The CRM work finished before (the tagging failed): it must never be redone or
+                # quarantined, whatever state a retry left the row in.
+                reached_crm_done = reached_crm_done or journal.get(CRM_DONE) is not None
             else:
                 ctx = self.contexts.for_ref(loc.ref, frozenset(loc.tags))
                 plan = evaluate(message, ctx, self.rules.current, self.crm)
@@ -157,29 +161,43 @@ class Pipeline:
                 steps = [c.key for c in plan.creates] + (["attach"] if plan.attach is not None else [])
                 if self._needs_intents(plan):
                     # Intents first: a record created before a crash must be adopted as created.
-                    self.ledger.start_plan(row.id, plan.to_json(), steps, _evaluated(plan))
-                # else the only CRM step is an idempotent attach: a crash before the end just
-                # evaluates again, so the Plan is stored with the final state (one commit less).
-                journal = {step: None for step in steps}
+                    # A message sent through the rules again keeps the results of its earlier run.
+                    journal = self.ledger.start_plan(row.id, plan.to_json(), steps, _evaluated(plan))
+                else:
+                    # The only CRM step is an idempotent attach: a crash before the end just
+                    # evaluates again, so the Plan is stored with the final state (one commit less).
+                    journal = {step: None for step in steps}
                 fresh = True
             if not reached_crm_done:
-                results = self._execute(row.id, plan, message, raw, self.contexts.for_ref(loc.ref).crm_user, journal, fresh)
+                self._execute(row.id, plan, message, raw, self.contexts.for_ref(loc.ref).crm_user, journal, fresh, results)
                 self._step("crm_done")
+            crm_complete = True
             return self._complete(loc, row, plan, results)
         except Retryable as exc:
-            if results:  # the CRM work is done: keep what it returned, never quarantine it now
+            if crm_complete and not reached_crm_done:  # the CRM work is done: never quarantine it now
                 self._crm_done(row, plan, results)
                 reached_crm_done = True
+            elif results:
+                self._keep_partial(row, results)
             self._retry(row, str(exc), exc.retry_after, never_quarantine=reached_crm_done, plan=plan)
         except Permanent as exc:
             plan = getattr(exc, "plan", None) or plan  # a rule that cannot apply carries its trace and on_error
-            if results or reached_crm_done:  # nothing after crm_done ever quarantines a message
-                if results:
+            if crm_complete or reached_crm_done:  # nothing after crm_done ever quarantines a message
+                if not reached_crm_done:
                     self._crm_done(row, plan, results)
                 self._retry(row, str(exc), None, never_quarantine=True, plan=plan)
             else:
+                if results:
+                    self._keep_partial(row, results)
                 self._quarantine(self.ledger.message(row.id), str(exc), plan)
         return self.ledger.message(row.id)
+
+    def _keep_partial(self, row: MessageRow, results: dict[str, Any]) -> None:
+        """Some steps reached the CRM before a failure: journal them (a retry adopts them, and
+        `forget` knows which records the gateway made)."""
+        for step, value in results.items():
+            self.ledger.intent(row.id, step)
+            self.ledger.result(row.id, step, value)
 
     def _needs_intents(self, plan: Plan) -> bool:
         """Whether the Plan's steps are journalled before any CRM call: creates must be (a record
@@ -188,10 +206,12 @@ class Pipeline:
         return bool(plan.creates) or (plan.attach is not None and self._hint_attach)
 
     def _crm_done(self, row: MessageRow, plan: Plan | None, results: dict[str, Any]) -> None:
-        """The write-back failed after the CRM work: record that work so a retry only tags."""
+        """The write-back failed after the CRM work: record that work, and a CRM_DONE mark that
+        no later state change can hide, so a retry only tags and never quarantines."""
         new = plan is not None and row.plan is None and not self._needs_intents(plan)
         self.ledger.finish(row.id, state="crm_done", results=results, plan=plan.to_json() if new and plan else None,
-                           events_=[("note", "CRM work committed; tagging failed")], results_are_new=new)
+                           events_=[("note", "CRM work committed; tagging failed")], results_are_new=new,
+                           marks={CRM_DONE: True})
 
     def _complete(self, loc: LocationRow, row: MessageRow, plan: Plan, results: dict[str, Any]) -> MessageRow:
         """Tag the primary copy, then record results, final state and tags in one transaction."""
@@ -239,13 +259,12 @@ class Pipeline:
             self.crash_at(name)
 
     def _execute(self, message_pk: int, plan: Plan, message: Message, raw: bytes, crm_user: str,
-                 journal: dict[str, Any], fresh: bool) -> dict[str, Any]:
+                 journal: dict[str, Any], fresh: bool, results: dict[str, Any]) -> dict[str, Any]:
         """Run the Plan's CRM steps; return each step's result for the journal.
 
         Every step's intent is already in the journal. On a replay (`fresh` False) a step with
         an intent and no result may have reached the CRM before a crash: look the record up and
         adopt it as this step's result, so it is neither made twice nor counted as found."""
-        results: dict[str, Any] = {}
         created: dict[str, PartyRef] = {}
         for pc in plan.creates:
             if journal.get(pc.key) is not None:
@@ -288,10 +307,13 @@ class Pipeline:
         return results
 
     def _lookup(self, kind: str, address: str) -> PartyRef | None:
+        """The record this address already has. Any kind counts: a worker handling the same new
+        sender from another folder may have made a lead where this Plan makes a contact, and
+        done one after the other the second mail would have found the first record."""
         if kind == "account":
             found = self.crm.find_by_domain(address.rpartition("@")[2] or address)
         else:
-            found = self.crm.find(address, [kind])  # type: ignore[list-item]
+            found = self.crm.find(address, [kind, *(k for k in PARTY_KINDS if k != kind)])  # type: ignore[list-item]
         return found[0] if found else None
 
     # ---- copies and write-back ----------------------------------------------------------
@@ -339,7 +361,7 @@ class Pipeline:
             try:
                 applied = self.writebacks.get(loc.ref.source, LedgerOnly()).apply(
                     loc.ref, frozenset(loc.tags), frozenset(add), frozenset(remove), move, row.message_id)
-            except Retryable:
+            except BaseException:  # any failure: the copy waits again rather than stay 'tagging'
                 self.ledger.take_location(loc.id, ["tagging"], loc.state)
                 raise
             if applied.ref is None:
@@ -368,11 +390,7 @@ class Pipeline:
         locs = self.ledger.locations_of(message_pk)
         if not locs:
             raise Permanent(f"message {message_pk} has no location left")
-        self.ledger.reset_attempts(message_pk)
-        self.ledger.set_state(message_pk, state, event_detail="sent through the rules again")
-        for loc in locs:
-            self.ledger.take_location(loc.id, ["applied", "none", "untagged", "waiting", "tagging"], "new")
-        return self.ledger.message(message_pk).primary_location or locs[0].id
+        return self.ledger.reopen(message_pk, state)
 
     def resolve(self, message_pk: int, to: list[PartyRef] | None = None, create_kind: str | None = None) -> str:
         """Attach a message in review to the records a person picked (or creates), then tag it."""
@@ -392,25 +410,35 @@ class Pipeline:
                 wanted = wanted or list(plan.counterparts if plan else ()) or [a.address for a in message.from_[:1]]
                 for address in wanted:
                     step = f"review:create:{create_kind}:{addresses.key(address)}"
-                    done = self.ledger.journal(message_pk).get(step)
-                    if done is not None:
-                        targets.append(ref_from_json(done))
+                    journal = self.ledger.journal(message_pk)
+                    if journal.get(step) is not None:
+                        targets.append(ref_from_json(journal[step]))
                         continue
-                    self.ledger.intent(message_pk, step)
-                    who = next((a for a in (*message.from_, *message.to, *message.cc) if a.key == addresses.key(address)),
-                               Address("", address))
-                    data = party_data_for(create_kind, who, owner=crm_user,
-                                          freemail=who.domain in self.config.freemail)
-                    ref = self.crm.create(create_kind, data)  # type: ignore[arg-type]
-                    self.ledger.result(message_pk, step, ref_to_json(ref, created=True))
-                    targets.append(ref)
+                    with self._address_locks(addresses.key(address)):
+                        # After a crash (intent, no result) or a race with a worker: adopt.
+                        existing = self._lookup(create_kind, address) if step in journal else None
+                        self.ledger.intent(message_pk, step)
+                        if existing is None:
+                            who = next((a for a in (*message.from_, *message.to, *message.cc)
+                                        if a.key == addresses.key(address)), Address("", address))
+                            data = party_data_for(create_kind, who, owner=crm_user,
+                                                  freemail=who.domain in self.config.freemail)
+                            existing = self.crm.create(create_kind, data)  # type: ignore[arg-type]
+                    self.ledger.result(message_pk, step, ref_to_json(existing, created=True))
+                    targets.append(existing)
             if not targets:
                 raise Permanent("nothing to attach to: give --to KIND:ID or --kind")
             record = email_record(message, raw, direction, owner=crm_user)
             self.ledger.intent(message_pk, "review:attach")
             email = self.crm.attach(targets, record)
             self.ledger.result(message_pk, "review:attach", {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]})
-            self.ledger.set_state(message_pk, "crm_done", event_detail="resolved by a person: " + ", ".join(t.label() for t in targets))
+            # From here the message is done as far as the CRM goes: if tagging fails or the process
+            # dies, a retry replays this done Plan and only tags (CRM_DONE), never review again.
+            done_plan = replace(plan, outcome="done", review=None) if plan else None
+            self.ledger.intent(message_pk, CRM_DONE)
+            self.ledger.result(message_pk, CRM_DONE, True)
+            self.ledger.set_state(message_pk, "crm_done", plan=done_plan.to_json() if done_plan else None,
+                                  event_detail="resolved by a person: " + ", ".join(t.label() for t in targets))
             for loc in self.ledger.locations_of(message_pk):
                 self.ledger.take_location(loc.id, ["applied", "untagged", "none"], "waiting")
             self._finish_locations(self.ledger.message(message_pk), final_state="done")
@@ -449,6 +477,9 @@ class Pipeline:
             "message_id": row.message_id, "from": row.from_address,
             "rules": ",".join(plan.get("touched", [])), "reason": row.reason[:200],
             "ms": round((time.monotonic() - started) * 1000, 1)}})
+
+
+CRM_DONE = "crm_done"  # journal mark: every CRM step of the Plan is done
 
 
 def _evaluated(plan: Plan) -> str:

@@ -21,7 +21,7 @@ from gateway.context import FILE_SOURCE
 from gateway.crm.base import Connector, make_connector
 from gateway.errors import Retryable
 from gateway.groupcommit import GroupCommit
-from gateway.ledger import Ledger
+from gateway.ledger import TERMINAL, Ledger
 from gateway.pipeline import Pipeline
 from gateway.rulesholder import RulesHolder, rule_files
 from gateway.sources.base import SourceRef
@@ -64,6 +64,7 @@ class Gateway:
         self._idle = threading.Condition(self._inflight_lock)
         self.on_processed: Callable[[int, str], None] | None = None
         self._backlog = False  # a non-blocking submit found the queue full: sweep the ledger
+        self._copies_later = False  # a copy failed outside the pipeline: sweep again after a pause
         self._fresh: dict[int, Any] = {}  # rows just received, handed to the worker to save a read
         self._intake: GroupCommit[tuple[SourceRef, bytes, int | None], int] = GroupCommit(
             lambda items: self.submit_many(items, block=False))
@@ -118,6 +119,7 @@ class Gateway:
     def enqueue(self, location_pk: int, *, block: bool = True) -> None:
         with self._inflight_lock:
             if location_pk in self._inflight:
+                self._fresh.pop(location_pk, None)  # the worker that has it reads its own row
                 return
             self._inflight.add(location_pk)
         try:
@@ -128,10 +130,12 @@ class Gateway:
         except queue.Full:
             with self._inflight_lock:
                 self._inflight.discard(location_pk)
+            self._fresh.pop(location_pk, None)
             self._backlog = True
 
     def recover(self) -> int:
         """Queue every copy whose work a stop or a crash left unfinished, and due retries."""
+        self.ledger.reset_interrupted()
         pks = self.ledger.open_locations()
         for pk in pks:
             self.enqueue(pk)
@@ -178,11 +182,16 @@ class Gateway:
             return "retrying"
 
     def _retry_location(self, pk: int, reason: str) -> None:
+        """A failure outside the pipeline's own handling. The message is retried when this copy
+        is the one doing its work; a failure of another copy (tagging it, say) or before the
+        copy was linked leaves the copy open, and the sweep hands it over again later."""
         try:
             loc = self.ledger.location(pk)
-            if loc.message_pk is not None:
-                delay = self.config.retry.base_delay
-                self.ledger.schedule_retry(loc.message_pk, reason, delay)
+            row = self.ledger.message(loc.message_pk) if loc.message_pk is not None else None
+            if row is not None and row.primary_location == pk and row.state not in TERMINAL:
+                self.ledger.schedule_retry(row.id, reason, self.config.retry.base_delay)
+            else:
+                self._copies_later = True
         except Exception:
             log.exception("location %s: could not record the retry; it stays open for the next start", pk)
 
@@ -311,11 +320,15 @@ class Gateway:
             log.exception("status page on %s could not start", self.config.web.listen)  # type: ignore[union-attr]
 
     def _retry_loop(self, stop: threading.Event) -> None:
+        last_copy_sweep = time.monotonic()
         while not stop.wait(1.0):
             try:
                 self.queue_due_retries()
-                if self._backlog and self.queue.qsize() < self.queue.maxsize // 2:
+                copies_due = self._copies_later and time.monotonic() - last_copy_sweep >= self.config.retry.base_delay
+                if (self._backlog and self.queue.qsize() < self.queue.maxsize // 2) or copies_due:
                     self._backlog = False
+                    if copies_due:
+                        self._copies_later, last_copy_sweep = False, time.monotonic()
                     for pk in self.ledger.open_locations():
                         self.enqueue(pk, block=False)
             except Exception:

@@ -30,7 +30,9 @@ class Spool:
     def _folder(self) -> Path:
         folder = self.root / time.strftime("%Y%m%d%H", time.gmtime())
         if folder not in self._folders:
-            folder.mkdir(exist_ok=True)
+            if not folder.exists():
+                folder.mkdir(exist_ok=True)
+                self._sync_dir(self.root)  # the new folder's own entry must survive a power loss too
             self._folders.add(folder)
         return folder
 

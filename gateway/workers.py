@@ -5,8 +5,11 @@ With `processes: N` the sources stay in the main process and hand location ids t
 processes, each with its own ledger and CRM connections. Nothing else is shared: claims,
 journal and copies are settled in the database, and creates for one address are serialised
 by `gateway.locks.AddressLocks`, so workers in different processes are as safe as threads.
-A worker that dies is started again and the message it had in hand is queued again (its
-journal makes the replay safe).
+
+Each worker reads its own queue, and the main process dispatches and remembers what every
+worker holds: a worker that dies (even blocked in a read, which would leave a shared queue's
+lock held) is started again on a fresh queue and what it held is queued again; its journal
+makes the replay safe.
 """
 
 from __future__ import annotations
@@ -16,14 +19,17 @@ import multiprocessing as mp
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("gateway.workers")
+_RELOAD = "reload"
+_PER_WORKER = 2  # in hand plus one waiting: keeps a slow message from holding up many
 
 
-def _worker_main(config_path: str, index: int, work: Any, results: Any, control: Any, log_level: str) -> None:
+def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_level: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     from gateway import logs
     from gateway.config import load_config
@@ -33,17 +39,13 @@ def _worker_main(config_path: str, index: int, work: Any, results: Any, control:
     gw = Gateway(load_config(config_path), in_worker=True)
     try:
         while True:
-            try:
-                if control.get_nowait() == "reload":
-                    gw.rules.reload()
-            except queue.Empty:
-                pass
-            pk = work.get()
-            if pk is None:
+            item = inbox.get()
+            if item is None:
                 return
-            results.put(("start", index, pk))
-            state = gw._handle(pk)
-            results.put(("done", index, pk, state))
+            if item == _RELOAD:
+                gw.rules.reload()
+                continue
+            results.put((index, item, gw._handle(item)))
     finally:
         gw.close()
 
@@ -55,75 +57,98 @@ class ProcessPool:
         self.n = n
         self.config_path = str(config_path)
         self.log_level = log_level
-        self.work: Any = self._ctx.Queue(maxsize=n * 4)
+        self.pending: queue.Queue[int | None] = queue.Queue(maxsize=n * 4)  # in the main process only
         self.results: Any = self._ctx.Queue()
-        self.controls = [self._ctx.Queue() for _ in range(n)]
+        self.inboxes: list[Any] = [None] * n
         self.procs: list[Any] = [None] * n
-        self.current: list[int | None] = [None] * n
+        self.holding: list[set[int]] = [set() for _ in range(n)]
         self.on_done = on_done
         self.on_lost = on_lost
+        self._cv = threading.Condition()
         self._stopping = threading.Event()
-        self._collector = threading.Thread(target=self._collect, name="worker-results", daemon=True)
+        self._threads = [threading.Thread(target=self._dispatch, name="worker-dispatch", daemon=True),
+                         threading.Thread(target=self._collect, name="worker-results", daemon=True)]
 
     def start(self) -> None:
         for i in range(self.n):
             self._spawn(i)
-        self._collector.start()
+        for t in self._threads:
+            t.start()
 
     def _spawn(self, i: int) -> None:
+        self.inboxes[i] = self._ctx.Queue()  # a fresh queue: a dead reader may have left the old one locked
         p = self._ctx.Process(target=_worker_main, name=f"crm-gateway-worker-{i}", daemon=True,
-                              args=(self.config_path, i, self.work, self.results, self.controls[i], self.log_level))
+                              args=(self.config_path, i, self.inboxes[i], self.results, self.log_level))
         p.start()
         self.procs[i] = p
 
     def put(self, pk: int, block: bool = True) -> None:
-        self.work.put(pk, block=block)  # queue.Full when not blocking and full
+        self.pending.put(pk, block=block)  # queue.Full when not blocking and full
 
     def reload(self) -> None:
-        for c in self.controls:
-            c.put("reload")
+        with self._cv:
+            for inbox in self.inboxes:
+                inbox.put(_RELOAD)
 
-    def stop(self) -> None:
-        """Each worker finishes the message in hand; what is still queued stays open in the ledger."""
-        self._stopping.set()
-        while True:  # drop what no worker has taken yet: the ledger has it as open work
-            try:
-                self.work.get_nowait()
-            except queue.Empty:
-                break
-        for _ in self.procs:
-            self.work.put(None)
-        for p in self.procs:
-            p.join(timeout=60)
-            if p.is_alive():
-                p.terminate()
-        self._collector.join(timeout=5)
+    def _dispatch(self) -> None:
+        while True:
+            pk = self.pending.get()
+            if pk is None:
+                return
+            with self._cv:
+                while True:
+                    free = [i for i in range(self.n) if len(self.holding[i]) < _PER_WORKER]
+                    if free:
+                        break
+                    self._cv.wait(0.5)
+                i = min(free, key=lambda k: len(self.holding[k]))
+                self.holding[i].add(pk)
+                self.inboxes[i].put(pk)
 
     def _collect(self) -> None:
+        next_check = time.monotonic() + 0.5
         while True:
             try:
-                msg = self.results.get(timeout=0.5)
+                i, pk, state = self.results.get(timeout=0.5)
+                with self._cv:
+                    self.holding[i].discard(pk)
+                    self._cv.notify_all()
+                self.on_done(pk, state)
             except queue.Empty:
                 if self._stopping.is_set() and not any(p.is_alive() for p in self.procs):
                     return
+            if time.monotonic() >= next_check:  # also under load: a death must not wait for a lull
+                next_check = time.monotonic() + 0.5
                 self._check_alive()
-                continue
-            kind, i, pk = msg[0], msg[1], msg[2]
-            if kind == "start":
-                self.current[i] = pk
-            else:
-                self.current[i] = None
-                self.on_done(pk, msg[3])
 
     def _check_alive(self) -> None:
         if self._stopping.is_set():
             return
         for i, p in enumerate(self.procs):
             if p is not None and not p.is_alive():
-                lost = self.current[i]
-                self.current[i] = None
-                log.error("worker %d died (exit code %s)%s; starting it again", i, p.exitcode,
-                          f" while handling location {lost}" if lost is not None else "")
-                self._spawn(i)
-                if lost is not None:
-                    self.on_lost(lost)
+                with self._cv:
+                    lost, self.holding[i] = sorted(self.holding[i]), set()
+                    log.error("worker %d died (exit code %s)%s; starting it again", i, p.exitcode,
+                              f" holding locations {lost}" if lost else "")
+                    self._spawn(i)
+                    self._cv.notify_all()
+                for pk in lost:
+                    self.on_lost(pk)
+
+    def stop(self) -> None:
+        """Each worker finishes what it holds; what is still pending stays open in the ledger."""
+        self._stopping.set()
+        while True:
+            try:
+                self.pending.get_nowait()
+            except queue.Empty:
+                break
+        self.pending.put(None)  # the dispatcher ends
+        self._threads[0].join(timeout=5)
+        for inbox in self.inboxes:
+            inbox.put(None)
+        for p in self.procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.terminate()
+        self._threads[1].join(timeout=5)

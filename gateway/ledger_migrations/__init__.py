@@ -7,4 +7,4 @@ from pathlib import Path
 from gateway.ledger_schema import metadata
 from gateway.migrations import Schema
 
-SCHEMA = Schema(Path(__file__).resolve().parent, "ledger_schema_version", metadata, pg_lock=0x6C656431, head_revision="0001")  # "led1"
+SCHEMA = Schema(Path(__file__).resolve().parent, "ledger_schema_version", metadata, pg_lock=0x6C656431, head_revision="0002")  # "led1"

@@ -175,3 +175,40 @@ def test_first_attempt_hint_is_given_only_when_nothing_can_be_stored_yet(home):
         gw.close()
     emails = home.dump()["emails"]
     assert sorted(e["message_id"] for e in emails) == ["<hint2@acme.example>", "<hint@acme.example>"]
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            out += [int(c) for c in fh.read().split()]
+    return out
+
+
+def test_an_idle_worker_process_killed_is_replaced_and_mail_still_flows(home):
+    import signal
+    import time
+
+    _processes(home, 2)
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)], cwd=home.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        home.drop("VLeads", make_mail(sender="First One <first@a.example>"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(home.dump()["leads"]) < 1:
+            time.sleep(0.2)
+        workers = [c for c in _children(proc.pid) if "spawn_main" in open(f"/proc/{c}/cmdline").read()]
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)  # as the OOM killer would, while it waits for work
+        time.sleep(1.5)
+        for i in range(4):
+            home.drop("VLeads", make_mail(sender=f"After {i} <after{i}@b{i}.example>"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(home.dump()["leads"]) < 5:
+            time.sleep(0.2)
+        assert len(home.dump()["leads"]) == 5
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "died" in err and home.states() == {"done": 5}

@@ -100,3 +100,15 @@ def test_spool_store_many_writes_every_message_whole(tmp_path):
     paths = spool.store_many(raws)
     assert [p.read_bytes() for p in paths] == raws
     assert len(set(paths)) == 20 and not list((tmp_path / "spool" / "tmp").iterdir())
+
+
+def test_uidvalidity_above_2_31_on_postgresql():
+    from tests.connectors.sql_backends import postgres_url
+
+    with postgres_url() as url:
+        led = Ledger(url)
+        try:
+            row = led.receive(ref(uv=3_000_000_000), None)
+            assert led.location_at(ref(uv=3_000_000_000)).id == row.id
+        finally:
+            led.close()
