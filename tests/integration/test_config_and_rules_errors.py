@@ -6,9 +6,9 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 from tests.mail import make_mail
+from tests.waiting import wait_for as _wait
 
 
 def test_bad_config_exits_1_naming_file_line_and_key(home):
@@ -81,14 +81,3 @@ def _rule_errors(home) -> list[str]:
     res = home.cli("status", "--json")
     return json.loads(res.stdout)["rules"]["errors"] if res.returncode == 0 else []
 
-
-def _wait(pred, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return True
-        except Exception:
-            pass
-        time.sleep(0.2)
-    return False

@@ -5,13 +5,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 
 from tests.connectors.sql_backends import postgres_url
 from tests.mail import make_mail
+from tests.waiting import wait_for as _wait
 
 
 @pytest.mark.postgres
@@ -93,14 +93,3 @@ def test_running_gateway_picks_up_new_mail_and_resumes_after_restart(home, watch
     assert len(crm["leads"]) == 1 and len(crm["contacts"]) == 1 and len(crm["emails"]) == 3
     assert home.states() == {"done": 3}
 
-
-def _wait(pred, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return True
-        except Exception:
-            pass
-        time.sleep(0.1)
-    return False

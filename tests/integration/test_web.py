@@ -7,12 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import yaml
 
 from tests.mail import make_mail
+from tests.waiting import wait_for as _wait
 
 
 def _free_port() -> int:
@@ -25,17 +25,6 @@ def _get(url: str) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=10) as r:
         return r.status, r.read().decode()
 
-
-def _wait(pred, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return True
-        except Exception:
-            pass
-        time.sleep(0.2)
-    return False
 
 
 def test_status_page_review_list_and_metrics(home):
