@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from gateway.registry import Registry
+
 PartyKind = Literal["lead", "contact", "account"]
 PARTY_KINDS: tuple[PartyKind, ...] = ("lead", "contact", "account")
 Direction = Literal["inbound", "outbound"]
@@ -137,37 +139,24 @@ class Connector(Protocol):
 
 
 ConnectorFactory = Callable[[Any], Connector]
-_CONNECTORS: dict[str, ConnectorFactory] = {}
+CONNECTORS: Registry[ConnectorFactory] = Registry("connector", "gateway.crm")
 
 
 def register_connector(backend: str) -> Callable[[ConnectorFactory], ConnectorFactory]:
     """Register a connector factory under its `crm.backend` name (a duplicate fails at import)."""
-
-    def decorate(factory: ConnectorFactory) -> ConnectorFactory:
-        if backend in _CONNECTORS:
-            raise RuntimeError(f"connector {backend!r} registered twice")
-        _CONNECTORS[backend] = factory
-        return factory
-
-    return decorate
+    return CONNECTORS.register(backend)
 
 
 def connector_backends() -> list[str]:
-    return sorted(_CONNECTORS)
+    return CONNECTORS.names()
 
 
 def make_connector(crm_config: Any) -> Connector:
     """Build the connector `crm_config.backend` names (its module registers itself on import)."""
-    import importlib
-
-    backend = crm_config.backend
-    if backend not in _CONNECTORS:
-        try:
-            importlib.import_module(f"gateway.crm.{backend}")
-        except ModuleNotFoundError:
-            pass
-    if backend not in _CONNECTORS:
+    factory = CONNECTORS.get(crm_config.backend)
+    if factory is None:
         from gateway.errors import ConfigError
 
-        raise ConfigError(f"crm.backend: unknown backend {backend!r} (known: {', '.join(connector_backends()) or 'sql'})")
-    return _CONNECTORS[backend](crm_config)
+        raise ConfigError(f"crm.backend: unknown backend {crm_config.backend!r} "
+                          f"(known: {', '.join(connector_backends()) or 'sql'})")
+    return factory(crm_config)

@@ -21,7 +21,7 @@ from gateway.config import MaildirSource as MaildirConfig
 from gateway.errors import Retryable
 from gateway.sources.base import SourceRef, Submit
 from gateway.sources.registry import SourceEnv, register_source
-from gateway.writeback.base import Applied
+from gateway.writeback.base import Applied, tags_after
 
 log = logging.getLogger("gateway.maildir")
 SUBDIRS = ("new", "cur", "tmp")
@@ -206,7 +206,7 @@ class MaildirWriteback:
 
     def apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
               move: str | None, message_id: str) -> Applied:
-        tags = (frozenset(current) | frozenset(add)) - frozenset(remove)
+        tags = tags_after(current, add, remove)
         if not move or move == ref.folder:
             return Applied(ref, tags)
         layout = self.source.layout

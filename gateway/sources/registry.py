@@ -7,12 +7,12 @@ fails at import).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -26,26 +26,15 @@ class SourceEnv:
 
 
 SourceFactory = Callable[[Any, SourceEnv], tuple[Any, Any]]
-_SOURCES: dict[str, SourceFactory] = {}
+SOURCES: Registry[SourceFactory] = Registry("source type", "gateway.sources")
 
 
 def register_source(kind: str) -> Callable[[SourceFactory], SourceFactory]:
-    def decorate(factory: SourceFactory) -> SourceFactory:
-        if kind in _SOURCES:
-            raise RuntimeError(f"source type {kind!r} registered twice")
-        _SOURCES[kind] = factory
-        return factory
-
-    return decorate
+    return SOURCES.register(kind)
 
 
 def make_source(src_config: Any, env: SourceEnv) -> tuple[Any, Any]:
-    kind = src_config.type
-    if kind not in _SOURCES:
-        try:
-            importlib.import_module(f"gateway.sources.{kind}")
-        except ModuleNotFoundError:
-            pass
-    if kind not in _SOURCES:
-        raise ConfigError(f"sources: type {kind!r} is not available in this version")
-    return _SOURCES[kind](src_config, env)
+    factory = SOURCES.get(src_config.type)
+    if factory is None:
+        raise ConfigError(f"sources: type {src_config.type!r} is not available in this version")
+    return factory(src_config, env)

@@ -18,6 +18,11 @@ class Applied:
     note: str = ""
 
 
+def tags_after(current: Set[str], add: Set[str], remove: Set[str]) -> frozenset[str]:
+    """The tags a message carries once `add` is set and `remove` cleared."""
+    return (frozenset(current) | frozenset(add)) - frozenset(remove)
+
+
 class Writeback(Protocol):
     keeps_tags_in_mailbox: bool
 
@@ -34,7 +39,7 @@ class LedgerOnly:
 
     def apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
               move: str | None, message_id: str) -> Applied:
-        tags = (frozenset(current) | frozenset(add)) - frozenset(remove)
+        tags = tags_after(current, add, remove)
         if move and move != ref.folder:
             ref = SourceRef(ref.source, ref.account, move, ref.item_key, ref.uidvalidity)
         return Applied(ref, tags)

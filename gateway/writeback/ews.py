@@ -14,7 +14,7 @@ from exchangelib import errors as xerr
 
 from gateway.errors import Permanent, Retryable
 from gateway.sources.base import SourceRef
-from gateway.writeback.base import Applied
+from gateway.writeback.base import Applied, tags_after
 
 
 class EwsWriteback:
@@ -25,7 +25,7 @@ class EwsWriteback:
 
     def apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
               move: str | None, message_id: str) -> Applied:
-        tags = (frozenset(current) | frozenset(add)) - frozenset(remove)
+        tags = tags_after(current, add, remove)
         session = self.source.session
         try:
             acct = session.account(ref.account)

@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.errors import Permanent, Retryable
 from gateway.sources.base import SourceRef
-from gateway.writeback.base import Applied
+from gateway.writeback.base import Applied, tags_after
 
 
 class GraphWriteback:
@@ -21,7 +21,7 @@ class GraphWriteback:
 
     def apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
               move: str | None, message_id: str) -> Applied:
-        tags = (frozenset(current) | frozenset(add)) - frozenset(remove)
+        tags = tags_after(current, add, remove)
         client = self.source.client
         url = f"/users/{ref.account}/messages/{ref.item_key}"
         try:

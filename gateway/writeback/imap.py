@@ -20,7 +20,7 @@ from imapclient.exceptions import IMAPClientError
 from gateway.errors import GatewayError, Retryable
 from gateway.sources.base import SourceRef
 from gateway.sources.imap_conn import NETWORK_ERRORS, ServerInfo, close_quietly, connect, resolve_folder, server_folders
-from gateway.writeback.base import Applied
+from gateway.writeback.base import Applied, tags_after
 from gateway.writeback.keywords import keywords_for
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class ImapWriteback:
 
     def _apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
                move: str | None, message_id: str) -> Applied:
-        tags = (frozenset(current) | frozenset(add)) - frozenset(remove)
+        tags = tags_after(current, add, remove)
         where = self._store_at(ref, add, remove) if ref.item_key.isdigit() else None
         if where is None:
             found = self._find(message_id)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,7 @@ from gateway.crm.base import PartyRef
 from gateway.crm.tryton import OPPORTUNITY, PARTY, TrytonConnector
 from gateway.crm.tryton_rpc import TrytonRpc
 from tests.connectors.contract import ConnectorContract, StoredEmail, StoredFile, StoredParty
-from tests.connectors.tryton_server import FaultProxy, Rpc, TrytonServer, session_template
+from tests.connectors.tryton_server import FaultProxy, Rpc, TrytonServer
 
 
 class TrytonInspector:
@@ -76,15 +75,6 @@ class TrytonInspector:
         notes = self.rpc.call("model.ir.note.search_read", [("resource", "=", resource)], 0, None, None, ["message"])
         owner = next((line[len("Owner: "):] for n in notes for line in n["message"].split("\n") if line.startswith("Owner: ")), "")
         return StoredParty(ref.kind, ref.id, owner, frozenset(m["value"] for m in mechs))
-
-
-@pytest.fixture
-def tryton(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[TrytonServer]:
-    server = session_template(tmp_path_factory).server(tmp_path / "tryton")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def connector_for(server: TrytonServer, url: str | None = None, timeout: float = 30.0) -> TrytonConnector:

@@ -8,7 +8,6 @@ comes from the environment as an operator would set it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +19,11 @@ from gateway.crm.tryton import PARTY, TrytonConnector
 from gateway.crm.tryton_rpc import TrytonRpc
 from gateway.errors import Permanent, Retryable
 from tests.conftest import Home
-from tests.connectors.tryton_server import Rpc, TrytonServer, free_port, session_template
+from tests.connectors.tryton_server import Rpc, TrytonServer, free_port
 from tests.mail import make_mail
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40
 CSV = "name,amount\nwidgets,12\n".encode()
-
-
-@pytest.fixture
-def tryton(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[TrytonServer]:
-    server = session_template(tmp_path_factory).server(tmp_path / "tryton")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
