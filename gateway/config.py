@@ -300,7 +300,10 @@ class Config(Model):
     rules: list[str] = ["rules/*.yaml"]
     spool: str = "var/spool"  # raw messages until they are done (kept for retry, review, quarantine)
     workers: int = Field(2, ge=1, le=64)  # pipeline threads (when processes is 1)
-    processes: int = Field(1, ge=1, le=64)  # >1: that many worker processes, one message each at a time
+    processes: int = Field(1, ge=1, le=64)  # >1: that many worker processes
+    # copies a worker takes from the queue at once: their claims, attaches and outcomes share
+    # transactions (1: every message alone)
+    batch: int = Field(16, ge=1, le=256)
     max_message_size: Size = 50 * 1024**2
     since: date | None = None
     internal_domains: list[str] = []

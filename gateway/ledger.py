@@ -17,7 +17,9 @@ from sqlalchemy import and_, bindparam, create_engine, delete, event, func, inse
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from gateway import ledger_batch
 from gateway.errors import Permanent, Retryable
+from gateway.ledger_batch import Bind, Finish
 from gateway.ledger_schema import cursors, events, journal, locations, message_addresses, messages, status
 from gateway.sources.base import SourceRef
 
@@ -263,38 +265,14 @@ class Ledger:
 
     def bind(self, location_pk: int, *, message_id: str, content_hash: str, subject: str = "",
              from_address: str = "", size: int = 0, addresses: Iterable[str] = (), spool_path: str | None = None,
-             state: str = "processing", reason: str = "") -> Binding:
+             state: str = "processing", reason: str = "", label: str = "") -> Binding:
         """Give a location its message: insert the identity (this copy is the primary) or link to it."""
-        identity = f"{message_id}|{content_hash}"
-        t = now()
-        values = {"identity": identity, "message_id": message_id, "content_hash": content_hash, "state": state,
-                  "reason": reason, "attempts": 0, "spool_path": spool_path, "primary_location": location_pk,
-                  "subject": subject[:500], "from_address": from_address[:320], "size": size,
-                  "created_at": t, "updated_at": t}
-        try:
-            with self.engine.begin() as c:
-                linked = c.execute(_LINKED_MESSAGE, {"b_id": location_pk}).scalar()
-                if linked is not None:  # bound before (a retry of this step)
-                    row = MessageRow.of(c.execute(select(messages).where(messages.c.id == linked)).one())
-                    return Binding(row.id, row.primary_location == location_pk, row.state, row)
-                pk = c.execute(_INSERT_MESSAGE, values).inserted_primary_key[0]
-                c.execute(_LINK_LOCATION, {"pk": location_pk, "b_message_pk": pk, "b_updated_at": t})
-                keys = sorted({a[:320] for a in addresses if a})
-                if keys:
-                    c.execute(_INSERT_ADDRESS, [{"message_pk": pk, "address_key": k} for k in keys])
-            row = MessageRow(id=pk, identity=identity, message_id=message_id, content_hash=content_hash, state=state,
-                             reason=reason, attempts=0, next_attempt_at=None, spool_path=spool_path,
-                             primary_location=location_pk, subject=values["subject"], from_address=values["from_address"],
-                             size=size, plan=None, created_at=t, updated_at=t)
-            return Binding(pk, True, state, row)
-        except IntegrityError:
-            loc = self.location(location_pk)
-            with self.engine.begin() as c:
-                pk = c.execute(select(messages.c.id).where(messages.c.identity == identity)).scalar_one()
-                c.execute(_LINK_LOCATION, {"pk": location_pk, "b_message_pk": pk, "b_updated_at": t})
-                c.execute(_INSERT_EVENT, {"message_pk": pk, "at": t, "event": "copy", "detail": f"another copy at {loc.ref.label()}"})
-            m = self.message(pk)
-            return Binding(pk, False, m.state, m)
+        return self.bind_many([Bind(location_pk, message_id, content_hash, subject, from_address, size,
+                                    tuple(addresses), spool_path, state, reason, label)])[0]
+
+    def bind_many(self, items: Sequence[Bind]) -> list[Binding]:
+        """`bind` for a batch, in one transaction (gateway.ledger_batch)."""
+        return ledger_batch.bind_many(self, items)
 
     def start_plan(self, message_pk: int, plan: dict[str, Any], steps: Sequence[str], detail: str) -> dict[str, Any]:
         """Store the evaluated Plan and the intent of each of its CRM steps, in one transaction;
@@ -343,38 +321,12 @@ class Ledger:
         """Record the CRM steps' results, the message's final state and its primary copy's tags
         (and the tags its rules planned) in one transaction; return the other copies that are
         waiting for their tags."""
-        t = now()
-        with self.engine.begin() as c:
-            if results and results_are_new:  # steps that needed no intent (an idempotent attach)
-                c.execute(_INSERT_INTENT, [{"message_pk": message_pk, "step": step, "intent_at": t, "done_at": t,
-                                            "result": json.dumps(value, default=str)} for step, value in results.items()])
-            elif results:
-                c.execute(_SET_RESULT, [{"b_message_pk": message_pk, "b_step": step, "b_result": json.dumps(value, default=str),
-                                         "b_done_at": t} for step, value in results.items()])
-            if marks:  # steps that have no intent of their own (crm_done)
-                c.execute(_insert_ignore(c, journal), [{"message_pk": message_pk, "step": step, "intent_at": t,
-                                                        "done_at": t, "result": json.dumps(value)}
-                                                       for step, value in marks.items()])
-            if plan is not None:
-                c.execute(_SET_STATE_PLAN, {"pk": message_pk, "b_state": state, "b_reason": reason, "b_updated_at": t,
-                                            "b_plan_json": json.dumps(plan, default=str)})
-            else:
-                c.execute(_SET_STATE, {"pk": message_pk, "b_state": state, "b_reason": reason, "b_updated_at": t})
-            if location_pk is not None:
-                values: dict[str, Any] = {"pk": location_pk, "b_tags": json.dumps(sorted(set(tags))),
-                                          "b_state": location_state, "b_updated_at": t}
-                if moved_to is not None:  # rare: a `move`, or the user moved it; build that one
-                    c.execute(update(locations).where(locations.c.id == location_pk).values(
-                        folder=moved_to.folder, item_key=moved_to.item_key, uidvalidity=moved_to.uidvalidity))
-                if planned is not None:
-                    values.update(b_tags_add=json.dumps(list(planned[0])), b_tags_remove=json.dumps(list(planned[1])),
-                                  b_move_to=planned[2])
-                    c.execute(_TAG_LOCATION_PLANNED, values)
-                else:
-                    c.execute(_TAG_LOCATION, values)
-            c.execute(_INSERT_EVENT, [{"message_pk": message_pk, "at": t, "event": event_name, "detail": detail}
-                                      for event_name, detail in (*events_, (state, reason))])
-            return list(c.execute(_OTHER_OPEN_COPIES, {"b_message_pk": message_pk, "b_id": location_pk or 0}).scalars())
+        return self.finish_many([Finish(message_pk, state, reason, plan, results, location_pk, tuple(tags),
+                                        location_state, planned, moved_to, tuple(events_), results_are_new, marks)])[0]
+
+    def finish_many(self, items: Sequence[Finish]) -> list[list[int]]:
+        """`finish` for a batch, in one transaction (gateway.ledger_batch)."""
+        return ledger_batch.finish_many(self, items)
 
     # ---- message state ------------------------------------------------------------------
 

@@ -38,6 +38,21 @@ class KeyedLocks:
     def __call__(self, key: str) -> threading.Lock:
         return self._locks[_key_hash(key) % len(self._locks)]
 
+    @contextmanager
+    def many(self, keys: Iterator[str] | list[str]) -> Iterator[None]:
+        """Hold the locks of several keys: each stripe once, taken in stripe order, so two
+        holders of overlapping sets never wait on each other in a cycle."""
+        stripes = sorted({_key_hash(k) % len(self._locks) for k in keys})
+        taken: list[threading.Lock] = []
+        try:
+            for i in stripes:
+                self._locks[i].acquire()
+                taken.append(self._locks[i])
+            yield
+        finally:
+            for lock in reversed(taken):
+                lock.release()
+
 
 class AddressLocks:
     def __init__(self, lock_dir: Path, ledger_engine: Engine | None = None) -> None:

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,11 +20,12 @@ from typing import Any
 from gateway import addresses
 from gateway.config import Config
 from gateway.context import Contexts
-from gateway.crm.base import PARTY_KINDS, Connector, PartyRef
+from gateway.crm.base import PARTY_KINDS, Connector, PartyRef, attach_each
 from gateway.engine.model import Plan
 from gateway.engine.plan import evaluate
 from gateway.errors import Permanent, Retryable, UnparseableMessage
 from gateway.ledger import TERMINAL, Binding, Ledger, LocationRow, MessageRow
+from gateway.ledger_batch import Bind, Finish
 from gateway.locks import AddressLocks, KeyedLocks
 from gateway.engine.state import party_data_for
 from gateway.message import Address, Message, parse
@@ -57,17 +58,52 @@ class Pipeline:
         """Do whatever this copy still needs; return the message's state afterwards.
 
         `loc`: the row the caller already holds (a fresh intake), saving a read."""
+        outcome = self.handle_many([(location_pk, loc)])[location_pk]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def handle_many(self, items: Sequence[tuple[int, LocationRow | None]]) -> dict[int, str | Exception]:
+        """`handle` for several copies at once: location → state, or the exception that copy
+        met (the caller retries it; every step before it is in the journal).
+
+        New copies are claimed in one ledger transaction. New messages whose Plan needs no
+        journal intents (an idempotent attach, or nothing to write) then share one CRM
+        transaction and one ledger transaction for their outcomes (`_process_plain`); every
+        other copy goes through the one-message path. A batch of one is the same code."""
         started = time.monotonic()
-        loc = loc or self.ledger.location(location_pk)
-        message: Message | None = None
-        raw: bytes | None = None
-        row: MessageRow | None = None
-        if loc.message_pk is None:
-            message, raw, binding = self._bind(loc)
-            if binding is None:
-                return "quarantined"
-            row = binding.row
-            loc = replace(loc, message_pk=binding.message_pk)
+        out: dict[int, str | Exception] = {}
+        locs: list[LocationRow] = []
+        for pk, loc in items:
+            try:
+                locs.append(loc or self.ledger.location(pk))
+            except Exception as exc:
+                out[pk] = exc
+        bound: list[tuple[LocationRow, MessageRow | None, Message | None, bytes | None]] = []
+        fresh = [loc for loc in locs if loc.message_pk is None]
+        if fresh:
+            try:
+                for loc, message, raw, binding in self._bind_many(fresh, out):
+                    bound.append((replace(loc, message_pk=binding.message_pk), binding.row, message, raw))
+            except Exception as exc:
+                out.update((loc.id, exc) for loc in fresh if loc.id not in out)
+        bound += [(loc, None, None, None) for loc in locs if loc.message_pk is not None]
+        plain = []
+        for loc, row, message, raw in bound:
+            if row is not None and message is not None and row.primary_location == loc.id and row.state == "received":
+                plain.append((loc, row, message, raw))
+                continue
+            try:
+                out[loc.id] = self._handle_bound(loc, row, message, raw, started)
+            except Exception as exc:
+                out[loc.id] = exc
+        if plain:
+            self._process_plain(plain, started, out)
+        return out
+
+    def _handle_bound(self, loc: LocationRow, row: MessageRow | None, message: Message | None, raw: bytes | None,
+                      started: float) -> str:
+        """One copy linked to its message: the primary does the CRM work, a copy waits for its tags."""
         assert loc.message_pk is not None
         with self._message_locks(str(loc.message_pk)):
             if row is None or row.primary_location != loc.id:
@@ -101,29 +137,44 @@ class Pipeline:
             return replace(message, raw_size=declared_size)
         return parse(raw, arrival=arrival, max_size=self.config.max_message_size)
 
-    def _bind(self, loc: LocationRow) -> tuple[Message | None, bytes | None, Binding | None]:
-        """Parse a new copy and link it to its message identity (insert = claim)."""
-        raw: bytes | None = None
-        try:
-            raw = self._read(loc.spool_path)
-            message = self._parse(raw, loc.seen_at, loc.declared_size)
-        except (UnparseableMessage, Permanent) as exc:
-            raw_hash = hashlib.sha256(raw).hexdigest() if raw is not None else hashlib.sha256(loc.ref.label().encode()).hexdigest()
-            b = self.ledger.bind(loc.id, message_id=f"<unparseable-{raw_hash[:32]}@crm-gateway>", content_hash=raw_hash,
-                                 spool_path=loc.spool_path, state="processing")
-            self._quarantine(self.ledger.message(b.message_pk), f"unparseable: {exc}", None)
-            return None, None, None
-        keys = {a.key for a in (*message.from_, *message.sender, *message.to, *message.cc, *message.reply_to)}
-        first_from = message.from_[0].address if message.from_ else ""
-        binding = self.ledger.bind(loc.id, message_id=message.message_id, content_hash=message.content_hash,
-                                   subject=message.subject, from_address=first_from, size=message.raw_size,
-                                   addresses=keys, spool_path=loc.spool_path, state="received")
-        return message, raw, binding
+    def _bind_many(self, locs: Sequence[LocationRow], out: dict[int, str | Exception]
+                   ) -> list[tuple[LocationRow, Message, bytes, Binding]]:
+        """Parse new copies and link them to their message identities (insert = claim), in one
+        ledger transaction. A copy nothing can parse is quarantined at once (`out` says so)."""
+        parsed: list[tuple[LocationRow, Message, bytes]] = []
+        for loc in locs:
+            raw: bytes | None = None
+            try:
+                raw = self._read(loc.spool_path)
+                parsed.append((loc, self._parse(raw, loc.seen_at, loc.declared_size), raw))
+            except (UnparseableMessage, Permanent) as exc:
+                try:
+                    self._quarantine_unparseable(loc, raw, exc)
+                    out[loc.id] = "quarantined"
+                except Exception as failure:
+                    out[loc.id] = failure
+        binds = []
+        for loc, message, _ in parsed:
+            keys = {a.key for a in (*message.from_, *message.sender, *message.to, *message.cc, *message.reply_to)}
+            binds.append(Bind(loc.id, message.message_id, message.content_hash, subject=message.subject,
+                              from_address=message.from_[0].address if message.from_ else "", size=message.raw_size,
+                              addresses=keys, spool_path=loc.spool_path, state="received", label=loc.ref.label()))
+        bindings = self.ledger.bind_many(binds) if binds else []
+        return [(loc, message, raw, binding) for (loc, message, raw), binding in zip(parsed, bindings, strict=True)]
+
+    def _quarantine_unparseable(self, loc: LocationRow, raw: bytes | None, exc: Exception) -> None:
+        raw_hash = hashlib.sha256(raw).hexdigest() if raw is not None else hashlib.sha256(loc.ref.label().encode()).hexdigest()
+        b = self.ledger.bind(loc.id, message_id=f"<unparseable-{raw_hash[:32]}@crm-gateway>", content_hash=raw_hash,
+                             spool_path=loc.spool_path, state="processing", label=loc.ref.label())
+        self._quarantine(self.ledger.message(b.message_pk), f"unparseable: {exc}", None)
 
     # ---- the primary copy: CRM work -----------------------------------------------------
 
-    def _process(self, loc: LocationRow, row: MessageRow, message: Message | None, raw: bytes | None) -> MessageRow:
-        """The CRM work of a message, done by its primary copy; returns the message's row after it."""
+    def _process(self, loc: LocationRow, row: MessageRow, message: Message | None, raw: bytes | None,
+                 evaluated: Plan | None = None) -> MessageRow:
+        """The CRM work of a message, done by its primary copy; returns the message's row after it.
+
+        `evaluated`: the Plan the batch path evaluated already for this fresh message."""
         reached_crm_done = row.state == "crm_done"
         plan: Plan | None = None
         results: dict[str, Any] = {}  # filled step by step by _execute, so a failure keeps what was done
@@ -148,14 +199,11 @@ class Pipeline:
                 # quarantined, whatever state a retry left the row in.
                 reached_crm_done = reached_crm_done or journal.get(CRM_DONE) is not None
             else:
-                ctx = self.contexts.for_ref(loc.ref, frozenset(loc.tags))
-                plan = evaluate(message, ctx, self.rules.current, self.crm)
+                plan = evaluated or evaluate(message, self.contexts.for_ref(loc.ref, frozenset(loc.tags)),
+                                             self.rules.current, self.crm)
                 if plan.outcome in ("ignored", "skipped"):  # nothing to write anywhere, no tags
-                    plan_json = plan.to_json()
-                    waiting = self.ledger.finish(row.id, state=plan.outcome, reason=plan.reason, plan=plan_json,
-                                                 location_pk=loc.id, tags=loc.tags, location_state="none")
-                    after = replace(row, state=plan.outcome, reason=plan.reason, plan=plan_json)
-                    if waiting:
+                    finish, after = self._nothing_to_do(loc, row, plan)
+                    if self.ledger.finish_many([finish])[0]:
                         self._finish_locations(after)
                     return after
                 steps = [c.key for c in plan.creates] + (["attach"] if plan.attach is not None else [])
@@ -173,24 +221,37 @@ class Pipeline:
                 self._step("crm_done")
             crm_complete = True
             return self._complete(loc, row, plan, results)
-        except Retryable as exc:
+        except (Retryable, Permanent) as exc:
+            self._failed(row, plan, results, exc, crm_complete=crm_complete, reached_crm_done=reached_crm_done)
+        return self.ledger.message(row.id)
+
+    def _failed(self, row: MessageRow, plan: Plan | None, results: dict[str, Any], exc: Retryable | Permanent, *,
+                crm_complete: bool, reached_crm_done: bool) -> None:
+        """Retry or quarantine after a failure; `results`: the CRM steps done before it."""
+        if isinstance(exc, Retryable):
             if crm_complete and not reached_crm_done:  # the CRM work is done: never quarantine it now
                 self._crm_done(row, plan, results)
                 reached_crm_done = True
             elif results:
                 self._keep_partial(row, results)
             self._retry(row, str(exc), exc.retry_after, never_quarantine=reached_crm_done, plan=plan)
-        except Permanent as exc:
-            plan = getattr(exc, "plan", None) or plan  # a rule that cannot apply carries its trace and on_error
-            if crm_complete or reached_crm_done:  # nothing after crm_done ever quarantines a message
-                if not reached_crm_done:
-                    self._crm_done(row, plan, results)
-                self._retry(row, str(exc), None, never_quarantine=True, plan=plan)
-            else:
-                if results:
-                    self._keep_partial(row, results)
-                self._quarantine(self.ledger.message(row.id), str(exc), plan)
-        return self.ledger.message(row.id)
+            return
+        plan = getattr(exc, "plan", None) or plan  # a rule that cannot apply carries its trace and on_error
+        if crm_complete or reached_crm_done:  # nothing after crm_done ever quarantines a message
+            if not reached_crm_done:
+                self._crm_done(row, plan, results)
+            self._retry(row, str(exc), None, never_quarantine=True, plan=plan)
+        else:
+            if results:
+                self._keep_partial(row, results)
+            self._quarantine(self.ledger.message(row.id), str(exc), plan)
+
+    def _nothing_to_do(self, loc: LocationRow, row: MessageRow, plan: Plan) -> tuple[Finish, MessageRow]:
+        """An ignored or skipped message: its outcome, to record, and its row after it."""
+        plan_json = plan.to_json()
+        finish = Finish(row.id, state=plan.outcome, reason=plan.reason, plan=plan_json, location_pk=loc.id,
+                        tags=loc.tags, location_state="none")
+        return finish, replace(row, state=plan.outcome, reason=plan.reason, plan=plan_json)
 
     def _keep_partial(self, row: MessageRow, results: dict[str, Any]) -> None:
         """Some steps reached the CRM before a failure: journal them (a retry adopts them, and
@@ -215,6 +276,12 @@ class Pipeline:
 
     def _complete(self, loc: LocationRow, row: MessageRow, plan: Plan, results: dict[str, Any]) -> MessageRow:
         """Tag the primary copy, then record results, final state and tags in one transaction."""
+        finish, after = self._tag(loc, row, plan, results)
+        self._recorded(loc, row, after, self.ledger.finish_many([finish])[0])
+        return after
+
+    def _tag(self, loc: LocationRow, row: MessageRow, plan: Plan, results: dict[str, Any]) -> tuple[Finish, MessageRow]:
+        """Write back the primary copy's tags; return the outcome to record and the row after it."""
         review = plan.outcome == "review"
         stale = [t for t in (*self.config.tags.review, *self.config.tags.error) if t in loc.tags]
         if review:
@@ -237,22 +304,24 @@ class Pipeline:
                             + (f" moved to {move}" if move else "")))
         self._step("tagged")
         # The rule tags are stored as this copy's planned tags too: a review resolved later applies them.
-        waiting = self.ledger.finish(
+        finish = Finish(
             row.id, state=state, reason=reason, plan=None if stored_plan else plan.to_json(), results=results,
             location_pk=loc.id,
             tags=sorted(applied.tags) if applied.ref is not None else loc.tags,
             location_state="applied" if applied.ref is not None else "untagged",
             planned=(plan.tags_add, plan.tags_remove, plan.move),
-            moved_to=applied.ref if applied.ref is not None and applied.ref != loc.ref else None, events_=events_,
+            moved_to=applied.ref if applied.ref is not None and applied.ref != loc.ref else None, events_=tuple(events_),
             results_are_new=not stored_plan)
-        after = replace(row, state=state, reason=reason, plan={**(row.plan or {}), "touched": plan.touched})
+        return finish, replace(row, state=state, reason=reason, plan={**(row.plan or {}), "touched": plan.touched})
+
+    def _recorded(self, loc: LocationRow, row: MessageRow, after: MessageRow, waiting: list[int]) -> None:
+        """After the outcome is in the ledger: tag the copies that wait for it, drop the spool file."""
         if waiting:
             self._finish_locations(self.ledger.message(row.id))
-        if state == "done":
+        if after.state == "done":
             self.spool.discard(loc.spool_path)
             if row.spool_path != loc.spool_path:
                 self.spool.discard(row.spool_path)
-        return after
 
     def _step(self, name: str) -> None:
         if self.crash_at is not None:
@@ -286,11 +355,7 @@ class Pipeline:
             results[pc.key] = ref_to_json(ref, created=was_ours)
             self._step(f"{pc.key}:result")
         if plan.attach is not None and journal.get("attach") is None:
-            targets: list[PartyRef] = []
-            for t in plan.attach.targets:
-                ref = t.ref or created.get(t.create_key or "")
-                if ref is not None and all((ref.kind, ref.id) != (x.kind, x.id) for x in targets):
-                    targets.append(ref)
+            targets = _targets(plan, created)
             if targets:
                 self._step("attach:intent")
                 record = email_record(message, raw, plan.direction, with_attachments=plan.attach.attachments,
@@ -315,6 +380,116 @@ class Pipeline:
         else:
             found = self.crm.find(address, [kind, *(k for k in PARTY_KINDS if k != kind)])  # type: ignore[list-item]
         return found[0] if found else None
+
+    # ---- a batch of plain new messages --------------------------------------------------
+
+    def _process_plain(self, plain: Sequence[tuple[LocationRow, MessageRow, Message, bytes]], started: float,
+                       out: dict[int, str | Exception]) -> None:
+        """New messages, each claimed by its copy here: evaluate each; those whose only CRM step
+        is an idempotent attach (or none) share one CRM transaction and one ledger transaction
+        for their outcomes. The rest, and any message of a batch that fails, take the
+        one-message path, which is safe at each of these points: nothing is journalled before
+        the outcome, so a message cut short is evaluated and attached again (idempotent)."""
+        def alone(loc: LocationRow, row: MessageRow, message: Message, raw: bytes, plan: Plan | None) -> None:
+            try:
+                after = self._process(loc, row, message, raw, evaluated=plan)
+                self._log(loc, after, started)
+                out[loc.id] = after.state
+            except Exception as exc:
+                out[loc.id] = exc
+
+        with self._message_locks.many([str(loc.message_pk) for loc, *_ in plain]):
+            nothing: list[tuple[LocationRow, MessageRow, Plan]] = []
+            attach: list[tuple[LocationRow, MessageRow, Message, bytes, Plan]] = []
+            for loc, row, message, raw in plain:
+                plan = None
+                if not message.headers_only and not (self.config.since and message.date.date() < self.config.since):
+                    try:
+                        plan = evaluate(message, self.contexts.for_ref(loc.ref, frozenset(loc.tags)), self.rules.current,
+                                        self.crm)
+                    except (Retryable, Permanent):
+                        plan = None  # the one-message path evaluates again and retries or quarantines
+                if plan is None or self._needs_intents(plan):
+                    alone(loc, row, message, raw, plan)
+                elif plan.outcome in ("ignored", "skipped"):
+                    nothing.append((loc, row, plan))
+                else:
+                    attach.append((loc, row, message, raw, plan))
+            results = self._attach_plain(attach)
+            if results is None:  # the CRM refused the batch: each mail on its own finds out why
+                for loc, row, message, raw, plan in attach:
+                    alone(loc, row, message, raw, plan)
+                attach = []
+            outcomes: list[tuple[LocationRow, MessageRow, Finish, MessageRow]] = []
+            for loc, row, plan in nothing:
+                outcomes.append((loc, row, *self._nothing_to_do(loc, row, plan)))
+            for (loc, row, _, _, plan), done in zip(attach, results or [], strict=True):
+                self._step("crm_done")
+                try:
+                    outcomes.append((loc, row, *self._tag(loc, row, plan, done)))
+                except (Retryable, Permanent) as exc:
+                    try:
+                        self._failed(row, plan, done, exc, crm_complete=True, reached_crm_done=False)
+                        out[loc.id] = self.ledger.message(row.id).state
+                    except Exception as failure:
+                        out[loc.id] = failure
+            self._record_plain(outcomes, started, out)
+
+    def _attach_plain(self, batch: Sequence[tuple[LocationRow, MessageRow, Message, bytes, Plan]]
+                      ) -> list[dict[str, Any]] | None:
+        """Attach the batch's mails (one CRM transaction where the connector can); each message's
+        journal results, or None when the CRM refused."""
+        items, slots = [], []
+        for i, (loc, _, message, raw, plan) in enumerate(batch):
+            targets = _targets(plan, {})
+            if plan.attach is not None and targets:
+                items.append((targets, email_record(message, raw, plan.direction, with_attachments=plan.attach.attachments,
+                                                    owner=self.contexts.for_ref(loc.ref).crm_user)))
+                slots.append(i)
+        results: list[dict[str, Any]] = [{} for _ in batch]
+        if not items:
+            return results
+        self._step("attach:intent")
+        try:
+            emails = attach_each(self.crm, items)
+        except (Retryable, Permanent) as exc:
+            log.info("batch of %d attaches refused (%s); attaching one by one", len(items), exc)
+            return None
+        self._step("attach:called")
+        for i, (targets, _), email in zip(slots, items, emails, strict=True):
+            results[i]["attach"] = {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]}
+        self._step("attach:result")
+        return results
+
+    def _record_plain(self, outcomes: Sequence[tuple[LocationRow, MessageRow, Finish, MessageRow]], started: float,
+                      out: dict[int, str | Exception]) -> None:
+        """The batch's outcomes in one ledger transaction (one by one if that fails), then tag
+        the copies waiting for them."""
+        if not outcomes:
+            return
+        try:
+            waiting: list[list[int] | Exception] = list(self.ledger.finish_many([f for _, _, f, _ in outcomes]))
+        except Exception:
+            waiting = []
+            for _, _, finish, _ in outcomes:
+                try:
+                    waiting.append(self.ledger.finish_many([finish])[0])
+                except Exception as exc:  # the caller retries it: attach is idempotent, tags too
+                    waiting.append(exc)
+        for (loc, row, _, after), copies in zip(outcomes, waiting, strict=True):
+            if isinstance(copies, Exception):
+                out[loc.id] = copies
+                continue
+            try:
+                if after.state in ("ignored", "skipped"):
+                    if copies:
+                        self._finish_locations(after)
+                else:
+                    self._recorded(loc, row, after, copies)
+                self._log(loc, after, started)
+                out[loc.id] = after.state
+            except Exception as exc:
+                out[loc.id] = exc
 
     # ---- copies and write-back ----------------------------------------------------------
 
@@ -480,6 +655,16 @@ class Pipeline:
 
 
 CRM_DONE = "crm_done"  # journal mark: every CRM step of the Plan is done
+
+
+def _targets(plan: Plan, created: Mapping[str, PartyRef]) -> list[PartyRef]:
+    """The records the Plan attaches the mail to, once each: found ones and those it created."""
+    targets: list[PartyRef] = []
+    for t in plan.attach.targets if plan.attach is not None else ():
+        ref = t.ref or created.get(t.create_key or "")
+        if ref is not None and all((ref.kind, ref.id) != (x.kind, x.id) for x in targets):
+            targets.append(ref)
+    return targets
 
 
 def _evaluated(plan: Plan) -> str:

@@ -58,7 +58,7 @@ class Gateway:
             self.writebacks[src.name] = writeback
         self.writebacks.setdefault(FILE_SOURCE, LedgerOnly())
         self.pipeline = Pipeline(config, self.ledger, self.crm, self.rules, self.spool, self.writebacks)
-        self.queue: queue.Queue[int] = queue.Queue(maxsize=max(16, config.workers * 8))
+        self.queue: queue.Queue[int] = queue.Queue(maxsize=max(16, config.workers * config.batch * 2))
         self._inflight: set[int] = set()
         self._inflight_lock = threading.Lock()
         self._idle = threading.Condition(self._inflight_lock)
@@ -154,32 +154,53 @@ class Gateway:
 
     def _worker(self) -> None:
         while True:
-            pk = self.queue.get()
+            pks = [self.queue.get()]
+            # what else is queued, up to a batch: its writes share transactions (never past a stop)
+            while len(pks) < self.config.batch and pks[-1] != _STOP:
+                try:
+                    pks.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            work = [pk for pk in pks if pk != _STOP]
             try:
-                if pk == _STOP:
-                    return
-                state = self._handle(pk)
-                self.processed += 1
-                if self.on_processed:
-                    self.on_processed(pk, state)
+                for pk, state in self._handle_many(work).items():
+                    self.processed += 1
+                    if self.on_processed:
+                        self.on_processed(pk, state)
             finally:
-                if pk != _STOP:
-                    with self._inflight_lock:
-                        self._inflight.discard(pk)
-                        self._idle.notify_all()
-                self.queue.task_done()
+                with self._inflight_lock:
+                    self._inflight.difference_update(work)
+                    self._idle.notify_all()
+                for _ in pks:
+                    self.queue.task_done()
+            if pks[-1] == _STOP:
+                return
 
     def _handle(self, pk: int) -> str:
+        return self._handle_many([pk])[pk]
+
+    def _handle_many(self, pks: list[int]) -> dict[int, str]:
+        """Handle a batch of copies; each one's state, a failure turned into a retry."""
+        if not pks:
+            return {}
         try:
-            return self.pipeline.handle(pk, self._fresh.pop(pk, None))
-        except Retryable as exc:  # the ledger itself was away (locked, unreachable): try again
-            log.warning("location %s: %s; will retry", pk, exc)
-            self._retry_location(pk, str(exc))
-            return "retrying"
-        except Exception as exc:  # a bug must not lose the message: keep it, retry, and say so
-            log.exception("location %s: unexpected error", pk)
-            self._retry_location(pk, f"internal error: {type(exc).__name__}: {exc}")
-            return "retrying"
+            outcomes = self.pipeline.handle_many([(pk, self._fresh.pop(pk, None)) for pk in pks])
+        except Exception as exc:  # a bug outside any one message: each is retried on its own
+            outcomes = {pk: exc for pk in pks}
+        states: dict[int, str] = {}
+        for pk in pks:
+            outcome = outcomes.get(pk) or RuntimeError("no outcome for this copy")
+            if isinstance(outcome, str):
+                states[pk] = outcome
+            elif isinstance(outcome, Retryable):  # the ledger itself was away (locked, unreachable): try again
+                log.warning("location %s: %s; will retry", pk, outcome)
+                self._retry_location(pk, str(outcome))
+                states[pk] = "retrying"
+            else:  # a bug must not lose the message: keep it, retry, and say so
+                log.error("location %s: unexpected error", pk, exc_info=outcome)
+                self._retry_location(pk, f"internal error: {type(outcome).__name__}: {outcome}")
+                states[pk] = "retrying"
+        return states
 
     def _retry_location(self, pk: int, reason: str) -> None:
         """A failure outside the pipeline's own handling. The message is retried when this copy
@@ -203,6 +224,7 @@ class Gateway:
             if self.config.path is None:
                 raise ConfigError("processes > 1 needs a config file the worker processes can read")
             self.pool = ProcessPool(self.config.path, self.config.processes, on_done=self._done, on_lost=self._lost,
+                                    batch=self.config.batch,
                                     log_level=logging.getLevelName(logging.getLogger().level))
             self.pool.start()
             return []

@@ -9,7 +9,8 @@ by `gateway.locks.AddressLocks`, so workers in different processes are as safe a
 Each worker reads its own queue, and the main process dispatches and remembers what every
 worker holds: a worker that dies (even blocked in a read, which would leave a shared queue's
 lock held) is started again on a fresh queue and what it held is queued again; its journal
-makes the replay safe.
+makes the replay safe. A worker holds up to two batches (`batch` in the config): one in hand,
+whose writes share transactions, and the next one waiting.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 log = logging.getLogger("gateway.workers")
 _RELOAD = "reload"
-_PER_WORKER = 2  # in hand plus one waiting: keeps a slow message from holding up many
+_BATCHES_PER_WORKER = 2  # a batch in hand and one waiting: a worker never idles for the next
 
 
 def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_level: str) -> None:
@@ -39,25 +40,31 @@ def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_lev
     gw = Gateway(load_config(config_path), in_worker=True)
     try:
         while True:
-            item = inbox.get()
-            if item is None:
+            items = [inbox.get()]
+            while len(items) < gw.config.batch and isinstance(items[-1], int):  # what else waits, up to a batch
+                try:
+                    items.append(inbox.get_nowait())
+                except queue.Empty:
+                    break
+            for pk, state in gw._handle_many([i for i in items if isinstance(i, int)]).items():
+                results.put((index, pk, state))
+            if items[-1] is None:
                 return
-            if item == _RELOAD:
+            if items[-1] == _RELOAD:
                 gw.rules.reload()
-                continue
-            results.put((index, item, gw._handle(item)))
     finally:
         gw.close()
 
 
 class ProcessPool:
     def __init__(self, config_path: Path, n: int, *, on_done: Callable[[int, str], None],
-                 on_lost: Callable[[int], None], log_level: str = "INFO") -> None:
+                 on_lost: Callable[[int], None], log_level: str = "INFO", batch: int = 1) -> None:
         self._ctx = mp.get_context("spawn")  # no fork: the parent has threads and open connections
         self.n = n
+        self.per_worker = _BATCHES_PER_WORKER * batch
         self.config_path = str(config_path)
         self.log_level = log_level
-        self.pending: queue.Queue[int | None] = queue.Queue(maxsize=n * 4)  # in the main process only
+        self.pending: queue.Queue[int | None] = queue.Queue(maxsize=n * self.per_worker)  # in the main process only
         self.results: Any = self._ctx.Queue()
         self.inboxes: list[Any] = [None] * n
         self.procs: list[Any] = [None] * n
@@ -97,7 +104,7 @@ class ProcessPool:
                 return
             with self._cv:
                 while True:
-                    free = [i for i in range(self.n) if len(self.holding[i]) < _PER_WORKER]
+                    free = [i for i in range(self.n) if len(self.holding[i]) < self.per_worker]
                     if free:
                         break
                     self._cv.wait(0.5)

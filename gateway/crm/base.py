@@ -126,6 +126,11 @@ class Connector(Protocol):
         ledger write per message to know it).
         """
 
+    # Optional: `attach_many(items: Sequence[tuple[Sequence[PartyRef], EmailRecord]]) -> list[EmailRef]`,
+    # `attach` for several mails at once, all or none (one transaction). The gateway batches
+    # its attaches through it where a connector has it, and one by one otherwise
+    # (`attach_each` below).
+
     def find_email(self, message_id: str, content_hash: str | None = None) -> EmailRef | None: ...
 
     def thread_parents(self, message_ids: Sequence[str]) -> list[PartyRef]:
@@ -160,3 +165,11 @@ def make_connector(crm_config: Any) -> Connector:
         raise ConfigError(f"crm.backend: unknown backend {crm_config.backend!r} "
                           f"(known: {', '.join(connector_backends()) or 'sql'})")
     return factory(crm_config)
+
+
+def attach_each(crm: Connector, items: Sequence[tuple[Sequence[PartyRef], EmailRecord]]) -> list[EmailRef]:
+    """Attach several mails: in one call where the connector has `attach_many`, else one by one."""
+    many = getattr(crm, "attach_many", None)
+    if many is not None and len(items) > 1:
+        return list(many(items))
+    return [crm.attach(parents, mail) for parents, mail in items]

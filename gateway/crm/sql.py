@@ -348,6 +348,17 @@ class SqlConnector:
         """One transaction of a few statements: one probe reads what is stored already (the
         email, its links, the blobs, the parents), then only what is missing is written, each
         table with one (executemany) INSERT … ON CONFLICT DO NOTHING."""
+        with self._write() as conn:
+            return self._attach(conn, parents, mail)
+
+    @_translate
+    def attach_many(self, items: Sequence[tuple[Sequence[PartyRef], EmailRecord]]) -> list[EmailRef]:
+        """`attach` for several mails in one transaction: all are stored, or none (a failure
+        rolls the batch back, and the gateway attaches its mails one by one instead)."""
+        with self._write() as conn:
+            return [self._attach(conn, parents, mail) for parents, mail in items]
+
+    def _attach(self, conn: sa.Connection, parents: Sequence[PartyRef], mail: EmailRecord) -> EmailRef:
         ids: dict[str, list[int]] = {}
         for ref in parents:
             try:
@@ -365,89 +376,88 @@ class SqlConnector:
             params["shas"] = sorted(shas)
         params.update((f"ids_{kind}", pids) for kind, pids in ids.items())
         probe = _probe_stmt(tuple(sorted(ids)), bool(shas))
-        with self._write() as conn:
-            email_id: int | None = None
-            raw_sha: str | None = None
-            raw_stored = False
-            files = 0
-            first: int | None = None
-            linked: set[tuple[str, int]] = set()
-            stored: set[str] = set()
-            found: set[tuple[str, int]] = set()
-            for tag, n, s, x, y in conn.execute(probe, params):
-                if tag == "e":
-                    email_id, raw_sha, raw_stored, files = n, s, bool(x), y
-                elif tag == "v":
-                    first = n
-                elif tag == "l":
-                    linked.add((s, n))
-                elif tag == "b":
-                    stored.add(s)
-                else:
-                    found.add((tag, n))
-            wanted: dict[tuple[str, int], None] = {}
-            for ref in parents:
-                pid = _party_id(ref)
-                if (ref.kind, pid) not in found:
-                    raise Permanent(f"no such record in the CRM: {ref.label()}")
-                wanted[(ref.kind, pid)] = None
+        email_id: int | None = None
+        raw_sha: str | None = None
+        raw_stored = False
+        files = 0
+        first: int | None = None
+        linked: set[tuple[str, int]] = set()
+        stored: set[str] = set()
+        found: set[tuple[str, int]] = set()
+        for tag, n, s, x, y in conn.execute(probe, params):
+            if tag == "e":
+                email_id, raw_sha, raw_stored, files = n, s, bool(x), y
+            elif tag == "v":
+                first = n
+            elif tag == "l":
+                linked.add((s, n))
+            elif tag == "b":
+                stored.add(s)
+            else:
+                found.add((tag, n))
+        wanted: dict[tuple[str, int], None] = {}
+        for ref in parents:
+            pid = _party_id(ref)
+            if (ref.kind, pid) not in found:
+                raise Permanent(f"no such record in the CRM: {ref.label()}")
+            wanted[(ref.kind, pid)] = None
 
-            now = utcnow()
-            blobs: dict[str, bytes] = {}  # to store: sha256 → bytes (references, never copies)
-            update_raw = False
-            if eml_sha and (email_id is None or raw_sha is None or not raw_stored):
-                # a new email's .eml, or one stored before its raw bytes were (cannot hurt)
-                update_raw = email_id is not None
-                raw_sha = eml_sha
-                if eml_sha not in stored:
-                    blobs[eml_sha] = mail.raw
-            files_sha: list[str] = []
-            for a in mail.attachments:
-                sha = a.sha256
-                if a.payload and not (sha and sha in stored):
-                    # keyed by the bytes themselves: a wrong hash from upstream must not alias a blob
-                    sha = _sha256(a.payload)
-                    if sha not in stored:
-                        blobs.setdefault(sha, a.payload)
-                files_sha.append(sha)
-            # in sha256 order, so two mails sharing files never wait on each other in a cycle; small
-            # ones in one executemany, big ones one at a time (a driver may buffer a whole batch)
-            batch: list[dict[str, Any]] = []
-            size = 0
-            for sha, data in sorted(blobs.items()):
-                batch.append(dict(sha256=sha, size=len(data), data=data, created_at=now))
-                size += len(data)
-                if size > _BATCH_BYTES:
-                    conn.execute(self._w.blob, batch if len(batch) > 1 else batch[0])
-                    batch, size = [], 0
-            if batch:
+        now = utcnow()
+        blobs: dict[str, bytes] = {}  # to store: sha256 → bytes (references, never copies)
+        update_raw = False
+        if eml_sha and (email_id is None or raw_sha is None or not raw_stored):
+            # a new email's .eml, or one stored before its raw bytes were (cannot hurt)
+            update_raw = email_id is not None
+            raw_sha = eml_sha
+            if eml_sha not in stored:
+                blobs[eml_sha] = mail.raw
+        files_sha: list[str] = []
+        for a in mail.attachments:
+            sha = a.sha256
+            if a.payload and not (sha and sha in stored):
+                # keyed by the bytes themselves: a wrong hash from upstream must not alias a blob
+                sha = _sha256(a.payload)
+                if sha not in stored:
+                    blobs.setdefault(sha, a.payload)
+            files_sha.append(sha)
+        # in sha256 order, so two mails sharing files never wait on each other in a cycle; small
+        # ones in one executemany, big ones one at a time (a driver may buffer a whole batch)
+        batch: list[dict[str, Any]] = []
+        size = 0
+        for sha, data in sorted(blobs.items()):
+            batch.append(dict(sha256=sha, size=len(data), data=data, created_at=now))
+            size += len(data)
+            if size > _BATCH_BYTES:
                 conn.execute(self._w.blob, batch if len(batch) > 1 else batch[0])
+                batch, size = [], 0
+        if batch:
+            conn.execute(self._w.blob, batch if len(batch) > 1 else batch[0])
+        if email_id is None:
+            values = _email_values(mail, now) | dict(version_of=first, raw_sha256=raw_sha, raw_size=len(mail.raw))
+            email_id = conn.execute(self._w.email, values).scalar()
+            if email_id is None:  # another worker stored it a moment ago: adopt theirs
+                email_id = conn.execute(_EMAIL_ID, {"mid": mid, "h": mail.content_hash}).scalar()
+                files, linked = -1, set()  # what it has stored is unknown: let the conflicts decide
             if email_id is None:
-                values = _email_values(mail, now) | dict(version_of=first, raw_sha256=raw_sha, raw_size=len(mail.raw))
-                email_id = conn.execute(self._w.email, values).scalar()
-                if email_id is None:  # another worker stored it a moment ago: adopt theirs
-                    email_id = conn.execute(_EMAIL_ID, {"mid": mid, "h": mail.content_hash}).scalar()
-                    files, linked = -1, set()  # what it has stored is unknown: let the conflicts decide
-                if email_id is None:
-                    raise Retryable(f"email {mail.message_id} vanished while attaching")
-            elif update_raw:
-                conn.execute(_SET_RAW, {"email_id": email_id, "raw_sha": raw_sha, "raw_len": len(mail.raw)})
-            if mail.attachments and files != len(mail.attachments):
-                rows = [
-                    dict(
-                        email_id=email_id,
-                        position=pos,
-                        filename=_clean(a.filename),
-                        content_type=_clean(a.content_type) or "application/octet-stream",
-                        size=a.size or len(a.payload),
-                        sha256=sha,
-                    )
-                    for pos, (a, sha) in enumerate(zip(mail.attachments, files_sha, strict=True))
-                ]
-                conn.execute(self._w.file, rows if len(rows) > 1 else rows[0])
-            links = [dict(email_id=email_id, kind=k, party_id=p, created_at=now) for k, p in wanted if (k, p) not in linked]
-            if links:
-                conn.execute(self._w.link, links if len(links) > 1 else links[0])
+                raise Retryable(f"email {mail.message_id} vanished while attaching")
+        elif update_raw:
+            conn.execute(_SET_RAW, {"email_id": email_id, "raw_sha": raw_sha, "raw_len": len(mail.raw)})
+        if mail.attachments and files != len(mail.attachments):
+            rows = [
+                dict(
+                    email_id=email_id,
+                    position=pos,
+                    filename=_clean(a.filename),
+                    content_type=_clean(a.content_type) or "application/octet-stream",
+                    size=a.size or len(a.payload),
+                    sha256=sha,
+                )
+                for pos, (a, sha) in enumerate(zip(mail.attachments, files_sha, strict=True))
+            ]
+            conn.execute(self._w.file, rows if len(rows) > 1 else rows[0])
+        links = [dict(email_id=email_id, kind=k, party_id=p, created_at=now) for k, p in wanted if (k, p) not in linked]
+        if links:
+            conn.execute(self._w.link, links if len(links) > 1 else links[0])
         return EmailRef(str(email_id), mail.message_id, mail.content_hash)
 
     # -- forget ------------------------------------------------------------------------
