@@ -11,7 +11,8 @@ other's peak RSS):
 (a) baseline: for each message read the file, parse it with mail-parser (the gateway's parser)
     and insert one row into SQLite (WAL, synchronous=NORMAL, one commit per message);
 (b) gateway: the same files hard-linked into a fresh gateway home (Maildir, layout fs, the
-    shipped rules, embedded SQLite CRM and ledger, 2 workers), `Gateway(config).run_once()`.
+    shipped rules, embedded SQLite CRM and ledger, the config's default workers and batch),
+    `Gateway(config).run_once()`.
 
 Prints msgs/s for both, the ratio b/a (target >= 0.6), each phase's peak RSS (gateway target
 < 250 MB), and the gateway's outcome counts; a short table then one JSON line (`--json`: only
@@ -144,7 +145,7 @@ def phase_baseline(corpus_dir: Path, work: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- phase (b): gateway
 
-def make_home(root: Path, workers: int, processes: int = 1) -> Path:
+def make_home(root: Path, workers: int | None, processes: int = 1) -> Path:
     """A gateway home like tests/conftest.py's Home: config.yaml, rules/, var/mail (Maildir, fs)."""
     import yaml
 
@@ -157,12 +158,13 @@ def make_home(root: Path, workers: int, processes: int = 1) -> Path:
         "ledger": {"url": "sqlite:///var/gateway.db"},
         "crm": {"backend": "sql", "url": "sqlite:///var/crm.db"},
         "rules": ["rules/*.yaml"],
-        "workers": workers,
         "processes": processes,
         "internal_domains": ["example.com"],
         "sources": [{"name": "local", "type": "maildir", "path": "var/mail", "layout": "fs",
                      "owner": [corpus.OWNER], "crm_user": corpus.OWNER, "folders": corpus.FOLDERS}],
     }
+    if workers is not None:  # else the gateway's default for its CRM
+        cfg["workers"] = workers
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -181,7 +183,7 @@ def deliver(corpus_dir: Path, home: Path) -> int:
     return n
 
 
-def phase_gateway(corpus_dir: Path, work: Path, workers: int, processes: int = 1) -> dict[str, Any]:
+def phase_gateway(corpus_dir: Path, work: Path, workers: int | None, processes: int = 1) -> dict[str, Any]:
     from gateway.config import load_config
     from gateway.service import Gateway
 
@@ -202,7 +204,7 @@ def phase_gateway(corpus_dir: Path, work: Path, workers: int, processes: int = 1
     elapsed = t2 - t1
     crm = _crm_counts(home / "var" / "crm.db")
     return {"phase": "gateway", "messages": delivered, "seconds": elapsed, "init_seconds": t1 - t0,
-            "msgs_per_s": delivered / elapsed, "states": summary, "crm": crm, "workers": workers,
+            "msgs_per_s": delivered / elapsed, "states": summary, "crm": crm, "workers": gw.config.workers,
             "processes": processes, "rss_after_import_mb": rss_start, "main_peak_rss_mb": _peak_rss_mb(),
             # the total over all processes; equal to the main process's own peak when there is one
             "peak_rss_mb": max(tree.peak_rss, _peak_rss_mb()) if processes > 1 else _peak_rss_mb(),
@@ -225,11 +227,11 @@ def _crm_counts(db: Path) -> dict[str, int]:
 
 # ---------------------------------------------------------------- driver
 
-def run_child(phase: str, corpus_dir: Path, work: Path, workers: int, processes: int = 1) -> dict[str, Any]:
+def run_child(phase: str, corpus_dir: Path, work: Path, workers: int | None, processes: int = 1) -> dict[str, Any]:
     """Run one phase in a fresh interpreter; its own peak RSS is in its answer, cross-checked with wait4."""
     work.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", phase, "--corpus", str(corpus_dir),
-           "--work", str(work), "--workers", str(workers), "--processes", str(processes)]
+           "--work", str(work), "--processes", str(processes)] + (["--workers", str(workers)] if workers else [])
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=REPO)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -253,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=None, help="messages in the corpus (default 3000; --quick: 300)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 300 messages, the 20 MB one still in")
     ap.add_argument("--seed", type=int, default=20260101)
-    ap.add_argument("--workers", type=int, default=2, help="gateway pipeline threads with one process (default 2)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="gateway pipeline threads with one process (default: the gateway's own, 1 for the embedded CRM)")
     ap.add_argument("--processes", default="1,2",
                     help="gateway runs to measure, by worker processes (default '1,2': one process, then two)")
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
@@ -287,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"  {base['msgs_per_s']:.0f} msgs/s in {base['seconds']:.1f}s")
         gws = []
         for n in runs:
-            label = f"{n} worker processes" if n > 1 else f"one process, {args.workers} threads"
+            label = f"{n} worker processes" if n > 1 else f"one process, {args.workers or 'default'} threads"
             say(f"phase b: gateway run_once, {label} (shipped rules, embedded SQLite CRM, ledger) ...")
             gws.append(run_child("gateway", tmp / "corpus", tmp / f"b{n}", args.workers, n))
             say(f"  {gws[-1]['msgs_per_s']:.0f} msgs/s in {gws[-1]['seconds']:.1f}s")

@@ -299,7 +299,10 @@ class Config(Model):
     crm: CrmConfig
     rules: list[str] = ["rules/*.yaml"]
     spool: str = "var/spool"  # raw messages until they are done (kept for retry, review, quarantine)
-    workers: int = Field(2, ge=1, le=64)  # pipeline threads (when processes is 1)
+    # pipeline threads (when processes is 1). Default: 1 with the embedded CRM (CPU-bound: a
+    # second thread only contends for the GIL), 4 with a CRM over the network (threads overlap
+    # its round trips); see _default_workers.
+    workers: int = Field(1, ge=1, le=64)
     processes: int = Field(1, ge=1, le=64)  # >1: that many worker processes
     # copies a worker takes from the queue at once: their claims, attaches and outcomes share
     # transactions (1: every message alone)
@@ -320,6 +323,15 @@ class Config(Model):
     @classmethod
     def _size(cls, v: Any) -> int:
         return parse_size(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_workers(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "workers" not in data:
+            crm = data.get("crm")
+            backend = crm.get("backend", "sql") if isinstance(crm, dict) else getattr(crm, "backend", "sql")
+            data = {**data, "workers": 1 if backend == "sql" else 4}
+        return data
 
     @model_validator(mode="after")
     def _unique_source_names(self) -> "Config":

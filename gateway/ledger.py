@@ -282,15 +282,11 @@ class Ledger:
         and no result is looked up in the CRM and adopted, never done twice. A message sent
         through the rules again keeps the results of its earlier run (`reopen`), so a record
         it created stays adopted as created."""
-        t = now()
-        with self.engine.begin() as c:
-            c.execute(_SET_PLAN, {"pk": message_pk, "b_state": "processing", "b_plan_json": json.dumps(plan, default=str),
-                                  "b_updated_at": t})
-            if steps:
-                c.execute(_insert_ignore(c, journal), [{"message_pk": message_pk, "step": s, "intent_at": t} for s in steps])
-            c.execute(_INSERT_EVENT, {"message_pk": message_pk, "at": t, "event": "processing", "detail": detail})
-            rows = c.execute(_JOURNAL_OF, {"b_message_pk": message_pk}).all()
-        return {r.step: (json.loads(r.result) if r.result is not None else None) for r in rows}
+        return self.start_plan_many([(message_pk, plan, steps, detail)])[0]
+
+    def start_plan_many(self, items: Sequence[tuple[int, dict[str, Any], Sequence[str], str]]) -> list[dict[str, Any]]:
+        """`start_plan` for a batch, in one transaction (gateway.ledger_batch)."""
+        return ledger_batch.start_plan_many(self, items)
 
     def reopen(self, message_pk: int, state: str = "received") -> int:
         """Send a message through the current rules again (quarantine retry, reprocess).
@@ -412,7 +408,7 @@ class Ledger:
     def journal(self, message_pk: int) -> dict[str, Any]:
         """step → result (None: the intent was recorded but its result never was)."""
         with self.reader.connect() as c:
-            rows = c.execute(select(journal.c.step, journal.c.result).where(journal.c.message_pk == message_pk)).all()
+            rows = c.execute(_JOURNAL_OF, {"b_message_pk": message_pk}).all()
         return {r.step: (json.loads(r.result) if r.result is not None else None) for r in rows}
 
     def intent(self, message_pk: int, step: str) -> None:

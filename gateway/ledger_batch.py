@@ -195,3 +195,26 @@ def finish_many(ledger: "Ledger", items: Sequence[Finish]) -> list[list[int]]:
                     locations.c.message_pk.in_(chunk), locations.c.state.in_(LOCATION_OPEN)).order_by(locations.c.id)):
                 waiting.setdefault(message_pk, []).append(location_pk)
     return [[pk for pk in waiting.get(f.message_pk, []) if pk != (f.location_pk or 0)] for f in items]
+
+
+def start_plan_many(ledger: "Ledger", items: Sequence[tuple[int, dict[str, Any], Sequence[str], str]]) -> list[dict[str, Any]]:
+    """Store each message's evaluated Plan and the intents of its CRM steps, all in one
+    transaction (items: message, plan, steps, event detail); each message's journal after it
+    (step → result, None for an intent only). See `Ledger.start_plan`."""
+    from gateway.ledger import _INSERT_EVENT, _SET_PLAN, _insert_ignore, now
+
+    t = now()
+    journals: dict[int, dict[str, Any]] = {pk: {} for pk, *_ in items}
+    with ledger.engine.begin() as c:
+        c.execute(_SET_PLAN, [{"pk": pk, "b_state": "processing", "b_plan_json": json.dumps(plan, default=str),
+                               "b_updated_at": t} for pk, plan, _, _ in items])
+        intents = [{"message_pk": pk, "step": step, "intent_at": t} for pk, _, steps, _ in items for step in steps]
+        if intents:
+            c.execute(_insert_ignore(c, journal), intents)
+        c.execute(_INSERT_EVENT, [{"message_pk": pk, "at": t, "event": "processing", "detail": detail}
+                                  for pk, _, _, detail in items])
+        for chunk in _chunks(sorted(journals)):
+            for r in c.execute(select(journal.c.message_pk, journal.c.step, journal.c.result).where(
+                    journal.c.message_pk.in_(chunk))):
+                journals[r.message_pk][r.step] = json.loads(r.result) if r.result is not None else None
+    return [journals[pk] for pk, *_ in items]

@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from gateway import addresses
 from gateway.config import Config
 from gateway.context import Contexts
 from gateway.crm.base import PARTY_KINDS, Connector, PartyRef, attach_each
-from gateway.engine.model import Plan
+from gateway.engine.model import EvalContext, Plan
 from gateway.engine.plan import evaluate
 from gateway.errors import Permanent, Retryable, UnparseableMessage
 from gateway.ledger import TERMINAL, Binding, Ledger, LocationRow, MessageRow
@@ -206,7 +206,7 @@ class Pipeline:
                     if self.ledger.finish_many([finish])[0]:
                         self._finish_locations(after)
                     return after
-                steps = [c.key for c in plan.creates] + (["attach"] if plan.attach is not None else [])
+                steps = _steps(plan)
                 if self._needs_intents(plan):
                     # Intents first: a record created before a crash must be adopted as created.
                     # A message sent through the rules again keeps the results of its earlier run.
@@ -334,6 +334,26 @@ class Pipeline:
         Every step's intent is already in the journal. On a replay (`fresh` False) a step with
         an intent and no result may have reached the CRM before a crash: look the record up and
         adopt it as this step's result, so it is neither made twice nor counted as found."""
+        created = self._creates(plan, journal, fresh, results)
+        if plan.attach is not None and journal.get("attach") is None:
+            targets = _targets(plan, created)
+            if targets:
+                self._step("attach:intent")
+                record = email_record(message, raw, plan.direction, with_attachments=plan.attach.attachments,
+                                      owner=crm_user)
+                # idempotent: a replay completes, never doubles. A fresh Plan's attach intent was
+                # written before any call, so on a fresh evaluation nothing can be stored yet.
+                if self._hint_attach:
+                    email = self.crm.attach(targets, record, first_attempt=fresh)
+                else:
+                    email = self.crm.attach(targets, record)
+                self._step("attach:called")
+                results["attach"] = {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]}
+                self._step("attach:result")
+        return results
+
+    def _creates(self, plan: Plan, journal: dict[str, Any], fresh: bool, results: dict[str, Any]) -> dict[str, PartyRef]:
+        """The Plan's create steps (see `_execute`): each step's record, made or adopted."""
         created: dict[str, PartyRef] = {}
         for pc in plan.creates:
             if journal.get(pc.key) is not None:
@@ -354,22 +374,7 @@ class Pipeline:
             created[pc.key] = ref
             results[pc.key] = ref_to_json(ref, created=was_ours)
             self._step(f"{pc.key}:result")
-        if plan.attach is not None and journal.get("attach") is None:
-            targets = _targets(plan, created)
-            if targets:
-                self._step("attach:intent")
-                record = email_record(message, raw, plan.direction, with_attachments=plan.attach.attachments,
-                                      owner=crm_user)
-                # idempotent: a replay completes, never doubles. A fresh Plan's attach intent was
-                # written before any call, so on a fresh evaluation nothing can be stored yet.
-                if self._hint_attach:
-                    email = self.crm.attach(targets, record, first_attempt=fresh)
-                else:
-                    email = self.crm.attach(targets, record)
-                self._step("attach:called")
-                results["attach"] = {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]}
-                self._step("attach:result")
-        return results
+        return created
 
     def _lookup(self, kind: str, address: str) -> PartyRef | None:
         """The record this address already has. Any kind counts: a worker handling the same new
@@ -385,12 +390,20 @@ class Pipeline:
 
     def _process_plain(self, plain: Sequence[tuple[LocationRow, MessageRow, Message, bytes]], started: float,
                        out: dict[int, str | Exception]) -> None:
-        """New messages, each claimed by its copy here: evaluate each; those whose only CRM step
-        is an idempotent attach (or none) share one CRM transaction and one ledger transaction
-        for their outcomes. The rest, and any message of a batch that fails, take the
-        one-message path, which is safe at each of these points: nothing is journalled before
-        the outcome, so a message cut short is evaluated and attached again (idempotent)."""
-        def alone(loc: LocationRow, row: MessageRow, message: Message, raw: bytes, plan: Plan | None) -> None:
+        """New messages, each claimed by its copy here, with their ledger and CRM writes shared:
+        the intents of the Plans with creates in one ledger transaction, the attaches in one
+        CRM transaction (where the connector can), the outcomes in one ledger transaction.
+
+        The journal protocol is the one-message path's, step for step, and that path takes
+        over wherever a batch cannot go on: a message whose evaluation fails, and every
+        message of an attach batch the CRM refuses (those with intents replay their journal,
+        the others are evaluated and attached again: attach is idempotent).
+
+        Outcomes are those of the messages one after the other: a mail whose sender or
+        recipients a Plan of the batch creates, or that replies to a mail of the batch, is
+        evaluated after that Plan has run (it finds the records)."""
+        def alone(i: _Item | None, loc: LocationRow, row: MessageRow, message: Message, raw: bytes,
+                  plan: Plan | None) -> None:
             try:
                 after = self._process(loc, row, message, raw, evaluated=plan)
                 self._log(loc, after, started)
@@ -398,68 +411,132 @@ class Pipeline:
             except Exception as exc:
                 out[loc.id] = exc
 
+        def replay(i: _Item) -> None:
+            """The journal has this Plan's intents: finish it the way a restart would."""
+            try:
+                if i.results:
+                    self._keep_partial(i.row, i.results)
+            except Exception as exc:
+                out[i.loc.id] = exc
+                return
+            alone(i, i.loc, i.row, i.message, i.raw, None)
+
+        later: list[tuple[LocationRow, MessageRow, Message, bytes]] = []
         with self._message_locks.many([str(loc.message_pk) for loc, *_ in plain]):
             nothing: list[tuple[LocationRow, MessageRow, Plan]] = []
-            attach: list[tuple[LocationRow, MessageRow, Message, bytes, Plan]] = []
+            work: list[_Item] = []
+            attaching: set[str] = set()  # Message-IDs of this batch whose attach is still to come
+            creating: set[str] = set()  # addresses and @domains the batch's Plans create records for
             for loc, row, message, raw in plain:
+                ctx = self.contexts.for_ref(loc.ref, frozenset(loc.tags))
+                people = _participants(message, ctx)
+                if attaching.intersection(message.thread_ids) or creating.intersection(people):
+                    later.append((loc, row, message, raw))
+                    # and what depends on it waits too, so the order stays the one of the batch
+                    attaching.add(message.message_id)
+                    creating.update(people)
+                    continue
                 plan = None
                 if not message.headers_only and not (self.config.since and message.date.date() < self.config.since):
                     try:
-                        plan = evaluate(message, self.contexts.for_ref(loc.ref, frozenset(loc.tags)), self.rules.current,
-                                        self.crm)
+                        plan = evaluate(message, ctx, self.rules.current, self.crm)
                     except (Retryable, Permanent):
                         plan = None  # the one-message path evaluates again and retries or quarantines
-                if plan is None or self._needs_intents(plan):
-                    alone(loc, row, message, raw, plan)
+                if plan is None:
+                    alone(None, loc, row, message, raw, None)
                 elif plan.outcome in ("ignored", "skipped"):
                     nothing.append((loc, row, plan))
                 else:
-                    attach.append((loc, row, message, raw, plan))
-            results = self._attach_plain(attach)
-            if results is None:  # the CRM refused the batch: each mail on its own finds out why
-                for loc, row, message, raw, plan in attach:
-                    alone(loc, row, message, raw, plan)
-                attach = []
+                    work.append(_Item(loc, row, message, raw, plan, self._needs_intents(plan)))
+                    attaching.add(message.message_id)
+                    creating.update(_creates_for(plan))
+            work = self._start_plans(work, alone, replay, out)
+            if not self._attach_plain(work):  # the CRM refused the batch: each mail on its own finds out why
+                for i in work:
+                    if i.journaled:
+                        replay(i)
+                    else:
+                        alone(i, i.loc, i.row, i.message, i.raw, i.plan)
+                work = []
             outcomes: list[tuple[LocationRow, MessageRow, Finish, MessageRow]] = []
             for loc, row, plan in nothing:
                 outcomes.append((loc, row, *self._nothing_to_do(loc, row, plan)))
-            for (loc, row, _, _, plan), done in zip(attach, results or [], strict=True):
+            for i in work:
                 self._step("crm_done")
                 try:
-                    outcomes.append((loc, row, *self._tag(loc, row, plan, done)))
+                    outcomes.append((i.loc, i.row, *self._tag(i.loc, i.row, i.plan, i.results)))
                 except (Retryable, Permanent) as exc:
                     try:
-                        self._failed(row, plan, done, exc, crm_complete=True, reached_crm_done=False)
-                        out[loc.id] = self.ledger.message(row.id).state
+                        self._failed(i.row, i.plan, i.results, exc, crm_complete=True, reached_crm_done=False)
+                        out[i.loc.id] = self.ledger.message(i.row.id).state
                     except Exception as failure:
-                        out[loc.id] = failure
+                        out[i.loc.id] = failure
             self._record_plain(outcomes, started, out)
+        if later:
+            self._process_plain(later, started, out)
 
-    def _attach_plain(self, batch: Sequence[tuple[LocationRow, MessageRow, Message, bytes, Plan]]
-                      ) -> list[dict[str, Any]] | None:
-        """Attach the batch's mails (one CRM transaction where the connector can); each message's
-        journal results, or None when the CRM refused."""
+    def _start_plans(self, work: list[_Item], alone: Callable[..., None], replay: Callable[[_Item], None],
+                     out: dict[int, str | Exception]) -> list[_Item]:
+        """Journal the intents of the Plans that need them (one transaction), then run their
+        creates; returns the messages that go on to the attach."""
+        journaled = [i for i in work if i.journaled]
+        if not journaled:
+            return work
+        try:
+            journals = self.ledger.start_plan_many([(i.row.id, i.plan.to_json(), _steps(i.plan), _evaluated(i.plan))
+                                                    for i in journaled])
+        except Exception:  # nothing was stored (one transaction): each message on its own
+            for i in journaled:
+                alone(i, i.loc, i.row, i.message, i.raw, i.plan)
+            return [i for i in work if not i.journaled]
+        going_on: list[_Item] = []
+        for i in work:
+            if not i.journaled:
+                going_on.append(i)
+                continue
+            journal = journals[journaled.index(i)]
+            i.row = replace(i.row, state="processing", plan=i.plan.to_json())
+            if any(v is not None for v in journal.values()):  # results of an earlier run: adopt them
+                replay(i)
+                continue
+            try:
+                i.created = self._creates(i.plan, journal, True, i.results)
+                going_on.append(i)
+            except (Retryable, Permanent) as exc:
+                try:
+                    self._failed(i.row, i.plan, i.results, exc, crm_complete=False, reached_crm_done=False)
+                    out[i.loc.id] = self.ledger.message(i.row.id).state
+                except Exception as failure:
+                    out[i.loc.id] = failure
+        return going_on
+
+    def _attach_plain(self, work: Sequence[_Item]) -> bool:
+        """Attach the batch's mails (one CRM transaction where the connector can); each one's
+        journal result goes into its `results`. False when the CRM refused."""
         items, slots = [], []
-        for i, (loc, _, message, raw, plan) in enumerate(batch):
-            targets = _targets(plan, {})
-            if plan.attach is not None and targets:
-                items.append((targets, email_record(message, raw, plan.direction, with_attachments=plan.attach.attachments,
-                                                    owner=self.contexts.for_ref(loc.ref).crm_user)))
+        for i in work:
+            targets = _targets(i.plan, i.created)
+            if i.plan.attach is not None and targets:
+                items.append((targets, email_record(i.message, i.raw, i.plan.direction,
+                                                    with_attachments=i.plan.attach.attachments,
+                                                    owner=self.contexts.for_ref(i.loc.ref).crm_user)))
                 slots.append(i)
-        results: list[dict[str, Any]] = [{} for _ in batch]
         if not items:
-            return results
+            return True
         self._step("attach:intent")
         try:
-            emails = attach_each(self.crm, items)
+            if self._hint_attach:  # every one of them is a first attempt: its intent was just journalled
+                emails = [self.crm.attach(targets, record, first_attempt=True) for targets, record in items]
+            else:
+                emails = attach_each(self.crm, items)
         except (Retryable, Permanent) as exc:
             log.info("batch of %d attaches refused (%s); attaching one by one", len(items), exc)
-            return None
+            return False
         self._step("attach:called")
         for i, (targets, _), email in zip(slots, items, emails, strict=True):
-            results[i]["attach"] = {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]}
+            i.results["attach"] = {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]}
         self._step("attach:result")
-        return results
+        return True
 
     def _record_plain(self, outcomes: Sequence[tuple[LocationRow, MessageRow, Finish, MessageRow]], started: float,
                       out: dict[int, str | Exception]) -> None:
@@ -655,6 +732,44 @@ class Pipeline:
 
 
 CRM_DONE = "crm_done"  # journal mark: every CRM step of the Plan is done
+
+
+@dataclass
+class _Item:
+    """A new message of a batch on its way through `_process_plain`."""
+
+    loc: LocationRow
+    row: MessageRow
+    message: Message
+    raw: bytes
+    plan: Plan
+    journaled: bool  # its Plan's steps are journalled as intents before any CRM call
+    created: dict[str, PartyRef] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def _steps(plan: Plan) -> list[str]:
+    return [c.key for c in plan.creates] + (["attach"] if plan.attach is not None else [])
+
+
+def _participants(message: Message, ctx: EvalContext) -> set[str]:
+    """The message's address keys and their @domains, but for the mailbox owners, intake and
+    internal addresses (never created): what a create in its batch may concern."""
+    protected = {addresses.key(a) for a in (*ctx.owners, *ctx.intake_addresses)}
+    keys = {a.key for a in (*message.from_, *message.sender, *message.to, *message.cc, *message.bcc, *message.reply_to)
+            if a.key not in protected and not any(addresses.in_domain(a.address, d) for d in ctx.internal_domains)}
+    return keys | {"@" + k.rpartition("@")[2] for k in keys}
+
+
+def _creates_for(plan: Plan) -> set[str]:
+    """The addresses (persons) and @domains (accounts) the Plan creates records for."""
+    out: set[str] = set()
+    for pc in plan.creates:
+        if pc.kind == "account":
+            out.add("@" + (pc.address.rpartition("@")[2] or pc.address).strip().lower())
+        else:
+            out.add(addresses.key(pc.address))
+    return out
 
 
 def _targets(plan: Plan, created: Mapping[str, PartyRef]) -> list[PartyRef]:
