@@ -32,7 +32,7 @@ from gateway.message import Address, Message, parse
 from gateway.records import email_record, plan_from_json, ref_from_json, ref_to_json
 from gateway.rulesholder import RulesHolder
 from gateway.spool import Spool
-from gateway.writeback.base import LedgerOnly, Writeback
+from gateway.writeback.base import Applied, LedgerOnly, TagRequest, Writeback, apply_each
 
 log = logging.getLogger("gateway.pipeline")
 
@@ -282,16 +282,27 @@ class Pipeline:
 
     def _tag(self, loc: LocationRow, row: MessageRow, plan: Plan, results: dict[str, Any]) -> tuple[Finish, MessageRow]:
         """Write back the primary copy's tags; return the outcome to record and the row after it."""
-        review = plan.outcome == "review"
+        request = self._tag_request(loc, row, plan)
+        applied = self.writebacks.get(loc.ref.source, LedgerOnly()).apply(
+            request.ref, request.current, request.add, request.remove, request.move, request.message_id)
+        return self._tagged(loc, row, plan, results, request, applied)
+
+    def _tag_request(self, loc: LocationRow, row: MessageRow, plan: Plan) -> TagRequest:
+        """The primary copy's tags by the Plan's outcome (a review or error tag from an earlier
+        outcome goes)."""
+        if plan.outcome == "review":
+            return TagRequest(loc.ref, frozenset(loc.tags), frozenset(self.config.tags.review), frozenset(), None,
+                              row.message_id)
         stale = [t for t in (*self.config.tags.review, *self.config.tags.error) if t in loc.tags]
-        if review:
-            add, remove, move = list(self.config.tags.review), [], None
-        else:
-            add = list(plan.tags_add)
-            remove = [*plan.tags_remove, *(t for t in stale if t not in plan.tags_add)]
-            move = plan.move
-        writeback = self.writebacks.get(loc.ref.source, LedgerOnly())
-        applied = writeback.apply(loc.ref, frozenset(loc.tags), frozenset(add), frozenset(remove), move, row.message_id)
+        remove = [*plan.tags_remove, *(t for t in stale if t not in plan.tags_add)]
+        return TagRequest(loc.ref, frozenset(loc.tags), frozenset(plan.tags_add), frozenset(remove), plan.move,
+                          row.message_id)
+
+    def _tagged(self, loc: LocationRow, row: MessageRow, plan: Plan, results: dict[str, Any], request: TagRequest,
+                applied: Applied) -> tuple[Finish, MessageRow]:
+        """The outcome to record once the write-back is done, and the row after it."""
+        review = plan.outcome == "review"
+        add, remove, move = sorted(request.add), sorted(request.remove), request.move
         state = "review" if review else ("done" if applied.ref is not None else "done_untagged")
         reason = (plan.review.reason if plan.review else plan.reason) if review else ""
         stored_plan = row.plan is not None or self._needs_intents(plan)
@@ -300,8 +311,7 @@ class Pipeline:
         if applied.ref is None:
             events_.append(("done_untagged", f"{loc.ref.label()} is gone: {applied.note}"))
         elif add or remove or move:
-            events_.append(("tagged", f"{applied.ref.label()}: +{sorted(add)} -{sorted(remove)}"
-                            + (f" moved to {move}" if move else "")))
+            events_.append(("tagged", f"{applied.ref.label()}: +{add} -{remove}" + (f" moved to {move}" if move else "")))
         self._step("tagged")
         # The rule tags are stored as this copy's planned tags too: a review resolved later applies them.
         finish = Finish(
@@ -461,10 +471,11 @@ class Pipeline:
             outcomes: list[tuple[LocationRow, MessageRow, Finish, MessageRow]] = []
             for loc, row, plan in nothing:
                 outcomes.append((loc, row, *self._nothing_to_do(loc, row, plan)))
-            for i in work:
-                self._step("crm_done")
+            for i, applied in zip(work, self._tag_plain(work), strict=True):
                 try:
-                    outcomes.append((i.loc, i.row, *self._tag(i.loc, i.row, i.plan, i.results)))
+                    if isinstance(applied, Exception):
+                        raise applied
+                    outcomes.append((i.loc, i.row, *self._tagged(i.loc, i.row, i.plan, i.results, i.tags, applied)))
                 except (Retryable, Permanent) as exc:
                     try:
                         self._failed(i.row, i.plan, i.results, exc, crm_complete=True, reached_crm_done=False)
@@ -537,6 +548,28 @@ class Pipeline:
             i.results["attach"] = {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]}
         self._step("attach:result")
         return True
+
+    def _tag_plain(self, work: Sequence[_Item]) -> list[Applied | Exception]:
+        """Write back the tags of the batch's copies, several at once per source where its
+        write-back can (IMAP: one STORE for many UIDs); each copy's result, or its failure."""
+        self._step("crm_done")
+        out: list[Applied | Exception] = [Retryable("not written back")] * len(work)
+        by_source: dict[str, list[int]] = {}
+        for n, i in enumerate(work):
+            try:
+                i.tags = self._tag_request(i.loc, i.row, i.plan)
+                by_source.setdefault(i.loc.ref.source, []).append(n)
+            except Exception as exc:
+                out[n] = exc
+        for source, ns in by_source.items():
+            writeback = self.writebacks.get(source, LedgerOnly())
+            try:
+                applied = apply_each(writeback, [work[n].tags for n in ns])  # type: ignore[misc]
+            except (Retryable, Permanent) as exc:
+                applied = [exc] * len(ns)
+            for n, a in zip(ns, applied, strict=True):
+                out[n] = a
+        return out
 
     def _record_plain(self, outcomes: Sequence[tuple[LocationRow, MessageRow, Finish, MessageRow]], started: float,
                       out: dict[int, str | Exception]) -> None:
@@ -746,6 +779,7 @@ class _Item:
     journaled: bool  # its Plan's steps are journalled as intents before any CRM call
     created: dict[str, PartyRef] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
+    tags: TagRequest | None = None  # its primary copy's write-back
 
 
 def _steps(plan: Plan) -> list[str]:

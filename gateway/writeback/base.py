@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.errors import Retryable
 from gateway.sources.base import SourceRef
 
 
@@ -23,6 +24,33 @@ def tags_after(current: Set[str], add: Set[str], remove: Set[str]) -> frozenset[
     return (frozenset(current) | frozenset(add)) - frozenset(remove)
 
 
+@dataclass(frozen=True)
+class TagRequest:
+    """One copy's write-back: set `add`, clear `remove`, then move."""
+
+    ref: SourceRef
+    current: frozenset[str]
+    add: frozenset[str]
+    remove: frozenset[str]
+    move: str | None
+    message_id: str
+
+
+def apply_each(writeback: "Writeback", requests: Sequence[TagRequest]) -> list[Applied | Retryable]:
+    """Write back several copies: in one call where the write-back has `apply_many` (IMAP:
+    one STORE for many UIDs), else one by one; a failure is that copy's Retryable, in its place."""
+    many = getattr(writeback, "apply_many", None)
+    if many is not None and len(requests) > 1:
+        return list(many(requests))
+    out: list[Applied | Retryable] = []
+    for r in requests:
+        try:
+            out.append(writeback.apply(r.ref, r.current, r.add, r.remove, r.move, r.message_id))
+        except Retryable as exc:
+            out.append(exc)
+    return out
+
+
 class Writeback(Protocol):
     keeps_tags_in_mailbox: bool
 
@@ -30,6 +58,9 @@ class Writeback(Protocol):
               move: str | None, message_id: str) -> Applied:
         """Idempotent: set `add`, clear `remove`, then move. Raises Retryable when the mailbox
         cannot be reached. A message no longer at `ref` is looked up by `message_id`."""
+
+    # Optional: `apply_many(requests: Sequence[TagRequest]) -> list[Applied | Retryable]`, the
+    # same for several copies at once (see `apply_each`).
 
 
 class LedgerOnly:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Set
+from collections.abc import Sequence, Set
 from typing import TYPE_CHECKING, Any
 
 from imapclient import IMAPClient
@@ -20,7 +20,7 @@ from imapclient.exceptions import IMAPClientError
 from gateway.errors import GatewayError, Retryable
 from gateway.sources.base import SourceRef
 from gateway.sources.imap_conn import NETWORK_ERRORS, ServerInfo, close_quietly, connect, resolve_folder, server_folders
-from gateway.writeback.base import Applied, tags_after
+from gateway.writeback.base import Applied, TagRequest, tags_after
 from gateway.writeback.keywords import keywords_for
 
 if TYPE_CHECKING:
@@ -76,12 +76,44 @@ class ImapWriteback:
         with self._lock:
             try:
                 return self._apply(ref, current, add, remove, move, message_id)
-            except (GatewayError,) as exc:
-                self._drop()
-                raise Retryable(f"imap {self.source.name}: cannot tag {ref.label()}: {exc}") from exc
-            except (*NETWORK_ERRORS, IMAPClientError) as exc:
-                self._drop()
-                raise Retryable(f"imap {self.source.name}: cannot tag {ref.label()}: {exc}") from exc
+            except (GatewayError, *NETWORK_ERRORS, IMAPClientError) as exc:
+                raise self._lost(ref, exc) from exc
+
+    def apply_many(self, requests: Sequence[TagRequest]) -> list[Applied | Retryable]:
+        """`apply` for a batch: the copies that share a folder and the same tags get one UID
+        STORE for all of them; a copy that needs more (a move, or it is no longer at its UID)
+        is done on its own. A failure is that copy's Retryable, in its place."""
+        out: list[Applied | Retryable | None] = [None] * len(requests)
+        groups: dict[tuple[str, int, frozenset[str], frozenset[str]], list[int]] = {}
+        for n, r in enumerate(requests):
+            if not r.move and r.ref.item_key.isdigit():
+                groups.setdefault((r.ref.folder, r.ref.uidvalidity, frozenset(r.add), frozenset(r.remove)), []).append(n)
+        with self._lock:
+            for (folder, uidvalidity, add, remove), ns in groups.items():
+                if len(ns) < 2:
+                    continue
+                try:
+                    stored = self._store_uids(folder, uidvalidity, [int(requests[n].ref.item_key) for n in ns], add, remove)
+                except (GatewayError, *NETWORK_ERRORS, IMAPClientError) as exc:
+                    for n in ns:
+                        out[n] = self._lost(requests[n].ref, exc)
+                    continue
+                for n in ns:
+                    r = requests[n]
+                    if int(r.ref.item_key) in stored:
+                        out[n] = Applied(r.ref, tags_after(r.current, r.add, r.remove))
+            for n, r in enumerate(requests):
+                if out[n] is None:  # alone: a move, a copy that moved away, a group of one
+                    try:
+                        out[n] = self._apply(r.ref, r.current, r.add, r.remove, r.move, r.message_id)
+                    except (GatewayError, *NETWORK_ERRORS, IMAPClientError) as exc:
+                        out[n] = self._lost(r.ref, exc)
+        return out  # type: ignore[return-value]
+
+    def _lost(self, ref: SourceRef, exc: BaseException) -> Retryable:
+        """The connection failed: drop it (the next call connects again) and say so."""
+        self._drop()
+        return Retryable(f"imap {self.source.name}: cannot tag {ref.label()}: {exc}")
 
     def _apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
                move: str | None, message_id: str) -> Applied:
@@ -130,30 +162,45 @@ class ImapWriteback:
         return ref if self._store(ref, add, remove, selected=True) else None
 
     def _store(self, ref: SourceRef, add: Set[str], remove: Set[str], selected: bool = False) -> bool:
-        c = self._conn()
         if not selected:
             server = self._server(ref.folder)
             if server is None:
                 return False
             self._select(server)
         uid = int(ref.item_key)
+        return uid in self._store_selected([uid], add, remove)
+
+    def _store_uids(self, folder: str, uidvalidity: int, uids: list[int], add: Set[str], remove: Set[str]) -> set[int]:
+        """Set the tags on these UIDs of a folder; the UIDs the server confirmed (a UID that is
+        gone, or a folder recreated since, confirms none: those go one by one)."""
+        server = self._server(folder)
+        if server is None:
+            return set()
+        info = self._select(server)
+        if int(info[b"UIDVALIDITY"]) != uidvalidity:
+            return set()
+        return self._store_selected(uids, add, remove)
+
+    def _store_selected(self, uids: list[int], add: Set[str], remove: Set[str]) -> set[int]:
+        """STORE in the selected folder, one command for all the UIDs; the UIDs it confirmed."""
+        c = self._conn()
         mode = self._mode(self._select_info)
         replies: list[Any] = []
         if mode == "keywords":
             kw_add, kw_remove = keywords_for(add, self.overrides), keywords_for(remove, self.overrides)
             if kw_add:
-                replies.append(c.add_flags([uid], kw_add))
+                replies.append(c.add_flags(uids, kw_add))
             if kw_remove:
-                replies.append(c.remove_flags([uid], kw_remove))
+                replies.append(c.remove_flags(uids, kw_remove))
         elif mode == "labels":
             if add:
-                replies.append(c.add_gmail_labels([uid], sorted(add)))
+                replies.append(c.add_gmail_labels(uids, sorted(add)))
             if remove:
-                replies.append(c.remove_gmail_labels([uid], sorted(remove)))
+                replies.append(c.remove_gmail_labels(uids, sorted(remove)))
         if not replies:  # nothing to store (or nowhere to store it): is it still there?
-            replies.append(c.fetch([uid], ["UID"]))
-        # A STORE on a UID that is gone answers OK without a FETCH: the reply decides.
-        return all(r is not None and uid in r for r in replies)
+            replies.append(c.fetch(uids, ["UID"]))
+        # A STORE on a UID that is gone answers OK without a FETCH for it: the reply decides.
+        return {uid for uid in uids if all(r is not None and uid in r for r in replies)}
 
     def _find(self, message_id: str) -> SourceRef | None:
         """The copy the user moved: by Message-ID in the watched folders."""
