@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,24 +20,26 @@ from typing import Any
 from gateway import addresses
 from gateway.config import Config
 from gateway.context import Contexts
-from gateway.crm.base import PARTY_KINDS, Connector, PartyRef, attach_each
-from gateway.engine.model import EvalContext, Plan
+from gateway.crm.base import PARTY_KINDS, Connector, PartyRef
+from gateway.engine.model import Plan
 from gateway.engine.plan import evaluate
 from gateway.errors import Permanent, Retryable, UnparseableMessage
 from gateway.ledger import TERMINAL, Binding, Ledger, LocationRow, MessageRow
 from gateway.ledger_batch import Bind, Finish
 from gateway.locks import AddressLocks, KeyedLocks
-from gateway.engine.state import party_data_for
-from gateway.message import Address, Message, parse
+from gateway.message import Message, parse
 from gateway.records import email_record, plan_from_json, ref_from_json, ref_to_json
 from gateway.rulesholder import RulesHolder
 from gateway.spool import Spool
-from gateway.writeback.base import Applied, LedgerOnly, TagRequest, Writeback, apply_each
+from gateway.pipeline_batch import BatchPath
+from gateway.plan_steps import CRM_DONE, evaluated_note, steps_of, targets_of
+from gateway.pipeline_person import PersonActions
+from gateway.writeback.base import Applied, LedgerOnly, TagRequest, Writeback
 
 log = logging.getLogger("gateway.pipeline")
 
 
-class Pipeline:
+class Pipeline(BatchPath, PersonActions):
     def __init__(self, config: Config, ledger: Ledger, connector: Connector, rules: RulesHolder,
                  spool: Spool, writebacks: Mapping[str, Writeback] | None = None) -> None:
         self.config = config
@@ -206,11 +208,11 @@ class Pipeline:
                     if self.ledger.finish_many([finish])[0]:
                         self._finish_locations(after)
                     return after
-                steps = _steps(plan)
+                steps = steps_of(plan)
                 if self._needs_intents(plan):
                     # Intents first: a record created before a crash must be adopted as created.
                     # A message sent through the rules again keeps the results of its earlier run.
-                    journal = self.ledger.start_plan(row.id, plan.to_json(), steps, _evaluated(plan))
+                    journal = self.ledger.start_plan(row.id, plan.to_json(), steps, evaluated_note(plan))
                 else:
                     # The only CRM step is an idempotent attach: a crash before the end just
                     # evaluates again, so the Plan is stored with the final state (one commit less).
@@ -306,7 +308,7 @@ class Pipeline:
         state = "review" if review else ("done" if applied.ref is not None else "done_untagged")
         reason = (plan.review.reason if plan.review else plan.reason) if review else ""
         stored_plan = row.plan is not None or self._needs_intents(plan)
-        events_ = [] if stored_plan else [("processing", _evaluated(plan))]
+        events_ = [] if stored_plan else [("processing", evaluated_note(plan))]
         events_ += [("crm_done", "CRM work committed")] if results else []
         if applied.ref is None:
             events_.append(("done_untagged", f"{loc.ref.label()} is gone: {applied.note}"))
@@ -346,7 +348,7 @@ class Pipeline:
         adopt it as this step's result, so it is neither made twice nor counted as found."""
         created = self._creates(plan, journal, fresh, results)
         if plan.attach is not None and journal.get("attach") is None:
-            targets = _targets(plan, created)
+            targets = targets_of(plan, created)
             if targets:
                 self._step("attach:intent")
                 record = email_record(message, raw, plan.direction, with_attachments=plan.attach.attachments,
@@ -395,211 +397,6 @@ class Pipeline:
         else:
             found = self.crm.find(address, [kind, *(k for k in PARTY_KINDS if k != kind)])  # type: ignore[list-item]
         return found[0] if found else None
-
-    # ---- a batch of plain new messages --------------------------------------------------
-
-    def _process_plain(self, plain: Sequence[tuple[LocationRow, MessageRow, Message, bytes]], started: float,
-                       out: dict[int, str | Exception]) -> None:
-        """New messages, each claimed by its copy here, with their ledger and CRM writes shared:
-        the intents of the Plans with creates in one ledger transaction, the attaches in one
-        CRM transaction (where the connector can), the outcomes in one ledger transaction.
-
-        The journal protocol is the one-message path's, step for step, and that path takes
-        over wherever a batch cannot go on: a message whose evaluation fails, and every
-        message of an attach batch the CRM refuses (those with intents replay their journal,
-        the others are evaluated and attached again: attach is idempotent).
-
-        Outcomes are those of the messages one after the other: a mail whose sender or
-        recipients a Plan of the batch creates, or that replies to a mail of the batch, is
-        evaluated after that Plan has run (it finds the records)."""
-        def alone(i: _Item | None, loc: LocationRow, row: MessageRow, message: Message, raw: bytes,
-                  plan: Plan | None) -> None:
-            try:
-                after = self._process(loc, row, message, raw, evaluated=plan)
-                self._log(loc, after, started)
-                out[loc.id] = after.state
-            except Exception as exc:
-                out[loc.id] = exc
-
-        def replay(i: _Item) -> None:
-            """The journal has this Plan's intents: finish it the way a restart would."""
-            try:
-                if i.results:
-                    self._keep_partial(i.row, i.results)
-            except Exception as exc:
-                out[i.loc.id] = exc
-                return
-            alone(i, i.loc, i.row, i.message, i.raw, None)
-
-        later: list[tuple[LocationRow, MessageRow, Message, bytes]] = []
-        with self._message_locks.many([str(loc.message_pk) for loc, *_ in plain]):
-            nothing: list[tuple[LocationRow, MessageRow, Plan]] = []
-            work: list[_Item] = []
-            attaching: set[str] = set()  # Message-IDs of this batch whose attach is still to come
-            creating: set[str] = set()  # addresses and @domains the batch's Plans create records for
-            for loc, row, message, raw in plain:
-                ctx = self.contexts.for_ref(loc.ref, frozenset(loc.tags))
-                people = _participants(message, ctx)
-                if attaching.intersection(message.thread_ids) or creating.intersection(people):
-                    later.append((loc, row, message, raw))
-                    # and what depends on it waits too, so the order stays the one of the batch
-                    attaching.add(message.message_id)
-                    creating.update(people)
-                    continue
-                plan = None
-                if not message.headers_only and not (self.config.since and message.date.date() < self.config.since):
-                    try:
-                        plan = evaluate(message, ctx, self.rules.current, self.crm)
-                    except (Retryable, Permanent):
-                        plan = None  # the one-message path evaluates again and retries or quarantines
-                if plan is None:
-                    alone(None, loc, row, message, raw, None)
-                elif plan.outcome in ("ignored", "skipped"):
-                    nothing.append((loc, row, plan))
-                else:
-                    work.append(_Item(loc, row, message, raw, plan, self._needs_intents(plan)))
-                    attaching.add(message.message_id)
-                    creating.update(_creates_for(plan))
-            work = self._start_plans(work, alone, replay, out)
-            if not self._attach_plain(work):  # the CRM refused the batch: each mail on its own finds out why
-                for i in work:
-                    if i.journaled:
-                        replay(i)
-                    else:
-                        alone(i, i.loc, i.row, i.message, i.raw, i.plan)
-                work = []
-            outcomes: list[tuple[LocationRow, MessageRow, Finish, MessageRow]] = []
-            for loc, row, plan in nothing:
-                outcomes.append((loc, row, *self._nothing_to_do(loc, row, plan)))
-            for i, applied in zip(work, self._tag_plain(work), strict=True):
-                try:
-                    if isinstance(applied, Exception):
-                        raise applied
-                    outcomes.append((i.loc, i.row, *self._tagged(i.loc, i.row, i.plan, i.results, i.tags, applied)))
-                except (Retryable, Permanent) as exc:
-                    try:
-                        self._failed(i.row, i.plan, i.results, exc, crm_complete=True, reached_crm_done=False)
-                        out[i.loc.id] = self.ledger.message(i.row.id).state
-                    except Exception as failure:
-                        out[i.loc.id] = failure
-            self._record_plain(outcomes, started, out)
-        if later:
-            self._process_plain(later, started, out)
-
-    def _start_plans(self, work: list[_Item], alone: Callable[..., None], replay: Callable[[_Item], None],
-                     out: dict[int, str | Exception]) -> list[_Item]:
-        """Journal the intents of the Plans that need them (one transaction), then run their
-        creates; returns the messages that go on to the attach."""
-        journaled = [i for i in work if i.journaled]
-        if not journaled:
-            return work
-        try:
-            journals = self.ledger.start_plan_many([(i.row.id, i.plan.to_json(), _steps(i.plan), _evaluated(i.plan))
-                                                    for i in journaled])
-        except Exception:  # nothing was stored (one transaction): each message on its own
-            for i in journaled:
-                alone(i, i.loc, i.row, i.message, i.raw, i.plan)
-            return [i for i in work if not i.journaled]
-        going_on: list[_Item] = []
-        for i in work:
-            if not i.journaled:
-                going_on.append(i)
-                continue
-            journal = journals[journaled.index(i)]
-            i.row = replace(i.row, state="processing", plan=i.plan.to_json())
-            if any(v is not None for v in journal.values()):  # results of an earlier run: adopt them
-                replay(i)
-                continue
-            try:
-                i.created = self._creates(i.plan, journal, True, i.results)
-                going_on.append(i)
-            except (Retryable, Permanent) as exc:
-                try:
-                    self._failed(i.row, i.plan, i.results, exc, crm_complete=False, reached_crm_done=False)
-                    out[i.loc.id] = self.ledger.message(i.row.id).state
-                except Exception as failure:
-                    out[i.loc.id] = failure
-        return going_on
-
-    def _attach_plain(self, work: Sequence[_Item]) -> bool:
-        """Attach the batch's mails (one CRM transaction where the connector can); each one's
-        journal result goes into its `results`. False when the CRM refused."""
-        items, slots = [], []
-        for i in work:
-            targets = _targets(i.plan, i.created)
-            if i.plan.attach is not None and targets:
-                items.append((targets, email_record(i.message, i.raw, i.plan.direction,
-                                                    with_attachments=i.plan.attach.attachments,
-                                                    owner=self.contexts.for_ref(i.loc.ref).crm_user)))
-                slots.append(i)
-        if not items:
-            return True
-        self._step("attach:intent")
-        try:
-            if self._hint_attach:  # every one of them is a first attempt: its intent was just journalled
-                emails = [self.crm.attach(targets, record, first_attempt=True) for targets, record in items]
-            else:
-                emails = attach_each(self.crm, items)
-        except (Retryable, Permanent) as exc:
-            log.info("batch of %d attaches refused (%s); attaching one by one", len(items), exc)
-            return False
-        self._step("attach:called")
-        for i, (targets, _), email in zip(slots, items, emails, strict=True):
-            i.results["attach"] = {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]}
-        self._step("attach:result")
-        return True
-
-    def _tag_plain(self, work: Sequence[_Item]) -> list[Applied | Exception]:
-        """Write back the tags of the batch's copies, several at once per source where its
-        write-back can (IMAP: one STORE for many UIDs); each copy's result, or its failure."""
-        self._step("crm_done")
-        out: list[Applied | Exception] = [Retryable("not written back")] * len(work)
-        by_source: dict[str, list[int]] = {}
-        for n, i in enumerate(work):
-            try:
-                i.tags = self._tag_request(i.loc, i.row, i.plan)
-                by_source.setdefault(i.loc.ref.source, []).append(n)
-            except Exception as exc:
-                out[n] = exc
-        for source, ns in by_source.items():
-            writeback = self.writebacks.get(source, LedgerOnly())
-            try:
-                applied = apply_each(writeback, [work[n].tags for n in ns])  # type: ignore[misc]
-            except (Retryable, Permanent) as exc:
-                applied = [exc] * len(ns)
-            for n, a in zip(ns, applied, strict=True):
-                out[n] = a
-        return out
-
-    def _record_plain(self, outcomes: Sequence[tuple[LocationRow, MessageRow, Finish, MessageRow]], started: float,
-                      out: dict[int, str | Exception]) -> None:
-        """The batch's outcomes in one ledger transaction (one by one if that fails), then tag
-        the copies waiting for them."""
-        if not outcomes:
-            return
-        try:
-            waiting: list[list[int] | Exception] = list(self.ledger.finish_many([f for _, _, f, _ in outcomes]))
-        except Exception:
-            waiting = []
-            for _, _, finish, _ in outcomes:
-                try:
-                    waiting.append(self.ledger.finish_many([finish])[0])
-                except Exception as exc:  # the caller retries it: attach is idempotent, tags too
-                    waiting.append(exc)
-        for (loc, row, _, after), copies in zip(outcomes, waiting, strict=True):
-            if isinstance(copies, Exception):
-                out[loc.id] = copies
-                continue
-            try:
-                if after.state in ("ignored", "skipped"):
-                    if copies:
-                        self._finish_locations(after)
-                else:
-                    self._recorded(loc, row, after, copies)
-                self._log(loc, after, started)
-                out[loc.id] = after.state
-            except Exception as exc:
-                out[loc.id] = exc
 
     # ---- copies and write-back ----------------------------------------------------------
 
@@ -668,67 +465,6 @@ class Pipeline:
                 for loc in self.ledger.locations_of(row.id):
                     self.spool.discard(loc.spool_path)
 
-    # ---- a person decides: review resolve / create, quarantine retry, reprocess ----------
-
-    def reopen(self, message_pk: int, state: str = "received") -> int:
-        """Send a message through the current rules again; returns its primary location."""
-        locs = self.ledger.locations_of(message_pk)
-        if not locs:
-            raise Permanent(f"message {message_pk} has no location left")
-        return self.ledger.reopen(message_pk, state)
-
-    def resolve(self, message_pk: int, to: list[PartyRef] | None = None, create_kind: str | None = None) -> str:
-        """Attach a message in review to the records a person picked (or creates), then tag it."""
-        row = self.ledger.message(message_pk)
-        if row.state != "review":
-            raise Permanent(f"message {message_pk} is {row.state}, not in review")
-        with self._message_locks(str(message_pk)):
-            raw = self._read(row.spool_path)
-            message = self._parse(raw, row.created_at)
-            plan = plan_from_json(row.plan) if row.plan else None
-            direction = plan.direction if plan else "inbound"
-            targets = list(to or [])
-            loc = self.ledger.location(row.primary_location or self.ledger.locations_of(message_pk)[0].id)
-            crm_user = self.contexts.for_ref(loc.ref).crm_user
-            if create_kind:
-                wanted = [a for a, _ in plan.review.candidates] if plan and plan.review and plan.review.candidates else []
-                wanted = wanted or list(plan.counterparts if plan else ()) or [a.address for a in message.from_[:1]]
-                for address in wanted:
-                    step = f"review:create:{create_kind}:{addresses.key(address)}"
-                    journal = self.ledger.journal(message_pk)
-                    if journal.get(step) is not None:
-                        targets.append(ref_from_json(journal[step]))
-                        continue
-                    with self._address_locks(addresses.key(address)):
-                        # After a crash (intent, no result) or a race with a worker: adopt.
-                        existing = self._lookup(create_kind, address) if step in journal else None
-                        self.ledger.intent(message_pk, step)
-                        if existing is None:
-                            who = next((a for a in (*message.from_, *message.to, *message.cc)
-                                        if a.key == addresses.key(address)), Address("", address))
-                            data = party_data_for(create_kind, who, owner=crm_user,
-                                                  freemail=who.domain in self.config.freemail)
-                            existing = self.crm.create(create_kind, data)  # type: ignore[arg-type]
-                    self.ledger.result(message_pk, step, ref_to_json(existing, created=True))
-                    targets.append(existing)
-            if not targets:
-                raise Permanent("nothing to attach to: give --to KIND:ID or --kind")
-            record = email_record(message, raw, direction, owner=crm_user)
-            self.ledger.intent(message_pk, "review:attach")
-            email = self.crm.attach(targets, record)
-            self.ledger.result(message_pk, "review:attach", {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]})
-            # From here the message is done as far as the CRM goes: if tagging fails or the process
-            # dies, a retry replays this done Plan and only tags (CRM_DONE), never review again.
-            done_plan = replace(plan, outcome="done", review=None) if plan else None
-            self.ledger.intent(message_pk, CRM_DONE)
-            self.ledger.result(message_pk, CRM_DONE, True)
-            self.ledger.set_state(message_pk, "crm_done", plan=done_plan.to_json() if done_plan else None,
-                                  event_detail="resolved by a person: " + ", ".join(t.label() for t in targets))
-            for loc in self.ledger.locations_of(message_pk):
-                self.ledger.take_location(loc.id, ["applied", "untagged", "none"], "waiting")
-            self._finish_locations(self.ledger.message(message_pk), final_state="done")
-        return self.ledger.message(message_pk).state
-
     # ---- failure ------------------------------------------------------------------------
 
     def _retry(self, row: MessageRow, reason: str, retry_after: float | None, *, never_quarantine: bool,
@@ -764,60 +500,6 @@ class Pipeline:
             "ms": round((time.monotonic() - started) * 1000, 1)}})
 
 
-CRM_DONE = "crm_done"  # journal mark: every CRM step of the Plan is done
-
-
-@dataclass
-class _Item:
-    """A new message of a batch on its way through `_process_plain`."""
-
-    loc: LocationRow
-    row: MessageRow
-    message: Message
-    raw: bytes
-    plan: Plan
-    journaled: bool  # its Plan's steps are journalled as intents before any CRM call
-    created: dict[str, PartyRef] = field(default_factory=dict)
-    results: dict[str, Any] = field(default_factory=dict)
-    tags: TagRequest | None = None  # its primary copy's write-back
-
-
-def _steps(plan: Plan) -> list[str]:
-    return [c.key for c in plan.creates] + (["attach"] if plan.attach is not None else [])
-
-
-def _participants(message: Message, ctx: EvalContext) -> set[str]:
-    """The message's address keys and their @domains, but for the mailbox owners, intake and
-    internal addresses (never created): what a create in its batch may concern."""
-    protected = {addresses.key(a) for a in (*ctx.owners, *ctx.intake_addresses)}
-    keys = {a.key for a in (*message.from_, *message.sender, *message.to, *message.cc, *message.bcc, *message.reply_to)
-            if a.key not in protected and not any(addresses.in_domain(a.address, d) for d in ctx.internal_domains)}
-    return keys | {"@" + k.rpartition("@")[2] for k in keys}
-
-
-def _creates_for(plan: Plan) -> set[str]:
-    """The addresses (persons) and @domains (accounts) the Plan creates records for."""
-    out: set[str] = set()
-    for pc in plan.creates:
-        if pc.kind == "account":
-            out.add("@" + (pc.address.rpartition("@")[2] or pc.address).strip().lower())
-        else:
-            out.add(addresses.key(pc.address))
-    return out
-
-
-def _targets(plan: Plan, created: Mapping[str, PartyRef]) -> list[PartyRef]:
-    """The records the Plan attaches the mail to, once each: found ones and those it created."""
-    targets: list[PartyRef] = []
-    for t in plan.attach.targets if plan.attach is not None else ():
-        ref = t.ref or created.get(t.create_key or "")
-        if ref is not None and all((ref.kind, ref.id) != (x.kind, x.id) for x in targets):
-            targets.append(ref)
-    return targets
-
-
-def _evaluated(plan: Plan) -> str:
-    return "evaluated: " + (", ".join(plan.touched) or "no rule touched it")
 
 
 def _crash_hook() -> Callable[[str], None] | None:

@@ -61,7 +61,9 @@ def plan_from_json(d: dict[str, Any]) -> Plan:
 
 def email_record(message: Message, raw: bytes, direction: str, *, with_attachments: bool = True,
                  owner: str = "") -> EmailRecord:
+    """The CRM's record of a mail. `raw`: the bytes `message` was parsed from."""
     first_from = message.from_[0] if message.from_ else None
+    verified = len(raw) == message.raw_size and not message.headers_only
     return EmailRecord(
         message_id=message.message_id, content_hash=message.content_hash, subject=message.subject,
         from_address=first_from.address if first_from else "", from_name=first_from.name if first_from else "",
@@ -70,7 +72,9 @@ def email_record(message: Message, raw: bytes, direction: str, *, with_attachmen
         text=message.text, html=message.html, raw=raw,
         attachments=tuple(AttachmentData(a.filename, a.content_type, a.size, a.sha256, a.payload)
                           for a in message.attachments) if with_attachments else (),
-        in_reply_to=message.in_reply_to, references=message.references, owner=owner)
+        in_reply_to=message.in_reply_to, references=message.references, owner=owner,
+        # the parser hashed `raw` and every payload itself: the CRM need not hash them again
+        raw_sha256=message.raw_sha256 if verified else "", hashes_verified=verified)
 
 
 def iso(dt: datetime | None) -> str | None:

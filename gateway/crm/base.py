@@ -81,6 +81,10 @@ class EmailRecord:
     in_reply_to: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     owner: str = ""
+    raw_sha256: str = ""  # of `raw`
+    # The sha256 values were computed by the gateway from these very bytes (`raw`, each
+    # payload): a connector may use them as they are. Else they are hints from upstream.
+    hashes_verified: bool = False
 
 
 @dataclass(frozen=True)

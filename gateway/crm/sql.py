@@ -369,7 +369,7 @@ class SqlConnector:
         mid = _clean(mail.message_id)
         # the blobs this mail may need: its .eml, and its attachments by their upstream hashes
         # (an attachment whose blob is stored already is neither hashed nor sent)
-        eml_sha = _sha256(mail.raw) if mail.raw else None
+        eml_sha = (mail.raw_sha256 if mail.hashes_verified and mail.raw_sha256 else _sha256(mail.raw)) if mail.raw else None
         shas = {a.sha256 for a in mail.attachments if a.payload and a.sha256} | ({eml_sha} if eml_sha else set())
         params: dict[str, Any] = {"mid": mid, "h": mail.content_hash}
         if shas:
@@ -416,7 +416,8 @@ class SqlConnector:
             sha = a.sha256
             if a.payload and not (sha and sha in stored):
                 # keyed by the bytes themselves: a wrong hash from upstream must not alias a blob
-                sha = _sha256(a.payload)
+                # (the gateway's own parser hashed them: `hashes_verified`)
+                sha = sha if mail.hashes_verified and sha else _sha256(a.payload)
                 if sha not in stored:
                     blobs.setdefault(sha, a.payload)
             files_sha.append(sha)

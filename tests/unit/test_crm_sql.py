@@ -274,6 +274,28 @@ def test_wrong_upstream_hash_does_not_alias_a_blob(crm: SqlConnector) -> None:
     assert [crm.attachment_bytes(a["sha256"]) for a in e["attachments"]] == [b"alpha", b"beta"]
 
 
+def test_a_record_from_the_parser_carries_hashes_the_crm_stores_under(crm: SqlConnector) -> None:
+    """The gateway's parser hashed the raw bytes and each payload: the record says so, and the
+    blobs are stored under those hashes, which are the bytes' own."""
+    import hashlib
+
+    from gateway.message import parse
+    from gateway.records import email_record
+    from tests.mail import make_mail as client_mail
+
+    raw = client_mail(attachments=[("a.pdf", "application/pdf", b"%PDF" + bytes(range(256)) * 50)])
+    record = email_record(parse(raw), raw, "inbound")
+    assert record.hashes_verified and record.raw_sha256 == hashlib.sha256(raw).hexdigest()
+    assert not email_record(parse(raw), raw + b"\n", "inbound").hashes_verified  # not the parsed bytes
+    ann = crm.create("contact", person("contact", "ann@acme.example"))
+    crm.attach([ann], record)
+    [e] = crm.dump()["emails"]
+    [a] = e["attachments"]
+    stored = crm.attachment_bytes(a["sha256"])
+    assert stored is not None and hashlib.sha256(stored).hexdigest() == a["sha256"]
+    assert crm.attachment_bytes(record.raw_sha256) == raw
+
+
 def test_nul_characters_do_not_fail_the_mail(crm: SqlConnector) -> None:
     ann = crm.create("contact", person("contact", "ann@acme.example"))
     crm.attach([ann], make_mail(body="bad\x00byte", subject="s\x00"))
