@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -69,10 +70,10 @@ class Pipeline(BatchPath, PersonActions):
         """`handle` for several copies at once: location → state, or the exception that copy
         met (the caller retries it; every step before it is in the journal).
 
-        New copies are claimed in one ledger transaction. New messages whose Plan needs no
-        journal intents (an idempotent attach, or nothing to write) then share one CRM
-        transaction and one ledger transaction for their outcomes (`_process_plain`); every
-        other copy goes through the one-message path. A batch of one is the same code."""
+        New copies are claimed in one ledger transaction. New messages whose Plans can share
+        them go through one set of ledger and CRM transactions (`_process_plain`); every other
+        copy takes the one-message path. A batch of one is the same code. At most
+        BATCH_BYTES of mail are parsed and held at once: a batch of big mails goes in parts."""
         started = time.monotonic()
         out: dict[int, str | Exception] = {}
         locs: list[LocationRow] = []
@@ -81,15 +82,24 @@ class Pipeline(BatchPath, PersonActions):
                 locs.append(loc or self.ledger.location(pk))
             except Exception as exc:
                 out[pk] = exc
+        for loc in locs:
+            if loc.message_pk is not None:  # linked before: a retry, a replay, a copy's second visit
+                try:
+                    out[loc.id] = self._handle_bound(loc, None, None, None, started)
+                except Exception as exc:
+                    out[loc.id] = exc
+        for part in _by_size([loc for loc in locs if loc.message_pk is None], BATCH_BYTES):
+            self._handle_new(part, started, out)
+        return out
+
+    def _handle_new(self, fresh: Sequence[LocationRow], started: float, out: dict[int, str | Exception]) -> None:
+        """New copies: parse and claim them together, then the CRM work of those they claimed."""
         bound: list[tuple[LocationRow, MessageRow | None, Message | None, bytes | None]] = []
-        fresh = [loc for loc in locs if loc.message_pk is None]
-        if fresh:
-            try:
-                for loc, message, raw, binding in self._bind_many(fresh, out):
-                    bound.append((replace(loc, message_pk=binding.message_pk), binding.row, message, raw))
-            except Exception as exc:
-                out.update((loc.id, exc) for loc in fresh if loc.id not in out)
-        bound += [(loc, None, None, None) for loc in locs if loc.message_pk is not None]
+        try:
+            for loc, message, raw, binding in self._bind_many(fresh, out):
+                bound.append((replace(loc, message_pk=binding.message_pk), binding.row, message, raw))
+        except Exception as exc:
+            out.update((loc.id, exc) for loc in fresh if loc.id not in out)
         plain = []
         for loc, row, message, raw in bound:
             if row is not None and message is not None and row.primary_location == loc.id and row.state == "received":
@@ -101,7 +111,6 @@ class Pipeline(BatchPath, PersonActions):
                 out[loc.id] = exc
         if plain:
             self._process_plain(plain, started, out)
-        return out
 
     def _handle_bound(self, loc: LocationRow, row: MessageRow | None, message: Message | None, raw: bytes | None,
                       started: float) -> str:
@@ -500,6 +509,28 @@ class Pipeline(BatchPath, PersonActions):
             "ms": round((time.monotonic() - started) * 1000, 1)}})
 
 
+
+
+# Raw bytes a batch parses and holds at once (the parsed form needs about as much again): a
+# batch of big mails is handled in parts, one mail alone when it is bigger than this.
+BATCH_BYTES = 32 * 1024 * 1024
+
+
+def _by_size(locs: Sequence[LocationRow], budget: int) -> list[list[LocationRow]]:
+    """Consecutive parts of `locs` whose spooled files add up to at most `budget` bytes each."""
+    parts: list[list[LocationRow]] = []
+    size = 0
+    for loc in locs:
+        try:
+            n = os.path.getsize(loc.spool_path) if loc.spool_path else 0
+        except OSError:
+            n = 0  # gone: the parse step says so
+        if not parts or (parts[-1] and size + n > budget):
+            parts.append([])
+            size = 0
+        parts[-1].append(loc)
+        size += n
+    return parts
 
 
 def _crash_hook() -> Callable[[str], None] | None:

@@ -95,3 +95,43 @@ def test_a_batch_the_crm_refuses_is_attached_one_message_at_a_time(make_home, er
     assert len(dump["leads"]) == 6
     assert all(len(e["links"]) == 1 for e in dump["emails"])
     assert home.location_tags("CRM sync") == [["CRM sync", "Synced"]] * 6
+
+
+def test_a_batch_of_big_mails_is_parsed_in_parts_with_the_same_outcome(make_home, monkeypatch):
+    import gateway.pipeline as pipeline
+
+    parts: list[int] = []
+    by_size = pipeline._by_size
+
+    def recorded(locs, budget):  # type: ignore[no-untyped-def]
+        out = by_size(locs, budget)
+        parts.extend(len(p) for p in out)
+        return out
+
+    monkeypatch.setattr(pipeline, "BATCH_BYTES", 1)  # every one of these mails is "big"
+    monkeypatch.setattr(pipeline, "_by_size", recorded)
+    one_by_one = make_home(extra={"workers": 1, "batch": 1})
+    in_parts = make_home(extra={"workers": 1, "batch": 64})
+    for home in (one_by_one, in_parts):
+        _mixed_mailbox(home)
+    assert one_by_one.run_once() == in_parts.run_once() == {"done": 7, "review": 1, "skipped": 1}
+    assert _view(in_parts) == _view(one_by_one)
+    assert max(parts) == 1 and len(parts) >= 10  # each new copy parsed alone
+
+
+def test_parts_by_size_keep_the_order_and_put_a_big_mail_alone(tmp_path):
+    from dataclasses import replace
+
+    from gateway.ledger import LocationRow
+    from gateway.pipeline import _by_size
+    from gateway.sources.base import SourceRef
+
+    def loc(n: int, size: int) -> LocationRow:
+        path = tmp_path / f"{n}.eml"
+        path.write_bytes(b"x" * size)
+        return LocationRow(n, None, SourceRef("s", "a", "f", str(n)), "new", str(path), None, (), (), None, (), None)  # type: ignore[arg-type]
+
+    locs = [loc(1, 400), loc(2, 500), loc(3, 5000), loc(4, 100), loc(5, 950)]
+    assert [[l.id for l in p] for p in _by_size(locs, 1000)] == [[1, 2], [3], [4], [5]]
+    gone = replace(loc(6, 10), spool_path=str(tmp_path / "missing.eml"))
+    assert [[l.id for l in p] for p in _by_size([*locs[:2], gone], 1000)] == [[1, 2, 6]]
