@@ -9,6 +9,7 @@ with a batch of one: there is a single implementation of each write.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,9 @@ class Bind:
 
     @property
     def identity(self) -> str:
+        if len(self.message_id) > MESSAGE_ID_MAX:  # hostile: a hash of it names the mail as well
+            digest = hashlib.sha256(self.message_id.encode("utf-8", "surrogatepass")).hexdigest()
+            return f"<sha256:{digest}>|{self.content_hash}"
         return f"{self.message_id}|{self.content_hash}"
 
 
@@ -64,6 +68,7 @@ class Finish:
 
 
 _CHUNK = 500  # bound parameters per IN (…): well under SQLite's and PostgreSQL's limits
+MESSAGE_ID_MAX = 500  # the ledger's column; a longer Message-ID is kept cut, its identity hashed
 
 
 def _chunks(values: list[Any]) -> Iterable[list[Any]]:
@@ -89,11 +94,14 @@ def bind_many(ledger: "Ledger", items: Sequence[Bind]) -> list["Binding"]:
                 locations.c.id.in_(chunk), locations.c.message_pk.is_not(None))).all())
         fresh = [b for b in items if b.location_pk not in linked]
         if fresh:
+            # In identity order (stable: of two copies in the batch the first is the primary), so
+            # two processes claiming the same mails lock their rows in one order, never a cycle.
             c.execute(_insert_ignore(c, messages), [
-                {"identity": b.identity, "message_id": b.message_id, "content_hash": b.content_hash, "state": b.state,
+                {"identity": b.identity, "message_id": b.message_id[:MESSAGE_ID_MAX], "content_hash": b.content_hash,
+                 "state": b.state,
                  "reason": b.reason, "attempts": 0, "spool_path": b.spool_path, "primary_location": b.location_pk,
                  "subject": b.subject[:500], "from_address": b.from_address[:320], "size": b.size,
-                 "created_at": t, "updated_at": t} for b in fresh])
+                 "created_at": t, "updated_at": t} for b in sorted(fresh, key=lambda b: b.identity)])
         holders: dict[str, Any] = {}
         for chunk in _chunks(sorted({b.identity for b in fresh})):
             for r in c.execute(select(messages.c.id, messages.c.identity, messages.c.primary_location,
@@ -106,7 +114,7 @@ def bind_many(ledger: "Ledger", items: Sequence[Bind]) -> list["Binding"]:
             if held.primary_location == b.location_pk:
                 address_rows += [{"message_pk": held.id, "address_key": k} for k in sorted({a[:320] for a in b.addresses if a})]
                 out[b.location_pk] = Binding(held.id, True, b.state, MessageRow(
-                    id=held.id, identity=b.identity, message_id=b.message_id, content_hash=b.content_hash,
+                    id=held.id, identity=b.identity, message_id=b.message_id[:MESSAGE_ID_MAX], content_hash=b.content_hash,
                     state=b.state, reason=b.reason, attempts=0, next_attempt_at=None, spool_path=b.spool_path,
                     primary_location=b.location_pk, subject=b.subject[:500], from_address=b.from_address[:320],
                     size=b.size, plan=None, created_at=t, updated_at=t))

@@ -100,17 +100,18 @@ class Pipeline(BatchPath, PersonActions):
                 bound.append((replace(loc, message_pk=binding.message_pk), binding.row, message, raw))
         except Exception as exc:
             out.update((loc.id, exc) for loc in fresh if loc.id not in out)
-        plain = []
-        for loc, row, message, raw in bound:
-            if row is not None and message is not None and row.primary_location == loc.id and row.state == "received":
-                plain.append((loc, row, message, raw))
-                continue
-            try:
-                out[loc.id] = self._handle_bound(loc, row, message, raw, started)
-            except Exception as exc:
-                out[loc.id] = exc
+        plain = [(loc, row, message, raw) for loc, row, message, raw in bound
+                 if row is not None and message is not None and row.primary_location == loc.id and row.state == "received"]
         if plain:
-            self._process_plain(plain, started, out)
+            self._process_plain(plain, started, out)  # type: ignore[arg-type]
+        # Then the copies: a copy of a mail claimed in this batch is evaluated after its
+        # primary's CRM work, and tagged at once, as one after the other would.
+        for loc, row, message, raw in bound:
+            if loc.id not in out:
+                try:
+                    out[loc.id] = self._handle_bound(loc, row, message, raw, started)
+                except Exception as exc:
+                    out[loc.id] = exc
 
     def _handle_bound(self, loc: LocationRow, row: MessageRow | None, message: Message | None, raw: bytes | None,
                       started: float) -> str:
@@ -170,8 +171,24 @@ class Pipeline(BatchPath, PersonActions):
             binds.append(Bind(loc.id, message.message_id, message.content_hash, subject=message.subject,
                               from_address=message.from_[0].address if message.from_ else "", size=message.raw_size,
                               addresses=keys, spool_path=loc.spool_path, state="received", label=loc.ref.label()))
-        bindings = self.ledger.bind_many(binds) if binds else []
-        return [(loc, message, raw, binding) for (loc, message, raw), binding in zip(parsed, bindings, strict=True)]
+        try:
+            bindings: list[Binding | Exception] = list(self.ledger.bind_many(binds)) if binds else []
+        except Exception:
+            if len(binds) < 2:
+                raise
+            bindings = []  # one claim the ledger refuses must not hold back the others
+            for b in binds:
+                try:
+                    bindings.append(self.ledger.bind_many([b])[0])
+                except Exception as exc:
+                    bindings.append(exc)
+        bound = []
+        for (loc, message, raw), binding in zip(parsed, bindings, strict=True):
+            if isinstance(binding, Exception):
+                out[loc.id] = binding
+            else:
+                bound.append((loc, message, raw, binding))
+        return bound
 
     def _quarantine_unparseable(self, loc: LocationRow, raw: bytes | None, exc: Exception) -> None:
         raw_hash = hashlib.sha256(raw).hexdigest() if raw is not None else hashlib.sha256(loc.ref.label().encode()).hexdigest()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway import addresses
 from gateway.crm.base import PartyRef, attach_each
-from gateway.engine.model import EvalContext, Plan
+from gateway.engine.model import Plan
 from gateway.engine.plan import evaluate
 from gateway.errors import Permanent, Retryable
 from gateway.ledger import LocationRow, MessageRow
@@ -40,9 +40,10 @@ class BatchPath:
         message of an attach batch the CRM refuses (those with intents replay their journal,
         the others are evaluated and attached again: attach is idempotent).
 
-        Outcomes are those of the messages one after the other: a mail whose sender or
-        recipients a Plan of the batch creates, or that replies to a mail of the batch, is
-        evaluated after that Plan has run (it finds the records)."""
+        Outcomes are those of the messages one after the other: a mail whose rules looked up
+        a person, domain or thread that a mail before it in the batch creates or attaches is
+        evaluated again after that (`_Lookups`); the one-message path runs after the batch's
+        CRM work."""
         def alone(i: _Item | None, loc: LocationRow, row: MessageRow, message: Message, raw: bytes,
                   plan: Plan | None) -> None:
             try:
@@ -63,28 +64,32 @@ class BatchPath:
             alone(i, i.loc, i.row, i.message, i.raw, None)
 
         later: list[tuple[LocationRow, MessageRow, Message, bytes]] = []
+        solo: list[tuple[LocationRow, MessageRow, Message, bytes]] = []
         with self._message_locks.many([str(loc.message_pk) for loc, *_ in plain]):
             nothing: list[tuple[LocationRow, MessageRow, Plan]] = []
             work: list[_Item] = []
             attaching: set[str] = set()  # Message-IDs of this batch whose attach is still to come
             creating: set[str] = set()  # addresses and @domains the batch's Plans create records for
             for loc, row, message, raw in plain:
-                ctx = self.contexts.for_ref(loc.ref, frozenset(loc.tags))
-                people = _participants(message, ctx)
-                if attaching.intersection(message.thread_ids) or creating.intersection(people):
-                    later.append((loc, row, message, raw))
-                    # and what depends on it waits too, so the order stays the one of the batch
-                    attaching.add(message.message_id)
-                    creating.update(people)
+                if message.headers_only or (self.config.since and message.date.date() < self.config.since):
+                    solo.append((loc, row, message, raw))  # the one-message path says why
                     continue
-                plan = None
-                if not message.headers_only and not (self.config.since and message.date.date() < self.config.since):
-                    try:
-                        plan = evaluate(message, ctx, self.rules.current, self.crm)
-                    except (Retryable, Permanent):
-                        plan = None  # the one-message path evaluates again and retries or quarantines
+                looked = _Lookups(self.crm)
+                try:
+                    plan: Plan | None = evaluate(message, self.contexts.for_ref(loc.ref, frozenset(loc.tags)),
+                                                 self.rules.current, looked)  # type: ignore[arg-type]
+                except Exception:
+                    plan = None  # the one-message path evaluates again, then retries or quarantines
+                if looked.ids & attaching or looked.keys & creating:
+                    # It looked up a person, domain or thread that a mail before it in this batch
+                    # is about to create or attach: evaluated again once that is done. What
+                    # depends on it waits too, so the order stays the one of the batch.
+                    later.append((loc, row, message, raw))
+                    attaching.add(message.message_id)
+                    creating.update(looked.keys)
+                    continue
                 if plan is None:
-                    alone(None, loc, row, message, raw, None)
+                    solo.append((loc, row, message, raw))
                 elif plan.outcome in ("ignored", "skipped"):
                     nothing.append((loc, row, plan))
                 else:
@@ -110,6 +115,8 @@ class BatchPath:
                 except (Retryable, Permanent) as exc:
                     self._item_failed(i, exc, out, crm_complete=True)
             self._record_plain(outcomes, started, out)
+            for loc, row, message, raw in solo:  # after the batch's CRM work, as one after the other
+                alone(None, loc, row, message, raw, None)
         if later:
             self._process_plain(later, started, out)
 
@@ -195,13 +202,17 @@ class BatchPath:
                 i.tags = self._tag_request(i.loc, i.row, i.plan)
                 by_source.setdefault(i.loc.ref.source, []).append(n)
             except Exception as exc:
-                out[n] = exc
+                out[n] = exc if isinstance(exc, (Retryable, Permanent)) else Retryable(f"{type(exc).__name__}: {exc}")
         for source, ns in by_source.items():
             writeback = self.writebacks.get(source, LedgerOnly())
             try:
                 applied = apply_each(writeback, [work[n].tags for n in ns])  # type: ignore[misc]
-            except (Retryable, Permanent) as exc:
-                applied = [exc] * len(ns)
+            except Exception as exc:  # the CRM work is done: whatever failed here, tagging is retried
+                failure = exc if isinstance(exc, (Retryable, Permanent)) else Retryable(
+                    f"write-back failed: {type(exc).__name__}: {exc}")
+                if failure is not exc:
+                    log.exception("write-back of %d copies failed", len(ns))
+                applied = [failure] * len(ns)
             for n, a in zip(ns, applied, strict=True):
                 out[n] = a
         return out
@@ -252,21 +263,38 @@ class _Item:
     tags: TagRequest | None = None  # its primary copy's write-back
 
 
-def _participants(message: Message, ctx: EvalContext) -> set[str]:
-    """The message's address keys and their @domains, but for the mailbox owners, intake and
-    internal addresses (never created): what a create in its batch may concern."""
-    protected = {addresses.key(a) for a in (*ctx.owners, *ctx.intake_addresses)}
-    keys = {a.key for a in (*message.from_, *message.sender, *message.to, *message.cc, *message.bcc, *message.reply_to)
-            if a.key not in protected and not any(addresses.in_domain(a.address, d) for d in ctx.internal_domains)}
-    return keys | {"@" + k.rpartition("@")[2] for k in keys}
+class _Lookups:
+    """The CRM as the rules of one evaluation see it, noting what they look up (persons by
+    address, accounts by domain, threads by Message-ID): a mail that looked up what a mail
+    before it in its batch is about to create or attach is evaluated again after that."""
+
+    def __init__(self, crm: Any) -> None:
+        self._crm = crm
+        self.keys: set[str] = set()  # address keys and @domains
+        self.ids: set[str] = set()  # Message-IDs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._crm, name)
+
+    def find(self, address: str, kinds: Sequence[Any]) -> list[PartyRef]:
+        self.keys.add(addresses.key(address))
+        return self._crm.find(address, kinds)
+
+    def find_by_domain(self, domain: str) -> list[PartyRef]:
+        self.keys.add("@" + domain.strip().lstrip("@").lower())
+        return self._crm.find_by_domain(domain)
+
+    def thread_parents(self, message_ids: Sequence[str]) -> list[PartyRef]:
+        self.ids.update(message_ids)
+        return self._crm.thread_parents(message_ids)
 
 
 def _creates_for(plan: Plan) -> set[str]:
     """The addresses (persons) and @domains (accounts) the Plan creates records for."""
     out: set[str] = set()
     for pc in plan.creates:
+        if "@" in pc.address:
+            out.add(addresses.key(pc.address))
         if pc.kind == "account":
             out.add("@" + (pc.address.rpartition("@")[2] or pc.address).strip().lower())
-        else:
-            out.add(addresses.key(pc.address))
     return out

@@ -109,8 +109,8 @@ class Blob(Base):
     __tablename__ = "blobs"
     sha256: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     size: Mapped[int] = mapped_column(sa.BigInteger)
-    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)  # last: SQLite writes a big one in pieces (migration 0002)
 
 
 class Email(Base):

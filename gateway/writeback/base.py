@@ -6,7 +6,7 @@ from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.errors import Retryable
+from gateway.errors import GatewayError, Retryable
 from gateway.sources.base import SourceRef
 
 
@@ -46,8 +46,8 @@ def apply_each(writeback: "Writeback", requests: Sequence[TagRequest]) -> list[A
     for r in requests:
         try:
             out.append(writeback.apply(r.ref, r.current, r.add, r.remove, r.move, r.message_id))
-        except Retryable as exc:
-            out.append(exc)
+        except GatewayError as exc:  # that copy's failure; the others go on
+            out.append(exc)  # type: ignore[arg-type]
     return out
 
 

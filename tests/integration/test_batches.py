@@ -135,3 +135,161 @@ def test_parts_by_size_keep_the_order_and_put_a_big_mail_alone(tmp_path):
     assert [[l.id for l in p] for p in _by_size(locs, 1000)] == [[1, 2], [3], [4], [5]]
     gone = replace(loc(6, 10), spool_path=str(tmp_path / "missing.eml"))
     assert [[l.id for l in p] for p in _by_size([*locs[:2], gone], 1000)] == [[1, 2, 6]]
+
+
+def _one_batch(home) -> dict[int, str]:
+    """Scan the mailbox and hand every queued copy to one worker as a single batch."""
+    import queue
+
+    gw = home.gateway()
+    try:
+        for source in gw.sources:
+            source.scan_once(gw.submit)
+        pks: list[int] = []
+        while True:
+            try:
+                pks.append(gw.queue.get_nowait())
+            except queue.Empty:
+                break
+        return gw._handle_many(pks)
+    finally:
+        gw.close()
+
+
+def _tags(home) -> list[tuple[str, str, str]]:
+    from gateway.ledger_schema import locations
+
+    led = home.ledger()
+    try:
+        with led.engine.connect() as c:
+            return sorted((r.folder, r.state, r.tags) for r in c.execute(locations.select()).all())
+    finally:
+        led.close()
+
+
+SKIP_UNKNOWN = """
+rules:
+  - name: CRM sync folder
+    when: {folder: CRM sync}
+    then:
+      - find: {who: counterpart, kinds: [contact, lead], pick: unique}
+      - attach: {to: [found, domain], if_none: skip}
+      - tag: [CRM sync, Synced]
+      - stop
+"""
+
+
+def test_a_copy_in_the_batch_of_its_primary_is_evaluated_after_the_primarys_crm_work(make_home):
+    """A new sender's mail in VLeads (it creates the lead) and the same mail in CRM sync (its
+    rule skips unknown senders): one after the other the copy finds the lead and is tagged."""
+    raw = make_mail(sender="Xena New <xena@new.example>", subject="Hi", message_id="<x1@new.example>")
+    outcomes = []
+    for batch in (1, 64):
+        home = make_home(extra={"workers": 1, "batch": batch})
+        (home.root / "rules" / "crm-sync.yaml").write_text(SKIP_UNKNOWN)
+        home.drop("VLeads", raw)
+        home.drop("CRM sync", raw)
+        states = _one_batch(home) if batch > 1 else home.run_once()
+        outcomes.append(_tags(home))
+        assert "received" not in (states.values() if batch > 1 else states)
+    assert outcomes[0] == outcomes[1] == [("CRM sync", "applied", '["CRM sync", "Synced"]'),
+                                          ("VLeads", "applied", '["CRM sync", "Synced"]')]
+
+
+FORWARDS = """
+rules:
+  - name: Look the original sender up
+    when: {all: [{folder: VLeads}, {forwarded: true}]}
+    then:
+      - find: {who: original_sender, kinds: [contact, lead, account], pick: unique}
+  - name: Forward of a known customer
+    when: {all: [{folder: VLeads}, {forwarded: true}, {known: original_sender}]}
+    then:
+      - find: {who: original_sender, kinds: [contact, lead, account], pick: unique}
+      - attach: {to: all, if_none: review}
+      - tag: [CRM sync, Known customer]
+      - stop
+  - name: Forwarded to VLeads
+    when: {all: [{folder: VLeads}, {forwarded: true}]}
+    then:
+      - find: {who: original_sender, kinds: [contact, lead, account], pick: unique}
+      - create: {kind: lead, who: original_sender}
+      - attach: {to: all, if_none: review}
+      - tag: [CRM sync, New lead]
+      - stop
+"""
+
+
+def test_a_forward_waits_for_the_lead_an_earlier_forward_of_its_batch_creates(make_home):
+    """The person a rule looks up may come from the body (`original_sender`), not the headers:
+    the batch notes what each evaluation looked up, and the second forward is evaluated again
+    once the first has created the lead, as one after the other."""
+    def forward(n: int) -> bytes:
+        return make_mail(sender="Me <me@example.com>", subject=f"Fwd: quote {n}",
+                         body=f"FYI\n\n---------- Forwarded message ---------\nFrom: Olga Orig <olga@orig.example>\n"
+                              f"Subject: quote {n}\n\nhello\n")
+    views = []
+    for batch in (1, 64):
+        home = make_home(extra={"workers": 1, "batch": batch})
+        (home.root / "rules" / "aa-forwards.yaml").write_text(FORWARDS)
+        for n in (1, 2):
+            home.drop("VLeads", forward(n))
+        _one_batch(home) if batch > 1 else home.run_once()
+        views.append((_tags(home), _view(home)))
+    assert views[0] == views[1]
+    assert sorted(t for _, _, t in views[1][0]) == ['["CRM sync", "Known customer"]', '["CRM sync", "New lead"]']
+    assert views[1][1]["leads"] == [("Olga", "Orig", ("olga@orig.example",))]
+
+
+@pytest.mark.postgres
+def test_a_claim_the_ledger_refuses_does_not_hold_back_the_rest_of_its_batch(make_home):
+    """A hostile Message-ID longer than the ledger's column: it is kept cut with a hashed
+    identity, and were a claim still refused, the batch claims its other mails one by one."""
+    import yaml
+
+    from tests.connectors.sql_backends import postgres_url
+
+    with postgres_url() as ledger_url:
+        home = make_home(extra={"workers": 1, "batch": 64})
+        cfg = yaml.safe_load(home.config_path.read_text())
+        cfg["ledger"]["url"] = ledger_url
+        home.config_path.write_text(yaml.safe_dump(cfg))
+        home.drop("VLeads", make_mail(sender="Ok <ok0@a.example>", subject="ok 0"))
+        home.drop("VLeads", make_mail(sender="Evil <evil@b.example>", subject="hostile",
+                                      message_id="<" + "x" * 700 + "@b.example>"))
+        home.drop("VLeads", make_mail(sender="Ok <ok1@c.example>", subject="ok 1"))
+        states = _one_batch(home)
+        assert sorted(states.values()) == ["done", "done", "done"]
+        assert sorted(e["subject"] for e in home.dump()["emails"]) == ["hostile", "ok 0", "ok 1"]
+        home.drop("VContacts", make_mail(sender="Evil <evil@b.example>", subject="hostile",
+                                         message_id="<" + "x" * 700 + "@b.example>"))
+        home.run_once()  # the same hostile mail again, elsewhere: a copy of it, not a new message
+        from gateway.ledger import Ledger
+
+        ledger = Ledger(ledger_url)
+        try:
+            hostile = [m for m in ledger.messages_in(["done"]) if m.subject == "hostile"]
+            assert len(hostile) == 1 and len(ledger.locations_of(hostile[0].id)) == 2
+            assert len(hostile[0].message_id) == 500  # kept cut to the column
+        finally:
+            ledger.close()
+        assert sorted(e["subject"] for e in home.dump()["emails"]) == ["hostile", "ok 0", "ok 1"]
+
+
+def test_a_ledger_refusing_one_claim_of_a_batch_binds_the_others(make_home, monkeypatch):
+    from gateway.ledger import Ledger
+
+    home = make_home(extra={"workers": 1, "batch": 64})
+    for n in range(3):
+        home.drop("VLeads", make_mail(sender=f"P{n} <p{n}@firm{n}.example>", subject=f"mail {n}"))
+    bind_many = Ledger.bind_many
+
+    def refusing(self, items):  # type: ignore[no-untyped-def]
+        if any(b.subject == "mail 1" for b in items):
+            raise Retryable("value too long for type character varying(500)")
+        return bind_many(self, items)
+
+    monkeypatch.setattr(Ledger, "bind_many", refusing)
+    states = _one_batch(home)
+    assert sorted(states.values()) == ["done", "done", "retrying"]
+    assert sorted(e["subject"] for e in home.dump()["emails"]) == ["mail 0", "mail 2"]
