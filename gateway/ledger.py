@@ -194,15 +194,14 @@ class Ledger:
         # Writes go through this view of the engine: on SQLite they take the writer lock and
         # BEGIN IMMEDIATE, so a transaction never upgrades from read to write halfway.
         self.engine = self.reader.execution_options(ledger_write=True)
-        from alembic.util.exc import CommandError
-
         from gateway.ledger_migrations import SCHEMA
+        from gateway.migrations import SchemaTooNew  # not alembic's own: importing alembic costs ~17 MB
 
         try:
             SCHEMA.upgrade(self.engine)  # an older ledger is upgraded in place
         except OperationalError as exc:
             raise Retryable(f"ledger unreachable: {exc.orig}") from None
-        except CommandError as exc:  # a revision this version does not know: written by a newer one
+        except SchemaTooNew as exc:  # a revision this version does not know: written by a newer one
             raise Permanent(f"the ledger at {url} was written by a newer version of the gateway ({exc})") from None
 
     def close(self) -> None:

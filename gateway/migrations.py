@@ -57,8 +57,16 @@ class Schema:
                 if revision == "head" and self.current(conn) == self.head_revision:
                     return  # the usual case: nothing to do, no scripts to read or run
                 from alembic import command
+                from alembic.util.exc import CommandError
 
-                command.upgrade(self.config(conn), revision)
+                try:
+                    command.upgrade(self.config(conn), revision)
+                except CommandError as exc:  # a revision this version does not know: a newer one wrote it
+                    raise SchemaTooNew(str(exc)) from exc
+
+
+class SchemaTooNew(Exception):
+    """The database was written by a newer version of the gateway (a revision not in our scripts)."""
 
 
 def run_env() -> None:
