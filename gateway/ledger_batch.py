@@ -15,13 +15,36 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 
-from gateway.ledger_schema import journal, locations, messages
+from gateway.ledger_schema import events, journal, locations, message_addresses, messages
 from gateway.sources.base import SourceRef
 
 if TYPE_CHECKING:
     from gateway.ledger import Binding, Ledger
+
+
+# Built once: SQLAlchemy then reuses their compiled form; building statements per call was a
+# fifth of the hot path's time.
+_INSERT_ADDRESS = insert(message_addresses)
+_INSERT_EVENT = insert(events)
+_INSERT_INTENT = insert(journal)
+_LINK_LOCATION = update(locations).where(locations.c.id == bindparam("pk")).values(
+    message_pk=bindparam("b_message_pk"), updated_at=bindparam("b_updated_at"))
+_SET_STATE = update(messages).where(messages.c.id == bindparam("pk")).values(
+    state=bindparam("b_state"), reason=bindparam("b_reason"), next_attempt_at=None, updated_at=bindparam("b_updated_at"))
+_SET_STATE_PLAN = update(messages).where(messages.c.id == bindparam("pk")).values(
+    state=bindparam("b_state"), reason=bindparam("b_reason"), next_attempt_at=None, updated_at=bindparam("b_updated_at"),
+    plan_json=bindparam("b_plan_json"))
+_TAG_LOCATION = update(locations).where(locations.c.id == bindparam("pk")).values(
+    tags=bindparam("b_tags"), state=bindparam("b_state"), updated_at=bindparam("b_updated_at"))
+_TAG_LOCATION_PLANNED = update(locations).where(locations.c.id == bindparam("pk")).values(
+    tags=bindparam("b_tags"), state=bindparam("b_state"), updated_at=bindparam("b_updated_at"),
+    tags_add=bindparam("b_tags_add"), tags_remove=bindparam("b_tags_remove"), move_to=bindparam("b_move_to"))
+_SET_PLAN = update(messages).where(messages.c.id == bindparam("pk")).values(
+    state=bindparam("b_state"), plan_json=bindparam("b_plan_json"), updated_at=bindparam("b_updated_at"))
+_SET_RESULT = update(journal).where(journal.c.message_pk == bindparam("b_message_pk"), journal.c.step == bindparam("b_step")).values(
+    result=bindparam("b_result"), done_at=bindparam("b_done_at"))
 
 
 @dataclass(frozen=True)
@@ -83,7 +106,7 @@ def bind_many(ledger: "Ledger", items: Sequence[Bind]) -> list["Binding"]:
     identity tells whether this copy made it (primary) or found it (a copy). Two copies of one
     mail in the same batch: the first is the primary. A copy linked before (a retry of this
     step) gets its link back unchanged."""
-    from gateway.ledger import _INSERT_ADDRESS, _INSERT_EVENT, _LINK_LOCATION, Binding, MessageRow, _insert_ignore, now
+    from gateway.ledger import Binding, MessageRow, _insert_ignore, now
 
     t = now()
     out: dict[int, Binding] = {}
@@ -137,8 +160,7 @@ def bind_many(ledger: "Ledger", items: Sequence[Bind]) -> list["Binding"]:
 def finish_many(ledger: "Ledger", items: Sequence[Finish]) -> list[list[int]]:
     """Record each message's outcome, all in one transaction; for each, the other copies of
     that message that are waiting for their tags."""
-    from gateway.ledger import (_INSERT_EVENT, _INSERT_INTENT, _OTHER_OPEN_COPIES, _SET_RESULT, _SET_STATE,
-                                _SET_STATE_PLAN, _TAG_LOCATION, _TAG_LOCATION_PLANNED, LOCATION_OPEN, _insert_ignore, now)
+    from gateway.ledger import LOCATION_OPEN, _insert_ignore, now
 
     t = now()
     intents: list[dict[str, Any]] = []
@@ -195,9 +217,6 @@ def finish_many(ledger: "Ledger", items: Sequence[Finish]) -> list[list[int]]:
         if tags_only:
             c.execute(_TAG_LOCATION, tags_only)
         c.execute(_INSERT_EVENT, event_rows)
-        if len(items) == 1:
-            f = items[0]
-            return [list(c.execute(_OTHER_OPEN_COPIES, {"b_message_pk": f.message_pk, "b_id": f.location_pk or 0}).scalars())]
         for chunk in _chunks(sorted({f.message_pk for f in items})):
             for message_pk, location_pk in c.execute(select(locations.c.message_pk, locations.c.id).where(
                     locations.c.message_pk.in_(chunk), locations.c.state.in_(LOCATION_OPEN)).order_by(locations.c.id)):
@@ -209,7 +228,7 @@ def start_plan_many(ledger: "Ledger", items: Sequence[tuple[int, dict[str, Any],
     """Store each message's evaluated Plan and the intents of its CRM steps, all in one
     transaction (items: message, plan, steps, event detail); each message's journal after it
     (step → result, None for an intent only). See `Ledger.start_plan`."""
-    from gateway.ledger import _INSERT_EVENT, _SET_PLAN, _insert_ignore, now
+    from gateway.ledger import _insert_ignore, now
 
     t = now()
     journals: dict[int, dict[str, Any]] = {pk: {} for pk, *_ in items}

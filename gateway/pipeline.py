@@ -76,12 +76,16 @@ class Pipeline(BatchPath, PersonActions):
         BATCH_BYTES of mail are parsed and held at once: a batch of big mails goes in parts."""
         started = time.monotonic()
         out: dict[int, str | Exception] = {}
+        try:
+            known = self.ledger.locations([pk for pk, loc in items if loc is None])
+        except Exception as exc:  # the ledger is away: each copy is retried
+            return {pk: exc for pk, _ in items}
         locs: list[LocationRow] = []
         for pk, loc in items:
-            try:
-                locs.append(loc or self.ledger.location(pk))
-            except Exception as exc:
-                out[pk] = exc
+            if loc is None and pk not in known:
+                out[pk] = KeyError(pk)
+            else:
+                locs.append(loc or known[pk])
         for loc in locs:
             if loc.message_pk is not None:  # linked before: a retry, a replay, a copy's second visit
                 try:
@@ -231,8 +235,7 @@ class Pipeline(BatchPath, PersonActions):
                                              self.rules.current, self.crm)
                 if plan.outcome in ("ignored", "skipped"):  # nothing to write anywhere, no tags
                     finish, after = self._nothing_to_do(loc, row, plan)
-                    if self.ledger.finish_many([finish])[0]:
-                        self._finish_locations(after)
+                    self._recorded(loc, row, after, self.ledger.finish_many([finish])[0])
                     return after
                 steps = steps_of(plan)
                 if self._needs_intents(plan):

@@ -44,8 +44,7 @@ class BatchPath:
         a person, domain or thread that a mail before it in the batch creates or attaches is
         evaluated again after that (`_Lookups`); the one-message path runs after the batch's
         CRM work."""
-        def alone(i: _Item | None, loc: LocationRow, row: MessageRow, message: Message, raw: bytes,
-                  plan: Plan | None) -> None:
+        def alone(loc: LocationRow, row: MessageRow, message: Message, raw: bytes, plan: Plan | None) -> None:
             try:
                 after = self._process(loc, row, message, raw, evaluated=plan)
                 self._log(loc, after, started)
@@ -61,7 +60,7 @@ class BatchPath:
             except Exception as exc:
                 out[i.loc.id] = exc
                 return
-            alone(i, i.loc, i.row, i.message, i.raw, None)
+            alone(i.loc, i.row, i.message, i.raw, None)
 
         later: list[tuple[LocationRow, MessageRow, Message, bytes]] = []
         solo: list[tuple[LocationRow, MessageRow, Message, bytes]] = []
@@ -102,7 +101,7 @@ class BatchPath:
                     if i.journaled:
                         replay(i)
                     else:
-                        alone(i, i.loc, i.row, i.message, i.raw, i.plan)
+                        alone(i.loc, i.row, i.message, i.raw, i.plan)
                 work = []
             outcomes: list[tuple[LocationRow, MessageRow, Finish, MessageRow]] = []
             for loc, row, plan in nothing:
@@ -116,7 +115,7 @@ class BatchPath:
                     self._item_failed(i, exc, out, crm_complete=True)
             self._record_plain(outcomes, started, out)
             for loc, row, message, raw in solo:  # after the batch's CRM work, as one after the other
-                alone(None, loc, row, message, raw, None)
+                alone(loc, row, message, raw, None)
         if later:
             self._process_plain(later, started, out)
 
@@ -134,7 +133,7 @@ class BatchPath:
             journals = {id(i): journal for i, journal in zip(journaled, stored, strict=True)}
         except Exception:  # nothing was stored (one transaction): each message on its own
             for i in journaled:
-                alone(i, i.loc, i.row, i.message, i.raw, i.plan)
+                alone(i.loc, i.row, i.message, i.raw, i.plan)
             return [i for i in work if not i.journaled]
         going_on: list[_Item] = []
         for i in work:
@@ -237,11 +236,7 @@ class BatchPath:
                 out[loc.id] = copies
                 continue
             try:
-                if after.state in ("ignored", "skipped"):
-                    if copies:
-                        self._finish_locations(after)
-                else:
-                    self._recorded(loc, row, after, copies)
+                self._recorded(loc, row, after, copies)
                 self._log(loc, after, started)
                 out[loc.id] = after.state
             except Exception as exc:

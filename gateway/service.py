@@ -154,13 +154,7 @@ class Gateway:
 
     def _worker(self) -> None:
         while True:
-            pks = [self.queue.get()]
-            # what else is queued, up to a batch: its writes share transactions (never past a stop)
-            while len(pks) < self.config.batch and pks[-1] != _STOP:
-                try:
-                    pks.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
+            pks = take_batch(self.queue, self.config.batch)
             work = [pk for pk in pks if pk != _STOP]
             try:
                 for pk, state in self._handle_many(work).items():
@@ -397,6 +391,19 @@ class Gateway:
     def close(self) -> None:
         self.crm.close()
         self.ledger.close()
+
+
+def take_batch(q: Any, limit: int) -> list[Any]:
+    """The next item of a queue (waiting for it), then what else is queued, up to `limit`
+    items: a batch whose writes share transactions. A control item (anything not an int: a
+    stop, a reload) ends the batch, so it is never taken past."""
+    items = [q.get()]
+    while len(items) < limit and isinstance(items[-1], int) and items[-1] != _STOP:
+        try:
+            items.append(q.get_nowait())
+        except queue.Empty:
+            break
+    return items
 
 
 def _pid() -> int:

@@ -34,18 +34,13 @@ def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_lev
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     from gateway import logs
     from gateway.config import load_config
-    from gateway.service import Gateway
+    from gateway.service import Gateway, take_batch
 
     logs.setup(log_level)
     gw = Gateway(load_config(config_path), in_worker=True)
     try:
         while True:
-            items = [inbox.get()]
-            while len(items) < gw.config.batch and isinstance(items[-1], int):  # what else waits, up to a batch
-                try:
-                    items.append(inbox.get_nowait())
-                except queue.Empty:
-                    break
+            items = take_batch(inbox, gw.config.batch)
             for pk, state in gw._handle_many([i for i in items if isinstance(i, int)]).items():
                 results.put((index, pk, state))
             if items[-1] is None:

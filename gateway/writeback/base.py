@@ -24,6 +24,12 @@ def tags_after(current: Set[str], add: Set[str], remove: Set[str]) -> frozenset[
     return (frozenset(current) | frozenset(add)) - frozenset(remove)
 
 
+def categories_after(have: Sequence[str], add: Set[str], remove: Set[str]) -> list[str]:
+    """A mailbox's category list once `add` is set and `remove` cleared (Exchange, Graph): the
+    categories there keep their order, new ones follow sorted, so a repeat writes nothing."""
+    return [c for c in have if c not in remove] + sorted(c for c in add if c not in have)
+
+
 @dataclass(frozen=True)
 class TagRequest:
     """One copy's write-back: set `add`, clear `remove`, then move."""

@@ -14,7 +14,7 @@ from exchangelib import errors as xerr
 
 from gateway.errors import Permanent, Retryable
 from gateway.sources.base import SourceRef
-from gateway.writeback.base import Applied, tags_after
+from gateway.writeback.base import Applied, categories_after, tags_after
 
 
 class EwsWriteback:
@@ -37,7 +37,7 @@ class EwsWriteback:
                 raise Retryable(f"{ref.label()}: {got[0]}")
             item = got[0]
             have = list(item.categories or [])
-            want = [c for c in have if c not in remove] + sorted(c for c in add if c not in have)
+            want = categories_after(have, add, remove)
             if want != have:
                 item.categories = want or None
                 session.call(lambda: item.save(update_fields=["categories"]), f"setting categories on {ref.label()}")

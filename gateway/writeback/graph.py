@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.errors import Permanent, Retryable
 from gateway.sources.base import SourceRef
-from gateway.writeback.base import Applied, tags_after
+from gateway.writeback.base import Applied, categories_after, tags_after
 
 
 class GraphWriteback:
@@ -29,7 +29,7 @@ class GraphWriteback:
             if r.status_code == 404:
                 return Applied(None, tags, "the message is no longer in the mailbox")
             have = list(r.json().get("categories") or [])
-            want = [c for c in have if c not in remove] + sorted(c for c in add if c not in have)
+            want = categories_after(have, add, remove)
             if want != have:
                 r = client.request("PATCH", url, f"setting categories on {ref.label()}", json={"categories": want})
                 if r.status_code == 404:

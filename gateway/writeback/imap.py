@@ -81,17 +81,17 @@ class ImapWriteback:
 
     def apply_many(self, requests: Sequence[TagRequest]) -> list[Applied | Retryable]:
         """`apply` for a batch: the copies that share a folder and the same tags get one UID
-        STORE for all of them; a copy that needs more (a move, or it is no longer at its UID)
-        is done on its own. A failure is that copy's Retryable, in its place."""
+        STORE for all of them; a copy that needs more (a move, or it is no longer at its UID:
+        looked up by Message-ID) is done on its own. A failure is that copy's Retryable, in
+        its place."""
         out: list[Applied | Retryable | None] = [None] * len(requests)
+        not_there: set[int] = set()  # stored at their UID in vain: look them up by Message-ID
         groups: dict[tuple[str, int, frozenset[str], frozenset[str]], list[int]] = {}
         for n, r in enumerate(requests):
             if not r.move and r.ref.item_key.isdigit():
                 groups.setdefault((r.ref.folder, r.ref.uidvalidity, frozenset(r.add), frozenset(r.remove)), []).append(n)
         with self._lock:
             for (folder, uidvalidity, add, remove), ns in groups.items():
-                if len(ns) < 2:
-                    continue
                 try:
                     stored = self._store_uids(folder, uidvalidity, [int(requests[n].ref.item_key) for n in ns], add, remove)
                 except (GatewayError, *NETWORK_ERRORS, IMAPClientError) as exc:
@@ -102,10 +102,13 @@ class ImapWriteback:
                     r = requests[n]
                     if int(r.ref.item_key) in stored:
                         out[n] = Applied(r.ref, tags_after(r.current, r.add, r.remove))
+                    else:
+                        not_there.add(n)
             for n, r in enumerate(requests):
-                if out[n] is None:  # alone: a move, a copy that moved away, a group of one
+                if out[n] is None:  # a move, or a copy that moved away
                     try:
-                        out[n] = self._apply(r.ref, r.current, r.add, r.remove, r.move, r.message_id)
+                        out[n] = self._apply(r.ref, r.current, r.add, r.remove, r.move, r.message_id,
+                                             not_at_ref=n in not_there)
                     except (GatewayError, *NETWORK_ERRORS, IMAPClientError) as exc:
                         out[n] = self._lost(r.ref, exc)
         return out  # type: ignore[return-value]
@@ -116,9 +119,10 @@ class ImapWriteback:
         return Retryable(f"imap {self.source.name}: cannot tag {ref.label()}: {exc}")
 
     def _apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
-               move: str | None, message_id: str) -> Applied:
+               move: str | None, message_id: str, *, not_at_ref: bool = False) -> Applied:
+        """`not_at_ref`: a STORE at the copy's UID was just answered without it."""
         tags = tags_after(current, add, remove)
-        where = self._store_at(ref, add, remove) if ref.item_key.isdigit() else None
+        where = self._store_at(ref, add, remove) if ref.item_key.isdigit() and not not_at_ref else None
         if where is None:
             found = self._find(message_id)
             if found is None:
@@ -144,42 +148,37 @@ class ImapWriteback:
 
     def _store_at(self, ref: SourceRef, add: Set[str], remove: Set[str]) -> SourceRef | None:
         """Set the tags on the copy at `ref`; None when it is not there any more."""
+        return ref if int(ref.item_key) in self._store_uids(ref.folder, ref.uidvalidity, [int(ref.item_key)], add, remove) else None
+
+    def _store(self, ref: SourceRef, add: Set[str], remove: Set[str]) -> bool:
+        """Set the tags on a copy found just now (its folder's view is fresh)."""
         server = self._server(ref.folder)
         if server is None:
-            return None
-        info = self._select(server)
-        if int(info[b"UIDVALIDITY"]) != ref.uidvalidity:
-            self._selected = None  # our view may be older than the folder: look again
-            info = self._select(server)
-            if int(info[b"UIDVALIDITY"]) != ref.uidvalidity:
-                return None  # the folder was recreated: the UID names another message, or none
-        if self._store(ref, add, remove, selected=True):
-            return ref
-        # The session's view may predate the message (a server only shows new mail to a
-        # selected session at a sync point): sync with NOOP and try once more before
-        # believing the message is gone.
-        self._conn().noop()
-        return ref if self._store(ref, add, remove, selected=True) else None
-
-    def _store(self, ref: SourceRef, add: Set[str], remove: Set[str], selected: bool = False) -> bool:
-        if not selected:
-            server = self._server(ref.folder)
-            if server is None:
-                return False
-            self._select(server)
-        uid = int(ref.item_key)
-        return uid in self._store_selected([uid], add, remove)
+            return False
+        self._select(server)
+        return int(ref.item_key) in self._store_selected([int(ref.item_key)], add, remove)
 
     def _store_uids(self, folder: str, uidvalidity: int, uids: list[int], add: Set[str], remove: Set[str]) -> set[int]:
-        """Set the tags on these UIDs of a folder; the UIDs the server confirmed (a UID that is
-        gone, or a folder recreated since, confirms none: those go one by one)."""
+        """Set the tags on these UIDs of a folder, one STORE for all; the UIDs the server
+        confirmed (none when the folder was recreated since: the UIDs name other messages)."""
         server = self._server(folder)
         if server is None:
             return set()
         info = self._select(server)
         if int(info[b"UIDVALIDITY"]) != uidvalidity:
-            return set()
-        return self._store_selected(uids, add, remove)
+            self._selected = None  # our view may be older than the folder: look again
+            info = self._select(server)
+            if int(info[b"UIDVALIDITY"]) != uidvalidity:
+                return set()
+        stored = self._store_selected(uids, add, remove)
+        missing = [u for u in uids if u not in stored]
+        if missing:
+            # The session's view may predate a message (a server shows new mail to a selected
+            # session only at a sync point): sync with NOOP and try once more before believing
+            # it is gone.
+            self._conn().noop()
+            stored |= self._store_selected(missing, add, remove)
+        return stored
 
     def _store_selected(self, uids: list[int], add: Set[str], remove: Set[str]) -> set[int]:
         """STORE in the selected folder, one command for all the UIDs; the UIDs it confirmed."""
