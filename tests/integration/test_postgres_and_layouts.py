@@ -29,8 +29,12 @@ def test_vleads_and_duplicates_with_ledger_and_crm_on_postgresql(home):
             home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", subject=f"more {i}"))
         assert home.run_once() == {"done": 6}
         dump = json_dump(home)
-        assert [(l["first_name"], l["last_name"]) for l in dump["leads"]] == [("Bob", "Ray")]
-        assert len(dump["emails"]) == 5
+        # Two worker threads: whichever copy of the shared mail is claimed first decides whether
+        # Bob is a lead (VLeads) or a contact (VContacts); either way he is one record, once.
+        people = [(p["first_name"], p["last_name"]) for p in dump["leads"] + dump["contacts"]]
+        assert people == [("Bob", "Ray")]
+        bob = (dump["leads"] + dump["contacts"])[0]["id"]
+        assert len(dump["emails"]) == 5 and all([l["id"] for l in e["links"]] == [bob] for e in dump["emails"])
         assert home.run_once() == {"done": 6}
         assert json_dump(home) == dump
 
