@@ -188,6 +188,19 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _worker_pids(pid: int) -> list[int]:
+    """The gateway's worker processes: forked by its fork server (spawned where there is none)."""
+    out: list[int] = []
+    for child in _children(pid):
+        with open(f"/proc/{child}/cmdline") as fh:
+            cmdline = fh.read()
+        if "forkserver" in cmdline:
+            out += _children(child)
+        elif "spawn_main" in cmdline:
+            out.append(child)
+    return out
+
+
 def test_an_idle_worker_process_killed_is_replaced_and_mail_still_flows(home):
     import signal
     import time
@@ -200,7 +213,7 @@ def test_an_idle_worker_process_killed_is_replaced_and_mail_still_flows(home):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(home.dump()["leads"]) < 1:
             time.sleep(0.2)
-        workers = [c for c in _children(proc.pid) if "spawn_main" in open(f"/proc/{c}/cmdline").read()]
+        workers = _worker_pids(proc.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)  # as the OOM killer would, while it waits for work
         time.sleep(1.5)
@@ -215,3 +228,20 @@ def test_an_idle_worker_process_killed_is_replaced_and_mail_still_flows(home):
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "died" in err and home.states() == {"done": 5}
+
+
+def test_worker_processes_see_the_environment_of_their_start_not_of_the_fork_server(home, monkeypatch):
+    """Workers are forked from a fork server that lives as long as the gateway's process; a
+    `${VAR}` in the config must still be read from the environment of each pool's start."""
+    cfg = yaml.safe_load(home.config_path.read_text())
+    cfg["processes"] = 2
+    cfg["sources"][0]["crm_user"] = "${GW_TEST_OWNER}"
+    home.config_path.write_text(yaml.safe_dump(cfg))
+    monkeypatch.setenv("GW_TEST_OWNER", "first@example.com")
+    home.drop("VLeads", make_mail(sender="One Ray <one@x.org>"))
+    assert home.run_once() == {"done": 1}  # in this process: starts the fork server if none runs yet
+    monkeypatch.setenv("GW_TEST_OWNER", "second@example.com")
+    home.drop("VLeads", make_mail(sender="Two Ray <two@y.org>"))
+    home.run_once()
+    owners = {lead["emails"][0]: lead["owner"] for lead in home.dump()["leads"]}
+    assert owners == {"one@x.org": "first@example.com", "two@y.org": "second@example.com"}
