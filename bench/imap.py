@@ -5,7 +5,9 @@
        into SQLite, STORE a keyword (per batch);
    (b) the gateway (`run --once` in-process) on a copy of the same folder, once with one
        process and once with `processes: 2` (a second user's copy of the folder).
-   Prints msgs/s of each and the ratio b/a (target ≥ 0.7).
+   Prints msgs/s of each and the ratio b/a (target ≥ 0.7). The baseline runs before and
+   after the drains and the faster run counts, so a slow moment never flatters the ratio.
+   The gateway is byte-compiled first, as an installed package is.
 2. Latency. N single messages APPENDed one after the other to an IDLE-watched folder: the
    time from APPEND to the gateway's keyword STORE answered OK (p50, p99), and beside it the
    raw IDLE notification latency of the very same APPENDs, seen by a plain IDLE client
@@ -187,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
+    corpus.byte_compile_gateway()
     with tempfile.TemporaryDirectory(prefix="bench-imap-") as tmp:
         work = Path(tmp)
         raws = load_corpus(work, args.count)
@@ -199,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
             for user in users:
                 d.multiappend("VLeads", raws, user=user)
             fill = time.perf_counter() - t0
-            a = raw_baseline(d, "Raw", work / "raw.db")
+            first = raw_baseline(d, "Raw", work / "raw.db")
             drains = [gateway_drain(d, work, "VLeads", args.workers, len(raws), n, user) for n, user in zip(runs, users)]
+            # The baseline once more after the drains, and the faster of the two counts: a
+            # baseline slowed by a noisy neighbour must not flatter the ratio.
+            a = max(first, raw_baseline(d, "Raw", work / "raw2.db"), key=lambda r: r["msgs_per_s"])
             b = drains[0]
             lat = latency(d, work, args.latency, args.workers) if args.latency else None
         finally:

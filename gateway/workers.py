@@ -91,17 +91,31 @@ class ProcessPool:
         self.on_lost = on_lost
         self._cv = threading.Condition()
         self._stopping = threading.Event()
+        self._starter = threading.Thread(target=self._start_all, name="worker-start", daemon=True)
         self._threads = [threading.Thread(target=self._dispatch, name="worker-dispatch", daemon=True),
                          threading.Thread(target=self._collect, name="worker-results", daemon=True)]
 
     def start(self) -> None:
+        """The queues now, the processes in the background: the first start waits for the fork
+        server to import the gateway (~0.6 s), and meanwhile the sources fetch and queue."""
         for i in range(self.n):
-            self._spawn(i)
+            self.inboxes[i] = self._ctx.Queue()
+        self._starter.start()
         for t in self._threads:
             t.start()
 
-    def _spawn(self, i: int) -> None:
-        self.inboxes[i] = self._ctx.Queue()  # a fresh queue: a dead reader may have left the old one locked
+    def _start_all(self) -> None:
+        for i in range(self.n):
+            if self._stopping.is_set():
+                return
+            try:
+                self._spawn(i, self.inboxes[i])
+            except Exception:  # the collector tries again, as for a worker that died
+                log.exception("could not start worker %d", i)
+
+    def _spawn(self, i: int, inbox: Any = None) -> None:
+        # a fresh queue unless given: a dead reader may have left the old one locked
+        self.inboxes[i] = inbox if inbox is not None else self._ctx.Queue()
         p = self._ctx.Process(target=_worker_main, name=f"crm-gateway-worker-{i}", daemon=True,
                               args=(self.config_path, i, self.inboxes[i], self.results, self.log_level,
                                     dict(os.environ)))
@@ -153,13 +167,20 @@ class ProcessPool:
     def _check_alive(self) -> None:
         if self._stopping.is_set():
             return
+        if self._starter.is_alive():
+            return
         for i, p in enumerate(self.procs):
-            if p is not None and not p.is_alive():
+            if p is None or not p.is_alive():
                 with self._cv:
                     lost, self.holding[i] = sorted(self.holding[i]), set()
-                    log.error("worker %d died (exit code %s)%s; starting it again", i, p.exitcode,
-                              f" holding locations {lost}" if lost else "")
-                    self._spawn(i)
+                    if p is not None:
+                        log.error("worker %d died (exit code %s)%s; starting it again", i, p.exitcode,
+                                  f" holding locations {lost}" if lost else "")
+                    try:
+                        self._spawn(i)
+                    except Exception:
+                        log.exception("could not start worker %d", i)
+                        self.procs[i] = None
                     self._cv.notify_all()
                 for pk in lost:
                     self.on_lost(pk)
@@ -167,6 +188,7 @@ class ProcessPool:
     def stop(self) -> None:
         """Each worker finishes what it holds; what is still pending stays open in the ledger."""
         self._stopping.set()
+        self._starter.join()
         while True:
             try:
                 self.pending.get_nowait()
@@ -177,6 +199,8 @@ class ProcessPool:
         for inbox in self.inboxes:
             inbox.put(None)
         for p in self.procs:
+            if p is None:
+                continue
             p.join(timeout=60)
             if p.is_alive():
                 p.terminate()
