@@ -141,6 +141,7 @@ class ImapSource(SourceBase):
     port: int | None = None
     security: Literal["tls", "starttls", "none"] = "tls"
     allow_insecure: bool = False
+    ca_file: str | None = None  # a CA bundle (PEM) for a server whose certificate an in-house CA signed
     username: str
     password: str | None = None
     oauth2: ImapOAuth2 | None = None

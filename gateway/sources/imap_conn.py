@@ -127,20 +127,34 @@ class ServerInfo:
         return "SPECIAL-USE" in self.capabilities or "XLIST" in self.capabilities
 
 
+def tls_context(cfg: ImapConfig) -> ssl.SSLContext:
+    """Certificate and host name checked always; against `ca_file` when given, else the system's CAs."""
+    try:
+        return ssl.create_default_context(cafile=cfg.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"sources: {cfg.name}: ca_file {cfg.ca_file}: {exc}") from exc
+
+
 def connect(cfg: ImapConfig, read_timeout: float = READ_TIMEOUT) -> tuple[IMAPClient, ServerInfo]:
     """A logged-in connection. Raises ImapAuthError, ConfigError or a network error."""
     check_security(cfg)
     port = default_port(cfg)
     timeout = SocketTimeout(connect=CONNECT_TIMEOUT, read=read_timeout)
-    if cfg.security == "tls":
-        client = IMAPClient(cfg.host, port, ssl=True, ssl_context=ssl.create_default_context(), timeout=timeout)
-    else:
-        client = IMAPClient(cfg.host, port, ssl=False, timeout=timeout)
+    try:
+        if cfg.security == "tls":
+            client = IMAPClient(cfg.host, port, ssl=True, ssl_context=tls_context(cfg), timeout=timeout)
+        else:
+            client = IMAPClient(cfg.host, port, ssl=False, timeout=timeout)
+    except ssl.SSLCertVerificationError as exc:
+        raise ConfigError(_untrusted(cfg, port, exc)) from exc
     try:
         if cfg.security == "starttls":
             if b"STARTTLS" not in client.capabilities():
                 raise ConfigError(f"sources: {cfg.name}: {cfg.host} does not offer STARTTLS")
-            client.starttls(ssl.create_default_context())
+            try:
+                client.starttls(tls_context(cfg))
+            except ssl.SSLCertVerificationError as exc:
+                raise ConfigError(_untrusted(cfg, port, exc)) from exc
         try:
             if cfg.oauth2:
                 token = oauth2_token(cfg.oauth2)
@@ -157,6 +171,12 @@ def connect(cfg: ImapConfig, read_timeout: float = READ_TIMEOUT) -> tuple[IMAPCl
     except BaseException:
         close_quietly(client)
         raise
+
+
+def _untrusted(cfg: ImapConfig, port: int, exc: ssl.SSLCertVerificationError) -> str:
+    """Not a network hiccup: retrying soon will not help, the certificate or the config must change."""
+    hint = "" if cfg.ca_file else " (a certificate from an in-house CA: give its PEM file as ca_file)"
+    return f"TLS certificate of {cfg.host}:{port} not trusted: {exc.verify_message or exc}{hint}"
 
 
 def close_quietly(client: IMAPClient | None) -> None:

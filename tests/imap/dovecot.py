@@ -27,16 +27,17 @@ listen = 127.0.0.1
 base_dir = {d}/run
 state_dir = {d}/state
 log_path = {d}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{mechanisms}
 default_internal_user = {u}
 default_internal_group = {g}
 default_login_user = {u}
 mail_location = maildir:~/Maildir
 first_valid_uid = 1
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN {d}/users
 }}
 userdb {{
@@ -56,7 +57,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 namespace inbox {{
@@ -93,10 +95,16 @@ def free_port() -> int:
 class Dovecot:
     host = "127.0.0.1"
 
-    def __init__(self, users: dict[str, str] | None = None, *, without: tuple[str, ...] = (), extra: str = "") -> None:
+    def __init__(self, users: dict[str, str] | None = None, *, without: tuple[str, ...] = (), extra: str = "",
+                 tls: tuple[bytes, bytes] | None = None, oauth2_url: str | None = None) -> None:
+        """`tls`: (certificate chain, key) in PEM: IMAPS on `imaps_port` and STARTTLS on `port`.
+        `oauth2_url`: XOAUTH2 and OAUTHBEARER, each token checked by Dovecot's oauth2 passdb with
+        an RFC 7662 introspection request to this URL (POST token=…), whose JSON answer says
+        `active` and names the user in `username`."""
         self.users = users or {"alice": "secret"}
         self.dir = Path(tempfile.mkdtemp(prefix="dovecot-"))
         self.port = free_port()
+        self.imaps_port = free_port() if tls else 0
         self.proc: subprocess.Popen[bytes] | None = None
         as_root = os.geteuid() == 0
         pw = pwd.getpwnam("nobody") if as_root else pwd.getpwuid(os.geteuid())
@@ -109,7 +117,22 @@ class Dovecot:
             (self.dir / sub).mkdir()
         (self.dir / "users").write_text("".join(
             f"{u}:{{PLAIN}}{p}:{self.uid}:{self.gid}::{self.dir}/home/{u}\n" for u, p in self.users.items()))
-        (self.dir / "dovecot.conf").write_text(CONF.format(d=self.dir, u=self._user, g=group, port=self.port, extra=extra))
+        ssl = "ssl = no"
+        if tls:
+            (self.dir / "cert.pem").write_bytes(tls[0])
+            (self.dir / "key.pem").write_bytes(tls[1])
+            ssl = f"ssl = yes\nssl_cert = <{self.dir}/cert.pem\nssl_key = <{self.dir}/key.pem"
+        mechanisms, oauth2_passdb = "", ""
+        if oauth2_url:
+            (self.dir / "oauth2.conf").write_text(
+                f"introspection_mode = post\nintrospection_url = {oauth2_url}\nusername_attribute = username\n"
+                "active_attribute = active\nactive_value = true\n")
+            mechanisms = " xoauth2 oauthbearer"
+            oauth2_passdb = (f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                             f"  args = {self.dir}/oauth2.conf\n}}\n")
+        (self.dir / "dovecot.conf").write_text(CONF.format(
+            d=self.dir, u=self._user, g=group, port=self.port, imaps_port=self.imaps_port, extra=extra, ssl=ssl,
+            mechanisms=mechanisms, oauth2_passdb=oauth2_passdb))
         for u in self.users:
             (self.dir / "home" / u / "Maildir").mkdir(parents=True)
         if as_root:
