@@ -126,6 +126,10 @@ class ImapSource:
         assert self.info is not None
         if self.info.gmail:
             self.keywords = "gmail labels"
+            from gateway.sources.imap_check import labels_that_file_mail
+
+            for problem in labels_that_file_mail(self.env.config, list(self.config.folders)):
+                log.warning("imap %s: %s", self.name, problem)  # `check` refuses it; here mail still flows
             return
         fs = next((f for f in self.folders.values() if f.server), None)
         if fs is None:

@@ -16,6 +16,23 @@ def rules_that_move(rules: Any) -> list[str]:
     return out
 
 
+def labels_that_file_mail(config: Any, folders: list[str]) -> list[str]:
+    """On Gmail labels are folders: a tag named like a watched folder would file the mail there
+    again (RULES.md). The rule problems that only this server's labels make."""
+    from gateway.engine.loader import check_rules_text, display_name
+    from gateway.rulesholder import rule_files
+
+    files = []
+    for path in rule_files(config):
+        try:
+            files.append((display_name(path, config.base_dir), path.read_text("utf-8")))
+        except (OSError, UnicodeDecodeError):
+            continue  # reported by the rules check itself
+    _, anywhere = check_rules_text(files, watched_folders=folders)
+    _, on_gmail = check_rules_text(files, watched_folders=folders, labels_are_folders=True)
+    return [p for p in on_gmail if p not in anywhere]
+
+
 def check_imap(config: Any, rules: Any) -> list[str]:
     """Problems with each IMAP source, one line each (empty: fine)."""
     from imapclient.exceptions import IMAPClientError
@@ -34,6 +51,8 @@ def check_imap(config: Any, rules: Any) -> list[str]:
         except (*NETWORK_ERRORS, IMAPClientError):
             continue  # unreachable now: a runtime state, shown by `status`, not a config error
         try:
+            if info.gmail:
+                problems += [f"{p} (on {src.name}, a Gmail account)" for p in labels_that_file_mail(config, src.folders)]
             if movers and not (info.move or info.uidplus):
                 problems.append(f"{where}: {src.host} offers neither MOVE nor UIDPLUS, so `move` is refused "
                                 f"(it would need a plain EXPUNGE, which removes every message marked deleted); "
