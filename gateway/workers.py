@@ -57,10 +57,8 @@ def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_lev
         gw.close()
 
 
-# What every worker imports, loaded once in the fork server rather than once per worker
-# (~0.6 s of CPU each: SQLAlchemy, pydantic models, mail-parser, the rule engine).
-_PRELOAD = ["__main__", "gateway.service", "gateway.pipeline", "gateway.pipeline_batch", "gateway.crm.sql",
-            "gateway.writeback.imap", "gateway.sources.imap"]
+# What every worker imports, loaded once in the fork server (see gateway/preload.py).
+_PRELOAD = ["__main__", "gateway.preload"]
 
 
 def _context() -> Any:
