@@ -132,6 +132,8 @@ class ImapOAuth2(Model):
     tenant_id: str | None = None
     client_id: str | None = None
     client_secret: str | None = None
+    authority: str = "https://login.microsoftonline.com"  # national clouds: https://login.microsoftonline.us, …
+    scope: str = "https://outlook.office365.com/.default"  # e.g. https://outlook.office365.us/.default
     mechanism: Literal["XOAUTH2", "OAUTHBEARER"] = "XOAUTH2"
 
 

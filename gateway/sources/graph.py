@@ -41,19 +41,17 @@ class Gone(Exception):
 
 class GraphClient:
     def __init__(self, cfg: GraphConfig, stop: threading.Event | None = None) -> None:
-        import msal
         import requests
+
+        from gateway.ms_identity import AuthorityError, confidential_app
 
         self.cfg = cfg
         self.stop = stop or threading.Event()
-        known = urllib.parse.urlsplit(cfg.authority).hostname == "login.microsoftonline.com"
-        session = _PinnedSession(cfg.ca_file)
         try:
-            self.app = msal.ConfidentialClientApplication(
-                cfg.client_id, client_credential=cfg.client_secret, authority=f"{cfg.authority.rstrip('/')}/{cfg.tenant_id}",
-                http_client=session, timeout=cfg.timeout, instance_discovery=None if known else False)
-        except ValueError as exc:  # authority discovery failed: unreachable or not an Entra ID authority
-            raise GraphError(f"Graph: authority {cfg.authority}/{cfg.tenant_id}: {exc}") from None
+            self.app = confidential_app(cfg.client_id, cfg.client_secret, tenant_id=cfg.tenant_id,
+                                        authority=cfg.authority, ca_file=cfg.ca_file, timeout=cfg.timeout, shared=False)
+        except AuthorityError as exc:  # discovery failed: unreachable or not an Entra ID authority
+            raise GraphError(f"Graph: {exc}") from None
         except requests.RequestException as exc:
             raise Retryable(f"Entra ID unreachable: {exc}") from None
         parts = urllib.parse.urlsplit(cfg.endpoint)
@@ -106,22 +104,6 @@ class GraphClient:
                                  "application permission with admin consent (see docs/exchange.md)")
             return r
         raise AssertionError("unreachable")
-
-
-class _PinnedSession:
-    """requests.Session for msal whose `ca_file` wins over REQUESTS_CA_BUNDLE (requests prefers the env)."""
-
-    def __new__(cls, ca_file: str | None) -> Any:
-        import requests
-
-        class Session(requests.Session):
-            def merge_environment_settings(self, *args: Any, **kw: Any) -> Any:
-                settings = super().merge_environment_settings(*args, **kw)
-                if ca_file:
-                    settings["verify"] = ca_file
-                return settings
-
-        return Session()
 
 
 def _retry_after(r: httpx.Response) -> float | None:

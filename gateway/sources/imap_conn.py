@@ -14,7 +14,6 @@ import shlex
 import socket
 import ssl
 import subprocess
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,6 @@ from gateway.config import ImapOAuth2, ImapSource as ImapConfig
 from gateway.errors import ConfigError, GatewayError
 
 log = logging.getLogger("gateway.imap")
-MS_SCOPE = "https://outlook.office365.com/.default"
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 60.0  # a command that gets no answer for a minute: the connection is dead
 
@@ -64,11 +62,7 @@ def check_security(cfg: ImapConfig) -> None:
 
 # ---- OAuth2 tokens -------------------------------------------------------------------------
 
-_msal_apps: dict[tuple[str, str], Any] = {}
-_msal_lock = threading.Lock()
-
-
-def oauth2_token(o: ImapOAuth2) -> str:
+def oauth2_token(o: ImapOAuth2, ca_file: str | None = None) -> str:
     """A bearer token: the output of `token_command`, or Microsoft identity client credentials."""
     if o.token_command:
         try:
@@ -82,17 +76,17 @@ def oauth2_token(o: ImapOAuth2) -> str:
         return token
     if not (o.tenant_id and o.client_id and o.client_secret):
         raise ConfigError("oauth2: give token_command, or tenant_id, client_id and client_secret")
-    import msal
+    from gateway.ms_identity import AuthorityError, confidential_app
 
-    with _msal_lock:
-        app = _msal_apps.get((o.tenant_id, o.client_id))
-        if app is None:
-            app = msal.ConfidentialClientApplication(
-                o.client_id, authority=f"https://login.microsoftonline.com/{o.tenant_id}", client_credential=o.client_secret)
-            _msal_apps[(o.tenant_id, o.client_id)] = app
-    result = app.acquire_token_for_client(scopes=[MS_SCOPE])  # served from msal's cache until it expires
+    try:
+        app = confidential_app(o.client_id, o.client_secret, tenant_id=o.tenant_id, authority=o.authority,
+                               ca_file=ca_file)
+    except AuthorityError as exc:
+        raise ImapAuthError(f"Microsoft identity: {exc}") from None
+    result = app.acquire_token_for_client(scopes=[o.scope])  # served from msal's cache until it expires
     if "access_token" not in result:
-        raise ImapAuthError(f"Microsoft identity: {result.get('error')}: {result.get('error_description', '')[:300]}")
+        description = str(result.get("error_description", "")).splitlines()[0][:300] if result.get("error_description") else ""
+        raise ImapAuthError(f"Microsoft identity refused the app {o.client_id} a token: {result.get('error')}: {description}")
     return str(result["access_token"])
 
 
@@ -157,7 +151,7 @@ def connect(cfg: ImapConfig, read_timeout: float = READ_TIMEOUT) -> tuple[IMAPCl
                 raise ConfigError(_untrusted(cfg, port, exc)) from exc
         try:
             if cfg.oauth2:
-                token = oauth2_token(cfg.oauth2)
+                token = oauth2_token(cfg.oauth2, cfg.ca_file)
                 if cfg.oauth2.mechanism == "OAUTHBEARER":
                     client.oauthbearer_login(cfg.username, token)
                 else:

@@ -15,7 +15,7 @@ import json
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -125,8 +125,10 @@ class Introspection:
     POST `token=…` as a form, answer `{"active": true, "username": …}` or `{"active": false}`),
     which Dovecot's oauth2 passdb asks for every XOAUTH2/OAUTHBEARER login."""
 
-    def __init__(self, tokens: dict[str, str]) -> None:
+    def __init__(self, tokens: dict[str, str], lookup: Callable[[str], str | None] | None = None) -> None:
+        """`tokens`: token → user name; `lookup`: asked for a token that is not there."""
         self.tokens = tokens
+        self.lookup = lookup
         self.seen: list[str] = []
         outer = self
 
@@ -135,7 +137,7 @@ class Introspection:
                 form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
                 token = form.get("token", [""])[0]
                 outer.seen.append(token)
-                user = outer.tokens.get(token)
+                user = outer.tokens.get(token) or (outer.lookup(token) if outer.lookup else None)
                 body = json.dumps({"active": True, "username": user} if user else {"active": False}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -215,3 +217,66 @@ def test_failing_token_command_is_a_clear_error_in_status(imap_home, oauth_dovec
     home.start()
     wait_for(lambda: "token_command exited 3" in home.source_status()["last_error"], what="the token command error")
     assert idp.seen == []  # nothing was sent to the server
+
+
+# ---- OAuth2 from Microsoft identity (client credentials) -----------------------------------
+
+@pytest.fixture
+def entra(ca, tmp_path: Path) -> Iterator[object]:
+    """The Entra ID token endpoint of the Graph double (tests/exchange/graph_double.py: the
+    client credentials grant as Microsoft documents it), over HTTPS from the test CA."""
+    from tests.exchange.graph_double import GraphDouble
+
+    cert = ca.issue_cert("127.0.0.1")
+    (tmp_path / "idp-cert.pem").write_bytes(b"".join(p.bytes() for p in cert.cert_chain_pems))
+    (tmp_path / "idp-key.pem").write_bytes(cert.private_key_pem.bytes())
+    g = GraphDouble(str(tmp_path / "idp-cert.pem"), str(tmp_path / "idp-key.pem")).start()
+    try:
+        yield g
+    finally:
+        g.stop()
+
+
+@pytest.fixture
+def m365_dovecot(entra) -> Iterator[tuple[Dovecot, Introspection]]:
+    """Dovecot taking the tokens Entra ID issued to the app for alice's mailbox (as Exchange
+    Online does once the app's service principal has FullAccess to it)."""
+    i = Introspection({}, lookup=lambda token: "alice" if token in entra.tokens else None)
+    d = Dovecot({"alice": "secret"}, oauth2_url=i.url)
+    try:
+        yield d, i
+    finally:
+        d.close()
+        i.close()
+
+
+def _m365(entra, ca_file: str, secret: str) -> dict[str, object]:
+    return {"password": None, "ca_file": ca_file,
+            "oauth2": {"tenant_id": entra.tenant, "client_id": entra.client_id, "client_secret": secret,
+                       "authority": entra.base}}
+
+
+def test_oauth2_token_from_microsoft_identity_client_credentials(imap_home, m365_dovecot, entra, ca_file):
+    d, idp = m365_dovecot
+    home = imap_home(server=d, folders=["VLeads", "VContacts"], password="", source=_m365(entra, ca_file, entra.secret))
+    home.start()
+    home.wait_idle("VLeads")
+    d.deliver("VLeads", make_mail(sender="Dee Fox <dee@z.org>", subject="Via Entra", message_id="<m365@z.org>"),
+              "1700000000.m365.host")
+    wait_for(lambda: home.states() == {"done": 1}, what="the mail done")
+    assert [e["subject"] for e in home.dump()["emails"]] == ["Via Entra"]
+    methods = _logins(d)
+    assert len(methods) >= 3 and set(methods) == {"XOAUTH2"}, methods  # two folders' loops, the write-back, …
+    token_posts = [r for r in entra.requests if r[1] == "POST" and r[2] == f"/{entra.tenant}/oauth2/v2.0/token"]
+    assert len(token_posts) == 1  # one token for every login: msal's cache until it expires
+    assert idp.seen and set(idp.seen) <= entra.tokens
+
+
+def test_refused_client_secret_is_a_clear_error_in_status(imap_home, m365_dovecot, entra, ca_file):
+    d, _ = m365_dovecot
+    home = imap_home(server=d, folders=["VLeads"], password="", source=_m365(entra, ca_file, "not-the-secret"))
+    home.start()
+    wait_for(lambda: "refused the app" in home.source_status()["last_error"], what="the token error in status")
+    err = home.source_status()["last_error"]
+    assert "invalid_client" in err and "AADSTS7000215" in err and entra.client_id in err
+    assert _logins(d) == []
