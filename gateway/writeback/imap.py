@@ -42,7 +42,6 @@ class ImapWriteback:
         self._info: ServerInfo | None = None
         self._selected: str | None = None
         self._select_info: dict[bytes, Any] = {}
-        self._warned_no_keywords = False
 
     # ---- the one connection ---------------------------------------------------------------
 
@@ -141,10 +140,7 @@ class ImapWriteback:
             return "labels"
         if b"\\*" in info.get(b"PERMANENTFLAGS", ()):
             return "keywords"
-        if not self._warned_no_keywords:
-            self._warned_no_keywords = True
-            log.warning("imap %s: the server takes no keywords: tags are kept in the ledger only", self.source.name)
-        return "none"
+        return "none"  # the source said so once at start (`status`: keywords: ledger only)
 
     def _store_at(self, ref: SourceRef, add: Set[str], remove: Set[str]) -> SourceRef | None:
         """Set the tags on the copy at `ref`; None when it is not there any more."""

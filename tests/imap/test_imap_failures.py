@@ -199,3 +199,38 @@ def test_check_refuses_move_on_a_server_without_move_and_uidplus(imap_home, dove
         assert "refused" in " ".join(check_imap(cfg, load_for(cfg)))
     finally:
         old.close()
+
+
+def test_server_without_keywords_keeps_tags_in_the_ledger_and_says_so_once(imap_home, caplog):
+    """As Exchange's IMAP: PERMANENTFLAGS without \\* (here Dovecot with an ACL that withholds
+    the right to write flags). The mail is done, its tags are in the ledger, and the gateway
+    warns once at start, not once per message."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    where = Path(tempfile.mkdtemp(prefix="dovecot-acl-"))  # readable by Dovecot's unprivileged user
+    where.chmod(0o755)
+    acl = where / "global-acl"
+    acl.write_text("* owner lrsitekxp\n")  # every right but `w` (flags and keywords)
+    acl.chmod(0o644)
+    server = Dovecot(extra=f"mail_plugins = $mail_plugins acl\nplugin {{\n  acl = vfile:{acl}\n}}\n")
+    try:
+        server.create("VLeads")
+        home = imap_home(server=server, folders=["VLeads"])
+        home.start()
+        home.wait_idle("VLeads")
+        raws = [make_mail(sender=f"K{i} <k{i}@nokw{i}.org>", subject=f"No keywords {i}") for i in range(3)]
+        for raw in raws:
+            server.append("VLeads", raw)
+        wait_for(lambda: home.states() == {"done": 3}, what="three mails done")
+        assert home.location_tags("VLeads") == [["CRM sync", "Synced"]] * 3
+        flags = server.flags("VLeads")
+        assert all(f - {"\\Recent"} == set() for f in flags.values()), flags  # no keyword, no \Seen
+        assert home.source_status()["keywords"] == "ledger only"
+        warnings = [r for r in caplog.records if "takes no keywords" in r.getMessage()]
+        assert len(warnings) == 1, [r.getMessage() for r in warnings]
+        home.stop()
+    finally:
+        server.close()
+        shutil.rmtree(where, ignore_errors=True)

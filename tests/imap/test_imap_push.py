@@ -109,3 +109,33 @@ def test_uidvalidity_change_rescans_without_duplicates(imap_home, dovecot):
         assert len(led.messages_in(["done"])) == 3
     finally:
         led.close()
+
+
+def test_two_accounts_in_one_gateway_each_pushed_a_mail_both_got_stored_once(imap_home, dovecot):
+    def account(user: str) -> dict:
+        return {"name": f"{user}-mail", "type": "imap", "host": dovecot.host, "port": dovecot.port, "security": "none",
+                "username": user, "password": dovecot.users[user], "owner": [f"{user}@example.com"],
+                "crm_user": f"{user}@example.com", "folders": ["VLeads"], "create_folders": True, "poll_interval": 1}
+
+    home = imap_home(extra={"sources": [account("alice"), account("bob")]})
+    home.start()
+    for i in range(2):
+        wait_for(lambda i=i: home.gw.sources[i].folders["VLeads"].connected, what="both accounts connected")
+    own_a = make_mail(sender="Ann <ann@a.org>", to=["alice@example.com"], subject="For Alice")
+    own_b = make_mail(sender="Ben <ben@b.org>", to=["bob@example.com"], subject="For Bob")
+    shared = make_mail(sender="Cy <cy@c.org>", to=["alice@example.com", "bob@example.com"], subject="For both")
+    dovecot.append("VLeads", own_a, user="alice")
+    dovecot.append("VLeads", own_b, user="bob")
+    dovecot.append("VLeads", shared, user="alice")
+    dovecot.append("VLeads", shared, user="bob")
+
+    for user, raws in (("alice", (own_a, shared)), ("bob", (own_b, shared))):
+        for raw in raws:
+            wait_for(lambda user=user, raw=raw: {"CRM_sync", "Synced"} <= dovecot.flags("VLeads", user=user).get(_mid(raw), set()),
+                     what=f"keywords in {user}'s mailbox")
+    assert sorted(e["subject"] for e in home.dump()["emails"]) == ["For Alice", "For Bob", "For both"]
+    assert home.states() == {"done": 4}  # four copies, three mails
+    home.gw.write_status()
+    st = {s["name"]: s for s in home.status_json()["sources"]}
+    assert {n: (s["account"], s["connected"]) for n, s in st.items()} == {"alice-mail": ("alice", True),
+                                                                          "bob-mail": ("bob", True)}
