@@ -148,45 +148,54 @@ class ProcessPool:
         while True:
             try:
                 item = self.results.get(timeout=0.5)
-                if item is None:  # `stop` after every worker ended: their results came before it
+            except queue.Empty:
+                item = ()
+            except Exception:  # a worker killed mid-write left a torn message
+                log.exception("unreadable worker result")
+                if self._stopping.is_set():
                     return
+                item = ()
+            if item is None:  # sent by `stop` once every worker has ended: their results came first
+                return
+            if item:
                 i, pk, state = item
                 with self._cv:
                     self.holding[i].discard(pk)
                     self._cv.notify_all()
                 self.on_done(pk, state)
-            except queue.Empty:
-                if self._stopping.is_set() and not any(p.is_alive() for p in self.procs):
-                    return
             if time.monotonic() >= next_check:  # also under load: a death must not wait for a lull
                 next_check = time.monotonic() + 0.5
                 self._check_alive()
 
     def _check_alive(self) -> None:
-        if self._stopping.is_set():
-            return
-        if self._starter.is_alive():
+        if self._stopping.is_set() or self._starter.is_alive():
             return
         for i, p in enumerate(self.procs):
-            if p is None or not p.is_alive():
-                with self._cv:
-                    lost, self.holding[i] = sorted(self.holding[i]), set()
-                    if p is not None:
-                        log.error("worker %d died (exit code %s)%s; starting it again", i, p.exitcode,
-                                  f" holding locations {lost}" if lost else "")
-                    try:
-                        self._spawn(i)
-                    except Exception:
-                        log.exception("could not start worker %d", i)
-                        self.procs[i] = None
-                    self._cv.notify_all()
-                for pk in lost:
-                    self.on_lost(pk)
+            if p is not None and p.is_alive():
+                continue
+            with self._cv:
+                if self._stopping.is_set():  # `stop` owns the workers now
+                    return
+                lost, self.holding[i] = sorted(self.holding[i]), set()
+                if p is not None:
+                    _make_sure_gone(p)
+                    log.error("worker %d died (exit code %s)%s; starting it again", i, p.exitcode,
+                              f" holding locations {lost}" if lost else "")
+                try:
+                    self._spawn(i)
+                except Exception:
+                    log.exception("could not start worker %d", i)
+                    self.procs[i] = None
+                self._cv.notify_all()
+            for pk in lost:
+                self.on_lost(pk)
 
     def stop(self) -> None:
         """Each worker finishes what it holds; what is still pending stays open in the ledger."""
         self._stopping.set()
-        self._starter.join()
+        self._starter.join(timeout=60)
+        with self._cv:  # no worker is started again after this (`_check_alive` looks under the lock)
+            procs, inboxes = list(self.procs), list(self.inboxes)
         while True:
             try:
                 self.pending.get_nowait()
@@ -194,13 +203,25 @@ class ProcessPool:
                 break
         self.pending.put(None)  # the dispatcher ends
         self._threads[0].join(timeout=5)
-        for inbox in self.inboxes:
-            inbox.put(None)
-        for p in self.procs:
+        for inbox in inboxes:
+            if inbox is not None:
+                inbox.put(None)
+        for p in procs:
             if p is None:
                 continue
             p.join(timeout=60)
             if p.is_alive():
                 p.terminate()
-        self.results.put(None)  # wake the collector now rather than at its next 0.5 s timeout
+        self.results.put(None)  # the collector ends after the results before it
+        self.results.cancel_join_thread()  # never hold up this process's exit for that one item
         self._threads[1].join(timeout=5)
+
+
+def _make_sure_gone(p: Any) -> None:
+    """With a fork server a worker's exit code comes through the server: if the server died,
+    a live worker reads as ended. Kill it by its pid before it is replaced, so its work is
+    never done by two processes at once and it does not linger."""
+    try:
+        os.kill(p.pid, signal.SIGKILL)
+    except OSError:
+        pass  # gone already (reaped by the fork server)

@@ -245,3 +245,58 @@ def test_worker_processes_see_the_environment_of_their_start_not_of_the_fork_ser
     home.run_once()
     owners = {lead["emails"][0]: lead["owner"] for lead in home.dump()["leads"]}
     assert owners == {"one@x.org": "first@example.com", "two@y.org": "second@example.com"}
+
+
+def test_run_once_with_worker_processes_and_nothing_to_do_ends_cleanly(home):
+    _processes(home, 2)
+    res = home.cli("run", "--once")  # stops while the workers may still be starting
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr and "Error" not in res.stderr, res.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_fork_server_killed_workers_are_replaced_not_doubled_and_mail_still_flows(home):
+    import signal
+    import time
+
+    _processes(home, 2)
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)], cwd=home.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        home.drop("VLeads", make_mail(sender="Early Bird <early@a.example>"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(home.dump()["leads"]) < 1:
+            time.sleep(0.2)
+        servers = []
+        for child in _children(proc.pid):
+            with open(f"/proc/{child}/cmdline") as fh:
+                if "forkserver" in fh.read():
+                    servers.append(child)
+        old = _worker_pids(proc.pid)
+        assert len(servers) == 1 and len(old) == 2
+        os.kill(servers[0], signal.SIGKILL)  # the workers' exit codes are read through it: now they look ended
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(p) for p in old):
+            time.sleep(0.2)
+        assert not any(_alive(p) for p in old), "the old workers were left running beside their replacements"
+        for i in range(4):
+            home.drop("VLeads", make_mail(sender=f"Later {i} <later{i}@b{i}.example>"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(home.dump()["leads"]) < 5:
+            time.sleep(0.2)
+        new = _worker_pids(proc.pid)
+        assert len(new) == 2 and not set(new) & set(old)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    crm = home.dump()
+    assert len(crm["leads"]) == 5 and len(crm["emails"]) == 5
+    assert home.states() == {"done": 5}
