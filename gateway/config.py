@@ -134,6 +134,7 @@ class ImapOAuth2(Model):
     client_secret: str | None = None
     authority: str = "https://login.microsoftonline.com"  # national clouds: https://login.microsoftonline.us, …
     scope: str = "https://outlook.office365.com/.default"  # e.g. https://outlook.office365.us/.default
+    ca_file: str | None = None  # a CA bundle for the authority (a TLS-inspecting proxy); the source's is the server's
     mechanism: Literal["XOAUTH2", "OAUTHBEARER"] = "XOAUTH2"
 
 

@@ -62,6 +62,7 @@ class ImapSource:
         self.folders = {f: FolderState(f) for f in config.folders}
         self.info: ServerInfo | None = None
         self.keywords = "unknown"  # keywords | gmail labels | ledger only
+        self.no_keywords: set[str] = set()  # server folders said to take no keywords
         self.max_size = int(env.config.max_message_size)
         self.idle_renew = IDLE_RENEW
         self.last_error = ""
@@ -138,9 +139,18 @@ class ImapSource:
         if b"\\*" in perm:
             self.keywords = "keywords"
         else:
-            self.keywords = "ledger only"
-            log.warning("imap %s: %s takes no keywords (PERMANENTFLAGS %s has no \\*): tags are kept in the ledger "
-                        "only", self.name, self.config.host, b" ".join(perm).decode() or "()")
+            self.note_no_keywords(fs.server, perm)
+
+    def note_no_keywords(self, folder: str, perm: Any) -> None:
+        """Said once per folder (the first at start): it takes no keywords, its tags stay in the ledger."""
+        with self._lock:
+            if folder in self.no_keywords:
+                return
+            self.no_keywords.add(folder)
+            self.keywords = ("ledger only" if self.keywords in ("unknown", "ledger only")
+                             else f"keywords, ledger only in {', '.join(sorted(self.no_keywords))}")
+        log.warning("imap %s: %s takes no keywords in %s (PERMANENTFLAGS %s has no \\*): its tags are kept in the "
+                    "ledger only", self.name, self.config.host, folder, b" ".join(perm).decode() or "()")
 
     def _fail(self, message: str, states: list[FolderState] | None = None) -> None:
         self.last_error = message

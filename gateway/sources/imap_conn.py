@@ -62,7 +62,7 @@ def check_security(cfg: ImapConfig) -> None:
 
 # ---- OAuth2 tokens -------------------------------------------------------------------------
 
-def oauth2_token(o: ImapOAuth2, ca_file: str | None = None) -> str:
+def oauth2_token(o: ImapOAuth2) -> str:
     """A bearer token: the output of `token_command`, or Microsoft identity client credentials."""
     if o.token_command:
         try:
@@ -76,17 +76,28 @@ def oauth2_token(o: ImapOAuth2, ca_file: str | None = None) -> str:
         return token
     if not (o.tenant_id and o.client_id and o.client_secret):
         raise ConfigError("oauth2: give token_command, or tenant_id, client_id and client_secret")
+    import requests
+
     from gateway.ms_identity import AuthorityError, confidential_app
 
     try:
         app = confidential_app(o.client_id, o.client_secret, tenant_id=o.tenant_id, authority=o.authority,
-                               ca_file=ca_file)
+                               ca_file=o.ca_file)
+        result = app.acquire_token_for_client(scopes=[o.scope])  # served from msal's cache until it expires
     except AuthorityError as exc:
         raise ImapAuthError(f"Microsoft identity: {exc}") from None
-    result = app.acquire_token_for_client(scopes=[o.scope])  # served from msal's cache until it expires
+    except requests.exceptions.SSLError as exc:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # a config matter, like the server's own certificate
+            hint = "" if o.ca_file else " (behind a TLS-inspecting proxy: give its CA as oauth2: ca_file)"
+            raise ConfigError(f"Microsoft identity at {o.authority}: TLS certificate not trusted{hint}: {exc}") from None
+        raise
     if "access_token" not in result:
-        description = str(result.get("error_description", "")).splitlines()[0][:300] if result.get("error_description") else ""
-        raise ImapAuthError(f"Microsoft identity refused the app {o.client_id} a token: {result.get('error')}: {description}")
+        error = str(result.get("error"))
+        description = str(result.get("error_description") or "").splitlines()[:1]
+        text = f"{error}: {description[0][:300] if description else ''}"
+        if error in ("temporarily_unavailable", "server_error"):  # Entra ID's own trouble: retry soon
+            raise ConnectionError(f"Microsoft identity: {text}")
+        raise ImapAuthError(f"Microsoft identity refused the app {o.client_id} a token: {text}")
     return str(result["access_token"])
 
 
@@ -151,7 +162,7 @@ def connect(cfg: ImapConfig, read_timeout: float = READ_TIMEOUT) -> tuple[IMAPCl
                 raise ConfigError(_untrusted(cfg, port, exc)) from exc
         try:
             if cfg.oauth2:
-                token = oauth2_token(cfg.oauth2, cfg.ca_file)
+                token = oauth2_token(cfg.oauth2)
                 if cfg.oauth2.mechanism == "OAUTHBEARER":
                     client.oauthbearer_login(cfg.username, token)
                 else:

@@ -140,7 +140,9 @@ class ImapWriteback:
             return "labels"
         if b"\\*" in info.get(b"PERMANENTFLAGS", ()):
             return "keywords"
-        return "none"  # the source said so once at start (`status`: keywords: ledger only)
+        if self._selected is not None:
+            self.source.note_no_keywords(self._selected, info.get(b"PERMANENTFLAGS", ()))  # once per folder
+        return "none"
 
     def _store_at(self, ref: SourceRef, add: Set[str], remove: Set[str]) -> SourceRef | None:
         """Set the tags on the copy at `ref`; None when it is not there any more."""

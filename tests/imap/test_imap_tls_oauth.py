@@ -251,9 +251,9 @@ def m365_dovecot(entra) -> Iterator[tuple[Dovecot, Introspection]]:
 
 
 def _m365(entra, ca_file: str, secret: str) -> dict[str, object]:
-    return {"password": None, "ca_file": ca_file,
+    return {"password": None,
             "oauth2": {"tenant_id": entra.tenant, "client_id": entra.client_id, "client_secret": secret,
-                       "authority": entra.base}}
+                       "authority": entra.base, "ca_file": ca_file}}
 
 
 def test_oauth2_token_from_microsoft_identity_client_credentials(imap_home, m365_dovecot, entra, ca_file):
@@ -279,4 +279,16 @@ def test_refused_client_secret_is_a_clear_error_in_status(imap_home, m365_doveco
     wait_for(lambda: "refused the app" in home.source_status()["last_error"], what="the token error in status")
     err = home.source_status()["last_error"]
     assert "invalid_client" in err and "AADSTS7000215" in err and entra.client_id in err
+    assert _logins(d) == []
+
+
+def test_untrusted_authority_certificate_is_a_clear_config_error(imap_home, m365_dovecot, entra):
+    d, _ = m365_dovecot
+    source = _m365(entra, "", entra.secret)
+    source["oauth2"].pop("ca_file")  # type: ignore[union-attr]
+    home = imap_home(server=d, folders=["VLeads"], password="", source=source)
+    home.start()
+    wait_for(lambda: "not trusted" in home.source_status()["last_error"], what="the authority's certificate error")
+    err = home.source_status()["last_error"]
+    assert f"Microsoft identity at {entra.base}" in err and "oauth2: ca_file" in err
     assert _logins(d) == []
