@@ -15,7 +15,6 @@ import socket
 import ssl
 import subprocess
 from dataclasses import dataclass
-from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
