@@ -393,11 +393,18 @@ class Gateway:
         self.ledger.close()
 
 
-def take_batch(q: Any, limit: int) -> list[Any]:
+def take_batch(q: Any, limit: int, alive: Callable[[], bool] | None = None) -> list[Any]:
     """The next item of a queue (waiting for it), then what else is queued, up to `limit`
     items: a batch whose writes share transactions. A control item (anything not an int: a
-    stop, a reload) ends the batch, so it is never taken past."""
-    items = [q.get()]
+    stop, a reload) ends the batch, so it is never taken past. `alive`: asked every 2 s while
+    waiting; when it says no, the batch is a stop."""
+    while True:
+        try:
+            items = [q.get(timeout=2.0) if alive is not None else q.get()]
+            break
+        except queue.Empty:
+            if alive is not None and not alive():
+                return [None]
     while len(items) < limit and isinstance(items[-1], int) and items[-1] != _STOP:
         try:
             items.append(q.get_nowait())

@@ -32,7 +32,7 @@ _BATCHES_PER_WORKER = 2  # a batch in hand and one waiting: a worker never idles
 
 
 def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_level: str,
-                 environ: dict[str, str]) -> None:
+                 environ: dict[str, str], lifeline: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     # The fork server was started with the environment of the pool's first start; a worker
     # sees the parent's environment of now, as a spawned one would (`${VAR}` in the config).
@@ -43,10 +43,17 @@ def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_lev
     from gateway.service import Gateway, take_batch
 
     logs.setup(log_level)
+
+    def main_alive() -> bool:
+        # Only the main process holds the other end and never writes: readable means EOF, the
+        # main process is gone (SIGKILL, OOM). Nor does the fork server end first: every
+        # worker it forks inherits its liveness pipe, so it lives as long as they do.
+        return not lifeline.poll()
+
     gw = Gateway(load_config(config_path), in_worker=True)
     try:
         while True:
-            items = take_batch(inbox, gw.config.batch)
+            items = take_batch(inbox, gw.config.batch, main_alive)
             for pk, state in gw._handle_many([i for i in items if isinstance(i, int)]).items():
                 results.put((index, pk, state))
             if items[-1] is None:
@@ -82,6 +89,9 @@ class ProcessPool:
         self.log_level = log_level
         self.pending: queue.Queue[int | None] = queue.Queue(maxsize=n * self.per_worker)  # in the main process only
         self.results: Any = self._ctx.Queue()
+        # A worker ends when the main process is gone, even killed: it waits on its queue only
+        # while this pipe's write end, which the main process alone holds, is open.
+        self._lifeline, self._lifeline_w = self._ctx.Pipe(duplex=False)
         self.inboxes: list[Any] = [None] * n
         self.procs: list[Any] = [None] * n
         self.holding: list[set[int]] = [set() for _ in range(n)]
@@ -116,7 +126,7 @@ class ProcessPool:
         self.inboxes[i] = inbox if inbox is not None else self._ctx.Queue()
         p = self._ctx.Process(target=_worker_main, name=f"crm-gateway-worker-{i}", daemon=True,
                               args=(self.config_path, i, self.inboxes[i], self.results, self.log_level,
-                                    dict(os.environ)))
+                                    dict(os.environ), self._lifeline))
         p.start()
         self.procs[i] = p
 

@@ -300,3 +300,30 @@ def test_fork_server_killed_workers_are_replaced_not_doubled_and_mail_still_flow
     crm = home.dump()
     assert len(crm["leads"]) == 5 and len(crm["emails"]) == 5
     assert home.states() == {"done": 5}
+
+
+def test_worker_processes_end_when_the_main_process_is_killed(home):
+    """A SIGKILLed gateway (OOM killer, `kill -9`) must not leave its workers holding the
+    ledger and CRM; what was in flight stays open in the ledger for the next start."""
+    import time
+
+    _processes(home, 2)
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)], cwd=home.root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        home.drop("VLeads", make_mail(sender="Before Kill <before@a.example>"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(home.dump()["leads"]) < 1:
+            time.sleep(0.2)
+        workers = _worker_pids(proc.pid)
+        assert len(workers) == 2
+    finally:
+        proc.kill()
+        proc.wait(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers), "workers outlived the killed gateway"
+    home.drop("VLeads", make_mail(sender="After Kill <after@b.example>"))
+    assert home.run_once() == {"done": 2}  # the next start carries on
+    assert len(home.dump()["leads"]) == 2
