@@ -144,21 +144,14 @@ def connect(cfg: ImapConfig, read_timeout: float = READ_TIMEOUT) -> tuple[IMAPCl
     check_security(cfg)
     port = default_port(cfg)
     timeout = SocketTimeout(connect=CONNECT_TIMEOUT, read=read_timeout)
+    client: IMAPClient | None = None
     try:
-        if cfg.security == "tls":
-            client = IMAPClient(cfg.host, port, ssl=True, ssl_context=tls_context(cfg), timeout=timeout)
-        else:
-            client = IMAPClient(cfg.host, port, ssl=False, timeout=timeout)
-    except ssl.SSLCertVerificationError as exc:
-        raise ConfigError(_untrusted(cfg, port, exc)) from exc
-    try:
+        client = IMAPClient(cfg.host, port, ssl=cfg.security == "tls",
+                            ssl_context=tls_context(cfg) if cfg.security == "tls" else None, timeout=timeout)
         if cfg.security == "starttls":
             if b"STARTTLS" not in client.capabilities():
                 raise ConfigError(f"sources: {cfg.name}: {cfg.host} does not offer STARTTLS")
-            try:
-                client.starttls(tls_context(cfg))
-            except ssl.SSLCertVerificationError as exc:
-                raise ConfigError(_untrusted(cfg, port, exc)) from exc
+            client.starttls(tls_context(cfg))
         try:
             if cfg.oauth2:
                 token = oauth2_token(cfg.oauth2)
@@ -172,6 +165,9 @@ def connect(cfg: ImapConfig, read_timeout: float = READ_TIMEOUT) -> tuple[IMAPCl
             raise ImapAuthError(f"login as {cfg.username} at {cfg.host}:{port} refused: {_text(exc)}") from exc
         caps = frozenset(c.decode().upper() if isinstance(c, bytes) else str(c).upper() for c in client.capabilities())
         return client, ServerInfo(caps)
+    except ssl.SSLCertVerificationError as exc:  # at connect (tls) or at STARTTLS
+        close_quietly(client)
+        raise ConfigError(_untrusted(cfg, port, exc)) from exc
     except BaseException:
         close_quietly(client)
         raise

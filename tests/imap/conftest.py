@@ -126,3 +126,47 @@ def imap_home(tmp_path: Path, dovecot: Dovecot) -> Iterator[Callable[..., ImapHo
 @pytest.fixture(autouse=True)
 def _quiet_logs() -> None:
     logging.getLogger("gateway").setLevel(logging.INFO)
+
+
+def five_in_vleads_two_dragged(dovecot: Dovecot, tag: str) -> tuple[list[bytes], list[int]]:
+    """Five mails APPENDed to VLeads; the fourth then dragged to VContacts (another watched
+    folder), the fifth to Archive (out of every watched one). Their raw bytes and first UIDs."""
+    from tests.imap.test_imap_push import _mid
+    from tests.mail import make_mail
+
+    raws = [make_mail(sender=f"{tag}{i} <{tag.lower()}{i}@firm.example>", subject=f"{tag} batch {i}") for i in range(5)]
+    uids = [dovecot.append("VLeads", raw) for raw in raws]
+    dovecot.create("Archive")
+    dovecot.create("VContacts")
+    dovecot.move("VLeads", "VContacts", _mid(raws[3]))
+    dovecot.move("VLeads", "Archive", _mid(raws[4]))
+    return raws, uids
+
+
+def apply_tag_batch(home: ImapHome, uidvalidity: int, uids: list[int], raws: list[bytes],
+                    store: str) -> tuple[list[Any], list[Any], list[list[int]], bool]:
+    """The write-back alone (no running gateway): tag the VLeads copies "CRM sync" + "Synced"
+    and untag "CRM error", in one `apply_many`, counting the UIDs of each call to the client's
+    `store` method (add_flags, add_gmail_labels). Returns requests, outcomes, those UID lists
+    and whether the write-back saw Gmail."""
+    from tests.imap.test_imap_push import _mid
+
+    from gateway.writeback.base import TagRequest
+
+    gw = home.gateway()
+    try:
+        writeback, source = gw.writebacks["mail"], gw.sources[0]
+        requests = [TagRequest(source.ref("VLeads", uidvalidity, uid), frozenset(), frozenset({"CRM sync", "Synced"}),
+                               frozenset({"CRM error"}), None, _mid(raw)) for uid, raw in zip(uids, raws)]
+        client = writeback._conn()
+        stores: list[list[int]] = []
+        original = getattr(client, store)
+
+        def counted(messages: Any, *args: Any) -> Any:
+            stores.append(list(messages))
+            return original(messages, *args)
+
+        setattr(client, store, counted)
+        return requests, writeback.apply_many(requests), stores, bool(writeback._info.gmail)
+    finally:
+        gw.close()

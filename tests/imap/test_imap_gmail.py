@@ -12,18 +12,10 @@ from collections.abc import Iterator
 import pytest
 from imapclient import IMAPClient
 
-from tests.imap.conftest import wait_for
+from tests.imap.conftest import apply_tag_batch, five_in_vleads_two_dragged, wait_for
 from tests.imap.gmail_double import GmailDouble
+from tests.imap.test_imap_push import _mid
 from tests.mail import make_mail
-
-from gateway.writeback.base import TagRequest
-
-
-def _mid(raw: bytes) -> str:
-    for line in raw.decode().splitlines():
-        if line.lower().startswith("message-id:"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError("no Message-ID")
 
 
 @pytest.fixture
@@ -88,12 +80,7 @@ def test_batch_writeback_on_gmail_one_label_store_moved_copies_found_or_gone(dov
     """The write-back alone (no running gateway): one +X-GM-LABELS for the batch, "CRM error"
     taken off with -X-GM-LABELS, a copy dragged to another watched folder labelled there (the
     STORE at its old UID answered OK without a FETCH), one dragged out of them all reported gone."""
-    raws = [make_mail(sender=f"G{i} <g{i}@firm.example>", subject=f"Gmail batch {i}") for i in range(5)]
-    uids = [dovecot.append("VLeads", raw) for raw in raws]
-    dovecot.create("Archive")
-    dovecot.create("VContacts")
-    dovecot.move("VLeads", "VContacts", _mid(raws[3]))
-    dovecot.move("VLeads", "Archive", _mid(raws[4]))
+    raws, uids = five_in_vleads_two_dragged(dovecot, "G")
     c = IMAPClient(gmail.host, gmail.port, ssl=False, timeout=30)
     try:  # an earlier failure left its label on the first mail
         c.login("alice", dovecot.users["alice"])
@@ -103,25 +90,9 @@ def test_batch_writeback_on_gmail_one_label_store_moved_copies_found_or_gone(dov
         c.logout()
     assert gmail.labels("VLeads", uids[0]) == {"CRM error"}
 
-    home = imap_home(source={"port": gmail.port})
-    gw = home.gateway()
-    try:
-        writeback, source = gw.writebacks["mail"], gw.sources[0]
-        requests = [TagRequest(source.ref("VLeads", uidvalidity, uid), frozenset(), frozenset({"CRM sync", "Synced"}),
-                               frozenset({"CRM error"}), None, _mid(raw)) for uid, raw in zip(uids, raws)]
-        client = writeback._conn()
-        assert writeback._info.gmail
-        stores: list[list[int]] = []
-        add_labels = client.add_gmail_labels
-
-        def counted(messages, labels, silent=False):  # type: ignore[no-untyped-def]
-            stores.append(list(messages))
-            return add_labels(messages, labels, silent)
-
-        client.add_gmail_labels = counted  # type: ignore[method-assign]
-        applied = writeback.apply_many(requests)
-    finally:
-        gw.close()
+    requests, applied, stores, on_gmail = apply_tag_batch(imap_home(source={"port": gmail.port}), uidvalidity, uids,
+                                                          raws, "add_gmail_labels")
+    assert on_gmail
 
     assert stores[0] == uids  # one STORE for all five UIDs first
     assert all(a.tags == {"CRM sync", "Synced"} for a in applied)

@@ -37,6 +37,16 @@ def _login_lines(d: Dovecot) -> list[str]:
     return [line for line in d.log().splitlines() if "imap-login: Info: Login: user=<alice>" in line]
 
 
+def _one_mail_through(home, d: Dovecot, subject: str, message_id: str) -> None:
+    """Start the gateway, deliver one mail into VLeads, and see it done and in the CRM."""
+    home.start()
+    home.wait_idle("VLeads")
+    d.deliver("VLeads", make_mail(sender="Bob Ray <bob@x.org>", subject=subject, message_id=message_id),
+              f"1700000000.{message_id.strip('<>').replace('@', '_')}.host")
+    wait_for(lambda: home.states() == {"done": 1}, what="the mail done")
+    assert [e["subject"] for e in home.dump()["emails"]] == [subject]
+
+
 # ---- TLS -----------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -67,12 +77,7 @@ def test_tls_and_starttls_with_an_in_house_ca(imap_home, tls_dovecot, ca_file, s
     port = tls_dovecot.imaps_port if security == "tls" else tls_dovecot.port
     home = imap_home(server=tls_dovecot, folders=["VLeads"],
                      source={"security": security, "port": port, "ca_file": ca_file, "host": "localhost"})
-    home.start()
-    home.wait_idle("VLeads")
-    raw = make_mail(sender="Bob Ray <bob@x.org>", subject="Over TLS", message_id="<tls@x.org>")
-    tls_dovecot.deliver("VLeads", raw, "1700000000.tls.host")
-    wait_for(lambda: home.states() == {"done": 1}, what="the mail done")
-    assert [e["subject"] for e in home.dump()["emails"]] == ["Over TLS"]
+    _one_mail_through(home, tls_dovecot, "Over TLS", "<tls@x.org>")
 
     lines = _login_lines(tls_dovecot)  # the gateway's logins only, so far: source and write-back
     assert len(lines) >= 2, lines
@@ -187,12 +192,7 @@ def test_oauth2_login_with_a_token_from_a_command(imap_home, oauth_dovecot, idp,
     home = imap_home(server=oauth_dovecot, folders=["VLeads"], password="",
                      source={"password": None,
                              "oauth2": {"token_command": _token_command(tmp_path, "tok-alice-1"), "mechanism": mechanism}})
-    home.start()
-    home.wait_idle("VLeads")
-    oauth_dovecot.deliver("VLeads", make_mail(sender="Cy Dee <cy@y.org>", subject="By token", message_id="<oauth@y.org>"),
-                          "1700000000.oauth.host")
-    wait_for(lambda: home.states() == {"done": 1}, what="the mail done")
-    assert [e["subject"] for e in home.dump()["emails"]] == ["By token"]
+    _one_mail_through(home, oauth_dovecot, "By token", "<oauth@y.org>")
     methods = _logins(oauth_dovecot)
     assert len(methods) >= 2 and set(methods) == {mechanism}, methods  # every gateway login, none by password
     assert set(idp.seen) == {"tok-alice-1"}
@@ -259,12 +259,7 @@ def _m365(entra, ca_file: str, secret: str) -> dict[str, object]:
 def test_oauth2_token_from_microsoft_identity_client_credentials(imap_home, m365_dovecot, entra, ca_file):
     d, idp = m365_dovecot
     home = imap_home(server=d, folders=["VLeads", "VContacts"], password="", source=_m365(entra, ca_file, entra.secret))
-    home.start()
-    home.wait_idle("VLeads")
-    d.deliver("VLeads", make_mail(sender="Dee Fox <dee@z.org>", subject="Via Entra", message_id="<m365@z.org>"),
-              "1700000000.m365.host")
-    wait_for(lambda: home.states() == {"done": 1}, what="the mail done")
-    assert [e["subject"] for e in home.dump()["emails"]] == ["Via Entra"]
+    _one_mail_through(home, d, "Via Entra", "<m365@z.org>")
     methods = _logins(d)
     assert len(methods) >= 3 and set(methods) == {"XOAUTH2"}, methods  # two folders' loops, the write-back, …
     token_posts = [r for r in entra.requests if r[1] == "POST" and r[2] == f"/{entra.tenant}/oauth2/v2.0/token"]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
 
 from tests.mail import make_mail
+from tests.waiting import wait_for as _wait
 
 
 def test_same_message_in_two_folders_is_stored_once_and_both_copies_are_tagged(home):
@@ -188,44 +191,63 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _worker_pids(pid: int) -> list[int]:
-    """The gateway's worker processes: forked by its fork server (spawned where there is none)."""
-    out: list[int] = []
+def _fork_servers(pid: int) -> list[int]:
+    out = []
     for child in _children(pid):
         with open(f"/proc/{child}/cmdline") as fh:
-            cmdline = fh.read()
-        if "forkserver" in cmdline:
-            out += _children(child)
-        elif "spawn_main" in cmdline:
-            out.append(child)
+            if "forkserver" in fh.read():
+                out.append(child)
     return out
 
 
-def test_an_idle_worker_process_killed_is_replaced_and_mail_still_flows(home):
-    import signal
-    import time
+def _worker_pids(pid: int) -> list[int]:
+    """The gateway's worker processes: forked by its fork server (spawned where there is none)."""
+    out: list[int] = [w for server in _fork_servers(pid) for w in _children(server)]
+    for child in _children(pid):
+        with open(f"/proc/{child}/cmdline") as fh:
+            if "spawn_main" in fh.read():
+                out.append(child)
+    return out
 
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _serving_with_two_workers(home) -> subprocess.Popen:
+    """`run` as a service runs it, with `processes: 2`, once it has processed a first mail."""
     _processes(home, 2)
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)], cwd=home.root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    home.drop("VLeads", make_mail(sender="First One <first@a.example>"))
+    _wait(lambda: len(home.dump()["leads"]) >= 1, 60)
+    return proc
+
+
+def _stopped(proc: subprocess.Popen) -> str:
+    """SIGTERM, as a service manager stops it; what it wrote to stderr."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    return err
+
+
+def test_an_idle_worker_process_killed_is_replaced_and_mail_still_flows(home):
+    proc = _serving_with_two_workers(home)
     try:
-        home.drop("VLeads", make_mail(sender="First One <first@a.example>"))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(home.dump()["leads"]) < 1:
-            time.sleep(0.2)
         workers = _worker_pids(proc.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)  # as the OOM killer would, while it waits for work
         time.sleep(1.5)
         for i in range(4):
             home.drop("VLeads", make_mail(sender=f"After {i} <after{i}@b{i}.example>"))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(home.dump()["leads"]) < 5:
-            time.sleep(0.2)
+        _wait(lambda: len(home.dump()["leads"]) >= 5, 60)
         assert len(home.dump()["leads"]) == 5
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        err = _stopped(proc)
     assert proc.returncode == 0, err
     assert "died" in err and home.states() == {"done": 5}
 
@@ -254,48 +276,21 @@ def test_run_once_with_worker_processes_and_nothing_to_do_ends_cleanly(home):
     assert "Traceback" not in res.stderr and "Error" not in res.stderr, res.stderr
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_fork_server_killed_workers_are_replaced_not_doubled_and_mail_still_flows(home):
-    import signal
-    import time
-
-    _processes(home, 2)
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)], cwd=home.root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _serving_with_two_workers(home)
     try:
-        home.drop("VLeads", make_mail(sender="Early Bird <early@a.example>"))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(home.dump()["leads"]) < 1:
-            time.sleep(0.2)
-        servers = []
-        for child in _children(proc.pid):
-            with open(f"/proc/{child}/cmdline") as fh:
-                if "forkserver" in fh.read():
-                    servers.append(child)
-        old = _worker_pids(proc.pid)
+        servers, old = _fork_servers(proc.pid), _worker_pids(proc.pid)
         assert len(servers) == 1 and len(old) == 2
         os.kill(servers[0], signal.SIGKILL)  # the workers' exit codes are read through it: now they look ended
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(_alive(p) for p in old):
-            time.sleep(0.2)
+        _wait(lambda: not any(_alive(p) for p in old), 30)
         assert not any(_alive(p) for p in old), "the old workers were left running beside their replacements"
         for i in range(4):
             home.drop("VLeads", make_mail(sender=f"Later {i} <later{i}@b{i}.example>"))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(home.dump()["leads"]) < 5:
-            time.sleep(0.2)
+        _wait(lambda: len(home.dump()["leads"]) >= 5, 60)
         new = _worker_pids(proc.pid)
         assert len(new) == 2 and not set(new) & set(old)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        err = _stopped(proc)
     assert proc.returncode == 0, err
     crm = home.dump()
     assert len(crm["leads"]) == 5 and len(crm["emails"]) == 5
@@ -305,24 +300,15 @@ def test_fork_server_killed_workers_are_replaced_not_doubled_and_mail_still_flow
 def test_worker_processes_end_when_the_main_process_is_killed(home):
     """A SIGKILLed gateway (OOM killer, `kill -9`) must not leave its workers holding the
     ledger and CRM; what was in flight stays open in the ledger for the next start."""
-    import time
-
-    _processes(home, 2)
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)], cwd=home.root,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _serving_with_two_workers(home)
     try:
-        home.drop("VLeads", make_mail(sender="Before Kill <before@a.example>"))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(home.dump()["leads"]) < 1:
-            time.sleep(0.2)
         workers = _worker_pids(proc.pid)
         assert len(workers) == 2
     finally:
         proc.kill()
         proc.wait(30)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(_alive(p) for p in workers):
-        time.sleep(0.2)
+    _wait(lambda: not any(_alive(p) for p in workers), 30)
+    proc.stderr.close()
     assert not any(_alive(p) for p in workers), "workers outlived the killed gateway"
     home.drop("VLeads", make_mail(sender="After Kill <after@b.example>"))
     assert home.run_once() == {"done": 2}  # the next start carries on
