@@ -74,7 +74,8 @@ def render_status(doc: dict[str, Any]) -> Any:
         for f in s["folders"]:
             c = f["counts"]
             cursor = f.get("cursor") or (f"{f.get('uidvalidity')}:{f.get('last_uid')}" if f.get("uidvalidity") else "-")
-            t.add_row(s["name"], f["folder"], "yes" if s["connected"] else "no", str(f.get("mode") or s["mode"] or "-"),
+            t.add_row(s["name"], f["folder"], "yes" if s["connected"] else "no",
+                      str(f.get("mode") or s["mode"] or "-") + (" late" if f.get("idle_late") else ""),
                       str(s["last_sync"] or "-")[:19], str(cursor),
                       ", ".join(f"{k} {v}" for k, v in c.items()) or "-", (f.get("last_error") or s["last_error"] or "")[:80])
     rules = doc["rules"]

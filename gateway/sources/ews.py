@@ -185,6 +185,9 @@ class EwsSource:
             self.last_error = str(exc)
             self.connected = not isinstance(exc, EwsError) and self.connected
             log.warning("ews %s: %s", self.name, exc)
+        except Exception as exc:  # the ledger (locked, restarting), a bug: the poll goes on, the error shows
+            self.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            log.warning("ews %s: %s", self.name, self.last_error, exc_info=True)
 
     def _stream_loop(self, mailbox: str, stop: threading.Event) -> None:
         backoff = 0.5

@@ -252,6 +252,9 @@ class GraphMailSource:
                 self.last_error = str(exc)
                 self.connected = not isinstance(exc, GraphError)
                 log.warning("graph %s: %s", self.name, exc)
+            except Exception as exc:  # the ledger (locked, restarting), a bug: the poll goes on, the error shows
+                self.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                log.warning("graph %s: %s", self.name, self.last_error, exc_info=True)
             if stop.wait(self.config.poll_interval):
                 return
 

@@ -5,7 +5,9 @@ connections per user and IP — Dovecot at 10), one connection polling the other
 every `poll_interval` seconds (all of them where the server has no IDLE or `idle: false`),
 and one for the write-back. Each loop reconnects on its own with backoff and jitter and
 scans from the ledger's cursor after every (re)connect. A refused login or a missing folder
-is shown in `status` and retried slowly; a folder that appears later is picked up.
+is shown in `status` and retried slowly; a folder that appears later is picked up. Any other
+failure (the ledger's database restarting or locked, a bug) is logged, shown in `status` and
+retried with the network backoff: a loop never ends before the gateway stops.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from gateway.errors import ConfigError, GatewayError, Retryable
 from gateway.sources.base import SourceRef, Submit
 from gateway.sources.imap_conn import (NETWORK_ERRORS, ImapAuthError, ImapFolderMissing, ServerInfo, connect,
                                        logout_quietly, resolve_folder, server_folders, close_quietly)
-from gateway.sources.imap_folder import IDLE_RENEW, FolderState, idle_until_news, scan
+from gateway.sources.imap_folder import IDLE_RENEW, FolderState, Wake, idle_until_news, scan_settled
 from gateway.sources.registry import SourceEnv, register_source
 
 log = logging.getLogger("gateway.imap")
@@ -189,6 +191,7 @@ class ImapSource:
             client: IMAPClient | None = None
             try:
                 client, _ = connect(self.config)
+                wake: Wake | None = None
                 while not stop.is_set():
                     missing = [fs for fs in states if fs.server is None]
                     if missing:
@@ -196,11 +199,12 @@ class ImapSource:
                     for fs in states:
                         if fs.server is None:
                             continue
-                        scan(self, client, fs)
+                        scan_settled(self, client, fs, wake)
                         fs.connected, fs.last_error = True, ""
+                    self._clear_error()
                     backoff.reset()
                     if idle and states[0].server is not None:
-                        idle_until_news(self, client, stop)
+                        wake = idle_until_news(self, client, stop)
                     else:  # poll (and look again for a missing folder)
                         stop.wait(self.config.poll_interval)
             except ImapAuthError as exc:
@@ -216,6 +220,12 @@ class ImapSource:
                         fs.server = None
                 self._fail(f"connection to {self.config.host} lost: {text}", states)
                 stop.wait(backoff.next())
+            except Exception as exc:  # the ledger (pool timeout, database restarted or locked), a bug
+                first = str(exc).strip().splitlines()
+                self._fail(f"{type(exc).__name__}: {first[0] if first else ''}", states)
+                log.warning("imap %s: %s: retrying after the error", self.name, ", ".join(fs.name for fs in states),
+                            exc_info=backoff.n == 0)  # the traceback once per run of failures
+                stop.wait(backoff.next())
             finally:
                 if stop.is_set():
                     logout_quietly(client)
@@ -223,6 +233,11 @@ class ImapSource:
                     close_quietly(client)
         for fs in states:
             fs.connected = False
+
+    def _clear_error(self) -> None:
+        """Every folder works again: the source's own last error is history."""
+        if self.last_error and all(fs.connected and not fs.last_error for fs in self.folders.values()):
+            self.last_error = ""
 
     def scan_once(self, submit: Submit, progress: Callable[[int, int], None] | None = None) -> int:
         """`run --once`: every folder from its cursor, on one connection."""
@@ -235,7 +250,7 @@ class ImapSource:
                 if fs.server is None:
                     log.warning("imap %s: %s", self.name, fs.last_error)
                     continue
-                total += scan(self, client, fs, bar=progress is None)
+                total += scan_settled(self, client, fs, bar=progress is None)
                 fs.last_error = ""
             return total
         finally:

@@ -162,6 +162,10 @@ def connect(cfg: ImapConfig, read_timeout: float = READ_TIMEOUT) -> tuple[IMAPCl
             else:
                 client.login(cfg.username, cfg.password or "")
         except LoginError as exc:
+            if isinstance(exc.__context__, NETWORK_ERRORS):
+                # imapclient turns any failure of LOGIN into LoginError, a socket EOF too: that is
+                # a broken connection (retry soon), not a refusal of the credentials.
+                raise ConnectionError(f"connection closed during login ({_text(exc.__context__)})") from exc
             raise ImapAuthError(f"login as {cfg.username} at {cfg.host}:{port} refused: {_text(exc)}") from exc
         caps = frozenset(c.decode().upper() if isinstance(c, bytes) else str(c).upper() for c in client.capabilities())
         return client, ServerInfo(caps)

@@ -25,6 +25,7 @@ from gateway.writeback.base import Applied, tags_after
 
 log = logging.getLogger("gateway.maildir")
 SUBDIRS = ("new", "cur", "tmp")
+WATCH_AGAIN = 300.0  # after watching failed, poll this long, then try watching again
 
 
 def item_key(filename: str) -> str:
@@ -147,24 +148,44 @@ class MaildirSource:
     # ---- running ------------------------------------------------------------------------
 
     def run(self, submit: Submit, stop: threading.Event) -> None:
-        self.scan_once(submit)
-        if self.config.watch:
+        self._scan_until_done(None, submit, stop)
+        if not self.config.watch:
+            while not stop.wait(self.config.poll_interval):
+                self._scan_until_done(None, submit, stop)
+            return
+        while not stop.is_set():
             try:
+                self.mode = "push"
                 self._watch(submit, stop)
-                return
-            except Exception as exc:  # no inotify (e.g. a network file system): poll instead
-                log.warning("maildir %s: watching failed (%s); polling every %.1fs", self.name, exc, self.config.poll_interval)
+            except Exception as exc:  # no inotify (e.g. a network file system, no instances left): poll a while
+                log.warning("maildir %s: watching failed (%s); polling every %.1fs, watching again in %.0fs", self.name,
+                            exc, self.config.poll_interval, WATCH_AGAIN)
                 self.mode = "poll"
-        while not stop.wait(self.config.poll_interval):
-            self._safe_scan(submit)
+                until = time.monotonic() + WATCH_AGAIN
+                while time.monotonic() < until and not stop.wait(self.config.poll_interval):
+                    self._scan_until_done(None, submit, stop)
 
-    def _safe_scan(self, submit: Submit) -> None:
-        try:
-            self.scan_once(submit)
-            self.last_error = ""
-        except Retryable as exc:
-            self.last_error = str(exc)
-            log.warning("maildir %s: %s", self.name, exc)
+    def _scan_until_done(self, folders: list[str] | None, submit: Submit, stop: threading.Event) -> None:
+        """Scan `folders` (None: all); on any error (the ledger locked or restarting, a bug) say so
+        in `status` and try again with backoff, so one failure never changes how we watch."""
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                if folders is None:
+                    self.scan_once(submit)
+                else:
+                    for folder in folders:
+                        self._scan_folder(folder, submit)
+                    self.last_sync = datetime.now(UTC)
+                self.last_error = ""
+                return
+            except Exception as exc:
+                first = str(exc).strip().splitlines()
+                self.last_error = f"{type(exc).__name__}: {first[0] if first else ''}"
+                log.warning("maildir %s: %s; scanning again in %.0fs", self.name, self.last_error, delay,
+                            exc_info=not isinstance(exc, Retryable) and delay == 1.0)
+                stop.wait(delay)
+                delay = min(delay * 2, 60.0)
 
     def _watch(self, submit: Submit, stop: threading.Event) -> None:
         import watchfiles
@@ -175,18 +196,8 @@ class MaildirSource:
         # an event was missed (inotify queue overflow): the known-key set makes it cheap.
         for changes in watchfiles.watch(*paths, stop_event=stop, rust_timeout=int(self.config.poll_interval * 1000),
                                         yield_on_timeout=True, debounce=50, step=20, raise_interrupt=False):
-            folders = {folder_of.get(str(Path(p).parent.parent)) for _, p in changes} - {None}
-            try:
-                if not changes:
-                    self.scan_once(submit)
-                for folder in sorted(folders):  # type: ignore[type-var]
-                    self._scan_folder(folder, submit)  # type: ignore[arg-type]
-                self.last_sync = datetime.now(UTC)
-                self.last_error = ""
-            except Retryable as exc:
-                self.last_error = str(exc)
-                log.warning("maildir %s: %s", self.name, exc)
-                time.sleep(1)
+            folders = sorted({f for _, p in changes if (f := folder_of.get(str(Path(p).parent.parent)))})
+            self._scan_until_done(folders if changes else None, submit, stop)
 
     def status(self) -> dict[str, Any]:
         return {"type": self.type, "connected": True, "mode": self.mode,

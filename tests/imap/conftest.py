@@ -23,7 +23,7 @@ if not available():
                 allow_module_level=True)
 
 
-def wait_for(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+def wait_for(pred: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
     """Wait for a condition with a generous deadline (never a timed assertion)."""
     deadline = time.monotonic() + timeout
     last: Any = None
