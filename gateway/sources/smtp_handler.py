@@ -55,8 +55,8 @@ class IntakeHandler:
         self.open = 0  # all connections of this listener
         self.cap = connection_cap(config.max_connections)
         self.storm = Throttled(lambda n: log.warning(
-            "smtp %s: refused %d connection(s) with 421: %d open, the cap is %d (max_connections)",
-            config.name, n, self.open, self.cap))
+            "smtp %s: refused %d connection(s) with 421: at the cap of %d open connections (max_connections)",
+            config.name, n, self.cap))
         self.per_ip_storm = Throttled(lambda n: log.warning(
             "smtp %s: refused %d connection(s) with 421: too many from one address or over its rate limit",
             config.name, n))
