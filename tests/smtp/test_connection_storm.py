@@ -12,7 +12,7 @@ import time
 from gateway.service import wait_until
 from tests.conftest import FOLDERS, Home
 from tests.mail import make_mail as raw_mail
-from tests.smtp.conftest import DEADLINE, INTAKE, ME, free_port, settled, smtp_source, spawned
+from tests.smtp.conftest import DEADLINE, INTAKE, ME, free_port, running, set_source, settled, smtp_source, spawned
 from tests.smtp.test_intake import client, make_mail
 
 NOFILE = 320  # the gateway idles at about 20 descriptors; the storm alone would need 400
@@ -86,3 +86,19 @@ def test_an_idle_connection_storm_gets_421_beyond_the_cap_and_starves_nothing(tm
 def _greeting_ok(port: int) -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         return _greeting(sock).startswith(b"220")
+
+
+def test_a_configured_max_connections_caps_the_listener_and_frees_up_again(smtp_home):
+    set_source(smtp_home, max_connections=3, max_connections_per_ip=50)
+    with running(smtp_home):
+        assert wait_until(lambda: _greeting_ok(smtp_home.port), DEADLINE)  # the readiness probes have gone
+        held = [socket.create_connection(("127.0.0.1", smtp_home.port), timeout=30) for _ in range(3)]
+        try:
+            assert [_greeting(s)[:3] for s in held] == [b"220"] * 3
+            with socket.create_connection(("127.0.0.1", smtp_home.port), timeout=30) as extra:
+                assert _greeting(extra).startswith(b"421 4.3.2 Too many connections")
+            held.pop().close()
+            assert wait_until(lambda: _greeting_ok(smtp_home.port), DEADLINE)  # a place is free again
+        finally:
+            for s in held:
+                s.close()

@@ -94,3 +94,23 @@ def test_mail_from_that_is_not_utf8_is_refused_with_553(smtp_home):
         assert _say(sock, f"RCPT TO:<{INTAKE}>".encode()).startswith(b"250")
         assert _say(sock, b"QUIT").startswith(b"221")
     assert smtp_home.states() == {}
+
+
+def _own_address() -> str | None:
+    """This machine's non-loopback IPv4 address, if it has one (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_listen_without_a_host_binds_every_address(smtp_home):
+    address = _own_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address")
+    set_source(smtp_home, listen=f":{smtp_home.port}")
+    with running(smtp_home), socket.create_connection((address, smtp_home.port), timeout=30) as sock:
+        assert _reply(sock).startswith(b"220")
