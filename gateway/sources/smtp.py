@@ -135,6 +135,8 @@ class SmtpIntake:
             finally:
                 self.controller = None
                 self.listening = False
+                for counted in (self.handler.storm, self.handler.per_ip_storm, self.loop_errors):
+                    counted.flush()  # the loop has stopped: what a storm's last second counted
         if self.handler.executor is not None:
             self.handler.executor.shutdown(wait=True)
             self.handler.executor = None
