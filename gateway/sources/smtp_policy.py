@@ -247,14 +247,14 @@ class Throttled:
 
 
 def connection_cap(configured: int | None, reserve: int = 256) -> int:
-    """Connections one intake may hold: below the descriptor limit, leaving `reserve` for the
-    rest of the gateway (spool, ledger, other sources, worker pipes). Half of what is left
-    at most, so a storm on one listener cannot take every descriptor."""
+    """Connections one intake may hold: below the descriptor limit, leaving `reserve` (at most
+    half the limit) for the rest of the gateway (spool, ledger, other sources, worker pipes)
+    and half of what is left for accept() bursts, so a storm cannot take every descriptor."""
     try:
         import resource
 
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     except (ImportError, OSError, ValueError):
         soft = -1  # no such limit here (not Unix)
-    derived = 10_000 if soft < 0 else max(1, (soft - reserve) // 2)  # RLIM_INFINITY is -1
+    derived = 10_000 if soft < 0 else max(1, (soft - min(reserve, soft // 2)) // 2)  # RLIM_INFINITY is -1
     return min(configured, derived) if configured else derived

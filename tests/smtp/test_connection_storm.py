@@ -102,3 +102,28 @@ def test_a_configured_max_connections_caps_the_listener_and_frees_up_again(smtp_
         finally:
             for s in held:
                 s.close()
+
+
+def test_when_descriptors_run_out_anyway_the_intake_logs_it_once_a_second_without_tracebacks(smtp_home):
+    """A limit far too low for the cap's reserve (48 descriptors): accept() does fail with
+    EMFILE; the intake reports that in one line a second at most and keeps serving."""
+    low = 48
+    began = time.monotonic()
+    with spawned(smtp_home, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (low, low))):
+        socks = [socket.create_connection(("127.0.0.1", smtp_home.port), timeout=30) for _ in range(150)]
+        try:
+            replies = [_greeting(s)[:3] for s in socks]  # all connect first: accept() gets a burst
+        finally:
+            for s in socks:
+                s.close()
+        assert replies.count(b"220") >= 1 and set(replies) <= {b"220", b"421", b""}
+        assert wait_until(lambda: _greeting_ok(smtp_home.port), DEADLINE)
+        with client(smtp_home) as s:
+            assert s.sendmail(ME, [INTAKE], make_mail(sender=ME, to="zoe@park.example", subject="after")) == {}
+    seconds = time.monotonic() - began
+    log = (smtp_home.root / "gateway.log").read_text()
+    failed = [line for line in log.splitlines() if "accept() out of system resource" in line]
+    assert failed, "the test did not make accept() fail"
+    assert len(failed) <= seconds + 2
+    assert all("logger=gateway.smtp" in line and "traceback" not in line.lower() for line in failed)
+    assert "Traceback" not in "\n".join(line for line in log.splitlines() if "logger=gateway.smtp" in line)
