@@ -220,7 +220,8 @@ class Throttled:
     """A log line for an event that can come in storms: at most one a second; what happens in
     between is counted into the next line (flushed by the event loop), never dropped silently."""
 
-    def __init__(self, emit: Callable[[int], None], every: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, emit: Callable[[int], None], every: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.emit = emit
         self.every = every
         self.clock = clock
