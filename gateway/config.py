@@ -188,6 +188,10 @@ class SmtpRateLimit(Model):
     burst: int = Field(60, ge=1)
 
 
+KNOWN_TOKENS = frozenset({"local-dev-token-change-me"})  # config.example.yaml's; any "change-me" counts too
+EXPOSED_TOKEN_MIN = 20  # characters, when the intake listens beyond loopback
+
+
 class SmtpSource(SourceBase):
     type: Literal["smtp"]
     listen: str = "127.0.0.1:2525"
@@ -207,6 +211,7 @@ class SmtpSource(SourceBase):
     connection_timeout: float = Field(600.0, gt=0)  # a whole connection, whatever it does
     rate_limit: SmtpRateLimit | None = SmtpRateLimit()
     max_connections_per_ip: int = Field(20, ge=1)
+    max_connections: int | None = Field(None, ge=1)  # all clients; default and ceiling: from RLIMIT_NOFILE
 
     @field_validator("max_size", mode="before")
     @classmethod
@@ -224,6 +229,27 @@ class SmtpSource(SourceBase):
         for u in self.users:
             if not u.token and not u.intake:
                 raise ValueError(f"users: {u.address} has neither a token nor an intake address")
+        return self
+
+    @model_validator(mode="after")
+    def _exposed_tokens(self) -> "SmtpSource":
+        """Beyond loopback anyone can guess at tokens: refuse the shipped default and short ones
+        (on loopback they stay allowed, so the quick start works)."""
+        import ipaddress
+
+        host = self.listen.strip().rpartition(":")[0].strip("[]")
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False  # "" (every address) or a host name
+        for u in [] if loopback else self.users:
+            t = (u.token or "").lower()
+            if t and ("changeme" in t.replace("-", "").replace("_", "") or t in KNOWN_TOKENS):
+                raise ValueError(f"users: {u.address}: the token is a known default; on {self.listen}, beyond "
+                                 "loopback, set a secret of your own (e.g. `openssl rand -hex 16`)")
+            if t and len(t) < EXPOSED_TOKEN_MIN:
+                raise ValueError(f"users: {u.address}: the token is shorter than {EXPOSED_TOKEN_MIN} characters; on "
+                                 f"{self.listen}, beyond loopback, use a longer secret (e.g. `openssl rand -hex 16`)")
         return self
 
     def intake_domain(self, user: SmtpUser) -> str:

@@ -41,3 +41,7 @@ def setup(level: str = "info") -> None:
     root.setLevel(level.upper())
     for noisy in ("watchfiles", "sqlalchemy", "mailparser", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # aiosmtpd logs every command line at INFO and AUTH exchanges at DEBUG: the secret intake
+    # address (`RCPT TO:<crm+TOKEN@…>`) and credentials would land in the log. The gateway logs
+    # each session itself, masked (gateway.smtp), so the library says only what went wrong.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)

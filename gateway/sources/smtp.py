@@ -12,11 +12,12 @@ picked up from the ledger by `recover()` on the next start.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,10 +28,11 @@ from gateway.errors import ConfigError
 from gateway.sources.base import Submit
 from gateway.sources.registry import SourceEnv, register_source
 from gateway.sources.smtp_handler import GuardedSMTP, IntakeHandler
-from gateway.sources.smtp_policy import Directory, RateLimiter, Verifier
+from gateway.sources.smtp_policy import Directory, RateLimiter, Throttled, Verifier
 from gateway.writeback.base import LedgerOnly
 
 log = logging.getLogger("gateway.smtp")
+BACKLOG = 32
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -57,6 +59,12 @@ class _Controller(Controller):
     def factory(self) -> GuardedSMTP:
         return GuardedSMTP(self.handler, **self.SMTP_kwargs)
 
+    def _create_server(self) -> Awaitable[asyncio.AbstractServer]:
+        # asyncio accepts up to `backlog` sockets in one go before any is refused and closed:
+        # a small backlog keeps that burst well inside the descriptors the cap leaves free.
+        return self.loop.create_server(self._factory_invoker, host=self.hostname, port=self.port,
+                                       ssl=self.ssl_context, backlog=BACKLOG)
+
 
 class SmtpIntake:
     type = "smtp"
@@ -79,6 +87,8 @@ class SmtpIntake:
                                      lambda ref, raw: submit_bytes(ref, raw), None, self.hostname)
         self.controller: _Controller | None = None
         self.listening = False
+        self._loop_error_seen: dict[str, Any] = {}
+        self.loop_errors = Throttled(self._log_loop_error)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -95,12 +105,28 @@ class SmtpIntake:
             kwargs["authenticator"] = self.handler.authenticator
         else:
             kwargs["auth_exclude_mechanism"] = ["LOGIN", "PLAIN"]
-        self.controller = _Controller(self.handler, hostname=self.host or None, port=self.port,
-                                      ready_timeout=10.0, **kwargs)
+        # hostname "" binds every address (`:2525`); aiosmtpd would take None for localhost
+        self.controller = _Controller(self.handler, hostname=self.host, port=self.port, ready_timeout=10.0, **kwargs)
+        self.controller.loop.set_exception_handler(self._loop_error)
         self.controller.start()
         self.listening = True
-        log.info("smtp %s: listening on %s (TLS %s, AUTH %s, max %d bytes)", self.name, c.listen,
-                 "on" if self.tls else "off", c.auth, c.max_size)
+        if c.max_connections and c.max_connections > self.handler.cap:
+            log.warning("smtp %s: max_connections %d is above what the descriptor limit allows; using %d",
+                        self.name, c.max_connections, self.handler.cap)
+        log.info("smtp %s: listening on %s (TLS %s, AUTH %s, max %d bytes, max %d connections)", self.name, c.listen,
+                 "on" if self.tls else "off", c.auth, c.max_size, self.handler.cap)
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """What asyncio reports from the listener (e.g. accept() failing with EMFILE, retried
+        every second): one line a second at most, a traceback only for what is not an OSError."""
+        self._loop_error_seen = context
+        self.loop_errors.note(loop)
+
+    def _log_loop_error(self, n: int) -> None:
+        exc = self._loop_error_seen.get("exception")
+        log.error("smtp %s: %s%s (%d× in the last second)", self.name, self._loop_error_seen.get("message", "error"),
+                  f": {type(exc).__name__}: {exc}" if exc else "", n,
+                  exc_info=None if exc is None or isinstance(exc, OSError) else exc)
 
     def close(self) -> None:
         if self.controller is not None:
@@ -109,6 +135,8 @@ class SmtpIntake:
             finally:
                 self.controller = None
                 self.listening = False
+                for counted in (self.handler.storm, self.handler.per_ip_storm, self.loop_errors):
+                    counted.flush()  # the loop has stopped: what a storm's last second counted
         if self.handler.executor is not None:
             self.handler.executor.shutdown(wait=True)
             self.handler.executor = None

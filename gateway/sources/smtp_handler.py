@@ -22,7 +22,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from gateway.config import SmtpSource, SmtpUser
 from gateway.sources.base import SourceRef
-from gateway.sources.smtp_policy import Directory, RateLimiter, Verifier, claimed, header_from
+from gateway.sources.smtp_policy import (Directory, RateLimiter, Throttled, Verifier, claimed, connection_cap,
+                                         header_from)
 
 log = logging.getLogger("gateway.smtp")
 
@@ -50,7 +51,15 @@ class IntakeHandler:
         self.executor = executor
         self.hostname = hostname
         self.counters = Counters()
-        self.connections: dict[str, int] = {}
+        self.connections: dict[str, int] = {}  # per client IP
+        self.open = 0  # all connections of this listener
+        self.cap = connection_cap(config.max_connections)
+        self.storm = Throttled(lambda n: log.warning(
+            "smtp %s: refused %d connection(s) with 421: at the cap of %d open connections (max_connections)",
+            config.name, n, self.cap))
+        self.per_ip_storm = Throttled(lambda n: log.warning(
+            "smtp %s: refused %d connection(s) with 421: too many from one address or over its rate limit",
+            config.name, n))
 
     # ---- hooks (aiosmtpd calls handle_<COMMAND>(server, session, envelope, …)) -----------
 
@@ -67,6 +76,10 @@ class IntakeHandler:
             return "530 5.7.0 Must issue a STARTTLS command first"
         if self.limiter and not self.limiter.take(_ip(session)):
             return RATE
+        bad = address_problem(address, mail_options)
+        if bad:
+            self._refused(session, envelope, f"MAIL FROM {_printable(address)}: {bad[4:]}")
+            return bad
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -76,6 +89,10 @@ class IntakeHandler:
         ip = _ip(session)
         if self.limiter and self.limiter.empty(ip):
             return RATE  # slows down anyone guessing intake addresses
+        bad = address_problem(address, envelope.mail_options)
+        if bad:
+            self._refused(session, envelope, f"RCPT {_mask(_printable(address))}: {bad[4:]}")
+            return bad
         user = self.directory.user_for(address)
         if user is None:
             if self.limiter:
@@ -122,8 +139,9 @@ class IntakeHandler:
             return INTERNAL
         self.counters.accepted += 1
         self.counters.last_accepted = datetime.now(UTC).isoformat()
-        log.info("smtp %s: accepted %s (%d bytes) from %s for %s", self.config.name, spool_id, len(raw),
-                 _ip(session), ", ".join(u.address for u in users))
+        log.info("smtp %s: accepted %s (%d bytes) from %s, MAIL FROM <%s>, RCPT %s, for %s", self.config.name,
+                 spool_id, len(raw), _ip(session), envelope.mail_from or "",
+                 ", ".join(_mask(r) for r in envelope.rcpt_tos), ", ".join(u.address for u in users))
         return f"250 2.0.0 OK: queued as {spool_id}"
 
     async def handle_exception(self, error: Exception) -> str:
@@ -172,7 +190,8 @@ class IntakeHandler:
 
 
 class GuardedSMTP(SMTP):
-    """aiosmtpd's SMTP with per-IP connection limits, a rate-limit check and a lifetime cap."""
+    """aiosmtpd's SMTP with a cap on all connections, per-IP limits, a rate-limit check and a
+    lifetime cap; refusals are logged at most once a second."""
 
     def __init__(self, handler: IntakeHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
@@ -187,13 +206,20 @@ class GuardedSMTP(SMTP):
             return  # the same connection after STARTTLS
         peer = transport.get_extra_info("peername")
         self._ip = peer[0] if isinstance(peer, tuple) and peer else str(peer)
-        conns = self.intake.connections
+        intake = self.intake
+        conns = intake.connections
         conns[self._ip] = conns.get(self._ip, 0) + 1
+        intake.open += 1
         refusal = None
-        if conns[self._ip] > self.intake.config.max_connections_per_ip:
+        if intake.open > intake.cap:  # below the descriptor limit: accept() never fails with EMFILE
+            refusal = "421 4.3.2 Too many connections: try again later"
+            intake.storm.note(self.loop)
+        elif conns[self._ip] > intake.config.max_connections_per_ip:
             refusal = "421 4.7.0 Too many connections from your address"
-        elif self.intake.limiter and self.intake.limiter.empty(self._ip):
+            intake.per_ip_storm.note(self.loop)
+        elif intake.limiter and intake.limiter.empty(self._ip):
             refusal = "421 4.7.0 Too many commands from your address: try again later"
+            intake.per_ip_storm.note(self.loop)
         if refusal:
             assert self._handler_coroutine is not None
             self._handler_coroutine.cancel()  # it has not run yet: no 220 greeting goes out
@@ -217,6 +243,7 @@ class GuardedSMTP(SMTP):
             conns[self._ip] = conns.get(self._ip, 1) - 1
             if conns[self._ip] <= 0:
                 conns.pop(self._ip, None)
+            self.intake.open -= 1
             self._ip = ""
         super().connection_lost(error)
 
@@ -224,6 +251,24 @@ class GuardedSMTP(SMTP):
 def _ip(session: Any) -> str:
     peer = getattr(session, "peer", None)
     return peer[0] if isinstance(peer, tuple) and peer else str(peer or "")
+
+
+def address_problem(address: str, options: list[str]) -> str | None:
+    """The reply refusing an envelope address, or None. aiosmtpd decodes command arguments as
+    UTF-8 with surrogateescape, so bytes that are not UTF-8 show up as lone surrogates: never
+    a valid address, SMTPUTF8 or not (RFC 6531). Other non-ASCII needs the SMTPUTF8 parameter."""
+    try:
+        address.encode("utf-8")
+    except UnicodeEncodeError:
+        return "553 5.1.7 Address is not valid UTF-8"
+    if not address.isascii() and "SMTPUTF8" not in (o.upper() for o in options):
+        return "553 5.6.7 Non-ASCII address needs SMTPUTF8"
+    return None
+
+
+def _printable(text: str) -> str:
+    """For the log: bad bytes as \\xNN, so a hostile address cannot break the log line."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _mask(address: str) -> str:

@@ -1,4 +1,5 @@
-"""Who may use the SMTP intake: secret intake addresses, allowed senders, DKIM/SPF, rate limits.
+"""Who may use the SMTP intake: secret intake addresses, allowed senders, DKIM/SPF, rate and
+connection limits.
 
 Everything here is plain data and functions, so the aiosmtpd handler (smtp.py) stays a thin
 adapter. DNS work (DKIM keys, SPF records) blocks: the handler runs it in its executor.
@@ -6,6 +7,7 @@ adapter. DNS work (DKIM keys, SPF records) blocks: the handler runs it in its ex
 
 from __future__ import annotations
 
+import asyncio
 import email.parser
 import email.policy
 import logging
@@ -212,3 +214,48 @@ class RateLimiter:
         with self._lock:
             tokens, at = self._buckets.get(ip, (self.burst, now))
             return min(self.burst, tokens + (now - at) * self.rate) < 1.0
+
+
+class Throttled:
+    """A log line for an event that can come in storms: at most one a second; what happens in
+    between is counted into the next line (flushed by the event loop), never dropped silently."""
+
+    def __init__(self, emit: Callable[[int], None], every: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.emit = emit
+        self.every = every
+        self.clock = clock
+        self.pending = 0
+        self.last = float("-inf")
+        self.scheduled = False
+
+    def note(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Count one event; call on `loop`'s thread."""
+        self.pending += 1
+        wait = self.last + self.every - self.clock()
+        if wait <= 0:
+            self.flush()
+        elif not self.scheduled:
+            self.scheduled = True
+            loop.call_later(wait, self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        if self.pending:
+            n, self.pending = self.pending, 0
+            self.last = self.clock()
+            self.emit(n)
+
+
+def connection_cap(configured: int | None, reserve: int = 256) -> int:
+    """Connections one intake may hold: below the descriptor limit, leaving `reserve` (at most
+    half the limit) for the rest of the gateway (spool, ledger, other sources, worker pipes)
+    and half of what is left for accept() bursts, so a storm cannot take every descriptor."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        soft = -1  # no such limit here (not Unix)
+    derived = 10_000 if soft < 0 else max(1, (soft - min(reserve, soft // 2)) // 2)  # RLIM_INFINITY is -1
+    return min(configured, derived) if configured else derived

@@ -118,3 +118,33 @@ def settled(home: Home, n: int) -> bool:
     states = home.states()
     final = sum(v for k, v in states.items() if k in ("done", "review", "skipped", "ignored", "quarantined"))
     return final >= n
+
+
+@contextlib.contextmanager
+def spawned(home: Home, *args: str, preexec_fn: Any = None) -> Iterator[Any]:
+    """`crm-gateway run ARGS` as its own process, its stderr in `home.root/gateway.log`; yields
+    the process once the SMTP port answers, and ends it with SIGTERM (then waits) afterwards."""
+    import subprocess
+    import sys
+
+    log_path = home.root / "gateway.log"
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", *args, "-c", str(home.config_path)],
+                                cwd=home.root, stdout=out, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+        try:
+            up = wait_until_listening(home.port, proc)  # type: ignore[attr-defined]
+            assert up, "the gateway did not come up:\n" + log_path.read_text(errors="replace")[-3000:]
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=DEADLINE)
+
+
+def wait_until_listening(port: int, proc: Any) -> bool:
+    from gateway.service import wait_until
+
+    return wait_until(lambda: proc.poll() is not None or _listening(port), DEADLINE) and proc.poll() is None
