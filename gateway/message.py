@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import mailparser
-import nh3
 
-from gateway import addresses, mime, mime_blobs
+from gateway import addresses, mime, mime_blobs, mime_html
 from gateway.errors import UnparseableMessage
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,7 @@ class Message:
     date_source: str  # "date" | "received" | "arrival" | "now" (nothing usable, no arrival given)
     headers: tuple[tuple[str, str], ...]  # (name, decoded value) in order, names as written
     text: str  # the text part; HTML converted to text when there is none
-    html: str  # sanitised with nh3
+    html: str  # sanitised (gateway.mime_html)
     attachments: tuple[Attachment, ...]
     in_reply_to: tuple[str, ...]
     references: tuple[str, ...]
@@ -161,8 +160,6 @@ def automated(message: Message) -> list[AutomatedVerdict]:
 
 _ADDRESS_FIELDS = {"from": "from_", "sender": "sender", "to": "to", "cc": "cc", "bcc": "bcc",
                    "reply-to": "reply_to"}
-_URL_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {"cid"}  # inline images keep their cid: links
-_DROP_WITH_CONTENT = nh3.CLEAN_CONTENT_TAGS | {"title", "head"}  # not just the tags: their text too
 
 
 def parse(raw: bytes, *, arrival: datetime | None = None, max_size: int | None = None) -> Message:
@@ -309,9 +306,12 @@ def _build(raw, tree, bodies: mime.Bodies, arrival, parser: str, defects: list[s
 
     text = "\n".join(t for t in bodies.text if t.strip()) if bodies.text else ""
     html_raw = "\n".join(bodies.html)
-    if not text and html_raw:
-        text = mime.html_to_text(html_raw)
-    html = nh3.clean(html_raw, url_schemes=_URL_SCHEMES, clean_content_tags=_DROP_WITH_CONTENT) if html_raw.strip() else ""
+    converted = mime_html.convert(html_raw, want_text=not text)
+    text = text or converted.text
+    html = converted.html
+    if converted.truncated:
+        defects.append(f"HTML body of {len(html_raw)} characters: text and sanitised HTML from its first "
+                       f"{mime_html.HTML_MAX}, at most {mime_html.TEXT_MAX} characters of text")
     attachments = tuple(_attachment(p) for p in bodies.parts)
     bodies.parts.clear()  # the payloads now live in the frozen Attachments only
 

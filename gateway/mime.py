@@ -19,9 +19,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.message import Message as _EmailMessage
-from html.parser import HTMLParser
 
-from gateway import addresses
+from gateway import addresses, mime_html
 
 _HEADER_BLOCK_END = re.compile(rb"\r?\n\r?\n")
 _MSGID = re.compile(r"<([^<>]*)>")
@@ -210,44 +209,7 @@ def message_ids(value: str) -> list[str]:
 # ---------------------------------------------------------------- HTML
 
 
-class _HTMLText(HTMLParser):
-    _SKIP = {"script", "style", "head", "title", "noscript", "template"}
-    _BLOCK = {"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4",
-              "h5", "h6", "blockquote", "pre", "hr", "section", "article", "header", "footer"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.skip = 0
-
-    def handle_starttag(self, tag, attrs):
-        if tag in self._SKIP:
-            self.skip += 1
-        elif tag in self._BLOCK:
-            self.out.append("\n")
-        elif tag in ("td", "th"):
-            self.out.append(" ")
-
-    def handle_endtag(self, tag):
-        if tag in self._SKIP:
-            self.skip = max(0, self.skip - 1)
-        elif tag in self._BLOCK:
-            self.out.append("\n")
-
-    def handle_data(self, data):
-        if not self.skip:
-            self.out.append(data)
-
-
-def html_to_text(html: str) -> str:
-    parser = _HTMLText()
-    try:
-        parser.feed(html)
-        parser.close()
-    except Exception:  # html.parser is lenient; this is belt and braces
-        return re.sub(r"<[^>]*>", " ", html)
-    lines = (re.sub(r"[ \t\r\f\v\xa0]+", " ", line).strip() for line in "".join(parser.out).split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+html_to_text = mime_html.html_to_text  # linear and bounded: see gateway.mime_html
 
 
 # ---------------------------------------------------------------- the part walk
