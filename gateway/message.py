@@ -188,9 +188,12 @@ def parse(raw: bytes, *, arrival: datetime | None = None, max_size: int | None =
 
 def _parse_full(raw: bytes, arrival: datetime | None) -> Message:
     failures: list[str] = []
+    readable = _without_header_nuls(raw)
+    if readable is not raw:
+        failures.append("NUL bytes in the header block: removed")
     for name, build in (_PARSERS_LARGE if len(raw) > LARGE_MESSAGE else _PARSERS):
         try:
-            tree, defects, blobs = build(raw)
+            tree, defects, blobs = build(readable)
         except RecursionError:
             failures.append(f"{name}: nesting too deep")
             continue
@@ -200,12 +203,43 @@ def _parse_full(raw: bytes, arrival: datetime | None) -> Message:
         try:
             _reject_non_mail(tree, raw)
             bodies = mime.walk(tree, blobs)
+            del readable  # the tree holds what it needs: a large mail must not be kept twice
             return _build(raw, tree, bodies, arrival, name, [*failures, *defects, *bodies.defects])
         except UnparseableMessage:
             raise
         except (Exception, RecursionError) as exc:
             failures.append(f"{name} tree: {type(exc).__name__}: {exc}"[:300])
     raise UnparseableMessage("no parser could read the message: " + "; ".join(failures))
+
+
+def _without_header_nuls(raw: bytes) -> bytes:
+    """`raw` with the NUL bytes of its header block removed (`raw` itself when it has none).
+
+    A NUL is never part of a header, but one in a header name makes the parsers read the
+    whole header block as body, and the mail then looks like a stray binary file."""
+    block = mime.header_block(raw)
+    if b"\x00" not in block:
+        return raw
+    return block.replace(b"\x00", b"") + raw[len(block):]
+
+
+class _MailParserLog(logging.Filter):
+    """mail-parser logs what it could not decode at `error`, with raw header fragments (NULs,
+    escape sequences) in the text. What it worked around is in `Message.defects`; its own
+    lines are shown only with debug logging, as debug, with control characters escaped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            return False
+        text = record.getMessage()
+        record.msg = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:500])
+        record.args = ()
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+for _name in ("mailparser", "mailparser.core", "mailparser.utils", "mailparser.const"):
+    logging.getLogger(_name).addFilter(_MailParserLog())
 
 
 class _MailParserChecks(mailparser.MailParser):
