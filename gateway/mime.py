@@ -24,6 +24,9 @@ from gateway import addresses, mime_html
 
 _HEADER_BLOCK_END = re.compile(rb"\r?\n\r?\n")
 _MSGID = re.compile(r"<([^<>]*)>")
+# a host name (IDN allowed) or an address literal; anything else is what a broken phrase left
+# behind, e.g. `_victim@evil.example?=` from an encoded word with a raw ':' in it
+_DOMAIN = re.compile(r"(?:\[[^\[\]\s]+\]|[^\s@?=/\\\"'(),;:<>\[\]]+)\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINE_END = re.compile(r"\r?\n")  # folding; split on it, not matched with the blanks around it
 # (`[ \t]*\r?\n[ \t]*` backtracks over every run of blanks: 40,000 spaces cost 22 s)
@@ -158,7 +161,7 @@ def _addresses(text: str) -> tuple[tuple[str, str], ...]:
     for name, addr in pairs:
         addr = (addr or "").strip().strip("<>")
         local, at, domain = addr.rpartition("@")
-        if not at or not local or not domain or "@" in domain or " " in domain:
+        if not at or not local or not _DOMAIN.match(domain):
             continue
         out.append((fold_breaks(_CONTROL.sub("", fix_str(name))).strip(), addresses.normalize(addr)))
     return tuple(out)
