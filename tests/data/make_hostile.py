@@ -549,8 +549,8 @@ def big_hostile() -> dict[str, bytes]:
         b" " * 200_000 + b"y\n\nA header with a long run of blanks.\n"
     return {
         "quadratic-html-attr.eml": _html_mail("a b=", "qhtml-attr@acme.example", b"<p>Start.</p>" + b"<a b=" * 60_000),
-        "quadratic-html-close.eml": _html_mail("close", "qhtml-close@acme.example", b"<p>Start.</p>" + b"</" * 150_000),
-        "quadratic-html-pi.eml": _html_mail("pi", "qhtml-pi@acme.example", b"<p>Start.</p>" + b"<?" * 150_000),
+        "quadratic-html-close.eml": _html_mail("close", "qhtml-close@acme.example", b"<p>Start.</p>" + b"</" * 400_000),
+        "quadratic-html-pi.eml": _html_mail("pi", "qhtml-pi@acme.example", b"<p>Start.</p>" + b"<?" * 400_000),
         "ampersand-html.eml": _html_mail("amp", "amp-1@acme.example", b"<p>" + b"a&b " * 250_000 + b"</p>"),
         "deep-html.eml": _html_mail("deep", "deep-1@acme.example", b"<div>" * 100_000 + b"deep text"),
         "html-10mb.eml": _html_mail("10 MB report", "html10@acme.example", _report_html(10 * 1024 * 1024)),
