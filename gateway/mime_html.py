@@ -28,6 +28,7 @@ _SKIP = frozenset({"script", "style", "head", "title", "noscript", "template"})
 _BLOCK = frozenset({"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
                     "blockquote", "pre", "hr", "section", "article", "header", "footer"})
 _CELL = frozenset({"td", "th"})
+_VOID = frozenset({"br", "hr"})
 _URL_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {"cid"}  # inline images keep their cid: links
 _DROP_WITH_CONTENT = nh3.CLEAN_CONTENT_TAGS | {"title", "head"}  # not just the tags: their text too
 _SPACES = re.compile(r"[ \t\r\f\v\xa0]+")
@@ -92,7 +93,7 @@ def _text(root) -> tuple[str, bool]:
         else:
             if tag in _SKIP:
                 skip -= 1
-            elif not skip and tag in _BLOCK:
+            elif not skip and tag in _BLOCK and tag not in _VOID:  # <br>: one line break, not two
                 out.append("\n")
             if not skip and el.tail:
                 out.append(el.tail)

@@ -558,6 +558,11 @@ def test_html_text_keeps_blocks_and_drops_script():
     m = parse(load("newsletter.eml"))
     assert m.text == "Acme monthly\n\nNew products & prices.\n\nSee you."
     assert "<script" not in parse((HOSTILE / "html-script.eml").read_bytes()).html
+    from gateway.mime_html import html_to_text
+
+    assert html_to_text("line1<br>line2<hr>x<p>para</p>tail<td>a</td><td>b</td>") == "line1\nline2\nx\npara\ntail a b"
+    assert html_to_text('<meta charset="iso-8859-1"><p>Grüße €</p>') == "Grüße €"  # the text is decoded already
+    assert html_to_text("") == html_to_text("<!-- -->") == html_to_text("\x00") == ""
 
 
 # ------------------------------------------------------------------ any bytes in: a Message or UnparseableMessage
