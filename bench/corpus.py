@@ -1,7 +1,7 @@
 """A reproducible mail corpus for the pipeline benchmark, built with the stdlib `email` package.
 
 `build(root, count, seed)` writes `count` messages (one of them a ~20 MB mail with a big
-attachment) as Maildir files under `root/<folder>/new/`, and returns a manifest. The same
+attachment, one a ~10 MB HTML-only mail) as Maildir files under `root/<folder>/new/`, and returns a manifest. The same
 count and seed always give the same bytes.
 
 Mix (roughly): plain text, multipart/alternative (text + HTML), mail with attachments (sizes
@@ -27,6 +27,7 @@ FOLDERS = ["VLeads", "VContacts", "VAccounts", "CRM sync"]
 FOLDER_WEIGHTS = [0.3, 0.25, 0.15, 0.3]
 OWNER = "me@example.com"
 BIG_SIZE = 20 * 1024 * 1024
+HTML_SIZE = 10 * 1024 * 1024  # the HTML-only mail: a long report or a newsletter archive
 
 FIRST = ["Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hugo", "Ida", "Jonas", "Karl", "Lena",
          "Marta", "Nils", "Olga", "Paul", "Rosa", "Sven", "Tina", "Ulf", "Vera", "Wim", "Yusuf", "Zoe",
@@ -61,7 +62,7 @@ class Entry:
     folder: str
     name: str
     size: int
-    kind: str  # plain | alternative | attachments | big
+    kind: str  # plain | alternative | attachments | big | big_html
     automated: str  # "" | auto_reply | list | bulk
     outbound: bool
 
@@ -119,6 +120,24 @@ def _payload(rng: random.Random, n: int) -> bytes:
     return rng.randbytes(n)
 
 
+def _big_html(rng: random.Random, size: int) -> str:
+    """An HTML-only mail of about `size` bytes: styled tables and paragraphs, as exported reports are."""
+    head = "<html><head><title>Report</title><style>td{border:1px solid #ccc}</style></head><body>"
+    chunks, n = [head], len(head)
+    row = 0
+    while n < size:
+        row += 1
+        cells = "".join(f'<td class="c{j}" style="padding:2px">{rng.choice(WORDS)} {rng.randint(1, 99999)}</td>'
+                        for j in range(6))
+        block = (f"<tr>{cells}</tr>" if row % 20 else
+                 f'</table><p>Section {row // 20}: {" ".join(rng.choice(WORDS) for _ in range(40))} '
+                 f'<a href="https://example.org/r/{row}">more</a></p><table>')
+        chunks.append(block)
+        n += len(block.encode())
+    chunks.append("</table></body></html>")
+    return "".join(chunks)
+
+
 def make_message(rng: random.Random, people: _People, i: int, when: datetime, kind: str) -> tuple[bytes, Entry]:
     folder = rng.choices(FOLDERS, FOLDER_WEIGHTS)[0]
     outbound = folder == "CRM sync" and rng.random() < 0.35
@@ -167,6 +186,8 @@ def make_message(rng: random.Random, people: _People, i: int, when: datetime, ki
     body = _text(rng, rng.randint(30, 600))
     if kind == "plain":
         msg.set_content(body)
+    elif kind == "big_html":  # its own generator: the main one draws as for a plain mail
+        msg.set_content(_big_html(random.Random(i), HTML_SIZE), subtype="html")
     else:
         msg.set_content(body)
         if kind in ("alternative", "attachments") and rng.random() < (1.0 if kind == "alternative" else 0.6):
@@ -195,6 +216,7 @@ def build(root: Path, count: int = 3000, seed: int = 20260101) -> dict:
             (root / f / sub).mkdir(parents=True, exist_ok=True)
     start = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
     big_at = rng.randrange(count)
+    html_at = random.Random(seed + 1).randrange(count)  # its own generator: the other mails stay as they were
     entries: list[Entry] = []
     total = 0
     for i in range(count):
@@ -204,13 +226,15 @@ def build(root: Path, count: int = 3000, seed: int = 20260101) -> dict:
         else:
             r = rng.random()
             kind = "plain" if r < 0.45 else "alternative" if r < 0.75 else "attachments"
+            if i == html_at:
+                kind = "big_html"
         raw, entry = make_message(rng, people, i, when, kind)
         (root / entry.folder / "new" / entry.name).write_bytes(raw)
         entries.append(entry)
         total += len(raw)
     manifest = {"count": count, "seed": seed, "bytes": total, "new_senders": people.new_n, "pool": len(people.pool),
                 "by_folder": {f: sum(1 for e in entries if e.folder == f) for f in FOLDERS},
-                "by_kind": {k: sum(1 for e in entries if e.kind == k) for k in ("plain", "alternative", "attachments", "big")},
+                "by_kind": {k: sum(1 for e in entries if e.kind == k) for k in ("plain", "alternative", "attachments", "big", "big_html")},
                 "automated": sum(1 for e in entries if e.automated), "outbound": sum(1 for e in entries if e.outbound),
                 "largest": max(e.size for e in entries),
                 "files": [asdict(e) for e in entries]}

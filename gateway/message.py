@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import mailparser
-import nh3
 
-from gateway import addresses, mime, mime_blobs
+from gateway import addresses, mime, mime_blobs, mime_html
 from gateway.errors import UnparseableMessage
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,7 @@ class Message:
     date_source: str  # "date" | "received" | "arrival" | "now" (nothing usable, no arrival given)
     headers: tuple[tuple[str, str], ...]  # (name, decoded value) in order, names as written
     text: str  # the text part; HTML converted to text when there is none
-    html: str  # sanitised with nh3
+    html: str  # sanitised (gateway.mime_html)
     attachments: tuple[Attachment, ...]
     in_reply_to: tuple[str, ...]
     references: tuple[str, ...]
@@ -161,8 +160,6 @@ def automated(message: Message) -> list[AutomatedVerdict]:
 
 _ADDRESS_FIELDS = {"from": "from_", "sender": "sender", "to": "to", "cc": "cc", "bcc": "bcc",
                    "reply-to": "reply_to"}
-_URL_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {"cid"}  # inline images keep their cid: links
-_DROP_WITH_CONTENT = nh3.CLEAN_CONTENT_TAGS | {"title", "head"}  # not just the tags: their text too
 
 
 def parse(raw: bytes, *, arrival: datetime | None = None, max_size: int | None = None) -> Message:
@@ -191,9 +188,12 @@ def parse(raw: bytes, *, arrival: datetime | None = None, max_size: int | None =
 
 def _parse_full(raw: bytes, arrival: datetime | None) -> Message:
     failures: list[str] = []
+    readable = _without_header_nuls(raw)
+    if readable is not raw:
+        failures.append("NUL bytes in the header block: removed")
     for name, build in (_PARSERS_LARGE if len(raw) > LARGE_MESSAGE else _PARSERS):
         try:
-            tree, defects, blobs = build(raw)
+            tree, defects, blobs = build(readable)
         except RecursionError:
             failures.append(f"{name}: nesting too deep")
             continue
@@ -203,12 +203,43 @@ def _parse_full(raw: bytes, arrival: datetime | None) -> Message:
         try:
             _reject_non_mail(tree, raw)
             bodies = mime.walk(tree, blobs)
+            del readable  # the tree holds what it needs: a large mail must not be kept twice
             return _build(raw, tree, bodies, arrival, name, [*failures, *defects, *bodies.defects])
         except UnparseableMessage:
             raise
         except (Exception, RecursionError) as exc:
             failures.append(f"{name} tree: {type(exc).__name__}: {exc}"[:300])
     raise UnparseableMessage("no parser could read the message: " + "; ".join(failures))
+
+
+def _without_header_nuls(raw: bytes) -> bytes:
+    """`raw` with the NUL bytes of its header block removed (`raw` itself when it has none).
+
+    A NUL is never part of a header, but one in a header name makes the parsers read the
+    whole header block as body, and the mail then looks like a stray binary file."""
+    block = mime.header_block(raw)
+    if b"\x00" not in block:
+        return raw
+    return block.replace(b"\x00", b"") + raw[len(block):]
+
+
+class _MailParserLog(logging.Filter):
+    """mail-parser logs what it could not decode at `error`, with raw header fragments (NULs,
+    escape sequences) in the text. What it worked around is in `Message.defects`; its own
+    lines are shown only with debug logging, as debug, with control characters escaped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            return False
+        text = record.getMessage()
+        record.msg = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:500])
+        record.args = ()
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+for _name in ("mailparser", "mailparser.core", "mailparser.utils", "mailparser.const"):
+    logging.getLogger(_name).addFilter(_MailParserLog())
 
 
 class _MailParserChecks(mailparser.MailParser):
@@ -309,9 +340,12 @@ def _build(raw, tree, bodies: mime.Bodies, arrival, parser: str, defects: list[s
 
     text = "\n".join(t for t in bodies.text if t.strip()) if bodies.text else ""
     html_raw = "\n".join(bodies.html)
-    if not text and html_raw:
-        text = mime.html_to_text(html_raw)
-    html = nh3.clean(html_raw, url_schemes=_URL_SCHEMES, clean_content_tags=_DROP_WITH_CONTENT) if html_raw.strip() else ""
+    converted = mime_html.convert(html_raw, want_text=not text)
+    text = text or converted.text
+    html = converted.html
+    if converted.truncated:
+        defects.append(f"HTML body of {len(html_raw)} characters: text and sanitised HTML from its first "
+                       f"{mime_html.HTML_MAX}, at most {mime_html.TEXT_MAX} characters of text")
     attachments = tuple(_attachment(p) for p in bodies.parts)
     bodies.parts.clear()  # the payloads now live in the frozen Attachments only
 

@@ -19,14 +19,18 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.message import Message as _EmailMessage
-from html.parser import HTMLParser
 
-from gateway import addresses
+from gateway import addresses, mime_html
 
 _HEADER_BLOCK_END = re.compile(rb"\r?\n\r?\n")
 _MSGID = re.compile(r"<([^<>]*)>")
+# a host name (IDN allowed) or an address literal; anything else is what a broken phrase left
+# behind, e.g. `_victim@evil.example?=` from an encoded word with a raw ':' in it
+_DOMAIN = re.compile(r"(?:\[[^\[\]\s]+\]|[^\s@?=/\\\"'(),;:<>\[\]]+)\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_WS = re.compile(r"[ \t]*\r?\n[ \t]*")  # folding
+_LINE_END = re.compile(r"\r?\n")  # folding; split on it, not matched with the blanks around it
+# (`[ \t]*\r?\n[ \t]*` backtracks over every run of blanks: 40,000 spaces cost 22 s)
+_BREAKS = re.compile(r"[\t\r\n\x85\u2028\u2029]+")  # left in a value after decoding: one space each run
 _ENCODED_WORD_MAX = 64 * 1024  # RFC 2047 decoding of longer values is skipped: hostile, slow
 _REGISTRY_MAX = 16 * 1024  # the stdlib header registry needs ~0.4 ms per address: long lists go
 # through email.utils.getaddresses instead
@@ -54,12 +58,21 @@ def fix_str(value: object) -> str:
 
 
 def unfold(value: str) -> str:
-    return _WS.sub(" ", value).strip()
+    if "\n" not in value:
+        return value.strip()
+    lines = _LINE_END.split(value)
+    return " ".join(line.strip(" \t") for line in lines).strip()
+
+
+def fold_breaks(text: str) -> str:
+    """No line breaks or tabs in a value a CRM may put into a header of its own: an encoded
+    `=0D=0ABcc: x` must not become a header line. Each run becomes one space."""
+    return _BREAKS.sub(" ", text)
 
 
 def decode_header_value(value: object) -> str:
-    """Unfolded, RFC 2047-decoded header text; never raises."""
-    text = unfold(fix_str(value))
+    """Unfolded, RFC 2047-decoded header text on one line (`fold_breaks`); never raises."""
+    text = fold_breaks(unfold(fix_str(value)))
     if "=?" not in text or len(text) > _ENCODED_WORD_MAX:
         return text
     try:
@@ -69,7 +82,7 @@ def decode_header_value(value: object) -> str:
                 chunks.append(data)
             else:
                 chunks.append(decode_bytes(data, charset or "utf-8")[0])
-        return _CONTROL.sub("", "".join(chunks)).strip()
+        return fold_breaks(_CONTROL.sub("", "".join(chunks))).strip()
     except Exception:  # a malformed encoded word: keep the text as written
         return text
 
@@ -148,9 +161,9 @@ def _addresses(text: str) -> tuple[tuple[str, str], ...]:
     for name, addr in pairs:
         addr = (addr or "").strip().strip("<>")
         local, at, domain = addr.rpartition("@")
-        if not at or not local or not domain or "@" in domain or " " in domain:
+        if not at or not local or not _DOMAIN.match(domain):
             continue
-        out.append((_CONTROL.sub("", fix_str(name)).strip(), addresses.normalize(addr)))
+        out.append((fold_breaks(_CONTROL.sub("", fix_str(name))).strip(), addresses.normalize(addr)))
     return tuple(out)
 
 
@@ -210,44 +223,7 @@ def message_ids(value: str) -> list[str]:
 # ---------------------------------------------------------------- HTML
 
 
-class _HTMLText(HTMLParser):
-    _SKIP = {"script", "style", "head", "title", "noscript", "template"}
-    _BLOCK = {"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4",
-              "h5", "h6", "blockquote", "pre", "hr", "section", "article", "header", "footer"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.skip = 0
-
-    def handle_starttag(self, tag, attrs):
-        if tag in self._SKIP:
-            self.skip += 1
-        elif tag in self._BLOCK:
-            self.out.append("\n")
-        elif tag in ("td", "th"):
-            self.out.append(" ")
-
-    def handle_endtag(self, tag):
-        if tag in self._SKIP:
-            self.skip = max(0, self.skip - 1)
-        elif tag in self._BLOCK:
-            self.out.append("\n")
-
-    def handle_data(self, data):
-        if not self.skip:
-            self.out.append(data)
-
-
-def html_to_text(html: str) -> str:
-    parser = _HTMLText()
-    try:
-        parser.feed(html)
-        parser.close()
-    except Exception:  # html.parser is lenient; this is belt and braces
-        return re.sub(r"<[^>]*>", " ", html)
-    lines = (re.sub(r"[ \t\r\f\v\xa0]+", " ", line).strip() for line in "".join(parser.out).split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+html_to_text = mime_html.html_to_text  # linear and bounded: see gateway.mime_html
 
 
 # ---------------------------------------------------------------- the part walk
@@ -288,11 +264,29 @@ def _filename(part: _EmailMessage) -> str:
         except Exception:
             continue
         if value:
-            name = _param_text(value)
-            name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+            name = safe_filename(_param_text(value))
             if name:
                 return name
     return ""
+
+
+FILENAME_MAX_BYTES = 255  # what file systems take for one name
+
+
+def safe_filename(name: str) -> str:
+    """A file name to store: the last path component, on one line, never "." or "..", at most
+    255 bytes of UTF-8 (the extension kept when short); "" when nothing usable is left."""
+    name = fold_breaks(_CONTROL.sub("", name)).replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if name in (".", ".."):
+        return ""
+    raw = name.encode("utf-8", "surrogatepass")
+    if len(raw) <= FILENAME_MAX_BYTES:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    ext = f".{ext}" if dot and stem and len(ext.encode()) <= 16 else ""
+    room = FILENAME_MAX_BYTES - len(ext.encode("utf-8", "surrogatepass"))
+    stem = (stem if ext else name).encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore").rstrip()
+    return (stem + ext) if stem else ""
 
 
 def _disposition(part: _EmailMessage) -> str:

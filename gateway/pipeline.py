@@ -160,12 +160,13 @@ class Pipeline(BatchPath, PersonActions):
         parsed: list[tuple[LocationRow, Message, bytes]] = []
         for loc in locs:
             raw: bytes | None = None
+            started = time.monotonic()
             try:
                 raw = self._read(loc.spool_path)
                 parsed.append((loc, self._parse(raw, loc.seen_at, loc.declared_size), raw))
             except (UnparseableMessage, Permanent) as exc:
                 try:
-                    self._quarantine_unparseable(loc, raw, exc)
+                    self._quarantine_unparseable(loc, raw, exc, started)
                     out[loc.id] = "quarantined"
                 except Exception as failure:
                     out[loc.id] = failure
@@ -194,11 +195,14 @@ class Pipeline(BatchPath, PersonActions):
                 bound.append((loc, message, raw, binding))
         return bound
 
-    def _quarantine_unparseable(self, loc: LocationRow, raw: bytes | None, exc: Exception) -> None:
+    def _quarantine_unparseable(self, loc: LocationRow, raw: bytes | None, exc: Exception,
+                                started: float | None = None) -> None:
+        started = time.monotonic() if started is None else started
         raw_hash = hashlib.sha256(raw).hexdigest() if raw is not None else hashlib.sha256(loc.ref.label().encode()).hexdigest()
         b = self.ledger.bind(loc.id, message_id=f"<unparseable-{raw_hash[:32]}@crm-gateway>", content_hash=raw_hash,
                              spool_path=loc.spool_path, state="processing", label=loc.ref.label())
         self._quarantine(self.ledger.message(b.message_pk), f"unparseable: {exc}", None)
+        self._log(loc, self.ledger.message(b.message_pk), started)  # one `event=message` line, as for any other
 
     # ---- the primary copy: CRM work -----------------------------------------------------
 

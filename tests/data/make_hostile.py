@@ -2,6 +2,9 @@
 
     .venv/bin/python tests/data/make_hostile.py
 
+The big hostile mails (hundreds of KB to 10 MB) are not committed: `big_hostile()` makes them
+at test time, into a temporary folder.
+
 Everything is deterministic, so running it again reproduces the same bytes. The files are
 written as bytes on purpose: several contain raw 8-bit headers, invalid UTF-8 or CRLF.
 """
@@ -443,6 +446,117 @@ caf\xe9
 --e8--
 """
 
+
+# Encoded words that decode to CR/LF: a CRM that builds mail from the subject, a name or a file
+# name must not be handed a header line ("Bcc: victim").
+CRLF_HEADERS = b"""From: =?utf-8?q?Eve=0D=0ABcc:_victim@evil.example?= <eve@evil.example>
+To: bob@example.com
+Subject: =?utf-8?q?Hello=0D=0ABcc:_victim@evil.example?=
+Date: Tue, 25 Nov 2025 10:00:00 +0000
+Message-ID: <crlf-1@evil.example>
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="cr"
+
+--cr
+Content-Type: text/plain
+
+Header injection attempt.
+--cr
+Content-Type: application/pdf
+Content-Transfer-Encoding: base64
+Content-Disposition: attachment; filename="=?utf-8?q?invoice=0D=0ABcc:_x.pdf?="
+
+""" + b64(b"%PDF-1.4 crlf") + b"""--cr--
+"""
+
+# File names that are no names: "..", ".", a path, 300 bytes of UTF-8 (RFC 2231), a tab.
+UNSAFE_FILENAMES = H + b"""Subject: unsafe attachment names
+Message-ID: <names-1@acme.example>
+Content-Type: multipart/mixed; boundary="un"
+
+--un
+Content-Type: text/plain
+
+Four attachments.
+--un
+Content-Type: application/octet-stream
+Content-Disposition: attachment; filename=".."
+
+dotdot
+--un
+Content-Type: application/octet-stream
+Content-Disposition: attachment; filename="."
+
+dot
+--un
+Content-Type: application/pdf
+Content-Disposition: attachment; filename="..\\..\\windows\\evil.pdf"
+
+path
+--un
+Content-Type: application/pdf
+Content-Disposition: attachment; filename*=utf-8''""" + b"%C3%A4" * 150 + b""".pdf
+
+long
+--un
+Content-Type: text/plain; name="=?utf-8?q?tab=09name.txt?="
+Content-Disposition: attachment
+
+tab
+--un--
+"""
+
+# One NUL byte in the first header name: still a mail, not "a stray binary file".
+NUL_HEADER_NAME = b"""Fr\x00om: Ann Lee <ann@acme.example>
+To: bob@example.com
+Subject: NUL in a header name
+Date: Tue, 25 Nov 2025 10:00:00 +0000
+Message-ID: <nulname-1@acme.example>
+Content-Type: text/plain
+
+The first header name has a NUL byte in it.
+"""
+
+# Small versions of the HTML that html.parser needed minutes for (big ones: big_hostile()).
+QUADRATIC_HTML_SMALL = H + b"""Subject: html parser bait
+Message-ID: <qhtml-small@acme.example>
+Content-Type: text/html; charset=utf-8
+
+<p>Visible start.</p>""" + b"<a b=" * 2000 + b"</" * 2000 + b"<?" * 2000 + b"\n"
+
+
+def _html_mail(subject: str, mid: str, html: bytes) -> bytes:
+    return H + b"Subject: " + subject.encode() + b"\nMessage-ID: <" + mid.encode() + \
+        b">\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n" + html
+
+
+def _report_html(size: int) -> bytes:
+    """An HTML-only report of about `size` bytes: tables of short cells, as exports are."""
+    rows, n, i = [b"<html><head><style>td{padding:1px}</style></head><body><p>Report start.</p><table>"], 0, 0
+    while n < size:
+        i += 1
+        row = b"<tr>" + b"".join(b'<td class="c">cell %d-%d</td>' % (i, j) for j in range(8)) + b"</tr>"
+        rows.append(row)
+        n += len(row)
+    rows.append(b"</table><p>Report end.</p></body></html>")
+    return b"".join(rows)
+
+
+def big_hostile() -> dict[str, bytes]:
+    """The big hostile mails, made at test time (name -> bytes). html.parser needed 14 s of CPU
+    for 40 KB of '<a b=' and more than 300 s for 200 KB; '</' and '<?' were quadratic too."""
+    blanks = b"From: ann@acme.example\nSubject: blanks\nMessage-ID: <blanks-1@acme.example>\nX-Pad: x" + \
+        b" " * 200_000 + b"y\n\nA header with a long run of blanks.\n"
+    return {
+        "quadratic-html-attr.eml": _html_mail("a b=", "qhtml-attr@acme.example", b"<p>Start.</p>" + b"<a b=" * 60_000),
+        "quadratic-html-close.eml": _html_mail("close", "qhtml-close@acme.example", b"<p>Start.</p>" + b"</" * 400_000),
+        "quadratic-html-pi.eml": _html_mail("pi", "qhtml-pi@acme.example", b"<p>Start.</p>" + b"<?" * 400_000),
+        "ampersand-html.eml": _html_mail("amp", "amp-1@acme.example", b"<p>" + b"a&b " * 250_000 + b"</p>"),
+        "deep-html.eml": _html_mail("deep", "deep-1@acme.example", b"<div>" * 100_000 + b"deep text"),
+        "html-10mb.eml": _html_mail("10 MB report", "html10@acme.example", _report_html(10 * 1024 * 1024)),
+        "blank-run-header.eml": blanks,
+    }
+
 FIXTURES = {
     HERE / "plain.eml": PLAIN,
     HERE / "alternative.eml": ALTERNATIVE,
@@ -469,6 +583,10 @@ FIXTURES = {
     HOSTILE / "truncated-nested.eml": TRUNCATED_NESTED,
     HOSTILE / "nul-charset.eml": NUL_CHARSET,
     HOSTILE / "8bit-charset-name.eml": EIGHTBIT_CHARSET,
+    HOSTILE / "crlf-headers.eml": CRLF_HEADERS,
+    HOSTILE / "unsafe-filenames.eml": UNSAFE_FILENAMES,
+    HOSTILE / "nul-header-name.eml": NUL_HEADER_NAME,
+    HOSTILE / "quadratic-html-small.eml": QUADRATIC_HTML_SMALL,
 }
 
 if __name__ == "__main__":

@@ -109,3 +109,76 @@ def test_a_source_that_kept_only_the_headers_of_a_huge_mail_quarantines_it(home)
     finally:
         gw.close()
     assert home.dump()["emails"] == []
+
+
+def _big_hostile() -> dict[str, bytes]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_hostile", DATA.parent / "make_hostile.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.big_hostile()
+
+
+def _run_once_with_cpu_limit(home, cpu_seconds: int):
+    """`crm-gateway run --once` in a child whose CPU time is capped (RLIMIT_CPU: robust under
+    load, unlike a wall-clock limit): a parser that goes quadratic gets killed, not waited for."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+
+    return subprocess.run([sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
+                          cwd=home.root, capture_output=True, text=True, timeout=1800, preexec_fn=limit)
+
+
+def test_quadratic_html_and_header_attacks_end_to_end(home):
+    """Issues #1, #10, #11 through the gateway: every mail ends in exactly one ledger state, the
+    html.parser bait is processed with its text bounded, and the good mail behind it too."""
+    from gateway.mime_html import TEXT_MAX
+
+    big = _big_hostile()
+    names = ["quadratic-html-attr.eml", "quadratic-html-close.eml", "quadratic-html-pi.eml", "ampersand-html.eml",
+             "html-10mb.eml", "blank-run-header.eml"]
+    for n in names:
+        home.drop("VLeads", big[n], name=f"{Path(n).stem}.1.host")
+    for n in ("crlf-headers.eml", "unsafe-filenames.eml", "nul-header-name.eml"):
+        home.drop("VLeads", (DATA / n).read_bytes(), name=f"{Path(n).stem}.1.host")
+    home.drop("VLeads", b"", name="zz-empty.1.host")  # unparseable: quarantined, and logged
+    home.drop("VLeads", make_mail(sender="Good Mail <good@ok.example>", subject="queued behind"), name="zz-good.1.host")
+    total = len(names) + 3 + 2
+
+    res = _run_once_with_cpu_limit(home, cpu_seconds=300)  # html.parser: > 300 s for one of these alone
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = [ln for ln in res.stderr.splitlines() if " event=message " in ln]
+    assert len(lines) == total, "\n".join(lines)  # one line per message, the unparseable one too
+    assert sum("result=quarantined" in ln and "unparseable" in ln for ln in lines) == 1
+    assert "\x00" not in res.stderr and "level=error" not in res.stderr
+
+    led = home.ledger()
+    try:
+        with led.engine.connect() as c:
+            from gateway.ledger_schema import locations
+
+            rows = c.execute(locations.select()).all()
+        assert len(rows) == total and all(r.message_pk is not None for r in rows)
+        states = {led.message(r.message_pk).state for r in rows}
+        assert states <= {"done", "quarantined", "skipped", "ignored", "review"}
+    finally:
+        led.close()
+    assert home.states() == {"done": total - 1, "quarantined": 1}
+
+    emails = {e["message_id"]: e for e in home.dump()["emails"]}
+    for mid in ("<qhtml-attr@acme.example>", "<qhtml-close@acme.example>", "<qhtml-pi@acme.example>"):
+        assert emails[mid]["text"] == "Start."
+    assert emails["<html10@acme.example>"]["text"].startswith("Report start.")
+    assert 0 < len(emails["<html10@acme.example>"]["text"]) <= TEXT_MAX
+    assert any(e["from"] == "good@ok.example" and e["subject"] == "queued behind" for e in emails.values())
+    crlf = emails["<crlf-1@evil.example>"]
+    assert crlf["subject"] == "Hello Bcc: victim@evil.example" and crlf["from"] == "eve@evil.example"
+    assert [a["filename"] for a in crlf["attachments"]] == ["invoice Bcc: x.pdf"]
+    files = [a["filename"] for a in emails["<names-1@acme.example>"]["attachments"]]
+    assert files[:3] == ["part-2.bin", "part-3.bin", "evil.pdf"] and all(len(f.encode()) <= 255 for f in files)
+    assert emails["<nulname-1@acme.example>"]["subject"] == "NUL in a header name"

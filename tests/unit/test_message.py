@@ -265,8 +265,12 @@ HOSTILE_EXPECTED = {
     "binary-garbage.eml": UnparseableMessage,
     "bad-date.eml": "mail-parser",
     "truncated-nested.eml": "stdlib",  # mail-parser: AttributeError
-    "nul-charset.eml": "stdlib",  # mail-parser: ValueError
+    "nul-charset.eml": "mail-parser",  # NULs of the header block removed first (mail-parser: ValueError)
     "8bit-charset-name.eml": "stdlib",  # mail-parser: CharsetError
+    "crlf-headers.eml": "mail-parser",
+    "unsafe-filenames.eml": "mail-parser",
+    "nul-header-name.eml": "mail-parser",
+    "quadratic-html-small.eml": "mail-parser",
 }
 
 
@@ -477,3 +481,129 @@ def test_large_message_skips_mail_parser_and_stays_small():
     assert att.filename == "f0.bin" and att.size == LARGE_MESSAGE * 3 // 4 + 100_000
     assert att.sha256 == hashlib.sha256(att.payload).hexdigest()
     assert peak < 1.5 * len(raw)  # the decoded attachment (0.75×) and small change; was ~8×
+
+
+# ------------------------------------------------------------------ header injection, file names, NULs
+
+
+def test_encoded_line_breaks_are_folded_in_subject_names_and_file_names():
+    m = parse((HOSTILE / "crlf-headers.eml").read_bytes())
+    assert m.subject == "Hello Bcc: victim@evil.example"
+    assert m.from_ == (Address("", "eve@evil.example"),)  # not the `_victim@evil.example?=` a broken phrase left
+    assert [a.filename for a in m.attachments] == ["invoice Bcc: x.pdf"]
+    for text in (m.subject, *(a.name for a in m.from_), *(v for _, v in m.headers), m.attachments[0].filename):
+        assert not set(text) & set("\r\n\t\x85\u2028\u2029"), repr(text)
+    quoted = parse(b'From: "=?utf-8?q?Eve=0D=0ABcc:_x?=" <eve@evil.example>\nSubject: s\n\nx\n')
+    assert quoted.from_ == (Address("Eve Bcc: x", "eve@evil.example"),)
+
+
+def test_attachment_names_are_never_dots_paths_or_over_255_bytes():
+    m = parse((HOSTILE / "unsafe-filenames.eml").read_bytes())
+    names = [a.filename for a in m.attachments]
+    assert names[:3] == ["part-2.bin", "part-3.bin", "evil.pdf"]
+    assert names[3].endswith(".pdf") and names[3].startswith("ää") and len(names[3].encode()) <= 255
+    assert names[4] == "tab name.txt"
+    assert [a.payload.strip() for a in m.attachments] == [b"dotdot", b"dot", b"path", b"long", b"tab"]
+
+
+def test_a_nul_in_the_first_header_name_is_still_a_mail():
+    m = parse((HOSTILE / "nul-header-name.eml").read_bytes())
+    assert m.from_ == (Address("Ann Lee", "ann@acme.example"),) and m.subject == "NUL in a header name"
+    assert m.message_id == "<nulname-1@acme.example>"
+    assert "NUL bytes in the header block: removed" in m.defects
+
+
+def test_mail_parser_log_lines_are_debug_only_and_escaped(caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("mailparser.utils").error("Failed decoding header part: a\x00b\x1b[31m")
+    assert [r for r in caplog.records if r.name.startswith("mailparser")] == []
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("mailparser.utils").error("Failed decoding header part: a\x00b")
+    (rec,) = [r for r in caplog.records if r.name.startswith("mailparser")]
+    assert rec.levelname == "DEBUG" and "\x00" not in rec.getMessage() and "a\\x00b" in rec.getMessage()
+
+
+# ------------------------------------------------------------------ HTML: linear and bounded
+
+
+def _big_hostile() -> dict[str, bytes]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_hostile", DATA / "make_hostile.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.big_hostile()
+
+
+def test_quadratic_html_shapes_give_their_text():
+    """html.parser needed minutes for these (issue #1); CPU is bounded in the integration test."""
+    from gateway.mime_html import HTML_MAX, TEXT_MAX
+
+    big = _big_hostile()
+    for name in ("quadratic-html-attr.eml", "quadratic-html-close.eml", "quadratic-html-pi.eml"):
+        m = parse(big[name])
+        assert m.text == "Start." and m.html.startswith("<p>Start.</p>"), name
+    amp = parse(big["ampersand-html.eml"])
+    assert amp.text.startswith("a&b a&b") and len(amp.text) <= TEXT_MAX
+    report = parse(big["html-10mb.eml"])
+    assert report.text.startswith("Report start.\n\ncell 1-0 cell 1-1") and len(report.text) <= TEXT_MAX
+    assert "Report end." not in report.text  # past the first HTML_MAX characters
+    assert any(f"from its first {HTML_MAX}" in d for d in report.defects)
+    assert parse(big["blank-run-header.eml"]).header_values("X-Pad") == ["x" + " " * 200_000 + "y"]
+
+
+def test_html_text_keeps_blocks_and_drops_script():
+    m = parse(load("newsletter.eml"))
+    assert m.text == "Acme monthly\n\nNew products & prices.\n\nSee you."
+    assert "<script" not in parse((HOSTILE / "html-script.eml").read_bytes()).html
+    from gateway.mime_html import html_to_text
+
+    assert html_to_text("line1<br>line2<hr>x<p>para</p>tail<td>a</td><td>b</td>") == "line1\nline2\nx\npara\ntail a b"
+    assert html_to_text('<meta charset="iso-8859-1"><p>Grüße €</p>') == "Grüße €"  # the text is decoded already
+    assert html_to_text("") == html_to_text("<!-- -->") == html_to_text("\x00") == ""
+
+
+# ------------------------------------------------------------------ any bytes in: a Message or UnparseableMessage
+
+
+def _parse_or_unparseable(raw: bytes) -> None:
+    from gateway.message import Message
+
+    try:
+        m = parse(raw)
+    except UnparseableMessage:
+        return
+    assert isinstance(m, Message)
+    for text in (m.subject, m.text, m.html, *(v for _, v in m.headers)):
+        text.encode("utf-8")
+        assert "\x00" not in text
+    for text in (m.subject, *(a.name for a in (*m.from_, *m.to, *m.cc)), *(a.filename for a in m.attachments)):
+        assert "\r" not in text and "\n" not in text
+    for att in m.attachments:
+        assert att.filename not in ("", ".", "..") and len(att.filename.encode("utf-8", "surrogatepass")) <= 255
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_PIECES = st.sampled_from([
+    b"From: Ann <ann@acme.example>\n", b"Subject: =?utf-8?q?a=0D=0Ab?=\n", b"Content-Type: multipart/mixed; boundary=b\n",
+    b"Content-Type: text/html\n", b"\n", b"--b\n", b"--b--\n", b"<a b=", b"</", b"<?", b"&#", b"\x00", b"\r\n",
+    b"Content-Disposition: attachment; filename=\"..\"\n", b"Content-Transfer-Encoding: base64\n", b"=?", b" \t",
+    b"Content-Type: message/rfc822\n", b"filename*=utf-8''%0D%0A\n",
+])
+
+
+@_PROPERTY
+@given(st.binary(max_size=2000))
+def test_any_bytes_parse_or_are_unparseable(raw):
+    _parse_or_unparseable(raw)
+
+
+@_PROPERTY
+@given(st.lists(st.one_of(_PIECES, st.binary(max_size=40)), max_size=60))
+def test_mail_shaped_bytes_parse_or_are_unparseable(pieces):
+    _parse_or_unparseable(b"".join(pieces))
