@@ -38,9 +38,10 @@ SOURCE_STOP_GRACE = 5.0
 _PUT_WAIT = 0.5  # a blocked enqueue looks this often whether the gateway is stopping
 
 
-class Stopping(Exception):
+class Stopping(Retryable):
     """The gateway is stopping: a source's scan ends here; what it had not handed over is
-    still in the mailbox (or not yet fetched) and is picked up at the next start."""
+    still in the mailbox (or not yet fetched) and is picked up at the next start. Retryable,
+    so every source already treats it as "not now" and then sees the stop."""
 
 
 def crm_connector(config: Config) -> Connector:
