@@ -31,6 +31,17 @@ from gateway.writeback.base import LedgerOnly, Writeback
 
 log = logging.getLogger("gateway.service")
 _STOP = -1
+# How long a stop waits for the sources, all of them together: a source stuck in a network
+# call is left behind (what it fetched is durable or will be fetched again), so a stop ends
+# well inside a service manager's patience (`docker stop` kills after 10 s).
+SOURCE_STOP_GRACE = 5.0
+_PUT_WAIT = 0.5  # a blocked enqueue looks this often whether the gateway is stopping
+
+
+class Stopping(Retryable):
+    """The gateway is stopping: a source's scan ends here; what it had not handed over is
+    still in the mailbox (or not yet fetched) and is picked up at the next start. Retryable,
+    so every source already treats it as "not now" and then sees the stop."""
 
 
 def crm_connector(config: Config) -> Connector:
@@ -66,6 +77,7 @@ class Gateway:
         self._backlog = False  # a non-blocking submit found the queue full: sweep the ledger
         self._copies_later = False  # a copy failed outside the pipeline: sweep again after a pause
         self._fresh: dict[int, Any] = {}  # rows just received, handed to the worker to save a read
+        self._stopping = threading.Event()  # set by a stop: nothing more is queued
         self._intake: GroupCommit[tuple[SourceRef, bytes, int | None], int] = GroupCommit(
             lambda items: self.submit_many(items, block=False))
         self.processed = 0
@@ -74,6 +86,8 @@ class Gateway:
 
     def submit(self, ref: SourceRef, path: Path) -> None:
         """A source found a copy: make it durable (spool + ledger row), then queue it."""
+        if self._stopping.is_set():
+            raise Stopping("the gateway is stopping")
         spooled = self.spool.adopt(path)
         row = self.ledger.receive(ref, str(spooled))
         if row.spool_path != str(spooled):  # known already: a rescan, or another worker first
@@ -87,6 +101,8 @@ class Gateway:
         recorded in one ledger transaction, then queued. Items are (ref, raw or path, declared_size)."""
         if not items:
             return []
+        if block and self._stopping.is_set():  # a scan or fetch (not an SMTP answer): end it here
+            raise Stopping("the gateway is stopping")
         raws = [(i, raw) for i, (_, raw, _) in enumerate(items) if not isinstance(raw, Path)]
         spooled: list[Path | None] = [None] * len(items)
         for (i, _), path in zip(raws, self.spool.store_many([raw for _, raw in raws])):  # type: ignore[misc]
@@ -117,16 +133,24 @@ class Gateway:
         return self._intake.submit((ref, raw, declared_size))
 
     def enqueue(self, location_pk: int, *, block: bool = True) -> None:
+        """Queue a copy for the workers; while stopping, or when the queue is full and `block`
+        is false, it stays open in the ledger instead (a sweep or the next start queues it)."""
         with self._inflight_lock:
             if location_pk in self._inflight:
                 self._fresh.pop(location_pk, None)  # the worker that has it reads its own row
                 return
             self._inflight.add(location_pk)
+        target = self.pool if self.pool is not None else self.queue
         try:
-            if self.pool is not None:
-                self.pool.put(location_pk, block=block)
-            else:
-                self.queue.put(location_pk, block=block)
+            while True:  # a blocked put gives up when a stop comes, never holding the stop up
+                if self._stopping.is_set():
+                    raise queue.Full
+                try:
+                    target.put(location_pk, block=block, timeout=_PUT_WAIT if block else None)
+                    break
+                except queue.Full:
+                    if not block:
+                        raise
         except queue.Full:
             with self._inflight_lock:
                 self._inflight.discard(location_pk)
@@ -211,6 +235,7 @@ class Gateway:
             log.exception("location %s: could not record the retry; it stays open for the next start", pk)
 
     def start_workers(self) -> list[threading.Thread]:
+        self._stopping.clear()
         if self.config.processes > 1:
             from gateway.errors import ConfigError
             from gateway.workers import ProcessPool
@@ -228,17 +253,30 @@ class Gateway:
         return threads
 
     def stop_workers(self, threads: list[threading.Thread]) -> None:
+        """Each worker finishes the batch in hand; what is still queued is dropped from the
+        queue and stays open in the ledger for the next start (draining it could take minutes)."""
+        self._stopping.set()
         if self.pool is not None:
             self.pool.stop()
             self.pool = None
-            with self._inflight_lock:  # what no worker took stays open in the ledger for the next start
-                self._inflight.clear()
-                self._idle.notify_all()
-            return
-        for _ in threads:
-            self.queue.put(_STOP)
-        for t in threads:
-            t.join()
+        else:
+            self._drop_queued()
+            for _ in threads:
+                self.queue.put(_STOP)
+            for t in threads:
+                t.join()
+        with self._inflight_lock:
+            self._inflight.clear()
+            self._fresh.clear()
+            self._idle.notify_all()
+
+    def _drop_queued(self) -> None:
+        while True:
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                return
+            self.queue.task_done()
 
     def _done(self, pk: int, state: str) -> None:
         """A worker process finished a location."""
@@ -309,9 +347,9 @@ class Gateway:
                  len(self.rules.current.rules))
         while not stop.wait(2.0):
             self.write_status()
-        for t in source_threads:
-            t.join(timeout=10)
-        self.stop_workers(threads)  # each worker finishes the message in hand; the rest stay open in the ledger
+        # The sources saw `stop` together; the workers end meanwhile, each after its batch in hand.
+        self.stop_workers(threads)
+        join_together(source_threads, SOURCE_STOP_GRACE)
         self.write_status()
         log.info("gateway stopped")
 
@@ -320,6 +358,8 @@ class Gateway:
         while not stop.is_set():
             try:
                 source.run(self.submit, stop)
+                return
+            except Stopping:
                 return
             except Exception as exc:
                 source.last_error = str(exc)
@@ -411,6 +451,19 @@ def take_batch(q: Any, limit: int, alive: Callable[[], bool] | None = None) -> l
         except queue.Empty:
             break
     return items
+
+
+def join_together(threads: Sequence[threading.Thread], grace: float) -> list[threading.Thread]:
+    """Join threads that were all told to stop at once, with one deadline for all of them
+    (not `grace` each: a few stuck ones would add up). The ones still running are returned."""
+    deadline = time.monotonic() + grace
+    for t in threads:
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+    left = [t for t in threads if t.is_alive()]
+    if left:
+        log.warning("stopping without waiting longer for %d source(s): %s", len(left),
+                    ", ".join(t.name.removeprefix("source-") for t in left))
+    return left
 
 
 def _pid() -> int:

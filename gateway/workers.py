@@ -32,7 +32,7 @@ _BATCHES_PER_WORKER = 2  # a batch in hand and one waiting: a worker never idles
 
 
 def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_level: str,
-                 environ: dict[str, str], lifeline: Any) -> None:
+                 environ: dict[str, str], lifeline: Any, halt: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     # The fork server was started with the environment of the pool's first start; a worker
     # sees the parent's environment of now, as a spawned one would (`${VAR}` in the config).
@@ -56,7 +56,7 @@ def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_lev
             items = take_batch(inbox, gw.config.batch, main_alive)
             for pk, state in gw._handle_many([i for i in items if isinstance(i, int)]).items():
                 results.put((index, pk, state))
-            if items[-1] is None:
+            if items[-1] is None or halt.is_set():  # a stop: the batch in hand is done, the rest waits
                 return
             if items[-1] == _RELOAD:
                 gw.rules.reload()
@@ -99,6 +99,7 @@ class ProcessPool:
         self.on_lost = on_lost
         self._cv = threading.Condition()
         self._stopping = threading.Event()
+        self._halt = self._ctx.Event()  # tells the workers to end after the batch in hand
         self._starter = threading.Thread(target=self._start_all, name="worker-start", daemon=True)
         self._threads = [threading.Thread(target=self._dispatch, name="worker-dispatch", daemon=True),
                          threading.Thread(target=self._collect, name="worker-results", daemon=True)]
@@ -126,12 +127,12 @@ class ProcessPool:
         self.inboxes[i] = inbox if inbox is not None else self._ctx.Queue()
         p = self._ctx.Process(target=_worker_main, name=f"crm-gateway-worker-{i}", daemon=True,
                               args=(self.config_path, i, self.inboxes[i], self.results, self.log_level,
-                                    dict(os.environ), self._lifeline))
+                                    dict(os.environ), self._lifeline, self._halt))
         p.start()
         self.procs[i] = p
 
-    def put(self, pk: int, block: bool = True) -> None:
-        self.pending.put(pk, block=block)  # queue.Full when not blocking and full
+    def put(self, pk: int, block: bool = True, timeout: float | None = None) -> None:
+        self.pending.put(pk, block=block, timeout=timeout)  # queue.Full when full (not blocking, or past timeout)
 
     def reload(self) -> None:
         with self._cv:
@@ -200,9 +201,12 @@ class ProcessPool:
             for pk in lost:
                 self.on_lost(pk)
 
-    def stop(self) -> None:
-        """Each worker finishes what it holds; what is still pending stays open in the ledger."""
+    def stop(self, grace: float = 60.0) -> None:
+        """Each worker finishes the batch in hand and ends; what is still pending, or queued to
+        a worker behind that batch, stays open in the ledger for the next start. The workers
+        end together: one deadline of `grace` seconds for all, then the late ones are ended."""
         self._stopping.set()
+        self._halt.set()
         self._starter.join(timeout=60)
         with self._cv:  # no worker is started again after this (`_check_alive` looks under the lock)
             procs, inboxes = list(self.procs), list(self.inboxes)
@@ -216,12 +220,16 @@ class ProcessPool:
         for inbox in inboxes:
             if inbox is not None:
                 inbox.put(None)
+                inbox.cancel_join_thread()  # what a worker leaves unread must not hold up this process's exit
+        deadline = time.monotonic() + grace
         for p in procs:
-            if p is None:
-                continue
-            p.join(timeout=60)
-            if p.is_alive():
+            if p is not None:
+                p.join(timeout=max(0.0, deadline - time.monotonic()))
+        for p in procs:
+            if p is not None and p.is_alive():
+                log.warning("worker %s did not finish its batch in %.0f s; ending it", p.name, grace)
                 p.terminate()
+                p.join(timeout=5)
         self.results.put(None)  # the collector ends after the results before it
         self.results.cancel_join_thread()  # never hold up this process's exit for that one item
         self._threads[1].join(timeout=5)
