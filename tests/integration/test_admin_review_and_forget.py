@@ -99,3 +99,41 @@ def test_forget_after_review_create_leaves_nothing(home):
     # A second request finds nothing left to erase (the CRM's own mark, not the erased journal)
     again = json.loads(home.cli("forget", "who@nowhere.example", "--json", check=True).stdout)
     assert again["records_deleted"] == [] and again["emails_removed"] == 0
+
+
+def test_review_list_names_candidates_and_resolve_refuses_a_record_not_among_them(home):
+    one = _person(home, "contact", "Ann", "One", "ann@acme.example")
+    two = _person(home, "contact", "Ann", "Two", "ann@acme.example")
+    other = _person(home, "lead", "Zed", "Who", "zed@else.example")
+    _one_in_review(home, "Ann <ann@acme.example>", "<ann-amb@acme.example>")
+    listed = home.cli("review", "list", check=True).stdout
+    assert f"contact:{one} 'Ann One'" in listed and f"contact:{two} 'Ann Two'" in listed
+    doc = json.loads(home.cli("review", "list", "--json", check=True).stdout)
+    (row,) = doc["review"]
+    assert [[r["name"] for r in refs] for _, refs in row["candidates"]] == [["Ann One", "Ann Two"]]
+
+    refused = home.cli("review", "resolve", "1", "--to", f"lead:{other}")
+    assert refused.returncode == 1
+    assert (f"lead:{other} is not among the candidates of message 1 (contact:{one} 'Ann One', contact:{two} 'Ann Two'); "
+            "give --force to attach it there anyway") in refused.stderr
+    assert home.dump()["emails"] == [] and home.states() == {"review": 1}
+
+    missing = home.cli("review", "resolve", "1", "--to", "contact:999")
+    assert missing.returncode == 1 and "no contact with id 999 in the CRM" in missing.stderr
+
+    forced = home.cli("review", "resolve", "1", "--to", f"lead:{other}", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert f"note: lead:{other} was not among the candidates; attached there as asked (--force)" in forced.stderr
+    assert forced.stdout.strip() == "1: done"
+    assert home.dump()["emails"][0]["links"] == [{"kind": "lead", "id": int(other)}]
+
+
+def test_resolve_to_a_candidate_says_nothing_more(home):
+    one = _person(home, "contact", "Ann", "One", "ann@acme.example")
+    _person(home, "contact", "Ann", "Two", "ann@acme.example")
+    _one_in_review(home, "Ann <ann@acme.example>", "<ann-pick@acme.example>")
+    res = home.cli("review", "resolve", "1", "--to", f"contact:{one}")
+    assert res.returncode == 0 and res.stderr == "" and res.stdout.strip() == "1: done"
+    assert home.dump()["emails"][0]["links"] == [{"kind": "contact", "id": int(one)}]
+    bad = home.cli("review", "resolve", "1", "--to", "contact")
+    assert bad.returncode == 1 and "message 1 is not review" in bad.stderr
