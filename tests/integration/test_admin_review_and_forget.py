@@ -137,3 +137,25 @@ def test_resolve_to_a_candidate_says_nothing_more(home):
     assert home.dump()["emails"][0]["links"] == [{"kind": "contact", "id": int(one)}]
     bad = home.cli("review", "resolve", "1", "--to", "contact")
     assert bad.returncode == 1 and "message 1 is not review" in bad.stderr
+
+
+def test_a_lead_and_a_contact_with_one_address_both_show_in_the_trace(home):
+    """VLeads' rule finds among [lead, contact, account]: the lead takes the mail by the
+    kinds' order, and test-rules and explain both say that the contact matched too."""
+    lead = _person(home, "lead", "Bob", "Lead", "bob@x.org")
+    contact = _person(home, "contact", "Bob", "Contact", "bob@x.org")
+    eml = home.root / "bob.eml"
+    eml.write_bytes(make_mail(sender="Bob Ray <bob@x.org>", message_id="<both-kinds@x.org>"))
+    said = (f"bob@x.org: found lead:{lead}; also matches contact:{contact} 'Bob Contact', not used: "
+            "lead comes first in kinds [lead, contact, account]")
+    dry = home.cli("test-rules", str(eml), "--folder", "VLeads")
+    assert dry.returncode == 0, dry.stderr
+    assert said in dry.stdout
+    plan = json.loads(home.cli("test-rules", str(eml), "--folder", "VLeads", "--json", check=True).stdout)["plan"]
+    assert any(said in step["detail"] for step in plan["trace"])
+    home.drop("VLeads", eml.read_bytes())
+    assert home.run_once() == {"done": 1}
+    assert home.dump()["emails"][0]["links"] == [{"kind": "lead", "id": int(lead)}]
+    assert said in home.cli("explain", "<both-kinds@x.org>", check=True).stdout
+    doc = json.loads(home.cli("explain", "<both-kinds@x.org>", "--json", check=True).stdout)
+    assert any(said in step["detail"] for step in doc["trace"])
