@@ -74,8 +74,9 @@ def liveness_line(doc: dict[str, Any]) -> str:
     beat = ago(live.get("heartbeat_age_seconds"))
     if doc.get("running"):
         return f"gateway: running (pid {live.get('pid')}), heartbeat {beat}"
-    at = f" (last heartbeat {beat})" if live.get("heartbeat_at") else ""
-    return f"gateway: NOT running: {live.get('why')}{at}; what follows is as it was then"
+    if not live.get("heartbeat_at"):
+        return f"gateway: NOT running: {live.get('why')}"
+    return f"gateway: NOT running: {live.get('why')} (last heartbeat {beat}); what follows is as it was then"
 
 
 def render_status(doc: dict[str, Any]) -> Any:
@@ -90,7 +91,7 @@ def render_status(doc: dict[str, Any]) -> Any:
             c = f["counts"]
             cursor = f.get("cursor") or (f"{f.get('uidvalidity')}:{f.get('last_uid')}" if f.get("uidvalidity") else "-")
             mode = str(f.get("mode") or s["mode"] or "-")
-            t.add_row(s["name"], f["folder"], "yes" if s["connected"] else "no", mode if running else f"({mode})",
+            t.add_row(s["name"], f["folder"], "yes" if s["connected"] else "no", mode if running or mode == "-" else f"({mode})",
                       str(s["last_sync"] or "-")[:19], str(cursor),
                       ", ".join(f"{k} {v}" for k, v in c.items()) or "-", (f.get("last_error") or s["last_error"] or "")[:80])
     rules = doc["rules"]
