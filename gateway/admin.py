@@ -6,87 +6,18 @@ status page can call the same ones.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway import addresses
-from gateway.config import Config
+from gateway.admin_status import STATES, liveness_line, render_status, status_doc  # noqa: F401  (status: its own module)
 from gateway.crm.base import PARTY_KINDS, PartyRef
 from gateway.errors import Permanent
 from gateway.ledger import Ledger, MessageRow
-
-STATES = ("done", "done_untagged", "ignored", "skipped", "review", "retrying", "quarantined",
-          "received", "processing", "crm_done")
-
-
-# ---- status ------------------------------------------------------------------------------
-
-
-def status_doc(config: Config, ledger: Ledger | None = None) -> dict[str, Any]:
-    """Status as `status --json` shows it; from the running gateway's ledger when given."""
-    own = ledger is None
-    led = ledger if ledger is not None else Ledger(config.db_url(config.ledger.url))
-    try:
-        stored = led.all_status()
-        counts = led.counts()
-    finally:
-        if own:
-            led.close()
-    sources = []
-    for src in config.sources:
-        st = stored.get(f"source:{src.name}", {})
-        folders = []
-        for folder in src.folders:
-            c = counts.get((src.name, folder), {})
-            fst = (st.get("folders") or {}).get(folder, {})
-            folders.append({"folder": folder, **{k: v for k, v in fst.items()},
-                            "counts": {s: c.get(s, 0) for s in STATES if c.get(s)}})
-        sources.append({"name": src.name, "type": src.type, "connected": st.get("connected", False),
-                        "mode": st.get("mode"), "last_sync": st.get("last_sync"), "last_error": st.get("last_error", ""),
-                        "status_written_at": st.get("updated_at"), "folders": folders,
-                        **{k: v for k, v in st.items() if k not in ("folders", "connected", "mode", "last_sync",
-                                                                     "last_error", "updated_at", "type")}})
-    other = {k: v for (s, f), v in counts.items() for k in [f"{s}/{f}"] if s not in {x.name for x in config.sources}}
-    rules = stored.get("rules")
-    if rules is None:  # no gateway has run yet: say what the files hold now
-        from gateway.errors import RuleError
-        from gateway.rulesholder import load_for
-
-        try:
-            rs = load_for(config)
-            rules = {"files": [str(f) for f in rs.files], "rules": [r.name for r in rs.rules], "loaded_at": None, "errors": []}
-        except RuleError as exc:
-            rules = {"files": [], "rules": [], "loaded_at": None, "errors": exc.problems}
-    totals: dict[str, int] = {}
-    for c in counts.values():
-        for s, n in c.items():
-            totals[s] = totals.get(s, 0) + n
-    return {"sources": sources, "other": other, "rules": rules, "service": stored.get("service"), "totals": totals}
-
-
-def render_status(doc: dict[str, Any]) -> Any:
-    from rich.table import Table
-
-    t = Table(title="crm-gateway status")
-    for col in ("source", "folder", "connected", "mode", "last sync", "cursor", "counts", "last error"):
-        t.add_column(col, overflow="fold")
-    for s in doc["sources"]:
-        for f in s["folders"]:
-            c = f["counts"]
-            cursor = f.get("cursor") or (f"{f.get('uidvalidity')}:{f.get('last_uid')}" if f.get("uidvalidity") else "-")
-            t.add_row(s["name"], f["folder"], "yes" if s["connected"] else "no",
-                      str(f.get("mode") or s["mode"] or "-") + (" late" if f.get("idle_late") else ""),
-                      str(s["last_sync"] or "-")[:19], str(cursor),
-                      ", ".join(f"{k} {v}" for k, v in c.items()) or "-", (f.get("last_error") or s["last_error"] or "")[:80])
-    rules = doc["rules"]
-    from rich.console import Group
-    from rich.text import Text
-
-    lines = [t, Text(f"rules: {len(rules['rules'])} in force from {len(rules['files'])} files"
-                     + (f", loaded {rules['loaded_at'][:19]}" if rules.get("loaded_at") else ""))]
-    for e in rules.get("errors") or []:
-        lines.append(Text(f"rule error (old rules still in force): {e}", style="red"))
-    return Group(*lines)
+from gateway.liveness import ago  # noqa: F401  (the status page's "N s ago")
+from gateway.plan_steps import CRM_DONE
 
 
 # ---- explain -----------------------------------------------------------------------------
@@ -137,12 +68,7 @@ def render_explain(d: dict[str, Any]) -> str:
     for address, refs in (d["found"] or {}).items():
         lines.append(f"  found {address}: " + (", ".join(f"{r['kind']}:{r['id']} {r.get('name', '')}" for r in refs) or "nothing"))
     for step, result in d["journal"].items():
-        if result is None:
-            lines.append(f"  {step}: started, result unknown (will be looked up on retry)")
-        elif step.startswith(("create:", "review:create:")):
-            lines.append(f"  {step}: {'created' if result.get('created') else 'adopted existing'} {result['kind']}:{result['id']}")
-        else:
-            lines.append(f"  {step}: email {result.get('email_id')} on " + ", ".join(f"{t['kind']}:{t['id']}" for t in result.get("targets", [])))
+        lines.append(f"  {_journal_line(step, result)}")
     if d.get("review"):
         lines.append(f"  review: {d['review'].get('reason')}")
         for address, refs in d["review"].get("candidates", []):
@@ -158,6 +84,22 @@ def render_explain(d: dict[str, Any]) -> str:
     for h in d["history"]:
         lines.append(f"    {h['at'][:19]} {h['event']}: {h['detail']}")
     return "\n".join(lines)
+
+
+def _journal_line(step: str, result: Any) -> str:
+    """One journal step in words. Steps are `create:…`, `review:create:…` (a record),
+    `attach`, `review:attach` (the mail) and the `crm_done` mark (a bare true); a shape
+    not known here is shown as stored rather than failing the whole explanation."""
+    if result is None:
+        return f"{step}: started, result unknown (will be looked up on retry)"
+    if step == CRM_DONE:
+        return f"{step}: every CRM step done; only the mailbox write-back was left"
+    if isinstance(result, dict) and "kind" in result and "id" in result:
+        return f"{step}: {'created' if result.get('created') else 'adopted existing'} {result['kind']}:{result['id']}"
+    if isinstance(result, dict) and "email_id" in result:
+        on = ", ".join(f"{t.get('kind')}:{t.get('id')}" for t in result.get("targets") or [] if isinstance(t, dict))
+        return f"{step}: email {result.get('email_id')} on {on or '-'}"
+    return f"{step}: {json.dumps(result, default=str)}"
 
 
 # ---- listings ----------------------------------------------------------------------------
@@ -186,8 +128,8 @@ def render_listing(rows: list[dict[str, Any]], state: str) -> Any:
         t.add_column(col)
     for r in rows:
         extra = r["reason"] if state != "review" else "; ".join(
-            f"{a}: " + ", ".join(f"{x['kind']}:{x['id']}" for x in refs) for a, refs in r.get("candidates", [])) or r["reason"]
-        t.add_row(str(r["id"]), r["from"], r["subject"][:50], str(r["folder"]), extra[:80], r["since"][:19])
+            f"{a}: " + ", ".join(_ref_text(x) for x in refs) for a, refs in r.get("candidates", [])) or r["reason"]
+        t.add_row(str(r["id"]), r["from"], r["subject"][:50], str(r["folder"]), extra if state == "review" else extra[:80], r["since"][:19])
     return t
 
 
@@ -227,7 +169,32 @@ def parse_target(text: str) -> PartyRef:
     return PartyRef(kind=kind, id=rid)  # type: ignore[arg-type]
 
 
-def resolve_review(gw: Any, ident: str, *, to: list[str] | None = None, create_kind: str | None = None) -> str:
+def _ref_text(r: dict[str, Any]) -> str:
+    name = r.get("name") or ""
+    return f"{r['kind']}:{r['id']}" + (f" {name!r}" if name else "")
+
+
+def candidates_of(row: MessageRow) -> list[dict[str, Any]]:
+    """The records the rules proposed for a message in review, once each, in their order."""
+    out: list[dict[str, Any]] = []
+    for _address, refs in ((row.plan or {}).get("review") or {}).get("candidates", []):
+        for r in refs:
+            if all((r["kind"], str(r["id"])) != (x["kind"], str(x["id"])) for x in out):
+                out.append(r)
+    return out
+
+
+@dataclass(frozen=True)
+class Resolved:
+    state: str
+    outside: tuple[str, ...]  # picked records the rules had not proposed (accepted with --force)
+
+
+def resolve_review(gw: Any, ident: str, *, to: list[str] | None = None, create_kind: str | None = None,
+                   force: bool = False) -> Resolved:
+    """Attach a message in review to picked records (or a created one). A record that is not
+    among the proposed candidates is refused without `force`: a typo in an id would otherwise
+    file the mail on a stranger's record without a word."""
     row = _one(gw, ident, "review")
     if create_kind is not None and create_kind not in PARTY_KINDS:
         raise Permanent(f"--kind must be one of {', '.join(PARTY_KINDS)}")
@@ -236,14 +203,24 @@ def resolve_review(gw: Any, ident: str, *, to: list[str] | None = None, create_k
     for t in targets:
         if check is not None and check(t) is None:
             raise Permanent(f"no {t.kind} with id {t.id} in the CRM")
-    return gw.pipeline.resolve(row.id, targets, create_kind)
+    proposed = candidates_of(row)
+    keys = {(c["kind"], str(c["id"])) for c in proposed}
+    outside = tuple(t.label() for t in targets if proposed and (t.kind, str(t.id)) not in keys)
+    if outside and not force:
+        raise Permanent(f"{', '.join(outside)} is not among the candidates of message {row.id} "
+                        f"({', '.join(_ref_text(c) for c in proposed)}); give --force to attach it there anyway")
+    return Resolved(gw.pipeline.resolve(row.id, targets, create_kind), outside)
 
 
 def forget_address(gw: Any, address: str) -> dict[str, Any]:
     if "@" not in address:
         raise Permanent(f"not an address: {address!r}")
     created = gw.ledger.created_refs()
-    report = gw.crm.forget(address, lambda ref: (ref.kind, str(ref.id)) in created)
+    # The journal is one witness; a CRM that marks the records the gateway made (the embedded
+    # one's `created_by_gateway`) is the other, and the only one left once a journal was erased.
+    marked = getattr(gw.crm, "made_by_gateway", None)
+    report = gw.crm.forget(address, lambda ref: (ref.kind, str(ref.id)) in created
+                           or (marked is not None and bool(marked(ref))))
     gone = gw.ledger.forget_address(addresses.key(address))
     for row in gone:
         gw.spool.discard(row.spool_path)

@@ -16,13 +16,14 @@ import typer
 from rich.console import Console
 
 from gateway import logs
+from gateway.cli_help import PlainCommand, VersionOpt, run_app
 from gateway.config import Config, default_config_path, load_config
 from gateway.errors import ConfigError, GatewayError, Permanent, RuleError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Bring mail from mailbox folders into a CRM.")
-quarantine_app = typer.Typer(no_args_is_help=True, help="Messages that failed for good, and a way back.")
-review_app = typer.Typer(no_args_is_help=True, help="Messages waiting for a person to pick a record.")
-crm_app = typer.Typer(no_args_is_help=True, help="The embedded CRM.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="Bring mail from mailbox folders into a CRM.")
+quarantine_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Messages that failed for good, and a way back.")
+review_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Messages waiting for a person to pick a record.")
+crm_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The embedded CRM.")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(review_app, name="review")
 app.add_typer(crm_app, name="crm")
@@ -30,8 +31,15 @@ app.add_typer(crm_app, name="crm")
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("-c", "--config", help="config file [./config.yaml, else config.example.yaml]")]
+ConfigOpt = Annotated[Path | None, typer.Option("-c", "--config", metavar="PATH",
+                                                 help="config file [./config.yaml, else config.example.yaml]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="one JSON document on stdout")]
+IdArg = Annotated[str, typer.Argument(metavar="ID|MESSAGE-ID", help="ledger id (as listed) or the Message-ID")]
+FolderOpt = Annotated[str | None, typer.Option("--folder", metavar="FOLDER",
+                                               help="as if found in this folder [INBOX, said on stderr]")]
+SourceOpt = Annotated[str | None, typer.Option("--source", metavar="NAME", help="as if found by this configured source")]
+MailboxOpt = Annotated[str | None, typer.Option("--mailbox", metavar="ADDR", help="as if found in this person's mailbox")]
+FilesArg = Annotated[list[Path], typer.Argument(metavar="FILE.eml...", help="raw messages (.eml)")]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -81,13 +89,19 @@ def _progress_bar() -> tuple[Any, Callable[[int, int], None]]:
     return bar, lambda done, total: bar.update(task, completed=done, total=total or None)
 
 
+@app.callback()
+def _root(version: Annotated[bool, VersionOpt] = False) -> None:
+    """Bring mail from mailbox folders into a CRM."""
+
+
 # ---- run, check, schema ------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 @guarded
 def run(config: ConfigOpt = None, once: Annotated[bool, typer.Option("--once", help="process what is there now, then exit")] = False,
-        log_level: Annotated[str, typer.Option("--log-level")] = "info") -> None:
+        log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL",
+                                               help="debug | info | warning | error")] = "info") -> None:
     """Start every configured source and process mail until SIGINT/SIGTERM."""
     logs.setup(log_level)
     gw = _gateway(config)
@@ -113,7 +127,7 @@ def run(config: ConfigOpt = None, once: Annotated[bool, typer.Option("--once", h
         gw.close()
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 @guarded
 def check(config: ConfigOpt = None,
           online: Annotated[bool, typer.Option("--online", help="also log in to the CRM")] = False) -> None:
@@ -131,6 +145,10 @@ def check(config: ConfigOpt = None,
         err.print(problem, markup=False, highlight=False)
     if problems:
         raise typer.Exit(1)
+    from gateway.rule_folders import unwatched_folder_warnings
+
+    for warning in unwatched_folder_warnings(cfg, rule_files(cfg)):
+        err.print(warning, markup=False, highlight=False)
     if online:
         from gateway.errors import Retryable
         from gateway.service import crm_connector
@@ -149,7 +167,7 @@ def check(config: ConfigOpt = None,
               markup=False, highlight=False)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 @guarded
 def schema(config: ConfigOpt = None) -> None:
     """Print the JSON Schema of the rule files."""
@@ -161,6 +179,15 @@ def schema(config: ConfigOpt = None) -> None:
 # ---- test-rules and process --------------------------------------------------------------
 
 
+def _say_default_folder(cfg: Config, folder: str | None) -> None:
+    """Rules mostly test the folder: a silent INBOX would look like a rule that never matches."""
+    if folder is None:
+        from gateway.rule_folders import watched_folders
+
+        err.print(f"note: no --folder given: as if found in INBOX (watched folders: "
+                  f"{', '.join(watched_folders(cfg)) or 'none'})", markup=False, highlight=False)
+
+
 def _ref_for(cfg: Config, raw: bytes, path: Path, source: str | None, folder: str | None, mailbox: str | None) -> Any:
     from gateway.service import file_ref
 
@@ -169,11 +196,11 @@ def _ref_for(cfg: Config, raw: bytes, path: Path, source: str | None, folder: st
     return file_ref(path, raw, source=source, folder=folder or "INBOX", mailbox=box)
 
 
-@app.command("test-rules")
+@app.command("test-rules", cls=PlainCommand)
 @guarded
-def test_rules(file: Path, config: ConfigOpt = None, folder: Annotated[str | None, typer.Option("--folder")] = None,
-               source: Annotated[str | None, typer.Option("--source")] = None,
-               mailbox: Annotated[str | None, typer.Option("--mailbox")] = None, as_json: JsonOpt = False) -> None:
+def test_rules(file: Annotated[Path, typer.Argument(metavar="FILE.eml", help="a raw message (.eml)")],
+               config: ConfigOpt = None, folder: FolderOpt = None, source: SourceOpt = None,
+               mailbox: MailboxOpt = None, as_json: JsonOpt = False) -> None:
     """Dry run one message: the rules that matched, the trace, the planned CRM work and tags. Writes nothing."""
     from gateway.context import Contexts
     from gateway.engine.plan import evaluate, format_plan
@@ -183,6 +210,7 @@ def test_rules(file: Path, config: ConfigOpt = None, folder: Annotated[str | Non
 
     cfg = _config(config)
     rules = load_for(cfg)
+    _say_default_folder(cfg, folder)
     raw = _read_file(file)
     message = parse(raw, max_size=cfg.max_message_size)
     ref = _ref_for(cfg, raw, file, source, folder, mailbox)
@@ -206,14 +234,14 @@ def _read_file(file: Path) -> bytes:
         raise Permanent(f"{file}: {exc.strerror}") from None
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 @guarded
-def process(files: list[Path], config: ConfigOpt = None, folder: Annotated[str | None, typer.Option("--folder")] = None,
-            source: Annotated[str | None, typer.Option("--source")] = None,
-            mailbox: Annotated[str | None, typer.Option("--mailbox")] = None, as_json: JsonOpt = False) -> None:
+def process(files: FilesArg, config: ConfigOpt = None, folder: FolderOpt = None, source: SourceOpt = None,
+            mailbox: MailboxOpt = None, as_json: JsonOpt = False) -> None:
     """Run .eml files through the real pipeline as if found in FOLDER (no mailbox to tag)."""
     logs.setup("warning" if as_json else "info")
     gw = _gateway(config)
+    _say_default_folder(gw.config, folder)
     results = []
     bar, progress = _progress_bar() if len(files) > 1 else (None, lambda d, t: None)
     try:
@@ -249,7 +277,7 @@ def process(files: list[Path], config: ConfigOpt = None, folder: Annotated[str |
 # ---- status, explain ---------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 @guarded
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Per source and folder: connection, push or poll, last sync, counts; the rules in force."""
@@ -264,10 +292,9 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     out.print(render_status(doc))
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 @guarded
-def explain(ident: Annotated[str, typer.Argument(metavar="ID|MESSAGE-ID")], config: ConfigOpt = None,
-            as_json: JsonOpt = False) -> None:
+def explain(ident: IdArg, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """The stored trace of one message: rules, found, created, attached, tagged, or why not."""
     from gateway.admin import explain_doc, render_explain
 
@@ -282,10 +309,12 @@ def explain(ident: Annotated[str, typer.Argument(metavar="ID|MESSAGE-ID")], conf
         out.print("\n\n".join(render_explain(d) for d in docs), markup=False, highlight=False)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 @guarded
-def reprocess(state: Annotated[str, typer.Option("--state", help="ignored | skipped | review")],
-              since: Annotated[datetime | None, typer.Option("--since")] = None, config: ConfigOpt = None) -> None:
+def reprocess(state: Annotated[str, typer.Option("--state", metavar="STATE", help="ignored | skipped | review")],
+              since: Annotated[datetime | None, typer.Option("--since", metavar="DATE",
+                                                            help="only messages that reached STATE since then (UTC unless an offset is given)")] = None,
+              config: ConfigOpt = None) -> None:
     """Run the messages in STATE through the current rules again."""
     if state not in ("ignored", "skipped", "review"):
         raise Permanent("--state must be ignored, skipped or review")
@@ -302,9 +331,10 @@ def reprocess(state: Annotated[str, typer.Option("--state", help="ignored | skip
     err.print(f"reprocessed {len(results)} messages", markup=False)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 @guarded
-def forget(address: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def forget(address: Annotated[str, typer.Argument(metavar="ADDRESS", help="the person's e-mail address")],
+           config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Erase a person: CRM records the gateway made, mails stored only for them, ledger traces."""
     from gateway.admin import forget_address
 
@@ -324,7 +354,7 @@ def forget(address: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> 
 # ---- quarantine and review ---------------------------------------------------------------
 
 
-@quarantine_app.command("list")
+@quarantine_app.command("list", cls=PlainCommand)
 @guarded
 def quarantine_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """The messages that failed for good, and why."""
@@ -338,17 +368,18 @@ def quarantine_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     _print_json({"quarantined": rows}) if as_json else out.print(render_listing(rows, "quarantined"))
 
 
-@quarantine_app.command("show")
+@quarantine_app.command("show", cls=PlainCommand)
 @guarded
-def quarantine_show(ident: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def quarantine_show(ident: IdArg, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """One quarantined message in full (its trace and reason)."""
     explain(ident, config, as_json)
 
 
-@quarantine_app.command("retry")
+@quarantine_app.command("retry", cls=PlainCommand)
 @guarded
-def quarantine_retry(ident: Annotated[str | None, typer.Argument(metavar="ID")] = None,
-                     all_: Annotated[bool, typer.Option("--all")] = False, config: ConfigOpt = None) -> None:
+def quarantine_retry(ident: Annotated[str | None, typer.Argument(metavar="ID|MESSAGE-ID", help="one message (or --all)")] = None,
+                     all_: Annotated[bool, typer.Option("--all", help="every quarantined message")] = False,
+                     config: ConfigOpt = None) -> None:
     """Send quarantined messages through the current rules again, now."""
     from gateway.admin import retry_quarantined
 
@@ -366,7 +397,7 @@ def quarantine_retry(ident: Annotated[str | None, typer.Argument(metavar="ID")] 
         raise typer.Exit(2)
 
 
-@review_app.command("list")
+@review_app.command("list", cls=PlainCommand)
 @guarded
 def review_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """The messages waiting for a person, with the candidate records."""
@@ -380,9 +411,11 @@ def review_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     _print_json({"review": rows}) if as_json else out.print(render_listing(rows, "review"))
 
 
-@review_app.command("resolve")
+@review_app.command("resolve", cls=PlainCommand)
 @guarded
-def review_resolve(ident: str, to: Annotated[list[str], typer.Option("--to", help="KIND:ID, may repeat")],
+def review_resolve(ident: IdArg, to: Annotated[list[str], typer.Option("--to", metavar="KIND:ID",
+                                                                        help="a record to attach to; may repeat")],
+                   force: Annotated[bool, typer.Option("--force", help="attach to a record that is not among the candidates")] = False,
                    config: ConfigOpt = None) -> None:
     """Attach a message in review to the record(s) a person picked, then tag it."""
     from gateway.admin import resolve_review
@@ -390,15 +423,17 @@ def review_resolve(ident: str, to: Annotated[list[str], typer.Option("--to", hel
     logs.setup("warning")
     gw = _gateway(config)
     try:
-        state = resolve_review(gw, ident, to=to)
+        done = resolve_review(gw, ident, to=to, force=force)
     finally:
         gw.close()
-    out.print(f"{ident}: {state}", markup=False, highlight=False)
+    for label in done.outside:
+        err.print(f"note: {label} was not among the candidates; attached there as asked (--force)", markup=False, highlight=False)
+    out.print(f"{ident}: {done.state}", markup=False, highlight=False)
 
 
-@review_app.command("create")
+@review_app.command("create", cls=PlainCommand)
 @guarded
-def review_create(ident: str, kind: Annotated[str, typer.Option("--kind", help="lead | contact | account")],
+def review_create(ident: IdArg, kind: Annotated[str, typer.Option("--kind", metavar="KIND", help="lead | contact | account")],
                   config: ConfigOpt = None) -> None:
     """Create a record of KIND for the message's counterpart, attach the message, tag it."""
     from gateway.admin import resolve_review
@@ -406,15 +441,16 @@ def review_create(ident: str, kind: Annotated[str, typer.Option("--kind", help="
     logs.setup("warning")
     gw = _gateway(config)
     try:
-        state = resolve_review(gw, ident, create_kind=kind)
+        done = resolve_review(gw, ident, create_kind=kind)
     finally:
         gw.close()
-    out.print(f"{ident}: {state}", markup=False, highlight=False)
+    out.print(f"{ident}: {done.state}", markup=False, highlight=False)
 
 
-@crm_app.command("dump")
+@crm_app.command("dump", cls=PlainCommand)
 @guarded
-def crm_dump(config: ConfigOpt = None, as_json: JsonOpt = True) -> None:
+def crm_dump(config: ConfigOpt = None,
+             as_json: Annotated[bool, typer.Option("--json", help="JSON is the only output (accepted for symmetry)")] = True) -> None:
     """The whole embedded CRM as JSON."""
     from gateway.service import crm_connector
 
@@ -429,7 +465,7 @@ def crm_dump(config: ConfigOpt = None, as_json: JsonOpt = True) -> None:
 
 
 def main() -> None:
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":

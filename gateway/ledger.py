@@ -399,11 +399,13 @@ class Ledger:
                 result=json.dumps(value, default=str), done_at=now()))
 
     def created_refs(self) -> set[tuple[str, str]]:
-        """(kind, id) of every record the gateway's journal says it created."""
+        """(kind, id) of every record the gateway's journal says it created, whatever path made
+        it: a rule's `create:…` step or a person's `review create` (`review:create:…`)."""
         out: set[tuple[str, str]] = set()
         with self.reader.connect() as c:
             for step, result in c.execute(select(journal.c.step, journal.c.result).where(
-                    journal.c.step.like("create:%"), journal.c.result.is_not(None))):
+                    or_(journal.c.step.like("create:%"), journal.c.step.like("review:create:%")),
+                    journal.c.result.is_not(None))):
                 value = json.loads(result)
                 if isinstance(value, dict) and value.get("created"):
                     out.add((value["kind"], str(value["id"])))

@@ -526,7 +526,8 @@ class Pipeline(BatchPath, PersonActions):
 
     def _log(self, loc: LocationRow, row: MessageRow, started: float) -> None:
         plan = row.plan or {}
-        log.info("message", extra={"fields": {
+        # A message that failed for good needs a person: it must show when filtering on warnings.
+        log.log(logging.WARNING if row.state == "quarantined" else logging.INFO, "message", extra={"fields": {
             "id": row.id, "result": row.state, "source": loc.ref.source, "folder": loc.ref.folder,
             "message_id": row.message_id, "from": row.from_address,
             "rules": ",".join(plan.get("touched", [])), "reason": row.reason[:200],

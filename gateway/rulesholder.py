@@ -65,6 +65,8 @@ class RulesHolder:
         self.last_error = []
         if changed:
             log.info("rules reloaded: %d rules from %d files", len(new.rules), len(new.files))
+        else:  # a SIGHUP (or a touch) must be seen to have been heard
+            log.info("rules unchanged: %d rules from %d files still in force", len(new.rules), len(new.files))
         return True
 
     def status(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -327,7 +328,7 @@ class Gateway:
                 self.wait_idle()
         finally:
             self.stop_workers(threads)
-            self.write_status()
+            self.write_status(running=False)
         return self.summary()
 
     def run(self, stop: threading.Event) -> None:
@@ -343,14 +344,15 @@ class Gateway:
             helpers.append(threading.Thread(target=self._serve_web, args=(stop,), name="web", daemon=True))
         for t in helpers:
             t.start()
-        log.info("gateway running: %d sources, %d workers, %d rules", len(self.sources), self.config.workers,
-                 len(self.rules.current.rules))
+        web = f"http://{self.config.web.listen}/" if self.config.web is not None else "off"
+        log.info("gateway running: %d sources, %d workers, %d rules; config %s; status page %s", len(self.sources),
+                 self.config.workers, len(self.rules.current.rules), self.config.path, web)
         while not stop.wait(2.0):
             self.write_status()
         # The sources saw `stop` together; the workers end meanwhile, each after its batch in hand.
         self.stop_workers(threads)
         join_together(source_threads, SOURCE_STOP_GRACE)
-        self.write_status()
+        self.write_status(running=False)
         log.info("gateway stopped")
 
     def _run_source(self, source: Any, stop: threading.Event) -> None:
@@ -411,13 +413,16 @@ class Gateway:
 
     # ---- status -------------------------------------------------------------------------
 
-    def write_status(self) -> None:
+    def write_status(self, running: bool = True) -> None:
+        """The status document, and the service's heartbeat (`at`): `status` tells a running
+        gateway from a stopped or killed one by `running`, the pid and the heartbeat's age."""
         try:
             for s in self.sources:
                 self.ledger.set_status(f"source:{s.name}", s.status())
             self.ledger.set_status("rules", self.rules.status())
-            self.ledger.set_status("service", {"pid": _pid(), "workers": self.config.workers,
-                                               "queue": self.queue.qsize(), "at": datetime.now(UTC).isoformat()})
+            self.ledger.set_status("service", {"pid": _pid(), "host": socket.gethostname(), "running": running,
+                                               "workers": self.config.workers, "queue": self.queue.qsize(),
+                                               "at": datetime.now(UTC).isoformat()})
         except Exception as exc:
             log.warning("status not written: %s", exc)
 

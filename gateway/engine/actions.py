@@ -184,7 +184,13 @@ class Find(Action):
                 if o.pick == "newest":
                     chosen = [_newest(chosen)]
                 ev.add_found(a, chosen)
-                notes.append(f"{a.address}: found {', '.join(r.label() for r in chosen)}")
+                notes.append(f"{a.address}: found {', '.join(r.label() for r in chosen)}"
+                             + (f" (newest of {len(by_kind[kind])} {kind}s)" if len(by_kind[kind]) > len(chosen) else ""))
+            if kind is not None:  # every match is said, also those the kinds' order set aside
+                passed = [r for k in o.kinds if k != kind for r in by_kind[k]]
+                if passed:
+                    notes[-1] += (f"; also matches {', '.join(_named(r) for r in passed)}, not used: "
+                                  f"{kind} comes first in kinds [{', '.join(o.kinds)}]")
             if o.by_domain and a.domain:
                 if ev.is_freemail(a.domain):
                     notes.append(f"{a.domain} is freemail: no account by domain")
@@ -195,6 +201,10 @@ class Find(Action):
         if not notes:
             return f"find {o.who}: no address to look up"
         return f"find {o.who} among {_kinds_text(o.kinds)} (pick {o.pick}): " + "; ".join(notes)
+
+
+def _named(r: PartyRef) -> str:
+    return f"{r.label()} '{r.name}'" if r.name else r.label()
 
 
 def _newest(refs: list[PartyRef]) -> PartyRef:

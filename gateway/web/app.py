@@ -1,7 +1,7 @@
 """Starlette app of the status page (served by `run` when `web.listen` is set).
 
 GET /              an HTML overview (sources, folders, counts, rule errors)
-GET /status.json   the `status --json` document
+GET /status.json   the `status --json` document (with `running`, the heartbeat's age and each status's age)
 GET /review.json   messages waiting for a person (`review list --json`)
 GET /quarantine.json  messages that failed for good (`quarantine list --json`)
 GET /metrics       Prometheus text format, read from the ledger at scrape time
@@ -61,16 +61,19 @@ def _page(doc: dict[str, Any], review: int, quarantined: int) -> str:
             counts = ", ".join(f"{k} {v}" for k, v in f["counts"].items()) or "-"
             rows.append("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in (
                 src["name"], f["folder"], "yes" if src["connected"] else "no", f.get("mode") or src.get("mode") or "-",
-                (src.get("last_sync") or "-")[:19], counts, f.get("last_error") or src.get("last_error") or "")) + "</tr>")
+                (src.get("last_sync") or "-")[:19], counts, f.get("last_error") or src.get("last_error") or "",
+                admin.ago(src.get("status_age_seconds")))) + "</tr>")
     errors = "".join(f"<li>{html.escape(e)}</li>" for e in doc["rules"].get("errors") or [])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>crm-gateway status</title>
 <meta http-equiv="refresh" content="10"><style>body{{font-family:sans-serif;margin:2em}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head><body>
+table{{border-collapse:collapse}}.down{{color:#b00;font-weight:bold}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head><body>
 <h1>crm-gateway</h1>
+<p class="{'up' if doc.get('running') else 'down'}">{html.escape(admin.liveness_line(doc))};
+page made {html.escape(str(doc.get('generated_at', ''))[:19])} UTC</p>
 <p>{len(doc["rules"].get("rules", []))} rules in force; <a href="/review.json">{review} waiting for review</a>;
 <a href="/quarantine.json">{quarantined} quarantined</a>; <a href="/metrics">metrics</a></p>
 {f'<h2>Rule errors (the previous rules still run)</h2><ul>{errors}</ul>' if errors else ''}
-<table><tr><th>source</th><th>folder</th><th>connected</th><th>mode</th><th>last sync</th><th>counts</th><th>last error</th></tr>
+<table><tr><th>source</th><th>folder</th><th>connected</th><th>mode</th><th>last sync</th><th>counts</th><th>last error</th><th>status written</th></tr>
 {''.join(rows)}</table></body></html>"""
 
 

@@ -32,7 +32,7 @@ def test_vleads_mail_reaches_the_crm_and_carries_the_categories(graph, tls, tmp_
     assert keys == [imm]  # the immutable id, not the default one
     assert all('IdType="ImmutableId"' in h.get("Prefer", "") for _t, _m, p, h in graph.requests if p.startswith("/v1.0/"))
     src = status_doc(home.config())["sources"][0]
-    assert src["connected"] is True and src["mode"] == "poll"
+    assert src["last_connected"] is True and src["mode"] == "poll"  # connected while it ran; stopped now
     assert next(f for f in src["folders"] if f["folder"] == "VLeads")["counts"] == {"done": 1}
 
 
