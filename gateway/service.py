@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway import ledger_work
+from gateway.budget import CRASH_LIMIT, Abandoned, InHand, Stage, Watch, crashed, over_budget
 from gateway.config import Config
 from gateway.context import FILE_SOURCE
 from gateway.crm.base import Connector, make_connector
@@ -31,6 +33,7 @@ from gateway.writeback.base import LedgerOnly, Writeback
 
 log = logging.getLogger("gateway.service")
 _STOP = -1
+ALONE = "alone"  # (ALONE, pk) in a queue: handle that copy in a batch of its own (gateway/budget.py)
 
 
 def crm_connector(config: Config) -> Connector:
@@ -58,7 +61,12 @@ class Gateway:
             self.writebacks[src.name] = writeback
         self.writebacks.setdefault(FILE_SOURCE, LedgerOnly())
         self.pipeline = Pipeline(config, self.ledger, self.crm, self.rules, self.spool, self.writebacks)
-        self.queue: queue.Queue[int] = queue.Queue(maxsize=max(16, config.workers * config.batch * 2))
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=max(16, config.workers * config.batch * 2))
+        self.watch = Watch()
+        self.pipeline.on_stage = self._on_stage
+        self._alone: set[int] = set()  # copies to handle one at a time: a batch of theirs went over budget or crashed
+        self._threads: list[threading.Thread] = []
+        self._budget_stop = threading.Event()
         self._inflight: set[int] = set()
         self._inflight_lock = threading.Lock()
         self._idle = threading.Condition(self._inflight_lock)
@@ -122,12 +130,18 @@ class Gateway:
                 self._fresh.pop(location_pk, None)  # the worker that has it reads its own row
                 return
             self._inflight.add(location_pk)
+        item: Any = location_pk
+        if location_pk in self._alone:
+            self._alone.discard(location_pk)
+            item = (ALONE, location_pk)
         try:
             if self.pool is not None:
-                self.pool.put(location_pk, block=block)
+                self.pool.put(item, block=block)
             else:
-                self.queue.put(location_pk, block=block)
+                self.queue.put(item, block=block)
         except queue.Full:
+            if isinstance(item, tuple):
+                self._alone.add(location_pk)
             with self._inflight_lock:
                 self._inflight.discard(location_pk)
             self._fresh.pop(location_pk, None)
@@ -136,6 +150,7 @@ class Gateway:
     def recover(self) -> int:
         """Queue every copy whose work a stop or a crash left unfinished, and due retries."""
         self.ledger.reset_interrupted()
+        self._after_crash(ledger_work.crashed(self.ledger))
         pks = self.ledger.open_locations()
         for pk in pks:
             self.enqueue(pk)
@@ -153,22 +168,32 @@ class Gateway:
     # ---- workers ------------------------------------------------------------------------
 
     def _worker(self) -> None:
+        me = threading.current_thread().name
         while True:
             pks = take_batch(self.queue, self.config.batch)
-            work = [pk for pk in pks if pk != _STOP]
+            work, alone = split_batch(pks)
+            self.watch.batch(me, work + alone)
             try:
-                for pk, state in self._handle_many(work).items():
-                    self.processed += 1
-                    if self.on_processed:
-                        self.on_processed(pk, state)
+                for group in ([work] if work else []) + [[pk] for pk in alone]:
+                    for pk, state in self._handle_many(group).items():
+                        self.processed += 1
+                        if self.on_processed:
+                            self.on_processed(pk, state)
+            except Abandoned:  # the watchdog gave this batch back to the queue and started another worker
+                return
             finally:
-                with self._inflight_lock:
-                    self._inflight.difference_update(work)
-                    self._idle.notify_all()
+                self.watch.done(me)
+                if not self.watch.is_abandoned(me):
+                    with self._inflight_lock:
+                        self._inflight.difference_update(work + alone)
+                        self._idle.notify_all()
                 for _ in pks:
                     self.queue.task_done()
-            if pks[-1] == _STOP:
+            if self.watch.is_abandoned(me) or pks[-1] == _STOP:
                 return
+
+    def _on_stage(self, pks: Sequence[int], stage: Stage) -> None:
+        self.watch.enter(threading.current_thread().name, pks, stage)
 
     def _handle(self, pk: int) -> str:
         return self._handle_many([pk])[pk]
@@ -177,10 +202,18 @@ class Gateway:
         """Handle a batch of copies; each one's state, a failure turned into a retry."""
         if not pks:
             return {}
+        try:  # a crash from here on leaves these marked: the next start counts it (gateway/ledger_work.py)
+            ledger_work.started(self.ledger, pks)
+        except Exception as exc:
+            log.warning("locations %s: not marked in hand: %s", pks, exc)
         try:
             outcomes = self.pipeline.handle_many([(pk, self._fresh.pop(pk, None)) for pk in pks])
         except Exception as exc:  # a bug outside any one message: each is retried on its own
             outcomes = {pk: exc for pk in pks}
+        try:
+            ledger_work.finished(self.ledger, pks)
+        except Exception as exc:
+            log.warning("locations %s: not unmarked: %s", pks, exc)
         states: dict[int, str] = {}
         for pk in pks:
             outcome = outcomes.get(pk) or RuntimeError("no outcome for this copy")
@@ -219,15 +252,77 @@ class Gateway:
                 raise ConfigError("processes > 1 needs a config file the worker processes can read")
             self.pool = ProcessPool(self.config.path, self.config.processes, on_done=self._done, on_lost=self._lost,
                                     batch=self.config.batch,
-                                    log_level=logging.getLevelName(logging.getLogger().level))
+                                    log_level=logging.getLevelName(logging.getLogger().level), watch=self.watch)
             self.pool.start()
+            self._start_budget()
             return []
-        threads = [threading.Thread(target=self._worker, name=f"worker-{i}", daemon=True) for i in range(self.config.workers)]
-        for t in threads:
+        self._threads = [threading.Thread(target=self._worker, name=f"worker-{i}", daemon=True)
+                         for i in range(self.config.workers)]
+        for t in self._threads:
             t.start()
-        return threads
+        self._start_budget()
+        return self._threads  # the same list: a worker the watchdog replaces is replaced in it
+
+    # ---- the budget per message (gateway/budget.py) -------------------------------------
+
+    def _start_budget(self) -> None:
+        self._budget_stop.clear()
+        threading.Thread(target=self._budget_loop, name="budget", daemon=True).start()
+
+    def _budget_loop(self) -> None:
+        budget = self.config.message_budget
+        while not self._budget_stop.wait(min(1.0, budget / 4)):
+            for key, held in self.watch.overdue(budget):
+                try:
+                    self._over_budget(key, held, budget)
+                except Exception:
+                    log.exception("worker %s over budget: could not give up on it", key)
+
+    def _over_budget(self, key: object, held: InHand, budget: float) -> None:
+        """Quarantine the message a stage of its own went over budget on; a stage of a whole
+        batch names none, so each of that batch is handled alone next. Then give up on the
+        worker and hand the rest of its batch back."""
+        reason = over_budget(held.stage, budget)
+        culprit = held.pks[0] if len(held.pks) == 1 else None
+        if culprit is not None:
+            state = self.pipeline.quarantine_location(culprit, reason)
+            log.error("location %s: %s; %s, worker %s given up on", culprit, reason, state, key)
+        else:
+            self._alone.update(held.pks or held.batch)
+            log.error("worker %s: a batch %s; its copies %s are handled one at a time", key, reason, list(held.batch))
+        rest = [pk for pk in held.batch if pk != culprit]
+        if self.pool is not None:
+            self.pool.abandon(key[0])  # type: ignore[index]  # (worker index, pid)
+        else:
+            with self._inflight_lock:
+                old = next((t for t in self._threads if t.name == key), None)
+                if old is not None:
+                    self._threads.remove(old)
+                new = threading.Thread(target=self._worker, name=f"{key}+", daemon=True)
+                self._threads.append(new)
+                new.start()
+        ledger_work.finished(self.ledger, held.batch)  # given up on, not crashed
+        if culprit is not None:
+            self._done(culprit, state)
+        for pk in rest:
+            self._lost(pk)
+
+    def _after_crash(self, crashes: dict[int, int]) -> set[int]:
+        """Copies a process died while handling: past the limit quarantined (returned), else
+        handled alone from now on, so the next crash is counted against the right one."""
+        given_up: set[int] = set()
+        for pk, n in crashes.items():
+            if n >= CRASH_LIMIT:
+                state = self.pipeline.quarantine_location(pk, crashed(n))
+                ledger_work.finished(self.ledger, [pk])
+                log.error("location %s: %s; %s", pk, crashed(n), state)
+                given_up.add(pk)
+            else:
+                self._alone.add(pk)
+        return given_up
 
     def stop_workers(self, threads: list[threading.Thread]) -> None:
+        self._budget_stop.set()
         if self.pool is not None:
             self.pool.stop()
             self.pool = None
@@ -250,9 +345,16 @@ class Gateway:
             self._idle.notify_all()
 
     def _lost(self, pk: int) -> None:
-        """A worker process died with this location in hand: queue it again (the journal makes it safe)."""
+        """A worker died with this location in hand: queue it again (the journal makes it safe).
+        A worker process that died while handling it counts as a crash of it."""
         with self._inflight_lock:
             self._inflight.discard(pk)
+        try:
+            if pk in self._after_crash(ledger_work.crashed(self.ledger, [pk])):
+                self._done(pk, "quarantined")
+                return
+        except Exception:
+            log.exception("location %s: crash not counted", pk)
         self.enqueue(pk, block=False)
 
     def wait_idle(self, stop: threading.Event | None = None) -> None:
@@ -391,6 +493,13 @@ class Gateway:
     def close(self) -> None:
         self.crm.close()
         self.ledger.close()
+
+
+def split_batch(items: Sequence[Any]) -> tuple[list[int], list[int]]:
+    """A batch's copies to handle together, and those to handle one at a time."""
+    work = [i for i in items if isinstance(i, int) and i != _STOP]
+    alone = [i[1] for i in items if isinstance(i, tuple) and i[0] == ALONE]
+    return work, alone
 
 
 def take_batch(q: Any, limit: int, alive: Callable[[], bool] | None = None) -> list[Any]:

@@ -1,0 +1,71 @@
+"""A budget per message (`message_budget`): a message whose handling goes over it is stopped,
+quarantined with the stage in the reason, and not picked up again until `quarantine retry`;
+the other mails of its batch are done. Threads and worker processes alike.
+
+The slowness is injected through a test hook, `CRM_GATEWAY_TEST_SLOW_PARSE=MARKER:SECONDS`
+(gateway/pipeline.py), which makes parsing a mail containing MARKER sleep: it stands for a
+parser stuck on a hostile mail. Nothing else in the pipeline is stubbed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.mail import make_mail
+
+MARKER = "X-Test-Slow: parse"
+
+
+def _configure(home, **extra):
+    cfg = yaml.safe_load(home.config_path.read_text())
+    cfg.update({"message_budget": 2, "batch": 8, **extra})
+    home.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def _run_once(home, slow: bool) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CRM_GATEWAY_TEST_SLOW_PARSE"}
+    if slow:
+        env["CRM_GATEWAY_TEST_SLOW_PARSE"] = f"{MARKER}:600"  # far past the budget: only the watchdog ends it
+    return subprocess.run([sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
+                          cwd=home.root, env=env, capture_output=True, text=True, timeout=240)
+
+
+def _quarantined(home) -> list[dict]:
+    return json.loads(home.cli("quarantine", "list", "--json", check=True).stdout)["quarantined"]
+
+
+@pytest.mark.parametrize("mode", [{"workers": 2, "processes": 1}, {"processes": 2}], ids=["threads", "processes"])
+def test_a_message_over_budget_is_quarantined_and_its_batch_goes_on(home, mode):
+    _configure(home, **mode)
+    for n in range(3):
+        home.drop("VLeads", make_mail(sender=f"Fine {n} <fine{n}@ok{n}.example>"))
+    home.drop("VLeads", make_mail(sender="Slow Sam <sam@slow.example>", headers={"X-Test-Slow": "parse"}))
+    for n in range(3, 5):
+        home.drop("VLeads", make_mail(sender=f"Fine {n} <fine{n}@ok{n}.example>"))
+
+    res = _run_once(home, slow=True)
+    assert res.returncode == 0, res.stderr
+    leads = sorted(e for lead in home.dump()["leads"] for e in lead["emails"])
+    assert leads == [f"fine{n}@ok{n}.example" for n in range(5)]
+    assert home.states() == {"done": 5, "quarantined": 1}
+    [q] = _quarantined(home)
+    assert q["reason"] == "took more than 2 s to parse"
+    assert "took more than 2 s to parse" in res.stderr  # logged
+    assert "CRM error" in [t for tags in home.location_tags("VLeads") for t in tags]
+
+    # A restart (still slow) does not pick it up again.
+    res = _run_once(home, slow=True)
+    assert res.returncode == 0, res.stderr
+    assert home.states() == {"done": 5, "quarantined": 1}
+    assert "sam@slow.example" not in res.stderr
+
+    # A person retries it once the cause is gone.
+    res = home.cli("quarantine", "retry", str(q["id"]))
+    assert res.returncode == 0, res.stderr
+    assert home.states() == {"done": 6}
+    assert "sam@slow.example" in [e for lead in home.dump()["leads"] for e in lead["emails"]]
