@@ -98,3 +98,10 @@ class Watch:
     def is_abandoned(self, key: object) -> bool:
         with self._lock:
             return key in self._abandoned
+
+    def gone(self, key: object) -> None:
+        """The worker died on its own: the crash count takes over; its late reports are ignored."""
+        with self._lock:
+            self._work.pop(key, None)
+            self._batches.pop(key, None)
+            self._abandoned.add(key)

@@ -600,16 +600,20 @@ def _by_size(locs: Sequence[LocationRow], budget: int) -> list[list[LocationRow]
 def _slow_parse_hook() -> Callable[[bytes], None] | None:
     """Test hook for the message budget: `CRM_GATEWAY_TEST_SLOW_PARSE=MARKER:SECONDS` makes
     parsing a mail whose raw bytes contain MARKER take SECONDS longer, as a parser stuck on a
-    hostile mail would. Read from the environment only; nothing sets it outside the tests."""
+    hostile mail would; `MARKER:crash` makes the process die there like `kill -9`, as a parser
+    crashing the interpreter would. Read from the environment only; only the tests set it."""
     wanted = os.environ.get("CRM_GATEWAY_TEST_SLOW_PARSE")
     if not wanted:
         return None
     marker, _, seconds = wanted.rpartition(":")
-    needle, delay = marker.encode(), float(seconds)
+    needle = marker.encode()
 
     def slow(raw: bytes) -> None:
         if needle in raw:
-            time.sleep(delay)
+            if seconds == "crash":
+                logging.shutdown()
+                os._exit(137)
+            time.sleep(float(seconds))
 
     return slow
 

@@ -212,6 +212,7 @@ class ProcessPool:
                 lost, self.holding[i] = sorted(self.holding[i]), set()
                 if p is not None:
                     _make_sure_gone(p)
+                    self.watch.gone((i, p.pid))
                     log.error("worker %d died (exit code %s)%s; starting it again", i, p.exitcode,
                               f" holding locations {lost}" if lost else "")
                 try:

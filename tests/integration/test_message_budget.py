@@ -69,3 +69,51 @@ def test_a_message_over_budget_is_quarantined_and_its_batch_goes_on(home, mode):
     assert res.returncode == 0, res.stderr
     assert home.states() == {"done": 6}
     assert "sam@slow.example" in [e for lead in home.dump()["leads"] for e in lead["emails"]]
+
+
+def _run_crashing(home) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CRM_GATEWAY_TEST_SLOW_PARSE": f"{MARKER}:crash"}  # the process dies parsing it
+    return subprocess.run([sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
+                          cwd=home.root, env=env, capture_output=True, text=True, timeout=240)
+
+
+def _drop_crash_batch(home) -> None:
+    for n in range(2):
+        home.drop("VLeads", make_mail(sender=f"Fine {n} <fine{n}@ok{n}.example>"))
+    home.drop("VLeads", make_mail(sender="Crash Carl <carl@crash.example>", headers={"X-Test-Slow": "parse"}))
+    for n in range(2, 4):
+        home.drop("VLeads", make_mail(sender=f"Fine {n} <fine{n}@ok{n}.example>"))
+
+
+def test_a_message_that_kills_every_restart_ends_quarantined(home):
+    """Threads: the process dies with the mail in hand. The batch it was in is handled one
+    mail at a time after the restart; the mail that kills the process is quarantined at the
+    start after its third crash, and the rest are done."""
+    _configure(home, workers=1, processes=1)
+    _drop_crash_batch(home)
+    codes = [_run_crashing(home).returncode for _ in range(3)]
+    assert all(code != 0 for code in codes), codes
+    res = _run_crashing(home)
+    assert res.returncode == 0, res.stderr
+    assert home.states() == {"done": 4, "quarantined": 1}
+    [q] = _quarantined(home)
+    assert q["reason"].startswith("processing crashed 3 times")
+    assert "processing crashed 3 times" in res.stderr
+    assert _run_crashing(home).returncode == 0  # not picked up again
+    res = home.cli("quarantine", "retry", str(q["id"]))
+    assert res.returncode == 0, res.stderr
+    assert home.states() == {"done": 5}
+
+
+def test_a_message_that_kills_its_worker_process_ends_quarantined_in_one_run(home):
+    """Processes: the worker dies, is started again, and the mail it held is counted as a
+    crash each time; after the third it is quarantined and the run ends."""
+    _configure(home, processes=2)
+    _drop_crash_batch(home)
+    res = _run_crashing(home)
+    assert res.returncode == 0, res.stderr
+    assert home.states() == {"done": 4, "quarantined": 1}
+    [q] = _quarantined(home)
+    assert q["reason"].startswith("processing crashed 3 times")
+    leads = sorted(e for lead in home.dump()["leads"] for e in lead["emails"])
+    assert leads == [f"fine{n}@ok{n}.example" for n in range(4)]
