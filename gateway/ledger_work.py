@@ -11,6 +11,7 @@ change); `Ledger.all_status` leaves them out.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from gateway.ledger import Ledger
 
 PREFIX = "work:"
+# Gateways on several machines may share one PostgreSQL ledger: a start counts only the marks
+# its own machine left.
+HOST = socket.gethostname()
 _CHUNK = 500
 
 
@@ -42,11 +46,11 @@ def started(ledger: "Ledger", pks: Sequence[int]) -> None:
             old = {r.key: json.loads(r.value) for r in c.execute(select(status).where(status.c.key.in_(keys)))}
             new = [k for k in keys if k not in old]
             if new:
-                c.execute(insert(status), [{"key": k, "value": json.dumps({"started": True, "crashes": 0}),
+                c.execute(insert(status), [{"key": k, "value": json.dumps({"started": True, "crashes": 0, "host": HOST}),
                                             "updated_at": t} for k in new])
             for k, v in old.items():
-                c.execute(update(status).where(status.c.key == k).values(
-                    value=json.dumps({"started": True, "crashes": int(v.get("crashes", 0))}), updated_at=t))
+                c.execute(update(status).where(status.c.key == k).values(value=json.dumps(
+                    {"started": True, "crashes": int(v.get("crashes", 0)), "host": HOST}), updated_at=t))
 
 
 def finished(ledger: "Ledger", pks: Sequence[int]) -> None:
@@ -69,10 +73,12 @@ def crashed(ledger: "Ledger", pks: Sequence[int] | None = None) -> dict[int, int
             q = select(status).where(status.c.key.in_([_key(pk) for pk in pks]))
         for r in c.execute(q).all():
             v = json.loads(r.value)
+            if v.get("host", HOST) != HOST:
+                continue
             crashes = int(v.get("crashes", 0)) + (1 if v.get("started") else 0)
             if v.get("started"):
                 c.execute(update(status).where(status.c.key == r.key).values(
-                    value=json.dumps({"started": False, "crashes": crashes}), updated_at=now()))
+                    value=json.dumps({"started": False, "crashes": crashes, "host": HOST}), updated_at=now()))
             if crashes:
                 out[int(r.key[len(PREFIX):])] = crashes
     return out
