@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import ledger_work
-from gateway.budget import CRASH_LIMIT, Abandoned, InHand, Stage, Watch, crashed, over_budget
+from gateway.budget import Abandoned, Watch
 from gateway.config import Config
 from gateway.context import FILE_SOURCE
 from gateway.crm.base import Connector, make_connector
@@ -26,6 +26,7 @@ from gateway.groupcommit import GroupCommit
 from gateway.ledger import TERMINAL, Ledger
 from gateway.pipeline import Pipeline
 from gateway.rulesholder import RulesHolder, rule_files
+from gateway.service_budget import BudgetKeeper
 from gateway.sources.base import SourceRef
 from gateway.sources.registry import SourceEnv, make_source
 from gateway.spool import Spool
@@ -41,7 +42,7 @@ def crm_connector(config: Config) -> Connector:
     return make_connector(crm)
 
 
-class Gateway:
+class Gateway(BudgetKeeper):
     def __init__(self, config: Config, *, connector: Connector | None = None, rules: RulesHolder | None = None,
                  in_worker: bool = False) -> None:
         self.config = config
@@ -192,9 +193,6 @@ class Gateway:
             if self.watch.is_abandoned(me) or pks[-1] == _STOP:
                 return
 
-    def _on_stage(self, pks: Sequence[int], stage: Stage) -> None:
-        self.watch.enter(threading.current_thread().name, pks, stage)
-
     def _handle(self, pk: int) -> str:
         return self._handle_many([pk])[pk]
 
@@ -262,64 +260,6 @@ class Gateway:
             t.start()
         self._start_budget()
         return self._threads  # the same list: a worker the watchdog replaces is replaced in it
-
-    # ---- the budget per message (gateway/budget.py) -------------------------------------
-
-    def _start_budget(self) -> None:
-        self._budget_stop.clear()
-        threading.Thread(target=self._budget_loop, name="budget", daemon=True).start()
-
-    def _budget_loop(self) -> None:
-        budget = self.config.message_budget
-        while not self._budget_stop.wait(min(1.0, budget / 4)):
-            for key, held in self.watch.overdue(budget):
-                try:
-                    self._over_budget(key, held, budget)
-                except Exception:
-                    log.exception("worker %s over budget: could not give up on it", key)
-
-    def _over_budget(self, key: object, held: InHand, budget: float) -> None:
-        """Quarantine the message a stage of its own went over budget on; a stage of a whole
-        batch names none, so each of that batch is handled alone next. Then give up on the
-        worker and hand the rest of its batch back."""
-        reason = over_budget(held.stage, budget)
-        culprit = held.pks[0] if len(held.pks) == 1 else None
-        if culprit is not None:
-            state = self.pipeline.quarantine_location(culprit, reason)
-            log.error("location %s: %s; %s, worker %s given up on", culprit, reason, state, key)
-        else:
-            self._alone.update(held.pks or held.batch)
-            log.error("worker %s: a batch %s; its copies %s are handled one at a time", key, reason, list(held.batch))
-        rest = [pk for pk in held.batch if pk != culprit]
-        if self.pool is not None:
-            self.pool.abandon(key[0])  # type: ignore[index]  # (worker index, pid)
-        else:
-            with self._inflight_lock:
-                old = next((t for t in self._threads if t.name == key), None)
-                if old is not None:
-                    self._threads.remove(old)
-                new = threading.Thread(target=self._worker, name=f"{key}+", daemon=True)
-                self._threads.append(new)
-                new.start()
-        ledger_work.finished(self.ledger, held.batch)  # given up on, not crashed
-        if culprit is not None:
-            self._done(culprit, state)
-        for pk in rest:
-            self._lost(pk)
-
-    def _after_crash(self, crashes: dict[int, int]) -> set[int]:
-        """Copies a process died while handling: past the limit quarantined (returned), else
-        handled alone from now on, so the next crash is counted against the right one."""
-        given_up: set[int] = set()
-        for pk, n in crashes.items():
-            if n >= CRASH_LIMIT:
-                state = self.pipeline.quarantine_location(pk, crashed(n))
-                ledger_work.finished(self.ledger, [pk])
-                log.error("location %s: %s; %s", pk, crashed(n), state)
-                given_up.add(pk)
-            else:
-                self._alone.add(pk)
-        return given_up
 
     def stop_workers(self, threads: list[threading.Thread]) -> None:
         self._budget_stop.set()
