@@ -40,8 +40,9 @@ class BudgetKeeper:
         batch names none, so each of that batch is handled alone next. Then give up on the
         worker and hand the rest of its batch back."""
         # The worker first: whatever happens next, the gateway keeps its number of workers.
-        if self.pool is not None:
-            self.pool.abandon(key[0])  # type: ignore[index]  # (worker index, pid)
+        batch = list(held.batch)
+        if self.pool is not None:  # a process also holds the batch queued after this one
+            batch += [pk for pk in self.pool.abandon(key[0]) if pk not in held.batch]  # type: ignore[index]
         else:
             with self._inflight_lock:
                 old = next((t for t in self._threads if t.name == key), None)
@@ -61,7 +62,7 @@ class BudgetKeeper:
         ledger_work.finished(self.ledger, held.batch)  # given up on, not crashed
         if culprit is not None:
             self._done(culprit, state)
-        for pk in held.batch:
+        for pk in batch:
             if pk != culprit:
                 self._lost(pk)
 

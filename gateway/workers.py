@@ -224,13 +224,14 @@ class ProcessPool:
             for pk in lost:
                 self.on_lost(pk)
 
-    def abandon(self, i: int) -> None:
+    def abandon(self, i: int) -> list[int]:
         """The watchdog gave up on worker i (over budget): kill it and start it again. What it
-        held is the caller's to hand back; its late reports are ignored (the key had its pid)."""
+        held (the batch in hand and the one waiting) is returned, for the caller to hand back;
+        its late reports are ignored (the key had its pid)."""
         with self._cv:
             if self._stopping.is_set():
-                return
-            self.holding[i] = set()
+                return []
+            held, self.holding[i] = sorted(self.holding[i]), set()
             p = self.procs[i]
             if p is not None:
                 _make_sure_gone(p)
@@ -240,6 +241,7 @@ class ProcessPool:
                 log.exception("could not start worker %d", i)
                 self.procs[i] = None
             self._cv.notify_all()
+        return held
 
     def stop(self) -> None:
         """Each worker finishes what it holds; what is still pending stays open in the ledger."""
