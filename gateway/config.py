@@ -337,6 +337,9 @@ class Config(Model):
     # copies a worker takes from the queue at once: their claims, attaches and outcomes share
     # transactions (1: every message alone)
     batch: int = Field(16, ge=1, le=256)
+    # seconds one stage of one message (parse, rules, CRM, tags) may take; over it the message is
+    # quarantined with the stage in the reason and its worker replaced (gateway/budget.py)
+    message_budget: float = Field(30, gt=0)
     max_message_size: Size = 50 * 1024**2
     since: date | None = None
     internal_domains: list[str] = []

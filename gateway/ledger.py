@@ -490,7 +490,7 @@ class Ledger:
     def all_status(self) -> dict[str, dict[str, Any]]:
         with self.reader.connect() as c:
             return {r.key: {**json.loads(r.value), "updated_at": _aware(r.updated_at).isoformat()}  # type: ignore[union-attr]
-                    for r in c.execute(select(status))}
+                    for r in c.execute(select(status)) if not r.key.startswith("work:")}  # see ledger_work
 
     def _upsert(self, table: Any, keys: dict[str, Any], values: dict[str, Any]) -> None:
         cond = and_(*[table.c[k] == v for k, v in keys.items()])

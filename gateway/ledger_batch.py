@@ -31,9 +31,12 @@ _INSERT_EVENT = insert(events)
 _INSERT_INTENT = insert(journal)
 _LINK_LOCATION = update(locations).where(locations.c.id == bindparam("pk")).values(
     message_pk=bindparam("b_message_pk"), updated_at=bindparam("b_updated_at"))
-_SET_STATE = update(messages).where(messages.c.id == bindparam("pk")).values(
+# A message quarantined meanwhile (the budget watchdog gave up on a worker) keeps that state:
+# a late outcome from the abandoned worker must not overwrite it. `reopen` clears it first.
+_NOT_QUARANTINED = messages.c.state != "quarantined"
+_SET_STATE = update(messages).where(messages.c.id == bindparam("pk"), _NOT_QUARANTINED).values(
     state=bindparam("b_state"), reason=bindparam("b_reason"), next_attempt_at=None, updated_at=bindparam("b_updated_at"))
-_SET_STATE_PLAN = update(messages).where(messages.c.id == bindparam("pk")).values(
+_SET_STATE_PLAN = update(messages).where(messages.c.id == bindparam("pk"), _NOT_QUARANTINED).values(
     state=bindparam("b_state"), reason=bindparam("b_reason"), next_attempt_at=None, updated_at=bindparam("b_updated_at"),
     plan_json=bindparam("b_plan_json"))
 _TAG_LOCATION = update(locations).where(locations.c.id == bindparam("pk")).values(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import addresses
+from gateway.budget import Stage
 from gateway.config import Config
 from gateway.context import Contexts
 from gateway.crm.base import PARTY_KINDS, Connector, PartyRef
@@ -53,6 +54,10 @@ class Pipeline(BatchPath, PersonActions):
         self._address_locks = AddressLocks(spool.root / "locks", ledger.engine)
         self._message_locks = KeyedLocks()
         self.crash_at: Callable[[str], None] | None = _crash_hook()
+        # Told which copies the work is on and at what stage (gateway.budget): the budget's
+        # watchdog reads it. It may raise `budget.Abandoned` to stop a worker given up on.
+        self.on_stage: Callable[[Sequence[int], Stage], None] | None = None
+        self._slow_parse = _slow_parse_hook()
         self._hint_attach = bool(getattr(connector, "wants_first_attempt_hint", False))
 
     # ---- entry point --------------------------------------------------------------------
@@ -125,6 +130,7 @@ class Pipeline(BatchPath, PersonActions):
             if row is None or row.primary_location != loc.id:
                 row = self.ledger.message(loc.message_pk)  # a copy, or a message someone else may have moved on
             if row.primary_location != loc.id:
+                self._stage((loc.id,), Stage.WRITEBACK)
                 self._copy(loc, row, message)
                 row = self.ledger.message(row.id)
             elif row.state in TERMINAL:
@@ -148,6 +154,8 @@ class Pipeline(BatchPath, PersonActions):
             raise Permanent(f"the raw message is no longer in the spool ({path})") from None
 
     def _parse(self, raw: bytes, arrival: datetime | None, declared_size: int | None = None) -> Message:
+        if self._slow_parse is not None:
+            self._slow_parse(raw)
         if declared_size is not None and declared_size > self.config.max_message_size:
             message = parse(raw, arrival=arrival, max_size=0)  # only the headers were fetched
             return replace(message, raw_size=declared_size)
@@ -161,6 +169,7 @@ class Pipeline(BatchPath, PersonActions):
         for loc in locs:
             raw: bytes | None = None
             started = time.monotonic()
+            self._stage((loc.id,), Stage.PARSE)
             try:
                 raw = self._read(loc.spool_path)
                 parsed.append((loc, self._parse(raw, loc.seen_at, loc.declared_size), raw))
@@ -176,6 +185,7 @@ class Pipeline(BatchPath, PersonActions):
             binds.append(Bind(loc.id, message.message_id, message.content_hash, subject=message.subject,
                               from_address=message.from_[0].address if message.from_ else "", size=message.raw_size,
                               addresses=keys, spool_path=loc.spool_path, state="received", label=loc.ref.label()))
+        self._stage([loc.id for loc, _, _ in parsed], Stage.CLAIM)
         try:
             bindings: list[Binding | Exception] = list(self.ledger.bind_many(binds)) if binds else []
         except Exception:
@@ -204,6 +214,32 @@ class Pipeline(BatchPath, PersonActions):
         self._quarantine(self.ledger.message(b.message_pk), f"unparseable: {exc}", None)
         self._log(loc, self.ledger.message(b.message_pk), started)  # one `event=message` line, as for any other
 
+    def quarantine_location(self, location_pk: int, reason: str) -> str:
+        """The budget watchdog (or the crash count) gave up on a copy: quarantine its message
+        with the reason, whatever stage it was at, with a guarded update (a worker that
+        finishes late cannot undo it: `finish_many` leaves a quarantined message alone).
+        Returns the message's state afterwards."""
+        loc = self.ledger.location(location_pk)
+        if loc.message_pk is None:  # stuck before its identity was known: parsing
+            digest = hashlib.sha256(f"{reason}\0{loc.ref.label()}".encode()).hexdigest()
+            b = self.ledger.bind(loc.id, message_id=f"<stopped-{digest[:32]}@crm-gateway>", content_hash=digest,
+                                 spool_path=loc.spool_path, state="processing", label=loc.ref.label())
+            loc = replace(loc, message_pk=b.message_pk)
+        row = self.ledger.message(loc.message_pk)  # type: ignore[arg-type]
+        if row.primary_location != loc.id or row.state in TERMINAL:  # a copy's own tagging: that copy only
+            self.ledger.take_location(loc.id, ("new", "waiting", "tagging"), "untagged")
+            self.ledger.add_event(row.id, "note", f"{loc.ref.label()}: {reason}")
+            return self.ledger.message(row.id).state
+        if row.state == "crm_done":  # nothing after the CRM work ever quarantines a message
+            self.ledger.schedule_retry(row.id, reason, self.config.retry.base_delay)
+            return "retrying"
+        if self.ledger.set_state(row.id, "quarantined", reason, only_from=("received", "processing", "retrying")):
+            try:
+                self._finish_locations(self.ledger.message(row.id))
+            except Exception as exc:  # the tags wait for `quarantine retry`; the state is what counts
+                log.warning("could not tag quarantined message %s yet: %s", row.id, exc)
+        return self.ledger.message(row.id).state
+
     # ---- the primary copy: CRM work -----------------------------------------------------
 
     def _process(self, loc: LocationRow, row: MessageRow, message: Message | None, raw: bytes | None,
@@ -219,6 +255,7 @@ class Pipeline(BatchPath, PersonActions):
             if raw is None:
                 raw = self._read(row.spool_path or loc.spool_path)
             if message is None:
+                self._stage((loc.id,), Stage.PARSE)
                 message = self._parse(raw, loc.seen_at, loc.declared_size)
             if message.headers_only:
                 raise Permanent(f"over max_message_size ({message.raw_size} bytes > {self.config.max_message_size}): "
@@ -235,6 +272,7 @@ class Pipeline(BatchPath, PersonActions):
                 # quarantined, whatever state a retry left the row in.
                 reached_crm_done = reached_crm_done or journal.get(CRM_DONE) is not None
             else:
+                self._stage((loc.id,), Stage.RULES)
                 plan = evaluated or evaluate(message, self.contexts.for_ref(loc.ref, frozenset(loc.tags)),
                                              self.rules.current, self.crm)
                 if plan.outcome in ("ignored", "skipped"):  # nothing to write anywhere, no tags
@@ -251,10 +289,12 @@ class Pipeline(BatchPath, PersonActions):
                     # evaluates again, so the Plan is stored with the final state (one commit less).
                     journal = {step: None for step in steps}
                 fresh = True
+            self._stage((loc.id,), Stage.CRM)
             if not reached_crm_done:
                 self._execute(row.id, plan, message, raw, self.contexts.for_ref(loc.ref).crm_user, journal, fresh, results)
                 self._step("crm_done")
             crm_complete = True
+            self._stage((loc.id,), Stage.WRITEBACK)
             return self._complete(loc, row, plan, results)
         except (Retryable, Permanent) as exc:
             self._failed(row, plan, results, exc, crm_complete=crm_complete, reached_crm_done=reached_crm_done)
@@ -367,6 +407,10 @@ class Pipeline(BatchPath, PersonActions):
             self.spool.discard(loc.spool_path)
             if row.spool_path != loc.spool_path:
                 self.spool.discard(row.spool_path)
+
+    def _stage(self, pks: Sequence[int], stage: Stage) -> None:
+        if self.on_stage is not None:
+            self.on_stage(pks, stage)
 
     def _step(self, name: str) -> None:
         if self.crash_at is not None:
@@ -556,6 +600,27 @@ def _by_size(locs: Sequence[LocationRow], budget: int) -> list[list[LocationRow]
         parts[-1].append(loc)
         size += n
     return parts
+
+
+def _slow_parse_hook() -> Callable[[bytes], None] | None:
+    """Test hook for the message budget: `CRM_GATEWAY_TEST_SLOW_PARSE=MARKER:SECONDS` makes
+    parsing a mail whose raw bytes contain MARKER take SECONDS longer, as a parser stuck on a
+    hostile mail would; `MARKER:crash` makes the process die there like `kill -9`, as a parser
+    crashing the interpreter would. Read from the environment only; only the tests set it."""
+    wanted = os.environ.get("CRM_GATEWAY_TEST_SLOW_PARSE")
+    if not wanted:
+        return None
+    marker, _, seconds = wanted.rpartition(":")
+    needle = marker.encode()
+
+    def slow(raw: bytes) -> None:
+        if needle in raw:
+            if seconds == "crash":
+                logging.shutdown()
+                os._exit(137)
+            time.sleep(float(seconds))
+
+    return slow
 
 
 def _crash_hook() -> Callable[[str], None] | None:

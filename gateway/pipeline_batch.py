@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from gateway import addresses
+from gateway.budget import Stage
 from gateway.crm.base import PartyRef, attach_each
 from gateway.engine.model import Plan
 from gateway.engine.plan import evaluate
@@ -74,6 +75,7 @@ class BatchPath:
                     solo.append((loc, row, message, raw))  # the one-message path says why
                     continue
                 looked = _Lookups(self.crm)
+                self._stage((loc.id,), Stage.RULES)
                 try:
                     plan: Plan | None = evaluate(message, self.contexts.for_ref(loc.ref, frozenset(loc.tags)),
                                                  self.rules.current, looked)  # type: ignore[arg-type]
@@ -95,6 +97,7 @@ class BatchPath:
                     work.append(_Item(loc, row, message, raw, plan, self._needs_intents(plan)))
                     attaching.add(message.message_id)
                     creating.update(_creates_for(plan))
+            self._stage([i.loc.id for i in work], Stage.CRM)
             work = self._start_plans(work, alone, replay, out)
             if not self._attach_plain(work):  # the CRM refused the batch: each mail on its own finds out why
                 for i in work:
@@ -106,6 +109,7 @@ class BatchPath:
             outcomes: list[tuple[LocationRow, MessageRow, Finish, MessageRow]] = []
             for loc, row, plan in nothing:
                 outcomes.append((loc, row, *self._nothing_to_do(loc, row, plan)))
+            self._stage([i.loc.id for i in work], Stage.WRITEBACK)
             for i, applied in zip(work, self._tag_plain(work), strict=True):
                 try:
                     if isinstance(applied, Exception):
@@ -113,6 +117,7 @@ class BatchPath:
                     outcomes.append((i.loc, i.row, *self._tagged(i.loc, i.row, i.plan, i.results, i.tags, applied)))
                 except (Retryable, Permanent) as exc:
                     self._item_failed(i, exc, out, crm_complete=True)
+            self._stage([loc.id for loc, *_ in outcomes], Stage.RECORD)
             self._record_plain(outcomes, started, out)
             for loc, row, message, raw in solo:  # after the batch's CRM work, as one after the other
                 alone(loc, row, message, raw, None)

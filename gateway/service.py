@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway import ledger_work
+from gateway.budget import Abandoned, Watch
 from gateway.config import Config
 from gateway.context import FILE_SOURCE
 from gateway.crm.base import Connector, make_connector
@@ -25,6 +27,7 @@ from gateway.groupcommit import GroupCommit
 from gateway.ledger import TERMINAL, Ledger
 from gateway.pipeline import Pipeline
 from gateway.rulesholder import RulesHolder, rule_files
+from gateway.service_budget import BudgetKeeper
 from gateway.sources.base import SourceRef
 from gateway.sources.registry import SourceEnv, make_source
 from gateway.spool import Spool
@@ -43,6 +46,7 @@ class Stopping(Retryable):
     """The gateway is stopping: a source's scan ends here; what it had not handed over is
     still in the mailbox (or not yet fetched) and is picked up at the next start. Retryable,
     so every source already treats it as "not now" and then sees the stop."""
+ALONE = "alone"  # (ALONE, pk) in a queue: handle that copy in a batch of its own (gateway/budget.py)
 
 
 def crm_connector(config: Config) -> Connector:
@@ -50,7 +54,7 @@ def crm_connector(config: Config) -> Connector:
     return make_connector(crm)
 
 
-class Gateway:
+class Gateway(BudgetKeeper):
     def __init__(self, config: Config, *, connector: Connector | None = None, rules: RulesHolder | None = None,
                  in_worker: bool = False) -> None:
         self.config = config
@@ -70,7 +74,12 @@ class Gateway:
             self.writebacks[src.name] = writeback
         self.writebacks.setdefault(FILE_SOURCE, LedgerOnly())
         self.pipeline = Pipeline(config, self.ledger, self.crm, self.rules, self.spool, self.writebacks)
-        self.queue: queue.Queue[int] = queue.Queue(maxsize=max(16, config.workers * config.batch * 2))
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=max(16, config.workers * config.batch * 2))
+        self.watch = Watch()
+        self.pipeline.on_stage = self._on_stage
+        self._alone: set[int] = set()  # copies to handle one at a time: a batch of theirs went over budget or crashed
+        self._threads: list[threading.Thread] = []
+        self._budget_stop = threading.Event()
         self._inflight: set[int] = set()
         self._inflight_lock = threading.Lock()
         self._idle = threading.Condition(self._inflight_lock)
@@ -141,18 +150,24 @@ class Gateway:
                 self._fresh.pop(location_pk, None)  # the worker that has it reads its own row
                 return
             self._inflight.add(location_pk)
+        item: Any = location_pk
+        if location_pk in self._alone:
+            self._alone.discard(location_pk)
+            item = (ALONE, location_pk)
         target = self.pool if self.pool is not None else self.queue
         try:
             while True:  # a blocked put gives up when a stop comes, never holding the stop up
                 if self._stopping.is_set():
                     raise queue.Full
                 try:
-                    target.put(location_pk, block=block, timeout=_PUT_WAIT if block else None)
+                    target.put(item, block=block, timeout=_PUT_WAIT if block else None)
                     break
                 except queue.Full:
                     if not block:
                         raise
         except queue.Full:
+            if isinstance(item, tuple):
+                self._alone.add(location_pk)
             with self._inflight_lock:
                 self._inflight.discard(location_pk)
             self._fresh.pop(location_pk, None)
@@ -161,6 +176,7 @@ class Gateway:
     def recover(self) -> int:
         """Queue every copy whose work a stop or a crash left unfinished, and due retries."""
         self.ledger.reset_interrupted()
+        self._after_crash(ledger_work.crashed(self.ledger))
         pks = self.ledger.open_locations()
         for pk in pks:
             self.enqueue(pk)
@@ -178,21 +194,28 @@ class Gateway:
     # ---- workers ------------------------------------------------------------------------
 
     def _worker(self) -> None:
+        me = threading.current_thread().name
         while True:
             pks = take_batch(self.queue, self.config.batch)
-            work = [pk for pk in pks if pk != _STOP]
+            work, alone = split_batch(pks)
+            self.watch.batch(me, work + alone)
             try:
-                for pk, state in self._handle_many(work).items():
-                    self.processed += 1
-                    if self.on_processed:
-                        self.on_processed(pk, state)
+                for group in ([work] if work else []) + [[pk] for pk in alone]:
+                    for pk, state in self._handle_many(group).items():
+                        self.processed += 1
+                        if self.on_processed:
+                            self.on_processed(pk, state)
+            except Abandoned:  # the watchdog gave this batch back to the queue and started another worker
+                return
             finally:
-                with self._inflight_lock:
-                    self._inflight.difference_update(work)
-                    self._idle.notify_all()
+                self.watch.done(me)
+                if not self.watch.is_abandoned(me):
+                    with self._inflight_lock:
+                        self._inflight.difference_update(work + alone)
+                        self._idle.notify_all()
                 for _ in pks:
                     self.queue.task_done()
-            if pks[-1] == _STOP:
+            if self.watch.is_abandoned(me) or pks[-1] == _STOP:
                 return
 
     def _handle(self, pk: int) -> str:
@@ -202,10 +225,18 @@ class Gateway:
         """Handle a batch of copies; each one's state, a failure turned into a retry."""
         if not pks:
             return {}
+        try:  # a crash from here on leaves these marked: the next start counts it (gateway/ledger_work.py)
+            ledger_work.started(self.ledger, pks)
+        except Exception as exc:
+            log.warning("locations %s: not marked in hand: %s", pks, exc)
         try:
             outcomes = self.pipeline.handle_many([(pk, self._fresh.pop(pk, None)) for pk in pks])
         except Exception as exc:  # a bug outside any one message: each is retried on its own
             outcomes = {pk: exc for pk in pks}
+        try:
+            ledger_work.finished(self.ledger, pks)
+        except Exception as exc:
+            log.warning("locations %s: not unmarked: %s", pks, exc)
         states: dict[int, str] = {}
         for pk in pks:
             outcome = outcomes.get(pk) or RuntimeError("no outcome for this copy")
@@ -245,18 +276,22 @@ class Gateway:
                 raise ConfigError("processes > 1 needs a config file the worker processes can read")
             self.pool = ProcessPool(self.config.path, self.config.processes, on_done=self._done, on_lost=self._lost,
                                     batch=self.config.batch,
-                                    log_level=logging.getLevelName(logging.getLogger().level))
+                                    log_level=logging.getLevelName(logging.getLogger().level), watch=self.watch)
             self.pool.start()
+            self._start_budget()
             return []
-        threads = [threading.Thread(target=self._worker, name=f"worker-{i}", daemon=True) for i in range(self.config.workers)]
-        for t in threads:
+        self._threads = [threading.Thread(target=self._worker, name=f"worker-{i}", daemon=True)
+                         for i in range(self.config.workers)]
+        for t in self._threads:
             t.start()
-        return threads
+        self._start_budget()
+        return self._threads  # the same list: a worker the watchdog replaces is replaced in it
 
     def stop_workers(self, threads: list[threading.Thread]) -> None:
         """Each worker finishes the batch in hand; what is still queued is dropped from the
         queue and stays open in the ledger for the next start (draining it could take minutes)."""
         self._stopping.set()
+        self._budget_stop.set()
         if self.pool is not None:
             self.pool.stop()
             self.pool = None
@@ -289,9 +324,16 @@ class Gateway:
             self._idle.notify_all()
 
     def _lost(self, pk: int) -> None:
-        """A worker process died with this location in hand: queue it again (the journal makes it safe)."""
+        """A worker died with this location in hand: queue it again (the journal makes it safe).
+        A worker process that died while handling it counts as a crash of it."""
         with self._inflight_lock:
             self._inflight.discard(pk)
+        try:
+            if pk in self._after_crash(ledger_work.crashed(self.ledger, [pk])):
+                self._done(pk, "quarantined")
+                return
+        except Exception:
+            log.exception("location %s: crash not counted", pk)
         self.enqueue(pk, block=False)
 
     def wait_idle(self, stop: threading.Event | None = None) -> None:
@@ -436,6 +478,13 @@ class Gateway:
     def close(self) -> None:
         self.crm.close()
         self.ledger.close()
+
+
+def split_batch(items: Sequence[Any]) -> tuple[list[int], list[int]]:
+    """A batch's copies to handle together, and those to handle one at a time."""
+    work = [i for i in items if isinstance(i, int) and i != _STOP]
+    alone = [i[1] for i in items if isinstance(i, tuple) and i[0] == ALONE]
+    return work, alone
 
 
 def take_batch(q: Any, limit: int, alive: Callable[[], bool] | None = None) -> list[Any]:

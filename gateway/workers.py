@@ -26,8 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway.budget import Watch
+
 log = logging.getLogger("gateway.workers")
 _RELOAD = "reload"
+_STAGE, _BATCH = "stage", "batch"  # reports for the budget's watchdog, beside the results
 _BATCHES_PER_WORKER = 2  # a batch in hand and one waiting: a worker never idles for the next
 
 
@@ -40,7 +43,7 @@ def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_lev
     os.environ.update(environ)
     from gateway import logs
     from gateway.config import load_config
-    from gateway.service import Gateway, take_batch
+    from gateway.service import Gateway, split_batch, take_batch
 
     logs.setup(log_level)
 
@@ -51,11 +54,20 @@ def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_lev
         return not lifeline.poll()
 
     gw = Gateway(load_config(config_path), in_worker=True)
+    # The main process's watchdog keeps the time (gateway/budget.py): it hears of each stage.
+    me = (index, os.getpid())  # a worker started again in this slot reports under a new key
+    gw.pipeline.on_stage = lambda pks, stage: results.put((_STAGE, me, tuple(pks), stage.value))
     try:
         while True:
             items = take_batch(inbox, gw.config.batch, main_alive)
-            for pk, state in gw._handle_many([i for i in items if isinstance(i, int)]).items():
-                results.put((index, pk, state))
+            work, alone = split_batch(items)
+            if work or alone:
+                results.put((_BATCH, me, tuple(work + alone), ""))
+            for group in ([work] if work else []) + [[pk] for pk in alone]:
+                for pk, state in gw._handle_many(group).items():
+                    results.put((index, pk, state))
+            if work or alone:
+                results.put((_BATCH, me, (), ""))  # nothing in hand
             if items[-1] is None or halt.is_set():  # a stop: the batch in hand is done, the rest waits
                 return
             if items[-1] == _RELOAD:
@@ -81,13 +93,13 @@ def _context() -> Any:
 
 class ProcessPool:
     def __init__(self, config_path: Path, n: int, *, on_done: Callable[[int, str], None],
-                 on_lost: Callable[[int], None], log_level: str = "INFO", batch: int = 1) -> None:
+                 on_lost: Callable[[int], None], log_level: str = "INFO", batch: int = 1, watch: Watch | None = None) -> None:
         self._ctx = _context()
         self.n = n
         self.per_worker = _BATCHES_PER_WORKER * batch
         self.config_path = str(config_path)
         self.log_level = log_level
-        self.pending: queue.Queue[int | None] = queue.Queue(maxsize=n * self.per_worker)  # in the main process only
+        self.pending: queue.Queue[Any] = queue.Queue(maxsize=n * self.per_worker)  # in the main process only
         self.results: Any = self._ctx.Queue()
         # A worker ends when the main process is gone, even killed: it waits on its queue only
         # while this pipe's write end, which the main process alone holds, is open.
@@ -97,6 +109,7 @@ class ProcessPool:
         self.holding: list[set[int]] = [set() for _ in range(n)]
         self.on_done = on_done
         self.on_lost = on_lost
+        self.watch = watch or Watch()
         self._cv = threading.Condition()
         self._stopping = threading.Event()
         self._halt = self._ctx.Event()  # tells the workers to end after the batch in hand
@@ -131,7 +144,7 @@ class ProcessPool:
         p.start()
         self.procs[i] = p
 
-    def put(self, pk: int, block: bool = True, timeout: float | None = None) -> None:
+    def put(self, pk: int | tuple[str, int], block: bool = True, timeout: float | None = None) -> None:
         self.pending.put(pk, block=block, timeout=timeout)  # queue.Full when full (not blocking, or past timeout)
 
     def reload(self) -> None:
@@ -151,7 +164,7 @@ class ProcessPool:
                         break
                     self._cv.wait(0.5)
                 i = min(free, key=lambda k: len(self.holding[k]))
-                self.holding[i].add(pk)
+                self.holding[i].add(pk[1] if isinstance(pk, tuple) else pk)
                 self.inboxes[i].put(pk)
 
     def _collect(self) -> None:
@@ -168,7 +181,17 @@ class ProcessPool:
                 item = ()
             if item is None:  # sent by `stop` once every worker has ended: their results came first
                 return
-            if item:
+            if item and item[0] in (_STAGE, _BATCH):
+                _, key, pks, stage = item
+                if self.watch.is_abandoned(key):
+                    pass  # a report the killed worker sent before it was killed
+                elif item[0] == _STAGE:
+                    self.watch.enter(key, pks, stage)
+                elif pks:
+                    self.watch.batch(key, pks)
+                else:
+                    self.watch.done(key)
+            elif item:
                 i, pk, state = item
                 with self._cv:
                     self.holding[i].discard(pk)
@@ -190,6 +213,7 @@ class ProcessPool:
                 lost, self.holding[i] = sorted(self.holding[i]), set()
                 if p is not None:
                     _make_sure_gone(p)
+                    self.watch.gone((i, p.pid))
                     log.error("worker %d died (exit code %s)%s; starting it again", i, p.exitcode,
                               f" holding locations {lost}" if lost else "")
                 try:
@@ -200,6 +224,25 @@ class ProcessPool:
                 self._cv.notify_all()
             for pk in lost:
                 self.on_lost(pk)
+
+    def abandon(self, i: int) -> list[int]:
+        """The watchdog gave up on worker i (over budget): kill it and start it again. What it
+        held (the batch in hand and the one waiting) is returned, for the caller to hand back;
+        its late reports are ignored (the key had its pid)."""
+        with self._cv:
+            if self._stopping.is_set():
+                return []
+            held, self.holding[i] = sorted(self.holding[i]), set()
+            p = self.procs[i]
+            if p is not None:
+                _make_sure_gone(p)
+            try:
+                self._spawn(i)
+            except Exception:
+                log.exception("could not start worker %d", i)
+                self.procs[i] = None
+            self._cv.notify_all()
+        return held
 
     def stop(self, grace: float = 60.0) -> None:
         """Each worker finishes the batch in hand and ends; what is still pending, or queued to

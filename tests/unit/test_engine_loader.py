@@ -61,7 +61,7 @@ def test_several_mistakes_in_one_file_all_reported_with_positions(tmp_path: Path
         "rules/folders.yaml:5:42: unknown record kind 'contacts' (did you mean 'contact'?)",
         "rules/folders.yaml:7:9: unknown action 'atach' (did you mean 'attach'?)",
         "rules/folders.yaml:8:29: unknown option 'tread' for attach (did you mean 'thread'?)",
-        "rules/folders.yaml:11:21: bad regex 'a(b': missing ), unterminated subpattern at position 1",
+        "rules/folders.yaml:11:21: bad regex 'a(b': missing ): a(b",
         "rules/folders.yaml:13:24: skip.reason: Input should be a valid string",
         "rules/folders.yaml:14:15: stop takes no options, not 'now'",
         "rules/folders.yaml:15:26: only tag, untag and move are allowed in on_error, not 'create'",
