@@ -168,15 +168,15 @@ def _cases() -> dict[str, Builder]:
     def rule_file_fifo(r: Path):
         path = _write(r, _config(rules="[rules/*.yaml, rules/pipe.yaml]"))
         os.mkfifo(r / "rules" / "pipe.yaml")
-        return path, "pipe.yaml", None
+        return path, "pipe.yaml' is not a regular file", 3
 
     def rule_file_dev_zero(r: Path):
         path = _write(r, _config(rules="[rules/*.yaml, rules/zero.yaml]"))
         (r / "rules" / "zero.yaml").symlink_to("/dev/zero")
-        return path, "zero.yaml", None
+        return path, "zero.yaml' is not a regular file", 3
 
     def duplicate_top_key(r: Path):
-        return _write(r, _config() + "crm: {backend: sql, url: 'sqlite:///var/other.db'}\n"), "duplicate key 'crm'", 10
+        return _write(r, _config() + "crm: {backend: sql, url: 'sqlite:///var/other.db'}\n"), "duplicate key 'crm'", 9
 
     def duplicate_nested_key(r: Path):
         return _write(r, _config(crm="{backend: sql, url: 'sqlite:///var/crm.db', url: 'sqlite:///x.db'}")), \
@@ -199,24 +199,24 @@ def _cases() -> dict[str, Builder]:
 
     def smtp_port_too_big(r: Path):
         text = _config() + "  - {name: bcc, type: smtp, listen: '127.0.0.1:99999', users: [{address: me@example.com, token: abcdefghijklmnopqrst}]}\n"
-        return _write(r, text), "port 99999 is out of range", 10
+        return _write(r, text), "port 99999 is out of range", 9
 
     def smtp_listen_garbage(r: Path):
         text = _config() + "  - {name: bcc, type: smtp, listen: 'localhost', users: [{address: me@example.com, token: abcdefghijklmnopqrst}]}\n"
-        return _write(r, text), "is not host:port", 10
+        return _write(r, text), "is not host:port", 9
 
     def web_port_zero(r: Path):
         return _write(r, _config(extra="web: {listen: '127.0.0.1:0'}\n")), "port 0 is out of range", 4
 
     def folder_dotdot(r: Path):
-        return _write(r, _config(folders="[VLeads, ../../etc]")), "'..' is not allowed", 9
+        return _write(r, _config(folders="[VLeads, ../../etc]")), "'..' is not allowed", 8
 
     def folder_absolute(r: Path):
-        return _write(r, _config(folders="[/etc]")), "not an absolute path", 9
+        return _write(r, _config(folders="[/etc]")), "not an absolute path", 8
 
     def folder_imap_dotdot(r: Path):
         text = _config() + "  - {name: imap, type: imap, host: 127.0.0.1, username: u, password: p, folders: ['INBOX/../x']}\n"
-        return _write(r, text), "'..' is not allowed", 10
+        return _write(r, text), "'..' is not allowed", 9
 
     def rule_move_traversal(r: Path):
         rules = "rules:\n  - name: Away\n    when: {folder: VLeads}\n    then:\n      - move: ../../../../x\n"
