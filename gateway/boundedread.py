@@ -12,8 +12,11 @@ import os
 import stat
 from pathlib import Path
 
-CONFIG_MAX = 1024**2  # a config file: far more than any real one
-RULES_MAX = 1024**2  # one rule file
+# Far above any real file, and low enough that parsing stays well under a CPU second or two
+# (the YAML composer takes seconds per megabyte).
+CONFIG_MAX = 256 * 1024  # a config file
+RULES_MAX = 256 * 1024  # one rule file
+RULES_TOTAL_MAX = 512 * 1024  # all rule files together
 SECRET_MAX = 64 * 1024  # a password, token or key file
 
 

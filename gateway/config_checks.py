@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,39 @@ def rule_pattern_problem(pattern: str, base_dir: Path) -> str | None:
             f"a pattern searches only under it (name a rule file elsewhere without wildcards)")
 
 
+PEM_MAX = 1024**2
+
+
+def pem_file_problem(path: Path, what: str) -> str | None:
+    """TLS reads these through OpenSSL, unbounded: a FIFO or /dev/zero there would hang `run`.
+    A missing file is left to the source, which says so when it starts."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return f"{what}: {path} is not a regular file"
+    if st.st_size > PEM_MAX:
+        return f"{what}: {path} is {st.st_size} bytes, over the limit of {PEM_MAX} for a PEM file"
+    return None
+
+
+def _pem_files(config: Config) -> Iterator[Found]:
+    for i, src in enumerate(config.sources):
+        for key in ("ca_file", "tls_cert", "tls_key"):
+            value = getattr(src, key, None)
+            if value:  # smtp resolves against the config's folder; the others use the path as given
+                path = config.resolve(value) if src.type == "smtp" else Path(value)
+                p = pem_file_problem(path, f"sources.{i}.{key}")
+                if p:
+                    yield ("sources", i, key), p
+        oauth2 = getattr(src, "oauth2", None)
+        if oauth2 is not None and oauth2.ca_file:
+            p = pem_file_problem(Path(oauth2.ca_file), f"sources.{i}.oauth2.ca_file")
+            if p:
+                yield ("sources", i, "oauth2", "ca_file"), p
+
+
 def _folders(config: Config) -> Iterator[Found]:
     for i, src in enumerate(config.sources):
         maildir = src.type == "maildir"
@@ -125,6 +159,7 @@ def problems(config: Config) -> list[Found]:
         if p:
             found.append((("web", "listen"), p))
     found += _folders(config)
+    found += _pem_files(config)
     for i, pattern in enumerate(config.rules):
         p = rule_pattern_problem(pattern, config.base_dir)
         if p:

@@ -152,7 +152,7 @@ def _audit(root: Node) -> None:
             stack.append((child, _children(child), 0))
         if total > MAX_NODES:
             line, col = position(at)
-            raise YamlSyntaxError(line, col, f"aliases expand to more than {MAX_NODES} values here: refused")
+            raise YamlSyntaxError(line, col, f"more than {MAX_NODES} values with aliases expanded: refused")
 
 
 def _check_node(node: Node, at: Node) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from gateway.boundedread import RULES_MAX, UnreadableFile, read_bounded
+from gateway.boundedread import RULES_MAX, RULES_TOTAL_MAX, UnreadableFile, read_bounded
 from gateway.engine.actions import ACTIONS, Action
 from gateway.engine.conditions import Condition, parse_condition
 from gateway.engine.model import OnError
@@ -227,10 +227,16 @@ def load_rules(patterns: Sequence[str | Path], *, base_dir: Path, watched_folder
     paths, problems = resolve_files(patterns, base_dir)
     files: list[tuple[str, str]] = []
     digest = hashlib.sha256()
+    total = 0
     for path in paths:
         name = display_name(path, base_dir)
         try:
             data = read_bounded(path, RULES_MAX)  # a regular file of bounded size only
+            total += len(data)
+            if total > RULES_TOTAL_MAX:
+                problems.append(f"{name}:1:1: the rule files together are over {RULES_TOTAL_MAX} bytes: none is read")
+                files = []
+                break
             text = data.decode("utf-8")
         except (UnreadableFile, UnicodeDecodeError) as exc:
             problems.append(f"{name}:1:1: cannot read: {exc}")

@@ -104,10 +104,10 @@ def _cases() -> dict[str, Builder]:
         return _write(r, _config() + "# " + "x" * (2 * 1024**2) + "\n"), "over the limit", 1
 
     def config_laughs(r: Path):
-        return _write(r, _laughs(key="x_anchors") + _config()), "aliases expand", None
+        return _write(r, _laughs(key="x_anchors") + _config()), "with aliases expanded", 6
 
     def rule_laughs(r: Path):
-        return _write(r, _config(), {"laughs.yaml": _laughs(key="defs") + GOOD_RULES}), "aliases expand", None
+        return _write(r, _config(), {"laughs.yaml": _laughs(key="defs") + GOOD_RULES}), "with aliases expanded", 6
 
     def config_recursive_alias(r: Path):
         return _write(r, _config(extra="internal_domains: &a [*a]\n")), "recursive alias", 4
@@ -158,6 +158,19 @@ def _cases() -> dict[str, Builder]:
 
     def config_not_utf8(r: Path):
         return _write(r, _config().encode() + b"spool: \xff\xfe\n"), "not UTF-8", 1  # type: ignore[arg-type]
+
+    def rules_too_big_together(r: Path):
+        big = GOOD_RULES + "".join(f"# {i:06d} " + "x" * 200 + "\n" for i in range(1000))  # ~210 KB each
+        return _write(r, _config(), {f"{n}.yaml": big.replace("Leads", f"Leads{n}") for n in "abc"}), \
+            "the rule files together are over", 1
+
+    def rule_file_too_big(r: Path):
+        return _write(r, _config(), {"big.yaml": GOOD_RULES + "#" * 300_000 + "\n"}), "over the limit", 1
+
+    def tls_cert_dev_zero(r: Path):
+        text = _config() + ("  - {name: bcc, type: smtp, listen: '127.0.0.1:2525', tls_cert: /dev/zero,\n"
+                            "     users: [{address: me@example.com, token: abcdefghijklmnopqrst}]}\n")
+        return _write(r, text), "/dev/zero is not a regular file", 9
 
     def huge_glob(r: Path):
         return _write(r, _config(rules='["/**/*.yaml"]')), "outside the config's folder", 3
