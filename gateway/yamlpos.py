@@ -21,8 +21,6 @@ _NULL = "tag:yaml.org,2002:null"
 _BOOL = "tag:yaml.org,2002:bool"
 _INT = "tag:yaml.org,2002:int"
 _MERGE = "tag:yaml.org,2002:merge"
-_MAP = "tag:yaml.org,2002:map"
-_SEQ = "tag:yaml.org,2002:seq"
 
 # Config and rule files are small: these bounds are far above any real one and far below
 # what hurts (a "billion laughs" of nested aliases, or a 100k-deep bracket nest).
@@ -123,7 +121,7 @@ def _audit(root: Node) -> None:
     open_: set[int] = set()
     stack: list[tuple[Node, list[tuple[Node, Node]], int]] = [(root, _children(root), 0)]
     open_.add(id(root))
-    _check_node(root, root)
+    _check_node(root)
     total = 1
     while stack:
         node, todo, acc = stack[-1]
@@ -147,7 +145,7 @@ def _audit(root: Node) -> None:
             if len(stack) >= MAX_DEPTH:
                 line, col = position(child)
                 raise YamlSyntaxError(line, col, f"YAML nesting deeper than {MAX_DEPTH} levels")
-            _check_node(child, at)
+            _check_node(child)
             open_.add(id(child))
             stack.append((child, _children(child), 0))
         if total > MAX_NODES:
@@ -155,7 +153,7 @@ def _audit(root: Node) -> None:
             raise YamlSyntaxError(line, col, f"more than {MAX_NODES} values with aliases expanded: refused")
 
 
-def _check_node(node: Node, at: Node) -> None:
+def _check_node(node: Node) -> None:
     line, col = position(node)
     if node.tag not in _KNOWN_TAGS:
         raise YamlSyntaxError(line, col, f"unknown tag '{node.tag}' (only the standard YAML tags are read)")
