@@ -81,11 +81,17 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 
 _constructor = yaml.constructor.SafeConstructor()
-_KNOWN_TAGS = frozenset(t for t in yaml.constructor.SafeConstructor.yaml_constructors if t) | {_MERGE}
+_STR = "tag:yaml.org,2002:str"
+# The tags a config or rule file can use, by node kind: the YAML 1.1 core of SafeLoader.
+# (!!set, !!omap, !!pairs are standard too but mean nothing here, and construct lazily.)
+_SCALAR_TAGS = frozenset({_STR, _NULL, _BOOL, _INT, "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp",
+                          "tag:yaml.org,2002:binary"})
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
 # Characters YAML 1.1 allows in a stream (besides TAB, LF, CR): anything else is refused
 # where it stands rather than by the reader with no position.
 _BAD_CHAR = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_TYPED = frozenset({"tag:yaml.org,2002:timestamp", _INT, "tag:yaml.org,2002:float", _BOOL, "tag:yaml.org,2002:binary"})
+_KNOWN_NAMES = frozenset(t.rsplit(":", 1)[1] for t in yaml.constructor.SafeConstructor.yaml_constructors if t) | {"merge"}
 
 
 def _check_characters(text: str) -> None:
@@ -99,11 +105,12 @@ def _check_characters(text: str) -> None:
 
 
 def _children(node: Node) -> list[tuple[Node, Node]]:
-    """(child, node whose position to report for it): a mapping's values are placed at their key."""
+    """(child, node whose position to report for it): a mapping's values are placed at their key.
+    A merge key `<<` is not a value of its own: it is checked with its mapping (`_check_node`)."""
     if isinstance(node, MappingNode):
         out: list[tuple[Node, Node]] = []
         for k, v in node.value:
-            out += [(k, k), (v, k)]
+            out += [(v, k)] if k.tag == _MERGE else [(k, k), (v, k)]
         return out
     if isinstance(node, SequenceNode):
         return [(c, c) for c in node.value]
@@ -155,15 +162,26 @@ def _audit(root: Node) -> None:
 
 def _check_node(node: Node) -> None:
     line, col = position(node)
-    if node.tag not in _KNOWN_TAGS:
-        raise YamlSyntaxError(line, col, f"unknown tag '{node.tag}' (only the standard YAML tags are read)")
+    if isinstance(node, MappingNode):
+        allowed: frozenset[str] | set[str] = {_MAP_TAG}
+    elif isinstance(node, SequenceNode):
+        allowed = {_SEQ_TAG}
+    else:
+        allowed = _SCALAR_TAGS
+    if node.tag not in allowed:
+        short = node.tag.replace("tag:yaml.org,2002:", "!!")
+        if short in ("!!set", "!!omap", "!!pairs"):
+            raise YamlSyntaxError(line, col, f"the tag '{short}' is not used in config or rule files")
+        if node.tag.startswith("tag:yaml.org,2002:") and node.tag.rsplit(":", 1)[1] in _KNOWN_NAMES:
+            raise YamlSyntaxError(line, col, f"the tag '{short}' does not fit {kind_name(node)} here")
+        raise YamlSyntaxError(line, col, f"unknown tag '{short}' (only the standard YAML tags are read)")
     if isinstance(node, MappingNode):
         for k, v in node.value:
             if k.tag == _MERGE and not (isinstance(v, MappingNode) or (
                     isinstance(v, SequenceNode) and all(isinstance(c, MappingNode) for c in v.value))):
                 kl, kc = position(k)
                 raise YamlSyntaxError(kl, kc, "a merge key '<<' takes a mapping or a list of mappings")
-    elif isinstance(node, ScalarNode) and node.tag in _TYPED:
+    elif isinstance(node, ScalarNode) and node.tag not in (_STR, _NULL):
         try:
             to_python(node)
         except Exception as exc:  # the constructors raise ValueError, OverflowError, ConstructorError…

@@ -129,6 +129,13 @@ def _cases() -> dict[str, Builder]:
     def config_python_tag(r: Path):
         return _write(r, _config(extra="spool: !!python/object/apply:os.system [id]\n")), "unknown tag", 4
 
+    def config_tag_of_another_kind(r: Path):
+        return _write(r, _config(extra="exclude: !!seq x\n")), "the tag '!!seq' does not fit", 4
+
+    def rule_tag_of_another_kind(r: Path):
+        rules = "rules:\n  - name: Tagged\n    when: !!str {folder: VLeads}\n    then: [stop]\n"
+        return _write(r, _config(), {"tag.yaml": rules}), "the tag '!!str' does not fit", 3
+
     def rule_unknown_tag(r: Path):
         rules = "rules:\n  - name: Tagged\n    when: !foo {folder: VLeads}\n    then: [stop]\n"
         return _write(r, _config(), {"tag.yaml": rules}), "unknown tag '!foo'", 3
