@@ -1,7 +1,7 @@
-"""Folder names are names inside a mailbox, never file-system paths.
+r"""Folder names are names inside a mailbox, never file-system paths.
 
 IMAP, EWS and Graph take a folder hierarchy written with the server's separator
-(`INBOX/Sales`, `INBOX.Sales`): legitimate there. A Maildir maps a name onto directories under
+(`INBOX/Sales`, `INBOX.Sales`) and special-use names (`\Sent`): legitimate there. A Maildir maps a name onto directories under
 its root, so there a name must stay one relative path below the root: no `..` or `.`
 component, no empty component, no backslash. Everywhere: no absolute path, no `..` component,
 no control character. `check` refuses a bad name where it is written; the Maildir source also
@@ -21,7 +21,8 @@ def folder_problem(name: str, *, maildir: bool = False) -> str | None:
         return "a folder name must not be empty"
     if _CONTROL.search(name):
         return f"folder {name!r}: control characters are not allowed in a folder name"
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", name) or name.startswith("~"):
+    # (a leading backslash is IMAP/Exchange special-use, `\Sent`: refused below for a Maildir only)
+    if name.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", name) or name.startswith("~"):
         return f"folder {name!r}: a folder is a name inside the mailbox, not an absolute path"
     parts = re.split(r"[/\\]", name)
     if ".." in parts:

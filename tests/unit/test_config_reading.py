@@ -63,17 +63,17 @@ def test_read_bounded_refuses_a_fifo_at_once_and_reads_a_small_file(tmp_path: Pa
         read_bounded("/dev/zero", 100)
 
 
-@pytest.mark.parametrize("name", ["INBOX/Sales", "INBOX.Sales", "CRM sync", "[Gmail]/All Mail", "a..b"])
+@pytest.mark.parametrize("name", ["INBOX/Sales", "INBOX.Sales", "CRM sync", "[Gmail]/All Mail", "a..b", "\\Sent"])
 def test_imap_hierarchies_are_folder_names(name: str) -> None:
     assert folder_problem(name) is None
 
 
-@pytest.mark.parametrize("name", ["..", "../x", "INBOX/../x", "/etc", "\\x", "C:\\x", "~/x", "a\x00b", ""])
+@pytest.mark.parametrize("name", ["..", "../x", "INBOX/../x", "/etc", "\\..\\x", "C:\\x", "~/x", "a\x00b", ""])
 def test_paths_are_not_folder_names_anywhere(name: str) -> None:
     assert folder_problem(name) is not None
     assert folder_problem(name, maildir=True) is not None
 
 
-@pytest.mark.parametrize("name", ["a//b", "./x", "a/", "a\\b"])
+@pytest.mark.parametrize("name", ["a//b", "./x", "a/", "a\\b", "\\Sent"])
 def test_a_maildir_folder_name_is_one_clean_relative_path(name: str) -> None:
     assert folder_problem(name, maildir=True) is not None
