@@ -52,13 +52,13 @@ def guarded(fn: F) -> F:
             return fn(*args, **kwargs)
         except (ConfigError, RuleError) as exc:
             for problem in exc.problems:
-                err.print(problem, markup=False, highlight=False)
+                err.print(logs.redact_urls(problem), markup=False, highlight=False)
             raise typer.Exit(1) from None
-        except Permanent as exc:
-            err.print(f"error: {exc}", markup=False, highlight=False)
+        except Permanent as exc:  # messages may quote a URL with its credentials: masked
+            err.print(f"error: {logs.redact_urls(str(exc))}", markup=False, highlight=False)
             raise typer.Exit(1) from None
         except GatewayError as exc:
-            err.print(f"error: {exc}", markup=False, highlight=False)
+            err.print(f"error: {logs.redact_urls(str(exc))}", markup=False, highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -160,7 +160,8 @@ def check(config: ConfigOpt = None,
             finally:
                 crm.close()
         except (Retryable, Permanent) as exc:
-            err.print(f"{cfg.path}: crm ({cfg.crm.backend} at {cfg.crm.url}): {exc}", markup=False, highlight=False)
+            err.print(f"{cfg.path}: crm ({cfg.crm.backend} at {logs.redact_url(cfg.crm.url)}): {logs.redact_urls(str(exc))}",
+                      markup=False, highlight=False)
             raise typer.Exit(2 if isinstance(exc, Retryable) else 1) from None
     err.print(f"ok: {cfg.path}: {len(cfg.sources)} sources; {len(rules.rules)} rules in "
               f"{len(rule_files(cfg))} files" + ("; CRM reachable, credentials accepted" if online else ""),

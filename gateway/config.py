@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway import yamlpos
+from gateway.boundedread import CONFIG_MAX, SECRET_MAX, MissingFile, UnreadableFile, read_text_bounded
 from gateway.errors import ConfigError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)(B?)\s*$", re.I)
@@ -45,7 +46,10 @@ class Model(BaseModel):
 
 
 def _read_secret_files(data: Any, names: tuple[str, ...]) -> Any:
-    """`password_file: /run/secrets/x` → `password: <file content, stripped>`."""
+    """`password_file: /run/secrets/x` → `password: <file content, stripped>`.
+
+    Only a regular file of at most SECRET_MAX bytes is read (not /dev/zero, not a FIFO).
+    A message starts with the `*_file` key so `_describe` can place it on that key."""
     if not isinstance(data, dict):
         return data
     data = dict(data)
@@ -54,11 +58,15 @@ def _read_secret_files(data: Any, names: tuple[str, ...]) -> Any:
         if file_key in data:
             path = data.pop(file_key)
             if data.get(name):
-                raise ValueError(f"give either {name} or {file_key}, not both")
+                raise ValueError(f"{file_key}: give either {name} or {file_key}, not both")
+            if not isinstance(path, str) or not path:
+                raise ValueError(f"{file_key}: must be the path of a file, not {path!r}")
             try:
-                data[name] = Path(path).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"{file_key}: cannot read {path}: {exc.strerror}") from None
+                data[name] = read_text_bounded(path, SECRET_MAX).strip()
+            except UnreadableFile as exc:
+                raise ValueError(f"{file_key}: cannot read {path}: {exc}") from None
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{file_key}: {path} is not UTF-8 text ({exc.reason})") from None
     return data
 
 
@@ -437,6 +445,9 @@ def _describe(err: dict[str, Any], data: Any, pos: yamlpos.Positions) -> str:
     if err["type"] == "missing":
         return f"{pos.where(loc[:-1])}: missing key '{dotted}'"
     msg = err["msg"].removeprefix("Value error, ")
+    first = msg.split(":", 1)[0]
+    if first.endswith("_file") and " " not in first:  # from _read_secret_files: point at that key
+        return f"{pos.where([*loc, first], key=True)}: {'.'.join([*map(str, loc), first])}: {msg.split(':', 1)[1].strip()}"
     return f"{pos.where(loc)}: {dotted}: {msg}"
 
 
@@ -469,13 +480,18 @@ def load_config(path: str | Path) -> Config:
     path = Path(path)
     shown = str(path)
     try:
-        data, pos = yamlpos.load_with_positions(path.read_text(encoding="utf-8"), shown)
-    except FileNotFoundError:
+        text = read_text_bounded(path, CONFIG_MAX)
+        data, pos = yamlpos.load_with_positions(text, shown)
+    except MissingFile:
         raise ConfigError(f"{shown}: no such config file") from None
+    except UnreadableFile as exc:
+        raise ConfigError(f"{shown}:1:1: cannot read the config: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{shown}:1:1: not UTF-8 text ({exc.reason})") from None
     except yamlpos.YamlSyntaxError as exc:
         raise ConfigError(f"{shown}:{exc.line}:{exc.col}: {exc.message}") from None
+    if pos.problems:
+        raise ConfigError(pos.problems[0], list(pos.problems))
     if not isinstance(data, dict):
         raise ConfigError(f"{shown}:1:1: the config must be a mapping of keys")
     problems: list[str] = []
@@ -488,10 +504,16 @@ def load_config(path: str | Path) -> Config:
     if problems:
         raise ConfigError(problems[0], problems)
     try:
-        return Config.model_validate({**data, "base_dir": path.resolve().parent, "path": path.resolve()})
+        config = Config.model_validate({**data, "base_dir": path.resolve().parent, "path": path.resolve()})
     except ValidationError as exc:
         problems = [_describe(e, data, pos) for e in exc.errors()]
         raise ConfigError(problems[0], problems) from None
+    from gateway import config_checks
+
+    problems = [f"{pos.where(where)}: {message}" for where, message in config_checks.problems(config)]
+    if problems:
+        raise ConfigError(problems[0], problems)
+    return config
 
 
 def default_config_path() -> Path:

@@ -24,6 +24,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from gateway.errors import Permanent, Retryable
+from gateway.logs import redact_url, redact_urls
 
 __all__ = ["HttpClient", "parse_retry_after", "body_message"]
 
@@ -126,10 +127,10 @@ class HttpClient:
     def _once(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._client.request(method, url, **kwargs)
-        except httpx.TimeoutException as e:
-            raise Retryable(f"{self.name}: timed out talking to {self._client.base_url} ({type(e).__name__})") from None
+        except httpx.TimeoutException as e:  # messages reach logs and quarantine reasons: no credentials
+            raise Retryable(f"{self.name}: timed out talking to {redact_url(str(self._client.base_url))} ({type(e).__name__})") from None
         except httpx.TransportError as e:
-            raise Retryable(f"{self.name}: cannot reach {self._client.base_url}: {e}") from None
+            raise Retryable(f"{self.name}: cannot reach {redact_url(str(self._client.base_url))}: {redact_urls(str(e))}") from None
         status = response.status_code
         if status == 429 or status >= 500:
             after = parse_retry_after(response.headers.get("Retry-After"))

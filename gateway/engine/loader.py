@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,13 +17,16 @@ from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from gateway.boundedread import RULES_MAX, RULES_TOTAL_MAX, UnreadableFile, read_bounded
 from gateway.engine.actions import ACTIONS, Action
 from gateway.engine.conditions import Condition, parse_condition
 from gateway.engine.model import OnError
 from gateway.yamlpos import Checker, Problem, YamlSyntaxError, compose, did_you_mean, position
 from gateway.errors import RuleError
+from gateway.foldernames import folder_problem
 
 RULE_KEYS = ("name", "description", "when", "then", "on_error")
+MAX_MATCHES = 1000  # files one pattern may name: a pattern matching more is a mistake
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,13 @@ def resolve_files(patterns: Sequence[str | Path], base_dir: Path) -> tuple[list[
         p = Path(pattern)
         full = p if p.is_absolute() else base_dir / p
         if glob.has_magic(str(pattern)):
-            hits = [Path(h) for h in glob.glob(str(full), recursive=True) if Path(h).is_file()]
-            if not hits:
+            # lazily, and stop past the cap: a broad `**` must not list a whole tree first
+            listed = list(itertools.islice(glob.iglob(str(full), recursive=True), MAX_MATCHES * 10 + 1))
+            hits = [Path(h) for h in listed if Path(h).is_file()]
+            if len(listed) > MAX_MATCHES * 10 or len(hits) > MAX_MATCHES:
+                problems.append(f"{pattern}: matches more than {MAX_MATCHES} files (narrow the pattern)")
+                hits = []
+            elif not hits:
                 problems.append(f"{pattern}: no rule files match")
         elif full.is_file():
             hits = [full]
@@ -178,6 +187,11 @@ class _Validator:
             if cls.provides_records:
                 self.records_provided = True
             act = cls.parse(value_node, chk)
+            if act is not None and act.key == "move" and isinstance(act.options, str):
+                bad = folder_problem(act.options)
+                if bad:
+                    chk.error(value_node if value_node is not None else key_node, bad)
+                    continue
             if act is not None:
                 out.append(act)
         return out
@@ -213,12 +227,18 @@ def load_rules(patterns: Sequence[str | Path], *, base_dir: Path, watched_folder
     paths, problems = resolve_files(patterns, base_dir)
     files: list[tuple[str, str]] = []
     digest = hashlib.sha256()
+    total = 0
     for path in paths:
         name = display_name(path, base_dir)
         try:
-            data = path.read_bytes()
+            data = read_bounded(path, RULES_MAX)  # a regular file of bounded size only
+            total += len(data)
+            if total > RULES_TOTAL_MAX:
+                problems.append(f"{name}:1:1: the rule files together are over {RULES_TOTAL_MAX} bytes: none is read")
+                files = []
+                break
             text = data.decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+        except (UnreadableFile, UnicodeDecodeError) as exc:
             problems.append(f"{name}:1:1: cannot read: {exc}")
             continue
         digest.update(name.encode() + b"\0" + data + b"\0")

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import MaildirSource as MaildirConfig
-from gateway.errors import Retryable
+from gateway.errors import Permanent, Retryable
+from gateway.foldernames import folder_problem
 from gateway.sources.base import SourceRef, Submit
 from gateway.sources.registry import SourceEnv, register_source
 from gateway.writeback.base import Applied, tags_after
@@ -38,19 +39,34 @@ class MaildirLayout:
         self.layout = layout
 
     def folder_path(self, folder: str) -> Path:
+        """The folder's directory, never outside the root (Permanent otherwise)."""
+        bad = folder_problem(folder, maildir=True)
+        if bad:
+            raise Permanent(f"maildir {self.root}: {bad}")
         if folder.upper() == "INBOX":
             return self.root
         plus = self.root / ("." + folder.replace("/", "."))
         plain = self.root / folder
         if self.layout == "maildir++":
-            return plus
+            return self.confine(plus)
         if self.layout == "fs":
-            return plain
-        return plus if plus.is_dir() and not plain.is_dir() else plain
+            return self.confine(plain)
+        return self.confine(plus if plus.is_dir() and not plain.is_dir() else plain)
+
+    def confine(self, path: Path) -> Path:
+        """`path` when its real location (symlinks resolved, as far as it exists) is under the
+        root's real location; Permanent otherwise: a folder name or a symlink planted in the
+        Maildir must not let the gateway list, create or rename files elsewhere."""
+        root = self.root.resolve()
+        real = path.resolve()
+        if real != root and not real.is_relative_to(root):
+            raise Permanent(f"maildir {self.root}: {path} leads to {real}, outside the Maildir: refused")
+        return path
 
     def ensure(self, folder: str) -> Path:
         path = self.folder_path(folder)
         for sub in SUBDIRS:
+            self.confine(path / sub)  # before mkdir: a symlinked sub must not create dirs elsewhere
             (path / sub).mkdir(parents=True, exist_ok=True)
         return path
 
@@ -60,7 +76,8 @@ class MaildirLayout:
         for sub in ("new", "cur"):
             try:
                 with os.scandir(path / sub) as it:
-                    out.extend(Path(e.path) for e in it if e.is_file() and not e.name.startswith("."))
+                    # a symlink is never mail: it could point anywhere on the machine
+                    out.extend(Path(e.path) for e in it if e.is_file(follow_symlinks=False) and not e.name.startswith("."))
             except FileNotFoundError:
                 continue
         return out
@@ -229,7 +246,8 @@ class MaildirWriteback:
                     break
         if path is None:
             return Applied(None, tags, "the file is no longer in any watched folder")
-        target = layout.ensure(move) / "cur" / path.name
+        layout.confine(path)
+        target = layout.confine(layout.ensure(move) / "cur" / path.name)
         os.rename(path, target)
         # The target may be watched too: the copy there is the same one, already handled.
         self.source._seen.setdefault(move, set()).add(ref.item_key)
