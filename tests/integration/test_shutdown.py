@@ -1,9 +1,10 @@
 """Stopping `run` as a service manager does (SIGTERM): soon, losing nothing, doubling nothing.
 
-`docker stop` and systemd give a process 10 s (by default) before they kill it. The bounds
-below are wide on purpose (a busy machine); each is one the old shutdown exceeded by
-construction: it let a source feed the whole backlog into the queue for up to 10 s and then
-drained the queue, and it waited 10 s for each stuck source one after the other.
+`docker stop` and systemd give a process 10 s (by default) before they kill it. The tests
+assert what makes a stop short rather than timing it (a busy machine stretches any clock):
+after SIGTERM only the batches the workers hold are finished, not the backlog; the sources
+are joined under one deadline, which the log names. The old shutdown drained the whole queue
+and waited 10 s for each stuck source one after the other; both tests fail on it.
 """
 
 from __future__ import annotations
@@ -57,15 +58,19 @@ def test_sigterm_with_a_backlog_ends_soon_and_the_next_start_does_the_rest_exact
         home.drop("VLeads", make_mail(sender=f"Sender {i} <s{i}@d{i % 97}.example>", subject=f"backlog {i}",
                                       message_id=f"<backlog-{i}@mail.test>"))
     proc = _serve(home)
+    before = 0
     try:
         assert wait_for(lambda: _done(home) >= 20, 120), "processing did not start"
+        before = _done(home)
     finally:
         took, err = _sigterm(proc)
     assert proc.returncode == 0, err
     assert "Traceback" not in err, err
-    at_exit = home.states()
-    assert at_exit.get("done", 0) < MAILS, "the stop drained the whole backlog"
-    assert took < 8.0, f"{took:.1f} s from SIGTERM to exit with a backlog queued"
+    after = home.states().get("done", 0) - before
+    # Each worker finishes what it holds (a worker process: the batch in hand and the one
+    # queued behind it); one more batch each for what was taken between the count and the signal.
+    held = 2 * 3 * 16
+    assert after <= held, f"{after} mails done after SIGTERM ({took:.1f} s): the stop drained the backlog"
 
     res = home.cli("run", "--once", timeout=900)  # the next start: the rest is in the mailbox and the ledger
     assert res.returncode == 0, res.stderr
@@ -133,6 +138,6 @@ def test_sources_stop_together_not_one_after_the_other(home, tmp_path: Path):
         took, err = _sigterm(proc)
         pit.close()
     assert proc.returncode == 0, err
-    # One after the other, 10 s for each stuck source: 30 s at least. Together: one grace period.
-    assert took < 20.0, f"{took:.1f} s from SIGTERM to exit"
+    # One after the other, 10 s for each stuck source: 30 s at least. Together: one grace
+    # period, after which the stuck ones are named and left behind.
     assert "stopping without waiting longer for 3 source(s): stuck0, stuck1, stuck2" in err, err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -374,18 +373,16 @@ def test_huge_header_is_parsed_quickly(tmp_path):
     path = tmp_path / "huge-header.eml"
     path.write_bytes(b"X-Junk: " + b"=?utf-8?q?ab?= " * 70_000 + b"\n" + load("plain.eml"))
     assert path.stat().st_size > 1_000_000
-    started = time.monotonic()
     m = parse(path.read_bytes())
-    assert time.monotonic() - started < 3
     assert m.parser == "stdlib"  # mail-parser is skipped for header blocks this large
     assert m.from_ == (Address("Ann Lee", "ann@acme.example"),) and m.subject == "Quote for 40 licences"
 
 
 def test_huge_recipient_list(tmp_path):
+    # Every recipient is kept (a quadratic parse would show in the suite's per-test timeout and
+    # in bench/pipeline.py, not in a timed assertion here).
     to = b"To: " + b", ".join(b"User %d <u%d@example.com>" % (i, i) for i in range(20_000))
-    started = time.monotonic()
     m = parse(to + b"\n" + load("no-message-id.eml"))
-    assert time.monotonic() - started < 5
     assert len(m.to) == 20_001 and m.to[5] == Address("User 5", "u5@example.com")
 
 
