@@ -176,6 +176,19 @@ class ConnectorContract:
         assert connector.find("%@example.org", ["contact"]) == []
         assert connector.find("_%", ["contact"]) == []
 
+    def test_quoted_local_part_matches_the_plain_spelling(self, connector: Connector) -> None:
+        """A parser re-quotes `o'neil\\q` (`"o'neil\\\\q"`); a CRM form keeps it plain. One person."""
+        plain = connector.create("contact", person("contact", "o'neil\\q@example.org"))
+        quoted = connector.create("contact", person("contact", '"ann lee"@example.org'))
+        for spelling in ('"o\'neil\\\\q"@example.org', '"O\'NEIL\\\\Q"@Example.ORG', "O'Neil\\q@example.org"):
+            assert ids(connector.find(spelling, ["contact"])) == [("contact", plain.id)], spelling
+        for spelling in ("ann lee@example.org", '"Ann Lee"@example.org', '"ann\\ lee"@example.org'):
+            assert ids(connector.find(spelling, ["contact"])) == [("contact", quoted.id)], spelling
+        # still exact: a quoted-pair is its character alone, and wildcards stay characters
+        for lookalike in ('"o\'neil\\q"@example.org', "o'neil%q@example.org", '"o\'neil_q"@example.org',
+                          '"o%"@example.org', "ann_lee@example.org", '"ann%"@example.org'):
+            assert connector.find(lookalike, ["contact"]) == [], lookalike
+
     def test_find_by_domain(self, connector: Connector) -> None:
         acme = connector.create("account", PartyData(kind="account", name="Acme", domain="acme.example", owner="me@example.com"))
         connector.create("account", PartyData(kind="account", name="Other", domain="other.example"))
