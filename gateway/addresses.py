@@ -11,6 +11,7 @@ hold the same address under, for connectors that search by pattern before compar
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -76,6 +77,9 @@ def _is_dot_atom(local: str) -> bool:
     return all(piece and all(c in _ATEXT or ord(c) > 127 for c in piece) for piece in local.split("."))
 
 
+_NOT_IN_DOMAIN = re.compile(r"[\s\x00-\x1f\x7f]")  # blanks and control characters
+
+
 @lru_cache(maxsize=8192)
 def canonical(address: str) -> str | None:
     """`"o'neil\\\\q"@XN--BCHER-KVA.example` → `o'neil\\q@bücher.example`; None for text that is
@@ -83,7 +87,7 @@ def canonical(address: str) -> str | None:
     the domain). Idempotent: `canonical(canonical(a)) == canonical(a)`."""
     norm = normalize(address if isinstance(address, str) else "")
     local, sep, domain = norm.rpartition("@")
-    if not sep or not local or not domain or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in domain):
+    if not sep or not local or not domain or _NOT_IN_DOMAIN.search(domain):
         return None
     local = _unquote(local)
     if not local.strip():  # `""@x`, `" "@x`: nobody's mailbox
