@@ -202,7 +202,7 @@ class TrytonTemplate:
         admin = _exe("trytond-admin")
         for args in (["--all", "--email", "admin@example.com"], ["-u", "party", "sale_opportunity", "--activate-dependencies"]):
             proc = subprocess.run([admin, "-c", str(conf), "-d", DB, *args], env=env, capture_output=True, text=True,
-                                  timeout=600)
+                                  timeout=1500)  # minutes on a loaded machine
             if proc.returncode != 0:
                 raise RuntimeError(f"trytond-admin {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
         server = start_server(self.root)
