@@ -11,9 +11,10 @@ record), carrying the RFC Message-ID; its files — and the raw .eml, whose desc
 gateway's content hash — are `ir.attachment` rows shared by those messages. The messages of one
 (Message-ID, content hash) are one email for the gateway: its id is the first message's.
 
-Lookups use `=ilike` with `%`, `_` and `\\` escaped and `%…%` around the address (a partner's
-`email` may hold several addresses, comma-separated); the rows are then filtered here by the
-exact, case-insensitive address. Tested against tests/connectors/doubles/odoo_double.py.
+Lookups use `=ilike` with `%`, `_` and `\\` escaped and `%…%` around each spelling of the
+address (quoted and plain local part; a partner's `email` may hold several addresses,
+comma-separated); the rows are then filtered here by the exact, case-insensitive canonical
+address. Tested against tests/connectors/doubles/odoo_double.py.
 """
 
 from __future__ import annotations
@@ -125,13 +126,15 @@ class OdooConnector:
         k = addresses.key(address)
         if not k:
             return []
-        pattern = "%" + escape_like(addresses.normalize(address)) + "%"
+        # quoted and plain spellings alike (a form keeps the local part plain); `|` is Odoo's
+        # prefix OR, one fewer than there are terms
+        terms = [["=ilike", "%" + escape_like(s) + "%"] for s in addresses.spellings(address)]
         found: list[PartyRef] = []
         for kind in dict.fromkeys(kinds):
             if kind not in MODEL:
                 raise Permanent(f"unknown record kind {kind!r}")
             model = MODEL[kind]
-            domain: list[Any] = [[EMAIL_FIELD[model], "=ilike", pattern]]
+            domain: list[Any] = ["|"] * (len(terms) - 1) + [[EMAIL_FIELD[model], op, p] for op, p in terms]
             if model == "res.partner":
                 domain.append(["is_company", "=", kind == "account"])
             rows = self._call(model, "search_read", domain=domain, fields=_fields(model), order="id")

@@ -39,6 +39,22 @@ def translate_errors(fn: Callable[P, T]) -> Callable[P, T]:
 
 
 _SQLITE_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o", "readonly database")
+# Faults that stay with the connection that met them: SQLite opens a file it cannot write
+# read-only and keeps it so, and a PostgreSQL session on a standby stays read-only. The
+# connection is dropped (and the pool with it) so the retry opens a fresh one; a lock or a
+# busy file passes on the same connection.
+_SQLITE_REOPEN = ("unable to open", "disk i/o", "readonly database")
+_PG_REOPEN = {"25006"}  # read_only_sql_transaction: a failover left us on a standby
+
+
+def _reopen_after(ctx: sa.engine.ExceptionContext) -> None:
+    orig = ctx.original_exception
+    if type(orig).__module__.startswith("sqlite3"):
+        stale = any(word in str(orig).lower() for word in _SQLITE_REOPEN)
+    else:
+        stale = getattr(orig, "sqlstate", None) in _PG_REOPEN
+    if stale:
+        ctx.is_disconnect = True  # SQLAlchemy invalidates the connection and the pool
 
 
 def _transient(e: sa_exc.DBAPIError) -> bool:
@@ -76,9 +92,12 @@ def make_engine(url: str, busy_timeout: float = 30) -> sa.Engine:
             SqliteWriterLock(str(Path(u.database).expanduser())).attach(
                 engine, is_write=lambda conn: conn.get_execution_options().get("crm_write", False))
         _sqlite_events(engine, wal=not memory)
+        sa.event.listen(engine, "handle_error", _reopen_after)
         return engine
     if u.get_backend_name() == "postgresql":
-        return sa.create_engine(u, pool_pre_ping=True, connect_args={"connect_timeout": max(1, int(min(busy_timeout, 10)))})
+        engine = sa.create_engine(u, pool_pre_ping=True, connect_args={"connect_timeout": max(1, int(min(busy_timeout, 10)))})
+        sa.event.listen(engine, "handle_error", _reopen_after)
+        return engine
     raise ConfigError(f"crm.url: the sql backend supports sqlite and postgresql, not {u.get_backend_name()!r}")
 
 

@@ -125,12 +125,14 @@ class TrytonConnector:
             return []
         self._categories()
         norm = addresses.normalize(address)
-        patterns = {tm.address_pattern(norm)}
-        local, _, domain = norm.rpartition("@")
-        try:
-            patterns.add(tm.address_pattern(f"{local}@{domain.encode('idna').decode()}"))
-        except UnicodeError:
-            pass
+        patterns: set[str] = set()
+        for spelling in addresses.spellings(address):  # quoted and plain: a form keeps it plain
+            local, _, domain = spelling.rpartition("@")
+            patterns.add(tm.address_pattern(spelling))
+            try:
+                patterns.add(tm.address_pattern(f"{local}@{domain.encode('idna').decode()}"))
+            except UnicodeError:
+                pass
         value_clause: list[Any] = [("value", "ilike", p) for p in sorted(patterns)]
         if len(value_clause) > 1:
             value_clause = ["OR", *value_clause]

@@ -186,13 +186,13 @@ class VtigerConnector:
         k = addresses.key(address)
         if not k:
             return []
-        value = addresses.normalize(address)
+        spellings = addresses.spellings(address)  # quoted and plain: a form keeps it plain
         found: list[PartyRef] = []
         for kind in dict.fromkeys(kinds):
             if kind not in MODULES:
                 raise Permanent(f"unknown record kind {kind!r}")
             fields = EMAIL_FIELDS[kind]
-            rows = self._query(MODULES[kind], " or ".join(matches(f, value) for f in fields))
+            rows = self._query(MODULES[kind], " or ".join(matches(f, v) for v in spellings for f in fields))
             hits = [r for r in rows if any(addresses.key(str(r.get(f) or "")) == k for f in fields)]
             found.extend(_ref(kind, r) for r in sorted(hits, key=lambda r: _crmid(r["id"])))
         return found

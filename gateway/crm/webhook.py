@@ -23,6 +23,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from gateway import addresses
 from gateway.crm.base import PARTY_KINDS, EmailRecord, EmailRef, ForgetReport, PartyData, PartyKind, PartyRef, register_connector
 from gateway.crm.http import HttpClient
 from gateway.errors import ConfigError, Permanent
@@ -73,7 +74,9 @@ class WebhookConnector:
         for kind in kinds:
             if kind not in PARTY_KINDS:
                 raise Permanent(f"unknown record kind {kind!r}")
-        refs = _refs(self._post("lookup", {"address": address, "kinds": list(dict.fromkeys(kinds))}))
+        # `canonical`: the receiver compares on it (docs/webhook.md), so quoting cannot split a person
+        refs = _refs(self._post("lookup", {"address": address, "canonical": addresses.canonical(address) or "",
+                                           "kinds": list(dict.fromkeys(kinds))}))
         order = {k: i for i, k in enumerate(dict.fromkeys(kinds))}
         return sorted((r for r in refs if r.kind in order), key=lambda r: order[r.kind])
 

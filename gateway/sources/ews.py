@@ -229,7 +229,7 @@ class EwsSource:
         return {"type": self.type, "connected": self.connected, "mode": "push" if push else "poll",
                 "last_sync": self.last_sync.isoformat() if self.last_sync else None, "last_error": self.last_error,
                 "mailboxes": self.mailboxes, "streams": sorted(self.streams), "resyncs": self.resyncs,
-                "throttled": self.session.throttle_count, "folders": folders}
+                "throttled": self.session.throttle_count, "last_throttle": self.session.last_throttle, "folders": folders}
 
 
 @register_source("ews")

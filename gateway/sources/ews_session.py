@@ -68,6 +68,22 @@ def own_protocol(config: Configuration, timeout: float) -> Protocol:
     return proto
 
 
+def probe_version(acct: Account) -> None:
+    """exchangelib's version probe, keeping a throttling answer as what it is.
+
+    `Version.guess` turns every error answer to its probe into a TransportError ("No valid
+    version headers found"), ErrorServerBusy included, so the delay the server asked for
+    would be lost and the probe retried on our own schedule. The busy answer is still the
+    TransportError's context: raise that instead, with its BackOffMilliseconds."""
+    try:
+        acct.version  # noqa: B018
+    except xerr.TransportError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, xerr.ErrorServerBusy):
+            raise cause from None
+        raise
+
+
 class EwsSession:
     """One service account reaching several mailboxes; calls go through `call` for back-off."""
 
@@ -79,6 +95,7 @@ class EwsSession:
         self._lock = threading.Lock()
         self.throttled_until = 0.0
         self.throttle_count = 0
+        self.last_throttle = ""  # what the server was busy with, and the delay it asked for
 
     @property
     def mailboxes(self) -> list[str]:
@@ -90,7 +107,7 @@ class EwsSession:
         acct.protocol = protocol or acct.protocol
         acct.protocol.TIMEOUT = self.cfg.timeout
         if self.config.version is None:  # otherwise exchangelib guesses at first use
-            acct.version  # noqa: B018
+            probe_version(acct)
         return acct
 
     def account(self, mailbox: str) -> Account:
@@ -113,7 +130,9 @@ class EwsSession:
                 wait = exc.back_off if exc.back_off else delay
                 self.throttle_count += 1
                 self.throttled_until = time.time() + wait
-                log.info("ews: server busy while %s; backing off %.2fs as asked", what, wait)
+                asked = "as asked" if exc.back_off else "(no delay asked)"
+                self.last_throttle = f"server busy (ErrorServerBusy) while {what}; backed off {wait:.2f}s {asked}"
+                log.info("ews: server busy (ErrorServerBusy) while %s; backing off %.2fs %s", what, wait, asked)
                 if attempt == attempts:
                     raise Retryable(f"EWS busy while {what}", retry_after=wait) from None
                 if self.stop.wait(wait):

@@ -14,7 +14,7 @@ from gateway.config import CrmConfig
 from gateway.crm.base import PartyRef, make_connector
 from gateway.crm.odoo import OdooConnector
 from gateway.errors import Permanent, Retryable
-from tests.connectors.contract import ConnectorContract, StoredEmail, StoredFile, StoredParty, make_mail, person
+from tests.connectors.contract import CLIENT_TIMEOUT, ConnectorContract, StoredEmail, StoredFile, StoredParty, make_mail, person
 from tests.connectors.doubles.odoo_double import OdooDouble
 
 KEY = "s3cret-api-key"
@@ -68,14 +68,14 @@ def double() -> Iterator[OdooDouble]:
         yield d
 
 
-def connect(double: OdooDouble, protocol: str, secret: str = KEY, timeout: float = 0.5) -> OdooConnector:
+def connect(double: OdooDouble, protocol: str, secret: str = KEY, timeout: float = CLIENT_TIMEOUT) -> OdooConnector:
     return OdooConnector(double.url, database="prod", username="bot@example.com", api_key=secret, protocol=protocol, timeout=timeout)
 
 
 class TestOdooContract(ConnectorContract):
     @pytest.fixture
-    def connector(self, double: OdooDouble, protocol: str) -> Iterator[OdooConnector]:
-        c = connect(double, protocol)
+    def connector(self, double: OdooDouble, protocol: str, timeout: float) -> Iterator[OdooConnector]:
+        c = connect(double, protocol, timeout=timeout)
         try:
             yield c
         finally:
@@ -103,7 +103,7 @@ def test_unreachable_is_a_clear_error_at_check(protocol: str) -> None:
     with OdooDouble() as d:
         pass
     with pytest.raises(Retryable, match="cannot reach"):
-        connect(d, protocol, timeout=1).check_online()
+        connect(d, protocol).check_online()  # refused at once: nothing listens
 
 
 def test_json2_sends_the_api_key_as_bearer_and_the_database(double: OdooDouble) -> None:

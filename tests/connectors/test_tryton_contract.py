@@ -20,7 +20,7 @@ from gateway.crm import tryton_mail as tm
 from gateway.crm.base import PartyRef
 from gateway.crm.tryton import OPPORTUNITY, PARTY, TrytonConnector
 from gateway.crm.tryton_rpc import TrytonRpc
-from tests.connectors.contract import ConnectorContract, StoredEmail, StoredFile, StoredParty
+from tests.connectors.contract import CLIENT_TIMEOUT, ConnectorContract, StoredEmail, StoredFile, StoredParty
 from tests.connectors.tryton_server import FaultProxy, Rpc, TrytonServer
 
 
@@ -77,7 +77,7 @@ class TrytonInspector:
         return StoredParty(ref.kind, ref.id, owner, frozenset(m["value"] for m in mechs))
 
 
-def connector_for(server: TrytonServer, url: str | None = None, timeout: float = 30.0) -> TrytonConnector:
+def connector_for(server: TrytonServer, url: str | None = None, timeout: float = CLIENT_TIMEOUT) -> TrytonConnector:
     rpc = TrytonRpc(url or server.url, server.database, server.username, server.password, timeout=timeout)
     return TrytonConnector(rpc)
 
@@ -89,8 +89,8 @@ class TestTrytonContract(ConnectorContract):
             yield proxy
 
     @pytest.fixture
-    def connector(self, tryton: TrytonServer, far_side: FaultProxy) -> Iterator[TrytonConnector]:
-        c = connector_for(tryton, far_side.url, timeout=0.9)  # the contract's stall lasts 1.5 s
+    def connector(self, tryton: TrytonServer, far_side: FaultProxy, timeout: float) -> Iterator[TrytonConnector]:
+        c = connector_for(tryton, far_side.url, timeout=timeout)
         try:
             yield c
         finally:

@@ -19,6 +19,7 @@ from gateway.crm.tryton import PARTY, TrytonConnector
 from gateway.crm.tryton_rpc import TrytonRpc
 from gateway.errors import Permanent, Retryable
 from tests.conftest import Home
+from tests.connectors.contract import CLIENT_TIMEOUT
 from tests.connectors.tryton_server import Rpc, TrytonServer, free_port
 from tests.mail import make_mail
 
@@ -157,7 +158,7 @@ def test_check_online_names_wrong_credentials(tryton: TrytonServer) -> None:
 
 def test_check_online_names_an_unreachable_server() -> None:
     url = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
-    c = TrytonConnector(TrytonRpc(url, "crm", "admin", "pw", timeout=2))
+    c = TrytonConnector(TrytonRpc(url, "crm", "admin", "pw", timeout=CLIENT_TIMEOUT))  # refused at once
     with pytest.raises(Retryable, match=f"cannot reach Tryton at {url}"):
         c.check_online()
 

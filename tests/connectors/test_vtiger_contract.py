@@ -14,7 +14,7 @@ from gateway.config import CrmConfig
 from gateway.crm.base import PartyRef, make_connector
 from gateway.crm.vtiger import VtigerConnector
 from gateway.errors import Permanent, Retryable
-from tests.connectors.contract import ConnectorContract, StoredEmail, StoredFile, StoredParty, make_mail, person
+from tests.connectors.contract import CLIENT_TIMEOUT, ConnectorContract, StoredEmail, StoredFile, StoredParty, make_mail, person
 from tests.connectors.doubles.vtiger_double import EMAIL_CF, VtigerDouble
 
 KEY = "K3yK3yK3y"
@@ -59,8 +59,8 @@ def double(request: pytest.FixtureRequest) -> Iterator[VtigerDouble]:
 
 class TestVtigerContract(ConnectorContract):
     @pytest.fixture
-    def connector(self, double: VtigerDouble) -> Iterator[VtigerConnector]:
-        c = VtigerConnector(double.url, "admin", KEY, dialect=double.dialect, timeout=0.5)
+    def connector(self, double: VtigerDouble, timeout: float) -> Iterator[VtigerConnector]:
+        c = VtigerConnector(double.url, "admin", KEY, dialect=double.dialect, timeout=timeout)
         try:
             yield c
         finally:
@@ -79,7 +79,7 @@ class TestVtigerContract(ConnectorContract):
 
 
 def test_expired_session_logs_in_again(double: VtigerDouble) -> None:
-    c = VtigerConnector(double.url, "admin", KEY, dialect=double.dialect, timeout=2)
+    c = VtigerConnector(double.url, "admin", KEY, dialect=double.dialect, timeout=CLIENT_TIMEOUT)
     ann = c.create("contact", person("contact", "ann@acme.example"))
     double.expire_sessions()
     assert [r.id for r in c.find("ann@acme.example", ["contact"])] == [ann.id]
@@ -87,21 +87,21 @@ def test_expired_session_logs_in_again(double: VtigerDouble) -> None:
 
 
 def test_wrong_access_key_is_a_clear_error_at_check(double: VtigerDouble) -> None:
-    c = VtigerConnector(double.url, "admin", "wrong", dialect=double.dialect, timeout=2)
+    c = VtigerConnector(double.url, "admin", "wrong", dialect=double.dialect, timeout=CLIENT_TIMEOUT)
     with pytest.raises(Permanent, match="INVALID_USER_CREDENTIALS.*access_key"):
         c.check_online()
-    VtigerConnector(double.url, "admin", KEY, dialect=double.dialect, timeout=2).check_online()
+    VtigerConnector(double.url, "admin", KEY, dialect=double.dialect, timeout=CLIENT_TIMEOUT).check_online()
 
 
 def test_unreachable_is_a_clear_error_at_check() -> None:
     with VtigerDouble() as d:
         url = d.url
     with pytest.raises(Retryable, match="cannot reach"):
-        VtigerConnector(url, "admin", KEY, timeout=1).check_online()
+        VtigerConnector(url, "admin", KEY, timeout=CLIENT_TIMEOUT).check_online()
 
 
 def test_queries_never_carry_a_backslash_or_an_unescaped_quote(double: VtigerDouble) -> None:
-    c = VtigerConnector(double.url, "admin", KEY, dialect=double.dialect, timeout=2)
+    c = VtigerConnector(double.url, "admin", KEY, dialect=double.dialect, timeout=CLIENT_TIMEOUT)
     c.create("contact", person("contact", "x@example.org"))
     assert c.find("x' or email like '%", ["contact"]) == []
     assert c.find("back\\' or '1'='1@example.org", ["contact"]) == []
@@ -112,7 +112,7 @@ def test_queries_never_carry_a_backslash_or_an_unescaped_quote(double: VtigerDou
 
 
 def test_same_mail_attached_twice_is_one_email_with_its_documents(double: VtigerDouble) -> None:
-    c = VtigerConnector(double.url, "admin", KEY, dialect=double.dialect, timeout=2)
+    c = VtigerConnector(double.url, "admin", KEY, dialect=double.dialect, timeout=CLIENT_TIMEOUT)
     ann = c.create("contact", person("contact", "ann@acme.example"))
     mail = make_mail()
     assert c.attach([ann], mail).id == c.attach([ann], mail).id

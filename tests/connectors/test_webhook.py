@@ -15,7 +15,7 @@ from gateway.config import CrmConfig
 from gateway.crm.base import make_connector
 from gateway.crm.webhook import WebhookConnector
 from gateway.errors import Permanent, Retryable
-from tests.connectors.contract import attachment, make_mail, person
+from tests.connectors.contract import CLIENT_TIMEOUT, attachment, make_mail, person
 from tests.connectors.doubles.webhook_receiver import WebhookReceiver
 
 SECRET = "shared-webhook-secret"
@@ -28,7 +28,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 def test_attach_posts_the_signed_mail_with_small_files_inline_and_big_ones_as_urls(receiver: WebhookReceiver) -> None:
-    c = WebhookConnector(receiver.url, SECRET, max_inline=10, attachment_url="https://gw.example/files/{sha256}", timeout=2)
+    c = WebhookConnector(receiver.url, SECRET, max_inline=10, attachment_url="https://gw.example/files/{sha256}", timeout=CLIENT_TIMEOUT)
     ann = c.create("contact", person("contact", "ann@acme.example"))
     small, big = attachment("a.txt", b"tiny"), attachment("big.bin", b"x" * 11)
     c.attach([ann], make_mail(attachments=[small, big]))
@@ -46,7 +46,7 @@ def test_attach_posts_the_signed_mail_with_small_files_inline_and_big_ones_as_ur
 
 
 def test_a_big_file_without_attachment_url_is_permanent(receiver: WebhookReceiver) -> None:
-    c = WebhookConnector(receiver.url, SECRET, max_inline=1024, timeout=2)
+    c = WebhookConnector(receiver.url, SECRET, max_inline=1024, timeout=CLIENT_TIMEOUT)
     ann = c.create("contact", person("contact", "ann@acme.example"))
     with pytest.raises(Permanent, match="max_inline"):
         c.attach([ann], make_mail(attachments=[attachment("big.bin", b"x" * 2000)]))
@@ -55,19 +55,19 @@ def test_a_big_file_without_attachment_url_is_permanent(receiver: WebhookReceive
 
 def test_wrong_secret_is_a_clear_error_at_check(receiver: WebhookReceiver) -> None:
     with pytest.raises(Permanent, match="401.*bad signature"):
-        WebhookConnector(receiver.url, "another-secret", timeout=2).check_online()
-    WebhookConnector(receiver.url, SECRET, timeout=2).check_online()
+        WebhookConnector(receiver.url, "another-secret", timeout=CLIENT_TIMEOUT).check_online()
+    WebhookConnector(receiver.url, SECRET, timeout=CLIENT_TIMEOUT).check_online()
 
 
 def test_unreachable_is_retryable_at_check() -> None:
     with WebhookReceiver(SECRET) as r:
         pass
     with pytest.raises(Retryable, match="cannot reach"):
-        WebhookConnector(r.url, SECRET, timeout=1).check_online()
+        WebhookConnector(r.url, SECRET, timeout=CLIENT_TIMEOUT).check_online()
 
 
 def test_5xx_then_retry_delivers_once(receiver: WebhookReceiver) -> None:
-    c = WebhookConnector(receiver.url, SECRET, timeout=2)
+    c = WebhookConnector(receiver.url, SECRET, timeout=CLIENT_TIMEOUT)
     ann = c.create("contact", person("contact", "ann@acme.example"))
     receiver.fail_next(502)
     with pytest.raises(Retryable):
@@ -80,7 +80,7 @@ def test_5xx_then_retry_delivers_once(receiver: WebhookReceiver) -> None:
 
 def test_a_receiver_without_records_finds_nothing() -> None:
     with WebhookReceiver(SECRET, keeps_records=False) as r:
-        c = WebhookConnector(r.url, SECRET, timeout=2)
+        c = WebhookConnector(r.url, SECRET, timeout=CLIENT_TIMEOUT)
         c.create("contact", person("contact", "ann@acme.example"))
         assert c.find("ann@acme.example", ["contact"]) == [] and c.find_by_domain("acme.example") == []
 

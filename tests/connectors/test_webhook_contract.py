@@ -40,8 +40,8 @@ class TestWebhookContract(ConnectorContract):
             yield r
 
     @pytest.fixture
-    def connector(self, receiver: WebhookReceiver) -> Iterator[WebhookConnector]:
-        c = WebhookConnector(receiver.url, SECRET, timeout=0.5)
+    def connector(self, receiver: WebhookReceiver, timeout: float) -> Iterator[WebhookConnector]:
+        c = WebhookConnector(receiver.url, SECRET, timeout=timeout)
         try:
             yield c
         finally:

@@ -35,7 +35,7 @@ def ews() -> Any:
 def ews_source(d: EwsDouble, **kw: Any) -> dict[str, Any]:
     src = {"name": "exchange", "type": "ews", "url": d.url, "auth": "basic", "username": "svc-crm", "password": "secret",
            "mailboxes": [MAILBOX], "access": "impersonation", "build": "15.1.2507.6", "folders": FOLDERS,
-           "create_folders": True, "streaming": False, "poll_interval": 300, "timeout": 10,
+           "create_folders": True, "streaming": False, "poll_interval": 300, "timeout": 60,
            "owner": [MAILBOX], "crm_user": MAILBOX}
     src.update(kw)
     return src
@@ -88,7 +88,7 @@ def graph(tls: tuple[str, str, str]) -> Any:
 def graph_source(d: GraphDouble, ca: str, **kw: Any) -> dict[str, Any]:
     src = {"name": "online", "type": "graph", "tenant_id": d.tenant, "client_id": d.client_id, "client_secret": d.secret,
            "mailboxes": [MAILBOX], "authority": d.base, "endpoint": f"{d.base}/v1.0", "ca_file": ca, "folders": FOLDERS,
-           "create_folders": True, "poll_interval": 0.2, "timeout": 10, "owner": [MAILBOX], "crm_user": MAILBOX}
+           "create_folders": True, "poll_interval": 0.2, "timeout": 60, "owner": [MAILBOX], "crm_user": MAILBOX}
     src.update(kw)
     return src
 

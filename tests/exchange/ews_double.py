@@ -14,6 +14,9 @@ publishes for these operations, for the small part of EWS the gateway uses:
 - Subscribe with StreamingSubscriptionRequest and GetStreamingEvents answered as a chunked
   stream of SOAP envelopes with Notifications and ConnectionStatus OK/Closed
   (…/subscribe-operation, …/getstreamingevents-operation, [MS-OXWSNTIF] 2.2.4.2);
+- ConvertId, as exchangelib's version probe sends it (an id of "DUMMY", answered
+  ErrorInvalidIdMalformed in a response whose header carries ServerVersionInfo:
+  …/convertid-operation, …/serverversioninfo), for configurations without `build`;
 - throttling as a soap:Fault whose detail carries ResponseCode ErrorServerBusy and
   MessageXml/Value Name="BackOffMilliseconds" ("EWS throttling in Exchange",
   …/exchange-web-services/ews-throttling-in-exchange), and HTTP 503 with Retry-After;
@@ -327,6 +330,13 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
             with double.lock:
                 out = fn(op_el, mailbox)
             self._send(200, double.envelope(double.response(op, out if isinstance(out, list) else [out])))
+
+        # ---- version probe ----------------------------------------------------------------
+
+        def op_ConvertId(self, el: ET.Element, _mailbox: str | None) -> list[str]:
+            # every id asked for is malformed here; the header (ServerVersionInfo) is the answer
+            ids = el.findall(f".//{_q(T, 'AlternateId')}") or [el]
+            return [double.error("ConvertId", "ErrorInvalidIdMalformed", "Id is malformed.") for _ in ids]
 
         # ---- folders ----------------------------------------------------------------------
 

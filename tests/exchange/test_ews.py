@@ -3,6 +3,8 @@ answering exchangelib with the SOAP documents Microsoft publishes: no Exchange s
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from gateway.admin import status_doc
@@ -78,6 +80,27 @@ def test_throttling_is_waited_out_as_the_server_asks(ews, tmp_path):
     for when, backoff in ews.throttled:
         following = min(t for t in times if t > when)
         assert following - when >= backoff - 0.01
+
+
+def test_server_busy_during_the_version_probe_is_waited_out_as_asked(ews, tmp_path, caplog):
+    home = home_with(tmp_path, "h", ews_source(ews, build=None))  # no build: exchangelib probes the version
+    ews.deliver(MAILBOX, "VLeads", mail(1))
+    ews.throttle(1, 1.5, "fault")  # the probe is the first request: ErrorServerBusy, BackOffMilliseconds=1500
+    gw = home.gateway()
+    try:
+        with caplog.at_level(logging.INFO, logger="gateway.ews"):
+            assert gw.run_once().get("done") == 1
+        status = gw.sources[0].status()
+    finally:
+        gw.close()
+    probes = [t for t, op, _mb in ews.requests if op == "ConvertId"]
+    [(busy_at, asked)] = ews.throttled
+    assert asked == 1.5 and len(probes) >= 2 and probes[0] <= busy_at
+    assert probes[1] - probes[0] >= asked - 0.01  # the double's clock: the next probe waited as asked
+    assert status["throttled"] == 1
+    assert "server busy (ErrorServerBusy) while connecting to sales@example.com" in status["last_throttle"]
+    assert "backing off 1.50s as asked" in caplog.text and "TransportError" not in caplog.text
+    assert ews.categories(MAILBOX, "VLeads") == [["CRM sync", "Synced"]]
 
 
 def test_a_dropped_connection_is_retried(ews, tmp_path):

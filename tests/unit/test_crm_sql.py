@@ -167,6 +167,27 @@ def test_hostile_addresses_are_stored_as_written(crm: SqlConnector) -> None:
         assert [r.id for r in crm.find(a.upper(), ["lead"])] == [ref.id]
 
 
+def test_address_keys_of_an_older_crm_are_made_canonical(tmp_path) -> None:
+    """Migration 0003: a CRM written before keys were canonical finds a quoted address by its plain form."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    crm = SqlConnector(url)
+    ann = crm.create("contact", person("contact", '"o\'neil\\\\q"@example.org', "ann@example.org"))
+    crm.close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # as the previous release left it: the key kept the quotes
+        conn.execute(sa.text("UPDATE party_emails SET address_key = lower(address)"))
+        conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '0002'"))
+    engine.dispose()
+    crm = SqlConnector(url)
+    try:
+        assert [r.id for r in crm.find("o'neil\\q@example.org", ["contact"])] == [ann.id]
+        assert [r.id for r in crm.find('"O\'Neil\\\\q"@example.org', ["contact"])] == [ann.id]
+        assert [r.id for r in crm.find("ann@example.org", ["contact"])] == [ann.id]
+        assert crm.dump()["contacts"][0]["emails"] == ['"o\'neil\\\\q"@example.org', "ann@example.org"]
+    finally:
+        crm.close()
+
+
 def test_account_named_from_domain_and_found_by_it(crm: SqlConnector) -> None:
     acme = crm.create("account", PartyData(kind="account", domain="XN--BCHER-KVA.example"))
     assert acme.name == "bücher.example"

@@ -50,6 +50,7 @@ class HttpDouble:
         self.log: list[Request] = []
         self._faults: deque[_Fault] = deque()
         self._lock = threading.RLock()
+        self._released = threading.Event()
         double = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -115,10 +116,16 @@ class HttpDouble:
                 self._faults.append(_Fault(status=status, headers=dict(headers or {}), body=body))
 
     def stall_next(self, seconds: float, times: int = 1) -> None:
-        """Hold the next requests this long, then drop the connection unanswered."""
+        """Hold the next requests this long at most (until `release_stalls`), then drop the
+        connection unanswered."""
         with self._lock:
+            self._released.clear()
             for _ in range(times):
                 self._faults.append(_Fault(stall=seconds))
+
+    def release_stalls(self) -> None:
+        """End the stalls now: the client has given up on them."""
+        self._released.set()
 
     def reject_next_write(self, message: str) -> None:
         """Refuse the next write (create) as the CRM does when validation fails."""
@@ -135,7 +142,7 @@ class HttpDouble:
             with self._lock:
                 return self.handle(req)
         if fault.stall:
-            time.sleep(fault.stall)
+            self._released.wait(fault.stall)
             return None
         if fault.reject:
             return self.rejection(req, fault.reject)

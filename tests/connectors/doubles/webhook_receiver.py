@@ -57,7 +57,7 @@ class WebhookReceiver(HttpDouble):
             d = addresses.domain_of("x@" + doc["domain"])
             hits = [pid for pid, p in self.parties.items() if p["kind"] == "account" and p["domain"] == d]
         else:
-            k = addresses.key(doc["address"])
+            k = str(doc.get("canonical") or "").casefold()  # as docs/webhook.md asks a receiver to compare
             hits = [pid for pid, p in self.parties.items() if p["kind"] in kinds and k in {addresses.key(e) for e in p["emails"]}]
         return {"records": [self._record(pid) for pid in sorted(hits, key=int)]}
 
