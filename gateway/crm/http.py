@@ -95,8 +95,12 @@ class HttpClient:
         self.max_wait = max_wait
         self.attempts = max(1, attempts)
         self.describe = describe
+        # A query in the configured URL (`?api_key=…`) goes out as default parameters: httpx
+        # would otherwise append the base URL's trailing "/" to the query's last value.
+        url = httpx.URL(base_url)
         self._client = httpx.Client(
-            base_url=base_url,
+            base_url=url.copy_with(query=None),
+            params=url.params,
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": "crm-mail-gateway", **dict(headers or {})},
             follow_redirects=False,
