@@ -90,7 +90,9 @@ def canonical(address: str) -> str | None:
     if not sep or not local or not domain or _NOT_IN_DOMAIN.search(domain):
         return None
     local = _unquote(local)
-    if not local.strip():  # `""@x`, `" "@x`: nobody's mailbox
+    # `""@x`, `" "@x`, `"\x85"@x` (blanks kept quoted): nobody's mailbox
+    bare = local[1:-1] if len(local) >= 2 and local[0] == local[-1] == '"' else local
+    if not bare.strip():
         return None
     return f"{local}@{domain}"
 

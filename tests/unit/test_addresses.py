@@ -60,6 +60,7 @@ def test_canonical_form_is_idempotent(text: str) -> None:
 @example("100%", "example.org")
 @example("under_score", "example.org")
 @example('say "hi"', "example.org")
+@example("\x85", "0")  # a blank by str.strip() that the quoting keeps: still nobody's mailbox
 def test_quoted_and_plain_forms_of_one_address_agree(local: str, domain: str) -> None:
     quoted = f"{quote(local)}@{domain}"
     plain = f"{local}@{domain}"
