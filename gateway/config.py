@@ -13,7 +13,7 @@ from datetime import date
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -227,7 +227,7 @@ class SmtpSource(SourceBase):
         return parse_size(v)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SmtpSource":
+    def _consistent(self) -> SmtpSource:
         if self.auth != "off" and not self.tls_cert:
             raise ValueError("auth needs tls_cert: AUTH is offered only after STARTTLS")
         if self.require_tls and not self.tls_cert:
@@ -240,7 +240,7 @@ class SmtpSource(SourceBase):
         return self
 
     @model_validator(mode="after")
-    def _exposed_tokens(self) -> "SmtpSource":
+    def _exposed_tokens(self) -> SmtpSource:
         """Beyond loopback anyone can guess at tokens: refuse the shipped default and short ones
         (on loopback they stay allowed, so the quick start works)."""
         import ipaddress
@@ -319,7 +319,7 @@ class GraphSource(SourceBase):
         return _read_secret_files(data, ("client_secret",))
 
 
-SourceConfig = Annotated[Union[MaildirSource, ImapSource, SmtpSource, EwsSource, GraphSource], Field(discriminator="type")]
+SourceConfig = Annotated[MaildirSource | ImapSource | SmtpSource | EwsSource | GraphSource, Field(discriminator="type")]
 
 
 class WebConfig(Model):
@@ -375,7 +375,7 @@ class Config(Model):
         return data
 
     @model_validator(mode="after")
-    def _unique_source_names(self) -> "Config":
+    def _unique_source_names(self) -> Config:
         names = [s.name for s in self.sources]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

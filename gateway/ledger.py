@@ -57,7 +57,7 @@ class MessageRow:
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: Any) -> "MessageRow":
+    def of(cls, row: Any) -> MessageRow:
         m = row._mapping
         return cls(
             id=m["id"], identity=m["identity"], message_id=m["message_id"], content_hash=m["content_hash"],
@@ -85,7 +85,7 @@ class LocationRow:
     seen_at: datetime
 
     @classmethod
-    def of(cls, row: Any) -> "LocationRow":
+    def of(cls, row: Any) -> LocationRow:
         m = row._mapping
         return cls(
             id=m["id"], message_pk=m["message_pk"],
@@ -403,7 +403,7 @@ class Ledger:
         it: a rule's `create:…` step or a person's `review create` (`review:create:…`)."""
         out: set[tuple[str, str]] = set()
         with self.reader.connect() as c:
-            for step, result in c.execute(select(journal.c.step, journal.c.result).where(
+            for _step, result in c.execute(select(journal.c.step, journal.c.result).where(
                     or_(journal.c.step.like("create:%"), journal.c.step.like("review:create:%")),
                     journal.c.result.is_not(None))):
                 value = json.loads(result)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import contextlib
 import email.header
 import email.policy
 import email.utils
@@ -17,7 +18,7 @@ import mimetypes
 import quopri
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from email.message import Message as _EmailMessage
 
 from gateway import addresses, mime_html
@@ -189,7 +190,7 @@ def parse_date(value: str) -> tuple[datetime, int] | None:
         if not 1970 <= year <= 2200 or abs(offset) > 24 * 3600:
             return None
         local = datetime(*parts[:6], tzinfo=timezone(timedelta(seconds=offset)))
-        return local.astimezone(timezone.utc), offset // 60
+        return local.astimezone(UTC), offset // 60
     except (ValueError, OverflowError, TypeError, IndexError):
         return None
 
@@ -329,10 +330,8 @@ def _embedded_message(part: _EmailMessage, blobs=None) -> bytes:
     data = b"".join(_flatten(m) for m in part.get_payload())
     cte = _header(part, "content-transfer-encoding").lower()
     if cte in ("base64", "quoted-printable"):  # not allowed for message/*, but seen
-        try:
+        with contextlib.suppress(Exception):
             data = base64.b64decode(data) if cte == "base64" else quopri.decodestring(data)
-        except Exception:
-            pass
     return data
 
 

@@ -61,10 +61,7 @@ def _only_base64_lines(raw: bytes, start: int, end: int) -> bool:
         return False
     if raw.count(b"\r", start, end) != raw.count(b"\r\n", start, end):
         return False  # a lone CR ends a line for the parser: keep such text as it is
-    for at in range(start, end, _CHUNK):
-        if raw[at:min(end, at + _CHUNK)].translate(None, _BASE64_LINE_CHARS):
-            return False
-    return True
+    return all(not raw[at:min(end, at + _CHUNK)].translate(None, _BASE64_LINE_CHARS) for at in range(start, end, _CHUNK))
 
 
 _LINE_CLASS = bytearray(b"!" * 256)  # base64 characters -> "A"; CR, LF kept; the rest "!"

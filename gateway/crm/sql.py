@@ -591,10 +591,7 @@ def _ref(kind: str, row: Any) -> PartyRef:
 
 def _new_ref(kind: str, row: Any) -> PartyRef:
     """A record from the full row of its table (what `create` inserted)."""
-    if kind == "account":
-        name = row.name
-    else:
-        name = " ".join(p for p in (row.first_name, row.last_name) if p)
+    name = row.name if kind == "account" else " ".join(p for p in (row.first_name, row.last_name) if p)
     return PartyRef(kind, str(row.id), name, row.created_at)  # type: ignore[arg-type]
 
 

@@ -19,6 +19,7 @@ address's domain's accounts, which the next `find_by_domain` in this thread uses
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -129,10 +130,8 @@ class TrytonConnector:
         for spelling in addresses.spellings(address):  # quoted and plain: a form keeps it plain
             local, _, domain = spelling.rpartition("@")
             patterns.add(tm.address_pattern(spelling))
-            try:
+            with contextlib.suppress(UnicodeError):
                 patterns.add(tm.address_pattern(f"{local}@{domain.encode('idna').decode()}"))
-            except UnicodeError:
-                pass
         value_clause: list[Any] = [("value", "ilike", p) for p in sorted(patterns)]
         if len(value_clause) > 1:
             value_clause = ["OR", *value_clause]
@@ -310,7 +309,7 @@ class TrytonConnector:
             clause = ("description", "like", tm.line_pattern(tm.KEY, content_hash))
         else:
             clause = ("description", "like", tm.line_pattern(tm.MID, mid))
-        for r, m in self._stored([clause]):
+        for _r, m in self._stored([clause]):
             if m.part == "eml" and m.message_id == mid and (content_hash is None or m.key == content_hash):
                 return EmailRef(tm.email_id(mid, m.key), message_id, m.key)
         return None

@@ -16,6 +16,7 @@ from dataclasses import replace
 from gateway import addresses
 from gateway import message as message_module
 from gateway.crm.base import PartyData, PartyKind, PartyRef
+from gateway.engine.forwarded import Forwarded, original_sender
 from gateway.engine.model import (
     CrmView,
     EvalContext,
@@ -26,7 +27,6 @@ from gateway.engine.model import (
     Target,
     TraceStep,
 )
-from gateway.engine.forwarded import Forwarded, original_sender
 from gateway.errors import Permanent
 from gateway.message import Address, Message
 
