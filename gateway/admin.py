@@ -167,7 +167,7 @@ def parse_target(text: str) -> PartyRef:
     kind, sep, rid = text.partition(":")
     if not sep or kind not in PARTY_KINDS or not rid:
         raise Permanent(f"--to wants KIND:ID with KIND one of {', '.join(PARTY_KINDS)} (got {text!r})")
-    return PartyRef(kind=kind, id=rid)  # type: ignore[arg-type]
+    return PartyRef(kind=kind, id=rid)
 
 
 def _ref_text(r: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ class PlainCommand(TyperCommand):
         params = super().get_params(ctx)
         for p in params:
             if _is_argument(p):
-                p.display_type_rich = lambda ctx: None
+                p.display_type_rich = lambda ctx: None  # type: ignore[attr-defined]  # read by typer's rich help, not declared on click's Parameter
         return params
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:

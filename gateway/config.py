@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from gateway import yamlpos
 from gateway.boundedread import CONFIG_MAX, SECRET_MAX, MissingFile, UnreadableFile, read_text_bounded
@@ -434,7 +435,7 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _describe(err: dict[str, Any], data: Any, pos: yamlpos.Positions) -> str:
+def _describe(err: ErrorDetails, data: Any, pos: yamlpos.Positions) -> str:
     loc = [p for p in err["loc"] if not (isinstance(p, str) and p in ("maildir", "imap", "smtp", "ews", "graph"))]
     dotted = ".".join(str(p) for p in loc) or "(top)"
     if err["type"] == "extra_forbidden":
@@ -452,6 +453,8 @@ def _describe(err: dict[str, Any], data: Any, pos: yamlpos.Positions) -> str:
 
 
 def _model_at(path: list[Any], data: Any) -> type[BaseModel] | None:
+    _SOURCE_MODELS: dict[str, type[BaseModel]] = {
+        "maildir": MaildirSource, "imap": ImapSource, "smtp": SmtpSource, "ews": EwsSource, "graph": GraphSource}
     model: type[BaseModel] | None = Config
     node = data
     for part in path:
@@ -461,8 +464,7 @@ def _model_at(path: list[Any], data: Any) -> type[BaseModel] | None:
             node = node[part] if isinstance(node, list) and part < len(node) else None
             if model is Config and path and path[0] == "sources":
                 kind = node.get("type") if isinstance(node, dict) else None
-                model = {"maildir": MaildirSource, "imap": ImapSource, "smtp": SmtpSource,
-                         "ews": EwsSource, "graph": GraphSource}.get(kind)
+                model = _SOURCE_MODELS.get(kind) if isinstance(kind, str) else None
             continue
         field = model.model_fields.get(part)
         node = node.get(part) if isinstance(node, dict) else None

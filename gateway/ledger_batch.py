@@ -199,7 +199,7 @@ def finish_many(ledger: Ledger, items: Sequence[Finish]) -> list[list[int]]:
                 tags_only.append(values)
         event_rows += [{"message_pk": f.message_pk, "at": t, "event": name, "detail": detail}
                        for name, detail in (*f.events_, (f.state, f.reason))]
-    waiting: dict[int, list[tuple[int, int]]] = {}
+    waiting: dict[int, list[int]] = {}
     with ledger.engine.begin() as c:
         if intents:
             c.execute(_INSERT_INTENT, intents)

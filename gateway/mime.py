@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import Message as _EmailMessage
+from typing import cast
 
 from gateway import addresses, mime_html
 
@@ -113,7 +114,7 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, bool]:
         except (UnicodeError, LookupError, ValueError):
             pass
     try:
-        return data.decode("utf-8"), codec is None and bool(charset) and charset.lower() not in ("us-ascii", "ascii")
+        return data.decode("utf-8"), codec is None and (charset or "").lower() not in ("", "us-ascii", "ascii")
     except UnicodeDecodeError:
         return data.decode("cp1252", "replace"), True
 
@@ -327,12 +328,18 @@ def _embedded_message(part: _EmailMessage, blobs=None) -> bytes:
         blobs.restore_part(part)  # flattened below: its text must be the original
     if not part.is_multipart():  # the parser left it unparsed: take the body as it is
         return _decoded_payload(part)
-    data = b"".join(_flatten(m) for m in part.get_payload())
+    data = b"".join(_flatten(m) for m in _parts(part))
     cte = _header(part, "content-transfer-encoding").lower()
     if cte in ("base64", "quoted-printable"):  # not allowed for message/*, but seen
         with contextlib.suppress(Exception):
             data = base64.b64decode(data) if cte == "base64" else quopri.decodestring(data)
     return data
+
+
+def _parts(container: _EmailMessage) -> list[_EmailMessage]:
+    """The parts of a multipart or message/* part: its payload is their list (typeshed types
+    get_payload() for every kind of part at once)."""
+    return cast("list[_EmailMessage]", container.get_payload())
 
 
 def _flatten(msg: _EmailMessage) -> bytes:
@@ -360,7 +367,7 @@ def walk(root: _EmailMessage, blobs=None) -> Bodies:
         is_container = part.is_multipart()
         if is_container and not ctype.startswith("message/"):
             inside = in_attachment or disposition == "attachment"
-            stack.extend((child, inside) for child in reversed(part.get_payload()))
+            stack.extend((child, inside) for child in reversed(_parts(part)))
             continue
         counter += 1
         filename = _filename(part)
@@ -369,7 +376,7 @@ def walk(root: _EmailMessage, blobs=None) -> Bodies:
             data = _embedded_message(part, blobs)
             if not filename:
                 if ctype in ("message/rfc822", "message/global"):
-                    inner = part.get_payload(0) if is_container and part.get_payload() else None
+                    inner = _parts(part)[0] if is_container and part.get_payload() else None
                     subject = decode_header_value(_header(inner, "subject")) if inner is not None else ""
                     filename = _safe_name(subject or "message") + ".eml"
                 else:

@@ -105,8 +105,8 @@ class Pipeline(BatchPath, PersonActions):
         """New copies: parse and claim them together, then the CRM work of those they claimed."""
         bound: list[tuple[LocationRow, MessageRow | None, Message | None, bytes | None]] = []
         try:
-            for loc, message, raw, binding in self._bind_many(fresh, out):
-                bound.append((replace(loc, message_pk=binding.message_pk), binding.row, message, raw))
+            for loc, parsed, data, binding in self._bind_many(fresh, out):
+                bound.append((replace(loc, message_pk=binding.message_pk), binding.row, parsed, data))
         except Exception as exc:
             out.update((loc.id, exc) for loc in fresh if loc.id not in out)
         plain = [(loc, row, message, raw) for loc, row, message, raw in bound

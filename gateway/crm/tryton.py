@@ -149,11 +149,11 @@ class TrytonConnector:
         by_kind: dict[str, list[PartyRef]] = {"lead": [], "contact": [], "account": []}
         lead_parties: dict[int, dict[str, Any]] = {}
         for pid, p in sorted(parties.items()):
-            kind = self._kind_of(p.get("categories") or [])
-            if kind == "lead-party":
+            category = self._kind_of(p.get("categories") or [])
+            if category == "lead-party":
                 lead_parties[pid] = p
             else:
-                by_kind[kind].append(PartyRef(kind, str(pid), p.get("name") or "", _created(p)))  # type: ignore[arg-type]
+                by_kind[category].append(PartyRef(category, str(pid), p.get("name") or "", _created(p)))  # type: ignore[arg-type]
         if lead_parties and ("lead" in kinds or "contact" in kinds):
             opps = self.rpc.call("model.sale.opportunity.search_read",
                                  [("party", "in", sorted(lead_parties)), ("state", "=", "lead")],
@@ -296,7 +296,7 @@ class TrytonConnector:
             noted = self.rpc.call("model.ir.note.search_read",
                                   [("resource", "in", late), ("message", "like", tm.line_pattern(tm.KEY, mail.content_hash))],
                                   0, None, None, ["resource", "message"])
-            done = {n["resource"] for n in noted if (m := tm.parse(n["message"])) and m.message_id == mid and m.part == "note"}
+            done = {n["resource"] for n in noted if (mk := tm.parse(n["message"])) and mk.message_id == mid and mk.part == "note"}
             notes += [{"resource": t, "message": tm.note_message(mail)} for t in late
                       if t not in done and not t.startswith(OPPORTUNITY)]
         if notes:

@@ -144,7 +144,7 @@ class ImapSource:
                 log.warning("imap %s: %s", self.name, problem)  # `check` refuses it; here mail still flows
             return
         fs = next((f for f in self.folders.values() if f.server), None)
-        if fs is None:
+        if fs is None or fs.server is None:
             return
         perm = client.select_folder(fs.server).get(b"PERMANENTFLAGS", ())
         if b"\\*" in perm:
