@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test check bench clean
+.PHONY: run test lint check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,14 @@ test-deps:
 	  else echo "missing$$missing and not root: the tests that need them will be skipped"; fi; \
 	fi
 
-test: $(TSTAMP) test-deps
+# Style (ruff check), types (mypy) and the house's layering (import-linter, pyproject.toml's
+# [tool.importlinter]); `make test` runs it first, so a broken rule stops the suite early.
+lint: $(TSTAMP)
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/mypy gateway
+	$(BIN)/lint-imports
+
+test: $(TSTAMP) test-deps lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

@@ -55,9 +55,9 @@ def _run(config_path: Path, connector: Any = None) -> tuple[dict[str, int], floa
 
 
 def _known_sender_mail(n: int, sender: str, folder_tag: str) -> bytes:
+    from datetime import UTC, datetime
     from email.message import EmailMessage
     from email.utils import format_datetime, make_msgid
-    from datetime import UTC, datetime
 
     m = EmailMessage()
     m["From"] = sender

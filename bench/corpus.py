@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import asdict, dataclass
-from email import policy
-from email.message import EmailMessage
-from email.headerregistry import Address
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
 from pathlib import Path
 
 FOLDERS = ["VLeads", "VContacts", "VAccounts", "CRM sync"]

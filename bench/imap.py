@@ -104,7 +104,6 @@ def gateway_drain(d: Dovecot, work: Path, folder: str, workers: int | None, coun
 
 def latency(d: Dovecot, work: Path, n: int, workers: int | None) -> dict[str, Any]:
     from imapclient import IMAPClient
-
     from tests.mail import make_mail
 
     folder = "VContacts"
@@ -203,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 d.multiappend("VLeads", raws, user=user)
             fill = time.perf_counter() - t0
             first = raw_baseline(d, "Raw", work / "raw.db")
-            drains = [gateway_drain(d, work, "VLeads", args.workers, len(raws), n, user) for n, user in zip(runs, users)]
+            drains = [gateway_drain(d, work, "VLeads", args.workers, len(raws), n, user) for n, user in zip(runs, users, strict=False)]
             # The baseline once more after the drains, and the faster of the two counts: a
             # baseline slowed by a noisy neighbour must not flatter the ratio.
             a = max(first, raw_baseline(d, "Raw", work / "raw2.db"), key=lambda r: r["msgs_per_s"])

@@ -100,7 +100,7 @@ class _TreeSampler:
             rss, pss = _tree_memory_mb()
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
 
-    def __enter__(self) -> "_TreeSampler":
+    def __enter__(self) -> _TreeSampler:
         self._thread.start()
         return self
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import smtplib
+import socket
 import sys
 import tempfile
 import threading

@@ -10,6 +10,7 @@ hold the same address under, for connectors that search by pattern before compar
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import re
 from collections.abc import Iterable
@@ -22,10 +23,9 @@ def _domain_to_unicode(domain: str) -> str:
     labels = []
     for label in domain.split("."):
         if label.startswith("xn--"):
-            try:
+            # keep an undecodable label as written rather than fail the message
+            with contextlib.suppress(UnicodeError, ValueError):
                 label = label.encode("ascii").decode("idna")
-            except (UnicodeError, ValueError):
-                pass  # keep an undecodable label as written rather than fail the message
         labels.append(label)
     return ".".join(labels)
 

@@ -19,7 +19,6 @@ from gateway.ledger import Ledger, MessageRow
 from gateway.liveness import ago  # noqa: F401  (the status page's "N s ago")
 from gateway.plan_steps import CRM_DONE
 
-
 # ---- explain -----------------------------------------------------------------------------
 
 
@@ -47,9 +46,10 @@ def explain_doc(gw: Any, ident: str) -> list[dict[str, Any]]:
             "found": plan.get("found", {}), "found_by_domain": plan.get("found_by_domain", {}),
             "journal": gw.ledger.journal(row.id), "review": plan.get("review"),
             "planned_tags": {"add": plan.get("tags_add", []), "remove": plan.get("tags_remove", []), "move": plan.get("move")},
-            "locations": [{"source": l.ref.source, "account": l.ref.account, "folder": l.ref.folder, "key": l.ref.item_key,
-                           "uidvalidity": l.ref.uidvalidity, "state": l.state, "tags": list(l.tags)}
-                          for l in gw.ledger.locations_of(row.id)],
+            "locations": [{"source": loc.ref.source, "account": loc.ref.account, "folder": loc.ref.folder,
+                           "key": loc.ref.item_key, "uidvalidity": loc.ref.uidvalidity, "state": loc.state,
+                           "tags": list(loc.tags)}
+                          for loc in gw.ledger.locations_of(row.id)],
             "trace": plan.get("trace", []),
             "history": [{"at": at.isoformat(), "event": ev, "detail": d} for at, ev, d in gw.ledger.events(row.id)],
         })
@@ -73,8 +73,9 @@ def render_explain(d: dict[str, Any]) -> str:
         lines.append(f"  review: {d['review'].get('reason')}")
         for address, refs in d["review"].get("candidates", []):
             lines.append(f"    {address}: " + ", ".join(f"{r['kind']}:{r['id']} {r.get('name', '')}" for r in refs))
-    for l in d["locations"]:
-        lines.append(f"  at {l['source']}:{l['account']}/{l['folder']} [{l['state']}] tags: {', '.join(l['tags']) or '-'}")
+    for loc in d["locations"]:
+        tags = ", ".join(loc["tags"]) or "-"
+        lines.append(f"  at {loc['source']}:{loc['account']}/{loc['folder']} [{loc['state']}] tags: {tags}")
     if d["trace"]:
         lines.append("  trace:")
         for step in d["trace"]:
@@ -166,7 +167,7 @@ def parse_target(text: str) -> PartyRef:
     kind, sep, rid = text.partition(":")
     if not sep or kind not in PARTY_KINDS or not rid:
         raise Permanent(f"--to wants KIND:ID with KIND one of {', '.join(PARTY_KINDS)} (got {text!r})")
-    return PartyRef(kind=kind, id=rid)  # type: ignore[arg-type]
+    return PartyRef(kind=kind, id=rid)
 
 
 def _ref_text(r: dict[str, Any]) -> str:

@@ -95,11 +95,11 @@ def render_status(doc: dict[str, Any]) -> Any:
                       str(s["last_sync"] or "-")[:19], str(cursor),
                       ", ".join(f"{k} {v}" for k, v in c.items()) or "-", (f.get("last_error") or s["last_error"] or "")[:80])
     rules = doc["rules"]
-    from rich.console import Group
+    from rich.console import Group, RenderableType
     from rich.text import Text
 
     ages = [s.get("status_age_seconds") for s in doc["sources"] if s.get("status_age_seconds") is not None]
-    lines = [Text(liveness_line(doc), style=None if running else "bold red"),
+    lines: list[RenderableType] = [Text(liveness_line(doc), style="" if running else "bold red"),
              Text(f"source status written {ago(max(ages))}" if ages else "no source status written yet"), t,
              Text(f"rules: {len(rules['rules'])} in force from {len(rules['files'])} files"
                      + (f", loaded {rules['loaded_at'][:19]}" if rules.get("loaded_at") else ""))]

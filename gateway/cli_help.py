@@ -11,12 +11,12 @@ import click
 import typer
 from typer.core import TyperCommand
 
+from gateway import __version__
+
 # Newer Typer carries its own copy of click: its usage errors derive from TyperException.
 _USAGE_ERRORS: tuple[type[Exception], ...] = tuple(
     {getattr(typer, "TyperException", click.ClickException), click.ClickException})
 _ABORTS: tuple[type[BaseException], ...] = tuple({typer.Abort, click.Abort})
-
-from gateway import __version__
 
 
 class PlainCommand(TyperCommand):
@@ -27,7 +27,7 @@ class PlainCommand(TyperCommand):
         params = super().get_params(ctx)
         for p in params:
             if _is_argument(p):
-                p.display_type_rich = lambda ctx: None
+                p.display_type_rich = lambda ctx: None  # type: ignore[attr-defined]  # read by typer's rich help, not declared on click's Parameter
         return params
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:

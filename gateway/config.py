@@ -13,9 +13,10 @@ from datetime import date
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from gateway import yamlpos
 from gateway.boundedread import CONFIG_MAX, SECRET_MAX, MissingFile, UnreadableFile, read_text_bounded
@@ -227,7 +228,7 @@ class SmtpSource(SourceBase):
         return parse_size(v)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SmtpSource":
+    def _consistent(self) -> SmtpSource:
         if self.auth != "off" and not self.tls_cert:
             raise ValueError("auth needs tls_cert: AUTH is offered only after STARTTLS")
         if self.require_tls and not self.tls_cert:
@@ -240,7 +241,7 @@ class SmtpSource(SourceBase):
         return self
 
     @model_validator(mode="after")
-    def _exposed_tokens(self) -> "SmtpSource":
+    def _exposed_tokens(self) -> SmtpSource:
         """Beyond loopback anyone can guess at tokens: refuse the shipped default and short ones
         (on loopback they stay allowed, so the quick start works)."""
         import ipaddress
@@ -319,7 +320,7 @@ class GraphSource(SourceBase):
         return _read_secret_files(data, ("client_secret",))
 
 
-SourceConfig = Annotated[Union[MaildirSource, ImapSource, SmtpSource, EwsSource, GraphSource], Field(discriminator="type")]
+SourceConfig = Annotated[MaildirSource | ImapSource | SmtpSource | EwsSource | GraphSource, Field(discriminator="type")]
 
 
 class WebConfig(Model):
@@ -375,7 +376,7 @@ class Config(Model):
         return data
 
     @model_validator(mode="after")
-    def _unique_source_names(self) -> "Config":
+    def _unique_source_names(self) -> Config:
         names = [s.name for s in self.sources]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -434,7 +435,7 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _describe(err: dict[str, Any], data: Any, pos: yamlpos.Positions) -> str:
+def _describe(err: ErrorDetails, data: Any, pos: yamlpos.Positions) -> str:
     loc = [p for p in err["loc"] if not (isinstance(p, str) and p in ("maildir", "imap", "smtp", "ews", "graph"))]
     dotted = ".".join(str(p) for p in loc) or "(top)"
     if err["type"] == "extra_forbidden":
@@ -452,6 +453,8 @@ def _describe(err: dict[str, Any], data: Any, pos: yamlpos.Positions) -> str:
 
 
 def _model_at(path: list[Any], data: Any) -> type[BaseModel] | None:
+    _SOURCE_MODELS: dict[str, type[BaseModel]] = {
+        "maildir": MaildirSource, "imap": ImapSource, "smtp": SmtpSource, "ews": EwsSource, "graph": GraphSource}
     model: type[BaseModel] | None = Config
     node = data
     for part in path:
@@ -461,8 +464,7 @@ def _model_at(path: list[Any], data: Any) -> type[BaseModel] | None:
             node = node[part] if isinstance(node, list) and part < len(node) else None
             if model is Config and path and path[0] == "sources":
                 kind = node.get("type") if isinstance(node, dict) else None
-                model = {"maildir": MaildirSource, "imap": ImapSource, "smtp": SmtpSource,
-                         "ews": EwsSource, "graph": GraphSource}.get(kind)
+                model = _SOURCE_MODELS.get(kind) if isinstance(kind, str) else None
             continue
         field = model.model_fields.get(part)
         node = node.get(part) if isinstance(node, dict) else None

@@ -59,7 +59,7 @@ class GroupCommit(Generic[T, R]):
     def _write(self, batch: list[_Item[T, R]]) -> None:
         try:
             results = self._write_many([i.value for i in batch])
-            for i, r in zip(batch, results):
+            for i, r in zip(batch, results, strict=False):
                 i.result = r
         except BaseException as exc:  # every caller of the batch hears the failure (451)
             for i in batch:

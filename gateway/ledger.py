@@ -57,7 +57,7 @@ class MessageRow:
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: Any) -> "MessageRow":
+    def of(cls, row: Any) -> MessageRow:
         m = row._mapping
         return cls(
             id=m["id"], identity=m["identity"], message_id=m["message_id"], content_hash=m["content_hash"],
@@ -85,7 +85,7 @@ class LocationRow:
     seen_at: datetime
 
     @classmethod
-    def of(cls, row: Any) -> "LocationRow":
+    def of(cls, row: Any) -> LocationRow:
         m = row._mapping
         return cls(
             id=m["id"], message_pk=m["message_pk"],
@@ -146,10 +146,13 @@ def _insert_ignore(conn: Any, table: Any) -> Any:
     key = (conn.dialect.name, table.name)
     if key not in _INSERT_IGNORE:
         if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            _INSERT_IGNORE[key] = pg_insert(table).on_conflict_do_nothing()
         else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        _INSERT_IGNORE[key] = dialect_insert(table).on_conflict_do_nothing()
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            _INSERT_IGNORE[key] = sqlite_insert(table).on_conflict_do_nothing()
     return _INSERT_IGNORE[key]
 
 
@@ -195,7 +198,8 @@ class Ledger:
                 pk = c.execute(_INSERT_LOCATION, {
                     "source": ref.source, "account": ref.account, "folder": ref.folder, "uidvalidity": ref.uidvalidity,
                     "item_key": ref.item_key, "state": "new", "spool_path": spool_path, "declared_size": declared_size,
-                    "tags_add": "[]", "tags_remove": "[]", "tags": "[]", "seen_at": t, "updated_at": t}).inserted_primary_key[0]
+                    "tags_add": "[]", "tags_remove": "[]", "tags": "[]", "seen_at": t, "updated_at": t}
+                ).inserted_primary_key[0]  # type: ignore[index]  # typed Optional; an INSERT's result has it
         except IntegrityError:  # known already (a rescan, or another worker at the same moment)
             got = self.location_at(ref)
             assert got is not None
@@ -272,6 +276,8 @@ class Ledger:
         t = now()
         with self.engine.begin() as c:
             primary = c.execute(select(messages.c.primary_location).where(messages.c.id == message_pk)).scalar()
+            if primary is None:
+                raise KeyError(message_pk)  # no such message: nothing to reopen
             c.execute(delete(journal).where(journal.c.message_pk == message_pk, journal.c.result.is_(None)))
             c.execute(delete(journal).where(journal.c.message_pk == message_pk, journal.c.step == "crm_done"))
             c.execute(update(messages).where(messages.c.id == message_pk).values(
@@ -403,7 +409,7 @@ class Ledger:
         it: a rule's `create:…` step or a person's `review create` (`review:create:…`)."""
         out: set[tuple[str, str]] = set()
         with self.reader.connect() as c:
-            for step, result in c.execute(select(journal.c.step, journal.c.result).where(
+            for _step, result in c.execute(select(journal.c.step, journal.c.result).where(
                     or_(journal.c.step.like("create:%"), journal.c.step.like("review:create:%")),
                     journal.c.result.is_not(None))):
                 value = json.loads(result)

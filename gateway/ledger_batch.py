@@ -102,7 +102,7 @@ def _chunks(values: list[Any]) -> Iterable[list[Any]]:
         yield values[i:i + _CHUNK]
 
 
-def bind_many(ledger: "Ledger", items: Sequence[Bind]) -> list["Binding"]:
+def bind_many(ledger: Ledger, items: Sequence[Bind]) -> list[Binding]:
     """Claim each item's identity, in one transaction; Bindings in the order of `items`.
 
     The insert is the claim: INSERT … ON CONFLICT DO NOTHING, then the row that holds the
@@ -160,7 +160,7 @@ def bind_many(ledger: "Ledger", items: Sequence[Bind]) -> list["Binding"]:
     return [out[b.location_pk] for b in items]
 
 
-def finish_many(ledger: "Ledger", items: Sequence[Finish]) -> list[list[int]]:
+def finish_many(ledger: Ledger, items: Sequence[Finish]) -> list[list[int]]:
     """Record each message's outcome, all in one transaction; for each, the other copies of
     that message that are waiting for their tags."""
     from gateway.ledger import LOCATION_OPEN, _insert_ignore, now
@@ -199,7 +199,7 @@ def finish_many(ledger: "Ledger", items: Sequence[Finish]) -> list[list[int]]:
                 tags_only.append(values)
         event_rows += [{"message_pk": f.message_pk, "at": t, "event": name, "detail": detail}
                        for name, detail in (*f.events_, (f.state, f.reason))]
-    waiting: dict[int, list[tuple[int, int]]] = {}
+    waiting: dict[int, list[int]] = {}
     with ledger.engine.begin() as c:
         if intents:
             c.execute(_INSERT_INTENT, intents)
@@ -227,7 +227,7 @@ def finish_many(ledger: "Ledger", items: Sequence[Finish]) -> list[list[int]]:
     return [[pk for pk in waiting.get(f.message_pk, []) if pk != (f.location_pk or 0)] for f in items]
 
 
-def start_plan_many(ledger: "Ledger", items: Sequence[tuple[int, dict[str, Any], Sequence[str], str]]) -> list[dict[str, Any]]:
+def start_plan_many(ledger: Ledger, items: Sequence[tuple[int, dict[str, Any], Sequence[str], str]]) -> list[dict[str, Any]]:
     """Store each message's evaluated Plan and the intents of its CRM steps, all in one
     transaction (items: message, plan, steps, event detail); each message's journal after it
     (step → result, None for an intent only). See `Ledger.start_plan`."""

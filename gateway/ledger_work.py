@@ -33,7 +33,7 @@ def _key(pk: int) -> str:
     return f"{PREFIX}{pk}"
 
 
-def started(ledger: "Ledger", pks: Sequence[int]) -> None:
+def started(ledger: Ledger, pks: Sequence[int]) -> None:
     """These copies are in hand now (a crash count from earlier stays)."""
     if not pks:
         return
@@ -53,7 +53,7 @@ def started(ledger: "Ledger", pks: Sequence[int]) -> None:
                     {"started": True, "crashes": int(v.get("crashes", 0)), "host": HOST}), updated_at=t))
 
 
-def finished(ledger: "Ledger", pks: Sequence[int]) -> None:
+def finished(ledger: Ledger, pks: Sequence[int]) -> None:
     if not pks:
         return
     with ledger.engine.begin() as c:
@@ -61,7 +61,7 @@ def finished(ledger: "Ledger", pks: Sequence[int]) -> None:
             c.execute(delete(status).where(status.c.key.in_([_key(pk) for pk in pks[i:i + _CHUNK]])))
 
 
-def crashed(ledger: "Ledger", pks: Sequence[int] | None = None) -> dict[int, int]:
+def crashed(ledger: Ledger, pks: Sequence[int] | None = None) -> dict[int, int]:
     """Count a crash for every copy still marked started (of `pks`, or all at a start) and
     unmark it; every copy with a crash count, and its count."""
     from gateway.ledger import now

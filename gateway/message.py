@@ -28,7 +28,7 @@ import email.policy
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import mailparser
 
@@ -140,9 +140,7 @@ def automated(message: Message) -> list[AutomatedVerdict]:
 
     for name, value in message.headers:
         lname, token = name.lower(), value.split(";", 1)[0].strip().lower()
-        if lname == "auto-submitted" and token and token != "no":
-            note("auto_reply", name, value)
-        elif lname in ("x-autoreply", "x-autorespond"):
+        if (lname == "auto-submitted" and token and token != "no") or lname in ("x-autoreply", "x-autorespond"):
             note("auto_reply", name, value)
         elif lname == "return-path" and value.replace(" ", "") in ("<>", ""):
             note("bounce", name, value or "<>")
@@ -420,7 +418,7 @@ def _date(raw_by_name: dict[str, list[str]], arrival: datetime | None) -> tuple[
         return (*parsed, "received")
     if arrival is not None:
         if arrival.tzinfo is None:
-            arrival = arrival.replace(tzinfo=timezone.utc)
+            arrival = arrival.replace(tzinfo=UTC)
         offset = arrival.utcoffset()
-        return arrival.astimezone(timezone.utc), int(offset.total_seconds() // 60) if offset else 0, "arrival"
-    return datetime.now(timezone.utc), 0, "now"
+        return arrival.astimezone(UTC), int(offset.total_seconds() // 60) if offset else 0, "arrival"
+    return datetime.now(UTC), 0, "now"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import contextlib
 import email.header
 import email.policy
 import email.utils
@@ -17,8 +18,9 @@ import mimetypes
 import quopri
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from email.message import Message as _EmailMessage
+from typing import cast
 
 from gateway import addresses, mime_html
 
@@ -112,7 +114,7 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, bool]:
         except (UnicodeError, LookupError, ValueError):
             pass
     try:
-        return data.decode("utf-8"), codec is None and bool(charset) and charset.lower() not in ("us-ascii", "ascii")
+        return data.decode("utf-8"), codec is None and (charset or "").lower() not in ("", "us-ascii", "ascii")
     except UnicodeDecodeError:
         return data.decode("cp1252", "replace"), True
 
@@ -189,7 +191,7 @@ def parse_date(value: str) -> tuple[datetime, int] | None:
         if not 1970 <= year <= 2200 or abs(offset) > 24 * 3600:
             return None
         local = datetime(*parts[:6], tzinfo=timezone(timedelta(seconds=offset)))
-        return local.astimezone(timezone.utc), offset // 60
+        return local.astimezone(UTC), offset // 60
     except (ValueError, OverflowError, TypeError, IndexError):
         return None
 
@@ -326,14 +328,18 @@ def _embedded_message(part: _EmailMessage, blobs=None) -> bytes:
         blobs.restore_part(part)  # flattened below: its text must be the original
     if not part.is_multipart():  # the parser left it unparsed: take the body as it is
         return _decoded_payload(part)
-    data = b"".join(_flatten(m) for m in part.get_payload())
+    data = b"".join(_flatten(m) for m in _parts(part))
     cte = _header(part, "content-transfer-encoding").lower()
     if cte in ("base64", "quoted-printable"):  # not allowed for message/*, but seen
-        try:
+        with contextlib.suppress(Exception):
             data = base64.b64decode(data) if cte == "base64" else quopri.decodestring(data)
-        except Exception:
-            pass
     return data
+
+
+def _parts(container: _EmailMessage) -> list[_EmailMessage]:
+    """The parts of a multipart or message/* part: its payload is their list (typeshed types
+    get_payload() for every kind of part at once)."""
+    return cast("list[_EmailMessage]", container.get_payload())
 
 
 def _flatten(msg: _EmailMessage) -> bytes:
@@ -361,7 +367,7 @@ def walk(root: _EmailMessage, blobs=None) -> Bodies:
         is_container = part.is_multipart()
         if is_container and not ctype.startswith("message/"):
             inside = in_attachment or disposition == "attachment"
-            stack.extend((child, inside) for child in reversed(part.get_payload()))
+            stack.extend((child, inside) for child in reversed(_parts(part)))
             continue
         counter += 1
         filename = _filename(part)
@@ -370,7 +376,7 @@ def walk(root: _EmailMessage, blobs=None) -> Bodies:
             data = _embedded_message(part, blobs)
             if not filename:
                 if ctype in ("message/rfc822", "message/global"):
-                    inner = part.get_payload(0) if is_container and part.get_payload() else None
+                    inner = _parts(part)[0] if is_container and part.get_payload() else None
                     subject = decode_header_value(_header(inner, "subject")) if inner is not None else ""
                     filename = _safe_name(subject or "message") + ".eml"
                 else:

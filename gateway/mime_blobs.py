@@ -25,6 +25,16 @@ import re
 from email.message import Message as _EmailMessage
 
 MIN_RUN = 2048  # shorter runs are cheaper to parse than to cut out
+
+# The payload as the parser stored it (get_payload() would decode or copy it): the email
+# package's own attribute, which typeshed does not declare.
+_PAYLOAD = "_payload"
+
+
+def _stored_payload(part: _EmailMessage) -> object:
+    return getattr(part, _PAYLOAD)
+
+
 _CHUNK = 1 << 20  # validation works on slices of at most this size
 # The marker: a line of base64 characters (so the parser treats it like the lines it stands
 # for), random per process, followed by the run's number. A mail that happens to contain the
@@ -61,17 +71,14 @@ def _only_base64_lines(raw: bytes, start: int, end: int) -> bool:
         return False
     if raw.count(b"\r", start, end) != raw.count(b"\r\n", start, end):
         return False  # a lone CR ends a line for the parser: keep such text as it is
-    for at in range(start, end, _CHUNK):
-        if raw[at:min(end, at + _CHUNK)].translate(None, _BASE64_LINE_CHARS):
-            return False
-    return True
+    return all(not raw[at:min(end, at + _CHUNK)].translate(None, _BASE64_LINE_CHARS) for at in range(start, end, _CHUNK))
 
 
-_LINE_CLASS = bytearray(b"!" * 256)  # base64 characters -> "A"; CR, LF kept; the rest "!"
+_classes = bytearray(b"!" * 256)  # base64 characters -> "A"; CR, LF kept; the rest "!"
 for _c in _BASE64_LINE_CHARS[:-2]:
-    _LINE_CLASS[_c] = ord("A")
-_LINE_CLASS[13], _LINE_CLASS[10] = 13, 10
-_LINE_CLASS = bytes(_LINE_CLASS)
+    _classes[_c] = ord("A")
+_classes[13], _classes[10] = 13, 10
+_LINE_CLASS = bytes(_classes)
 
 
 def _even_run(raw: bytes, start: int, dash: _Next) -> int:
@@ -171,7 +178,7 @@ class Blobs:
         stack = [root]
         while stack:
             part = stack.pop()
-            payload = part._payload
+            payload = _stored_payload(part)
             if isinstance(payload, list):
                 stack.extend(p for p in payload if isinstance(p, _EmailMessage))
             elif isinstance(payload, str) and self.prefix in payload:
@@ -179,7 +186,7 @@ class Blobs:
                 if m:
                     self._exact[id(part)] = int(m.group(1))
                 replaced += len(self._marker.findall(payload))
-                part._payload = self._restore_str(payload)
+                setattr(part, _PAYLOAD, self._restore_str(payload))
             for attr in ("preamble", "epilogue"):
                 value = getattr(part, attr, None)
                 if isinstance(value, str) and self.prefix in value:
@@ -195,7 +202,8 @@ class Blobs:
             return None
         index = self._exact.get(id(part))
         if index is None:
-            m = self._whole.fullmatch(part._payload) if isinstance(part._payload, str) else None
+            payload = _stored_payload(part)
+            m = self._whole.fullmatch(payload) if isinstance(payload, str) else None
             if not m:
                 return None
             index = int(m.group(1))

@@ -65,7 +65,8 @@ def _parse(html: str):
     # NULs end libxml2's input early; they are never text a person wrote
     html = html.replace("\x00", "")
     parser = etree.HTMLParser(recover=True, no_network=True, remove_comments=True, remove_pis=True,
-                              remove_blank_text=False, compact=True, default_doctype=False)
+                              remove_blank_text=False, compact=True,
+                              default_doctype=False)  # type: ignore[call-arg]  # lxml ≥ 4.8 has it; lxml-stubs 0.5 not
     try:
         parser.feed(html)
         return parser.close()

@@ -30,12 +30,12 @@ from gateway.ledger import TERMINAL, Binding, Ledger, LocationRow, MessageRow
 from gateway.ledger_batch import Bind, Finish
 from gateway.locks import AddressLocks, KeyedLocks
 from gateway.message import Message, parse
+from gateway.pipeline_batch import BatchPath
+from gateway.pipeline_person import PersonActions
+from gateway.plan_steps import CRM_DONE, evaluated_note, steps_of, targets_of
 from gateway.records import email_record, plan_from_json, ref_from_json, ref_to_json
 from gateway.rulesholder import RulesHolder
 from gateway.spool import Spool
-from gateway.pipeline_batch import BatchPath
-from gateway.plan_steps import CRM_DONE, evaluated_note, steps_of, targets_of
-from gateway.pipeline_person import PersonActions
 from gateway.writeback.base import Applied, LedgerOnly, TagRequest, Writeback
 
 log = logging.getLogger("gateway.pipeline")
@@ -105,8 +105,8 @@ class Pipeline(BatchPath, PersonActions):
         """New copies: parse and claim them together, then the CRM work of those they claimed."""
         bound: list[tuple[LocationRow, MessageRow | None, Message | None, bytes | None]] = []
         try:
-            for loc, message, raw, binding in self._bind_many(fresh, out):
-                bound.append((replace(loc, message_pk=binding.message_pk), binding.row, message, raw))
+            for loc, parsed, data, binding in self._bind_many(fresh, out):
+                bound.append((replace(loc, message_pk=binding.message_pk), binding.row, parsed, data))
         except Exception as exc:
             out.update((loc.id, exc) for loc in fresh if loc.id not in out)
         plain = [(loc, row, message, raw) for loc, row, message, raw in bound

@@ -78,7 +78,7 @@ class BatchPath:
                 self._stage((loc.id,), Stage.RULES)
                 try:
                     plan: Plan | None = evaluate(message, self.contexts.for_ref(loc.ref, frozenset(loc.tags)),
-                                                 self.rules.current, looked)  # type: ignore[arg-type]
+                                                 self.rules.current, looked)
                 except Exception:
                     plan = None  # the one-message path evaluates again, then retries or quarantines
                 if looked.ids & attaching or looked.keys & creating:
@@ -114,6 +114,7 @@ class BatchPath:
                 try:
                     if isinstance(applied, Exception):
                         raise applied
+                    assert i.tags is not None  # set by _tag_plain for every copy it wrote back
                     outcomes.append((i.loc, i.row, *self._tagged(i.loc, i.row, i.plan, i.results, i.tags, applied)))
                 except (Retryable, Permanent) as exc:
                     self._item_failed(i, exc, out, crm_complete=True)
@@ -209,8 +210,9 @@ class BatchPath:
                 out[n] = exc if isinstance(exc, (Retryable, Permanent)) else Retryable(f"{type(exc).__name__}: {exc}")
         for source, ns in by_source.items():
             writeback = self.writebacks.get(source, LedgerOnly())
+            applied: Sequence[Applied | Exception]
             try:
-                applied = apply_each(writeback, [work[n].tags for n in ns])  # type: ignore[misc]
+                applied = apply_each(writeback, [work[n].tags for n in ns])
             except Exception as exc:  # the CRM work is done: whatever failed here, tagging is retried
                 failure = exc if isinstance(exc, (Retryable, Permanent)) else Retryable(
                     f"write-back failed: {type(exc).__name__}: {exc}")

@@ -4,6 +4,7 @@ registered twice fails at import; an unknown name is looked for as a module firs
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -32,8 +33,6 @@ class Registry(Generic[F]):
     def get(self, name: str) -> F | None:
         """The factory for `name`, importing its module when needed; None when there is none."""
         if name not in self._factories:
-            try:
+            with contextlib.suppress(ModuleNotFoundError):
                 importlib.import_module(f"{self.package}.{name}")
-            except ModuleNotFoundError:
-                pass
         return self._factories.get(name)

@@ -115,7 +115,7 @@ class Gateway(BudgetKeeper):
             raise Stopping("the gateway is stopping")
         raws = [(i, raw) for i, (_, raw, _) in enumerate(items) if not isinstance(raw, Path)]
         spooled: list[Path | None] = [None] * len(items)
-        for (i, _), path in zip(raws, self.spool.store_many([raw for _, raw in raws])):  # type: ignore[misc]
+        for (i, _), path in zip(raws, self.spool.store_many([raw for _, raw in raws]), strict=False):
             spooled[i] = path
         for i, (_, raw, _) in enumerate(items):
             if isinstance(raw, Path):

@@ -10,6 +10,7 @@ the files of a batch are fsynced in parallel, which the file system commits toge
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -52,7 +53,7 @@ class Spool:
         finals = [self._new_path() for _ in raws]
         fds: list[int] = []
         try:
-            for raw, final in zip(raws, finals):
+            for raw, final in zip(raws, finals, strict=False):
                 fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 fds.append(fd)
                 view = memoryview(raw)
@@ -92,7 +93,5 @@ class Spool:
     @staticmethod
     def discard(path: str | None) -> None:
         if path:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-            except FileNotFoundError:
-                pass

@@ -15,6 +15,7 @@ whose writes share transactions, and the next one waiting.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -282,7 +283,5 @@ def _make_sure_gone(p: Any) -> None:
     """With a fork server a worker's exit code comes through the server: if the server died,
     a live worker reads as ended. Kill it by its pid before it is replaced, so its work is
     never done by two processes at once and it does not linger."""
-    try:
+    with contextlib.suppress(OSError):  # gone already (reaped by the fork server)
         os.kill(p.pid, signal.SIGKILL)
-    except OSError:
-        pass  # gone already (reaped by the fork server)

@@ -31,7 +31,7 @@ class Home:
     def __init__(self, root: Path, extra: dict[str, Any] | None = None, rules: list[str] | None = None) -> None:
         self.root = root
         shutil.copytree(REPO / "rules", root / "rules")
-        for name in rules or []:
+        for _name in rules or []:
             pass
         self.mail = root / "var" / "mail"
         for f in FOLDERS:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import datetime, timedelta, timezone
 
 _seq = itertools.count(1)
 

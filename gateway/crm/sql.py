@@ -28,7 +28,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -65,7 +65,8 @@ _COLUMNS_FROM_FIELDS = {
     "account": {"name", "domain"},
 }
 
-pe, em, ln, at, bl = (m.__table__ for m in (PartyEmail, Email, EmailLink, EmailAttachment, Blob))
+# cast: a declarative class's __table__ is typed FromClause; these are Tables
+pe, em, ln, at, bl = (cast(sa.Table, m.__table__) for m in (PartyEmail, Email, EmailLink, EmailAttachment, Blob))
 
 # -- prebuilt statements -------------------------------------------------------------------
 # Built once (per dialect where the insert differs) and executed with bound parameters:
@@ -85,7 +86,7 @@ def _with_parties(pairs: sa.Subquery, *extra: Any) -> sa.Select[Any]:
     party table on its primary key, so the database starts from `pairs` (and its own index),
     never from a scan of every row of one kind; rows whose record is gone have id NULL."""
     lead, contact, account = (TABLES[k].alias(k) for k in PARTY_KINDS)
-    joined = pairs
+    joined: sa.FromClause = pairs
     for kind, t in (("lead", lead), ("contact", contact), ("account", account)):
         joined = joined.outerjoin(t, sa.and_(pairs.c.kind == kind, t.c.id == pairs.c.party_id))
     return sa.select(
@@ -149,7 +150,7 @@ def _probe_stmt(kinds: tuple[str, ...], with_shas: bool) -> sa.CompoundSelect:
     this = sa.and_(em.c.message_id == sa.bindparam("mid"), em.c.content_hash == sa.bindparam("h"))
     raw_stored = sa.select(bl.c.sha256).where(bl.c.sha256 == em.c.raw_sha256).exists()
     n_files = sa.select(sa.func.count(at.c.id)).where(at.c.email_id == em.c.id).scalar_subquery()
-    parts: list[sa.Select[Any]] = [
+    parts: list[sa.Select] = [  # of five columns each, typed apart
         sa.select(
             sa.literal_column("'e'").label("tag"),
             em.c.id.label("n"),
@@ -591,10 +592,7 @@ def _ref(kind: str, row: Any) -> PartyRef:
 
 def _new_ref(kind: str, row: Any) -> PartyRef:
     """A record from the full row of its table (what `create` inserted)."""
-    if kind == "account":
-        name = row.name
-    else:
-        name = " ".join(p for p in (row.first_name, row.last_name) if p)
+    name = row.name if kind == "account" else " ".join(p for p in (row.first_name, row.last_name) if p)
     return PartyRef(kind, str(row.id), name, row.created_at)  # type: ignore[arg-type]
 
 

@@ -79,9 +79,10 @@ def make_engine(url: str, busy_timeout: float = 30) -> sa.Engine:
     except sa_exc.ArgumentError as e:
         raise ConfigError(f"crm.url: not a database URL: {url!r}") from e
     if u.get_backend_name() == "sqlite":
-        memory = u.database in (None, "", ":memory:")
+        database = u.database or ""
+        memory = database in ("", ":memory:")
         if not memory:
-            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kw: dict[str, Any] = {"connect_args": {"timeout": busy_timeout, "check_same_thread": False}}
         if memory:
             kw["poolclass"] = sa.StaticPool  # one shared connection: for quick single-thread use only
@@ -89,7 +90,7 @@ def make_engine(url: str, busy_timeout: float = 30) -> sa.Engine:
         if not memory:  # before the BEGIN listener below: the lock is taken first
             from gateway.locks import SqliteWriterLock
 
-            SqliteWriterLock(str(Path(u.database).expanduser())).attach(
+            SqliteWriterLock(str(Path(database).expanduser())).attach(
                 engine, is_write=lambda conn: conn.get_execution_options().get("crm_write", False))
         _sqlite_events(engine, wal=not memory)
         sa.event.listen(engine, "handle_error", _reopen_after)

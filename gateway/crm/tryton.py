@@ -19,6 +19,7 @@ address's domain's accounts, which the next `find_by_domain` in this thread uses
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -129,10 +130,8 @@ class TrytonConnector:
         for spelling in addresses.spellings(address):  # quoted and plain: a form keeps it plain
             local, _, domain = spelling.rpartition("@")
             patterns.add(tm.address_pattern(spelling))
-            try:
+            with contextlib.suppress(UnicodeError):
                 patterns.add(tm.address_pattern(f"{local}@{domain.encode('idna').decode()}"))
-            except UnicodeError:
-                pass
         value_clause: list[Any] = [("value", "ilike", p) for p in sorted(patterns)]
         if len(value_clause) > 1:
             value_clause = ["OR", *value_clause]
@@ -150,11 +149,11 @@ class TrytonConnector:
         by_kind: dict[str, list[PartyRef]] = {"lead": [], "contact": [], "account": []}
         lead_parties: dict[int, dict[str, Any]] = {}
         for pid, p in sorted(parties.items()):
-            kind = self._kind_of(p.get("categories") or [])
-            if kind == "lead-party":
+            category = self._kind_of(p.get("categories") or [])
+            if category == "lead-party":
                 lead_parties[pid] = p
             else:
-                by_kind[kind].append(PartyRef(kind, str(pid), p.get("name") or "", _created(p)))  # type: ignore[arg-type]
+                by_kind[category].append(PartyRef(category, str(pid), p.get("name") or "", _created(p)))  # type: ignore[arg-type]
         if lead_parties and ("lead" in kinds or "contact" in kinds):
             opps = self.rpc.call("model.sale.opportunity.search_read",
                                  [("party", "in", sorted(lead_parties)), ("state", "=", "lead")],
@@ -297,7 +296,7 @@ class TrytonConnector:
             noted = self.rpc.call("model.ir.note.search_read",
                                   [("resource", "in", late), ("message", "like", tm.line_pattern(tm.KEY, mail.content_hash))],
                                   0, None, None, ["resource", "message"])
-            done = {n["resource"] for n in noted if (m := tm.parse(n["message"])) and m.message_id == mid and m.part == "note"}
+            done = {n["resource"] for n in noted if (mk := tm.parse(n["message"])) and mk.message_id == mid and mk.part == "note"}
             notes += [{"resource": t, "message": tm.note_message(mail)} for t in late
                       if t not in done and not t.startswith(OPPORTUNITY)]
         if notes:
@@ -310,7 +309,7 @@ class TrytonConnector:
             clause = ("description", "like", tm.line_pattern(tm.KEY, content_hash))
         else:
             clause = ("description", "like", tm.line_pattern(tm.MID, mid))
-        for r, m in self._stored([clause]):
+        for _r, m in self._stored([clause]):
             if m.part == "eml" and m.message_id == mid and (content_hash is None or m.key == content_hash):
                 return EmailRef(tm.email_id(mid, m.key), message_id, m.key)
         return None

@@ -225,7 +225,7 @@ class VtigerConnector:
             for email in self._emails(mid, None):
                 for kind, module in MODULES.items():
                     for r in self._related(email["id"], module):
-                        found.setdefault(r["id"], _ref(kind, r))  # type: ignore[arg-type]
+                        found.setdefault(r["id"], _ref(kind, r))
         return list(found.values())
 
     # -- writes ------------------------------------------------------------------------------

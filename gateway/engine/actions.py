@@ -8,7 +8,7 @@ the `Evaluation` and traces what it found or planned.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -86,7 +86,7 @@ class Action:
 def _parse_options(cls: type[Action], node: Node | None, chk: Checker) -> Action | None:
     assert cls.Options is not None
     what = cls.key
-    if is_null(node):
+    if node is None or is_null(node):
         value: Any = {}
     elif isinstance(node, ScalarNode) and cls.shorthand and node.tag != "tag:yaml.org,2002:bool":
         value = {cls.shorthand: node.value}
@@ -154,7 +154,7 @@ class FindOptions(Args):
     by_domain: bool = True  # also look the domain's accounts up (found_by_domain)
 
 
-def _kinds_text(kinds: list[str]) -> str:
+def _kinds_text(kinds: Sequence[str]) -> str:
     return ", ".join(kinds)
 
 

@@ -12,7 +12,7 @@ import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -21,9 +21,9 @@ from gateway.boundedread import RULES_MAX, RULES_TOTAL_MAX, UnreadableFile, read
 from gateway.engine.actions import ACTIONS, Action
 from gateway.engine.conditions import Condition, parse_condition
 from gateway.engine.model import OnError
-from gateway.yamlpos import Checker, Problem, YamlSyntaxError, compose, did_you_mean, position
 from gateway.errors import RuleError
 from gateway.foldernames import folder_problem
+from gateway.yamlpos import Checker, Problem, YamlSyntaxError, compose, did_you_mean, position
 
 RULE_KEYS = ("name", "description", "when", "then", "on_error")
 MAX_MATCHES = 1000  # files one pattern may name: a pattern matching more is a mistake
@@ -251,7 +251,7 @@ def load_rules(patterns: Sequence[str | Path], *, base_dir: Path, watched_folder
     return RuleSet(
         rules=tuple(rules),
         files=tuple(name for name, _ in files),
-        loaded_at=datetime.now(timezone.utc),
+        loaded_at=datetime.now(UTC),
         fingerprint=digest.hexdigest(),
         patterns=tuple(str(p) for p in patterns),
     )
@@ -262,5 +262,5 @@ def load_rules_text(text: str, name: str = "rules.yaml", **kwargs: object) -> Ru
     rules, problems = check_rules_text([(name, text)], **kwargs)  # type: ignore[arg-type]
     if problems:
         raise RuleError(f"{len(problems)} problem(s) in {name}", problems=problems)
-    return RuleSet(tuple(rules), (name,), datetime.now(timezone.utc),
+    return RuleSet(tuple(rules), (name,), datetime.now(UTC),
                    hashlib.sha256(name.encode() + b"\0" + text.encode() + b"\0").hexdigest())

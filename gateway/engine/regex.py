@@ -8,9 +8,11 @@ guarantees linear time and refuses, at `check`, what it cannot run that way: bac
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import re2
 
-Pattern = re2._Regexp  # the compiled pattern type of google-re2 (no public alias)
+Pattern: TypeAlias = re2._Regexp  # the compiled pattern type of google-re2 (no public alias)
 
 # RE2's errors name the offending fragment after a colon: "invalid escape sequence: \1".
 _NOT_IN_RE2 = ("invalid escape sequence", "invalid perl operator", "invalid named capture group")

@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Literal
 
 from gateway import addresses
 from gateway import message as message_module
 from gateway.crm.base import PartyData, PartyKind, PartyRef
+from gateway.engine.forwarded import Forwarded, original_sender
 from gateway.engine.model import (
     CrmView,
     EvalContext,
@@ -26,7 +28,6 @@ from gateway.engine.model import (
     Target,
     TraceStep,
 )
-from gateway.engine.forwarded import Forwarded, original_sender
 from gateway.errors import Permanent
 from gateway.message import Address, Message
 
@@ -52,7 +53,7 @@ class Evaluation:
         self.freemail = {d.lower() for d in ctx.freemail_domains}
         senders = (*message.from_, *message.sender)
         outbound = any(a.key in self.owner_keys for a in senders)
-        self.direction = "outbound" if outbound else "inbound"
+        self.direction: Literal["inbound", "outbound"] = "outbound" if outbound else "inbound"
         self.plan = Plan(outcome="ignored", direction=self.direction)
         self.rule = ""
         self.stopped = False

@@ -18,6 +18,7 @@ commit (gateway/writeback/ews.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -171,10 +172,8 @@ class EwsSource:
         while not stop.wait(interval):
             self._safe(lambda: self.scan_once(submit))
         for svc in list(self.streams.values()):
-            try:
+            with contextlib.suppress(Exception):  # a dead stream needs no stopping
                 svc.stop_streaming()  # unblocks the reader at once
-            except Exception:
-                pass
         for t in threads:
             t.join(timeout=5)
 
@@ -195,7 +194,7 @@ class EwsSource:
             try:
                 acct = self.session.streaming_account(mailbox)
                 folders = [self.folder(mailbox, n) for n in self.config.folders]
-                sid = self.session.call(lambda: FolderCollection(account=acct, folders=folders).subscribe_to_streaming(),
+                sid = self.session.call(lambda: FolderCollection(account=acct, folders=folders).subscribe_to_streaming(),  # noqa: B023 (called at once)
                                         f"subscribing to {mailbox}")
                 svc = GetStreamingEvents(account=acct)
                 self.streams[mailbox] = svc
@@ -224,7 +223,7 @@ class EwsSource:
             last = max((s.last_sync for s in stats if s.last_sync), default=None)
             folders[name] = {"mode": "push" if push else "poll", "connected": self.connected,
                              "last_sync": last.isoformat() if last else None, "items": sum(s.items for s in stats),
-                             "cursor": ", ".join(f"{mb}:{s.cursor}" for mb, s in zip(self.mailboxes, stats) if s.cursor) or None,
+                             "cursor": ", ".join(f"{mb}:{s.cursor}" for mb, s in zip(self.mailboxes, stats, strict=False) if s.cursor) or None,
                              "last_error": next((s.last_error for s in stats if s.last_error), "")}
         return {"type": self.type, "connected": self.connected, "mode": "push" if push else "poll",
                 "last_sync": self.last_sync.isoformat() if self.last_sync else None, "last_error": self.last_error,

@@ -14,8 +14,19 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from exchangelib import (BASIC, DELEGATE, IMPERSONATION, NTLM, OAUTH2, Account, Build, Configuration, Credentials,
-                         OAuth2Credentials, Version)
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    IMPERSONATION,
+    NTLM,
+    OAUTH2,
+    Account,
+    Build,
+    Configuration,
+    Credentials,
+    OAuth2Credentials,
+    Version,
+)
 from exchangelib import errors as xerr
 from exchangelib.folders import Folder, FolderCollection, MsgFolderRoot
 from exchangelib.protocol import FailFast, Protocol, _get_retry_after

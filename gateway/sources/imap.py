@@ -26,8 +26,17 @@ from imapclient.exceptions import IMAPClientError
 from gateway.config import ImapSource as ImapConfig
 from gateway.errors import ConfigError, GatewayError, Retryable
 from gateway.sources.base import SourceRef, Submit
-from gateway.sources.imap_conn import (NETWORK_ERRORS, ImapAuthError, ImapFolderMissing, ServerInfo, connect,
-                                       logout_quietly, resolve_folder, server_folders, close_quietly)
+from gateway.sources.imap_conn import (
+    NETWORK_ERRORS,
+    ImapAuthError,
+    ImapFolderMissing,
+    ServerInfo,
+    close_quietly,
+    connect,
+    logout_quietly,
+    resolve_folder,
+    server_folders,
+)
 from gateway.sources.imap_folder import IDLE_RENEW, FolderState, Wake, idle_until_news, scan_settled
 from gateway.sources.registry import SourceEnv, register_source
 
@@ -135,7 +144,7 @@ class ImapSource:
                 log.warning("imap %s: %s", self.name, problem)  # `check` refuses it; here mail still flows
             return
         fs = next((f for f in self.folders.values() if f.server), None)
-        if fs is None:
+        if fs is None or fs.server is None:
             return
         perm = client.select_folder(fs.server).get(b"PERMANENTFLAGS", ())
         if b"\\*" in perm:

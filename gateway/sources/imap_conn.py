@@ -8,6 +8,7 @@ not help), `ConfigError` (a setting that can never work), anything else is "coul
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import shlex
@@ -20,7 +21,8 @@ from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 from imapclient.imapclient import SocketTimeout
 
-from gateway.config import ImapOAuth2, ImapSource as ImapConfig
+from gateway.config import ImapOAuth2
+from gateway.config import ImapSource as ImapConfig
 from gateway.errors import ConfigError, GatewayError
 
 log = logging.getLogger("gateway.imap")
@@ -44,7 +46,7 @@ def is_loopback(host: str) -> bool:
         infos = socket.getaddrinfo(host, None)
     except OSError:
         return False
-    return bool(infos) and all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
+    return bool(infos) and all(ipaddress.ip_address(str(i[4][0]).split("%")[0]).is_loopback for i in infos)
 
 
 def default_port(cfg: ImapConfig) -> int:
@@ -186,10 +188,8 @@ def _untrusted(cfg: ImapConfig, port: int, exc: ssl.SSLCertVerificationError) ->
 def close_quietly(client: IMAPClient | None) -> None:
     if client is None:
         return
-    try:
+    with contextlib.suppress(Exception):
         client.shutdown()  # no LOGOUT round trip: the connection may be dead already
-    except Exception:
-        pass
 
 
 def logout_quietly(client: IMAPClient | None) -> None:

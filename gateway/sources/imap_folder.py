@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from imapclient import IMAPClient
 
 if TYPE_CHECKING:
+    from gateway.sources.base import SourceRef
     from gateway.sources.imap import ImapSource
 
 log = logging.getLogger("gateway.imap")
@@ -143,7 +144,7 @@ def scan(src: ImapSource, client: IMAPClient, fs: FolderState, *, bar: bool = Tr
             big = [u for u in chunk if u in sizes and sizes[u] > limit]
             bodies = client.fetch(small, ["BODY.PEEK[]"]) if small else {}
             heads = client.fetch(big, ["BODY.PEEK[HEADER]"]) if big else {}
-            batch = []
+            batch: list[tuple[SourceRef, bytes, int | None]] = []  # (copy, bytes, size when only headers)
             for u in chunk:
                 ref = src.ref(fs.name, uv, u)
                 if u in bodies and b"BODY[]" in bodies[u]:

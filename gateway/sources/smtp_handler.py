@@ -22,8 +22,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from gateway.config import SmtpSource, SmtpUser
 from gateway.sources.base import SourceRef
-from gateway.sources.smtp_policy import (Directory, RateLimiter, Throttled, Verifier, claimed, connection_cap,
-                                         header_from)
+from gateway.sources.smtp_policy import Directory, RateLimiter, Throttled, Verifier, claimed, connection_cap, header_from
 
 log = logging.getLogger("gateway.smtp")
 

@@ -79,7 +79,7 @@ page made {html.escape(str(doc.get('generated_at', ''))[:19])} UTC</p>
 
 def make_app(gw: Any) -> Starlette:
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(_LedgerCollector(gw))  # type: ignore[arg-type]
+    registry.register(_LedgerCollector(gw))
 
     async def index(_: Request) -> Response:
         doc = admin.status_doc(gw.config, gw.ledger)
@@ -113,5 +113,9 @@ def serve(gw: Any, listen: str, stop: Any) -> None:
     host, _, port = listen.rpartition(":")
     server = uvicorn.Server(uvicorn.Config(make_app(gw), host=host.strip("[]") or "127.0.0.1", port=int(port),
                                            log_level="warning", access_log=False, lifespan="off"))
-    threading.Thread(target=lambda: (stop.wait(), setattr(server, "should_exit", True)), daemon=True).start()
+    def exit_when_stopped() -> None:
+        stop.wait()
+        server.should_exit = True
+
+    threading.Thread(target=exit_when_stopped, daemon=True).start()
     server.run()

@@ -42,7 +42,7 @@ class TagRequest:
     message_id: str
 
 
-def apply_each(writeback: "Writeback", requests: Sequence[TagRequest]) -> list[Applied | Retryable]:
+def apply_each(writeback: Writeback, requests: Sequence[TagRequest]) -> list[Applied | Retryable]:
     """Write back several copies: in one call where the write-back has `apply_many` (IMAP:
     one STORE for many UIDs), else one by one; a failure is that copy's Retryable, in its place."""
     many = getattr(writeback, "apply_many", None)

@@ -24,7 +24,7 @@ from tests.connectors.tryton_server import Rpc, TrytonServer, free_port
 from tests.mail import make_mail
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40
-CSV = "name,amount\nwidgets,12\n".encode()
+CSV = b"name,amount\nwidgets,12\n"
 
 
 @pytest.fixture

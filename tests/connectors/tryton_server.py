@@ -61,8 +61,8 @@ def free_port() -> int:
 def _write_conf(root: Path, port: int) -> Path:
     conf = root / "trytond.conf"
     conf.write_text(
-        "[database]\nuri = sqlite://\npath = {root}\n\n[web]\nlisten = 127.0.0.1:{port}\n\n"
-        "[session]\nmax_attempt = 1000\n".format(root=root, port=port)
+        f"[database]\nuri = sqlite://\npath = {root}\n\n[web]\nlisten = 127.0.0.1:{port}\n\n"
+        "[session]\nmax_attempt = 1000\n"
     )
     return conf
 
@@ -82,7 +82,7 @@ class Rpc:
         self.auth = ""
         self.context: dict[str, Any] = {}
 
-    def login(self, user: str = "admin", password: str = PASSWORD) -> "Rpc":
+    def login(self, user: str = "admin", password: str = PASSWORD) -> Rpc:
         uid, key, *_ = self.call("common.db.login", user, {"password": password}, "en", context=False)
         self.auth = "Session " + base64.b64encode(f"{user}:{uid}:{key}".encode()).decode()
         self.context = self.call("model.res.user.get_preferences", True)
@@ -192,7 +192,7 @@ class TrytonTemplate:
         self.root = root
         self.company = 0
 
-    def build(self) -> "TrytonTemplate":
+    def build(self) -> TrytonTemplate:
         self.root.mkdir(parents=True, exist_ok=True)
         conf = _write_conf(self.root, free_port())
         (self.root / f"{DB}.sqlite").touch()

@@ -31,6 +31,7 @@ read what it stored (categories, folders, the times it asked a client to back of
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import socket
 import threading
@@ -107,7 +108,7 @@ class EwsDouble:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/EWS/Exchange.asmx"
 
-    def start(self) -> "EwsDouble":
+    def start(self) -> EwsDouble:
         self.thread.start()
         return self
 
@@ -178,10 +179,8 @@ class EwsDouble:
             streams, self.streams = self.streams, []
             self.changed.notify_all()
         for conn in streams:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def count(self, op: str) -> int:
         with self.lock:

@@ -71,7 +71,7 @@ class GraphDouble:
     def base(self) -> str:
         return f"https://127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> "GraphDouble":
+    def start(self) -> GraphDouble:
         self.thread.start()
         return self
 

@@ -149,15 +149,14 @@ def apply_tag_batch(home: ImapHome, uidvalidity: int, uids: list[int], raws: lis
     and untag "CRM error", in one `apply_many`, counting the UIDs of each call to the client's
     `store` method (add_flags, add_gmail_labels). Returns requests, outcomes, those UID lists
     and whether the write-back saw Gmail."""
-    from tests.imap.test_imap_push import _mid
-
     from gateway.writeback.base import TagRequest
+    from tests.imap.test_imap_push import _mid
 
     gw = home.gateway()
     try:
         writeback, source = gw.writebacks["mail"], gw.sources[0]
         requests = [TagRequest(source.ref("VLeads", uidvalidity, uid), frozenset(), frozenset({"CRM sync", "Synced"}),
-                               frozenset({"CRM error"}), None, _mid(raw)) for uid, raw in zip(uids, raws)]
+                               frozenset({"CRM error"}), None, _mid(raw)) for uid, raw in zip(uids, raws, strict=False)]
         client = writeback._conn()
         stores: list[list[int]] = []
         original = getattr(client, store)

@@ -15,9 +15,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
@@ -191,10 +192,8 @@ class Dovecot:
         try:
             yield c
         finally:
-            try:
+            with suppress(Exception):
                 c.logout()
-            except Exception:
-                pass
 
     def create(self, folder: str, user: str = "alice") -> None:
         with self.client(user) as c:

@@ -24,6 +24,7 @@ kept by folder name and UID) and more than one account.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -198,8 +199,6 @@ class _Session:
 
 
 def _shut(s: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     s.close()

@@ -9,6 +9,7 @@ Dovecot out of inotify instances does: it announces new mail only at its next po
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -107,11 +108,7 @@ class ImapProxy:
 
 
 def _close(s: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         s.close()
-    except OSError:
-        pass

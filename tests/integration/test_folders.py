@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.mail import make_mail
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40
-CSV = "name,amount\nwidgets,12\n".encode()
+CSV = b"name,amount\nwidgets,12\n"
 
 
 def test_unknown_sender_in_vleads_becomes_a_lead_with_the_mail_and_attachments(home):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from gateway import addresses
 from gateway.crm.base import PartyRef
@@ -39,7 +39,7 @@ def msg(frm: str | Sequence[str] = "Ann Lee <ann.lee@acme.example>", to: Sequenc
         from_=tuple(addr(a) for a in froms), sender=tuple(addr(a) for a in sender),
         to=tuple(addr(a) for a in to), cc=tuple(addr(a) for a in cc), bcc=tuple(addr(a) for a in bcc),
         reply_to=tuple(addr(a) for a in reply_to),
-        date=datetime(2026, 11, 21, 10, tzinfo=timezone.utc), date_offset_minutes=60, date_source="date",
+        date=datetime(2026, 11, 21, 10, tzinfo=UTC), date_offset_minutes=60, date_source="date",
         headers=(("From", froms[0]), ("Subject", subject), *headers), text=text, html="",
         attachments=tuple(attachments), in_reply_to=tuple(in_reply_to), references=tuple(references),
         thread_index="", thread_topic="", content_type=content_type,
@@ -451,7 +451,7 @@ def test_exclude_skips_when_every_counterpart_is_excluded() -> None:
 
 # -- find: pick, precedence ------------------------------------------------------------------
 
-TWO = datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 1, tzinfo=timezone.utc)
+TWO = datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _two_contacts() -> FakeCrm:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -42,7 +42,7 @@ def test_plain_addresses_subject_and_ids():
 
 def test_plain_date_in_utc_with_original_offset():
     m = msg("plain.eml")
-    assert m.date == datetime(2025, 11, 18, 14, 15, tzinfo=timezone.utc)
+    assert m.date == datetime(2025, 11, 18, 14, 15, tzinfo=UTC)
     assert m.date.utcoffset() == timedelta(0)
     assert m.date_offset_minutes == -300
     assert m.date_source == "date"
@@ -64,7 +64,7 @@ def test_sizes_hashes_and_headers_in_order():
 
 def test_positive_half_hour_offset():
     m = msg("with-attachments.eml")  # +0530
-    assert m.date == datetime(2025, 11, 20, 11, 15, 30, tzinfo=timezone.utc)
+    assert m.date == datetime(2025, 11, 20, 11, 15, 30, tzinfo=UTC)
     assert m.date_offset_minutes == 330
 
 
@@ -174,7 +174,7 @@ def test_reply_thread_headers():
 def test_unreadable_date_takes_the_newest_received():
     m = parse((HOSTILE / "bad-date.eml").read_bytes())
     assert m.date_source == "received"
-    assert m.date == datetime(2025, 11, 26, 16, 30, tzinfo=timezone.utc)  # topmost, -0800
+    assert m.date == datetime(2025, 11, 26, 16, 30, tzinfo=UTC)  # topmost, -0800
     assert m.date_offset_minutes == -480
 
 
@@ -183,10 +183,10 @@ def test_no_date_no_received_takes_arrival_then_now():
     arrival = datetime(2025, 12, 2, 9, 0, tzinfo=timezone(timedelta(hours=2)))
     m = parse(raw, arrival=arrival)
     assert (m.date, m.date_offset_minutes, m.date_source) == (
-        datetime(2025, 12, 2, 7, 0, tzinfo=timezone.utc), 120, "arrival")
-    before = datetime.now(timezone.utc)
+        datetime(2025, 12, 2, 7, 0, tzinfo=UTC), 120, "arrival")
+    before = datetime.now(UTC)
     now = parse(raw)
-    assert now.date_source == "now" and before <= now.date <= datetime.now(timezone.utc)
+    assert now.date_source == "now" and before <= now.date <= datetime.now(UTC)
 
 
 # ------------------------------------------------------------------ automated

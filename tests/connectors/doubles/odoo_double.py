@@ -24,6 +24,7 @@ documentation, not the connector:
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import re
@@ -94,10 +95,8 @@ class OdooDouble(HttpDouble):
         if req.path.startswith("/json/2/"):
             return Reply(e.status, json.dumps(err).encode())
         rid = None
-        try:
+        with contextlib.suppress(ValueError):
             rid = json.loads(req.body).get("id")
-        except ValueError:
-            pass
         body = {"jsonrpc": "2.0", "id": rid, "error": {"code": 200, "message": "Odoo Server Error", "data": err}}
         return Reply(200, json.dumps(body).encode())
 
