@@ -618,6 +618,7 @@ def _slow_parse_hook() -> Callable[[bytes], None] | None:
             if seconds == "crash":
                 logging.shutdown()
                 os._exit(137)
+            logging.getLogger("gateway.pipeline").warning("test hook: parsing this mail takes %s s", seconds)
             time.sleep(float(seconds))
 
     return slow

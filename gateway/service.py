@@ -291,7 +291,6 @@ class Gateway(BudgetKeeper):
         """Each worker finishes the batch in hand; what is still queued is dropped from the
         queue and stays open in the ledger for the next start (draining it could take minutes)."""
         self._stopping.set()
-        self._budget_stop.set()
         if self.pool is not None:
             self.pool.stop()
             self.pool = None
@@ -299,8 +298,15 @@ class Gateway(BudgetKeeper):
             self._drop_queued()
             for _ in threads:
                 self.queue.put(_STOP)
-            for t in threads:
-                t.join()
+            # The watchdog runs on until the workers end: one stuck past its budget is given up
+            # on (its message quarantined) instead of holding the stop up for ever.
+            while True:  # `threads` is the list the watchdog edits when it replaces a worker
+                with self._inflight_lock:
+                    live = [t for t in threads if t.is_alive() and not self.watch.is_abandoned(t.name)]
+                if not live:
+                    break
+                live[0].join(timeout=1.0)
+        self._budget_stop.set()
         with self._inflight_lock:
             self._inflight.clear()
             self._fresh.clear()

@@ -48,9 +48,10 @@ class BudgetKeeper:
                 old = next((t for t in self._threads if t.name == key), None)
                 if old is not None:
                     self._threads.remove(old)
-                new = threading.Thread(target=self._worker, name=f"{key}+", daemon=True)
-                self._threads.append(new)
-                new.start()
+                if not self._stopping.is_set():  # a stop waits for the workers it knows, no new one
+                    new = threading.Thread(target=self._worker, name=f"{key}+", daemon=True)
+                    self._threads.append(new)
+                    new.start()
         reason = over_budget(held.stage, budget)
         culprit = held.pks[0] if len(held.pks) == 1 else None
         if culprit is not None:

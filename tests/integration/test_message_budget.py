@@ -119,3 +119,34 @@ def test_a_message_that_kills_its_worker_process_ends_quarantined_in_one_run(hom
     assert q["reason"].startswith("processing crashed 3 times")
     leads = sorted(e for lead in home.dump()["leads"] for e in lead["emails"])
     assert leads == [f"fine{n}@ok{n}.example" for n in range(4)]
+
+
+def test_a_stop_while_a_worker_thread_is_stuck_quarantines_its_mail_and_ends(home, tmp_path):
+    """SIGTERM while a worker thread is stuck on a mail: the watchdog keeps watching until the
+    workers end, so the stuck one is given up on at its budget and the stop ends (it used to
+    wait for that thread for ever: the watchdog was stopped first)."""
+    import signal
+
+    from tests.waiting import wait_for
+
+    _configure(home, workers=1, processes=1)
+    home.drop("VLeads", make_mail(sender="Slow Sam <sam@slow.example>", headers={"X-Test-Slow": "parse"}))
+    env = {**os.environ, "CRM_GATEWAY_TEST_SLOW_PARSE": f"{MARKER}:600"}
+    log = tmp_path / "run.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)],
+                                cwd=home.root, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        try:
+            assert wait_for(lambda: "test hook: parsing this mail" in log.read_text(), 120), log.read_text()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=180)  # far past the 2 s budget: a hang, not a slow stop
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                pytest.fail("the stop waited for the stuck worker: " + log.read_text()[-2000:])
+    text = log.read_text()
+    assert proc.returncode == 0, text
+    assert "took more than 2 s to parse" in text
+    assert home.states() == {"quarantined": 1}
