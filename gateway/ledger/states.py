@@ -102,7 +102,7 @@ class IllegalTransition(Exception):
     def __init__(self, what: str, from_state: str, to_state: str, pk: int | None = None) -> None:
         self.what, self.from_state, self.to_state, self.pk = what, from_state, to_state, pk
         of = f" {pk}" if pk is not None else ""
-        super().__init__(f"{what}{of}: no move from {from_state!r} to {to_state!r}")
+        super().__init__(f"{what}{of}: no move from '{from_state}' to '{to_state}'")
 
 
 def check_message_move(from_state: str, to_state: str, pk: int | None = None) -> MessageState:
