@@ -58,6 +58,10 @@ _TAG_LOCATION_PLANNED = update(locations).where(locations.c.id == bindparam("pk"
     tags_add=bindparam("b_tags_add"), tags_remove=bindparam("b_tags_remove"), move_to=bindparam("b_move_to"))
 _SET_PLAN = update(messages).where(messages.c.id == bindparam("pk"), _FROM).values(
     state=bindparam("b_state"), plan_json=bindparam("b_plan_json"), updated_at=bindparam("b_updated_at"))
+_MESSAGE_STATES = select(messages.c.id, messages.c.state).where(
+    messages.c.id.in_(bindparam("b_pks", expanding=True))).with_for_update()
+_LOCATION_STATES = select(locations.c.id, locations.c.state).where(
+    locations.c.id.in_(bindparam("b_pks", expanding=True))).with_for_update()
 _SET_RESULT = update(journal).where(journal.c.message_pk == bindparam("b_message_pk"), journal.c.step == bindparam("b_step")).values(
     result=bindparam("b_result"), done_at=bindparam("b_done_at"))
 
@@ -67,7 +71,7 @@ def message_states(c: Connection, pks: Sequence[int]) -> dict[int, MessageState]
     SQLite's writer holds the whole file)."""
     out: dict[int, MessageState] = {}
     for chunk in chunks(sorted(set(pks))):
-        for pk, state in c.execute(select(messages.c.id, messages.c.state).where(messages.c.id.in_(chunk)).with_for_update()):
+        for pk, state in c.execute(_MESSAGE_STATES, {"b_pks": chunk}):
             out[pk] = MessageState(state)
     return out
 
@@ -76,7 +80,7 @@ def location_states(c: Connection, pks: Sequence[int]) -> dict[int, LocationStat
     """The current state of these copies, locked like `message_states`."""
     out: dict[int, LocationState] = {}
     for chunk in chunks(sorted(set(pks))):
-        for pk, state in c.execute(select(locations.c.id, locations.c.state).where(locations.c.id.in_(chunk)).with_for_update()):
+        for pk, state in c.execute(_LOCATION_STATES, {"b_pks": chunk}):
             out[pk] = LocationState(state)
     return out
 
