@@ -43,7 +43,7 @@ class LedgerReader:
             rows = c.execute(select(messages).where(messages.c.message_id.in_(wanted)).order_by(messages.c.id)).all()
         return [MessageRow.of(r) for r in rows]
 
-    def messages_in(self, states: Sequence[str], since: datetime | None = None) -> list[MessageRow]:
+    def messages_in(self, states: Sequence[MessageState | str], since: datetime | None = None) -> list[MessageRow]:
         q = select(messages).where(messages.c.state.in_([MessageState(s).value for s in states]))
         if since is not None:
             q = q.where(messages.c.created_at >= since)

@@ -105,7 +105,7 @@ class IllegalTransition(Exception):
         super().__init__(f"{what}{of}: no move from '{from_state}' to '{to_state}'")
 
 
-def check_message_move(from_state: str, to_state: str, pk: int | None = None) -> MessageState:
+def check_message_move(from_state: MessageState | str, to_state: MessageState | str, pk: int | None = None) -> MessageState:
     """The target state, if a message may move there from `from_state`; else IllegalTransition."""
     frm, to = MessageState(from_state), MessageState(to_state)
     if to not in MESSAGE_MOVES[frm]:
@@ -113,7 +113,7 @@ def check_message_move(from_state: str, to_state: str, pk: int | None = None) ->
     return to
 
 
-def check_location_move(from_state: str, to_state: str, pk: int | None = None) -> LocationState:
+def check_location_move(from_state: LocationState | str, to_state: LocationState | str, pk: int | None = None) -> LocationState:
     """The target state, if a copy may move there from `from_state`; else IllegalTransition."""
     frm, to = LocationState(from_state), LocationState(to_state)
     if to not in LOCATION_MOVES[frm]:

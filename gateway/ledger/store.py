@@ -81,7 +81,7 @@ class Ledger(LedgerReader):
 
     def bind(self, location_pk: int, *, message_id: str, content_hash: str, subject: str = "",
              from_address: str = "", size: int = 0, addresses: Iterable[str] = (), spool_path: str | None = None,
-             state: str = "processing", reason: str = "", label: str = "") -> Binding:
+             state: MessageState | str = MessageState.PROCESSING, reason: str = "", label: str = "") -> Binding:
         """Give a location its message: insert the identity (this copy is the primary) or link to it."""
         return self.bind_many([Bind(location_pk, message_id, content_hash, subject, from_address, size,
                                     tuple(addresses), spool_path, state, reason, label)])[0]
@@ -106,7 +106,7 @@ class Ledger(LedgerReader):
         with self.engine.begin() as c:
             return outcomes.start_plan_many(c, now(), items)
 
-    def reopen(self, message_pk: int, state: str = "received") -> int:
+    def reopen(self, message_pk: int, state: MessageState | str = MessageState.RECEIVED) -> int:
         """Send a message through the current rules again (quarantine retry, reprocess).
 
         Its old Plan and the intents that never got a result go (the next evaluation makes its
@@ -115,9 +115,9 @@ class Ledger(LedgerReader):
         with self.engine.begin() as c:
             return outcomes.reopen(c, now(), message_pk, state)
 
-    def finish(self, message_pk: int, *, state: str, reason: str = "", plan: dict[str, Any] | None = None,
+    def finish(self, message_pk: int, *, state: MessageState | str, reason: str = "", plan: dict[str, Any] | None = None,
                results: dict[str, Any] | None = None, location_pk: int | None = None, tags: Sequence[str] = (),
-               location_state: str = "applied", planned: tuple[Sequence[str], Sequence[str], str | None] | None = None,
+               location_state: LocationState | str = LocationState.APPLIED, planned: tuple[Sequence[str], Sequence[str], str | None] | None = None,
                moved_to: SourceRef | None = None, events_: Sequence[tuple[str, str]] = (),
                results_are_new: bool = False, marks: dict[str, Any] | None = None) -> list[int]:
         """Record the CRM steps' results, the message's final state and its primary copy's tags
@@ -133,8 +133,8 @@ class Ledger(LedgerReader):
 
     # ---- message state ------------------------------------------------------------------
 
-    def set_state(self, message_pk: int, state: str, reason: str = "", *, plan: dict[str, Any] | None = None,
-                  event_detail: str | None = None, only_from: Sequence[str] | None = None) -> MessageRow | None:
+    def set_state(self, message_pk: int, state: MessageState | str, reason: str = "", *, plan: dict[str, Any] | None = None,
+                  event_detail: str | None = None, only_from: Sequence[MessageState | str] | None = None) -> MessageRow | None:
         """Move a message to `state`; the new row, or None when it is not in `only_from` (or
         does not exist). A move the transition table refuses raises IllegalTransition."""
         t = now()
@@ -196,23 +196,25 @@ class Ledger(LedgerReader):
     # ---- locations ----------------------------------------------------------------------
 
     def plan_location(self, location_pk: int, add: Sequence[str], remove: Sequence[str], move: str | None,
-                      state: str = "waiting") -> LocationRow:
+                      state: LocationState | str = LocationState.WAITING) -> LocationRow:
         """Store the tags a copy's rules planned; it waits for its message's outcome."""
         return self._move_location(location_pk, None, state, tags_add=json.dumps(list(add)),
                                    tags_remove=json.dumps(list(remove)), move_to=move)  # type: ignore[return-value]
 
-    def take_location(self, location_pk: int, from_states: Sequence[str], to_state: str) -> LocationRow | None:
+    def take_location(self, location_pk: int, from_states: Sequence[LocationState | str],
+                      to_state: LocationState | str) -> LocationRow | None:
         """Guarded state change: the new row for the one caller that made it, None for the others."""
         return self._move_location(location_pk, from_states, to_state)
 
-    def location_tagged(self, location_pk: int, tags: Sequence[str], state: str, ref: SourceRef | None = None) -> LocationRow:
+    def location_tagged(self, location_pk: int, tags: Sequence[str], state: LocationState | str,
+                        ref: SourceRef | None = None) -> LocationRow:
         """A copy's write-back is done: the tags it has now, and where, if it was found elsewhere."""
         values: dict[str, Any] = {"tags": json.dumps(sorted(set(tags)))}
         if ref is not None:  # the write-back found it elsewhere (moved by the user, or by our `move`)
             values.update(folder=ref.folder, item_key=ref.item_key, uidvalidity=ref.uidvalidity)
         return self._move_location(location_pk, None, state, **values)  # type: ignore[return-value]
 
-    def _move_location(self, location_pk: int, from_states: Sequence[str] | None, to_state: str,
+    def _move_location(self, location_pk: int, from_states: Sequence[LocationState | str] | None, to_state: LocationState | str,
                        **values: Any) -> LocationRow | None:
         with self.engine.begin() as c:
             frm = outcomes.location_states(c, [location_pk]).get(location_pk)
