@@ -17,20 +17,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway import ledger_work
 from gateway.budget import Abandoned, Watch
 from gateway.config import Config
 from gateway.context import FILE_SOURCE
 from gateway.crm.base import Connector, make_connector
 from gateway.errors import Retryable
-from gateway.groupcommit import GroupCommit
 from gateway.ledger import TERMINAL, Ledger
+from gateway.ledger import work as ledger_work
+from gateway.ledger.groupcommit import GroupCommit
+from gateway.ledger.spool import Spool
 from gateway.pipeline import Pipeline
 from gateway.rulesholder import RulesHolder, rule_files
 from gateway.service_budget import BudgetKeeper
 from gateway.sources.base import SourceRef
 from gateway.sources.registry import SourceEnv, make_source
-from gateway.spool import Spool
 from gateway.writeback.base import LedgerOnly, Writeback
 
 log = logging.getLogger("gateway.service")
@@ -225,7 +225,7 @@ class Gateway(BudgetKeeper):
         """Handle a batch of copies; each one's state, a failure turned into a retry."""
         if not pks:
             return {}
-        try:  # a crash from here on leaves these marked: the next start counts it (gateway/ledger_work.py)
+        try:  # a crash from here on leaves these marked: the next start counts it (gateway/ledger/work.py)
             ledger_work.started(self.ledger, pks)
         except Exception as exc:
             log.warning("locations %s: not marked in hand: %s", pks, exc)

@@ -9,8 +9,8 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from gateway import ledger_work
 from gateway.budget import CRASH_LIMIT, InHand, Stage, crashed, over_budget
+from gateway.ledger import work as ledger_work
 
 if TYPE_CHECKING:
     from gateway.service import Gateway

@@ -19,7 +19,7 @@ from gateway.registry import Registry
 class SourceEnv:
     config: Any  # gateway.config.Config
     ledger: Any  # gateway.ledger.Ledger
-    spool: Any  # gateway.spool.Spool
+    spool: Any  # gateway.ledger.spool.Spool
     submit_bytes: Callable[..., int]  # (ref, raw) → location id, once durable (spool fsync + ledger row)
     # [(ref, raw bytes or a file Path, declared_size)] → location ids, made durable together
     submit_many: Callable[..., list[int]] | None = None

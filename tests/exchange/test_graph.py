@@ -23,7 +23,7 @@ def test_vleads_mail_reaches_the_crm_and_carries_the_categories(graph, tls, tmp_
     assert len(crm["emails"]) == 1
     led = home.ledger()
     try:
-        from gateway.ledger_schema import locations
+        from gateway.ledger.schema import locations
 
         with led.engine.connect() as c:
             keys = [r.item_key for r in c.execute(locations.select())]
