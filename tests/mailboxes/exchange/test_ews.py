@@ -10,7 +10,7 @@ import pytest
 from gateway.admin import status_doc
 from gateway.mailboxes.ews.session import EwsError
 from gateway.service import wait_until
-from tests.mailboxes.exchange.conftest import MAILBOX, Running, emails, ews_source, home_with, mail
+from tests.mailboxes.exchange.fixtures import MAILBOX, Running, emails, ews_source, home_with, mail
 
 
 def test_vleads_mail_reaches_the_crm_by_push_and_carries_the_categories(ews, tmp_path):

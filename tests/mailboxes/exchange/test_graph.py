@@ -8,7 +8,7 @@ import pytest
 from gateway.admin import status_doc
 from gateway.mailboxes.graph.source import GraphError
 from gateway.service import wait_until
-from tests.mailboxes.exchange.conftest import MAILBOX, Running, emails, graph_source, home_with, mail
+from tests.mailboxes.exchange.fixtures import MAILBOX, Running, emails, graph_source, home_with, mail
 
 
 def test_vleads_mail_reaches_the_crm_and_carries_the_categories(graph, tls, tmp_path):

@@ -11,8 +11,19 @@ import subprocess
 import pytest
 
 from gateway.service import wait_until
-from tests.mailboxes.smtp.conftest import DEADLINE, INTAKE, ME, TOKEN, make_smtp_home, running, set_source, settled, spawned
-from tests.mailboxes.smtp.test_intake import client, make_mail
+from tests.mailboxes.smtp.fixtures import (
+    DEADLINE,
+    INTAKE,
+    ME,
+    TOKEN,
+    client,
+    make_mail,
+    make_smtp_home,
+    running,
+    set_source,
+    settled,
+    spawned,
+)
 
 
 def test_a_debug_log_never_shows_the_token_but_keeps_the_gateways_masked_session_lines(smtp_home, tmp_path):

@@ -12,8 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.service import wait_until
-from tests.mailboxes.smtp.conftest import DEADLINE, INTAKE, ME, running, set_source, settled
-from tests.mailboxes.smtp.test_intake import client, emails_by_subject, make_mail
+from tests.mailboxes.smtp.fixtures import DEADLINE, INTAKE, ME, client, emails_by_subject, make_mail, running, set_source, settled
 
 
 @pytest.fixture(scope="module")
