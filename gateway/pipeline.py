@@ -29,13 +29,13 @@ from gateway.errors import Permanent, Retryable, UnparseableMessage
 from gateway.ledger import TERMINAL, Bind, Binding, Finish, Ledger, LocationRow, MessageRow
 from gateway.ledger.locks import AddressLocks, KeyedLocks
 from gateway.ledger.spool import Spool
+from gateway.mailboxes.base import Applied, LedgerOnly, TagRequest, Writeback
 from gateway.message import Message, parse
 from gateway.pipeline_batch import BatchPath
 from gateway.pipeline_person import PersonActions
 from gateway.plan_steps import CRM_DONE, evaluated_note, steps_of, targets_of
 from gateway.records import email_record, plan_from_json, ref_from_json, ref_to_json
 from gateway.rulesholder import RulesHolder
-from gateway.writeback.base import Applied, LedgerOnly, TagRequest, Writeback
 
 log = logging.getLogger("gateway.pipeline")
 

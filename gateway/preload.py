@@ -12,11 +12,11 @@ from __future__ import annotations
 import gc
 
 import gateway.crm.sql  # noqa: F401
+import gateway.mailboxes.imap.source  # noqa: F401
+import gateway.mailboxes.imap.writeback  # noqa: F401
 import gateway.pipeline  # noqa: F401
 import gateway.pipeline_batch  # noqa: F401
 import gateway.service  # noqa: F401
-import gateway.sources.imap  # noqa: F401
-import gateway.writeback.imap  # noqa: F401
 
 gc.collect()
 gc.freeze()

@@ -21,17 +21,17 @@ from gateway.budget import Abandoned, Watch
 from gateway.config import Config
 from gateway.context import FILE_SOURCE
 from gateway.crm.base import Connector, make_connector
+from gateway.engine.facts import rule_facts
 from gateway.errors import Retryable
 from gateway.ledger import TERMINAL, Ledger
 from gateway.ledger import work as ledger_work
 from gateway.ledger.groupcommit import GroupCommit
 from gateway.ledger.spool import Spool
+from gateway.mailboxes.base import LedgerOnly, SourceEnv, SourceRef, Writeback
+from gateway.mailboxes.registry import make_source
 from gateway.pipeline import Pipeline
 from gateway.rulesholder import RulesHolder, rule_files
 from gateway.service_budget import BudgetKeeper
-from gateway.sources.base import SourceRef
-from gateway.sources.registry import SourceEnv, make_source
-from gateway.writeback.base import LedgerOnly, Writeback
 
 log = logging.getLogger("gateway.service")
 _STOP = -1
@@ -67,7 +67,8 @@ class Gateway(BudgetKeeper):
         self.sources: list[Any] = []
         self.writebacks: dict[str, Writeback] = {}
         env = SourceEnv(config=config, ledger=self.ledger, spool=self.spool, submit_bytes=self.submit_bytes,
-                        submit_many=self.submit_many)
+                        submit_many=self.submit_many,
+                        rule_facts=lambda: rule_facts(self.rules.current, config.base_dir))
         for src in config.sources:
             source, writeback = make_source(src, env)
             self.sources.append(source)
