@@ -53,6 +53,7 @@ def parse(stored: str | None) -> Parsed | None:
     """A stored note's parts, or None when the gateway did not write it."""
     if not stored:
         return None
+    stored = stored.replace("\r\n", "\n")  # a CRM that stores text as typed in a browser form
     body, sep, marker = stored.rpartition(_SEPARATOR + MARKER)
     if not sep or not marker.endswith("]"):
         return None
