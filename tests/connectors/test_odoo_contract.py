@@ -23,6 +23,7 @@ from tests.connectors.contract import (
     StoredNote,
     StoredParty,
     make_mail,
+    note,
     person,
 )
 from tests.connectors.doubles.odoo_double import SUBTYPES, OdooDouble
@@ -154,3 +155,13 @@ def test_backend_from_config(double: OdooDouble) -> None:
     c = make_connector(CrmConfig(backend="odoo", url=double.url, database="prod", username="bot@example.com", api_key=KEY))
     assert isinstance(c, OdooConnector) and c.protocol == "json2"
     c.check_online()
+
+
+def test_a_note_is_an_internal_note_in_the_chatter(double: OdooDouble, protocol: str) -> None:
+    c = connect(double, protocol)
+    lead = c.create("lead", person("lead", "bob@x.example", first="Bob"))
+    ref = c.add_note([lead], note(text="<b>not markup</b>\nsecond line"))
+    [m] = double.tables["mail.message"].values()
+    assert str(m["id"]) == ref.ids[0] and (m["model"], m["res_id"]) == ("crm.lead", int(lead.id))
+    assert (m["message_type"], m["subtype_id"], m["subject"]) == ("comment", SUBTYPES["mail.mt_note"], "Quote")
+    assert m["body"] == "&lt;b&gt;not markup&lt;/b&gt;<br>second line"

@@ -21,7 +21,16 @@ from gateway.crm import tryton_mail as tm
 from gateway.crm.base import PartyRef
 from gateway.crm.tryton import OPPORTUNITY, PARTY, TrytonConnector
 from gateway.crm.tryton_rpc import TrytonRpc
-from tests.connectors.contract import CLIENT_TIMEOUT, ConnectorContract, StoredEmail, StoredFile, StoredNote, StoredParty
+from tests.connectors.contract import (
+    CLIENT_TIMEOUT,
+    ConnectorContract,
+    StoredEmail,
+    StoredFile,
+    StoredNote,
+    StoredParty,
+    note,
+    person,
+)
 from tests.connectors.tryton_server import FaultProxy, Rpc, TrytonServer
 
 
@@ -107,3 +116,18 @@ class TestTrytonContract(ConnectorContract):
     @pytest.fixture
     def inspect(self, tryton: TrytonServer, connector: TrytonConnector) -> TrytonInspector:
         return TrytonInspector(tryton.rpc(), connector)
+
+
+def test_a_forgotten_lead_takes_its_notes(tryton: TrytonServer) -> None:
+    """trytond deletes the `ir.note` rows of a deleted opportunity and party itself."""
+    c = connector_for(tryton)
+    try:
+        lead = c.create("lead", person("lead", "bob@x.example", first="Bob"))
+        c.add_note([lead], note())
+        inspect = TrytonInspector(tryton.rpc(), c)
+        assert [n.text for n in inspect.notes(lead)] == ["Call back about the quote."]
+        c.forget("bob@x.example", lambda r: True)
+        assert inspect.notes(lead) == []
+        assert tryton.rpc().call("model.ir.note.search_count", [("message", "like", f"%{note_marker.MARKER}%")]) == 0
+    finally:
+        c.close()

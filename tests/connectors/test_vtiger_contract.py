@@ -23,6 +23,7 @@ from tests.connectors.contract import (
     StoredNote,
     StoredParty,
     make_mail,
+    note,
     person,
 )
 from tests.connectors.doubles.vtiger_double import EMAIL_CF, VtigerDouble
@@ -146,3 +147,12 @@ def test_backend_from_config(double: VtigerDouble, monkeypatch: pytest.MonkeyPat
     c = make_connector(cfg)
     assert isinstance(c, VtigerConnector) and c.dialect == double.dialect
     c.check_online()
+
+
+def test_a_note_is_a_comment_assigned_to_its_owner(double: VtigerDouble) -> None:
+    c = VtigerConnector(double.url, "admin", KEY, dialect=double.dialect, timeout=CLIENT_TIMEOUT)
+    ann = c.create("contact", person("contact", "ann@acme.example"))
+    ref = c.add_note([ann], note())
+    [comment] = double.comments(ann.id)
+    assert comment["id"] == ref.ids[0] and double.user_email(comment["assigned_user_id"]) == "me@example.com"
+    assert comment["commentcontent"].startswith("Quote\n\nCall back about the quote.\n\n[crm-gateway note ")
