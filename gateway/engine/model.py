@@ -73,6 +73,15 @@ class PlannedAttach:
 
 
 @dataclass(frozen=True)
+class PlannedNote:
+    key: str  # journal step key, stable across runs: "note:<rule>:<n-th note of the rule>"
+    targets: tuple[Target, ...]
+    text: str  # rendered
+    title: str
+    rule: str
+
+
+@dataclass(frozen=True)
 class OnError:
     tags: tuple[str, ...] = ("CRM error",)
     untags: tuple[str, ...] = ()
@@ -101,6 +110,7 @@ class Plan:
     reason: str = ""  # skip reason, or why ignored / in review
     creates: list[PlannedCreate] = field(default_factory=list)  # in execution order (accounts first)
     attach: PlannedAttach | None = None
+    notes: list[PlannedNote] = field(default_factory=list)  # after the attach, in rule order
     tags_add: list[str] = field(default_factory=list)
     tags_remove: list[str] = field(default_factory=list)
     move: str | None = None
