@@ -13,7 +13,6 @@ import gc
 
 import gateway.crm.sql  # noqa: F401
 import gateway.pipeline  # noqa: F401
-import gateway.pipeline_batch  # noqa: F401
 import gateway.service  # noqa: F401
 import gateway.sources.imap  # noqa: F401
 import gateway.writeback.imap  # noqa: F401
