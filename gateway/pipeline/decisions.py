@@ -71,11 +71,12 @@ class Decisions:
             done_plan = replace(plan, outcome="done", review=None) if plan else None
             self.ledger.intent(message_pk, CRM_DONE)
             self.ledger.result(message_pk, CRM_DONE, True)
-            self.ledger.set_state(message_pk, "crm_done", plan=done_plan.to_json() if done_plan else None,
+            stored = done_plan.to_json() if done_plan else None
+            self.ledger.set_state(message_pk, "crm_done", plan=stored,
                                   event_detail="resolved by a person: " + ", ".join(t.label() for t in targets))
             for copy in self.ledger.locations_of(message_pk):
                 self.ledger.take_location(copy.id, ["applied", "untagged", "none"], "waiting")
-            self.tagging.copies(self.ledger.message(message_pk), final_state="done")
+            self.tagging.copies(replace(row, state="crm_done", reason="", plan=stored or row.plan), final_state="done")
         return self.ledger.message(message_pk).state
 
     def _creates(self, message_pk: int, message: Message, plan: Plan | None, kind: PartyKind,

@@ -79,9 +79,9 @@ class Evaluation:
         return Work(loc, row, message, raw, plan, fresh=True, crm_done=row.state == "crm_done",
                     looked=Looked(frozenset(looked.keys), frozenset(looked.ids)))
 
-    def copy(self, loc: LocationRow, row: MessageRow, message: Message | None) -> None:
+    def copy(self, loc: LocationRow, row: MessageRow, message: Message | None) -> MessageRow:
         """Another copy of a known mail: attach nothing, only give it its own tags (it waits
-        for its message's outcome to know which)."""
+        for its message's outcome to know which). Returns the message's row."""
         if loc.state == "new":
             add: Sequence[str] = []
             remove: Sequence[str] = []
@@ -99,7 +99,8 @@ class Evaluation:
             self.ledger.plan_location(loc.id, add, remove, move, state="waiting")
         row = self.ledger.message(row.id)  # set waiting first, then look: one of the two workers tags it
         if row.state in TERMINAL:
-            self.tagging.copies(row)
+            self.tagging.copies(row)  # tags copies only: the message's row stays as it is
+        return row
 
 
 def creates_for(plan: Plan) -> set[str]:

@@ -41,47 +41,49 @@ class Failure:
                 reached_crm_done = True
             elif results:
                 self.execution.keep_partial(row, results)
-            self.retry(row, str(exc), exc.retry_after, never_quarantine=reached_crm_done, plan=plan)
-        else:
-            plan = getattr(exc, "plan", None) or plan  # a rule that cannot apply carries its trace and on_error
-            if crm_complete or reached_crm_done:  # nothing after crm_done ever quarantines a message
-                if not reached_crm_done:
-                    self.execution.mark_crm_done(row, plan, results)
-                self.retry(row, str(exc), None, never_quarantine=True, plan=plan)
-            else:
-                if results:
-                    self.execution.keep_partial(row, results)
-                self.quarantine(row, str(exc), plan)
-        return self.ledger.message(row.id)
+            return self.retry(row, str(exc), exc.retry_after, never_quarantine=reached_crm_done, plan=plan)
+        plan = getattr(exc, "plan", None) or plan  # a rule that cannot apply carries its trace and on_error
+        if crm_complete or reached_crm_done:  # nothing after crm_done ever quarantines a message
+            if not reached_crm_done:
+                self.execution.mark_crm_done(row, plan, results)
+            return self.retry(row, str(exc), None, never_quarantine=True, plan=plan)
+        if results:
+            self.execution.keep_partial(row, results)
+        return self.quarantine(row, str(exc), plan)
 
     def retry(self, row: MessageRow, reason: str, retry_after: float | None, *, never_quarantine: bool,
-              plan: Plan | None) -> None:
+              plan: Plan | None) -> MessageRow:
+        """Retry later with backoff (`retry_after`: the CRM said when), or quarantine after
+        the last attempt; the row after it."""
         r = self.config.retry
         attempts = row.attempts + 1  # the row was read under the message's lock in this run
         if attempts >= r.max_attempts and not never_quarantine:
-            self.quarantine(row, f"gave up after {attempts} attempts: {reason}", plan)
-            return
+            return self.quarantine(row, f"gave up after {attempts} attempts: {reason}", plan)
         delay = retry_after if retry_after is not None else min(r.max_delay, r.base_delay * 2 ** (attempts - 1))
         delay *= random.uniform(0.8, 1.2) if retry_after is None else 1.0
-        self.ledger.schedule_retry(row.id, reason, delay)
+        if not self.ledger.schedule_retry(row.id, reason, delay):  # final meanwhile: it stays so
+            return self.ledger.message(row.id)
+        return replace(row, state="retrying", reason=reason, attempts=attempts)
 
-    def quarantine(self, row: MessageRow, reason: str, plan: Plan | None) -> None:
+    def quarantine(self, row: MessageRow, reason: str, plan: Plan | None) -> MessageRow:
         """Quarantine the message (its stored Plan: `plan`, else the one it had) and give its
-        copies the error tags; those wait for `quarantine retry` if the write-back fails."""
+        copies the error tags; those wait for `quarantine retry` if the write-back fails.
+        Returns the row after it."""
         stored: dict[str, Any] | None = plan.to_json() if plan is not None else (row.plan or None)
         self.ledger.set_state(row.id, "quarantined", reason, plan=stored)
+        after = replace(row, state="quarantined", reason=reason, plan=stored)
         try:
-            self.tagging.copies(replace(row, state="quarantined", reason=reason, plan=stored))
+            self.tagging.copies(after)
         except Retryable as exc:
             log.warning("could not tag quarantined message %s yet: %s", row.id, exc)
+        return after
 
     def unparseable(self, loc: LocationRow, raw: bytes | None, exc: Exception) -> MessageRow:
         """A copy nothing can parse: a message of its own (named by its bytes' hash), quarantined."""
         raw_hash = hashlib.sha256(raw).hexdigest() if raw is not None else hashlib.sha256(loc.ref.label().encode()).hexdigest()
         b = self.ledger.bind(loc.id, message_id=f"<unparseable-{raw_hash[:32]}@crm-gateway>", content_hash=raw_hash,
                              spool_path=loc.spool_path, state="processing", label=loc.ref.label())
-        self.quarantine(self.ledger.message(b.message_pk), f"unparseable: {exc}", None)
-        return self.ledger.message(b.message_pk)
+        return self.quarantine(b.row or self.ledger.message(b.message_pk), f"unparseable: {exc}", None)
 
     def give_up(self, location_pk: int, reason: str) -> str:
         """The budget watchdog (or the crash count) gave up on a copy: quarantine its message

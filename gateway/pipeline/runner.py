@@ -102,11 +102,9 @@ class Runner:
                     row = self.ledger.message(loc.message_pk)  # a copy, or a message someone else may have moved on
                 if row.primary_location != loc.id:
                     self.hooks.stage((loc.id,), Stage.WRITEBACK)
-                    self.evaluation.copy(loc, row, c.message)
-                    row = self.ledger.message(row.id)
+                    row = self.evaluation.copy(loc, row, c.message)
                 elif row.state in TERMINAL:
-                    self.tagging.copies(row)
-                    row = self.ledger.message(row.id)
+                    self.tagging.copies(row)  # tags copies only: the message's row stays as it is
                 elif row.state == "retrying" and row.next_attempt_at and row.next_attempt_at > datetime.now(UTC):
                     out[loc.id] = row.state
                     return
