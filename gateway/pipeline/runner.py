@@ -2,12 +2,14 @@
 record, each step over a batch of work items (DESIGN.md "Flow of one message", "Pipeline
 batches").
 
-New copies of a batch are claimed together; the messages they claimed share the ledger's and
-the CRM's transactions. A retry, a crash replay (a Work whose journal is filled) and a copy
-already linked are batches of one through the same steps. Outcomes are those of the messages
-one after the other: a mail whose rules looked up what a mail before it in the batch creates
-or attaches is evaluated again after that. A step that fails for a batch is done again for
-each of its items alone, so one item's failure stays that item's.
+New copies of a batch are claimed together; copies linked before (retries, crash replays, a
+copy's second visit) skip the claim. Then the primaries with work left share the ledger's and
+the CRM's transactions, whatever their starting point: a fresh Plan, a replay (a Work whose
+journal is filled), a message that only waits for its tags. A batch of one is the same code.
+Outcomes are those of the messages one after the other: a mail whose rules looked up what a
+mail before it in the batch creates or attaches is evaluated again after that. A step that
+fails for a batch is done again for each of its items alone, so one item's failure stays
+that item's.
 """
 
 from __future__ import annotations
@@ -66,9 +68,9 @@ class Runner:
                 out[pk] = KeyError(pk)
             else:
                 locs.append(loc or known[pk])
-        for loc in locs:
-            if loc.message_pk is not None:  # linked before: a retry, a replay, a copy's second visit
-                self._linked(Claimed(loc, None), started, out)
+        linked = [Claimed(loc, None) for loc in locs if loc.message_pk is not None]
+        if linked:  # linked before: retries, replays, copies' second visits
+            self._run(linked, started, out)
         for part in claim.by_size([loc for loc in locs if loc.message_pk is None], claim.BATCH_BYTES):
             self._new(part, started, out)
         return out
@@ -80,42 +82,50 @@ class Runner:
         except Exception as exc:
             out.update((loc.id, exc) for loc in fresh if loc.id not in out)
             return
-        primaries = [c for c in claimed if c.row is not None and c.row.primary_location == c.loc.id
-                     and c.row.state == "received"]
-        while primaries:
-            with self._message_locks.many([str(c.loc.message_pk) for c in primaries]):
-                primaries = self._steps(primaries, started, out)
-        # Then the copies: a copy of a mail claimed in this batch is evaluated after its
-        # primary's CRM work, and tagged at once, as one after the other would.
-        for c in claimed:
-            if c.loc.id not in out:
-                self._linked(c, started, out)
+        if claimed:
+            self._run(claimed, started, out)
 
-    def _linked(self, c: Claimed, started: float, out: Outcomes) -> None:
-        """One copy linked to its message: the primary does the CRM work (a batch of one), a
-        copy waits for its tags."""
+    def _run(self, claimed: Sequence[Claimed], started: float, out: Outcomes) -> None:
+        """Copies linked to their messages, under the messages' locks: the primaries that have
+        work left do it together; then the other copies are visited."""
+        with self._message_locks.many([str(c.loc.message_pk) for c in claimed]):
+            work: list[Claimed] = []
+            visits: list[Claimed] = []
+            for c in claimed:
+                assert c.loc.message_pk is not None
+                try:
+                    if c.row is None or c.row.primary_location != c.loc.id:
+                        # a copy, or a message another worker may have moved on
+                        c = replace(c, row=self.ledger.message(c.loc.message_pk))
+                except Exception as exc:
+                    out[c.loc.id] = exc
+                    continue
+                (work if _has_work(c) else visits).append(c)
+            while work:
+                work = self._steps(work, started, out)
+            # Then the copies: a copy of a mail handled in this batch is evaluated after its
+            # primary's CRM work, and tagged at once, as one after the other would.
+            for c in visits:
+                try:
+                    self._visit(c, started, out)
+                except Exception as exc:
+                    out[c.loc.id] = exc
+
+    def _visit(self, c: Claimed, started: float, out: Outcomes) -> None:
+        """A copy with no CRM work to do: another copy of its mail waits for its tags; the
+        primary of a message that is final tags the copies still waiting."""
         loc, row = c.loc, c.row
-        assert loc.message_pk is not None
-        try:
-            with self._message_locks(str(loc.message_pk)):
-                if row is None or row.primary_location != loc.id:
-                    row = self.ledger.message(loc.message_pk)  # a copy, or a message someone else may have moved on
-                if row.primary_location != loc.id:
-                    self.hooks.stage((loc.id,), Stage.WRITEBACK)
-                    row = self.evaluation.copy(loc, row, c.message)
-                elif row.state in TERMINAL:
-                    self.tagging.copies(row)  # tags copies only: the message's row stays as it is
-                elif row.state == "retrying" and row.next_attempt_at and row.next_attempt_at > datetime.now(UTC):
-                    out[loc.id] = row.state
-                    return
-                else:
-                    later = self._steps([Claimed(loc, row, c.message, c.raw)], started, out)
-                    assert not later  # only a mail before it in its batch defers one
-                    return
-            self.recording.log(loc, row, started)
+        assert row is not None
+        if row.primary_location != loc.id:
+            self.hooks.stage((loc.id,), Stage.WRITEBACK)
+            row = self.evaluation.copy(loc, row, c.message)
+        elif row.state in TERMINAL:
+            self.tagging.copies(row)  # tags copies only: the message's row stays as it is
+        else:  # retrying, not due yet
             out[loc.id] = row.state
-        except Exception as exc:
-            out[loc.id] = exc
+            return
+        self.recording.log(loc, row, started)
+        out[loc.id] = row.state
 
     # ---- the steps ----------------------------------------------------------------------
 
@@ -249,3 +259,13 @@ class Runner:
             out[loc.id] = after.state
         except Exception as failure:
             out[loc.id] = failure
+
+
+def _has_work(c: Claimed) -> bool:
+    """Whether the copy is its message's primary and the message has CRM work (or its tags)
+    left: not final, and not a retry whose time has not come."""
+    row = c.row
+    assert row is not None
+    if row.primary_location != c.loc.id or row.state in TERMINAL:
+        return False
+    return not (row.state == "retrying" and row.next_attempt_at and row.next_attempt_at > datetime.now(UTC))
