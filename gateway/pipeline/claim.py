@@ -18,8 +18,7 @@ from pathlib import Path
 from gateway.budget import Stage
 from gateway.config import Config
 from gateway.errors import Permanent, UnparseableMessage
-from gateway.ledger import Binding, Ledger, LocationRow
-from gateway.ledger_batch import Bind
+from gateway.ledger import Bind, Binding, Ledger, LocationRow
 from gateway.message import Message, parse
 from gateway.pipeline.failure import Failure
 from gateway.pipeline.hooks import Hooks

@@ -16,8 +16,7 @@ from typing import Any
 
 from gateway.crm.base import PartyRef
 from gateway.engine.model import Plan
-from gateway.ledger import LocationRow, MessageRow
-from gateway.ledger_batch import Finish
+from gateway.ledger import Finish, LocationRow, MessageRow
 from gateway.message import Message
 from gateway.writeback.base import Applied, TagRequest
 

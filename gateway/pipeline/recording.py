@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from gateway.engine.model import Plan
-from gateway.ledger import Ledger, LocationRow, MessageRow
-from gateway.ledger_batch import Finish
+from gateway.ledger import Finish, Ledger, LocationRow, MessageRow
 from gateway.pipeline.items import Outcome, Outcomes, Tagged
 from gateway.pipeline.journal import evaluated_note
 from gateway.pipeline.tagging import Tagging, tag_note
