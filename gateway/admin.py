@@ -17,7 +17,7 @@ from gateway.crm.base import PARTY_KINDS, PartyRef
 from gateway.errors import Permanent
 from gateway.ledger import Ledger, MessageRow
 from gateway.liveness import ago  # noqa: F401  (the status page's "N s ago")
-from gateway.plan_steps import CRM_DONE
+from gateway.pipeline.journal import CRM_DONE
 
 # ---- explain -----------------------------------------------------------------------------
 

@@ -324,7 +324,7 @@ def test_a_record_from_the_parser_carries_hashes_the_crm_stores_under(crm: SqlCo
     import hashlib
 
     from gateway.message import parse
-    from gateway.records import email_record
+    from gateway.pipeline.journal import email_record
     from tests.mail import make_mail as client_mail
 
     raw = client_mail(attachments=[("a.pdf", "application/pdf", b"%PDF" + bytes(range(256)) * 50)])
