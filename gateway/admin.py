@@ -100,6 +100,9 @@ def _journal_line(step: str, result: Any) -> str:
     if isinstance(result, dict) and "email_id" in result:
         on = ", ".join(f"{t.get('kind')}:{t.get('id')}" for t in result.get("targets") or [] if isinstance(t, dict))
         return f"{step}: email {result.get('email_id')} on {on or '-'}"
+    if isinstance(result, dict) and "note_ids" in result:
+        on = ", ".join(f"{t.get('kind')}:{t.get('id')}" for t in result.get("targets") or [] if isinstance(t, dict))
+        return f"{step}: note {', '.join(map(str, result.get('note_ids') or [])) or '-'} on {on or '-'}"
     return f"{step}: {json.dumps(result, default=str)}"
 
 

@@ -6,14 +6,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.crm.sql_models import PARTY_MODELS, Email, EmailAttachment, EmailLink, PartyEmail
+from gateway.crm.sql_models import PARTY_MODELS, Email, EmailAttachment, EmailLink, Note, PartyEmail
 
-pe, em, ln, at = (m.__table__ for m in (PartyEmail, Email, EmailLink, EmailAttachment))
+pe, em, ln, at, nt = (m.__table__ for m in (PartyEmail, Email, EmailLink, EmailAttachment, Note))
 TABLES: dict[str, sa.Table] = {kind: model.__table__ for kind, model in PARTY_MODELS.items()}  # type: ignore[misc]
 
 
 def dump(conn: sa.Connection) -> dict[str, list[dict[str, Any]]]:
-    """Every account, contact, lead and email, ids as ints, in id order."""
+    """Every account, contact, lead, email and note, ids as ints, in id order."""
     emails_of: dict[tuple[str, int], list[str]] = {}
     for row in conn.execute(sa.select(pe).order_by(pe.c.id)):
         emails_of.setdefault((row.kind, row.party_id), []).append(row.address)
@@ -31,6 +31,12 @@ def dump(conn: sa.Connection) -> dict[str, list[dict[str, Any]]]:
         )
     rows = conn.execute(sa.select(em).order_by(em.c.id)).mappings()
     out["emails"] = [email_dict(row, links.get(row["id"], []), files.get(row["id"], [])) for row in rows]
+    out["notes"] = [
+        {"id": row["id"], "on": {"kind": row["kind"], "id": row["party_id"]}, "title": row["title"], "text": row["text"],
+         "owner": row["owner"], "message_id": row["message_id"], "key": row["key"],
+         "created_at": row["created_at"].isoformat()}
+        for row in conn.execute(sa.select(nt).order_by(nt.c.id)).mappings()
+    ]
     return out
 
 

@@ -4,7 +4,8 @@ mail's fields (`note: {text: "Mail from {from.name}: {subject}", to: found}`).
 A note is a CRM effect like an attach: the Plan carries it with a journal key
 ("note:<rule>:<n>"), the pipeline journals it and calls the connector's `add_note`, which is
 idempotent per key and record, so a retry or a crash replay never writes a second note.
-With no record to put it on, nothing is planned and the trace says so; the mail goes on.
+With no record to put it on, nothing is written and the trace says so; the mail goes on (in
+review, the note goes on the records the person picks).
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ class Note(Action):
     def apply(self, ev: Evaluation) -> str:
         o: NoteOptions = self.options
         targets = tuple(dict.fromkeys(records_for(ev, o.to)))
-        if not targets:
-            return "note: no record to put it on, none planned"
         text = render(o.text, ev)[:NOTE_TEXT_MAX]
         title = render(o.title, ev)[:255]
         key = f"note:{ev.rule}:{sum(1 for n in ev.notes if n.rule == ev.rule)}"
         ev.notes.append(PlannedNote(key=key, targets=targets, text=text, title=title, rule=ev.rule))
         shown = text if len(text) <= 60 else text[:57] + "..."
+        if not targets:  # a person who resolves a review of this mail puts it on the records picked
+            return f"note {shown!r}: no record to put it on (if the mail goes to review, on the records picked)"
         return f"note on {', '.join(t.label() for t in targets)}: {shown!r}"

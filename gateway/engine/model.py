@@ -141,6 +141,9 @@ class Plan:
             attach=PlannedAttach(targets=tuple(t for t in map(_target, attach["targets"]) if t is not None),
                                  attachments=attach.get("attachments", True), rules=tuple(attach.get("rules", ())))
             if attach else None,
+            notes=[PlannedNote(key=n["key"], targets=tuple(t for t in map(_target, n.get("targets", [])) if t is not None),
+                               text=n.get("text", ""), title=n.get("title", ""), rule=n.get("rule", ""))
+                   for n in d.get("notes", [])],
             tags_add=list(d.get("tags_add", [])), tags_remove=list(d.get("tags_remove", [])), move=d.get("move"),
             review=ReviewInfo(reason=review.get("reason", ""),
                               candidates=tuple((a, tuple(_ref(r) for r in refs))

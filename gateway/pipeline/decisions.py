@@ -25,7 +25,7 @@ from gateway.ledger.locks import KeyedLocks
 from gateway.message import Address, Message
 from gateway.pipeline.claim import Reader
 from gateway.pipeline.execution import Execution
-from gateway.pipeline.journal import CRM_DONE, email_record, ref_from_json, ref_to_json
+from gateway.pipeline.journal import CRM_DONE, email_record, note_data, ref_from_json, ref_to_json
 from gateway.pipeline.tagging import Tagging
 
 
@@ -66,6 +66,11 @@ class Decisions:
             self.ledger.intent(message_pk, "review:attach")
             email = self.execution.attach_once(targets, record)
             self.ledger.result(message_pk, "review:attach", {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]})
+            for planned in plan.notes if plan else ():  # the rules' notes go where the person put the mail
+                step = f"review:{planned.key}"
+                self.ledger.intent(message_pk, step)
+                self.ledger.result(message_pk, step, self.execution.note_once(
+                    step, targets, note_data(planned, message, crm_user)))
             # From here the message is done as far as the CRM goes: if tagging fails or the process
             # dies, a retry replays this done Plan and only tags (CRM_DONE), never review again.
             done_plan = replace(plan, outcome="done", review=None) if plan else None

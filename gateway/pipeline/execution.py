@@ -16,13 +16,33 @@ from typing import Any
 
 from gateway import addresses
 from gateway.context import Contexts
-from gateway.crm.base import PARTY_KINDS, Connector, EmailRecord, EmailRef, PartyData, PartyKind, PartyRef, attach_each
+from gateway.crm.base import (
+    PARTY_KINDS,
+    Connector,
+    EmailRecord,
+    EmailRef,
+    NoteData,
+    PartyData,
+    PartyKind,
+    PartyRef,
+    attach_each,
+)
 from gateway.engine.model import Plan
 from gateway.ledger import Ledger, MessageRow
 from gateway.ledger.locks import AddressLocks
 from gateway.pipeline.hooks import Hooks
 from gateway.pipeline.items import Work
-from gateway.pipeline.journal import CRM_DONE, email_record, evaluated_note, ref_from_json, ref_to_json, steps_of, targets_of
+from gateway.pipeline.journal import (
+    CRM_DONE,
+    email_record,
+    evaluated_note,
+    note_data,
+    ref_from_json,
+    ref_to_json,
+    resolve_targets,
+    steps_of,
+    targets_of,
+)
 
 log = logging.getLogger("gateway.pipeline")
 
@@ -150,6 +170,29 @@ class Execution:
         for w, (targets, _), email in zip(works, items, emails, strict=True):
             w.results["attach"] = {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]}
         self.hooks.step("attach:result")
+
+    # ---- notes --------------------------------------------------------------------------
+
+    def notes(self, work: Work) -> None:
+        """The Plan's notes not done yet, each on its records; each one's result goes into the
+        work's `results`. `add_note` is idempotent per key and record, so a replay after a
+        crash between the call and the journal adds no second note."""
+        if work.crm_done or work.plan.outcome == "review":  # in review: on the records the person picks
+            return
+        owner = self.contexts.for_ref(work.loc.ref).crm_user
+        for planned in work.plan.notes:
+            if work.journal.get(planned.key) is not None:
+                continue
+            targets = resolve_targets(planned.targets, work.created)
+            if targets:
+                work.results[planned.key] = self.note_once(planned.key, targets, note_data(planned, work.message, owner))
+
+    def note_once(self, step: str, targets: Sequence[PartyRef], note: NoteData) -> dict[str, Any]:
+        """One note on `targets`; the journal's form of its result."""
+        self.hooks.step(f"{step}:intent")
+        ref = self.crm.add_note(targets, note)
+        self.hooks.step(f"{step}:called")
+        return {"note_ids": list(ref.ids), "targets": [ref_to_json(t) for t in targets]}
 
     def attach_once(self, targets: Sequence[PartyRef], record: EmailRecord) -> EmailRef:
         """One attach outside a Plan (a person's decision): idempotent, so never a first attempt."""

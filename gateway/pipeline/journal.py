@@ -7,28 +7,46 @@ the CRM execution, the runner and what a person decides; `explain` reads CRM_DON
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gateway.crm.base import AttachmentData, EmailRecord, PartyRef
-from gateway.engine.model import Plan
+from gateway.crm.base import AttachmentData, EmailRecord, NoteData, PartyRef
+from gateway.engine.model import Plan, PlannedNote, Target
 from gateway.message import Message
 
 CRM_DONE = "crm_done"  # journal mark: every CRM step of the Plan is done
 
 
 def steps_of(plan: Plan) -> list[str]:
-    return [c.key for c in plan.creates] + (["attach"] if plan.attach is not None else [])
+    return ([c.key for c in plan.creates] + (["attach"] if plan.attach is not None else [])
+            + [n.key for n in plan.notes])
+
+
+def resolve_targets(targets: Sequence[Target], created: Mapping[str, PartyRef]) -> list[PartyRef]:
+    """Planned targets as records, once each: found ones and those the Plan created."""
+    refs: list[PartyRef] = []
+    for t in targets:
+        ref = t.ref or created.get(t.create_key or "")
+        if ref is not None and all((ref.kind, ref.id) != (x.kind, x.id) for x in refs):
+            refs.append(ref)
+    return refs
+
+
+def note_data(note: PlannedNote, message: Message, owner: str) -> NoteData:
+    """What the CRM gets for a planned note. Its key names the mail as the CRM knows it (its
+    Message-ID and content, as attach does: copies in two mailboxes agree, two mails with one
+    body do not) and the step, so a replay finds the note it may have written."""
+    mail = hashlib.sha256(f"{message.message_id}\n{message.content_hash}".encode()).hexdigest()[:32]
+    key = f"{mail}/{note.key}"
+    if len(key) > 255:  # a long rule name: the step by its digest
+        key = f"{mail}/note:{hashlib.sha256(note.key.encode()).hexdigest()[:32]}"
+    return NoteData(key=key, text=note.text, title=note.title, owner=owner, message_id=message.message_id)
 
 
 def targets_of(plan: Plan, created: Mapping[str, PartyRef]) -> list[PartyRef]:
     """The records the Plan attaches the mail to, once each: found ones and those it created."""
-    targets: list[PartyRef] = []
-    for t in plan.attach.targets if plan.attach is not None else ():
-        ref = t.ref or created.get(t.create_key or "")
-        if ref is not None and all((ref.kind, ref.id) != (x.kind, x.id) for x in targets):
-            targets.append(ref)
-    return targets
+    return resolve_targets(plan.attach.targets if plan.attach is not None else (), created)
 
 
 def evaluated_note(plan: Plan) -> str:

@@ -1,4 +1,4 @@
-"""The runner: copies through claim → evaluate → journal intents → creates → attach → tag →
+"""The runner: copies through claim → evaluate → journal intents → creates → attach → notes → tag →
 record, each step over a batch of work items (DESIGN.md "Flow of one message", "Pipeline
 batches").
 
@@ -137,6 +137,7 @@ class Runner:
         works = self._journal(works, started, out)
         works = self._creates(works, started, out)
         works = self._attach(works, started, out)
+        works = self._notes(works, started, out)
         self.hooks.stage([w.loc.id for w in works], Stage.WRITEBACK)
         outcomes += self._tag(works, started, out)
         self.hooks.stage([o.loc.id for o in outcomes], Stage.RECORD)
@@ -227,6 +228,17 @@ class Runner:
             except Exception as exc:
                 self._failed_work(w, exc, started, out, crm_complete=False)
         return [w for w in works if w.loc.id not in out]
+
+    def _notes(self, works: list[Work], started: float, out: Outcomes) -> list[Work]:
+        """Each message's notes, after its attach (a note never lands where the mail did not)."""
+        going_on: list[Work] = []
+        for w in works:
+            try:
+                self.execution.notes(w)
+                going_on.append(w)
+            except Exception as exc:
+                self._failed_work(w, exc, started, out, crm_complete=False)
+        return going_on
 
     def _tag(self, works: Sequence[Work], started: float, out: Outcomes) -> list[Outcome]:
         if any(not w.crm_done for w in works):
