@@ -5,7 +5,7 @@
 1. builds the benchmark corpus (bench/corpus.py, same seed: the same bytes every run);
 2. embedded: a gateway home on the shipped rules and the SQLite CRM, `Gateway.run_once()`;
 3. Tryton: a real trytond (party + sale_opportunity, SQLite; built like the tests do, in
-   tests/connectors/tryton_server.py) and the same corpus with `crm.backend: tryton`;
+   tests/crm/tryton_server.py) and the same corpus with `crm.backend: tryton`;
    every JSON-RPC request is counted by the connector's client;
 4. known senders: K fresh mails from a person Tryton already has, into `VContacts` and into
    `CRM sync`, and the JSON-RPC requests they cost, per message.
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
-    from tests.connectors.tryton_server import TrytonTemplate, skip_reason
+    from tests.crm.tryton_server import TrytonTemplate, skip_reason
 
     reason = skip_reason()
     if reason:

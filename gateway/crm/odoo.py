@@ -16,7 +16,7 @@ A rule's note is a `message_post` of an internal note (`message_type="comment"`,
 Lookups use `=ilike` with `%`, `_` and `\\` escaped and `%…%` around each spelling of the
 address (quoted and plain local part; a partner's `email` may hold several addresses,
 comma-separated); the rows are then filtered here by the exact, case-insensitive canonical
-address. Tested against tests/connectors/doubles/odoo_double.py.
+address. Tested against tests/crm/doubles/odoo_double.py.
 """
 
 from __future__ import annotations

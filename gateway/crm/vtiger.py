@@ -13,7 +13,7 @@ with a control character is refused; a backslash (MySQL's escape character) neve
 query: it is replaced by the `like` wildcard `%` and the rows are filtered here. Every lookup
 is filtered here by the exact, case-insensitive address anyway, because MySQL's collation also
 ignores accents (`zoe` = `zoë`) and a `like` pattern matches more than the one address.
-Tested against tests/connectors/doubles/vtiger_double.py — no vtiger can run here.
+Tested against tests/crm/doubles/vtiger_double.py — no vtiger can run here.
 """
 
 from __future__ import annotations

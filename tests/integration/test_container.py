@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.fixtures import REPO
 from tests.mail import make_mail
 from tests.waiting import wait_for
 

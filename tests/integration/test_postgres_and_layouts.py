@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from tests.connectors.sql_backends import postgres_url
+from tests.crm.sql_backends import postgres_url
 from tests.mail import make_mail
 from tests.waiting import wait_for as _wait
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import Home
+from tests.fixtures import Home
 from tests.mail import make_mail
 from tests.waiting import wait_for
 

@@ -1,6 +1,6 @@
 """Credentials in `crm.url` (`user:pw@`, `?api_key=`) never reach the log or the CLI output.
 
-The CRM is the webhook receiver test double (tests/connectors/doubles/webhook_receiver.py): a
+The CRM is the webhook receiver test double (tests/crm/doubles/webhook_receiver.py): a
 real HTTP server written from docs/webhook.md, since a webhook CRM is whatever the user runs.
 """
 
@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from gateway.logs import redact_url, redact_urls
-from tests.connectors.doubles.webhook_receiver import WebhookReceiver
+from tests.crm.doubles.webhook_receiver import WebhookReceiver
 from tests.mail import make_mail
 
 SECRET = "shared-webhook-secret"

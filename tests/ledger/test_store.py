@@ -102,7 +102,7 @@ def test_spool_store_many_writes_every_message_whole(tmp_path):
 
 
 def test_uidvalidity_above_2_31_on_postgresql():
-    from tests.connectors.sql_backends import postgres_url
+    from tests.crm.sql_backends import postgres_url
 
     with postgres_url() as url:
         led = Ledger(url)

@@ -247,7 +247,7 @@ def test_a_claim_the_ledger_refuses_does_not_hold_back_the_rest_of_its_batch(mak
     identity, and were a claim still refused, the batch claims its other mails one by one."""
     import yaml
 
-    from tests.connectors.sql_backends import postgres_url
+    from tests.crm.sql_backends import postgres_url
 
     with postgres_url() as ledger_url:
         home = make_home(extra={"workers": 1, "batch": 64})

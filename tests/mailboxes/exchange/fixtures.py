@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Home
+from tests.fixtures import Home
 from tests.mailboxes.exchange.ews_double import EwsDouble
 from tests.mailboxes.exchange.graph_double import GraphDouble
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Home
+from tests.fixtures import Home
 from tests.mailboxes.imap.dovecot import Dovecot
 
 FOLDERS = ["VLeads", "VContacts", "VAccounts", "CRM sync"]

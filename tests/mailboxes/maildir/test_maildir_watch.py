@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from tests.conftest import FOLDERS, Home
+from tests.fixtures import FOLDERS, Home
 from tests.mail import make_mail
 from tests.waiting import wait_for
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Home
+from tests.fixtures import Home
 from tests.mailboxes.smtp.fixtures import make_smtp_home
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from gateway.crm.base import PartyData
-from tests.conftest import Home
+from tests.fixtures import Home
 from tests.mail import make_mail as _make_mail
 
 TOKEN = "s3cretToken0123456789"

@@ -10,7 +10,7 @@ import socket
 import time
 
 from gateway.service import wait_until
-from tests.conftest import FOLDERS, Home
+from tests.fixtures import FOLDERS, Home
 from tests.mail import make_mail as raw_mail
 from tests.mailboxes.smtp.fixtures import (
     DEADLINE,

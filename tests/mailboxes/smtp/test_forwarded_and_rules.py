@@ -12,8 +12,8 @@ from gateway.engine.loader import load_rules, load_rules_text
 from gateway.engine.model import EvalContext
 from gateway.engine.plan import evaluate
 from gateway.message import parse
+from tests.engine.fixtures import FakeCrm
 from tests.mail import make_mail
-from tests.unit.test_engine import FakeCrm
 
 REPO = Path(__file__).resolve().parents[3]
 ME = "me@example.com"

@@ -1,5 +1,5 @@
 """The connector contract against a real trytond (party + sale_opportunity, SQLite), started
-by `tests/connectors/tryton_server.py` on 127.0.0.1 and a free port, one fresh copy of the
+by `tests/crm/tryton_server.py` on 127.0.0.1 and a free port, one fresh copy of the
 template database per test.
 
 The only test double is `FaultProxy`, a fault-injection proxy between the connector and
@@ -21,7 +21,7 @@ from gateway.crm import tryton_mail as tm
 from gateway.crm.base import PartyRef
 from gateway.crm.tryton import OPPORTUNITY, PARTY, TrytonConnector
 from gateway.crm.tryton_rpc import TrytonRpc
-from tests.connectors.contract import (
+from tests.crm.contract import (
     CLIENT_TIMEOUT,
     ConnectorContract,
     StoredEmail,
@@ -31,7 +31,7 @@ from tests.connectors.contract import (
     note,
     person,
 )
-from tests.connectors.tryton_server import FaultProxy, Rpc, TrytonServer
+from tests.crm.tryton_server import FaultProxy, Rpc, TrytonServer
 
 
 class TrytonInspector:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.connectors.doubles.base import HttpDouble, Reply, Request
+from tests.crm.doubles.base import HttpDouble, Reply, Request
 
 DB = "crm"
 PASSWORD = "admin-pw-for-tests"

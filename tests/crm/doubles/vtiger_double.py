@@ -43,7 +43,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from urllib.parse import parse_qs
 
-from tests.connectors.doubles.base import HttpDouble, Reply, Request
+from tests.crm.doubles.base import HttpDouble, Reply, Request
 
 PREFIX = {"Leads": "10", "Accounts": "11", "Contacts": "12", "Emails": "8", "Documents": "15", "Users": "19", "ModComments": "31"}
 MANDATORY = {"Leads": ("lastname",), "Contacts": ("lastname",), "Accounts": ("accountname",), "Documents": ("notes_title",), "Emails": ("subject",),

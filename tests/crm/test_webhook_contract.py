@@ -1,5 +1,5 @@
 """The connector contract against the webhook connector, posting to a real local HTTP server
-(tests/connectors/doubles/webhook_receiver.py) that implements docs/webhook.md and checks
+(tests/crm/doubles/webhook_receiver.py) that implements docs/webhook.md and checks
 every signature."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 from gateway.crm.base import PartyRef
 from gateway.crm.webhook import WebhookConnector
-from tests.connectors.contract import ConnectorContract, StoredEmail, StoredFile, StoredNote, StoredParty
-from tests.connectors.doubles.webhook_receiver import WebhookReceiver
+from tests.crm.contract import ConnectorContract, StoredEmail, StoredFile, StoredNote, StoredParty
+from tests.crm.doubles.webhook_receiver import WebhookReceiver
 
 SECRET = "shared-webhook-secret"
 

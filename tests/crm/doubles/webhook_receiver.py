@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway import addresses
 from gateway.crm.webhook import verify
-from tests.connectors.doubles.base import HttpDouble, Reply, Request
+from tests.crm.doubles.base import HttpDouble, Reply, Request
 
 
 class WebhookReceiver(HttpDouble):

@@ -1,5 +1,5 @@
 """The connector contract against Odoo — JSON-2 (Odoo 19+, API key) and JSON-RPC — through a
-local double of Odoo's external API (tests/connectors/doubles/odoo_double.py), because no
+local double of Odoo's external API (tests/crm/doubles/odoo_double.py), because no
 Odoo can run here. Records are read back from the double's tables, as Odoo's screens show them."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from gateway.config import CrmConfig
 from gateway.crm.base import PartyRef, make_connector
 from gateway.crm.odoo import OdooConnector
 from gateway.errors import Permanent, Retryable
-from tests.connectors.contract import (
+from tests.crm.contract import (
     CLIENT_TIMEOUT,
     ConnectorContract,
     StoredEmail,
@@ -26,7 +26,7 @@ from tests.connectors.contract import (
     note,
     person,
 )
-from tests.connectors.doubles.odoo_double import SUBTYPES, OdooDouble
+from tests.crm.doubles.odoo_double import SUBTYPES, OdooDouble
 
 KEY = "s3cret-api-key"
 RAW = "crm-gateway raw message"

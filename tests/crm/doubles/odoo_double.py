@@ -35,7 +35,7 @@ import json
 import re
 from typing import Any
 
-from tests.connectors.doubles.base import HttpDouble, Reply, Request
+from tests.crm.doubles.base import HttpDouble, Reply, Request
 
 FIELDS = {
     "res.partner": {"name": "", "email": False, "is_company": False, "parent_id": False, "user_id": False, "website": False, "comment": False, "type": "contact"},

@@ -10,8 +10,8 @@ import pytest
 
 from gateway.crm.base import PartyRef
 from gateway.crm.sql import SqlConnector
-from tests.connectors.contract import ConnectorContract, StoredEmail, StoredFile, StoredNote, StoredParty
-from tests.connectors.sql_backends import BACKENDS, database_url
+from tests.crm.contract import ConnectorContract, StoredEmail, StoredFile, StoredNote, StoredParty
+from tests.crm.sql_backends import BACKENDS, database_url
 
 
 class SqlInspector:

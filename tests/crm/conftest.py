@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.connectors.tryton_server import TrytonServer, session_template
+from tests.crm.tryton_server import TrytonServer, session_template
 
 # The first test that wants a trytond builds the run's template database (trytond-admin
 # installs party and sale_opportunity): ~15 s idle, over 5 minutes on a loaded machine,

@@ -1,5 +1,5 @@
 """The connector contract against vtiger and vtenext — through a local double of their
-webservice (tests/connectors/doubles/vtiger_double.py), because no vtiger can run here.
+webservice (tests/crm/doubles/vtiger_double.py), because no vtiger can run here.
 The double follows vtiger's documented requests and answers; the records are read back from
 its store (what vtiger's own screens would show)."""
 
@@ -15,7 +15,7 @@ from gateway.crm import note_marker
 from gateway.crm.base import PartyRef, make_connector
 from gateway.crm.vtiger import VtigerConnector
 from gateway.errors import Permanent, Retryable
-from tests.connectors.contract import (
+from tests.crm.contract import (
     CLIENT_TIMEOUT,
     ConnectorContract,
     StoredEmail,
@@ -26,7 +26,7 @@ from tests.connectors.contract import (
     note,
     person,
 )
-from tests.connectors.doubles.vtiger_double import EMAIL_CF, VtigerDouble
+from tests.crm.doubles.vtiger_double import EMAIL_CF, VtigerDouble
 
 KEY = "K3yK3yK3y"
 

@@ -12,8 +12,8 @@ import pytest
 from gateway.crm.base import NoteData, PartyRef
 from gateway.crm.sql import SqlConnector
 from gateway.errors import Permanent
-from tests.connectors.contract import person
-from tests.connectors.sql_backends import BACKENDS, database_url
+from tests.crm.contract import person
+from tests.crm.sql_backends import BACKENDS, database_url
 
 NOTE = NoteData(key="hash-1/rule-2/step-0", text="Call back.", title="Quote", owner="me@example.com", message_id="<m1@x>")
 

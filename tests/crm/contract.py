@@ -14,7 +14,7 @@ CRM (an email's links and files, a record's owner and addresses, the gateway's n
 record) — the one thing the protocol has no read method for.
 
 A connector that talks to its CRM over the network also supplies `far_side` (a `FarSide`,
-e.g. `tests/connectors/doubles/base.HttpDouble`) so the failure scenarios can make the CRM
+e.g. `tests/crm/doubles/base.HttpDouble`) so the failure scenarios can make the CRM
 misbehave, and its `connector` fixture takes the client timeout from the contract's `timeout`
 fixture (generous: the machine may be busy; the stall scenario alone asks for a short one and
 holds its request until the client has given up). Without `far_side` those scenarios skip.

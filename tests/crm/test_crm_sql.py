@@ -25,8 +25,8 @@ from gateway.crm.base import Connector, PartyData, PartyRef, make_connector
 from gateway.crm.sql import SqlConnector, make_engine
 from gateway.crm.sql_models import VERSION_TABLE, Base
 from gateway.errors import Permanent, Retryable
-from tests.connectors.contract import HOSTILE, attachment, make_mail, person
-from tests.connectors.sql_backends import BACKENDS, database_url
+from tests.crm.contract import HOSTILE, attachment, make_mail, person
+from tests.crm.sql_backends import BACKENDS, database_url
 
 
 @pytest.fixture(params=BACKENDS)

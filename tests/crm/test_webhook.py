@@ -15,8 +15,8 @@ from gateway.config import CrmConfig
 from gateway.crm.base import make_connector
 from gateway.crm.webhook import WebhookConnector
 from gateway.errors import Permanent, Retryable
-from tests.connectors.contract import CLIENT_TIMEOUT, attachment, make_mail, note, person
-from tests.connectors.doubles.webhook_receiver import WebhookReceiver
+from tests.crm.contract import CLIENT_TIMEOUT, attachment, make_mail, note, person
+from tests.crm.doubles.webhook_receiver import WebhookReceiver
 
 SECRET = "shared-webhook-secret"
 

@@ -18,9 +18,9 @@ from gateway.crm.base import PartyData
 from gateway.crm.tryton import PARTY, TrytonConnector
 from gateway.crm.tryton_rpc import TrytonRpc
 from gateway.errors import Permanent, Retryable
-from tests.conftest import Home
-from tests.connectors.contract import CLIENT_TIMEOUT
-from tests.connectors.tryton_server import Rpc, TrytonServer, free_port
+from tests.crm.contract import CLIENT_TIMEOUT
+from tests.crm.tryton_server import Rpc, TrytonServer, free_port
+from tests.fixtures import Home
 from tests.mail import make_mail
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40
