@@ -41,6 +41,7 @@ from gateway.crm.base import (
     PartyRef,
     register_connector,
 )
+from gateway.crm.config_models import SqlConfig
 from gateway.crm.sql_dump import TABLES
 from gateway.crm.sql_engine import make_engine
 from gateway.crm.sql_engine import translate_errors as _translate
@@ -278,5 +279,5 @@ class SqlConnector:
         self._engine.dispose()
 
 @register_connector("sql")
-def _from_config(crm_config: Any) -> SqlConnector:
+def _from_config(crm_config: SqlConfig) -> SqlConnector:
     return SqlConnector(crm_config.url)

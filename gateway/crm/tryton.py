@@ -42,6 +42,7 @@ from gateway.crm.base import (
     PartyRef,
     register_connector,
 )
+from gateway.crm.config_models import TrytonConfig
 from gateway.crm.tryton_rpc import TrytonRpc
 from gateway.errors import Permanent
 
@@ -396,7 +397,7 @@ def _creation_note(kind: str, data: PartyData) -> str:
 
 
 @register_connector("tryton")
-def _from_config(crm: Any) -> TrytonConnector:
+def _from_config(crm: TrytonConfig) -> TrytonConnector:
     rpc = TrytonRpc(crm.url, crm.database or "", crm.username or "", crm.password or "", timeout=crm.timeout,
                     company=crm.company)
     return TrytonConnector(rpc)
