@@ -278,6 +278,7 @@ class SqlConnector:
     def close(self) -> None:
         self._engine.dispose()
 
+
 @register_connector("sql")
 def _from_config(crm_config: SqlConfig) -> SqlConnector:
     return SqlConnector(crm_config.url)

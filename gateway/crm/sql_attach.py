@@ -26,14 +26,17 @@ from gateway.errors import Permanent, Retryable
 
 __all__ = ["attach"]
 
+
 _BATCH_BYTES = 1 << 20  # blobs sent in one executemany: beyond this, one by one
 _STREAM_BYTES = 4 << 20  # SQLite: a bigger blob is written in pieces (see _stream_blob)
 _PIECE = 1 << 20
+
 
 _EMAIL_ID = sa.select(em.c.id).where(em.c.message_id == sa.bindparam("mid"), em.c.content_hash == sa.bindparam("h"))
 _SET_RAW = sa.update(em).where(em.c.id == sa.bindparam("email_id")).values(
     raw_sha256=sa.bindparam("raw_sha"), raw_size=sa.bindparam("raw_len")
 )
+
 
 _INT_NULL = sa.cast(sa.null(), sa.Integer)
 _STR_NULL = sa.cast(sa.null(), sa.String)
@@ -98,6 +101,7 @@ def _stream_blob(conn: sa.Connection, sha: str, data: bytes, now: Any) -> None:
     with conn.connection.dbapi_connection.blobopen(bl.name, "data", result.lastrowid) as blob:  # type: ignore[union-attr]
         for start in range(0, len(view), _PIECE):
             blob.write(view[start:start + _PIECE])
+
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

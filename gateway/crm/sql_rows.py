@@ -19,7 +19,9 @@ from gateway.errors import Permanent
 __all__ = ["CHUNK", "at", "bl", "chunks", "clean", "em", "email_values", "ln", "new_ref", "participant_keys",
            "party_id", "party_values", "pe", "ref_from_row"]
 
+
 T = TypeVar("T")
+
 
 CHUNK = 500  # bound parameters per IN (…): SQLite allows 32766, keep statements small anyway
 _COLUMNS_FROM_FIELDS = {
@@ -30,6 +32,7 @@ _COLUMNS_FROM_FIELDS = {
 
 # cast: a declarative class's __table__ is typed FromClause; these are Tables
 pe, em, ln, at, bl = (cast(sa.Table, m.__table__) for m in (PartyEmail, Email, EmailLink, EmailAttachment, Blob))
+
 
 def clean(text: str) -> str:
     # PostgreSQL text cannot hold NUL; strip it on every backend so both store the same
@@ -48,6 +51,7 @@ def party_id(ref: PartyRef) -> int:
 def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for i in range(0, len(items), CHUNK):
         yield items[i : i + CHUNK]
+
 
 def ref_from_row(kind: str, row: Any) -> PartyRef:
     """A record from a row with id, created_at and the `_name_columns` a and b."""

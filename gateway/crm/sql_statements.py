@@ -50,6 +50,7 @@ def _with_parties(pairs: sa.Subquery, *extra: Any) -> sa.Select[Any]:
 _by_key = sa.select(pe.c.kind, pe.c.party_id).where(pe.c.address_key == sa.bindparam("k")).subquery("pe")
 FIND = _with_parties(_by_key)
 
+
 BY_DOMAIN = (
     sa.select(TABLES["account"].c.id, *_name_columns("account", TABLES["account"]), TABLES["account"].c.created_at)
     .where(TABLES["account"].c.domain == sa.bindparam("d"))

@@ -16,6 +16,7 @@ from gateway.yamlpos import Checker
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation
 
+
 __all__ = ["CONDITIONS", "STRINGS_SCHEMA", "Condition", "Names", "check", "condition", "quoted", "short"]
 
 CONDITIONS: dict[str, type[Condition]] = {}

@@ -17,6 +17,7 @@ from gateway.yamlpos import Checker, did_you_mean
 
 __all__ = ["MATCH_OPS", "Match", "Test", "match_schema", "parse_match", "parse_match_mapping"]
 
+
 MATCH_OPS = ("is", "contains", "matches", "regex", "domain")
 
 

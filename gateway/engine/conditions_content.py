@@ -15,9 +15,11 @@ from gateway.yamlpos import Checker, kind_name, to_python
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation
 
+
 __all__ = ["AUTOMATED_KINDS", "Attachments", "Automated", "ForwardedTest", "Size", "parse_size"]
 
 # -- size, attachments, automated ----------------------------------------------------------
+
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": 1024**2, "MB": 1024**2, "G": 1024**3, "GB": 1024**3}

@@ -15,6 +15,7 @@ from gateway.yamlpos import Checker
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation
 
+
 __all__ = ["DirectionIs", "FolderIs", "Known", "MailboxIs", "SourceIs", "Tagged"]
 
 
@@ -61,8 +62,6 @@ class DirectionIs(Condition):
         return ev.direction == self.want, f"direction is {ev.direction} ({why}), wanted {self.want}"
 
 
-
-
 @condition("tagged")
 class Tagged(Names):
     def evaluate(self, ev: Evaluation) -> tuple[bool, str]:
@@ -71,8 +70,6 @@ class Tagged(Names):
         if hit is not None:
             return True, f"tagged '{present[hit.casefold()]}'"
         return False, f"not tagged {quoted(self.names)}"
-
-
 
 
 @condition("known")

@@ -15,7 +15,9 @@ from gateway.yamlpos import Checker
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation
 
+
 __all__ = ["ADDRESS_KEYS", "AddressTest", "Exists", "HeaderTest", "TextTest"]
+
 
 ADDRESS_KEYS = ("from", "to", "cc", "bcc", "reply_to", "sender", "recipients", "participants", "counterpart",
                 "original_sender")

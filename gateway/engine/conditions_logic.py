@@ -14,6 +14,7 @@ from gateway.yamlpos import Checker, did_you_mean, kind_name
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation
 
+
 __all__ = ["AllOf", "AnyOf", "Not", "evaluate_when", "parse_condition"]
 
 
@@ -40,7 +41,6 @@ def parse_condition(node: Node, chk: Checker, what: str = "when") -> Condition |
     if not ok:
         return None
     return parts[0] if len(parts) == 1 else AllOf("all", tuple(parts), implicit=True)
-
 
 
 class _Composite(Condition):
