@@ -99,7 +99,6 @@ def _parse_full(raw: bytes, arrival: datetime | None) -> Message:
     raise UnparseableMessage("no parser could read the message: " + "; ".join(failures))
 
 
-
 def _headers_only(raw: bytes, arrival: datetime | None, max_size: int) -> Message:
     block = mime.header_block(raw)
     tree = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(block, headersonly=True)
