@@ -13,14 +13,25 @@ from datetime import date
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from gateway import yamlpos
 from gateway.boundedread import CONFIG_MAX, MissingFile, UnreadableFile, read_text_bounded
-from gateway.config_base import Model, Size, parse_size, read_secret_files
+from gateway.config_base import Model, Size, parse_size
+from gateway.crm.config_models import MODELS as CRM_MODELS
+from gateway.crm.config_models import (
+    OTHER,
+    CrmConfig,
+    OdooConfig,
+    SqlConfig,
+    TrytonConfig,
+    VtigerConfig,
+    WebhookConfig,
+    backend_tag,
+)
 from gateway.errors import ConfigError
 from gateway.mailboxes.registry import MODELS, SourceConfig
 
@@ -31,31 +42,19 @@ class LedgerConfig(Model):
     url: str = "sqlite:///var/gateway.db"
 
 
-class CrmConfig(Model):
-    backend: str = "sql"
-    url: str = "sqlite:///var/crm.db"
-    database: str | None = None
-    username: str | None = None
-    password: str | None = None
-    access_key: str | None = None
-    api_key: str | None = None
-    secret: str | None = None
-    dialect: Literal["vtiger", "vtenext"] | None = None
-    company: int | None = None
-    max_inline: Size = 5 * 1024**2
-    timeout: float = 30.0
-    protocol: Literal["json2", "jsonrpc"] | None = None  # odoo: json2 (19+, api_key) or jsonrpc; default by which secret is set
-    attachment_url: str | None = None  # webhook: where the gateway serves attachments over max_inline ({sha256} filled in)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _secrets(cls, data: Any) -> Any:
-        return read_secret_files(data, ("password", "access_key", "api_key", "secret"))
-
-    @field_validator("max_inline", mode="before")
-    @classmethod
-    def _size(cls, v: Any) -> int:
-        return parse_size(v)
+# one model per backend (gateway/crm/config_models.py), picked by `backend`
+CrmSettings = Annotated[
+    Union[  # noqa: UP007 (a union of Annotated members)
+        Annotated[SqlConfig, Tag("sql")],
+        Annotated[TrytonConfig, Tag("tryton")],
+        Annotated[VtigerConfig, Tag("vtiger")],
+        Annotated[OdooConfig, Tag("odoo")],
+        Annotated[WebhookConfig, Tag("webhook")],
+        Annotated[CrmConfig, Tag(OTHER)],
+    ],
+    Discriminator(backend_tag),
+]
+_CRM_TAGS = frozenset((*CRM_MODELS, OTHER))
 
 
 class TagsConfig(Model):
@@ -76,7 +75,7 @@ class RetryConfig(Model):
 
 class Config(Model):
     ledger: LedgerConfig = LedgerConfig()
-    crm: CrmConfig
+    crm: CrmSettings
     rules: list[str] = ["rules/*.yaml"]
     spool: str = "var/spool"  # raw messages until they are done (kept for retry, review, quarantine)
     # pipeline threads (when processes is 1). Default: 1 with the embedded CRM (CPU-bound: a
@@ -179,6 +178,8 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
 
 def _describe(err: ErrorDetails, data: Any, pos: yamlpos.Positions) -> str:
     loc = [p for p in err["loc"] if not (isinstance(p, str) and p in MODELS)]
+    if loc[:1] == ["crm"] and len(loc) > 1 and loc[1] in _CRM_TAGS:  # the union's tag, not a key
+        del loc[1]
     dotted = ".".join(str(p) for p in loc) or "(top)"
     if err["type"] == "extra_forbidden":
         parent = loc[:-1]
@@ -214,6 +215,8 @@ def _model_at(path: list[Any], data: Any) -> type[BaseModel] | None:
         model = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
         if part == "sources":
             model = Config
+        if part == "crm":  # a union: hint among every backend's keys, as one model did
+            model = CrmConfig
     return model
 
 

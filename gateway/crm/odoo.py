@@ -44,6 +44,7 @@ from gateway.crm.base import (
     PartyRef,
     register_connector,
 )
+from gateway.crm.config_models import OdooConfig
 from gateway.crm.http import HttpClient
 from gateway.errors import ConfigError, Permanent, Retryable
 
@@ -354,6 +355,6 @@ def _host(website: str) -> str:
 
 
 @register_connector("odoo")
-def _factory(crm: Any) -> OdooConnector:
+def _factory(crm: OdooConfig) -> OdooConnector:
     return OdooConnector(crm.url, database=crm.database, username=crm.username, api_key=crm.api_key, password=crm.password,
                          protocol=crm.protocol, timeout=crm.timeout)

@@ -24,12 +24,11 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from gateway import addresses
+from gateway.crm import tryton_attach, tryton_forget, tryton_notes
 from gateway.crm import tryton_mail as tm
-from gateway.crm import tryton_notes
 from gateway.crm.base import (
     PARTY_KINDS,
     EmailRecord,
@@ -42,26 +41,25 @@ from gateway.crm.base import (
     PartyRef,
     register_connector,
 )
+from gateway.crm.config_models import TrytonConfig
+from gateway.crm.tryton_records import (
+    CATEGORIES,
+    OPPORTUNITY,
+    PARTY,
+    created,
+    creation_note,
+    display_name,
+    resource,
+    website_domain,
+)
 from gateway.crm.tryton_rpc import TrytonRpc
 from gateway.errors import Permanent
 
-CATEGORIES = {"account": "CRM account", "lead": "CRM lead", "made": "CRM by mail gateway"}
-PARTY, OPPORTUNITY = "party.party", "sale.opportunity"
+__all__ = ["CATEGORIES", "OPPORTUNITY", "PARTY", "TrytonConnector"]
+
+
 _PREFETCH_SECONDS = 2.0  # how long `find`'s look at a domain's accounts serves `find_by_domain`
 _PARTY_FIELDS = ["value", "party", "party.name", "party.categories", "party.create_date"]
-
-
-def _resource(ref: PartyRef) -> str:
-    if ref.kind not in PARTY_KINDS:
-        raise Permanent(f"unknown record kind {ref.kind!r}")
-    if not ref.id.isdigit():
-        raise Permanent(f"not a Tryton id: {ref.label()}")
-    return f"{OPPORTUNITY if ref.kind == 'lead' else PARTY},{ref.id}"
-
-
-def _created(row: dict[str, Any], key: str = "create_date") -> datetime | None:
-    value = row.get(key)
-    return value if isinstance(value, datetime) else None
 
 
 class TrytonConnector:
@@ -157,7 +155,7 @@ class TrytonConnector:
             if category == "lead-party":
                 lead_parties[pid] = p
             else:
-                by_kind[category].append(PartyRef(category, str(pid), p.get("name") or "", _created(p)))  # type: ignore[arg-type]
+                by_kind[category].append(PartyRef(category, str(pid), p.get("name") or "", created(p)))  # type: ignore[arg-type]
         if lead_parties and ("lead" in kinds or "contact" in kinds):
             opps = self.rpc.call("model.sale.opportunity.search_read",
                                  [("party", "in", sorted(lead_parties)), ("state", "=", "lead")],
@@ -165,10 +163,10 @@ class TrytonConnector:
             with_lead = set()
             for o in opps:
                 with_lead.add(o["party"])
-                by_kind["lead"].append(PartyRef("lead", str(o["id"]), lead_parties[o["party"]].get("name") or "", _created(o)))
+                by_kind["lead"].append(PartyRef("lead", str(o["id"]), lead_parties[o["party"]].get("name") or "", created(o)))
             for pid, p in lead_parties.items():
                 if pid not in with_lead:  # converted or lost: the person is a contact now
-                    by_kind["contact"].append(PartyRef("contact", str(pid), p.get("name") or "", _created(p)))
+                    by_kind["contact"].append(PartyRef("contact", str(pid), p.get("name") or "", created(p)))
             by_kind["contact"].sort(key=lambda r: int(r.id))
         out: list[PartyRef] = []
         for kind in dict.fromkeys(kinds):
@@ -192,9 +190,9 @@ class TrytonConnector:
                                  0, None, [("party", "ASC")], _PARTY_FIELDS)
         seen: dict[int, PartyRef] = {}
         for r in rows:
-            if _website_domain(r["value"]) == d and r.get("party."):
+            if website_domain(r["value"]) == d and r.get("party."):
                 p = r["party."]
-                seen.setdefault(r["party"], PartyRef("account", str(r["party"]), p.get("name") or "", _created(p)))
+                seen.setdefault(r["party"], PartyRef("account", str(r["party"]), p.get("name") or "", created(p)))
         return [seen[pid] for pid in sorted(seen)]
 
     # -- creates ---------------------------------------------------------------------------
@@ -203,7 +201,7 @@ class TrytonConnector:
         if kind not in PARTY_KINDS:
             raise Permanent(f"unknown record kind {kind!r}")
         cats = self._categories()
-        name = _display_name(kind, data)
+        name = display_name(kind, data)
         mechanisms = [{"type": "email", "value": addresses.normalize(e)} for e in dict.fromkeys(data.emails) if addresses.key(e)]
         domain = ""
         if kind == "account":
@@ -215,7 +213,7 @@ class TrytonConnector:
         values: dict[str, Any] = {"name": name, "categories": [["add", categories]]}
         if mechanisms:
             values["contact_mechanisms"] = [["create", mechanisms]]
-        note = _creation_note(kind, data)
+        note = creation_note(kind, data)
         pid = self._create_party(values)
         if kind != "lead":
             self.rpc.call("model.ir.note.create", [{"resource": f"{PARTY},{pid}", "message": note}])
@@ -255,148 +253,46 @@ class TrytonConnector:
 
     # -- attach ----------------------------------------------------------------------------
 
-    def _stored(self, domain: list[Any], fields: Sequence[str] = ("resource", "description")) -> list[tuple[dict[str, Any], tm.Marker]]:
-        rows = self.rpc.call("model.ir.attachment.search_read", domain, 0, None, [("id", "ASC")], list(fields))
-        return [(r, m) for r in rows if (m := tm.parse(r.get("description"))) is not None]
-
     # A known sender's mail then costs find + attachments + note: 3 requests, not 4.
     wants_first_attempt_hint = True
 
     def attach(self, parents: Sequence[PartyRef], mail: EmailRecord, *, first_attempt: bool = False) -> EmailRef:
-        targets = list(dict.fromkeys(_resource(p) for p in parents))
-        mid = " ".join(mail.message_id.split())
-        # On a first attempt nothing of this mail can be stored yet: no need to look.
-        stored = [] if first_attempt else [
-            (r, m) for r, m in self._stored([("description", "like", tm.line_pattern(tm.KEY, mail.content_hash))])
-            if m.message_id == mid and m.key == mail.content_hash]
-        have: dict[str, set[str]] = {}
-        for r, m in stored:
-            have.setdefault(r["resource"], set()).add(m.part)
-        wanted = ["eml", *(str(i) for i in range(len(mail.attachments)))]
-        attachments: list[dict[str, Any]] = []
-        for target in targets:
-            got = have.get(target, set())
-            pieces = [tm.eml_values(mail) if p == "eml" else tm.file_values(mail, int(p), mail.attachments[int(p)])
-                      for p in wanted if p not in got]
-            if not pieces:
-                continue
-            if target.startswith(OPPORTUNITY):  # attachments and note in one write
-                oid = int(target.split(",")[1])
-                vals: dict[str, Any] = {"attachments": [["create", pieces]]}
-                if not got:
-                    vals["notes"] = [["create", [{"message": tm.note_message(mail)}]]]
-                self.rpc.call("model.sale.opportunity.write", [oid], vals)
-            else:
-                attachments += [p | {"resource": target} for p in pieces]
-        party_targets = sorted({a["resource"] for a in attachments})
-        if attachments:
-            self.rpc.call("model.ir.attachment.create", attachments)
-        # the note goes last: a crash in between leaves the mail complete but unannounced,
-        # and a retry adds the note (the mail is checked for completeness, the note after it)
-        fresh = [t for t in party_targets if t not in have]
-        late = [t for t in party_targets if t in have] + [t for t in targets if t in have and t not in party_targets]
-        notes = [{"resource": t, "message": tm.note_message(mail)} for t in fresh]
-        if late:
-            noted = self.rpc.call("model.ir.note.search_read",
-                                  [("resource", "in", late), ("message", "like", tm.line_pattern(tm.KEY, mail.content_hash))],
-                                  0, None, None, ["resource", "message"])
-            done = {n["resource"] for n in noted if (mk := tm.parse(n["message"])) and mk.message_id == mid and mk.part == "note"}
-            notes += [{"resource": t, "message": tm.note_message(mail)} for t in late
-                      if t not in done and not t.startswith(OPPORTUNITY)]
-        if notes:
-            self.rpc.call("model.ir.note.create", notes)
-        return EmailRef(tm.email_id(mid, mail.content_hash), mail.message_id, mail.content_hash)
+        """The mail's attachments and note on each record, once (gateway/crm/tryton_attach.py)."""
+        return tryton_attach.attach(self.rpc, parents, mail, first_attempt=first_attempt)
 
     def find_email(self, message_id: str, content_hash: str | None = None) -> EmailRef | None:
-        mid = " ".join(message_id.split())
-        if content_hash is not None:
-            clause = ("description", "like", tm.line_pattern(tm.KEY, content_hash))
-        else:
-            clause = ("description", "like", tm.line_pattern(tm.MID, mid))
-        for _r, m in self._stored([clause]):
-            if m.part == "eml" and m.message_id == mid and (content_hash is None or m.key == content_hash):
-                return EmailRef(tm.email_id(mid, m.key), message_id, m.key)
-        return None
+        return tryton_attach.find_email(self.rpc, message_id, content_hash)
 
     def thread_parents(self, message_ids: Sequence[str]) -> list[PartyRef]:
-        mids = list(dict.fromkeys(" ".join(m.split()) for m in message_ids if m and m.strip()))
-        if not mids:
-            return []
-        clauses: list[Any] = [("description", "like", tm.line_pattern(tm.MID, m)) for m in mids]
-        domain = [["OR", *clauses]] if len(clauses) > 1 else clauses
-        resources = dict.fromkeys(r["resource"] for r, m in self._stored(domain) if m.part == "eml" and m.message_id in mids)
-        return self._refs(list(resources))
-
-    def _refs(self, resources: Sequence[str]) -> list[PartyRef]:
-        party_ids = [int(r.split(",")[1]) for r in resources if r.startswith(PARTY + ",")]
-        opp_ids = [int(r.split(",")[1]) for r in resources if r.startswith(OPPORTUNITY + ",")]
-        out: list[PartyRef] = []
-        if party_ids:
-            for p in self.rpc.call("model.party.party.read", party_ids, ["name", "categories", "create_date"]):
-                kind = self._kind_of(p["categories"])
-                out.append(PartyRef("contact" if kind == "lead-party" else kind, str(p["id"]), p["name"] or "", _created(p)))  # type: ignore[arg-type]
-        if opp_ids:
-            for o in self.rpc.call("model.sale.opportunity.read", opp_ids, ["party.name", "create_date"]):
-                out.append(PartyRef("lead", str(o["id"]), (o.get("party.") or {}).get("name") or "", _created(o)))
-        return out
+        return tryton_attach.thread_parents(self.rpc, self._kind_of, message_ids)
 
     # -- notes ---------------------------------------------------------------------------
 
     def add_note(self, parents: Sequence[PartyRef], note: NoteData) -> NoteRef:
         """An `ir.note` on each record, once per key (gateway/crm/tryton_notes.py)."""
-        return tryton_notes.add_note(self.rpc, [_resource(p) for p in parents], note)
+        return tryton_notes.add_note(self.rpc, [resource(p) for p in parents], note)
 
     # -- forget ----------------------------------------------------------------------------
 
     def made_by_gateway(self, ref: PartyRef) -> bool:
         """Whether the gateway created this record (its party is in "CRM by mail gateway")."""
-        model, rid = _resource(ref).split(",")
+        model, rid = resource(ref).split(",")
         field = "party.categories" if model == OPPORTUNITY else "categories"
         rows = self.rpc.call(f"model.{model}.read", [int(rid)], [field])
         cats = rows[0].get("party.", {}).get("categories", []) if model == OPPORTUNITY else rows[0]["categories"]
         return self._categories()["made"] in (cats or [])
 
     def forget(self, address: str, made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
-        from gateway.crm.tryton_forget import forget
-
-        return forget(self, address, made_by_gateway)
+        """gateway/crm/tryton_forget.py, on the records this address finds."""
+        refs = self.find(address, PARTY_KINDS) if addresses.key(address) else []
+        return tryton_forget.forget(self.rpc, address, refs, made_by_gateway)
 
     def close(self) -> None:
         self.rpc.close()
 
 
-def _website_domain(value: str) -> str:
-    v = value.strip().lower()
-    v = v.split("://", 1)[1] if "://" in v else v
-    v = v.split("/", 1)[0].split(":", 1)[0]
-    v = v[4:] if v.startswith("www.") else v
-    return addresses.domain_of("x@" + v) if v else ""
-
-
-def _display_name(kind: str, data: PartyData) -> str:
-    if kind == "account":
-        name = data.name or data.domain or (addresses.domain_of(data.emails[0]) if data.emails else "")
-    else:
-        name = " ".join(p for p in (data.first_name, data.last_name) if p) or data.name
-        name = name or (data.emails[0] if data.emails else "")
-    return " ".join(name.replace("\x00", "").split())[:255] or "(no name)"
-
-
-def _creation_note(kind: str, data: PartyData) -> str:
-    lines = [f"Created by the mail gateway as a {kind}."]
-    if data.owner:
-        lines.append(f"Owner: {data.owner}")
-    if data.company and kind == "lead":
-        lines.append(f"Company: {data.company}")
-    if data.account is not None:
-        lines.append(f"Account: {data.account.name} (party {data.account.id})")
-    for k, v in data.fields.items():
-        lines.append(f"{k}: {v}")
-    return "\n".join(" ".join(str(x).split()) for x in lines) + "\n"
-
-
 @register_connector("tryton")
-def _from_config(crm: Any) -> TrytonConnector:
+def _from_config(crm: TrytonConfig) -> TrytonConnector:
     rpc = TrytonRpc(crm.url, crm.database or "", crm.username or "", crm.password or "", timeout=crm.timeout,
                     company=crm.company)
     return TrytonConnector(rpc)

@@ -9,30 +9,28 @@ removed when no record holds it any more, as unlinked otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from gateway import addresses
 from gateway.crm import tryton_mail as tm
-from gateway.crm.base import PARTY_KINDS, ForgetReport, PartyRef
+from gateway.crm.base import ForgetReport, PartyRef
+from gateway.crm.tryton_records import OPPORTUNITY, PARTY, resource
+from gateway.crm.tryton_rpc import TrytonRpc
 
-if TYPE_CHECKING:
-    from gateway.crm.tryton import TrytonConnector
 
-
-def forget(crm: TrytonConnector, address: str, made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
-    from gateway.crm.tryton import OPPORTUNITY, PARTY, _resource
-
+def forget(rpc: TrytonRpc, address: str, refs: Sequence[PartyRef],
+           made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
+    """Forget `address`, whose records (found by the connector) are `refs`."""
     k = addresses.key(address)
-    refs = crm.find(address, PARTY_KINDS) if k else []
     doomed = [r for r in refs if made_by_gateway(r)]
-    call = crm.rpc.call
-    resources = [_resource(r) for r in refs]
+    call = rpc.call
+    resources = [resource(r) for r in refs]
     if not resources:
         return ForgetReport()
     atts = call("model.ir.attachment.search_read", [("resource", "in", resources)], 0, None, None, ["resource", "description"])
     notes = call("model.ir.note.search_read", [("resource", "in", resources)], 0, None, None, ["resource", "message"])
-    doomed_res = {_resource(r) for r in doomed}
+    doomed_res = {resource(r) for r in doomed}
     drop_att: list[int] = []
     drop_note: list[int] = []
     touched: set[str] = set()

@@ -40,6 +40,7 @@ from gateway.crm.base import (
     PartyRef,
     register_connector,
 )
+from gateway.crm.config_models import VtigerConfig
 from gateway.crm.http import HttpClient
 from gateway.errors import ConfigError, Permanent, Retryable
 
@@ -387,7 +388,7 @@ def _ref(kind: str, row: dict[str, Any]) -> PartyRef:
 
 
 @register_connector("vtiger")
-def _factory(crm: Any) -> VtigerConnector:
+def _factory(crm: VtigerConfig) -> VtigerConnector:
     if not crm.username or not crm.access_key:
         raise ConfigError("crm: the vtiger backend needs username and access_key (access_key_file, or ${VTIGER_ACCESS_KEY})")
     return VtigerConnector(crm.url, crm.username, crm.access_key, dialect=crm.dialect or "vtiger", timeout=crm.timeout)

@@ -36,6 +36,7 @@ from gateway.crm.base import (
     PartyRef,
     register_connector,
 )
+from gateway.crm.config_models import WebhookConfig
 from gateway.crm.http import HttpClient
 from gateway.errors import ConfigError, Permanent
 
@@ -190,5 +191,5 @@ def _refs(answer: dict[str, Any]) -> list[PartyRef]:
 
 
 @register_connector("webhook")
-def _factory(crm: Any) -> WebhookConnector:
+def _factory(crm: WebhookConfig) -> WebhookConnector:
     return WebhookConnector(crm.url, crm.secret or "", max_inline=crm.max_inline, attachment_url=crm.attachment_url, timeout=crm.timeout)

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.config import CrmConfig
 from gateway.crm.base import PartyRef, make_connector
+from gateway.crm.config_models import OdooConfig as CrmConfig
 from gateway.crm.odoo import OdooConnector
 from gateway.errors import Permanent, Retryable
 from tests.crm.contract import (

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.config import CrmConfig
 from gateway.crm import note_marker
 from gateway.crm.base import PartyRef, make_connector
+from gateway.crm.config_models import VtigerConfig as CrmConfig
 from gateway.crm.vtiger import VtigerConnector
 from gateway.errors import Permanent, Retryable
 from tests.crm.contract import (

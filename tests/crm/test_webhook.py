@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.config import CrmConfig
 from gateway.crm.base import make_connector
+from gateway.crm.config_models import WebhookConfig as CrmConfig
 from gateway.crm.webhook import WebhookConnector
 from gateway.errors import Permanent, Retryable
 from tests.crm.contract import CLIENT_TIMEOUT, attachment, make_mail, note, person
