@@ -185,7 +185,7 @@ def deliver(corpus_dir: Path, home: Path) -> int:
 
 def phase_gateway(corpus_dir: Path, work: Path, workers: int | None, processes: int = 1) -> dict[str, Any]:
     from gateway.config import load_config
-    from gateway.service import Gateway
+    from gateway.runtime.gateway import Gateway
 
     home = work / "home"
     home.mkdir()

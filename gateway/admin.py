@@ -16,8 +16,8 @@ from gateway.admin_status import STATES, liveness_line, render_status, status_do
 from gateway.crm.base import PARTY_KINDS, PartyRef
 from gateway.errors import Permanent
 from gateway.ledger import Ledger, MessageRow
-from gateway.liveness import ago  # noqa: F401  (the status page's "N s ago")
 from gateway.plan_steps import CRM_DONE
+from gateway.runtime.liveness import ago  # noqa: F401  (the status page's "N s ago")
 
 # ---- explain -----------------------------------------------------------------------------
 
@@ -149,7 +149,7 @@ def retry_quarantined(gw: Any, ident: str | None) -> list[tuple[int, str]]:
     results = []
     for row in rows:
         pk = gw.pipeline.reopen(row.id)
-        results.append((row.id, gw._handle(pk)))
+        results.append((row.id, gw.handle(pk)))
     return results
 
 
@@ -159,7 +159,7 @@ def reprocess_state(gw: Any, state: str, since: datetime | None) -> list[tuple[i
     results = []
     for row in gw.ledger.messages_in([state], since):
         pk = gw.pipeline.reopen(row.id)
-        results.append((row.id, gw._handle(pk)))
+        results.append((row.id, gw.handle(pk)))
     return results
 
 

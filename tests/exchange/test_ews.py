@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from gateway.admin import status_doc
-from gateway.service import wait_until
 from gateway.sources.ews_session import EwsError
 from tests.exchange.conftest import MAILBOX, Running, emails, ews_source, home_with, mail
+from tests.waiting import wait_until
 
 
 def test_vleads_mail_reaches_the_crm_by_push_and_carries_the_categories(ews, tmp_path):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.admin import status_doc
-from gateway.service import wait_until
 from gateway.sources.graph import GraphError
 from tests.exchange.conftest import MAILBOX, Running, emails, graph_source, home_with, mail
+from tests.waiting import wait_until
 
 
 def test_vleads_mail_reaches_the_crm_and_carries_the_categories(graph, tls, tmp_path):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from gateway.service import Gateway
+from gateway.runtime.intake import Intake
 from gateway.sources import imap as imap_source
 from tests.imap.conftest import wait_for
 from tests.imap.proxy import ImapProxy
@@ -36,15 +36,15 @@ def test_mail_appended_during_a_long_scan_is_picked_up_without_waiting_for_the_i
     old = [make_mail(sender=f"O{i} <o{i}@old{i}.org>", subject=f"Backlog {i}") for i in range(3)]
     dovecot.multiappend("VLeads", old)
     scanning, appended = threading.Event(), threading.Event()
-    original = Gateway.submit_many
+    original = Intake.submit_many
 
-    def slow_hand_over(self: Gateway, items: Any, **kw: Any) -> list[int]:
+    def slow_hand_over(self: Intake, items: Any, **kw: Any) -> list[int]:
         if not scanning.is_set():  # the first copy of the scan: held until the new mail is in
             scanning.set()
             appended.wait(120)
         return original(self, items, **kw)
 
-    monkeypatch.setattr(Gateway, "submit_many", slow_hand_over)
+    monkeypatch.setattr(Intake, "submit_many", slow_hand_over)
     home = imap_home(folders=["VLeads"], source={"batch": 1})  # one FETCH per mail: several answers follow
     home.start()
     assert scanning.wait(60), "the scan did not start"

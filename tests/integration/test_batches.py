@@ -151,7 +151,7 @@ def _one_batch(home) -> dict[int, str]:
                 pks.append(gw.queue.get_nowait())
             except queue.Empty:
                 break
-        return gw._handle_many(pks)
+        return gw.handle_many(pks)
     finally:
         gw.close()
 

@@ -9,11 +9,11 @@ import resource
 import socket
 import time
 
-from gateway.service import wait_until
 from tests.conftest import FOLDERS, Home
 from tests.mail import make_mail as raw_mail
 from tests.smtp.conftest import DEADLINE, INTAKE, ME, free_port, running, set_source, settled, smtp_source, spawned
 from tests.smtp.test_intake import client, make_mail
+from tests.waiting import wait_until
 
 NOFILE = 320  # the gateway idles at about 20 descriptors; the storm alone would need 400
 STORM = 400

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from gateway.service import wait_until
 from tests.smtp.conftest import DEADLINE, INTAKE, ME, _listening, running, settled
 from tests.smtp.test_intake import client, emails_by_subject, make_mail, seed, spooled_files
+from tests.waiting import wait_until
 
 
 def test_the_spool_survives_kill_9_right_after_250_and_the_mail_is_processed_once(smtp_home):

@@ -11,9 +11,9 @@ from email.message import EmailMessage
 import pytest
 
 from gateway.crm.base import PartyData
-from gateway.service import wait_until
 from tests.mail import make_mail as _make_mail
 from tests.smtp.conftest import DEADLINE, INTAKE, ME, TOKEN, running, set_source, settled
+from tests.waiting import wait_until
 
 
 def crlf(raw: bytes) -> bytes:

@@ -10,9 +10,9 @@ import subprocess
 
 import pytest
 
-from gateway.service import wait_until
 from tests.smtp.conftest import DEADLINE, INTAKE, ME, TOKEN, make_smtp_home, running, set_source, settled, spawned
 from tests.smtp.test_intake import client, make_mail
+from tests.waiting import wait_until
 
 
 def test_a_debug_log_never_shows_the_token_but_keeps_the_gateways_masked_session_lines(smtp_home, tmp_path):

@@ -11,9 +11,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.service import wait_until
 from tests.smtp.conftest import DEADLINE, INTAKE, ME, running, set_source, settled
 from tests.smtp.test_intake import client, emails_by_subject, make_mail
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")

@@ -23,16 +23,47 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.budget import Watch
+from gateway.budget import Stage, Watch
+from gateway.runtime.loop import Alone, Control, Copy, take_batch, work
 
 log = logging.getLogger("gateway.workers")
-_RELOAD = "reload"
 _STAGE, _BATCH = "stage", "batch"  # reports for the budget's watchdog, beside the results
 _BATCHES_PER_WORKER = 2  # a batch in hand and one waiting: a worker never idles for the next
+
+
+class _ProcessReports:
+    """A worker process's reports, sent to the main process's collector."""
+
+    def __init__(self, index: int, results: Any, halt: Any, reload: Callable[[], object]) -> None:
+        self.index = index
+        self.me = (index, os.getpid())  # a worker started again in this slot reports under a new key
+        self.results = results
+        self.halt = halt
+        self._reload = reload  # the worker's own rules
+
+    def on_stage(self, pks: Sequence[int], stage: Stage) -> None:
+        # The main process's watchdog keeps the time (gateway/budget.py): it hears of each stage.
+        self.results.put((_STAGE, self.me, tuple(pks), stage.value))
+
+    def took(self, held: Sequence[int]) -> None:
+        self.results.put((_BATCH, self.me, tuple(held), ""))
+
+    def handled(self, states: dict[int, str]) -> None:
+        for pk, state in states.items():
+            self.results.put((self.index, pk, state))
+
+    def finished(self, held: Sequence[int]) -> None:
+        self.results.put((_BATCH, self.me, (), ""))  # nothing in hand
+
+    def should_end(self) -> bool:
+        return bool(self.halt.is_set())
+
+    def reload(self) -> None:
+        self._reload()
 
 
 def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_level: str,
@@ -44,7 +75,8 @@ def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_lev
     os.environ.update(environ)
     from gateway import logs
     from gateway.config import load_config
-    from gateway.service import Gateway, split_batch, take_batch
+    from gateway.runtime.handler import BatchHandler
+    from gateway.runtime.parts import for_worker_process
 
     logs.setup(log_level)
 
@@ -54,31 +86,18 @@ def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_lev
         # worker it forks inherits its liveness pipe, so it lives as long as they do.
         return not lifeline.poll()
 
-    gw = Gateway(load_config(config_path), in_worker=True)
-    # The main process's watchdog keeps the time (gateway/budget.py): it hears of each stage.
-    me = (index, os.getpid())  # a worker started again in this slot reports under a new key
-    gw.pipeline.on_stage = lambda pks, stage: results.put((_STAGE, me, tuple(pks), stage.value))
+    parts = for_worker_process(load_config(config_path))
+    reports = _ProcessReports(index, results, halt, parts.rules.reload)
+    parts.pipeline.on_stage = reports.on_stage
+    handler = BatchHandler(parts.config, parts.ledger, parts.pipeline)
     try:
-        while True:
-            items = take_batch(inbox, gw.config.batch, main_alive)
-            work, alone = split_batch(items)
-            if work or alone:
-                results.put((_BATCH, me, tuple(work + alone), ""))
-            for group in ([work] if work else []) + [[pk] for pk in alone]:
-                for pk, state in gw._handle_many(group).items():
-                    results.put((index, pk, state))
-            if work or alone:
-                results.put((_BATCH, me, (), ""))  # nothing in hand
-            if items[-1] is None or halt.is_set():  # a stop: the batch in hand is done, the rest waits
-                return
-            if items[-1] == _RELOAD:
-                gw.rules.reload()
+        work(lambda: take_batch(inbox, parts.config.batch, main_alive), handler.handle_many, reports)
     finally:
-        gw.close()
+        parts.close()
 
 
-# What every worker imports, loaded once in the fork server (see gateway/preload.py).
-_PRELOAD = ["__main__", "gateway.preload"]
+# What every worker imports, loaded once in the fork server (see gateway/runtime/preload.py).
+_PRELOAD = ["__main__", "gateway.runtime.preload"]
 
 
 def _context() -> Any:
@@ -100,7 +119,7 @@ class ProcessPool:
         self.per_worker = _BATCHES_PER_WORKER * batch
         self.config_path = str(config_path)
         self.log_level = log_level
-        self.pending: queue.Queue[Any] = queue.Queue(maxsize=n * self.per_worker)  # in the main process only
+        self.pending: queue.Queue[Copy | None] = queue.Queue(maxsize=n * self.per_worker)  # in the main process only
         self.results: Any = self._ctx.Queue()
         # A worker ends when the main process is gone, even killed: it waits on its queue only
         # while this pipe's write end, which the main process alone holds, is open.
@@ -145,13 +164,13 @@ class ProcessPool:
         p.start()
         self.procs[i] = p
 
-    def put(self, pk: int | tuple[str, int], block: bool = True, timeout: float | None = None) -> None:
-        self.pending.put(pk, block=block, timeout=timeout)  # queue.Full when full (not blocking, or past timeout)
+    def put(self, item: Copy, block: bool = True, timeout: float | None = None) -> None:
+        self.pending.put(item, block=block, timeout=timeout)  # queue.Full when full (not blocking, or past timeout)
 
     def reload(self) -> None:
         with self._cv:
             for inbox in self.inboxes:
-                inbox.put(_RELOAD)
+                inbox.put(Control.RELOAD)
 
     def _dispatch(self) -> None:
         while True:
@@ -165,7 +184,7 @@ class ProcessPool:
                         break
                     self._cv.wait(0.5)
                 i = min(free, key=lambda k: len(self.holding[k]))
-                self.holding[i].add(pk[1] if isinstance(pk, tuple) else pk)
+                self.holding[i].add(pk.pk if isinstance(pk, Alone) else pk)
                 self.inboxes[i].put(pk)
 
     def _collect(self) -> None:
@@ -226,6 +245,10 @@ class ProcessPool:
             for pk in lost:
                 self.on_lost(pk)
 
+    def give_up(self, key: object) -> list[int]:
+        """The watchdog's word for `abandon`: its key is (index, pid)."""
+        return self.abandon(key[0])  # type: ignore[index]
+
     def abandon(self, i: int) -> list[int]:
         """The watchdog gave up on worker i (over budget): kill it and start it again. What it
         held (the batch in hand and the one waiting) is returned, for the caller to hand back;
@@ -263,7 +286,7 @@ class ProcessPool:
         self._threads[0].join(timeout=5)
         for inbox in inboxes:
             if inbox is not None:
-                inbox.put(None)
+                inbox.put(Control.STOP)
                 inbox.cancel_join_thread()  # what a worker leaves unread must not hold up this process's exit
         deadline = time.monotonic() + grace
         for p in procs:

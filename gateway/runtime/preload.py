@@ -1,4 +1,4 @@
-"""What the fork server loads before it forks worker processes (`gateway.workers`).
+"""What the fork server loads before it forks worker processes (`gateway.runtime.processes`).
 
 Imported once there, the modules every worker needs cost no import time per worker. Then the
 collector freezes what is loaded: objects in the permanent generation are never traversed by
@@ -14,7 +14,8 @@ import gc
 import gateway.crm.sql  # noqa: F401
 import gateway.pipeline  # noqa: F401
 import gateway.pipeline_batch  # noqa: F401
-import gateway.service  # noqa: F401
+import gateway.runtime.handler  # noqa: F401
+import gateway.runtime.parts  # noqa: F401
 import gateway.sources.imap  # noqa: F401
 import gateway.writeback.imap  # noqa: F401
 
