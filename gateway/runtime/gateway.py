@@ -130,7 +130,7 @@ class Gateway:
             if progress:
                 progress(0, total)
             for source in self.sources:
-                source.scan_once(self.submit)  # type: ignore[attr-defined]
+                source.scan_once(self.submit)
             self.scheduler.drain_backlog()
         finally:
             self.stop_workers()

@@ -18,7 +18,7 @@ from gateway.errors import Permanent
 from gateway.ledger import Ledger
 from gateway.pipeline import Pipeline
 from gateway.rulesholder import RulesHolder
-from gateway.sources.base import SourceRef
+from gateway.sources.base import Source, SourceRef
 from gateway.sources.registry import SourceEnv, make_source
 from gateway.spool import Spool
 from gateway.writeback.base import LedgerOnly, Writeback
@@ -50,11 +50,11 @@ class Parts:
 
 
 # The sources a gateway runs, and the write-back of each, as the source registry makes them.
-Made = tuple[list[object], dict[str, Writeback]]
+Made = tuple[list[Source], dict[str, Writeback]]
 
 
 def build(config: Config, make_mailboxes: Callable[[Ledger, Spool], Made], *, connector: Connector | None = None,
-          rules: RulesHolder | None = None) -> tuple[Parts, list[object]]:
+          rules: RulesHolder | None = None) -> tuple[Parts, list[Source]]:
     """The parts and the sources; what was opened is closed again when a later part fails."""
     ledger = Ledger(config.db_url(config.ledger.url))
     made: Connector | None = None  # closed again on a failure; a connector handed in is the caller's
@@ -74,7 +74,7 @@ def build(config: Config, make_mailboxes: Callable[[Ledger, Spool], Made], *, co
 
 
 def mailboxes(config: Config, env: SourceEnv) -> Made:
-    sources: list[object] = []
+    sources: list[Source] = []
     writebacks: dict[str, Writeback] = {}
     for src in config.sources:
         source, writeback = make_source(src, env)

@@ -16,6 +16,7 @@ import gateway.pipeline  # noqa: F401
 import gateway.pipeline_batch  # noqa: F401
 import gateway.runtime.handler  # noqa: F401
 import gateway.runtime.parts  # noqa: F401
+import gateway.runtime.worker_process  # noqa: F401
 import gateway.sources.imap  # noqa: F401
 import gateway.writeback.imap  # noqa: F401
 

@@ -23,77 +23,16 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.budget import Stage, Watch
-from gateway.runtime.loop import Alone, Control, Copy, take_batch, work
+from gateway.budget import Watch
+from gateway.runtime.loop import Alone, Control, Copy
+from gateway.runtime.worker_process import Held, Result, StageReport, worker_main
 
 log = logging.getLogger("gateway.workers")
-_STAGE, _BATCH = "stage", "batch"  # reports for the budget's watchdog, beside the results
 _BATCHES_PER_WORKER = 2  # a batch in hand and one waiting: a worker never idles for the next
-
-
-class _ProcessReports:
-    """A worker process's reports, sent to the main process's collector."""
-
-    def __init__(self, index: int, results: Any, halt: Any, reload: Callable[[], object]) -> None:
-        self.index = index
-        self.me = (index, os.getpid())  # a worker started again in this slot reports under a new key
-        self.results = results
-        self.halt = halt
-        self._reload = reload  # the worker's own rules
-
-    def on_stage(self, pks: Sequence[int], stage: Stage) -> None:
-        # The main process's watchdog keeps the time (gateway/budget.py): it hears of each stage.
-        self.results.put((_STAGE, self.me, tuple(pks), stage.value))
-
-    def took(self, held: Sequence[int]) -> None:
-        self.results.put((_BATCH, self.me, tuple(held), ""))
-
-    def handled(self, states: dict[int, str]) -> None:
-        for pk, state in states.items():
-            self.results.put((self.index, pk, state))
-
-    def finished(self, held: Sequence[int]) -> None:
-        self.results.put((_BATCH, self.me, (), ""))  # nothing in hand
-
-    def should_end(self) -> bool:
-        return bool(self.halt.is_set())
-
-    def reload(self) -> None:
-        self._reload()
-
-
-def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_level: str,
-                 environ: dict[str, str], lifeline: Any, halt: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
-    # The fork server was started with the environment of the pool's first start; a worker
-    # sees the parent's environment of now, as a spawned one would (`${VAR}` in the config).
-    os.environ.clear()
-    os.environ.update(environ)
-    from gateway import logs
-    from gateway.config import load_config
-    from gateway.runtime.handler import BatchHandler
-    from gateway.runtime.parts import for_worker_process
-
-    logs.setup(log_level)
-
-    def main_alive() -> bool:
-        # Only the main process holds the other end and never writes: readable means EOF, the
-        # main process is gone (SIGKILL, OOM). Nor does the fork server end first: every
-        # worker it forks inherits its liveness pipe, so it lives as long as they do.
-        return not lifeline.poll()
-
-    parts = for_worker_process(load_config(config_path))
-    reports = _ProcessReports(index, results, halt, parts.rules.reload)
-    parts.pipeline.on_stage = reports.on_stage
-    handler = BatchHandler(parts.config, parts.ledger, parts.pipeline)
-    try:
-        work(lambda: take_batch(inbox, parts.config.batch, main_alive), handler.handle_many, reports)
-    finally:
-        parts.close()
 
 
 # What every worker imports, loaded once in the fork server (see gateway/runtime/preload.py).
@@ -158,7 +97,7 @@ class ProcessPool:
     def _spawn(self, i: int, inbox: Any = None) -> None:
         # a fresh queue unless given: a dead reader may have left the old one locked
         self.inboxes[i] = inbox if inbox is not None else self._ctx.Queue()
-        p = self._ctx.Process(target=_worker_main, name=f"crm-gateway-worker-{i}", daemon=True,
+        p = self._ctx.Process(target=worker_main, name=f"crm-gateway-worker-{i}", daemon=True,
                               args=(self.config_path, i, self.inboxes[i], self.results, self.log_level,
                                     dict(os.environ), self._lifeline, self._halt))
         p.start()
@@ -201,22 +140,20 @@ class ProcessPool:
                 item = ()
             if item is None:  # sent by `stop` once every worker has ended: their results came first
                 return
-            if item and item[0] in (_STAGE, _BATCH):
-                _, key, pks, stage = item
-                if self.watch.is_abandoned(key):
-                    pass  # a report the killed worker sent before it was killed
-                elif item[0] == _STAGE:
-                    self.watch.enter(key, pks, stage)
-                elif pks:
-                    self.watch.batch(key, pks)
+            if isinstance(item, (StageReport, Held)) and self.watch.is_abandoned(item.key):
+                pass  # a report the killed worker sent before it was killed
+            elif isinstance(item, StageReport):
+                self.watch.enter(item.key, item.pks, item.stage)
+            elif isinstance(item, Held):
+                if item.pks:
+                    self.watch.batch(item.key, item.pks)
                 else:
-                    self.watch.done(key)
-            elif item:
-                i, pk, state = item
+                    self.watch.done(item.key)
+            elif isinstance(item, Result):
                 with self._cv:
-                    self.holding[i].discard(pk)
+                    self.holding[item.index].discard(item.pk)
                     self._cv.notify_all()
-                self.on_done(pk, state)
+                self.on_done(item.pk, item.state)
             if time.monotonic() >= next_check:  # also under load: a death must not wait for a lull
                 next_check = time.monotonic() + 0.5
                 self._check_alive()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.runtime.intake import Stopping
+from gateway.sources.base import Source, Submit
 
 log = logging.getLogger("gateway.service")
 # How long a stop waits for the sources, all of them together: a source stuck in a network
@@ -56,13 +57,10 @@ def start_supervised(tasks: Sequence[Task], stop: threading.Event) -> list[threa
     return threads
 
 
-def source_task(source: Any, submit: Callable[..., None]) -> Task:
-    """Watching one source's folders, as a task."""
-
-    def failed(exc: Exception) -> None:
-        source.last_error = str(exc)
-
-    return Task(f"source-{source.name}", lambda stop: source.run(submit, stop), failed, f"source {source.name}")
+def source_task(source: Source, submit: Submit) -> Task:
+    """Watching one source's folders, as a task; its last failure shows in its status."""
+    return Task(f"source-{source.name}", lambda stop: source.run(submit, stop),
+                lambda exc: setattr(source, "last_error", str(exc)), f"source {source.name}")
 
 
 def join_together(threads: Sequence[threading.Thread], grace: float) -> list[threading.Thread]:
