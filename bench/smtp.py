@@ -8,7 +8,7 @@ In one run, with the same smtplib clients (4 threads, one connection each, `send
 loop, ~1 KB messages):
 
 (a) bare: an aiosmtpd Controller whose handler discards the message and answers 250;
-(b) gateway: the gateway's SMTP intake (`gateway.sources.smtp`) of a fresh gateway home
+(b) gateway: the gateway's SMTP intake (`gateway.mailboxes.smtp.source`) of a fresh gateway home
     (embedded SQLite ledger, spool in a temporary folder): every 250 comes only after the
     raw bytes are fsynced in the spool and the ledger row exists. By default no pipeline
     worker runs, so this measures the intake alone; `--with-workers` starts them too (they

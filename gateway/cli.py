@@ -138,10 +138,12 @@ def check(config: ConfigOpt = None,
     cfg = _config(config)
     rules = load_for(cfg)
     problems: list[str] = []
-    if any(s.type == "imap" for s in cfg.sources):  # move needs MOVE or UIDPLUS; logins must work
-        from gateway.sources.imap_check import check_imap
+    from gateway.engine.facts import rule_facts
+    from gateway.mailboxes.registry import check_source
 
-        problems += check_imap(cfg, rules)
+    facts = rule_facts(rules, cfg.base_dir)  # what a mailbox's own check needs of the rules
+    for src in cfg.sources:  # e.g. IMAP: logins must work; move needs MOVE or UIDPLUS
+        problems += check_source(src, facts, f"{cfg.path}: sources: {src.name}")
     for problem in problems:
         err.print(problem, markup=False, highlight=False)
     if problems:

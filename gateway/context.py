@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from gateway.config import Config, SmtpSource
+from gateway.config import Config
 from gateway.engine.model import EvalContext
-from gateway.sources.base import SourceRef
+from gateway.mailboxes.base import SourceRef
+from gateway.mailboxes.smtp.config import SmtpConfig
 
 FILE_SOURCE = "file"  # `process FILE.eml` without --source
 
@@ -27,7 +28,7 @@ class Contexts:
             source_type = src.type
             owners = list(src.owners)
             crm_user = src.crm_user or ""
-            if isinstance(src, SmtpSource):
+            if isinstance(src, SmtpConfig):
                 # Every user's intake address is protected (never a counterpart); the owner is
                 # the user the mail came in for (ref.account = their own address), so a BCC'd
                 # mail From them is outbound and its counterparts are its To and Cc.

@@ -21,7 +21,7 @@ from gateway import ledger_batch
 from gateway.errors import Permanent, Retryable
 from gateway.ledger_batch import _INSERT_EVENT, Bind, Finish
 from gateway.ledger_schema import cursors, events, journal, locations, message_addresses, messages, status
-from gateway.sources.base import SourceRef
+from gateway.mailboxes.base import SourceRef
 
 TERMINAL = frozenset({"done", "done_untagged", "ignored", "skipped", "review", "quarantined", "forgotten"})
 LOCATION_OPEN = ("new", "waiting")

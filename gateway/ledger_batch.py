@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, insert, select, update
 
 from gateway.ledger_schema import events, journal, locations, message_addresses, messages
-from gateway.sources.base import SourceRef
+from gateway.mailboxes.base import SourceRef
 
 if TYPE_CHECKING:
     from gateway.ledger import Binding, Ledger

@@ -29,6 +29,7 @@ from gateway.errors import Permanent, Retryable, UnparseableMessage
 from gateway.ledger import TERMINAL, Binding, Ledger, LocationRow, MessageRow
 from gateway.ledger_batch import Bind, Finish
 from gateway.locks import AddressLocks, KeyedLocks
+from gateway.mailboxes.base import Applied, LedgerOnly, TagRequest, Writeback
 from gateway.message import Message, parse
 from gateway.pipeline_batch import BatchPath
 from gateway.pipeline_person import PersonActions
@@ -36,7 +37,6 @@ from gateway.plan_steps import CRM_DONE, evaluated_note, steps_of, targets_of
 from gateway.records import email_record, plan_from_json, ref_from_json, ref_to_json
 from gateway.rulesholder import RulesHolder
 from gateway.spool import Spool
-from gateway.writeback.base import Applied, LedgerOnly, TagRequest, Writeback
 
 log = logging.getLogger("gateway.pipeline")
 

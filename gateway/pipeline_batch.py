@@ -17,10 +17,10 @@ from gateway.engine.plan import evaluate
 from gateway.errors import Permanent, Retryable
 from gateway.ledger import LocationRow, MessageRow
 from gateway.ledger_batch import Finish
+from gateway.mailboxes.base import Applied, LedgerOnly, TagRequest, apply_each
 from gateway.message import Message
 from gateway.plan_steps import evaluated_note, steps_of, targets_of
 from gateway.records import email_record, ref_to_json
-from gateway.writeback.base import Applied, LedgerOnly, TagRequest, apply_each
 
 if TYPE_CHECKING:
     from gateway.pipeline import Pipeline

@@ -20,6 +20,7 @@ from gateway.config import Config
 from gateway.crm.base import Connector
 from gateway.errors import ConfigError
 from gateway.ledger import Ledger
+from gateway.mailboxes.base import SourceEnv
 from gateway.rulesholder import RulesHolder
 from gateway.runtime import parts, status, tasks
 from gateway.runtime.handler import BatchHandler
@@ -27,7 +28,6 @@ from gateway.runtime.intake import Intake
 from gateway.runtime.scheduler import Scheduler
 from gateway.runtime.threads import ThreadWorkers
 from gateway.runtime.watchdog import Watchdog, Workers
-from gateway.sources.registry import SourceEnv
 from gateway.spool import Spool
 
 log = logging.getLogger("gateway.service")
@@ -37,11 +37,11 @@ class Gateway:
     def __init__(self, config: Config, *, connector: Connector | None = None, rules: RulesHolder | None = None) -> None:
         self.config = config
 
-        def with_sources(ledger: Ledger, spool: Spool) -> parts.Made:
+        def with_sources(ledger: Ledger, spool: Spool, rules: RulesHolder) -> parts.Made:
             # The intake comes with the ledger and spool, before the sources that hand copies to it.
             self.intake = Intake(config, ledger, spool)
             env = SourceEnv(config=config, ledger=ledger, spool=spool, submit_bytes=self.intake.submit_bytes,
-                            submit_many=self.intake.submit_many)
+                            submit_many=self.intake.submit_many, rule_facts=parts.facts_of(config, rules))
             return parts.mailboxes(config, env)
 
         self.parts, self.sources = parts.build(config, with_sources, connector=connector, rules=rules)

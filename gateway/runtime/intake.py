@@ -19,8 +19,8 @@ from gateway.config import Config
 from gateway.errors import Retryable
 from gateway.groupcommit import GroupCommit
 from gateway.ledger import Ledger
+from gateway.mailboxes.base import SourceRef
 from gateway.runtime.loop import Alone, Copy, Item
-from gateway.sources.base import SourceRef
 from gateway.spool import Spool
 
 log = logging.getLogger("gateway.service")

@@ -14,14 +14,14 @@ from typing import Any
 from gateway.config import Config
 from gateway.context import FILE_SOURCE
 from gateway.crm.base import Connector, make_connector
+from gateway.engine.facts import RuleFacts, rule_facts
 from gateway.errors import Permanent
 from gateway.ledger import Ledger
+from gateway.mailboxes.base import LedgerOnly, Source, SourceEnv, SourceRef, Writeback
+from gateway.mailboxes.registry import make_source
 from gateway.pipeline import Pipeline
 from gateway.rulesholder import RulesHolder
-from gateway.sources.base import Source, SourceRef
-from gateway.sources.registry import SourceEnv, make_source
 from gateway.spool import Spool
-from gateway.writeback.base import LedgerOnly, Writeback
 
 
 def crm_connector(config: Config) -> Connector:
@@ -53,7 +53,7 @@ class Parts:
 Made = tuple[list[Source], dict[str, Writeback]]
 
 
-def build(config: Config, make_mailboxes: Callable[[Ledger, Spool], Made], *, connector: Connector | None = None,
+def build(config: Config, make_mailboxes: Callable[[Ledger, Spool, RulesHolder], Made], *, connector: Connector | None = None,
           rules: RulesHolder | None = None) -> tuple[Parts, list[Source]]:
     """The parts and the sources; what was opened is closed again when a later part fails."""
     ledger = Ledger(config.db_url(config.ledger.url))
@@ -62,7 +62,7 @@ def build(config: Config, make_mailboxes: Callable[[Ledger, Spool], Made], *, co
         crm = connector or (made := crm_connector(config))
         holder = rules or RulesHolder(config)
         spool = Spool(config.resolve(config.spool))
-        sources, writebacks = make_mailboxes(ledger, spool)
+        sources, writebacks = make_mailboxes(ledger, spool, holder)
         writebacks.setdefault(FILE_SOURCE, LedgerOnly())
         pipeline = Pipeline(config, ledger, crm, holder, spool, writebacks)
     except BaseException:
@@ -83,6 +83,11 @@ def mailboxes(config: Config, env: SourceEnv) -> Made:
     return sources, writebacks
 
 
+def facts_of(config: Config, rules: RulesHolder) -> Callable[[], RuleFacts]:
+    """What the rules in force can do, asked by a mailbox when it needs it (rules reload)."""
+    return lambda: rule_facts(rules.current, config.base_dir)
+
+
 def _no_intake(*_args: object, **_kw: object) -> Any:
     raise Permanent("a worker process takes in no mail: its sources run in the main process")
 
@@ -92,8 +97,9 @@ def for_worker_process(config: Config) -> Parts:
     makes a write-back together with its source (it reuses the source's connection settings);
     that source object is dropped unstarted."""
 
-    def writebacks_only(ledger: Ledger, spool: Spool) -> Made:
-        env = SourceEnv(config=config, ledger=ledger, spool=spool, submit_bytes=_no_intake, submit_many=_no_intake)
+    def writebacks_only(ledger: Ledger, spool: Spool, rules: RulesHolder) -> Made:
+        env = SourceEnv(config=config, ledger=ledger, spool=spool, submit_bytes=_no_intake, submit_many=_no_intake,
+                        rule_facts=facts_of(config, rules))
         return [], mailboxes(config, env)[1]
 
     return build(config, writebacks_only)[0]

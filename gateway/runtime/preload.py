@@ -12,13 +12,13 @@ from __future__ import annotations
 import gc
 
 import gateway.crm.sql  # noqa: F401
+import gateway.mailboxes.imap.source  # noqa: F401
+import gateway.mailboxes.imap.writeback  # noqa: F401
 import gateway.pipeline  # noqa: F401
 import gateway.pipeline_batch  # noqa: F401
 import gateway.runtime.handler  # noqa: F401
 import gateway.runtime.parts  # noqa: F401
 import gateway.runtime.worker_process  # noqa: F401
-import gateway.sources.imap  # noqa: F401
-import gateway.writeback.imap  # noqa: F401
 
 gc.collect()
 gc.freeze()

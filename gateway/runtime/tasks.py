@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.mailboxes.base import Source, Submit
 from gateway.runtime.intake import Stopping
-from gateway.sources.base import Source, Submit
 
 log = logging.getLogger("gateway.service")
 # How long a stop waits for the sources, all of them together: a source stuck in a network

@@ -123,8 +123,8 @@ def test_parts_by_size_keep_the_order_and_put_a_big_mail_alone(tmp_path):
     from dataclasses import replace
 
     from gateway.ledger import LocationRow
+    from gateway.mailboxes.base import SourceRef
     from gateway.pipeline import _by_size
-    from gateway.sources.base import SourceRef
 
     def loc(n: int, size: int) -> LocationRow:
         path = tmp_path / f"{n}.eml"

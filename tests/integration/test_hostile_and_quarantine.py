@@ -97,7 +97,7 @@ def test_explain_tells_why_a_message_was_skipped_or_ignored(home):
 
 
 def test_a_source_that_kept_only_the_headers_of_a_huge_mail_quarantines_it(home):
-    from gateway.sources.base import SourceRef
+    from gateway.mailboxes.base import SourceRef
 
     headers = b"From: Big <big@x.example>\r\nSubject: 3 GB video\r\nMessage-ID: <huge@x.example>\r\n\r\n"
     gw = home.gateway()

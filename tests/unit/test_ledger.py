@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from gateway.errors import Permanent
 from gateway.ledger import Ledger
 from gateway.ledger_migrations import SCHEMA
-from gateway.sources.base import SourceRef
+from gateway.mailboxes.base import SourceRef
 
 
 @pytest.fixture

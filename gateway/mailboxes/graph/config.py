@@ -1,0 +1,32 @@
+"""The `graph` source's config: Exchange Online through Microsoft Graph (app-only)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from gateway.config_base import read_secret_files
+from gateway.mailboxes.config import SourceBase
+
+
+class GraphConfig(SourceBase):
+    """Exchange Online through Microsoft Graph (app-only client credentials)."""
+
+    type: Literal["graph"]
+    tenant_id: str
+    client_id: str
+    client_secret: str | None = None
+    mailboxes: list[str]
+    authority: str = "https://login.microsoftonline.com"
+    endpoint: str = "https://graph.microsoft.com/v1.0"
+    create_folders: bool = False
+    poll_interval: float = Field(5.0, gt=0)
+    timeout: float = Field(60.0, gt=0)
+    ca_file: str | None = None  # a CA bundle for a TLS-inspecting proxy (and the test double)
+    page_size: int = Field(50, ge=1, le=1000)  # odata.maxpagesize for delta pages
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, data: Any) -> Any:
+        return read_secret_files(data, ("client_secret",))

@@ -1,0 +1,273 @@
+"""Exchange Online through Microsoft Graph: the `graph` source (app-only, Mail.ReadWrite).
+
+Each watched folder is found by display name (created when missing and `create_folders:
+true`) and read with a per-folder delta query; the @odata.nextLink / @odata.deltaLink is
+persisted in the ledger after every page, so a restart resumes where it stopped. A 410
+(expired delta token) starts the folder over: ids the ledger knows are skipped and so is a
+Message-ID already taken from this folder, so the resync duplicates nothing. Ids are
+immutable (`Prefer: IdType="ImmutableId"`), so a copy keeps its key when it is moved. The
+MIME content comes from `/messages/{id}/$value`; the delta is polled every `poll_interval`
+seconds (change notifications need a public HTTPS address and are not used here).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import urllib.parse
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from gateway.errors import GatewayError, Permanent, Retryable
+from gateway.mailboxes.base import SourceEnv, SourceRef, Submit
+from gateway.mailboxes.graph.config import GraphConfig
+
+log = logging.getLogger("gateway.graph")
+PREFER = 'IdType="ImmutableId"'
+
+
+class GraphError(Permanent):
+    """Wrong credentials, a missing permission, mailbox or folder: waiting will not fix it."""
+
+
+class Gone(Exception):
+    """HTTP 410: the delta token expired."""
+
+
+class GraphClient:
+    def __init__(self, cfg: GraphConfig, stop: threading.Event | None = None) -> None:
+        import requests
+
+        from gateway.mailboxes.ms_identity import AuthorityError, confidential_app
+
+        self.cfg = cfg
+        self.stop = stop or threading.Event()
+        try:
+            self.app = confidential_app(cfg.client_id, cfg.client_secret, tenant_id=cfg.tenant_id,
+                                        authority=cfg.authority, ca_file=cfg.ca_file, timeout=cfg.timeout, shared=False)
+        except AuthorityError as exc:  # discovery failed: unreachable or not an Entra ID authority
+            raise GraphError(f"Graph: {exc}") from None
+        except requests.RequestException as exc:
+            raise Retryable(f"Entra ID unreachable: {exc}") from None
+        parts = urllib.parse.urlsplit(cfg.endpoint)
+        self.scope = f"{parts.scheme}://{parts.netloc}/.default"
+        tls: Any = ssl.create_default_context(cafile=cfg.ca_file) if cfg.ca_file else True
+        self.http = httpx.Client(timeout=cfg.timeout, verify=tls, headers={"Prefer": PREFER})
+        self.throttle_count = 0
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _token(self) -> str:
+        try:
+            got = self.app.acquire_token_for_client(scopes=[self.scope])
+        except Exception as exc:  # the token endpoint is unreachable
+            raise Retryable(f"Entra ID token endpoint unreachable: {exc}") from None
+        if "access_token" not in got:
+            if got.get("error") in ("invalid_client", "unauthorized_client", "invalid_request"):
+                raise GraphError(f"Graph: the app {self.cfg.client_id} was refused a token by tenant {self.cfg.tenant_id}: "
+                                 f"{got.get('error')}: {str(got.get('error_description', '')).splitlines()[0]}")
+            raise Retryable(f"Graph token: {got.get('error')}: {got.get('error_description', '')}")
+        return str(got["access_token"])
+
+    def request(self, method: str, url: str, what: str, attempts: int = 6, **kw: Any) -> httpx.Response:
+        if not url.startswith("http"):
+            url = self.cfg.endpoint.rstrip("/") + url
+        delay = 0.5
+        extra = kw.pop("headers", {})
+        for attempt in range(1, attempts + 1):
+            try:
+                r = self.http.request(method, url, headers={**extra, "Authorization": f"Bearer {self._token()}"}, **kw)
+            except httpx.TransportError as exc:
+                if attempt == attempts:
+                    raise Retryable(f"Graph unreachable while {what}: {exc}") from None
+                self.stop.wait(delay)
+                delay = min(delay * 2, 30)
+                continue
+            if r.status_code in (429, 503, 504):
+                wait = _retry_after(r) or delay
+                self.throttle_count += 1
+                log.info("graph: %s while %s; waiting %.2fs as asked", r.status_code, what, wait)
+                if attempt == attempts or self.stop.wait(wait):
+                    raise Retryable(f"Graph throttled while {what}", retry_after=wait)
+                delay = min(delay * 2, 30)
+                continue
+            if r.status_code == 410:
+                raise Gone(what)
+            if r.status_code in (401, 403):
+                raise GraphError(f"Graph refused {what} ({r.status_code} {_code(r)}): the app needs the Mail.ReadWrite "
+                                 "application permission with admin consent (see docs/exchange.md)")
+            return r
+        raise AssertionError("unreachable")
+
+
+def _retry_after(r: httpx.Response) -> float | None:
+    try:
+        return float(r.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+def _code(r: httpx.Response) -> str:
+    try:
+        return str(r.json()["error"]["code"])
+    except Exception:
+        return r.reason_phrase
+
+
+class GraphMailSource:
+    type = "graph"
+
+    def __init__(self, cfg: GraphConfig, env: SourceEnv) -> None:
+        self.config, self.name, self.env = cfg, cfg.name, env
+        self.client = GraphClient(cfg)
+        self.mailboxes = [m.lower() for m in cfg.mailboxes]
+        self.max_size = env.config.max_message_size
+        self._folders: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+        self.connected = False
+        self.last_sync: datetime | None = None
+        self.last_error = ""
+        self.items: dict[str, int] = {f: 0 for f in cfg.folders}
+        self.resyncs = 0
+
+    def folder_id(self, mailbox: str, name: str, create: bool | None = None) -> str:
+        key = (mailbox, name)
+        if key in self._folders:
+            return self._folders[key]
+        quoted = name.replace("'", "''")
+        r = self.client.request("GET", f"/users/{mailbox}/mailFolders", f"looking for {name} in {mailbox}",
+                                params={"$filter": f"displayName eq '{quoted}'"})
+        if r.status_code == 404:
+            raise GraphError(f"Graph: mailbox {mailbox} not found ({_code(r)})")
+        found = [f for f in r.json().get("value", []) if f.get("displayName") == name]
+        if found:
+            fid = found[0]["id"]
+        elif create if create is not None else self.config.create_folders:
+            r = self.client.request("POST", f"/users/{mailbox}/mailFolders", f"creating {name} in {mailbox}",
+                                    json={"displayName": name})
+            fid = r.json()["id"]
+            log.info("graph: created folder %s in %s", name, mailbox)
+        else:
+            raise GraphError(f"folder {name!r} is missing in {mailbox} (set create_folders: true to create it)")
+        self._folders[key] = fid
+        return fid
+
+    def sync_folder(self, mailbox: str, name: str) -> int:
+        fid = self.folder_id(mailbox, name)
+        cursor = self.env.ledger.get_cursor(self.name, mailbox, name) or {}
+        first = (f"/users/{mailbox}/mailFolders/{fid}/messages/delta?"
+                 + urllib.parse.urlencode({"$select": "id,internetMessageId,categories"}))
+        link = cursor.get("link") if cursor.get("folder_id") == fid else None
+        resync = False
+        n = 0
+        while True:
+            try:
+                r = self.client.request("GET", link or first, f"reading the delta of {name} in {mailbox}",
+                                        headers={"Prefer": f"{PREFER}, odata.maxpagesize={self.config.page_size}"})
+            except Gone:
+                log.warning("graph %s: the delta token of %s/%s expired; reading the folder again", self.name, mailbox, name)
+                self.resyncs += 1
+                link, resync = None, True
+                continue
+            doc = r.json()
+            for entry in doc.get("value", []):
+                if "@removed" not in entry and self._take(mailbox, name, entry, resync):
+                    n += 1
+            link = doc.get("@odata.nextLink") or doc.get("@odata.deltaLink")
+            self.env.ledger.set_cursor(self.name, mailbox, name, {"folder_id": fid, "link": link})
+            if "@odata.deltaLink" in doc or not link:
+                break
+        self.items[name] = self.items.get(name, 0) + n
+        self.last_sync = datetime.now(UTC)
+        return n
+
+    def _take(self, mailbox: str, folder: str, entry: dict[str, Any], resync: bool) -> bool:
+        ref = SourceRef(self.name, mailbox, folder, entry["id"])
+        if self.env.ledger.location_at(ref) is not None:
+            return False
+        mid = entry.get("internetMessageId") or ""
+        mid = f"<{mid.strip('<>')}>" if mid else ""
+        if resync and mid and self._seen_here(mid, mailbox, folder):
+            return False
+        raw, size = self._mime(mailbox, entry["id"])
+        if raw is None:
+            return False
+        if size > self.max_size:
+            self.env.submit_bytes(ref, raw, block=True, declared_size=size)
+        else:
+            self.env.submit_bytes(ref, raw, block=True)
+        return True
+
+    def _seen_here(self, message_id: str, mailbox: str, folder: str) -> bool:
+        for row in self.env.ledger.find_messages(message_id):
+            for loc in self.env.ledger.locations_of(row.id):
+                if (loc.ref.source, loc.ref.account, loc.ref.folder) == (self.name, mailbox, folder):
+                    return True
+        return False
+
+    def _mime(self, mailbox: str, item_id: str) -> tuple[bytes | None, int]:
+        """The MIME content; above max_message_size only the headers (read until the blank line)."""
+        url = self.config.endpoint.rstrip("/") + f"/users/{mailbox}/messages/{item_id}/$value"
+        for _ in range(5):
+            with self.client.http.stream("GET", url, headers={"Authorization": f"Bearer {self.client._token()}"}) as r:
+                if r.status_code == 404:
+                    return None, 0
+                if r.status_code in (429, 503):
+                    self.client.throttle_count += 1
+                    self.client.stop.wait(_retry_after(r) or 1.0)
+                    continue
+                if r.status_code >= 400:
+                    raise Retryable(f"Graph {r.status_code} reading a message in {mailbox}")
+                buf = bytearray()
+                for chunk in r.iter_bytes():
+                    buf += chunk
+                    if len(buf) > self.max_size:
+                        head = bytes(buf).split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+                        size = int(r.headers.get("Content-Length") or 0) or len(buf)
+                        return head, max(size, len(buf))
+                return bytes(buf), len(buf)
+        raise Retryable(f"Graph kept throttling a message read in {mailbox}")
+
+    def scan_once(self, submit: Submit, progress: Callable[[int, int], None] | None = None) -> int:
+        with self._lock:
+            total = sum(self.sync_folder(mb, f) for mb in self.mailboxes for f in self.config.folders)
+        self.connected, self.last_error = True, ""
+        return total
+
+    def pending_count(self) -> int:
+        return 0
+
+    def run(self, submit: Submit, stop: threading.Event) -> None:
+        self.client.stop = stop
+        while True:
+            try:
+                self.scan_once(submit)
+            except GatewayError as exc:
+                self.last_error = str(exc)
+                self.connected = not isinstance(exc, GraphError)
+                log.warning("graph %s: %s", self.name, exc)
+            except Exception as exc:  # the ledger (locked, restarting), a bug: the poll goes on, the error shows
+                self.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                log.warning("graph %s: %s", self.name, self.last_error, exc_info=True)
+            if stop.wait(self.config.poll_interval):
+                return
+
+    def status(self) -> dict[str, Any]:
+        last = self.last_sync.isoformat() if self.last_sync else None
+        return {"type": self.type, "connected": self.connected, "mode": "poll", "last_sync": last,
+                "last_error": self.last_error, "mailboxes": self.mailboxes, "resyncs": self.resyncs,
+                "throttled": self.client.throttle_count, "poll_interval": self.config.poll_interval,
+                "folders": {f: {"mode": "poll", "connected": self.connected, "last_sync": last,
+                                "items": self.items.get(f, 0), "last_error": self.last_error} for f in self.config.folders}}
+
+
+def make(config: GraphConfig, env: SourceEnv) -> tuple[GraphMailSource, Any]:
+    from gateway.mailboxes.graph.writeback import GraphWriteback
+
+    source = GraphMailSource(config, env)
+    return source, GraphWriteback(source)

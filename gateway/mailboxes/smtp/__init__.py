@@ -1,0 +1,2 @@
+"""The BCC intake: an SMTP server (aiosmtpd) taking mail sent to a user's secret address; tags
+stay in the ledger."""

@@ -1,1 +1,0 @@
-"""Intakes: one module per kind of source, each building `Source` objects from config."""

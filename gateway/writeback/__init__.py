@@ -1,1 +1,0 @@
-"""Write-back: tag or move the source message after the CRM work is committed."""

@@ -1,0 +1,1 @@
+"""Tests of the mailbox packages (gateway/mailboxes/), one folder per protocol."""

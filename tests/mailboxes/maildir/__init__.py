@@ -1,0 +1,1 @@
+"""Maildir source and write-back (gateway/mailboxes/maildir/)."""
