@@ -20,7 +20,6 @@ from gateway.config import Config
 from gateway.crm.base import Connector
 from gateway.errors import ConfigError
 from gateway.ledger import Ledger
-from gateway.mailboxes.base import SourceEnv
 from gateway.rulesholder import RulesHolder
 from gateway.runtime import parts, status, tasks
 from gateway.runtime.handler import BatchHandler
@@ -40,9 +39,7 @@ class Gateway:
         def with_sources(ledger: Ledger, spool: Spool, rules: RulesHolder) -> parts.Made:
             # The intake comes with the ledger and spool, before the sources that hand copies to it.
             self.intake = Intake(config, ledger, spool)
-            env = SourceEnv(config=config, ledger=ledger, spool=spool, submit_bytes=self.intake.submit_bytes,
-                            submit_many=self.intake.submit_many, rule_facts=parts.facts_of(config, rules))
-            return parts.mailboxes(config, env)
+            return parts.mailboxes(config, self.intake, rules)
 
         self.parts, self.sources = parts.build(config, with_sources, connector=connector, rules=rules)
         self.ledger, self.crm, self.rules = self.parts.ledger, self.parts.crm, self.parts.rules
@@ -57,9 +54,6 @@ class Gateway:
                                       batch=config.batch)
         self.pipeline.on_stage = self._threads.on_stage
         self._workers: Workers | None = None
-        # The intake's verbs, for the sources and the SMTP listener.
-        self.submit, self.submit_many, self.submit_bytes = (self.intake.submit, self.intake.submit_many,
-                                                            self.intake.submit_bytes)
 
     def __enter__(self) -> Gateway:
         return self
@@ -130,7 +124,7 @@ class Gateway:
             if progress:
                 progress(0, total)
             for source in self.sources:
-                source.scan_once(self.submit)
+                source.scan_once()
             self.scheduler.drain_backlog()
         finally:
             self.stop_workers()
@@ -140,7 +134,7 @@ class Gateway:
     def run(self, stop: threading.Event) -> None:
         self.start_workers()
         self.scheduler.recover()
-        sources = tasks.start_supervised([tasks.source_task(s, self.submit) for s in self.sources], stop)
+        sources = tasks.start_supervised([tasks.source_task(s) for s in self.sources], stop)
         folders = sorted({str(self.config.resolve(p).parent) for p in self.config.rules})
         helpers = [threading.Thread(target=self.scheduler.run, args=(stop,), name="retries", daemon=True),
                    threading.Thread(target=tasks.watch_rules, args=(folders, self.reload_rules, stop), name="rules",

@@ -19,7 +19,7 @@ from gateway.config import Config
 from gateway.errors import Retryable
 from gateway.groupcommit import GroupCommit
 from gateway.ledger import Ledger
-from gateway.mailboxes.base import SourceRef
+from gateway.mailboxes.base import FolderRef, Found, SourceRef
 from gateway.runtime.loop import Alone, Copy, Item
 from gateway.spool import Spool
 
@@ -54,62 +54,64 @@ class Intake:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._fresh: dict[int, Any] = {}  # rows just received, handed to a worker thread to save a read
-        self._grouped: GroupCommit[tuple[SourceRef, bytes, int | None], int] = GroupCommit(
-            lambda items: self.submit_many(items, block=False))
+        self._grouped: GroupCommit[Found, int] = GroupCommit(lambda found: self.hand_over(found, wait=False))
 
-    # ---- from the sources ---------------------------------------------------------------
+    # ---- from the sources: the intake port (gateway.mailboxes.base.IntakePort) ----------
 
-    def submit(self, ref: SourceRef, path: Path) -> None:
-        """A source found a copy in a file: make it durable, then queue it."""
-        if self.stopping.is_set():
-            raise Stopping("the gateway is stopping")
-        spooled = self.spool.adopt(path)
-        row = self.ledger.receive(ref, str(spooled))
-        if row.spool_path != str(spooled):  # known already: a rescan, or another worker first
-            self.spool.discard(str(spooled))
-        self._keep_fresh(row)
-        self.enqueue(row.id)
-
-    def submit_many(self, items: Sequence[tuple[SourceRef, bytes | Path, int | None]], *, block: bool = True) -> list[int]:
-        """A batch of copies (bytes from a server, or files): spooled and made durable together,
-        recorded in one ledger transaction, then queued. Items are (ref, raw or path, declared_size)."""
-        if not items:
+    def hand_over(self, found: Sequence[Found], *, wait: bool = True) -> list[int]:
+        """Copies a source found (bytes from a server, or files): spooled and made durable
+        together, recorded in one ledger transaction, then queued. `wait`: for queue room, and
+        refuse (a scan or fetch ends here) once stopping; without it a copy that finds the
+        queue full stays open in the ledger and a sweep queues it later."""
+        if not found:
             return []
-        if block and self.stopping.is_set():  # a scan or fetch (not an SMTP answer): end it here
+        if wait and self.stopping.is_set():
             raise Stopping("the gateway is stopping")
-        raws = [(i, raw) for i, (_, raw, _) in enumerate(items) if not isinstance(raw, Path)]
-        spooled: list[Path | None] = [None] * len(items)
+        raws = [(i, f.raw) for i, f in enumerate(found) if not isinstance(f.raw, Path)]
+        spooled: list[Path | None] = [None] * len(found)
         for (i, _), path in zip(raws, self.spool.store_many([raw for _, raw in raws]), strict=False):
             spooled[i] = path
-        for i, (_, raw, _) in enumerate(items):
-            if isinstance(raw, Path):
-                spooled[i] = self.spool.adopt(raw)
-        rows = self.ledger.receive_many([(ref, str(spooled[i]), size) for i, (ref, _, size) in enumerate(items)])
+        for i, f in enumerate(found):
+            if isinstance(f.raw, Path):
+                spooled[i] = self.spool.adopt(f.raw)
+        rows = self.ledger.receive_many([(f.ref, str(spooled[i]), f.declared_size) for i, f in enumerate(found)])
         for i, row in enumerate(rows):
             if row.spool_path != str(spooled[i]):  # known already: a rescan, or another worker first
                 self.spool.discard(str(spooled[i]))
             self._keep_fresh(row)
         for row in rows:
-            self.enqueue(row.id, block=block)
+            self.enqueue(row.id, block=wait)
         return [row.id for row in rows]
 
-    def submit_bytes(self, ref: SourceRef, raw: bytes, *, block: bool = False, declared_size: int | None = None) -> int:
-        """Bytes from the network: durable (spool fsync + ledger row) before this returns.
+    def hand_over_now(self, found: Found) -> int:
+        """Bytes from the network (SMTP): durable (spool fsync + ledger row) before this returns,
+        never waiting for queue room, so the client gets its answer at once. Concurrent callers
+        share one fsync round and one ledger transaction."""
+        return self._grouped.submit(found)
 
-        By default it never waits for queue space, so an SMTP client gets its answer at
-        once; a copy that found the queue full stays open in the ledger and the sweep
-        queues it later. `declared_size`: `raw` holds only the headers of a mail that big
-        (over max_message_size, not fetched); it is quarantined with the reason."""
-        if block:
-            return self.submit_many([(ref, raw, declared_size)], block=True)[0]
-        # Concurrent callers (SMTP sessions) share one fsync round and one ledger transaction.
-        return self._grouped.submit((ref, raw, declared_size))
+    def cursor(self, ref: FolderRef) -> dict[str, Any] | None:
+        return self.ledger.get_cursor(ref.source, ref.account, ref.folder)
+
+    def advance(self, ref: FolderRef, cursor: dict[str, Any]) -> None:
+        self.ledger.set_cursor(ref.source, ref.account, ref.folder, cursor)
+
+    def is_known(self, ref: SourceRef) -> bool:
+        return self.ledger.location_at(ref) is not None
+
+    def known_keys(self, ref: FolderRef) -> set[str]:
+        return self.ledger.known_keys(ref.source, ref.account, ref.folder)
+
+    def seen_in(self, message_id: str, ref: FolderRef) -> bool:
+        for row in self.ledger.find_messages(message_id):
+            for loc in self.ledger.locations_of(row.id):
+                if (loc.ref.source, loc.ref.account, loc.ref.folder) == (ref.source, ref.account, ref.folder):
+                    return True
+        return False
 
     def record(self, ref: SourceRef, raw: bytes) -> int:
         """A copy handed in by a person (`process FILE.eml`): recorded, not queued, for the
         caller to handle now. A copy known already keeps its location (and its spooled file)."""
-        known = self.ledger.location_at(ref)
-        if known:
+        if self.ledger.location_at(ref):
             return self.ledger.receive(ref, None).id
         return self.ledger.receive(ref, str(self.spool.store(raw))).id
 

@@ -9,18 +9,17 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from gateway.config import Config
 from gateway.context import FILE_SOURCE
 from gateway.crm.base import Connector, make_connector
-from gateway.engine.facts import RuleFacts, rule_facts
-from gateway.errors import Permanent
+from gateway.engine.facts import rule_facts
 from gateway.ledger import Ledger
-from gateway.mailboxes.base import LedgerOnly, Source, SourceEnv, SourceRef, Writeback
+from gateway.mailboxes.base import IntakePort, LedgerOnly, Source, SourceEnv, SourceRef, Writeback
 from gateway.mailboxes.registry import make_source
 from gateway.pipeline import Pipeline
 from gateway.rulesholder import RulesHolder
+from gateway.runtime.intake import Intake
 from gateway.spool import Spool
 
 
@@ -73,7 +72,11 @@ def build(config: Config, make_mailboxes: Callable[[Ledger, Spool, RulesHolder],
     return Parts(config, ledger, crm, holder, spool, writebacks, pipeline), sources
 
 
-def mailboxes(config: Config, env: SourceEnv) -> Made:
+def mailboxes(config: Config, intake: IntakePort, rules: RulesHolder) -> Made:
+    """The configured sources and their write-backs, speaking to the gateway through `intake`."""
+    env = SourceEnv(intake=intake, max_message_size=config.max_message_size, resolve=config.resolve,
+                    tag_keywords=dict(config.tags.keywords),
+                    rule_facts=lambda: rule_facts(rules.current, config.base_dir))  # the rules in force when asked
     sources: list[Source] = []
     writebacks: dict[str, Writeback] = {}
     for src in config.sources:
@@ -83,23 +86,13 @@ def mailboxes(config: Config, env: SourceEnv) -> Made:
     return sources, writebacks
 
 
-def facts_of(config: Config, rules: RulesHolder) -> Callable[[], RuleFacts]:
-    """What the rules in force can do, asked by a mailbox when it needs it (rules reload)."""
-    return lambda: rule_facts(rules.current, config.base_dir)
-
-
-def _no_intake(*_args: object, **_kw: object) -> Any:
-    raise Permanent("a worker process takes in no mail: its sources run in the main process")
-
-
 def for_worker_process(config: Config) -> Parts:
     """A worker process's parts: write-backs to tag what it handles, no source. The registry
     makes a write-back together with its source (it reuses the source's connection settings);
-    that source object is dropped unstarted."""
+    that source object is dropped unstarted. Its intake only answers what is known (an IMAP
+    write-back asks): nothing runs that would hand a copy over."""
 
     def writebacks_only(ledger: Ledger, spool: Spool, rules: RulesHolder) -> Made:
-        env = SourceEnv(config=config, ledger=ledger, spool=spool, submit_bytes=_no_intake, submit_many=_no_intake,
-                        rule_facts=facts_of(config, rules))
-        return [], mailboxes(config, env)[1]
+        return [], mailboxes(config, Intake(config, ledger, spool), rules)[1]
 
     return build(config, writebacks_only)[0]

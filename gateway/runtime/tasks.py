@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.mailboxes.base import Source, Submit
+from gateway.mailboxes.base import Source
 from gateway.runtime.intake import Stopping
 
 log = logging.getLogger("gateway.service")
@@ -57,9 +57,9 @@ def start_supervised(tasks: Sequence[Task], stop: threading.Event) -> list[threa
     return threads
 
 
-def source_task(source: Source, submit: Submit) -> Task:
+def source_task(source: Source) -> Task:
     """Watching one source's folders, as a task; its last failure shows in its status."""
-    return Task(f"source-{source.name}", lambda stop: source.run(submit, stop),
+    return Task(f"source-{source.name}", source.run,
                 lambda exc: setattr(source, "last_error", str(exc)), f"source {source.name}")
 
 

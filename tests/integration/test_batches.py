@@ -144,7 +144,7 @@ def _one_batch(home) -> dict[int, str]:
     gw = home.gateway()
     try:
         for source in gw.sources:
-            source.scan_once(gw.submit)
+            source.scan_once()
         pks: list[int] = []
         while True:
             try:
