@@ -26,9 +26,9 @@ from gateway.crm.base import PARTY_KINDS, Connector, PartyRef
 from gateway.engine.model import Plan
 from gateway.engine.plan import evaluate
 from gateway.errors import Permanent, Retryable, UnparseableMessage
-from gateway.ledger import TERMINAL, Binding, Ledger, LocationRow, MessageRow
-from gateway.ledger_batch import Bind, Finish
-from gateway.locks import AddressLocks, KeyedLocks
+from gateway.ledger import TERMINAL, Bind, Binding, Finish, Ledger, LocationRow, MessageRow
+from gateway.ledger.locks import AddressLocks, KeyedLocks
+from gateway.ledger.spool import Spool
 from gateway.mailboxes.base import Applied, LedgerOnly, TagRequest, Writeback
 from gateway.message import Message, parse
 from gateway.pipeline_batch import BatchPath
@@ -36,7 +36,6 @@ from gateway.pipeline_person import PersonActions
 from gateway.plan_steps import CRM_DONE, evaluated_note, steps_of, targets_of
 from gateway.records import email_record, plan_from_json, ref_from_json, ref_to_json
 from gateway.rulesholder import RulesHolder
-from gateway.spool import Spool
 
 log = logging.getLogger("gateway.pipeline")
 

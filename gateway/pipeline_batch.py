@@ -15,8 +15,7 @@ from gateway.crm.base import PartyRef, attach_each
 from gateway.engine.model import Plan
 from gateway.engine.plan import evaluate
 from gateway.errors import Permanent, Retryable
-from gateway.ledger import LocationRow, MessageRow
-from gateway.ledger_batch import Finish
+from gateway.ledger import Finish, LocationRow, MessageRow
 from gateway.mailboxes.base import Applied, LedgerOnly, TagRequest, apply_each
 from gateway.message import Message
 from gateway.plan_steps import evaluated_note, steps_of, targets_of

@@ -113,7 +113,7 @@ class Home:
         led = self.ledger()
         try:
             with led.engine.connect() as c:
-                from gateway.ledger_schema import locations
+                from gateway.ledger.schema import locations
 
                 rows = c.execute(locations.select().where(locations.c.folder == folder)).all()
             return [json.loads(r.tags) for r in rows if name_part in r.item_key]

@@ -88,7 +88,7 @@ def make_engine(url: str, busy_timeout: float = 30) -> sa.Engine:
             kw["poolclass"] = sa.StaticPool  # one shared connection: for quick single-thread use only
         engine = sa.create_engine(u, **kw)
         if not memory:  # before the BEGIN listener below: the lock is taken first
-            from gateway.locks import SqliteWriterLock
+            from gateway.database.writer_lock import SqliteWriterLock
 
             SqliteWriterLock(str(Path(database).expanduser())).attach(
                 engine, is_write=lambda conn: conn.get_execution_options().get("crm_write", False))

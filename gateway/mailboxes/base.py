@@ -15,23 +15,7 @@ from threading import Event
 from typing import Any, Protocol
 
 from gateway.errors import GatewayError, Retryable
-
-
-@dataclass(frozen=True)
-class SourceRef:
-    """A copy's location: (source, account, folder, UIDVALIDITY, UID) for IMAP, (source,
-    account, folder, immutable item id) for Exchange/Graph, (source, account, folder, path
-    key) for Maildir, (source, user, folder, spool name) for SMTP."""
-
-    source: str
-    account: str
-    folder: str
-    item_key: str
-    uidvalidity: int = 0
-
-    def label(self) -> str:
-        uv = f";UIDVALIDITY={self.uidvalidity}" if self.uidvalidity else ""
-        return f"{self.source}:{self.account}/{self.folder}{uv}/{self.item_key}"
+from gateway.ledger.refs import SourceRef
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Any, get_args
+from typing import get_args
 
 from gateway.errors import ConfigError
-from gateway.mailboxes.base import RuleFacts, SourceEnv
+from gateway.mailboxes.base import RuleFacts, Source, SourceEnv, Writeback
 from gateway.mailboxes.config import SourceBase
 from gateway.mailboxes.ews.config import EwsConfig
 from gateway.mailboxes.graph.config import GraphConfig
@@ -40,7 +40,7 @@ for _model in get_args(SourceConfig):
     MODELS[_kind(_model)] = _model
 
 
-def make_source(src_config: SourceConfig, env: SourceEnv) -> tuple[Any, Any]:
+def make_source(src_config: SourceConfig, env: SourceEnv) -> tuple[Source, Writeback]:
     """The Source and the Writeback for one configured mailbox."""
     if src_config.type not in MODELS:
         raise ConfigError(f"sources: type {src_config.type!r} is not available in this version")

@@ -20,6 +20,7 @@ from gateway.config import Config
 from gateway.crm.base import Connector
 from gateway.errors import ConfigError
 from gateway.ledger import Ledger
+from gateway.ledger.spool import Spool
 from gateway.rulesholder import RulesHolder
 from gateway.runtime import parts, status, tasks
 from gateway.runtime.handler import BatchHandler
@@ -27,7 +28,6 @@ from gateway.runtime.intake import Intake
 from gateway.runtime.scheduler import Scheduler
 from gateway.runtime.threads import ThreadWorkers
 from gateway.runtime.watchdog import Watchdog, Workers
-from gateway.spool import Spool
 
 log = logging.getLogger("gateway.service")
 

@@ -1,6 +1,6 @@
 """Handing a batch of copies to the pipeline, in whatever process holds them.
 
-Around the pipeline: the in-hand marks a crash leaves behind (gateway/ledger_work.py), and
+Around the pipeline: the in-hand marks a crash leaves behind (gateway/ledger/work.py), and
 what a failure outside the pipeline's own handling becomes (a retry, never a lost message).
 Worker threads, worker processes and the commands that handle one message now (`process`,
 `quarantine retry`, `reprocess`) all come through here.
@@ -12,10 +12,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from gateway import ledger_work
 from gateway.config import Config
 from gateway.errors import Retryable
 from gateway.ledger import TERMINAL, Ledger
+from gateway.ledger import work as ledger_work
 from gateway.pipeline import Pipeline
 
 log = logging.getLogger("gateway.service")
@@ -45,7 +45,7 @@ class BatchHandler:
         """Handle a batch of copies; each one's state, a failure turned into a retry."""
         if not pks:
             return {}
-        try:  # a crash from here on leaves these marked: the next start counts it (gateway/ledger_work.py)
+        try:  # a crash from here on leaves these marked: the next start counts it (gateway/ledger/work.py)
             ledger_work.started(self.ledger, pks)
         except Exception as exc:
             log.warning("locations %s: not marked in hand: %s", pks, exc)

@@ -17,11 +17,11 @@ from typing import Any, Protocol
 
 from gateway.config import Config
 from gateway.errors import Retryable
-from gateway.groupcommit import GroupCommit
 from gateway.ledger import Ledger
+from gateway.ledger.groupcommit import GroupCommit
+from gateway.ledger.spool import Spool
 from gateway.mailboxes.base import FolderRef, Found, SourceRef
 from gateway.runtime.loop import Alone, Copy, Item
-from gateway.spool import Spool
 
 log = logging.getLogger("gateway.service")
 _PUT_WAIT = 0.5  # a blocked enqueue looks this often whether the gateway is stopping

@@ -15,12 +15,12 @@ from gateway.context import FILE_SOURCE
 from gateway.crm.base import Connector, make_connector
 from gateway.engine.facts import rule_facts
 from gateway.ledger import Ledger
+from gateway.ledger.spool import Spool
 from gateway.mailboxes.base import IntakePort, LedgerOnly, Source, SourceEnv, SourceRef, Writeback
 from gateway.mailboxes.registry import make_source
 from gateway.pipeline import Pipeline
 from gateway.rulesholder import RulesHolder
 from gateway.runtime.intake import Intake
-from gateway.spool import Spool
 
 
 def crm_connector(config: Config) -> Connector:

@@ -4,7 +4,7 @@ The pipeline is CPU-bound Python (parsing, rules, SQL statements), so threads sh
 With `processes: N` the sources stay in the main process and hand location ids to N worker
 processes, each with its own ledger and CRM connections. Nothing else is shared: claims,
 journal and copies are settled in the database, and creates for one address are serialised
-by `gateway.locks.AddressLocks`, so workers in different processes are as safe as threads.
+by `gateway.ledger.locks.AddressLocks`, so workers in different processes are as safe as threads.
 
 Each worker reads its own queue, and the main process dispatches and remembers what every
 worker holds: a worker that dies (even blocked in a read, which would leave a shared queue's

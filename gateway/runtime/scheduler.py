@@ -10,8 +10,8 @@ import logging
 import threading
 import time
 
-from gateway import ledger_work
 from gateway.ledger import Ledger
+from gateway.ledger import work as ledger_work
 from gateway.runtime.intake import Intake
 from gateway.runtime.watchdog import Watchdog
 

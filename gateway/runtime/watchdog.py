@@ -8,9 +8,9 @@ import logging
 import threading
 from typing import Protocol
 
-from gateway import ledger_work
 from gateway.budget import CRASH_LIMIT, InHand, Watch, crashed, over_budget
 from gateway.ledger import Ledger
+from gateway.ledger import work as ledger_work
 from gateway.pipeline import Pipeline
 from gateway.runtime.intake import Intake
 

@@ -157,7 +157,7 @@ def _one_batch(home) -> dict[int, str]:
 
 
 def _tags(home) -> list[tuple[str, str, str]]:
-    from gateway.ledger_schema import locations
+    from gateway.ledger.schema import locations
 
     led = home.ledger()
     try:

@@ -160,7 +160,7 @@ def test_quadratic_html_and_header_attacks_end_to_end(home):
     led = home.ledger()
     try:
         with led.engine.connect() as c:
-            from gateway.ledger_schema import locations
+            from gateway.ledger.schema import locations
 
             rows = c.execute(locations.select()).all()
         assert len(rows) == total and all(r.message_pk is not None for r in rows)

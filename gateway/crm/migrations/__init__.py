@@ -1,4 +1,4 @@
-"""Alembic migrations of the embedded CRM (see gateway/migrations.py). Revision ids are short
+"""Alembic migrations of the embedded CRM (see gateway/database/migrations.py). Revision ids are short
 numbers ("0001", "0002", …) so their order is plain to see."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from gateway.crm.sql_models import VERSION_TABLE, Base
-from gateway.migrations import Schema
+from gateway.database.migrations import Schema
 
 SCHEMA = Schema(Path(__file__).resolve().parent, VERSION_TABLE, Base.metadata, pg_lock=0x63726D31, head_revision="0003")  # "crm1"
 

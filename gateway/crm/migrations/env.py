@@ -1,5 +1,5 @@
 """Alembic environment of the embedded CRM."""
 
-from gateway.migrations import run_env
+from gateway.database.migrations import run_env
 
 run_env()

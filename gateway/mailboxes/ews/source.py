@@ -35,6 +35,7 @@ from gateway.errors import ConfigError, GatewayError
 from gateway.mailboxes.base import FolderRef, Found, SourceEnv, SourceRef
 from gateway.mailboxes.ews.config import EwsConfig
 from gateway.mailboxes.ews.session import EwsError, EwsSession
+from gateway.mailboxes.ews.writeback import EwsWriteback
 
 log = logging.getLogger("gateway.ews")
 STREAM_MINUTES = 30  # the longest GetStreamingEvents connection EWS allows
@@ -230,9 +231,7 @@ class EwsSource:
                 "throttled": self.session.throttle_count, "last_throttle": self.session.last_throttle, "folders": folders}
 
 
-def make(config: EwsConfig, env: SourceEnv) -> tuple[EwsSource, Any]:
-    from gateway.mailboxes.ews.writeback import EwsWriteback
-
+def make(config: EwsConfig, env: SourceEnv) -> tuple[EwsSource, EwsWriteback]:
     if not (config.url or config.server):
         raise ConfigError(f"sources: {config.name}: give url (…/EWS/Exchange.asmx) or server; autodiscover is not used")
     source = EwsSource(config, env)

@@ -25,6 +25,7 @@ import httpx
 from gateway.errors import GatewayError, Permanent, Retryable
 from gateway.mailboxes.base import FolderRef, Found, SourceEnv, SourceRef
 from gateway.mailboxes.graph.config import GraphConfig
+from gateway.mailboxes.graph.writeback import GraphWriteback
 
 log = logging.getLogger("gateway.graph")
 PREFER = 'IdType="ImmutableId"'
@@ -262,8 +263,6 @@ class GraphMailSource:
                                 "items": self.items.get(f, 0), "last_error": self.last_error} for f in self.config.folders}}
 
 
-def make(config: GraphConfig, env: SourceEnv) -> tuple[GraphMailSource, Any]:
-    from gateway.mailboxes.graph.writeback import GraphWriteback
-
+def make(config: GraphConfig, env: SourceEnv) -> tuple[GraphMailSource, GraphWriteback]:
     source = GraphMailSource(config, env)
     return source, GraphWriteback(source)

@@ -19,14 +19,12 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from imapclient import IMAPClient
 
 from gateway.mailboxes.base import FolderRef, Found
-
-if TYPE_CHECKING:
-    from gateway.mailboxes.imap.source import ImapSource
+from gateway.mailboxes.imap.account import ImapAccount
 
 log = logging.getLogger("gateway.imap")
 IDLE_RENEW = 9 * 60.0  # RFC 2177: re-issue IDLE well inside the servers' 30-minute logout; the issue asks ≤ 10 min
@@ -93,7 +91,7 @@ def _announced(client: IMAPClient) -> bool:
     return bool(client._imap.untagged_responses.pop("EXISTS", None))
 
 
-def scan_settled(src: ImapSource, client: IMAPClient, fs: FolderState, wake: Wake | None = None, *,
+def scan_settled(src: ImapAccount, client: IMAPClient, fs: FolderState, wake: Wake | None = None, *,
                  bar: bool = True) -> int:
     """`scan`, again as long as new mail was announced during the previous one."""
     n = scan(src, client, fs, bar=bar, wake=wake)
@@ -103,7 +101,7 @@ def scan_settled(src: ImapSource, client: IMAPClient, fs: FolderState, wake: Wak
     return n
 
 
-def scan(src: ImapSource, client: IMAPClient, fs: FolderState, *, bar: bool = True, wake: Wake | None = None) -> int:
+def scan(src: ImapAccount, client: IMAPClient, fs: FolderState, *, bar: bool = True, wake: Wake | None = None) -> int:
     """Hand over every message above the cursor; return how many. After an IDLE (`wake`),
     measure how late the server announced the first mail that arrived while idling."""
     assert fs.server is not None
@@ -188,7 +186,7 @@ def _first_arrival(meta: dict[int, dict[bytes, Any]], wake: Wake) -> float | Non
     return min(times) if times else None
 
 
-def idle_until_news(src: ImapSource, client: IMAPClient, stop: Any) -> Wake:
+def idle_until_news(src: ImapAccount, client: IMAPClient, stop: Any) -> Wake:
     """IDLE until new mail is announced, the renewal time, or stop; then scan."""
     since = time.time()
     client.idle()

@@ -39,6 +39,7 @@ from gateway.mailboxes.imap.conn import (
     server_folders,
 )
 from gateway.mailboxes.imap.folder import IDLE_RENEW, FolderState, Wake, idle_until_news, scan_settled
+from gateway.mailboxes.imap.writeback import ImapWriteback
 
 log = logging.getLogger("gateway.imap")
 BACKOFF_MAX = 60.0
@@ -342,8 +343,6 @@ class ImapSource:
                 "at": datetime.now(UTC).isoformat()}
 
 
-def make(config: ImapConfig, env: SourceEnv) -> tuple[ImapSource, Any]:
-    from gateway.mailboxes.imap.writeback import ImapWriteback
-
+def make(config: ImapConfig, env: SourceEnv) -> tuple[ImapSource, ImapWriteback]:
     source = ImapSource(config, env)
     return source, ImapWriteback(source)

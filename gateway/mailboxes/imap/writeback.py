@@ -12,18 +12,16 @@ import logging
 import re
 import threading
 from collections.abc import Sequence, Set
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from gateway.errors import GatewayError, Retryable
 from gateway.mailboxes.base import Applied, SourceRef, TagRequest, tags_after
+from gateway.mailboxes.imap.account import ImapAccount
 from gateway.mailboxes.imap.conn import NETWORK_ERRORS, ServerInfo, close_quietly, connect, resolve_folder, server_folders
 from gateway.mailboxes.imap.keywords import keywords_for
-
-if TYPE_CHECKING:
-    from gateway.mailboxes.imap.source import ImapSource
 
 log = logging.getLogger("gateway.imap")
 _COPYUID = re.compile(rb"COPYUID (\d+) [\d:,]+ (\d+)")
@@ -32,7 +30,7 @@ _COPYUID = re.compile(rb"COPYUID (\d+) [\d:,]+ (\d+)")
 class ImapWriteback:
     keeps_tags_in_mailbox = True
 
-    def __init__(self, source: ImapSource) -> None:
+    def __init__(self, source: ImapAccount) -> None:
         self.source = source
         self.config = source.config
         self.overrides = dict(source.env.tag_keywords)

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.admin import status_doc
 from gateway.mailboxes.graph.source import GraphError
-from tests.mailboxes.exchange.conftest import MAILBOX, Running, emails, graph_source, home_with, mail
+from tests.mailboxes.exchange.fixtures import MAILBOX, Running, emails, graph_source, home_with, mail
 from tests.waiting import wait_until
 
 
@@ -23,7 +23,7 @@ def test_vleads_mail_reaches_the_crm_and_carries_the_categories(graph, tls, tmp_
     assert len(crm["emails"]) == 1
     led = home.ledger()
     try:
-        from gateway.ledger_schema import locations
+        from gateway.ledger.schema import locations
 
         with led.engine.connect() as c:
             keys = [r.item_key for r in c.execute(locations.select())]

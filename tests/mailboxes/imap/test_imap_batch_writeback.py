@@ -4,8 +4,7 @@ Message-ID and tagged, one moved out of every watched folder is reported gone.""
 
 from __future__ import annotations
 
-from tests.mailboxes.imap.conftest import apply_tag_batch, five_in_vleads_two_dragged
-from tests.mailboxes.imap.test_imap_push import _mid
+from tests.mailboxes.imap.fixtures import apply_tag_batch, five_in_vleads_two_dragged, message_id_of
 
 
 def test_one_store_for_the_batch_and_moved_copies_found_or_reported_gone(imap_home, dovecot):
@@ -21,6 +20,6 @@ def test_one_store_for_the_batch_and_moved_copies_found_or_reported_gone(imap_ho
     assert all(a.tags == {"CRM sync", "Synced"} for a in applied)
     in_leads = dovecot.flags("VLeads")
     for raw in raws[:3]:
-        assert {"CRM_sync", "Synced"} <= in_leads[_mid(raw)] and "\\Seen" not in in_leads[_mid(raw)]
-    assert {"CRM_sync", "Synced"} <= dovecot.flags("VContacts")[_mid(raws[3])]
-    assert dovecot.flags("Archive")[_mid(raws[4])] & {"CRM_sync", "Synced"} == set()
+        assert {"CRM_sync", "Synced"} <= in_leads[message_id_of(raw)] and "\\Seen" not in in_leads[message_id_of(raw)]
+    assert {"CRM_sync", "Synced"} <= dovecot.flags("VContacts")[message_id_of(raws[3])]
+    assert dovecot.flags("Archive")[message_id_of(raws[4])] & {"CRM_sync", "Synced"} == set()

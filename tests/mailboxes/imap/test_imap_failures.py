@@ -7,9 +7,8 @@ import sqlite3
 
 from gateway.crm.sql import SqlConnector
 from tests.mail import make_mail
-from tests.mailboxes.imap.conftest import wait_for
 from tests.mailboxes.imap.dovecot import Dovecot
-from tests.mailboxes.imap.test_imap_push import _mid
+from tests.mailboxes.imap.fixtures import message_id_of, wait_for
 
 
 def _state(home, subject: str) -> str | None:
@@ -33,15 +32,15 @@ def test_crm_locked_message_is_not_tagged_is_retried_and_tagged_once_back(imap_h
         raw = make_mail(sender="Dee <dee@d.org>", subject="While locked")
         dovecot.append("VLeads", raw)
         wait_for(lambda: _state(home, "While locked") == "retrying", what="the message waiting for the CRM")
-        assert dovecot.flags("VLeads")[_mid(raw)] & {"CRM_sync", "Synced", "CRM_error"} == set()
+        assert dovecot.flags("VLeads")[message_id_of(raw)] & {"CRM_sync", "Synced", "CRM_error"} == set()
     finally:
         lock.execute("ROLLBACK")
         lock.close()
-    wait_for(lambda: home.tagged("VLeads", _mid(raw), "CRM_sync", "Synced"), what="tagged once the CRM is back")
+    wait_for(lambda: home.tagged("VLeads", message_id_of(raw), "CRM_sync", "Synced"), what="tagged once the CRM is back")
     home.stop()
     assert [e["subject"] for e in home.dump()["emails"]] == ["While locked"]
     assert _state(home, "While locked") == "done"
-    assert "\\Seen" not in dovecot.flags("VLeads")[_mid(raw)]
+    assert "\\Seen" not in dovecot.flags("VLeads")[message_id_of(raw)]
 
 
 def test_message_moved_away_before_tagging_is_done_untagged(imap_home, dovecot):
@@ -55,13 +54,13 @@ def test_message_moved_away_before_tagging_is_done_untagged(imap_home, dovecot):
         dovecot.append("VLeads", raw)
         wait_for(lambda: _state(home, "Moved away") == "retrying", what="retrying")
         dovecot.create("Archive")
-        dovecot.move("VLeads", "Archive", _mid(raw))  # not a watched folder: the STORE finds nothing
+        dovecot.move("VLeads", "Archive", message_id_of(raw))  # not a watched folder: the STORE finds nothing
     finally:
         lock.execute("ROLLBACK")
         lock.close()
     wait_for(lambda: _state(home, "Moved away") == "done_untagged", what="done_untagged")
     assert [e["subject"] for e in home.dump()["emails"]] == ["Moved away"]
-    assert dovecot.flags("Archive")[_mid(raw)] & {"CRM_sync", "Synced"} == set()
+    assert dovecot.flags("Archive")[message_id_of(raw)] & {"CRM_sync", "Synced"} == set()
 
 
 def test_wrong_password_is_a_clear_error_in_status_not_a_crash(imap_home, dovecot):
@@ -87,11 +86,11 @@ def test_missing_folder_is_reported_and_picked_up_when_it_appears(imap_home, dov
     assert "VContacts" in folders["VContacts"]["last_error"] and folders["VContacts"]["connected"] is False
     lead = make_mail(sender="Fay <fay@f.org>", subject="Other folder still works")
     dovecot.append("VLeads", lead)
-    wait_for(lambda: home.tagged("VLeads", _mid(lead), "CRM_sync"), what="VLeads working")
+    wait_for(lambda: home.tagged("VLeads", message_id_of(lead), "CRM_sync"), what="VLeads working")
 
     contact = make_mail(sender="Gus <gus@g.org>", subject="Folder made later")
     dovecot.append("VContacts", contact)  # creates the folder, as a person would in their client
-    wait_for(lambda: home.tagged("VContacts", _mid(contact), "CRM_sync", "Synced"), 60, "the new folder picked up")
+    wait_for(lambda: home.tagged("VContacts", message_id_of(contact), "CRM_sync", "Synced"), 60, "the new folder picked up")
     home.stop()
     assert [c["emails"] for c in home.dump()["contacts"]] == [["gus@g.org"]]
 
@@ -104,7 +103,7 @@ def test_server_without_idle_is_polled_and_status_says_so(imap_home):
         wait_for(lambda: home.source_status()["folders"]["VLeads"]["connected"], what="connected")
         raw = make_mail(sender="Hal <hal@h.org>", subject="Polled")
         server.append("VLeads", raw)
-        wait_for(lambda: home.tagged("VLeads", _mid(raw), "CRM_sync", "Synced"), what="polled and tagged")
+        wait_for(lambda: home.tagged("VLeads", message_id_of(raw), "CRM_sync", "Synced"), what="polled and tagged")
         home.gw.write_status()
         st = home.status_json()["sources"][0]
         assert st["mode"] == "poll" and {f["mode"] for f in st["folders"]} == {"poll"}
@@ -126,7 +125,7 @@ def test_idle_on_as_many_folders_as_allowed_poll_the_rest_unicode_and_special_us
         assert "Käufe" in [name for _f, _d, name in c.list_folders()]  # created, sent as &AOQ-ufe on the wire
     raw = make_mail(sender="Ida <ida@i.org>", subject="Kauf")
     dovecot.append("Käufe", raw)
-    wait_for(lambda: home.tagged("Käufe", _mid(raw), "CRM_sync"), what="unicode folder tagged")
+    wait_for(lambda: home.tagged("Käufe", message_id_of(raw), "CRM_sync"), what="unicode folder tagged")
     sent = make_mail(sender="Me <me@example.com>", to="Jo <jo@j.org>", subject="Sent by me")
     dovecot.append("Gesendete Elemente", sent, flags=("\\Seen",))
     wait_for(lambda: _state(home, "Sent by me"), what="the sent mail handed over")
@@ -147,7 +146,7 @@ def test_oversize_mail_is_quarantined_with_the_reason_not_fetched(imap_home, dov
     big = make_mail(sender="Kim <kim@k.org>", subject="Huge", attachments=[("big.bin", "application/octet-stream", b"x" * 60000)])
     dovecot.append("VLeads", big)
     wait_for(lambda: _state(home, "Huge") == "quarantined", what="quarantined")
-    wait_for(lambda: home.tagged("VLeads", _mid(big), "CRM_error"), what="the error tag")
+    wait_for(lambda: home.tagged("VLeads", message_id_of(big), "CRM_error"), what="the error tag")
     proc = home.cli("quarantine", "list")
     assert "Huge" in proc.stdout or "size" in proc.stdout.lower()
     assert home.dump()["emails"] == []
@@ -172,10 +171,10 @@ def test_move_without_move_uses_uid_expunge_of_that_uid_only(imap_home):
         wait_for(lambda: home.source_status()["folders"]["VLeads"]["connected"], what="connected")
         raw = make_mail(sender="Mo <mo@m.org>", subject="To be filed")
         server.append("VLeads", raw)
-        wait_for(lambda: home.tagged("Filed", _mid(raw), "CRM_sync"), what="moved and tagged")
+        wait_for(lambda: home.tagged("Filed", message_id_of(raw), "CRM_sync"), what="moved and tagged")
         home.stop()
-        assert _mid(raw) not in server.flags("VLeads")
-        assert "\\Deleted" in server.flags("VLeads")[_mid(keep)]  # the user's own deleted mail is still there
+        assert message_id_of(raw) not in server.flags("VLeads")
+        assert "\\Deleted" in server.flags("VLeads")[message_id_of(keep)]  # the user's own deleted mail is still there
     finally:
         server.close()
 

@@ -13,9 +13,8 @@ import pytest
 from imapclient import IMAPClient
 
 from tests.mail import make_mail
-from tests.mailboxes.imap.conftest import apply_tag_batch, five_in_vleads_two_dragged, wait_for
+from tests.mailboxes.imap.fixtures import apply_tag_batch, five_in_vleads_two_dragged, message_id_of, wait_for
 from tests.mailboxes.imap.gmail_double import GmailDouble
-from tests.mailboxes.imap.test_imap_push import _mid
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ def test_the_double_speaks_gmails_label_wire_format(dovecot, gmail):
         c.logout()
     assert gmail.labels("VLeads", uid) == {"CRM sync"}
     assert gmail.labels("VLeads", uid + 50) == set()
-    assert dovecot.flags("VLeads")[_mid(raw)] - {"\\Recent"} == set()  # labels are no keywords (nor \\Seen)
+    assert dovecot.flags("VLeads")[message_id_of(raw)] - {"\\Recent"} == set()  # labels are no keywords (nor \\Seen)
 
 
 def test_gmail_mail_reaches_the_crm_labelled_without_keywords_and_unread(dovecot, gmail, imap_home):
@@ -66,7 +65,7 @@ def test_gmail_mail_reaches_the_crm_labelled_without_keywords_and_unread(dovecot
     assert [e["subject"] for e in dump["emails"]] == ["Quote please"]
     assert [e for lead in dump["leads"] for e in lead["emails"]] == ["bob@x.org"]
 
-    flags = dovecot.flags("VLeads")[_mid(raw)]  # straight from Dovecot, not through the double
+    flags = dovecot.flags("VLeads")[message_id_of(raw)]  # straight from Dovecot, not through the double
     assert "\\Seen" not in flags, flags
     assert {f for f in flags if not f.startswith("\\")} == set(), f"keywords were set: {flags}"
 

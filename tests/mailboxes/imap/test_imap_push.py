@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from tests.mail import make_mail
-from tests.mailboxes.imap.conftest import wait_for
-
-
-def _mid(raw: bytes) -> str:
-    for line in raw.decode().splitlines():
-        if line.lower().startswith("message-id:"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError("no Message-ID")
+from tests.mailboxes.imap.fixtures import message_id_of, wait_for
 
 
 def test_appended_and_dragged_mail_reaches_the_crm_tagged_and_unread(imap_home, dovecot):
@@ -21,10 +14,10 @@ def test_appended_and_dragged_mail_reaches_the_crm_tagged_and_unread(imap_home, 
     dovecot.append("VLeads", appended)
     dragged = make_mail(sender="Cy Dee <cy@y.org>", subject="Dragged from the inbox")
     dovecot.append("INBOX", dragged)
-    dovecot.move("INBOX", "VLeads", _mid(dragged))  # a person dragging it into the folder
+    dovecot.move("INBOX", "VLeads", message_id_of(dragged))  # a person dragging it into the folder
 
     for raw in (appended, dragged):
-        wait_for(lambda raw=raw: home.tagged("VLeads", _mid(raw), "CRM_sync", "Synced"), what="keywords on the mail")
+        wait_for(lambda raw=raw: home.tagged("VLeads", message_id_of(raw), "CRM_sync", "Synced"), what="keywords on the mail")
     flags = dovecot.flags("VLeads")
     assert all("\\Seen" not in f for f in flags.values()), flags
     dump = home.dump()
@@ -41,7 +34,7 @@ def test_mail_already_there_is_processed_and_a_restart_redoes_nothing(imap_home,
     home = imap_home()
     home.start()
     for raw in raws:
-        wait_for(lambda raw=raw: home.tagged("VLeads", _mid(raw), "CRM_sync", "Synced"), what="backfill tagged")
+        wait_for(lambda raw=raw: home.tagged("VLeads", message_id_of(raw), "CRM_sync", "Synced"), what="backfill tagged")
     home.stop()
     before = (home.dump(), home.states())
     assert len(before[0]["emails"]) == 5 and before[1] == {"done": 5}
@@ -50,7 +43,7 @@ def test_mail_already_there_is_processed_and_a_restart_redoes_nothing(imap_home,
     home.wait_idle("VLeads")
     late = make_mail(sender="Late <late@new.org>", subject="After the restart")
     dovecot.append("VLeads", late)
-    wait_for(lambda: home.tagged("VLeads", _mid(late), "CRM_sync"), what="the new mail tagged")
+    wait_for(lambda: home.tagged("VLeads", message_id_of(late), "CRM_sync"), what="the new mail tagged")
     home.stop()
     dump = home.dump()
     assert sorted(e["subject"] for e in dump["emails"]) == sorted([f"Old {i}" for i in range(5)] + ["After the restart"])
@@ -66,7 +59,7 @@ def test_dovecot_restart_while_idling_loses_nothing_and_doubles_nothing(imap_hom
     home.wait_idle("VLeads")
     first = make_mail(sender="A <a@a.org>", subject="Before")
     dovecot.append("VLeads", first)
-    wait_for(lambda: home.tagged("VLeads", _mid(first), "CRM_sync"), what="first tagged")
+    wait_for(lambda: home.tagged("VLeads", message_id_of(first), "CRM_sync"), what="first tagged")
 
     dovecot.stop()
     wait_for(lambda: not home.source_status()["folders"]["VLeads"]["connected"], what="the gateway noticing")
@@ -76,11 +69,11 @@ def test_dovecot_restart_while_idling_loses_nothing_and_doubles_nothing(imap_hom
     dovecot.start()
 
     for raw in meanwhile:
-        wait_for(lambda raw=raw: home.tagged("VLeads", _mid(raw), "CRM_sync", "Synced"), 60, "mail from the outage")
+        wait_for(lambda raw=raw: home.tagged("VLeads", message_id_of(raw), "CRM_sync", "Synced"), 60, "mail from the outage")
     wait_for(lambda: home.source_status()["folders"]["VLeads"]["connected"], what="reconnected")
     after = make_mail(sender="Z <z@z.org>", subject="After")
     dovecot.append("VLeads", after)
-    wait_for(lambda: home.tagged("VLeads", _mid(after), "CRM_sync"), what="push works again")
+    wait_for(lambda: home.tagged("VLeads", message_id_of(after), "CRM_sync"), what="push works again")
     home.stop()
     subjects = sorted(e["subject"] for e in home.dump()["emails"])
     assert subjects == sorted(["Before", "After", "Meanwhile 0", "Meanwhile 1", "Meanwhile 2"])
@@ -95,12 +88,12 @@ def test_uidvalidity_change_rescans_without_duplicates(imap_home, dovecot):
     for raw in raws:
         dovecot.append("VLeads", raw)
     for raw in raws:
-        wait_for(lambda raw=raw: home.tagged("VLeads", _mid(raw), "CRM_sync"), what="tagged")
+        wait_for(lambda raw=raw: home.tagged("VLeads", message_id_of(raw), "CRM_sync"), what="tagged")
     old, new = dovecot.recreate("VLeads", keep_flags=False)  # the same mail, keywords lost
     assert old != new
-    assert not any(home.tagged("VLeads", _mid(r), "CRM_sync") for r in raws)
+    assert not any(home.tagged("VLeads", message_id_of(r), "CRM_sync") for r in raws)
     for raw in raws:  # the new copies are known mail: tagged again, stored once
-        wait_for(lambda raw=raw: home.tagged("VLeads", _mid(raw), "CRM_sync", "Synced"), 60, "re-tagged")
+        wait_for(lambda raw=raw: home.tagged("VLeads", message_id_of(raw), "CRM_sync", "Synced"), 60, "re-tagged")
     wait_for(lambda: home.source_status()["folders"]["VLeads"]["uidvalidity"] == new, what="the new UIDVALIDITY")
     home.stop()
     assert sorted(e["subject"] for e in home.dump()["emails"]) == ["Mail 0", "Mail 1", "Mail 2"]
@@ -131,7 +124,7 @@ def test_two_accounts_in_one_gateway_each_pushed_a_mail_both_got_stored_once(ima
 
     for user, raws in (("alice", (own_a, shared)), ("bob", (own_b, shared))):
         for raw in raws:
-            wait_for(lambda user=user, raw=raw: {"CRM_sync", "Synced"} <= dovecot.flags("VLeads", user=user).get(_mid(raw), set()),
+            wait_for(lambda user=user, raw=raw: {"CRM_sync", "Synced"} <= dovecot.flags("VLeads", user=user).get(message_id_of(raw), set()),
                      what=f"keywords in {user}'s mailbox")
     assert sorted(e["subject"] for e in home.dump()["emails"]) == ["For Alice", "For Bob", "For both"]
     assert home.states() == {"done": 4}  # four copies, three mails

@@ -15,9 +15,8 @@ from sqlalchemy.exc import OperationalError
 from gateway.mailboxes.imap import source as imap_source
 from gateway.runtime.intake import Intake
 from tests.mail import make_mail
-from tests.mailboxes.imap.conftest import wait_for
+from tests.mailboxes.imap.fixtures import message_id_of, wait_for
 from tests.mailboxes.imap.proxy import ImapProxy
-from tests.mailboxes.imap.test_imap_push import _mid
 
 
 @pytest.fixture
@@ -54,7 +53,7 @@ def test_mail_appended_during_a_long_scan_is_picked_up_without_waiting_for_the_i
     appended.set()
     # Well inside the 540 s IDLE renewal, generous for a busy machine.
     for raw in old + new:
-        wait_for(lambda raw=raw: home.tagged("VLeads", _mid(raw), "CRM_sync", "Synced"), 60, "every mail tagged")
+        wait_for(lambda raw=raw: home.tagged("VLeads", message_id_of(raw), "CRM_sync", "Synced"), 60, "every mail tagged")
     home.stop()
     assert home.states() == {"done": 6}
 
@@ -87,10 +86,10 @@ def test_a_ledger_error_in_a_folder_loop_is_survived_shown_in_status_and_mail_st
     assert any(t.name == "imap-mail-VLeads" and t.is_alive() for t in threading.enumerate())
 
     broken["on"] = False
-    wait_for(lambda: home.tagged("VLeads", _mid(first), "CRM_sync", "Synced"), 120, "the first mail tagged")
+    wait_for(lambda: home.tagged("VLeads", message_id_of(first), "CRM_sync", "Synced"), 120, "the first mail tagged")
     later = make_mail(sender="Bea <bea@b.org>", subject="After the ledger is back")
     dovecot.append("VLeads", later)
-    wait_for(lambda: home.tagged("VLeads", _mid(later), "CRM_sync", "Synced"), 60, "the later mail tagged")
+    wait_for(lambda: home.tagged("VLeads", message_id_of(later), "CRM_sync", "Synced"), 60, "the later mail tagged")
     wait_for(lambda: home.source_status()["connected"], what="connected again")
     st = home.source_status()
     assert st["last_error"] == "" and st["folders"]["VLeads"]["last_error"] == ""
@@ -124,7 +123,7 @@ def test_a_connection_cut_during_login_is_not_a_refused_login(imap_home, dovecot
     proxy.cut_logins = 0  # the network heals
     raw = make_mail(sender="Cid <cid@c.org>", subject="After the cuts")
     dovecot.append("VLeads", raw)
-    wait_for(lambda: home.tagged("VLeads", _mid(raw), "CRM_sync", "Synced"), 90, "mail flowing after the cuts")
+    wait_for(lambda: home.tagged("VLeads", message_id_of(raw), "CRM_sync", "Synced"), 90, "mail flowing after the cuts")
     home.stop()
 
     caps.clear()
@@ -144,7 +143,7 @@ def test_idle_notices_that_come_late_are_flagged_in_status(imap_home, dovecot, p
     wait_for(proxy.idling, 60, "the folder in IDLE")
     prompt = make_mail(sender="Dan <dan@d.org>", subject="Announced at once")
     dovecot.append("VLeads", prompt)
-    wait_for(lambda: home.tagged("VLeads", _mid(prompt), "CRM_sync"), 60, "the first mail tagged")
+    wait_for(lambda: home.tagged("VLeads", message_id_of(prompt), "CRM_sync"), 60, "the first mail tagged")
     folder = home.source_status()["folders"]["VLeads"]
     assert folder["idle_late"] is False and folder["idle_late_count"] == 0
 
@@ -153,7 +152,7 @@ def test_idle_notices_that_come_late_are_flagged_in_status(imap_home, dovecot, p
     late = make_mail(sender="Eli <eli@e.org>", subject="Announced late")
     with caplog.at_level(logging.WARNING, logger="gateway.imap"):
         dovecot.append("VLeads", late)
-        wait_for(lambda: home.tagged("VLeads", _mid(late), "CRM_sync"), 90, "the late mail tagged")
+        wait_for(lambda: home.tagged("VLeads", message_id_of(late), "CRM_sync"), 90, "the late mail tagged")
         folder = wait_for(lambda: (f := home.source_status()["folders"]["VLeads"])["idle_late"] and f, 30, "idle late")
     assert folder["idle_late_count"] == 1 and folder["idle_delay"] >= 10
     assert any("announced new mail" in r.getMessage() and "max_user_instances" in r.getMessage() for r in caplog.records)

@@ -23,8 +23,8 @@ from urllib.parse import parse_qs
 import pytest
 
 from tests.mail import make_mail
-from tests.mailboxes.imap.conftest import wait_for
 from tests.mailboxes.imap.dovecot import Dovecot
+from tests.mailboxes.imap.fixtures import wait_for
 
 trustme = pytest.importorskip("trustme", reason="trustme makes the test CA (pip install '.[test]')")
 

@@ -11,8 +11,19 @@ import time
 
 from tests.conftest import FOLDERS, Home
 from tests.mail import make_mail as raw_mail
-from tests.mailboxes.smtp.conftest import DEADLINE, INTAKE, ME, free_port, running, set_source, settled, smtp_source, spawned
-from tests.mailboxes.smtp.test_intake import client, make_mail
+from tests.mailboxes.smtp.fixtures import (
+    DEADLINE,
+    INTAKE,
+    ME,
+    client,
+    free_port,
+    make_mail,
+    running,
+    set_source,
+    settled,
+    smtp_source,
+    spawned,
+)
 from tests.waiting import wait_until
 
 NOFILE = 320  # the gateway idles at about 20 descriptors; the storm alone would need 400

@@ -11,8 +11,19 @@ import sys
 
 import pytest
 
-from tests.mailboxes.smtp.conftest import DEADLINE, INTAKE, ME, _listening, running, settled
-from tests.mailboxes.smtp.test_intake import client, emails_by_subject, make_mail, seed, spooled_files
+from tests.mailboxes.smtp.fixtures import (
+    DEADLINE,
+    INTAKE,
+    ME,
+    client,
+    emails_by_subject,
+    listening,
+    make_mail,
+    running,
+    seed,
+    settled,
+    spooled_files,
+)
 from tests.waiting import wait_until
 
 
@@ -24,7 +35,7 @@ def test_the_spool_survives_kill_9_right_after_250_and_the_mail_is_processed_onc
                             cwd=smtp_home.root, stdout=log, stderr=subprocess.STDOUT)
     lock = sqlite3.connect(crm_db, timeout=30, isolation_level=None)
     try:
-        assert wait_until(lambda: _listening(smtp_home.port) or proc.poll() is not None, DEADLINE)
+        assert wait_until(lambda: listening(smtp_home.port) or proc.poll() is not None, DEADLINE)
         assert proc.poll() is None, (smtp_home.root / "gateway.log").read_text()
         # Hold the CRM's write lock so the gateway cannot finish the mail before it is killed.
         lock.execute("BEGIN EXCLUSIVE")

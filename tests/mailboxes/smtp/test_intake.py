@@ -10,41 +10,22 @@ from email.message import EmailMessage
 
 import pytest
 
-from gateway.crm.base import PartyData
-from tests.mail import make_mail as _make_mail
-from tests.mailboxes.smtp.conftest import DEADLINE, INTAKE, ME, TOKEN, running, set_source, settled
+from tests.mailboxes.smtp.fixtures import (
+    DEADLINE,
+    INTAKE,
+    ME,
+    TOKEN,
+    client,
+    crlf,
+    emails_by_subject,
+    make_mail,
+    running,
+    seed,
+    set_source,
+    settled,
+    spooled_files,
+)
 from tests.waiting import wait_until
-
-
-def crlf(raw: bytes) -> bytes:
-    """On the wire, lines end in CRLF (smtplib sends bytes as they are)."""
-    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-
-
-def make_mail(**kw) -> bytes:
-    return crlf(_make_mail(**kw))
-
-
-def client(home) -> smtplib.SMTP:
-    return smtplib.SMTP("127.0.0.1", home.port, timeout=30)
-
-
-def seed(home, kind: str, address: str, first: str = "Ann", last: str = "Lee") -> None:
-    from gateway.crm.sql import SqlConnector
-
-    crm = SqlConnector(f"sqlite:///{home.root / 'var' / 'crm.db'}")
-    try:
-        crm.import_party(kind, PartyData(kind=kind, emails=(address,), first_name=first, last_name=last))
-    finally:
-        crm.close()
-
-
-def spooled_files(home) -> list:
-    return [p for p in (home.root / "var" / "spool").rglob("*.eml") if p.parent.name != "tmp"]
-
-
-def emails_by_subject(crm: dict, subject: str) -> list[dict]:
-    return [e for e in crm["emails"] if e["subject"] == subject]
 
 
 def test_bcc_to_the_secret_address_attaches_the_mail_to_every_recipient(smtp_home):

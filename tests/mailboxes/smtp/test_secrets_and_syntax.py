@@ -10,8 +10,19 @@ import subprocess
 
 import pytest
 
-from tests.mailboxes.smtp.conftest import DEADLINE, INTAKE, ME, TOKEN, make_smtp_home, running, set_source, settled, spawned
-from tests.mailboxes.smtp.test_intake import client, make_mail
+from tests.mailboxes.smtp.fixtures import (
+    DEADLINE,
+    INTAKE,
+    ME,
+    TOKEN,
+    client,
+    make_mail,
+    make_smtp_home,
+    running,
+    set_source,
+    settled,
+    spawned,
+)
 from tests.waiting import wait_until
 
 

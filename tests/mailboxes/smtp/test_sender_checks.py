@@ -11,8 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.mailboxes.smtp.conftest import DEADLINE, INTAKE, ME, running, set_source, settled
-from tests.mailboxes.smtp.test_intake import client, emails_by_subject, make_mail
+from tests.mailboxes.smtp.fixtures import DEADLINE, INTAKE, ME, client, emails_by_subject, make_mail, running, set_source, settled
 from tests.waiting import wait_until
 
 

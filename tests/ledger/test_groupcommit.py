@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from gateway.groupcommit import GroupCommit
+from gateway.ledger.groupcommit import GroupCommit
 
 
 def test_concurrent_callers_share_writes_and_each_gets_its_result():

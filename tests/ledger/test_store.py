@@ -6,9 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.errors import Permanent
-from gateway.ledger import Ledger
-from gateway.ledger_migrations import SCHEMA
-from gateway.mailboxes.base import SourceRef
+from gateway.ledger import Ledger, SourceRef
+from gateway.ledger.migrations import SCHEMA
 
 
 @pytest.fixture
@@ -93,7 +92,7 @@ def test_receive_many_keeps_order_and_known_rows(ledger):
 
 
 def test_spool_store_many_writes_every_message_whole(tmp_path):
-    from gateway.spool import Spool
+    from gateway.ledger.spool import Spool
 
     spool = Spool(tmp_path / "spool")
     raws = [bytes([i]) * (1000 * i + 1) for i in range(20)]

@@ -5,7 +5,7 @@ A worker records its batch before it starts (`started`) and clears it when the b
 process starts (`after_crash`), or when a worker process died, means the process died while
 handling that copy: its count goes up, and past `CRASH_LIMIT` the copy is quarantined instead of
 killing every restart. Rows live in the `status` table under `work:<location>` (no schema
-change); `Ledger.all_status` leaves them out.
+change); `Ledger.all_status` leaves them out (gateway.ledger.reads).
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, insert, select, update
 
-from gateway.ledger_schema import status
+from gateway.ledger.database import CHUNK
+from gateway.ledger.rows import now
+from gateway.ledger.schema import status
 
 if TYPE_CHECKING:
-    from gateway.ledger import Ledger
+    from gateway.ledger.store import Ledger
 
 PREFIX = "work:"
 # Gateways on several machines may share one PostgreSQL ledger: a start counts only the marks
 # its own machine left.
 HOST = socket.gethostname()
-_CHUNK = 500
 
 
 def _key(pk: int) -> str:
@@ -37,12 +38,10 @@ def started(ledger: Ledger, pks: Sequence[int]) -> None:
     """These copies are in hand now (a crash count from earlier stays)."""
     if not pks:
         return
-    from gateway.ledger import now
-
     t = now()
     with ledger.engine.begin() as c:
-        for i in range(0, len(pks), _CHUNK):
-            keys = [_key(pk) for pk in pks[i:i + _CHUNK]]
+        for i in range(0, len(pks), CHUNK):
+            keys = [_key(pk) for pk in pks[i:i + CHUNK]]
             old = {r.key: json.loads(r.value) for r in c.execute(select(status).where(status.c.key.in_(keys)))}
             new = [k for k in keys if k not in old]
             if new:
@@ -57,15 +56,13 @@ def finished(ledger: Ledger, pks: Sequence[int]) -> None:
     if not pks:
         return
     with ledger.engine.begin() as c:
-        for i in range(0, len(pks), _CHUNK):
-            c.execute(delete(status).where(status.c.key.in_([_key(pk) for pk in pks[i:i + _CHUNK]])))
+        for i in range(0, len(pks), CHUNK):
+            c.execute(delete(status).where(status.c.key.in_([_key(pk) for pk in pks[i:i + CHUNK]])))
 
 
 def crashed(ledger: Ledger, pks: Sequence[int] | None = None) -> dict[int, int]:
     """Count a crash for every copy still marked started (of `pks`, or all at a start) and
     unmark it; every copy with a crash count, and its count."""
-    from gateway.ledger import now
-
     out: dict[int, int] = {}
     with ledger.engine.begin() as c:
         q = select(status).where(status.c.key.like(f"{PREFIX}%"))
