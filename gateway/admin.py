@@ -16,11 +16,11 @@ from gateway.admin_status import STATES, liveness_line, render_status, status_do
 from gateway.crm.base import PARTY_KINDS, PartyRef
 from gateway.errors import Permanent
 from gateway.ledger import Ledger, MessageRow
-from gateway.plan_steps import CRM_DONE
+from gateway.pipeline.journal import CRM_DONE
+from gateway.runtime.liveness import ago  # noqa: F401  (the status page's "N s ago")
 
 if TYPE_CHECKING:
     from gateway.runtime.gateway import Gateway
-from gateway.runtime.liveness import ago  # noqa: F401  (the status page's "N s ago")
 
 # ---- explain -----------------------------------------------------------------------------
 

@@ -95,6 +95,33 @@ class EmailRef:
 
 
 @dataclass(frozen=True)
+class NoteData:
+    """What an `add_note` writes on each record: a short text a person reads in the CRM.
+
+    `key` identifies this note for the gateway: it derives it from what made the note (the
+    mail's content hash and the rule step), so the same note asked for again (a crash replay,
+    a retry) has the same key, and another note another key. The CRM keeps at most one note
+    per (key, record). A connector whose CRM has no field for it carries `note_marker.tag(key)`
+    in a trailing marker line of the text (gateway/crm/note_marker.py).
+    """
+
+    key: str
+    text: str
+    title: str = ""  # a subject line where the CRM has one, else the text's first line
+    owner: str = ""  # the CRM user the note is assigned to, where the CRM assigns notes
+    message_id: str = ""  # the mail the note was made from, kept for reference where the CRM can
+
+
+@dataclass(frozen=True)
+class NoteRef:
+    """The notes one `add_note` made or found: their CRM ids, one per record where the CRM
+    keeps a note per record (one in all where it keeps one note linked to several)."""
+
+    key: str
+    ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ForgetReport:
     """What `forget ADDRESS` removed from the CRM."""
 
@@ -135,14 +162,25 @@ class Connector(Protocol):
     # its attaches through it where a connector has it, and one by one otherwise
     # (`attach_each` below).
 
+    def add_note(self, parents: Sequence[PartyRef], note: NoteData) -> NoteRef:
+        """Put `note` on every parent; idempotent per (`note.key`, parent).
+
+        The key is why a replay is safe: the gateway journals its intent, calls, and after a
+        crash calls again with the same key, not knowing which records got the note. The
+        connector looks up which parents hold a note with this key already and writes only
+        on the others: never a second note on a record. Another key is another note, even
+        with the same text. A parent that does not exist is `Permanent`.
+        """
+
     def find_email(self, message_id: str, content_hash: str | None = None) -> EmailRef | None: ...
 
     def thread_parents(self, message_ids: Sequence[str]) -> list[PartyRef]:
         """The records that the stored emails with these Message-IDs are linked to."""
 
     def forget(self, address: str, made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
-        """Erase a person: records with this address that `made_by_gateway` accepts and the
-        mails stored only for them; other records just lose the address's mail links."""
+        """Erase a person: records with this address that `made_by_gateway` accepts, with the
+        notes on them and the mails stored only for them; other records just lose the
+        address's mail links (and keep their notes)."""
 
     def close(self) -> None: ...
 

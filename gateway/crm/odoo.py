@@ -10,6 +10,8 @@ a `mail.message` posted with `message_post` on each record's chatter (Odoo keeps
 record), carrying the RFC Message-ID; its files — and the raw .eml, whose description holds the
 gateway's content hash — are `ir.attachment` rows shared by those messages. The messages of one
 (Message-ID, content hash) are one email for the gateway: its id is the first message's.
+A rule's note is a `message_post` of an internal note (`message_type="comment"`,
+`subtype_xmlid="mail.mt_note"`) whose `message_id` carries the note's key.
 
 Lookups use `=ilike` with `%`, `_` and `\\` escaped and `%…%` around each spelling of the
 address (quoted and plain local part; a partner's `email` may hold several addresses,
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import itertools
 import threading
 from collections.abc import Callable, Sequence
@@ -28,7 +31,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway import addresses
-from gateway.crm.base import PARTY_KINDS, EmailRecord, EmailRef, ForgetReport, PartyData, PartyKind, PartyRef, register_connector
+from gateway.crm import note_marker
+from gateway.crm.base import (
+    PARTY_KINDS,
+    EmailRecord,
+    EmailRef,
+    ForgetReport,
+    NoteData,
+    NoteRef,
+    PartyData,
+    PartyKind,
+    PartyRef,
+    register_connector,
+)
 from gateway.crm.http import HttpClient
 from gateway.errors import ConfigError, Permanent, Retryable
 
@@ -251,14 +266,44 @@ class OdooConnector:
             out.append(by_tag[tag])
         return out
 
+    def add_note(self, parents: Sequence[PartyRef], note: NoteData) -> NoteRef:
+        """An internal note (`mail.mt_note`) in each record's chatter, once per key.
+
+        The key travels in the message's own `message_id` (`<tag.note@crm-gateway>`, the tag of
+        gateway/crm/note_marker.py): a replay searches `mail.message` for it on the parents'
+        model and ids and posts only where it is missing. The title is the message's subject;
+        the text goes as HTML (each line escaped, lines joined by `<br>`), flagged
+        `body_is_html` for Odoo 17+, which would escape a plain string (older versions ignore
+        the flag and take the body as HTML). The author is the API user: Odoo's notes have no
+        assignee.
+        """
+        targets = list(dict.fromkeys((MODEL[p.kind], _int_id(p)) for p in parents))
+        mid = note_message_id(note.key)
+        have: dict[tuple[str, int], int] = {}
+        for model in dict.fromkeys(m for m, _ in targets):
+            ids = [rid for m, rid in targets if m == model]
+            rows = self._call("mail.message", "search_read", domain=[["model", "=", model], ["res_id", "in", ids], ["message_id", "=", mid]],
+                              fields=["id", "res_id"], order="id")
+            for row in rows:
+                have.setdefault((model, row["res_id"]), row["id"])
+        for model, res_id in targets:
+            if (model, res_id) not in have:
+                post: dict[str, Any] = dict(body=note_html(note.text), body_is_html=True, message_type="comment",
+                                            subtype_xmlid="mail.mt_note", message_id=mid)
+                if note.title.strip():
+                    post["subject"] = " ".join(note.title.split())
+                have[(model, res_id)] = self._call(model, "message_post", [res_id], **post)
+        return NoteRef(note.key, tuple(str(have[t]) for t in targets))
+
     def forget(self, address: str, made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
-        """Unlink the records the gateway made for this address (Odoo removes their chatter).
-        Records a person made keep their messages."""
+        """Unlink the records the gateway made for this address (Odoo removes their chatter,
+        notes included). Records a person made keep their messages."""
         doomed = [r for r in self.find(address, PARTY_KINDS) if made_by_gateway(r)]
         removed = 0
         for ref in doomed:
             model = MODEL[ref.kind]
-            removed += len(self._call("mail.message", "search_read", domain=[["model", "=", model], ["res_id", "=", int(ref.id)]], fields=["id"]))
+            removed += len(self._call("mail.message", "search_read", fields=["id"],
+                                      domain=[["model", "=", model], ["res_id", "=", int(ref.id)], ["message_type", "=", "email"]]))
             self._call(model, "unlink", [int(ref.id)])
         return ForgetReport(parties=tuple(doomed), emails_removed=removed)
 
@@ -268,6 +313,16 @@ class OdooConnector:
 
     def close(self) -> None:
         self._http.close()
+
+
+def note_message_id(key: str) -> str:
+    """The `message_id` of the notes with this key: unique to it, and no mail's."""
+    return f"<{note_marker.tag(key)}.note@crm-gateway>"
+
+
+def note_html(text: str) -> str:
+    """A note's text as the HTML body of a message: escaped, its lines joined by `<br>`."""
+    return "<br>".join(html.escape(line, quote=False) for line in text.split("\n"))
 
 
 def _fields(model: str) -> list[str]:

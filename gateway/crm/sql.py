@@ -18,6 +18,7 @@ Design notes:
 - Lookups start from an index on the value sought (`address_key`, `message_id`) and reach
   the party tables by primary key through outer joins: never "every party_emails row of
   kind X" (what SQLite picks for `kind = ? AND address_key = ?` without statistics).
+- Notes (`add_note`) live in `notes`, unique per (key, record): gateway/crm/sql_notes.py.
 - Errors leave as `Retryable` (locked, refused, timeouts, deadlocks) or `Permanent` (the data).
 """
 
@@ -34,12 +35,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway import addresses
-from gateway.crm import migrations, sql_dump
+from gateway.crm import migrations, sql_dump, sql_notes
 from gateway.crm.base import (
     PARTY_KINDS,
     EmailRecord,
     EmailRef,
     ForgetReport,
+    NoteData,
+    NoteRef,
     PartyData,
     PartyKind,
     PartyRef,
@@ -483,6 +486,26 @@ class SqlConnector:
             conn.execute(self._w.link, links if len(links) > 1 else links[0])
         return EmailRef(str(email_id), mail.message_id, mail.content_hash)
 
+    # -- notes -------------------------------------------------------------------------
+
+    @_translate
+    def add_note(self, parents: Sequence[PartyRef], note: NoteData) -> NoteRef:
+        """One transaction: every parent checked, then one INSERT … ON CONFLICT DO NOTHING on
+        the `notes` table's (key, record) constraint (see gateway/crm/sql_notes.py)."""
+        if not note.key or len(note.key) > 255:
+            raise Permanent(f"a note key must be 1 to 255 characters, not {len(note.key)}")
+        values = dict(key=note.key, title=_clean(note.title), text=_clean(note.text), owner=_clean(note.owner)[:320],
+                      message_id=_clean(note.message_id), created_at=utcnow())
+        with self._write() as conn:
+            targets = [(ref.kind, self._existing_id(conn, ref)) for ref in parents]
+            return NoteRef(note.key, tuple(sql_notes.write(conn, targets, values)))
+
+    @_translate
+    def notes(self, ref: PartyRef) -> list[dict[str, Any]]:
+        """The notes on one record, oldest first (tests, and a person's `crm` look-ups)."""
+        with self._read() as conn:
+            return sql_notes.read(conn, ref.kind, _party_id(ref))
+
     # -- forget ------------------------------------------------------------------------
 
     @_translate
@@ -498,6 +521,7 @@ class SqlConnector:
                 links = sa.select(ln.c.email_id).where(ln.c.kind == ref.kind, ln.c.party_id == pid)
                 touched.update(conn.execute(links).scalars())
                 conn.execute(sa.delete(ln).where(ln.c.kind == ref.kind, ln.c.party_id == pid))
+                sql_notes.delete(conn, ref.kind, pid)
                 conn.execute(sa.delete(pe).where(pe.c.kind == ref.kind, pe.c.party_id == pid))
                 conn.execute(sa.delete(TABLES[ref.kind]).where(TABLES[ref.kind].c.id == pid))
             for ref in kept:  # a record a person made stays; it loses this address's mail

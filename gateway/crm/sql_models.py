@@ -16,6 +16,7 @@ Layout:
 - `emails`: one row per (message_id, content_hash); `version_of` points at the first email
   with the same Message-ID but other content.
 - `email_links`: which parties an email is attached to; `email_attachments`: its files.
+- `notes`: notes the rules put on records, unique per (key, record) (migration 0004).
 """
 
 from __future__ import annotations
@@ -161,3 +162,23 @@ class EmailAttachment(Base):
     content_type: Mapped[str] = mapped_column(sa.Text, default="application/octet-stream")
     size: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     sha256: Mapped[str] = mapped_column(sa.String(64), index=True)  # blobs.sha256
+
+
+class Note(Base):
+    """A note the gateway put on a record (`add_note`): one per (key, record), whatever the
+    replays; `forget` deletes it with its record."""
+
+    __tablename__ = "notes"
+    __table_args__ = (
+        sa.UniqueConstraint("key", "kind", "party_id", name="uq_notes_key_party"),
+        sa.Index("ix_notes_party", "kind", "party_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(255))  # NoteData.key, derived by the gateway
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    party_id: Mapped[int]
+    title: Mapped[str] = mapped_column(sa.Text, default="")
+    text: Mapped[str] = mapped_column(sa.Text, default="")
+    owner: Mapped[str] = mapped_column(sa.String(320), default="")
+    message_id: Mapped[str] = mapped_column(sa.Text, default="")  # the mail it was made from
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,7 +9,8 @@ How records map (docs/tryton.md):
 - every party the gateway makes is also in the category "CRM by mail gateway" (`made_by_gateway`);
 - the mail: on each linked record an `ir.attachment` with the raw .eml, one per attached file,
   and an `ir.note` summary, all marked as `tryton_mail` describes. On an opportunity the
-  three go in one `write`; on a party in two `create` calls.
+  three go in one `write`; on a party in two `create` calls;
+- a rule's note: an `ir.note` with the key in a trailing marker (`tryton_notes`).
 
 Requests (each is one JSON-RPC call): `find` 1 (2 when a lead matched; it also reads the
 address's domain's accounts, which the next `find_by_domain` in this thread uses for 2 s),
@@ -28,11 +29,14 @@ from typing import Any
 
 from gateway import addresses
 from gateway.crm import tryton_mail as tm
+from gateway.crm import tryton_notes
 from gateway.crm.base import (
     PARTY_KINDS,
     EmailRecord,
     EmailRef,
     ForgetReport,
+    NoteData,
+    NoteRef,
     PartyData,
     PartyKind,
     PartyRef,
@@ -335,6 +339,12 @@ class TrytonConnector:
             for o in self.rpc.call("model.sale.opportunity.read", opp_ids, ["party.name", "create_date"]):
                 out.append(PartyRef("lead", str(o["id"]), (o.get("party.") or {}).get("name") or "", _created(o)))
         return out
+
+    # -- notes ---------------------------------------------------------------------------
+
+    def add_note(self, parents: Sequence[PartyRef], note: NoteData) -> NoteRef:
+        """An `ir.note` on each record, once per key (gateway/crm/tryton_notes.py)."""
+        return tryton_notes.add_note(self.rpc, [_resource(p) for p in parents], note)
 
     # -- forget ----------------------------------------------------------------------------
 

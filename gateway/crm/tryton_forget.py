@@ -1,7 +1,8 @@
 """`forget ADDRESS` on Tryton: erase what the gateway made for a person.
 
 Records `made_by_gateway` accepts are deleted with the gateway's attachments and notes on
-them (an opportunity first, then its party). Records a person made stay; they lose the mails
+them (an opportunity first, cancelled then deleted, then its party); trytond deletes the
+other notes and attachments of a deleted record itself. Records a person made stay; they lose the mails
 (attachments and notes the gateway wrote) in which the address took part. A mail counts as
 removed when no record holds it any more, as unlinked otherwise.
 """
@@ -54,6 +55,9 @@ def forget(crm: TrytonConnector, address: str, made_by_gateway: Callable[[PartyR
     if opp_ids:
         for o in call("model.sale.opportunity.read", opp_ids, ["party"]):
             party_ids.append(o["party"])
+        # Tryton deletes only cancelled opportunities ("you must cancel it"): a lead goes through
+        # its own Cancel button first (the workflow's lead → cancelled transition)
+        call("model.sale.opportunity.cancel", opp_ids)
         call("model.sale.opportunity.delete", opp_ids)
     if party_ids:
         _drop_parties(call, sorted(set(party_ids)), OPPORTUNITY, PARTY)

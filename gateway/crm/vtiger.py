@@ -5,7 +5,8 @@ The wire (docs/vtiger.md): `webservice.php` with `getchallenge` → `login`
 `create`, `retrieve`, `describe`, `retrieve_related`, `delete`, and `add_related` (vtenext:
 `relate`). Leads, Contacts and Accounts are the records; the mail is an `Emails` record
 (`parent_id` = the first record, the others related to it) and every attachment, and the raw
-.eml, a `Documents` record with the file, related to the email.
+.eml, a `Documents` record with the file, related to the email. A rule's note is a
+`ModComments` record (`commentcontent`, `related_to` the record, `assigned_user_id`).
 
 Safety of VTQL: vtiger pastes string literals into its SQL. A quote is doubled; an address
 with a control character is refused; a backslash (MySQL's escape character) never reaches a
@@ -26,11 +27,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway import addresses
+from gateway.crm import note_marker
 from gateway.crm.base import (
     PARTY_KINDS,
     EmailRecord,
     EmailRef,
     ForgetReport,
+    NoteData,
+    NoteRef,
     PartyData,
     PartyKind,
     PartyRef,
@@ -310,13 +314,38 @@ class VtigerConnector:
             )
             self._relate(email_id, doc["id"], "Documents")
 
+    def add_note(self, parents: Sequence[PartyRef], note: NoteData) -> NoteRef:
+        """A `ModComments` record on each parent, once per key. A comment has no field for the
+        key: it travels in the content's trailing marker (gateway/crm/note_marker.py), and a
+        replay first queries the parents' comments holding that marker (the title leads the
+        content; the mail's Message-ID is not kept)."""
+        targets = list(dict.fromkeys(_wsid(p) for p in parents))
+        if not targets:
+            return NoteRef(note.key)
+        tag = note_marker.tag(note.key)
+        where = f"related_to in ({', '.join(literal(t) for t in targets)}) and commentcontent like {literal('%' + note_marker.search_text(note.key) + '%')}"
+        have: dict[str, str] = {}
+        for row in self._query("ModComments", where):
+            parsed = note_marker.parse(str(row.get("commentcontent") or ""))
+            if parsed is not None and parsed.tag == tag:
+                have.setdefault(str(row.get("related_to")), str(row["id"]))
+        content = note_marker.compose(note)
+        for target in targets:
+            if target not in have:
+                element = {"commentcontent": content, "related_to": target, "assigned_user_id": self._owner(note.owner)}
+                have[target] = self._call("POST", "create", {"elementType": "ModComments", "element": json.dumps(element)})["id"]
+        return NoteRef(note.key, tuple(have[t] for t in targets))
+
     def forget(self, address: str, made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
-        """Delete the records the gateway made for this address and the mails only they had.
-        Records a person made are kept with their mail (the webservice cannot unlink one)."""
+        """Delete the records the gateway made for this address, their comments (vtiger keeps a
+        deleted record's comments otherwise) and the mails only they had. Records a person made
+        are kept with their mail and comments (the webservice cannot unlink a mail)."""
         doomed = [r for r in self.find(address, PARTY_KINDS) if made_by_gateway(r)]
         emails: dict[str, None] = {}
         for ref in doomed:
             emails.update((e["id"], None) for e in self._related(ref.id, "Emails"))
+            for comment in self._query("ModComments", matches("related_to", ref.id)):
+                self._call("POST", "delete", {"id": comment["id"]})
             self._call("POST", "delete", {"id": ref.id})
         removed = 0
         for email_id in emails:

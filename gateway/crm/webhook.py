@@ -10,8 +10,8 @@ docs/webhook.md — keep the two in step.
   quarantined, bytes kept) rather than reaching the receiver without its file.
 - Lookups are `lookup` POSTs; a receiver that keeps no records answers `{"records": []}` and
   the rules then must not depend on `find` (docs/webhook.md).
-- Errors: network, timeouts, 429 and 5xx → Retryable (the pipeline retries: `attach` carries an
-  `idempotency_key`, so a repeat is harmless); other 4xx → Permanent with the receiver's message.
+- Errors: network, timeouts, 429 and 5xx → Retryable (the pipeline retries: `attach` and `note`
+  carry an `idempotency_key`, so a repeat is harmless); other 4xx → Permanent with the receiver's message.
 """
 
 from __future__ import annotations
@@ -24,7 +24,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway import addresses
-from gateway.crm.base import PARTY_KINDS, EmailRecord, EmailRef, ForgetReport, PartyData, PartyKind, PartyRef, register_connector
+from gateway.crm.base import (
+    PARTY_KINDS,
+    EmailRecord,
+    EmailRef,
+    ForgetReport,
+    NoteData,
+    NoteRef,
+    PartyData,
+    PartyKind,
+    PartyRef,
+    register_connector,
+)
 from gateway.crm.http import HttpClient
 from gateway.errors import ConfigError, Permanent
 
@@ -119,6 +130,19 @@ class WebhookConnector:
         if not answer.get("id"):
             raise Permanent("webhook: attach: the receiver's answer has no id")
         return EmailRef(str(answer["id"]), mail.message_id, mail.content_hash)
+
+    def add_note(self, parents: Sequence[PartyRef], note: NoteData) -> NoteRef:
+        """The `note` event; its `idempotency_key` is the note's key, so the receiver answers a
+        replay with the same note and adds it only to the parents that lack it."""
+        payload = {
+            "idempotency_key": note.key,
+            "parents": [p.as_dict() for p in dict.fromkeys(parents)],
+            "note": {"title": note.title, "text": note.text, "owner": note.owner, "message_id": note.message_id},
+        }
+        answer = self._post("note", payload)
+        if not answer.get("id"):
+            raise Permanent("webhook: note: the receiver's answer has no id")
+        return NoteRef(note.key, (str(answer["id"]),))
 
     def _file(self, filename: str, content_type: str, payload: bytes) -> dict[str, Any]:
         sha = hashlib.sha256(payload).hexdigest()

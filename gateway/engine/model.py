@@ -73,6 +73,15 @@ class PlannedAttach:
 
 
 @dataclass(frozen=True)
+class PlannedNote:
+    key: str  # journal step key, stable across runs: "note:<rule>:<n-th note of the rule>"
+    targets: tuple[Target, ...]
+    text: str  # rendered
+    title: str
+    rule: str
+
+
+@dataclass(frozen=True)
 class OnError:
     tags: tuple[str, ...] = ("CRM error",)
     untags: tuple[str, ...] = ()
@@ -101,6 +110,7 @@ class Plan:
     reason: str = ""  # skip reason, or why ignored / in review
     creates: list[PlannedCreate] = field(default_factory=list)  # in execution order (accounts first)
     attach: PlannedAttach | None = None
+    notes: list[PlannedNote] = field(default_factory=list)  # after the attach, in rule order
     tags_add: list[str] = field(default_factory=list)
     tags_remove: list[str] = field(default_factory=list)
     move: str | None = None
@@ -114,6 +124,50 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         """The Plan as `test-rules --json` and the ledger show it."""
         return _jsonable(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Plan:
+        """The executable part of a stored Plan (`to_json`'s output): a retry after a crash
+        replays this Plan instead of evaluating again. The trace stays JSON in the ledger."""
+        attach = d.get("attach")
+        review = d.get("review")
+        on_error = d.get("on_error") or {}
+        return cls(
+            outcome=d["outcome"], direction=d["direction"], counterparts=tuple(d.get("counterparts", ())),
+            reason=d.get("reason", ""),
+            creates=[PlannedCreate(key=c["key"], kind=c["kind"], address=c["address"], data=_party_data(c["data"]),
+                                   rule=c.get("rule", ""), account=_target(c.get("account")))
+                     for c in d.get("creates", [])],
+            attach=PlannedAttach(targets=tuple(t for t in map(_target, attach["targets"]) if t is not None),
+                                 attachments=attach.get("attachments", True), rules=tuple(attach.get("rules", ())))
+            if attach else None,
+            tags_add=list(d.get("tags_add", [])), tags_remove=list(d.get("tags_remove", [])), move=d.get("move"),
+            review=ReviewInfo(reason=review.get("reason", ""),
+                              candidates=tuple((a, tuple(_ref(r) for r in refs))
+                                               for a, refs in review.get("candidates", [])))
+            if review else None,
+            on_error=OnError(tags=tuple(on_error.get("tags", ("CRM error",))), untags=tuple(on_error.get("untags", ())),
+                             move=on_error.get("move")),
+            touched=list(d.get("touched", [])),
+        )
+
+
+def _ref(d: dict[str, Any]) -> PartyRef:
+    return PartyRef(kind=d["kind"], id=str(d["id"]), name=d.get("name", ""))
+
+
+def _target(d: dict[str, Any] | None) -> Target | None:
+    if d is None:
+        return None
+    return Target(ref=_ref(d["ref"]) if d.get("ref") else None, create_key=d.get("create_key"))
+
+
+def _party_data(d: dict[str, Any]) -> PartyData:
+    return PartyData(
+        kind=d["kind"], emails=tuple(d.get("emails", ())), first_name=d.get("first_name", ""),
+        last_name=d.get("last_name", ""), name=d.get("name", ""), company=d.get("company", ""),
+        domain=d.get("domain", ""), owner=d.get("owner", ""),
+        account=_ref(d["account"]) if d.get("account") else None, fields=dict(d.get("fields") or {}))
 
 
 def _jsonable(value: Any) -> Any:

@@ -24,6 +24,7 @@ from gateway.engine.model import (
     Plan,
     PlannedAttach,
     PlannedCreate,
+    PlannedNote,
     ReviewInfo,
     Target,
     TraceStep,
@@ -70,6 +71,7 @@ class Evaluation:
         self.attach_rules: list[str] = []
         self.attach_attachments = False
         self.attach_planned = False
+        self.notes: list[PlannedNote] = []
         self.assign_owner: str | None = None
         self._automated: list[message_module.AutomatedVerdict] | None = None
         self._forwarded: object = _UNSET
@@ -242,11 +244,12 @@ class Evaluation:
             if self.targets
             else None
         )
+        plan.notes = list(self.notes)
         if self.review_reasons:
             plan.review = ReviewInfo("; ".join(self.review_reasons), tuple(self.review_candidates))
         if self.skip_reason is not None:
             plan.outcome, plan.reason = "skipped", self.skip_reason
-            plan.creates, plan.attach = [], None
+            plan.creates, plan.attach, plan.notes = [], None, []
             plan.tags_add, plan.tags_remove, plan.move, plan.review = [], [], None, None
         elif plan.review is not None:
             plan.outcome, plan.reason = "review", plan.review.reason

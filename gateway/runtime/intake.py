@@ -129,6 +129,16 @@ class Intake:
                 self._fresh.pop(location_pk, None)  # the worker that has it reads its own row
                 return
             self._inflight.add(location_pk)
+        self._put(location_pk, block)
+
+    def requeue(self, location_pk: int) -> None:
+        """A copy a worker lost (it died, or was given up on) goes back to the queue. It leaves
+        the flight without waking `wait_idle`, which looks again within 0.2 s anyway."""
+        with self._lock:
+            self._inflight.discard(location_pk)
+        self.enqueue(location_pk, block=False)
+
+    def _put(self, location_pk: int, block: bool) -> None:
         item: Copy = location_pk
         if location_pk in self._alone:
             self._alone.discard(location_pk)
@@ -146,10 +156,10 @@ class Intake:
         except queue.Full:
             if isinstance(item, Alone):
                 self._alone.add(location_pk)
+            self._fresh.pop(location_pk, None)
+            self.backlog = True  # before it leaves the flight: whoever waits for idle then sweeps
             with self._lock:
                 self._inflight.discard(location_pk)
-            self._fresh.pop(location_pk, None)
-            self.backlog = True
 
     def take_fresh(self, pk: int) -> Any:
         return self._fresh.pop(pk, None)

@@ -15,7 +15,6 @@ import gateway.crm.sql  # noqa: F401
 import gateway.mailboxes.imap.source  # noqa: F401
 import gateway.mailboxes.imap.writeback  # noqa: F401
 import gateway.pipeline  # noqa: F401
-import gateway.pipeline_batch  # noqa: F401
 import gateway.runtime.handler  # noqa: F401
 import gateway.runtime.parts  # noqa: F401
 import gateway.runtime.worker_process  # noqa: F401

@@ -84,14 +84,13 @@ class Watchdog:
     def lost(self, pk: int) -> None:
         """A worker died with this location in hand (or was given up on): queue it again (the
         journal makes it safe). A worker process that died while handling it counts as a crash."""
-        self.intake.release([pk])
         try:
             if pk in self.after_crash(ledger_work.crashed(self.ledger, [pk])):
                 self.intake.done(pk, "quarantined")
                 return
         except Exception:
             log.exception("location %s: crash not counted", pk)
-        self.intake.enqueue(pk, block=False)
+        self.intake.requeue(pk)
 
     def after_crash(self, crashes: dict[int, int]) -> set[int]:
         """Copies a process died while handling: past the limit quarantined (returned), else

@@ -10,8 +10,8 @@ Use it from a `test_<crm>_contract.py` beside this file:
 
 The tests talk to the CRM only through `gateway.crm.base.Connector` methods, plus the
 small `Inspector` each connector's test supplies to read back what a user would see in the
-CRM (an email's links and files, a record's owner and addresses) — the one thing the
-protocol has no read method for.
+CRM (an email's links and files, a record's owner and addresses, the gateway's notes on a
+record) — the one thing the protocol has no read method for.
 
 A connector that talks to its CRM over the network also supplies `far_side` (a `FarSide`,
 e.g. `tests/connectors/doubles/base.HttpDouble`) so the failure scenarios can make the CRM
@@ -31,7 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
-from gateway.crm.base import AttachmentData, Connector, EmailRecord, PartyData, PartyRef
+from gateway.crm.base import AttachmentData, Connector, EmailRecord, NoteData, PartyData, PartyRef
 from gateway.errors import Permanent, Retryable
 
 T = TypeVar("T")
@@ -90,6 +90,13 @@ class StoredParty:
     emails: frozenset[str]  # as the CRM keeps them, compared case-insensitively by the tests
 
 
+@dataclass(frozen=True)
+class StoredNote:
+    id: str
+    title: str  # "" where the note has none
+    text: str  # as a person reads it, without the marker a CRM with no key field carries
+
+
 class Inspector(Protocol):
     """What a connector's test supplies to read the CRM behind the connector."""
 
@@ -97,6 +104,9 @@ class Inspector(Protocol):
         """Every stored email with this Message-ID (versions included), oldest first."""
 
     def party(self, ref: PartyRef) -> StoredParty | None: ...
+
+    def notes(self, ref: PartyRef) -> list[StoredNote]:
+        """The notes the gateway put on this record, oldest first ([] once it is erased)."""
 
 
 class FarSide(Protocol):
@@ -158,6 +168,14 @@ def make_mail(
 
 def person(kind: str, *emails: str, first: str = "Ann", last: str = "Lee", owner: str = "me@example.com") -> PartyData:
     return PartyData(kind=kind, emails=emails, first_name=first, last_name=last, company="acme.example", owner=owner)  # type: ignore[arg-type]
+
+
+UNICODE_NOTE = "Zoë Müller asked for a quote:\n  – 3 × “Deluxe”, 東京 office\n\n\tthen call back ☎\nlast line "
+
+
+def note(key: str = "mail-1/step-1", text: str = "Call back about the quote.", title: str = "Quote") -> NoteData:
+    """A note as the gateway hands it over (its key: the mail's content hash and the rule step)."""
+    return NoteData(key=key, text=text, title=title, owner="me@example.com", message_id="<m1@example.org>")
 
 
 def eventually(call: Callable[[], T], limit: float = 120.0) -> T:
@@ -307,6 +325,55 @@ class ConnectorContract:
         [stored] = inspect.emails("<m1@example.org>")
         assert stored.links == {("lead", r.id) for r in refs}
 
+    # -- notes -------------------------------------------------------------------------
+
+    def test_note_on_one_record(self, connector: Connector, inspect: Inspector) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        ref = connector.add_note([ann], note())
+        assert ref.key == "mail-1/step-1" and len(ref.ids) == 1
+        [stored] = inspect.notes(ann)
+        assert (stored.id, stored.title, stored.text) == (ref.ids[0], "Quote", "Call back about the quote.")
+
+    def test_note_on_several_records(self, connector: Connector, inspect: Inspector) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        acme = connector.create("account", PartyData(kind="account", name="Acme", domain="acme.example"))
+        bob = connector.create("lead", person("lead", "bob@x.example", first="Bob"))
+        connector.add_note([ann, acme, bob], note())
+        for ref in (ann, acme, bob):
+            assert [(n.title, n.text) for n in inspect.notes(ref)] == [("Quote", "Call back about the quote.")], ref
+
+    def test_same_key_again_is_one_note_per_record(self, connector: Connector, inspect: Inspector) -> None:
+        """The crash replay: the gateway does not know which records got the note, so it asks
+        again for all of them; only the missing ones get it."""
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        bob = connector.create("lead", person("lead", "bob@x.example", first="Bob"))
+        first = connector.add_note([ann], note())
+        again = connector.add_note([ann, bob], note())
+        third = connector.add_note([bob, ann], note())
+        assert len(inspect.notes(ann)) == 1 and len(inspect.notes(bob)) == 1
+        assert inspect.notes(ann)[0].id in first.ids and set(again.ids) == set(third.ids)
+
+    def test_another_key_is_another_note(self, connector: Connector, inspect: Inspector) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        connector.add_note([ann], note("mail-1/step-1"))
+        connector.add_note([ann], note("mail-2/step-1"))  # the same words, from another mail
+        assert [n.text for n in inspect.notes(ann)] == ["Call back about the quote."] * 2
+
+    def test_note_text_comes_back_as_written(self, connector: Connector, inspect: Inspector) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        connector.add_note([ann], note(text=UNICODE_NOTE, title=""))
+        connector.add_note([ann], note("k2", text=UNICODE_NOTE, title="Rückruf — 東京"))
+        assert [(n.title, n.text) for n in inspect.notes(ann)] == [("", UNICODE_NOTE), ("Rückruf — 東京", UNICODE_NOTE)]
+
+    def test_forget_takes_the_notes_of_erased_records(self, connector: Connector, inspect: Inspector) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        kept = connector.create("lead", person("lead", "ann@acme.example"))  # one a person made, say
+        connector.add_note([ann, kept], note())
+        report = connector.forget("ann@acme.example", lambda r: r.kind == "contact")
+        assert ids(report.parties) == [("contact", ann.id)]
+        assert inspect.notes(ann) == []
+        assert [n.text for n in inspect.notes(kept)] == ["Call back about the quote."]
+
     # -- the CRM misbehaving (connectors that talk over a network) ------------------------
 
     @pytest.fixture
@@ -350,6 +417,33 @@ class ConnectorContract:
         # the same connector recovers (polled: its short timeout may expire again on a busy
         # machine, and a create that timed out may have been made twice: `in`, not `==`)
         assert ("contact", ann.id) in ids(eventually(lambda: connector.find("ann@acme.example", ["contact"])))
+
+    def test_note_refused_is_permanent_with_the_crm_message(self, connector: Connector, far_side: FarSide, inspect: Inspector) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        far_side.reject_next_write("the note text is not allowed")
+        with pytest.raises(Permanent, match="the note text is not allowed"):
+            connector.add_note([ann], note())
+        assert inspect.notes(ann) == []
+
+    def test_note_5xx_is_retryable_and_the_retry_adds_it_once(self, connector: Connector, far_side: FarSide, inspect: Inspector) -> None:
+        ann = connector.create("contact", person("contact", "ann@acme.example"))
+        far_side.fail_next(503)
+        with pytest.raises(Retryable):
+            connector.add_note([ann], note())
+        connector.add_note([ann], note())
+        assert len(inspect.notes(ann)) == 1
+
+    @pytest.mark.parametrize("timeout", [STALL_TIMEOUT])
+    def test_note_timeout_is_retryable(self, connector: Connector, far_side: FarSide, inspect: Inspector, timeout: float) -> None:
+        ann = eventually(lambda: connector.create("contact", person("contact", "ann@acme.example")))
+        far_side.stall_next(STALL_HOLD)
+        try:
+            with pytest.raises(Retryable):
+                connector.add_note([ann], note())
+        finally:
+            far_side.release_stalls()
+        eventually(lambda: connector.add_note([ann], note()))  # a stalled request was never answered nor carried out
+        assert len(inspect.notes(ann)) == 1
 
     def test_validation_error_is_permanent_with_the_crm_message(self, connector: Connector, far_side: FarSide) -> None:
         connector.find("ann@acme.example", ["contact"])  # logged in, if the CRM has sessions

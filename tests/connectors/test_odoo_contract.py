@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 from collections.abc import Iterator
 
 import pytest
@@ -14,8 +15,18 @@ from gateway.config import CrmConfig
 from gateway.crm.base import PartyRef, make_connector
 from gateway.crm.odoo import OdooConnector
 from gateway.errors import Permanent, Retryable
-from tests.connectors.contract import CLIENT_TIMEOUT, ConnectorContract, StoredEmail, StoredFile, StoredParty, make_mail, person
-from tests.connectors.doubles.odoo_double import OdooDouble
+from tests.connectors.contract import (
+    CLIENT_TIMEOUT,
+    ConnectorContract,
+    StoredEmail,
+    StoredFile,
+    StoredNote,
+    StoredParty,
+    make_mail,
+    note,
+    person,
+)
+from tests.connectors.doubles.odoo_double import SUBTYPES, OdooDouble
 
 KEY = "s3cret-api-key"
 RAW = "crm-gateway raw message"
@@ -55,6 +66,16 @@ class OdooInspector:
             return None
         emails = frozenset(e.strip() for e in str(rec["email_from" if model == "crm.lead" else "email"] or "").split(",") if e.strip())
         return StoredParty(ref.kind, ref.id, self.double.user_login(rec["user_id"]), emails)
+
+    def notes(self, ref: PartyRef) -> list[StoredNote]:
+        """The internal notes in the record's chatter, their HTML body read back as its lines."""
+        model = "crm.lead" if ref.kind == "lead" else "res.partner"
+        return [
+            StoredNote(str(m["id"]), m["subject"] or "", "\n".join(html.unescape(line) for line in m["body"].split("<br>")))
+            for m in sorted(self.double.tables["mail.message"].values(), key=lambda m: m["id"])
+            if (m["model"], m["res_id"]) == (model, int(ref.id)) and m["subtype_id"] == SUBTYPES["mail.mt_note"]
+            and m["message_type"] == "comment"
+        ]
 
 
 @pytest.fixture(params=["json2", "jsonrpc"])
@@ -134,3 +155,13 @@ def test_backend_from_config(double: OdooDouble) -> None:
     c = make_connector(CrmConfig(backend="odoo", url=double.url, database="prod", username="bot@example.com", api_key=KEY))
     assert isinstance(c, OdooConnector) and c.protocol == "json2"
     c.check_online()
+
+
+def test_a_note_is_an_internal_note_in_the_chatter(double: OdooDouble, protocol: str) -> None:
+    c = connect(double, protocol)
+    lead = c.create("lead", person("lead", "bob@x.example", first="Bob"))
+    ref = c.add_note([lead], note(text="<b>not markup</b>\nsecond line"))
+    [m] = double.tables["mail.message"].values()
+    assert str(m["id"]) == ref.ids[0] and (m["model"], m["res_id"]) == ("crm.lead", int(lead.id))
+    assert (m["message_type"], m["subtype_id"], m["subject"]) == ("comment", SUBTYPES["mail.mt_note"], "Quote")
+    assert m["body"] == "&lt;b&gt;not markup&lt;/b&gt;<br>second line"

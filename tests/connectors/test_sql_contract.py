@@ -10,7 +10,7 @@ import pytest
 
 from gateway.crm.base import PartyRef
 from gateway.crm.sql import SqlConnector
-from tests.connectors.contract import ConnectorContract, StoredEmail, StoredFile, StoredParty
+from tests.connectors.contract import ConnectorContract, StoredEmail, StoredFile, StoredNote, StoredParty
 from tests.connectors.sql_backends import BACKENDS, database_url
 
 
@@ -37,6 +37,9 @@ class SqlInspector:
     def party(self, ref: PartyRef) -> StoredParty | None:
         p = self.connector.get_party(ref)
         return None if p is None else StoredParty(ref.kind, str(p["id"]), p["owner"], frozenset(p["emails"]))
+
+    def notes(self, ref: PartyRef) -> list[StoredNote]:
+        return [StoredNote(str(n["id"]), n["title"], n["text"]) for n in self.connector.notes(ref)]
 
 
 class TestSqlContract(ConnectorContract):

@@ -6,7 +6,7 @@ The only test double is `FaultProxy`, a fault-injection proxy between the connec
 trytond for the failure scenarios (429, 5xx, stalls, a UserError on the next write); every
 other answer is trytond's own. What a user would see is read back over JSON-RPC
 (`TrytonInspector`): the party and its contact mechanisms, the opportunity, the attachments
-with their bytes, the notes.
+with their bytes, the notes (the gateway's own read back through the marker they carry).
 """
 
 from __future__ import annotations
@@ -16,11 +16,21 @@ from collections.abc import Iterator
 
 import pytest
 
+from gateway.crm import note_marker
 from gateway.crm import tryton_mail as tm
 from gateway.crm.base import PartyRef
 from gateway.crm.tryton import OPPORTUNITY, PARTY, TrytonConnector
 from gateway.crm.tryton_rpc import TrytonRpc
-from tests.connectors.contract import CLIENT_TIMEOUT, ConnectorContract, StoredEmail, StoredFile, StoredParty
+from tests.connectors.contract import (
+    CLIENT_TIMEOUT,
+    ConnectorContract,
+    StoredEmail,
+    StoredFile,
+    StoredNote,
+    StoredParty,
+    note,
+    person,
+)
 from tests.connectors.tryton_server import FaultProxy, Rpc, TrytonServer
 
 
@@ -76,6 +86,13 @@ class TrytonInspector:
         owner = next((line[len("Owner: "):] for n in notes for line in n["message"].split("\n") if line.startswith("Owner: ")), "")
         return StoredParty(ref.kind, ref.id, owner, frozenset(m["value"] for m in mechs))
 
+    def notes(self, ref: PartyRef) -> list[StoredNote]:
+        """The record's `ir.note` rows whose message ends with the gateway's note marker (not
+        the creation note, not a mail's summary)."""
+        resource = f"{OPPORTUNITY if ref.kind == 'lead' else PARTY},{ref.id}"
+        rows = self.rpc.call("model.ir.note.search_read", [("resource", "=", resource)], 0, None, [("id", "ASC")], ["message"])
+        return [StoredNote(str(r["id"]), p.title, p.text) for r in rows if (p := note_marker.parse(r["message"])) is not None]
+
 
 def connector_for(server: TrytonServer, url: str | None = None, timeout: float = CLIENT_TIMEOUT) -> TrytonConnector:
     rpc = TrytonRpc(url or server.url, server.database, server.username, server.password, timeout=timeout)
@@ -99,3 +116,18 @@ class TestTrytonContract(ConnectorContract):
     @pytest.fixture
     def inspect(self, tryton: TrytonServer, connector: TrytonConnector) -> TrytonInspector:
         return TrytonInspector(tryton.rpc(), connector)
+
+
+def test_a_forgotten_lead_takes_its_notes(tryton: TrytonServer) -> None:
+    """trytond deletes the `ir.note` rows of a deleted opportunity and party itself."""
+    c = connector_for(tryton)
+    try:
+        lead = c.create("lead", person("lead", "bob@x.example", first="Bob"))
+        c.add_note([lead], note())
+        inspect = TrytonInspector(tryton.rpc(), c)
+        assert [n.text for n in inspect.notes(lead)] == ["Call back about the quote."]
+        c.forget("bob@x.example", lambda r: True)
+        assert inspect.notes(lead) == []
+        assert tryton.rpc().call("model.ir.note.search_count", [("message", "like", f"%{note_marker.MARKER}%")]) == 0
+    finally:
+        c.close()

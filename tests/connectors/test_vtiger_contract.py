@@ -11,10 +11,21 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.config import CrmConfig
+from gateway.crm import note_marker
 from gateway.crm.base import PartyRef, make_connector
 from gateway.crm.vtiger import VtigerConnector
 from gateway.errors import Permanent, Retryable
-from tests.connectors.contract import CLIENT_TIMEOUT, ConnectorContract, StoredEmail, StoredFile, StoredParty, make_mail, person
+from tests.connectors.contract import (
+    CLIENT_TIMEOUT,
+    ConnectorContract,
+    StoredEmail,
+    StoredFile,
+    StoredNote,
+    StoredParty,
+    make_mail,
+    note,
+    person,
+)
 from tests.connectors.doubles.vtiger_double import EMAIL_CF, VtigerDouble
 
 KEY = "K3yK3yK3y"
@@ -49,6 +60,16 @@ class VtigerInspector:
         fields = ("email1", "email2") if ref.kind == "account" else ("email", "secondaryemail")
         emails = frozenset(str(rec[f]) for f in fields if rec.get(f))
         return StoredParty(ref.kind, ref.id, self.double.user_email(rec.get("assigned_user_id", "")), emails)
+
+    def notes(self, ref: PartyRef) -> list[StoredNote]:
+        """The comments on the record that carry the gateway's marker (what its Comments widget
+        shows), kept or not: a deleted record's comments stay in vtiger unless deleted too."""
+        out = []
+        for c in self.double.comments(ref.id):
+            parsed = note_marker.parse(c["commentcontent"])
+            if parsed is not None:
+                out.append(StoredNote(c["id"], parsed.title, parsed.text))
+        return out
 
 
 @pytest.fixture(params=["vtiger", "vtenext"])
@@ -126,3 +147,12 @@ def test_backend_from_config(double: VtigerDouble, monkeypatch: pytest.MonkeyPat
     c = make_connector(cfg)
     assert isinstance(c, VtigerConnector) and c.dialect == double.dialect
     c.check_online()
+
+
+def test_a_note_is_a_comment_assigned_to_its_owner(double: VtigerDouble) -> None:
+    c = VtigerConnector(double.url, "admin", KEY, dialect=double.dialect, timeout=CLIENT_TIMEOUT)
+    ann = c.create("contact", person("contact", "ann@acme.example"))
+    ref = c.add_note([ann], note())
+    [comment] = double.comments(ann.id)
+    assert comment["id"] == ref.ids[0] and double.user_email(comment["assigned_user_id"]) == "me@example.com"
+    assert comment["commentcontent"].startswith("Quote\n\nCall back about the quote.\n\n[crm-gateway note ")

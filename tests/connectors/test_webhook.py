@@ -15,7 +15,7 @@ from gateway.config import CrmConfig
 from gateway.crm.base import make_connector
 from gateway.crm.webhook import WebhookConnector
 from gateway.errors import Permanent, Retryable
-from tests.connectors.contract import CLIENT_TIMEOUT, attachment, make_mail, person
+from tests.connectors.contract import CLIENT_TIMEOUT, attachment, make_mail, note, person
 from tests.connectors.doubles.webhook_receiver import WebhookReceiver
 
 SECRET = "shared-webhook-secret"
@@ -43,6 +43,19 @@ def test_attach_posts_the_signed_mail_with_small_files_inline_and_big_ones_as_ur
     assert base64.b64decode(a["content_base64"]) == b"tiny" and "url" not in a
     assert b["url"] == f"https://gw.example/files/{big.sha256}" and "content_base64" not in b
     assert mail["raw"]["url"].startswith("https://gw.example/files/")  # the .eml is over 10 bytes too
+
+
+def test_a_note_is_its_own_signed_event_with_the_key_as_idempotency_key(receiver: WebhookReceiver) -> None:
+    c = WebhookConnector(receiver.url, SECRET, timeout=CLIENT_TIMEOUT)
+    ann = c.create("contact", person("contact", "ann@acme.example"))
+    c.add_note([ann, ann], note())
+    [req] = [r for r in receiver.log if r.headers.get("x-crm-gateway-event") == "note"]
+    assert req.headers["x-crm-gateway-signature"] == "sha256=" + hmac.new(SECRET.encode(), req.body, hashlib.sha256).hexdigest()
+    doc = json.loads(req.body)
+    assert doc["idempotency_key"] == "mail-1/step-1"
+    assert doc["parents"] == [{"kind": "contact", "id": ann.id, "name": "Ann Lee"}]
+    assert doc["note"] == {"title": "Quote", "text": "Call back about the quote.", "owner": "me@example.com",
+                           "message_id": "<m1@example.org>"}
 
 
 def test_a_big_file_without_attachment_url_is_permanent(receiver: WebhookReceiver) -> None:

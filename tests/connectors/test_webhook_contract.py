@@ -10,7 +10,7 @@ import pytest
 
 from gateway.crm.base import PartyRef
 from gateway.crm.webhook import WebhookConnector
-from tests.connectors.contract import ConnectorContract, StoredEmail, StoredFile, StoredParty
+from tests.connectors.contract import ConnectorContract, StoredEmail, StoredFile, StoredNote, StoredParty
 from tests.connectors.doubles.webhook_receiver import WebhookReceiver
 
 SECRET = "shared-webhook-secret"
@@ -31,6 +31,10 @@ class ReceiverInspector:
     def party(self, ref: PartyRef) -> StoredParty | None:
         p = self.receiver.parties.get(ref.id)
         return None if p is None else StoredParty(p["kind"], ref.id, p["owner"], frozenset(p["emails"]))
+
+    def notes(self, ref: PartyRef) -> list[StoredNote]:
+        return [StoredNote(nid, n["note"]["title"], n["note"]["text"])
+                for nid, n in sorted(self.receiver.notes.items(), key=lambda kv: int(kv[0])) if (ref.kind, ref.id) in n["links"]]
 
 
 class TestWebhookContract(ConnectorContract):

@@ -74,18 +74,31 @@ STEPS = ["create:lead:bob@x.org:intent", "create:lead:bob@x.org:called", "create
          "attach:intent", "attach:called", "attach:result", "crm_done"]
 
 
-@pytest.mark.parametrize("step", STEPS)
-def test_killed_at_each_journal_step_then_run_again(home, step):
-    raw = make_mail(sender="Bob Ray <bob@x.org>", subject="crash", message_id="<crash@x.org>",
-                    attachments=[("a.bin", "application/octet-stream", b"\x00\x01" * 5000)])
-    home.drop("VLeads", raw)
+def _killed_at_then_run_again(home, step: str) -> dict:
+    """`run --once` killed like `kill -9` at a journal step, then run again; the CRM after it."""
     env = {**os.environ, "CRM_GATEWAY_CRASH_AT": step}
     killed = subprocess.run([sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
                             cwd=home.root, env=env, capture_output=True, text=True, timeout=120)
     assert killed.returncode == 137, killed.stderr
     again = home.cli("run", "--once")
     assert again.returncode == 0, again.stderr
-    crm = home.dump()
+    return home.dump()
+
+
+def _batch(home, n: int) -> None:
+    cfg = yaml.safe_load(home.config_path.read_text())
+    cfg["batch"] = n
+    home.config_path.write_text(yaml.safe_dump(cfg))
+
+
+@pytest.mark.parametrize("batch", [16, 1])
+@pytest.mark.parametrize("step", STEPS)
+def test_killed_at_each_journal_step_then_run_again(home, step, batch):
+    _batch(home, batch)
+    raw = make_mail(sender="Bob Ray <bob@x.org>", subject="crash", message_id="<crash@x.org>",
+                    attachments=[("a.bin", "application/octet-stream", b"\x00\x01" * 5000)])
+    home.drop("VLeads", raw)
+    crm = _killed_at_then_run_again(home, step)
     assert len(crm["leads"]) == 1
     (email,) = crm["emails"]
     assert email["links"] == [{"kind": "lead", "id": crm["leads"][0]["id"]}]
@@ -94,6 +107,31 @@ def test_killed_at_each_journal_step_then_run_again(home, step):
     assert home.location_tags("VLeads") == [["CRM sync", "Synced"]]
     doc = json.loads(home.cli("explain", "<crash@x.org>", "--json", check=True).stdout)
     assert doc["journal"]["create:lead:bob@x.org"]["created"] is True
+
+
+@pytest.mark.parametrize("batch", [16, 1])
+@pytest.mark.parametrize("step", STEPS)
+def test_killed_at_each_journal_step_with_other_mails_in_hand_then_run_again(home, step, batch):
+    """The same crash with mails of other senders around it: taken in a batch (16) they share
+    its claim, intents, attach and outcome transactions, and die with it; one by one (1) the
+    first is done before it. After the restart each is done once, the crashed one adopted
+    from its journal."""
+    _batch(home, batch)
+    home.drop("VLeads", make_mail(sender="Ann Lee <ann@a.example>", subject="before", message_id="<before@a.example>"))
+    home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", subject="crash", message_id="<crash@x.org>",
+                                  attachments=[("a.bin", "application/octet-stream", b"\x00\x01" * 5000)]))
+    home.drop("VLeads", make_mail(sender="Cy Doe <cy@c.example>", subject="after", message_id="<after@c.example>"))
+    crm = _killed_at_then_run_again(home, step)
+    assert sorted(e for lead in crm["leads"] for e in lead["emails"]) == ["ann@a.example", "bob@x.org", "cy@c.example"]
+    assert sorted(e["message_id"] for e in crm["emails"]) == ["<after@c.example>", "<before@a.example>", "<crash@x.org>"]
+    assert all(len(e["links"]) == 1 for e in crm["emails"])
+    (crashed,) = [e for e in crm["emails"] if e["message_id"] == "<crash@x.org>"]
+    assert len(crashed["attachments"]) == 1
+    assert home.states() == {"done": 3}
+    assert home.location_tags("VLeads") == [["CRM sync", "Synced"]] * 3
+    for mid in ("<before@a.example>", "<crash@x.org>", "<after@c.example>"):
+        doc = json.loads(home.cli("explain", mid, "--json", check=True).stdout)
+        assert [v["created"] for k, v in doc["journal"].items() if k.startswith("create:lead:")] == [True]
 
 
 def _processes(home, n: int) -> None:

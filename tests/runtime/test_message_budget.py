@@ -3,7 +3,7 @@ quarantined with the stage in the reason, and not picked up again until `quarant
 the other mails of its batch are done. Threads and worker processes alike.
 
 The slowness is injected through a test hook, `CRM_GATEWAY_TEST_SLOW_PARSE=MARKER:SECONDS`
-(gateway/pipeline.py), which makes parsing a mail containing MARKER sleep: it stands for a
+(gateway/pipeline/hooks.py), which makes parsing a mail containing MARKER sleep: it stands for a
 parser stuck on a hostile mail. Nothing else in the pipeline is stubbed."""
 
 from __future__ import annotations

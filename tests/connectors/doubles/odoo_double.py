@@ -19,6 +19,11 @@ documentation, not the connector:
   `res.partner.website` is stored with `http://` prepended when it has no scheme;
   `mail.thread.message_post(**kwargs)` on a record returns the new `mail.message` id; unlinking a
   record removes its messages.
+- `message_post`'s keyword parameters (odoo/addons/mail/models/mail_thread.py, Odoo 17+):
+  `body`, `subject`, `message_type` ("comment" for a note), `subtype_xmlid` resolved to the
+  message's `subtype_id` ("mail.mt_note" is an internal note, "mail.mt_comment" a discussion
+  message; an unknown xmlid is a ValueError), `body_is_html`, `attachment_ids`, and any other
+  keyword naming a `mail.message` field (such as `message_id`) stored as that field.
 """
 
 from __future__ import annotations
@@ -36,9 +41,11 @@ FIELDS = {
     "res.partner": {"name": "", "email": False, "is_company": False, "parent_id": False, "user_id": False, "website": False, "comment": False, "type": "contact"},
     "crm.lead": {"name": "", "contact_name": False, "partner_name": False, "email_from": False, "user_id": False, "type": "lead", "description": False},
     "res.users": {"login": "", "name": ""},
-    "mail.message": {"model": False, "res_id": 0, "message_id": False, "subject": False, "body": "", "email_from": False, "message_type": "notification", "attachment_ids": []},
+    "mail.message": {"model": False, "res_id": 0, "message_id": False, "subject": False, "body": "", "email_from": False, "message_type": "notification", "attachment_ids": [],
+                     "subtype_id": False},
     "ir.attachment": {"name": "", "datas": False, "mimetype": False, "res_model": False, "res_id": 0, "description": False, "file_size": 0},
 }
+SUBTYPES = {"mail.mt_comment": 1, "mail.mt_note": 2}  # ir.model.data of the mail module
 REQUIRED = {"res.partner": ("name",), "crm.lead": ("name",), "ir.attachment": ("name",)}
 
 
@@ -80,10 +87,10 @@ class OdooDouble(HttpDouble):
 
     def is_write(self, req: Request) -> bool:
         if req.path.startswith("/json/2/"):
-            return req.path.endswith("/create")
+            return req.path.endswith(("/create", "/message_post"))
         try:
             args = json.loads(req.body)["params"]["args"]
-            return args[4] == "create"
+            return args[4] in ("create", "message_post")
         except (ValueError, KeyError, IndexError, TypeError):
             return False
 
@@ -179,6 +186,10 @@ class OdooDouble(HttpDouble):
             if res_id not in table:
                 raise OdooError("odoo.exceptions.MissingError", "Record does not exist or has been deleted.", 404)
             vals = {k: params[k] for k in ("subject", "body", "email_from", "message_type", "message_id") if k in params}
+            if params.get("subtype_xmlid"):
+                if params["subtype_xmlid"] not in SUBTYPES:
+                    raise OdooError("ValueError", f"External ID not found in the system: {params['subtype_xmlid']}")
+                vals["subtype_id"] = SUBTYPES[params["subtype_xmlid"]]
             vals.update(model=model, res_id=res_id, attachment_ids=list(params.get("attachment_ids") or []))
             return self._create("mail.message", [vals])[0]
         if method == "context_get" and model == "res.users":

@@ -18,6 +18,11 @@ what vtiger documents and what its webservice code does, not the connector:
   (`id`, `relatedType`, `relatedLabel`); vtenext's `relate` (`id`, JSON `relatelist`,
   `relationid`; vtenext `include/Webservices/Relate.php`) — with `dialect="vtenext"` the
   double knows `relate` and not `add_related`.
+- The `ModComments` module (vtiger's "Comments" widget on a record): `commentcontent`
+  and `related_to` (both mandatory; the record, a reference checked like any other) and
+  `assigned_user_id`, made with `create` and read with `query` like any module (vtiger's
+  `modules/ModComments` and its webservice entity). Deleting a record leaves its comments in
+  place: vtiger marks the record deleted and nothing more.
 - Webservice ids are `<module prefix>x<crmid>` ("12x34").
 - VTQL string literals are pasted into MySQL: a quote is doubled, a backslash escapes the next
   character (MySQL's default), and `=`/`like` compare with MySQL's `utf8_general_ci` collation:
@@ -40,8 +45,9 @@ from urllib.parse import parse_qs
 
 from tests.connectors.doubles.base import HttpDouble, Reply, Request
 
-PREFIX = {"Leads": "10", "Accounts": "11", "Contacts": "12", "Emails": "8", "Documents": "15", "Users": "19"}
-MANDATORY = {"Leads": ("lastname",), "Contacts": ("lastname",), "Accounts": ("accountname",), "Documents": ("notes_title",), "Emails": ("subject",)}
+PREFIX = {"Leads": "10", "Accounts": "11", "Contacts": "12", "Emails": "8", "Documents": "15", "Users": "19", "ModComments": "31"}
+MANDATORY = {"Leads": ("lastname",), "Contacts": ("lastname",), "Accounts": ("accountname",), "Documents": ("notes_title",), "Emails": ("subject",),
+             "ModComments": ("commentcontent", "related_to")}
 EMAIL_CF = {"Message-ID": "cf_801", "Content hash": "cf_802"}
 
 
@@ -168,6 +174,11 @@ class VtigerDouble(HttpDouble):
         ids = {b for a, b in self.state.relations if a == ws_id} | {a for a, b in self.state.relations if b == ws_id}
         return sorted((i for i in ids if i.split("x")[0] == PREFIX[module]), key=lambda i: int(i.split("x")[1]))
 
+    def comments(self, ws_id: str) -> list[dict]:
+        """The ModComments records on a record, oldest first."""
+        rows = [r for k, r in self.state.records.items() if k.startswith(PREFIX["ModComments"] + "x") and r.get("related_to") == ws_id]
+        return sorted(rows, key=lambda r: int(r["id"].split("x")[1]))
+
     # -- the wire ---------------------------------------------------------------------------
 
     def is_write(self, req: Request) -> bool:
@@ -285,7 +296,7 @@ class VtigerDouble(HttpDouble):
         for f in MANDATORY.get(module, ()):
             if not str(element.get(f) or "").strip():
                 return self._err("MANDATORY_FIELDS_MISSING", f"{f} does not have a value")
-        for ref in ("assigned_user_id", "account_id", "parent_id"):
+        for ref in ("assigned_user_id", "account_id", "parent_id", "related_to"):
             if element.get(ref) and element[ref] not in self.state.records:
                 return self._err("REFERENCE_INVALID", f"{ref} does not refer to an existing record")
         rid = f"{PREFIX[module]}x{next(self._ids)}"

@@ -22,13 +22,14 @@ class WebhookReceiver(HttpDouble):
         self.keeps_records = keeps_records
         self.parties: dict[str, dict[str, Any]] = {}
         self.emails: dict[str, dict[str, Any]] = {}
+        self.notes: dict[str, dict[str, Any]] = {}  # one note per key, linked to its records
         self._ids = itertools.count(1)
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [json.loads(r.body) for r in self.log if r.body and json.loads(r.body).get("event") == name]
 
     def is_write(self, req: Request) -> bool:
-        return req.headers.get("x-crm-gateway-event") == "create"
+        return req.headers.get("x-crm-gateway-event") in ("create", "note")
 
     def rejection(self, req: Request, message: str) -> Reply:
         return Reply(422, json.dumps({"message": message}).encode())
@@ -85,6 +86,14 @@ class WebhookReceiver(HttpDouble):
         self.emails[eid]["links"] |= {(p["kind"], p["id"]) for p in doc["parents"]}
         return {"id": eid}
 
+    def _note(self, doc: dict) -> dict:
+        same = [nid for nid, n in self.notes.items() if n["key"] == doc["idempotency_key"]]
+        nid = same[0] if same else str(next(self._ids))
+        if not same:
+            self.notes[nid] = {"key": doc["idempotency_key"], "note": doc["note"], "links": set()}
+        self.notes[nid]["links"] |= {(p["kind"], p["id"]) for p in doc["parents"]}
+        return {"id": nid}
+
     def _find_email(self, doc: dict) -> dict:
         for eid, e in sorted(self.emails.items(), key=lambda kv: int(kv[0])):
             m = e["mail"]
@@ -107,4 +116,8 @@ class WebhookReceiver(HttpDouble):
             if not e["links"]:
                 del self.emails[eid]
                 removed += 1
+        for nid in list(self.notes):  # the records deleted take their notes
+            self.notes[nid]["links"] = {link for link in self.notes[nid]["links"] if link[1] not in gone}
+            if not self.notes[nid]["links"]:
+                del self.notes[nid]
         return {"emails_removed": removed, "emails_unlinked": 0}

@@ -98,10 +98,10 @@ def test_a_batch_the_crm_refuses_is_attached_one_message_at_a_time(make_home, er
 
 
 def test_a_batch_of_big_mails_is_parsed_in_parts_with_the_same_outcome(make_home, monkeypatch):
-    import gateway.pipeline as pipeline
+    import gateway.pipeline.claim as pipeline
 
     parts: list[int] = []
-    by_size = pipeline._by_size
+    by_size = pipeline.by_size
 
     def recorded(locs, budget):  # type: ignore[no-untyped-def]
         out = by_size(locs, budget)
@@ -109,7 +109,7 @@ def test_a_batch_of_big_mails_is_parsed_in_parts_with_the_same_outcome(make_home
         return out
 
     monkeypatch.setattr(pipeline, "BATCH_BYTES", 1)  # every one of these mails is "big"
-    monkeypatch.setattr(pipeline, "_by_size", recorded)
+    monkeypatch.setattr(pipeline, "by_size", recorded)
     one_by_one = make_home(extra={"workers": 1, "batch": 1})
     in_parts = make_home(extra={"workers": 1, "batch": 64})
     for home in (one_by_one, in_parts):
@@ -124,7 +124,7 @@ def test_parts_by_size_keep_the_order_and_put_a_big_mail_alone(tmp_path):
 
     from gateway.ledger import LocationRow
     from gateway.mailboxes.base import SourceRef
-    from gateway.pipeline import _by_size
+    from gateway.pipeline.claim import by_size as _by_size
 
     def loc(n: int, size: int) -> LocationRow:
         path = tmp_path / f"{n}.eml"

@@ -1,0 +1,158 @@
+"""CRM execution: the journal's intents, then the connector calls they announce.
+
+DESIGN.md "The journal". Before a CRM create the ledger holds the step's intent; the step's
+result is recorded with the message's outcome. After a crash, a step with an intent and no
+result may have reached the CRM: its record is looked up and adopted, never made twice, and
+counted as made by the gateway. An attach is idempotent in every connector, so it needs an
+intent only for a connector that wants to know whether a call is a first attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from gateway import addresses
+from gateway.context import Contexts
+from gateway.crm.base import PARTY_KINDS, Connector, EmailRecord, EmailRef, PartyData, PartyKind, PartyRef, attach_each
+from gateway.engine.model import Plan
+from gateway.ledger import Ledger, MessageRow
+from gateway.ledger.locks import AddressLocks
+from gateway.pipeline.hooks import Hooks
+from gateway.pipeline.items import Work
+from gateway.pipeline.journal import CRM_DONE, email_record, evaluated_note, ref_from_json, ref_to_json, steps_of, targets_of
+
+log = logging.getLogger("gateway.pipeline")
+
+
+class Execution:
+    def __init__(self, ledger: Ledger, crm: Connector, contexts: Contexts, locks: AddressLocks, hooks: Hooks) -> None:
+        self.ledger = ledger
+        self.crm = crm
+        self.contexts = contexts
+        self.hooks = hooks
+        self._address_locks = locks
+        self.hint_attach = bool(getattr(crm, "wants_first_attempt_hint", False))
+
+    def needs_intents(self, plan: Plan) -> bool:
+        """Whether the Plan's steps are journalled before any CRM call: creates must be (a record
+        made before a crash is adopted, not made twice); an attach only when the connector
+        wants to know it is a first attempt. Otherwise a crash before the end just evaluates
+        again, and the Plan is stored with the outcome (one commit less)."""
+        return bool(plan.creates) or (plan.attach is not None and self.hint_attach)
+
+    # ---- intents ------------------------------------------------------------------------
+
+    def start(self, works: Sequence[Work]) -> list[Work]:
+        """Store the Plans and the intents of their steps, in one ledger transaction; the
+        works with their journals (a message sent through the rules again keeps the results
+        of its earlier run, to adopt)."""
+        plans = [w.plan.to_json() for w in works]
+        journals = self.ledger.start_plan_many([(w.row.id, plan, steps_of(w.plan), evaluated_note(w.plan))
+                                                for w, plan in zip(works, plans, strict=True)])
+        return [replace(w, journal=journal, row=replace(w.row, state="processing", plan=plan))
+                for w, plan, journal in zip(works, plans, journals, strict=True)]
+
+    def keep_partial(self, row: MessageRow, results: dict[str, Any]) -> None:
+        """Some steps reached the CRM before a failure: journal them (a retry adopts them, and
+        `forget` knows which records the gateway made)."""
+        for step, value in results.items():
+            self.ledger.intent(row.id, step)
+            self.ledger.result(row.id, step, value)
+
+    def mark_crm_done(self, row: MessageRow, plan: Plan | None, results: dict[str, Any]) -> None:
+        """The write-back failed after the CRM work: record that work, and a CRM_DONE mark that
+        no later state change can hide, so a retry only tags and never quarantines."""
+        new = plan is not None and row.plan is None and not self.needs_intents(plan)
+        self.ledger.finish(row.id, state="crm_done", results=results, plan=plan.to_json() if new and plan else None,
+                           events_=[("note", "CRM work committed; tagging failed")], results_are_new=new,
+                           marks={CRM_DONE: True})
+
+    # ---- creates ------------------------------------------------------------------------
+
+    def creates(self, work: Work) -> Work:
+        """The Plan's create steps: each step's record, made or adopted (from the journal, or
+        from the CRM when another worker, or this one before a crash, made it meanwhile)."""
+        created: dict[str, PartyRef] = {}
+        for pc in work.plan.creates:
+            if work.journal.get(pc.key) is not None:
+                created[pc.key] = ref_from_json(work.journal[pc.key])
+                continue
+            data = pc.data
+            if pc.account is not None:
+                data = replace(data, account=pc.account.ref or created.get(pc.account.create_key or ""))
+            ref, made = self.make(pc.kind, pc.address, data, look_first=True, step=pc.key)
+            created[pc.key] = ref
+            # A record found on a replay was made by the run that died (its intent says so).
+            work.results[pc.key] = ref_to_json(ref, created=made or not work.fresh)
+            self.hooks.step(f"{pc.key}:result")
+        return replace(work, created=created)
+
+    def make(self, kind: PartyKind, address: str, data: PartyData, *, look_first: bool, step: str | None = None,
+             before_call: Callable[[], None] | None = None) -> tuple[PartyRef, bool]:
+        """The record for `address`: the one it has (`look_first`) or a new one; and whether
+        this call made it. Creates for one address are serialised across workers.
+
+        `step`: the journal step (the crash tests die at its stages); `before_call`: writes
+        the step's intent, where it was not journalled with its Plan."""
+        with self._address_locks(addresses.key(address)):
+            existing = self.lookup(kind, address) if look_first else None
+            if step is not None:
+                self.hooks.step(f"{step}:intent")
+            if before_call is not None:
+                before_call()
+            if existing is not None:
+                return existing, False
+            ref = self.crm.create(kind, data)
+            if step is not None:
+                self.hooks.step(f"{step}:called")
+            return ref, True
+
+    def lookup(self, kind: str, address: str) -> PartyRef | None:
+        """The record this address already has. Any kind counts: a worker handling the same new
+        sender from another folder may have made a lead where this Plan makes a contact, and
+        done one after the other the second mail would have found the first record."""
+        if kind == "account":
+            found = self.crm.find_by_domain(address.rpartition("@")[2] or address)
+        else:
+            found = self.crm.find(address, [kind, *(k for k in PARTY_KINDS if k != kind)])  # type: ignore[list-item]
+        return found[0] if found else None
+
+    # ---- attach -------------------------------------------------------------------------
+
+    def attaches(self, work: Work) -> bool:
+        """Whether the work still has an attach to do."""
+        return (not work.crm_done and work.plan.attach is not None and work.journal.get("attach") is None
+                and bool(targets_of(work.plan, work.created)))
+
+    def attach(self, works: Sequence[Work]) -> None:
+        """Attach the works' mails, in one CRM transaction where the connector can; each one's
+        result goes into its `results`. Raises when the CRM refused (nothing is recorded)."""
+        if not works:
+            return
+        items = []
+        for w in works:
+            assert w.plan.attach is not None  # `attaches` said so
+            record = email_record(w.message, w.raw, w.plan.direction, with_attachments=w.plan.attach.attachments,
+                                  owner=self.contexts.for_ref(w.loc.ref).crm_user)
+            items.append((targets_of(w.plan, w.created), record))
+        self.hooks.step("attach:intent")
+        emails: Sequence[EmailRef]
+        if self.hint_attach:
+            # A fresh Plan's attach intent was written before any call: nothing can be stored yet.
+            emails = [self.crm.attach(targets, record, first_attempt=w.fresh)
+                      for w, (targets, record) in zip(works, items, strict=True)]
+        else:
+            emails = attach_each(self.crm, items)
+        self.hooks.step("attach:called")
+        for w, (targets, _), email in zip(works, items, emails, strict=True):
+            w.results["attach"] = {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]}
+        self.hooks.step("attach:result")
+
+    def attach_once(self, targets: Sequence[PartyRef], record: EmailRecord) -> EmailRef:
+        """One attach outside a Plan (a person's decision): idempotent, so never a first attempt."""
+        if self.hint_attach:
+            return self.crm.attach(targets, record, first_attempt=False)
+        return self.crm.attach(targets, record)

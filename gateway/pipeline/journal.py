@@ -1,0 +1,62 @@
+"""The journal's vocabulary: the names it gives a Plan's steps, the JSON form of their
+results, and the record of a mail an attach step sends.
+
+The ledger keeps the results as JSON so that a retry after a crash adopts what was done (the
+stored Plan's own form is `Plan.to_json` / `Plan.from_json`, in the engine's model). Shared by
+the CRM execution, the runner and what a person decides; `explain` reads CRM_DONE."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.crm.base import AttachmentData, EmailRecord, PartyRef
+from gateway.engine.model import Plan
+from gateway.message import Message
+
+CRM_DONE = "crm_done"  # journal mark: every CRM step of the Plan is done
+
+
+def steps_of(plan: Plan) -> list[str]:
+    return [c.key for c in plan.creates] + (["attach"] if plan.attach is not None else [])
+
+
+def targets_of(plan: Plan, created: Mapping[str, PartyRef]) -> list[PartyRef]:
+    """The records the Plan attaches the mail to, once each: found ones and those it created."""
+    targets: list[PartyRef] = []
+    for t in plan.attach.targets if plan.attach is not None else ():
+        ref = t.ref or created.get(t.create_key or "")
+        if ref is not None and all((ref.kind, ref.id) != (x.kind, x.id) for x in targets):
+            targets.append(ref)
+    return targets
+
+
+def evaluated_note(plan: Plan) -> str:
+    return "evaluated: " + (", ".join(plan.touched) or "no rule touched it")
+
+
+def ref_to_json(ref: PartyRef, created: bool = False) -> dict[str, Any]:
+    return {"kind": ref.kind, "id": ref.id, "name": ref.name, "created": created}
+
+
+def ref_from_json(d: dict[str, Any]) -> PartyRef:
+    return PartyRef(kind=d["kind"], id=str(d["id"]), name=d.get("name", ""))
+
+
+def email_record(message: Message, raw: bytes, direction: str, *, with_attachments: bool = True,
+                 owner: str = "") -> EmailRecord:
+    """The CRM's record of a mail. `raw`: the bytes `message` was parsed from."""
+    first_from = message.from_[0] if message.from_ else None
+    verified = len(raw) == message.raw_size and not message.headers_only
+    return EmailRecord(
+        message_id=message.message_id, content_hash=message.content_hash, subject=message.subject,
+        from_address=first_from.address if first_from else "", from_name=first_from.name if first_from else "",
+        to=tuple(a.address for a in message.to), cc=tuple(a.address for a in message.cc),
+        date=message.date, date_offset_minutes=message.date_offset_minutes, direction=direction,  # type: ignore[arg-type]
+        text=message.text, html=message.html, raw=raw,
+        attachments=tuple(AttachmentData(a.filename, a.content_type, a.size, a.sha256, a.payload)
+                          for a in message.attachments) if with_attachments else (),
+        in_reply_to=message.in_reply_to, references=message.references, owner=owner,
+        # the parser hashed `raw` and every payload itself: the CRM need not hash them again
+        raw_sha256=message.raw_sha256 if verified else "", hashes_verified=verified)
+
