@@ -42,7 +42,7 @@ def _set_crm(config_path: Path, crm: dict[str, Any]) -> None:
 
 def _run(config_path: Path, connector: Any = None) -> tuple[dict[str, int], float]:
     from gateway.config import load_config
-    from gateway.service import Gateway
+    from gateway.runtime.gateway import Gateway
 
     gw = Gateway(load_config(config_path), connector=connector) if connector else Gateway(load_config(config_path))
     t0 = time.perf_counter()
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         server = template.server(work / "tryton")
         try:
             from gateway.config import load_config
-            from gateway.service import crm_connector
+            from gateway.runtime.parts import crm_connector
 
             home = work / "tryton-home"
             home.mkdir()

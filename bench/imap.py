@@ -70,7 +70,7 @@ def raw_baseline(d: Dovecot, folder: str, db: Path, batch: int = 100) -> dict[st
 
 def make_home(root: Path, d: Dovecot, folders: list[str], workers: int | None, processes: int = 1,
               user: str = "alice") -> Any:
-    from tests.conftest import Home
+    from tests.fixtures import Home
 
     root.mkdir(parents=True, exist_ok=True)
     src = {"name": "mail", "type": "imap", "host": d.host, "port": d.port, "security": "none", "username": user,

@@ -146,7 +146,7 @@ def phase_baseline(corpus_dir: Path, work: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- phase (b): gateway
 
 def make_home(root: Path, workers: int | None, processes: int = 1) -> Path:
-    """A gateway home like tests/conftest.py's Home: config.yaml, rules/, var/mail (Maildir, fs)."""
+    """A gateway home like tests/fixtures.py's Home: config.yaml, rules/, var/mail (Maildir, fs)."""
     import yaml
 
     shutil.copytree(REPO / "rules", root / "rules")
@@ -185,7 +185,7 @@ def deliver(corpus_dir: Path, home: Path) -> int:
 
 def phase_gateway(corpus_dir: Path, work: Path, workers: int | None, processes: int = 1) -> dict[str, Any]:
     from gateway.config import load_config
-    from gateway.service import Gateway
+    from gateway.runtime.gateway import Gateway
 
     home = work / "home"
     home.mkdir()

@@ -103,7 +103,7 @@ def gateway(count: int, threads: int, with_workers: bool, root: Path) -> tuple[f
     import yaml
 
     from gateway.config import load_config
-    from gateway.service import Gateway
+    from gateway.runtime.gateway import Gateway
 
     port = free_port()
     shutil.copytree(REPO / "rules", root / "rules")
@@ -114,14 +114,15 @@ def gateway(count: int, threads: int, with_workers: bool, root: Path) -> tuple[f
     (root / "config.yaml").write_text(yaml.safe_dump(cfg))
     gw = Gateway(load_config(root / "config.yaml"))
     (intake,) = gw.sources
-    workers = gw.start_workers() if with_workers else []
+    if with_workers:
+        gw.start_workers()
     intake.start()
     try:
         seconds, refused = blast(port, count, threads)
     finally:
         intake.close()
-        if workers:
-            gw.stop_workers(workers)
+        if with_workers:
+            gw.stop_workers()
     with gw.ledger.engine.connect() as c:
         stored = c.exec_driver_sql("select count(*) from locations where source = 'bcc'").scalar() or 0
     gw.close()

@@ -9,15 +9,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway import addresses
 from gateway.admin_status import STATES, liveness_line, render_status, status_doc  # noqa: F401  (status: its own module)
 from gateway.crm.base import PARTY_KINDS, PartyRef
 from gateway.errors import Permanent
 from gateway.ledger import Ledger, MessageRow
-from gateway.liveness import ago  # noqa: F401  (the status page's "N s ago")
 from gateway.pipeline.journal import CRM_DONE
+from gateway.runtime.liveness import ago  # noqa: F401  (the status page's "N s ago")
+
+if TYPE_CHECKING:
+    from gateway.runtime.gateway import Gateway
 
 # ---- explain -----------------------------------------------------------------------------
 
@@ -34,7 +37,7 @@ def _messages_for(ledger: Ledger, ident: str) -> list[MessageRow]:
     return rows
 
 
-def explain_doc(gw: Any, ident: str) -> list[dict[str, Any]]:
+def explain_doc(gw: Gateway, ident: str) -> list[dict[str, Any]]:
     docs = []
     for row in _messages_for(gw.ledger, ident):
         plan = row.plan or {}
@@ -109,7 +112,7 @@ def _journal_line(step: str, result: Any) -> str:
 # ---- listings ----------------------------------------------------------------------------
 
 
-def listing(gw: Any, state: str) -> list[dict[str, Any]]:
+def listing(gw: Gateway, state: str) -> list[dict[str, Any]]:
     rows = []
     for row in gw.ledger.messages_in([state]):
         plan = row.plan or {}
@@ -140,29 +143,29 @@ def render_listing(rows: list[dict[str, Any]], state: str) -> Any:
 # ---- actions -----------------------------------------------------------------------------
 
 
-def _one(gw: Any, ident: str, state: str) -> MessageRow:
+def _one(gw: Gateway, ident: str, state: str) -> MessageRow:
     rows = [r for r in _messages_for(gw.ledger, ident) if r.state == state]
     if not rows:
         raise Permanent(f"message {ident} is not {state}")
     return rows[0]
 
 
-def retry_quarantined(gw: Any, ident: str | None) -> list[tuple[int, str]]:
+def retry_quarantined(gw: Gateway, ident: str | None) -> list[tuple[int, str]]:
     rows = [_one(gw, ident, "quarantined")] if ident else gw.ledger.messages_in(["quarantined"])
     results = []
     for row in rows:
         pk = gw.pipeline.reopen(row.id)
-        results.append((row.id, gw._handle(pk)))
+        results.append((row.id, gw.handle(pk)))
     return results
 
 
-def reprocess_state(gw: Any, state: str, since: datetime | None) -> list[tuple[int, str]]:
+def reprocess_state(gw: Gateway, state: str, since: datetime | None) -> list[tuple[int, str]]:
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     results = []
     for row in gw.ledger.messages_in([state], since):
         pk = gw.pipeline.reopen(row.id)
-        results.append((row.id, gw._handle(pk)))
+        results.append((row.id, gw.handle(pk)))
     return results
 
 
@@ -194,7 +197,7 @@ class Resolved:
     outside: tuple[str, ...]  # picked records the rules had not proposed (accepted with --force)
 
 
-def resolve_review(gw: Any, ident: str, *, to: list[str] | None = None, create_kind: str | None = None,
+def resolve_review(gw: Gateway, ident: str, *, to: list[str] | None = None, create_kind: str | None = None,
                    force: bool = False) -> Resolved:
     """Attach a message in review to picked records (or a created one). A record that is not
     among the proposed candidates is refused without `force`: a typo in an id would otherwise
@@ -216,7 +219,7 @@ def resolve_review(gw: Any, ident: str, *, to: list[str] | None = None, create_k
     return Resolved(gw.pipeline.resolve(row.id, targets, create_kind), outside)
 
 
-def forget_address(gw: Any, address: str) -> dict[str, Any]:
+def forget_address(gw: Gateway, address: str) -> dict[str, Any]:
     if "@" not in address:
         raise Permanent(f"not an address: {address!r}")
     created = gw.ledger.created_refs()

@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.config import Config
 from gateway.ledger import Ledger
-from gateway.liveness import age_of, ago, liveness
+from gateway.runtime.liveness import age_of, ago, liveness
 
 STATES = ("done", "done_untagged", "ignored", "skipped", "review", "retrying", "quarantined",
           "received", "processing", "crm_done")

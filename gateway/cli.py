@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from gateway import logs
 from gateway.cli_help import PlainCommand, VersionOpt, run_app
 from gateway.config import Config, default_config_path, load_config
 from gateway.errors import ConfigError, GatewayError, Permanent, RuleError
+
+if TYPE_CHECKING:
+    from gateway.runtime.gateway import Gateway
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="Bring mail from mailbox folders into a CRM.")
 quarantine_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Messages that failed for good, and a way back.")
@@ -68,8 +71,9 @@ def _config(path: Path | None) -> Config:
     return load_config(path or default_config_path())
 
 
-def _gateway(path: Path | None) -> Any:
-    from gateway.service import Gateway
+def _gateway(path: Path | None) -> Gateway:
+    """The gateway of the config at `path`, for `with`: it is closed however the command ends."""
+    from gateway.runtime.gateway import Gateway
 
     return Gateway(_config(path))
 
@@ -104,8 +108,7 @@ def run(config: ConfigOpt = None, once: Annotated[bool, typer.Option("--once", h
                                                help="debug | info | warning | error")] = "info") -> None:
     """Start every configured source and process mail until SIGINT/SIGTERM."""
     logs.setup(log_level)
-    gw = _gateway(config)
-    try:
+    with _gateway(config) as gw:
         if once:
             bar, progress = _progress_bar()
             if bar:
@@ -123,8 +126,6 @@ def run(config: ConfigOpt = None, once: Annotated[bool, typer.Option("--once", h
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=gw.reload_rules, daemon=True).start())
         gw.run(stop)
-    finally:
-        gw.close()
 
 
 @app.command(cls=PlainCommand)
@@ -153,7 +154,7 @@ def check(config: ConfigOpt = None,
         err.print(warning, markup=False, highlight=False)
     if online:
         from gateway.errors import Retryable
-        from gateway.service import crm_connector
+        from gateway.runtime.parts import crm_connector
 
         try:
             crm = crm_connector(cfg)
@@ -192,7 +193,7 @@ def _say_default_folder(cfg: Config, folder: str | None) -> None:
 
 
 def _ref_for(cfg: Config, raw: bytes, path: Path, source: str | None, folder: str | None, mailbox: str | None) -> Any:
-    from gateway.service import file_ref
+    from gateway.runtime.parts import file_ref
 
     src = cfg.source(source) if source else None
     box = mailbox or (src.mailbox if src else "") or ""
@@ -209,7 +210,7 @@ def test_rules(file: Annotated[Path, typer.Argument(metavar="FILE.eml", help="a 
     from gateway.engine.plan import evaluate, format_plan
     from gateway.message import parse
     from gateway.rulesholder import load_for
-    from gateway.service import crm_connector
+    from gateway.runtime.parts import crm_connector
 
     cfg = _config(config)
     rules = load_for(cfg)
@@ -243,30 +244,26 @@ def process(files: FilesArg, config: ConfigOpt = None, folder: FolderOpt = None,
             mailbox: MailboxOpt = None, as_json: JsonOpt = False) -> None:
     """Run .eml files through the real pipeline as if found in FOLDER (no mailbox to tag)."""
     logs.setup("warning" if as_json else "info")
-    gw = _gateway(config)
-    _say_default_folder(gw.config, folder)
     results = []
     bar, progress = _progress_bar() if len(files) > 1 else (None, lambda d, t: None)
-    try:
+    with _gateway(config) as gw:
+        _say_default_folder(gw.config, folder)
         if bar:
             bar.start()
-        for i, f in enumerate(files, 1):
-            raw = _read_file(f)
-            ref = _ref_for(gw.config, raw, f, source, folder, mailbox)
-            pk = gw.ledger.receive(ref, None).id if gw.ledger.location_at(ref) else None
-            if pk is None:
-                spooled = gw.spool.store(raw)
-                pk = gw.ledger.receive(ref, str(spooled)).id
-            state = gw._handle(pk)
-            loc = gw.ledger.location(pk)
-            row = gw.ledger.message(loc.message_pk) if loc.message_pk else None
-            results.append({"file": str(f), "id": row.id if row else None, "message_id": row.message_id if row else None,
-                            "state": state, "reason": row.reason if row else "", "tags": list(loc.tags)})
-            progress(i, len(files))
-    finally:
-        if bar:
-            bar.stop()
-        gw.close()
+        try:
+            for i, f in enumerate(files, 1):
+                raw = _read_file(f)
+                pk = gw.intake.record(_ref_for(gw.config, raw, f, source, folder, mailbox), raw)
+                state = gw.handle(pk)
+                loc = gw.ledger.location(pk)
+                row = gw.ledger.message(loc.message_pk) if loc.message_pk else None
+                results.append({"file": str(f), "id": row.id if row else None,
+                                "message_id": row.message_id if row else None,
+                                "state": state, "reason": row.reason if row else "", "tags": list(loc.tags)})
+                progress(i, len(files))
+        finally:
+            if bar:
+                bar.stop()
     if as_json:
         _print_json({"results": results})
     else:
@@ -301,11 +298,8 @@ def explain(ident: IdArg, config: ConfigOpt = None, as_json: JsonOpt = False) ->
     """The stored trace of one message: rules, found, created, attached, tagged, or why not."""
     from gateway.admin import explain_doc, render_explain
 
-    gw = _gateway(config)
-    try:
+    with _gateway(config) as gw:
         docs = explain_doc(gw, ident)
-    finally:
-        gw.close()
     if as_json:
         _print_json(docs[0] if len(docs) == 1 else {"messages": docs})
     else:
@@ -324,11 +318,8 @@ def reprocess(state: Annotated[str, typer.Option("--state", metavar="STATE", hel
     from gateway.admin import reprocess_state
 
     logs.setup("warning")
-    gw = _gateway(config)
-    try:
+    with _gateway(config) as gw:
         results = reprocess_state(gw, state, since)
-    finally:
-        gw.close()
     for pk, new_state in results:
         out.print(f"{pk}: {new_state}", markup=False, highlight=False)
     err.print(f"reprocessed {len(results)} messages", markup=False)
@@ -341,11 +332,8 @@ def forget(address: Annotated[str, typer.Argument(metavar="ADDRESS", help="the p
     """Erase a person: CRM records the gateway made, mails stored only for them, ledger traces."""
     from gateway.admin import forget_address
 
-    gw = _gateway(config)
-    try:
+    with _gateway(config) as gw:
         doc = forget_address(gw, address)
-    finally:
-        gw.close()
     if as_json:
         _print_json(doc)
     else:
@@ -363,11 +351,8 @@ def quarantine_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """The messages that failed for good, and why."""
     from gateway.admin import listing, render_listing
 
-    gw = _gateway(config)
-    try:
+    with _gateway(config) as gw:
         rows = listing(gw, "quarantined")
-    finally:
-        gw.close()
     _print_json({"quarantined": rows}) if as_json else out.print(render_listing(rows, "quarantined"))
 
 
@@ -389,11 +374,8 @@ def quarantine_retry(ident: Annotated[str | None, typer.Argument(metavar="ID|MES
     if not ident and not all_:
         raise Permanent("give an ID or --all")
     logs.setup("warning")
-    gw = _gateway(config)
-    try:
+    with _gateway(config) as gw:
         results = retry_quarantined(gw, None if all_ else ident)
-    finally:
-        gw.close()
     for pk, new_state in results:
         out.print(f"{pk}: {new_state}", markup=False, highlight=False)
     if any(s == "quarantined" for _, s in results):
@@ -406,11 +388,8 @@ def review_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """The messages waiting for a person, with the candidate records."""
     from gateway.admin import listing, render_listing
 
-    gw = _gateway(config)
-    try:
+    with _gateway(config) as gw:
         rows = listing(gw, "review")
-    finally:
-        gw.close()
     _print_json({"review": rows}) if as_json else out.print(render_listing(rows, "review"))
 
 
@@ -424,11 +403,8 @@ def review_resolve(ident: IdArg, to: Annotated[list[str], typer.Option("--to", m
     from gateway.admin import resolve_review
 
     logs.setup("warning")
-    gw = _gateway(config)
-    try:
+    with _gateway(config) as gw:
         done = resolve_review(gw, ident, to=to, force=force)
-    finally:
-        gw.close()
     for label in done.outside:
         err.print(f"note: {label} was not among the candidates; attached there as asked (--force)", markup=False, highlight=False)
     out.print(f"{ident}: {done.state}", markup=False, highlight=False)
@@ -442,11 +418,8 @@ def review_create(ident: IdArg, kind: Annotated[str, typer.Option("--kind", meta
     from gateway.admin import resolve_review
 
     logs.setup("warning")
-    gw = _gateway(config)
-    try:
+    with _gateway(config) as gw:
         done = resolve_review(gw, ident, create_kind=kind)
-    finally:
-        gw.close()
     out.print(f"{ident}: {done.state}", markup=False, highlight=False)
 
 
@@ -455,7 +428,7 @@ def review_create(ident: IdArg, kind: Annotated[str, typer.Option("--kind", meta
 def crm_dump(config: ConfigOpt = None,
              as_json: Annotated[bool, typer.Option("--json", help="JSON is the only output (accepted for symmetry)")] = True) -> None:
     """The whole embedded CRM as JSON."""
-    from gateway.service import crm_connector
+    from gateway.runtime.parts import crm_connector
 
     cfg = _config(config)
     if cfg.crm.backend != "sql":

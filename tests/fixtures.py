@@ -63,16 +63,13 @@ class Home:
         return load_config(self.config_path)
 
     def gateway(self, **kw: Any) -> Any:
-        from gateway.service import Gateway
+        from gateway.runtime.gateway import Gateway
 
         return Gateway(self.config(), **kw)
 
     def run_once(self) -> dict[str, int]:
-        gw = self.gateway()
-        try:
+        with self.gateway() as gw:
             return gw.run_once()
-        finally:
-            gw.close()
 
     def cli(self, *args: str, check: bool = False, timeout: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([sys.executable, "-m", "gateway", *args, "-c", str(self.config_path)], cwd=self.root,

@@ -17,3 +17,13 @@ def wait_for(pred: Callable[[], object], timeout: float = 30.0, step: float = 0.
             pass
         time.sleep(step)
     return False
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    """True once `pred()` is; then, or at the deadline, what it says last."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()

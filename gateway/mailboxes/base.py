@@ -8,8 +8,8 @@ engine or a CRM: what a mailbox needs to know of the rules comes in as `RuleFact
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence, Set
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence, Set
+from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Event
 from typing import Any, Protocol
@@ -17,17 +17,24 @@ from typing import Any, Protocol
 from gateway.errors import GatewayError, Retryable
 from gateway.ledger.refs import SourceRef
 
-Submit = Callable[[SourceRef, Path], None]
+
+@dataclass(frozen=True)
+class FolderRef:
+    """A folder of a source's mailbox: what a cursor or a set of known keys belongs to."""
+
+    source: str
+    account: str
+    folder: str
 
 
 class Source(Protocol):
     name: str
     type: str
 
-    def run(self, submit: Submit, stop: Event) -> None:
+    def run(self, stop: Event) -> None:
         """Hand over what is there now, then what arrives, until `stop` is set."""
 
-    def scan_once(self, submit: Submit, progress: Callable[[int, int], None] | None = None) -> int:
+    def scan_once(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Hand over what is there now and return; `progress(done, total)` for a bar."""
 
     def status(self) -> dict[str, Any]: ...
@@ -45,13 +52,55 @@ class RuleFacts(Protocol):
 
 
 @dataclass(frozen=True)
+class Found:
+    """A copy a source found: where, and its bytes (or the file holding them)."""
+
+    ref: SourceRef
+    raw: bytes | Path
+    declared_size: int | None = None  # `raw` is only the headers of a mail this big (not fetched)
+
+
+class IntakePort(Protocol):
+    """All a source may ask of the gateway: hand copies over, keep its place in a folder,
+    ask what is known. The gateway's runtime answers it; a source sees no ledger or spool."""
+
+    def hand_over(self, found: Sequence[Found]) -> list[int]:
+        """Durable (spooled and recorded together) when this returns, then queued, waiting for
+        room; raises a Retryable once the gateway is stopping (the scan ends there)."""
+        ...
+
+    def hand_over_now(self, found: Found) -> int:
+        """Durable when this returns; never waits for queue room (an SMTP answer). Concurrent
+        callers share one fsync round and one ledger transaction."""
+        ...
+
+    def cursor(self, ref: FolderRef) -> dict[str, Any] | None:
+        """Where the source stopped in this folder (its own format), None the first time."""
+        ...
+
+    def advance(self, ref: FolderRef, cursor: dict[str, Any]) -> None: ...
+
+    def is_known(self, ref: SourceRef) -> bool:
+        """Whether this copy has been handed over before."""
+        ...
+
+    def known_keys(self, ref: FolderRef) -> set[str]:
+        """The item keys of the copies handed over from this folder."""
+        ...
+
+    def seen_in(self, message_id: str, ref: FolderRef) -> bool:
+        """Whether a copy of the mail with this Message-ID was handed over from this folder."""
+        ...
+
+
+@dataclass(frozen=True)
 class SourceEnv:
-    config: Any  # gateway.config.Config
-    ledger: Any  # gateway.ledger.Ledger
-    spool: Any  # gateway.spool.Spool
-    submit_bytes: Callable[..., int]  # (ref, raw) → location id, once durable (spool fsync + ledger row)
-    # [(ref, raw bytes or a file Path, declared_size)] → location ids, made durable together
-    submit_many: Callable[..., list[int]] | None = None
+    """What a mailbox kind's `make` gets from the gateway."""
+
+    intake: IntakePort
+    max_message_size: int  # bytes; a bigger mail is handed over as its headers with its size
+    resolve: Callable[[str | Path], Path]  # a path of the config, relative to the config's folder
+    tag_keywords: Mapping[str, str] = field(default_factory=dict)  # config `tags.keywords`: a tag's IMAP keyword
     # what the rule files in force can do, read when asked (the rules change while a source runs)
     rule_facts: Callable[[], RuleFacts] | None = None
 

@@ -201,8 +201,8 @@ def test_first_attempt_hint_is_given_only_when_nothing_can_be_stored_yet(home):
     gw = home.gateway(connector=crm)
     try:
         pks: list[int] = []
-        gw.enqueue = lambda pk, block=True: pks.append(pk)
-        gw.sources[0].scan_once(gw.submit)
+        gw.intake.enqueue = lambda pk, block=True: pks.append(pk)  # type: ignore[method-assign]
+        gw.sources[0].scan_once()
 
         def crash(step):
             if step == "attach:called":

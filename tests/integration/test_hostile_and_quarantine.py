@@ -97,12 +97,12 @@ def test_explain_tells_why_a_message_was_skipped_or_ignored(home):
 
 
 def test_a_source_that_kept_only_the_headers_of_a_huge_mail_quarantines_it(home):
-    from gateway.mailboxes.base import SourceRef
+    from gateway.mailboxes.base import Found, SourceRef
 
     headers = b"From: Big <big@x.example>\r\nSubject: 3 GB video\r\nMessage-ID: <huge@x.example>\r\n\r\n"
     gw = home.gateway()
     try:
-        gw.submit_bytes(SourceRef("local", "me@example.com", "VLeads", "huge-1"), headers, declared_size=3 * 1024**3)
+        gw.intake.hand_over_now(Found(SourceRef("local", "me@example.com", "VLeads", "huge-1"), headers, 3 * 1024**3))
         assert gw.run_once() == {"quarantined": 1}
         (row,) = gw.ledger.messages_in(["quarantined"])
         assert "max_message_size" in row.reason and str(3 * 1024**3) in row.reason

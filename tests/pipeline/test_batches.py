@@ -144,14 +144,14 @@ def _one_batch(home) -> dict[int, str]:
     gw = home.gateway()
     try:
         for source in gw.sources:
-            source.scan_once(gw.submit)
+            source.scan_once()
         pks: list[int] = []
         while True:
             try:
                 pks.append(gw.queue.get_nowait())
             except queue.Empty:
                 break
-        return gw._handle_many(pks)
+        return gw.handle_many(pks)
     finally:
         gw.close()
 

@@ -32,7 +32,7 @@ from exchangelib.items import ID_ONLY, Message
 from exchangelib.services import GetStreamingEvents, SyncFolderItems
 
 from gateway.errors import ConfigError, GatewayError
-from gateway.mailboxes.base import SourceEnv, SourceRef, Submit
+from gateway.mailboxes.base import FolderRef, Found, SourceEnv, SourceRef
 from gateway.mailboxes.ews.config import EwsConfig
 from gateway.mailboxes.ews.session import EwsError, EwsSession
 from gateway.mailboxes.ews.writeback import EwsWriteback
@@ -58,7 +58,7 @@ class EwsSource:
         self.name = cfg.name
         self.env = env
         self.session = EwsSession(cfg)
-        self.max_size = env.config.max_message_size
+        self.max_size = env.max_message_size
         self._folders: dict[tuple[str, str], Folder] = {}
         self._locks = {mb: threading.Lock() for mb in self.session.mailboxes}
         self.stats = {(mb, f): FolderStat() for mb in self.session.mailboxes for f in cfg.folders}
@@ -86,7 +86,7 @@ class EwsSource:
         stat = self.stats.setdefault((mailbox, name), FolderStat())
         folder = self.folder(mailbox, name)
         acct = self.session.account(mailbox)
-        cursor = self.env.ledger.get_cursor(self.name, mailbox, name) or {}
+        cursor = self.env.intake.cursor(FolderRef(self.name, mailbox, name)) or {}
         state = cursor.get("sync_state") if cursor.get("folder_id") == folder.id else None
         n = 0
         while True:
@@ -109,7 +109,7 @@ class EwsSource:
                 if kind == SyncFolderItems.CREATE and self._take(acct, mailbox, name, item):
                     n += 1
             state = svc.sync_state
-            self.env.ledger.set_cursor(self.name, mailbox, name, {"folder_id": folder.id, "sync_state": state})
+            self.env.intake.advance(FolderRef(self.name, mailbox, name), {"folder_id": folder.id, "sync_state": state})
             stat.cursor = (state or "")[:12]
             if svc.includes_last_item_in_range:
                 break
@@ -120,7 +120,7 @@ class EwsSource:
 
     def _take(self, acct: Any, mailbox: str, folder: str, item: Any) -> bool:
         ref = SourceRef(self.name, mailbox, folder, item.id)
-        if item.id in self.moved_in or self.env.ledger.location_at(ref) is not None:
+        if item.id in self.moved_in or self.env.intake.is_known(ref):
             return False
         size = item.size or 0
         field = "headers" if size > self.max_size else "mime_content"
@@ -130,9 +130,9 @@ class EwsSource:
             return False  # moved or deleted since the sync listed it: its new place lists it again
         if field == "headers":
             raw = "".join(f"{h.name}: {h.value}\r\n" for h in got[0].headers or []).encode() + b"\r\n"
-            self.env.submit_bytes(ref, raw, block=True, declared_size=size)
+            self.env.intake.hand_over([Found(ref, raw, size)])
         else:
-            self.env.submit_bytes(ref, got[0].mime_content, block=True)
+            self.env.intake.hand_over([Found(ref, got[0].mime_content)])
         return True
 
     def sync_mailbox(self, mailbox: str) -> int:
@@ -146,7 +146,7 @@ class EwsSource:
                     raise
         return n
 
-    def scan_once(self, submit: Submit, progress: Callable[[int, int], None] | None = None) -> int:
+    def scan_once(self, progress: Callable[[int, int], None] | None = None) -> int:
         total = 0
         for mb in self.mailboxes:
             total += self.sync_mailbox(mb)
@@ -158,9 +158,9 @@ class EwsSource:
 
     # ---- running ------------------------------------------------------------------------
 
-    def run(self, submit: Submit, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event) -> None:
         self.session.stop = stop
-        self._safe(lambda: self.scan_once(submit))
+        self._safe(lambda: self.scan_once())
         threads = []
         if self.config.streaming:
             for mb in self.mailboxes:
@@ -170,7 +170,7 @@ class EwsSource:
         # Safety net: with push working this is rare; without it, it is the poll.
         interval = self.config.poll_interval * (10 if self.config.streaming else 1)
         while not stop.wait(interval):
-            self._safe(lambda: self.scan_once(submit))
+            self._safe(lambda: self.scan_once())
         for svc in list(self.streams.values()):
             with contextlib.suppress(Exception):  # a dead stream needs no stopping
                 svc.stop_streaming()  # unblocks the reader at once

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from gateway.errors import GatewayError, Permanent, Retryable
-from gateway.mailboxes.base import SourceEnv, SourceRef, Submit
+from gateway.mailboxes.base import FolderRef, Found, SourceEnv, SourceRef
 from gateway.mailboxes.graph.config import GraphConfig
 from gateway.mailboxes.graph.writeback import GraphWriteback
 
@@ -127,7 +127,7 @@ class GraphMailSource:
         self.config, self.name, self.env = cfg, cfg.name, env
         self.client = GraphClient(cfg)
         self.mailboxes = [m.lower() for m in cfg.mailboxes]
-        self.max_size = env.config.max_message_size
+        self.max_size = env.max_message_size
         self._folders: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self.connected = False
@@ -160,7 +160,7 @@ class GraphMailSource:
 
     def sync_folder(self, mailbox: str, name: str) -> int:
         fid = self.folder_id(mailbox, name)
-        cursor = self.env.ledger.get_cursor(self.name, mailbox, name) or {}
+        cursor = self.env.intake.cursor(FolderRef(self.name, mailbox, name)) or {}
         first = (f"/users/{mailbox}/mailFolders/{fid}/messages/delta?"
                  + urllib.parse.urlencode({"$select": "id,internetMessageId,categories"}))
         link = cursor.get("link") if cursor.get("folder_id") == fid else None
@@ -180,7 +180,7 @@ class GraphMailSource:
                 if "@removed" not in entry and self._take(mailbox, name, entry, resync):
                     n += 1
             link = doc.get("@odata.nextLink") or doc.get("@odata.deltaLink")
-            self.env.ledger.set_cursor(self.name, mailbox, name, {"folder_id": fid, "link": link})
+            self.env.intake.advance(FolderRef(self.name, mailbox, name), {"folder_id": fid, "link": link})
             if "@odata.deltaLink" in doc or not link:
                 break
         self.items[name] = self.items.get(name, 0) + n
@@ -189,7 +189,7 @@ class GraphMailSource:
 
     def _take(self, mailbox: str, folder: str, entry: dict[str, Any], resync: bool) -> bool:
         ref = SourceRef(self.name, mailbox, folder, entry["id"])
-        if self.env.ledger.location_at(ref) is not None:
+        if self.env.intake.is_known(ref):
             return False
         mid = entry.get("internetMessageId") or ""
         mid = f"<{mid.strip('<>')}>" if mid else ""
@@ -199,17 +199,13 @@ class GraphMailSource:
         if raw is None:
             return False
         if size > self.max_size:
-            self.env.submit_bytes(ref, raw, block=True, declared_size=size)
+            self.env.intake.hand_over([Found(ref, raw, size)])
         else:
-            self.env.submit_bytes(ref, raw, block=True)
+            self.env.intake.hand_over([Found(ref, raw)])
         return True
 
     def _seen_here(self, message_id: str, mailbox: str, folder: str) -> bool:
-        for row in self.env.ledger.find_messages(message_id):
-            for loc in self.env.ledger.locations_of(row.id):
-                if (loc.ref.source, loc.ref.account, loc.ref.folder) == (self.name, mailbox, folder):
-                    return True
-        return False
+        return self.env.intake.seen_in(message_id, FolderRef(self.name, mailbox, folder))
 
     def _mime(self, mailbox: str, item_id: str) -> tuple[bytes | None, int]:
         """The MIME content; above max_message_size only the headers (read until the blank line)."""
@@ -234,7 +230,7 @@ class GraphMailSource:
                 return bytes(buf), len(buf)
         raise Retryable(f"Graph kept throttling a message read in {mailbox}")
 
-    def scan_once(self, submit: Submit, progress: Callable[[int, int], None] | None = None) -> int:
+    def scan_once(self, progress: Callable[[int, int], None] | None = None) -> int:
         with self._lock:
             total = sum(self.sync_folder(mb, f) for mb in self.mailboxes for f in self.config.folders)
         self.connected, self.last_error = True, ""
@@ -243,11 +239,11 @@ class GraphMailSource:
     def pending_count(self) -> int:
         return 0
 
-    def run(self, submit: Submit, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event) -> None:
         self.client.stop = stop
         while True:
             try:
-                self.scan_once(submit)
+                self.scan_once()
             except GatewayError as exc:
                 self.last_error = str(exc)
                 self.connected = not isinstance(exc, GraphError)

@@ -23,7 +23,7 @@ from typing import Any
 
 from imapclient import IMAPClient
 
-from gateway.mailboxes.base import SourceRef
+from gateway.mailboxes.base import FolderRef, Found
 from gateway.mailboxes.imap.account import ImapAccount
 
 log = logging.getLogger("gateway.imap")
@@ -109,8 +109,8 @@ def scan(src: ImapAccount, client: IMAPClient, fs: FolderState, *, bar: bool = T
     _announced(client)  # the SELECT's own EXISTS: counted below
     uv = int(info[b"UIDVALIDITY"])
     fs.exists = int(info.get(b"EXISTS", 0))
-    ledger = src.env.ledger
-    cur = ledger.get_cursor(src.name, src.account, fs.name) or {}
+    intake, where = src.env.intake, FolderRef(src.name, src.account, fs.name)
+    cur = intake.cursor(where) or {}
     last = int(cur.get("last_uid", 0))
     if cur and int(cur.get("uidvalidity", 0)) != uv:
         log.warning("imap %s: %s: UIDVALIDITY changed %s → %s; rescanning the folder (Message-ID dedupe keeps "
@@ -125,7 +125,7 @@ def scan(src: ImapAccount, client: IMAPClient, fs: FolderState, *, bar: bool = T
             uids = sorted(u for u in client.search(["UID", f"{last + 1}:*"]) if u > last and u not in skip)
     if not uids:
         if not cur or cur.get("uidvalidity") != uv:
-            ledger.set_cursor(src.name, src.account, fs.name, {"uidvalidity": uv, "last_uid": last})
+            intake.advance(where, {"uidvalidity": uv, "last_uid": last})
         fs.last_sync = datetime.now(UTC)
         return 0
     task = src.progress_start(fs.name, len(uids)) if bar else None
@@ -143,25 +143,21 @@ def scan(src: ImapAccount, client: IMAPClient, fs: FolderState, *, bar: bool = T
             big = [u for u in chunk if u in sizes and sizes[u] > limit]
             bodies = client.fetch(small, ["BODY.PEEK[]"]) if small else {}
             heads = client.fetch(big, ["BODY.PEEK[HEADER]"]) if big else {}
-            batch: list[tuple[SourceRef, bytes, int | None]] = []  # (copy, bytes, size when only headers)
+            batch: list[Found] = []
             for u in chunk:
                 ref = src.ref(fs.name, uv, u)
                 if u in bodies and b"BODY[]" in bodies[u]:
-                    batch.append((ref, bytes(bodies[u][b"BODY[]"]), None))
+                    batch.append(Found(ref, bytes(bodies[u][b"BODY[]"])))
                 elif u in heads:  # too big: headers only, the pipeline quarantines it with the reason
-                    batch.append((ref, bytes(heads[u].get(b"BODY[HEADER]", b"")), sizes[u]))
+                    batch.append(Found(ref, bytes(heads[u].get(b"BODY[HEADER]", b"")), sizes[u]))
                     fs.oversize += 1
                 # else: expunged between SEARCH and FETCH
             del bodies, heads
             # One fsync round and one ledger transaction for the batch, before the cursor moves.
-            if src.env.submit_many is not None:
-                src.env.submit_many(batch, block=True)
-            else:
-                for ref, raw, size in batch:
-                    src.env.submit_bytes(ref, raw, block=True, declared_size=size)
+            intake.hand_over(batch)
             n += len(batch)
             fs.fetched += len(batch)
-            ledger.set_cursor(src.name, src.account, fs.name, {"uidvalidity": uv, "last_uid": chunk[-1]})
+            intake.advance(where, {"uidvalidity": uv, "last_uid": chunk[-1]})
             fs.last_uid = chunk[-1]
             if task is not None:
                 src.progress_advance(task, len(chunk))

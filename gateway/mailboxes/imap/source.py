@@ -24,7 +24,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from gateway.errors import ConfigError, GatewayError, Retryable
-from gateway.mailboxes.base import SourceEnv, SourceRef, Submit
+from gateway.mailboxes.base import FolderRef, SourceEnv, SourceRef
 from gateway.mailboxes.imap.check import labels_that_file_mail
 from gateway.mailboxes.imap.config import ImapConfig
 from gateway.mailboxes.imap.conn import (
@@ -75,7 +75,7 @@ class ImapSource:
         self.info: ServerInfo | None = None
         self.keywords = "unknown"  # keywords | gmail labels | ledger only
         self.no_keywords: set[str] = set()  # server folders said to take no keywords
-        self.max_size = int(env.config.max_message_size)
+        self.max_size = int(env.max_message_size)
         self.idle_renew = IDLE_RENEW
         self.last_error = ""
         self.moved_lock = threading.Lock()
@@ -172,7 +172,7 @@ class ImapSource:
 
     # ---- running ------------------------------------------------------------------------
 
-    def run(self, submit: Submit, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event) -> None:
         if not self._setup(stop):
             return
         assert self.info is not None
@@ -248,7 +248,7 @@ class ImapSource:
         if self.last_error and all(fs.connected and not fs.last_error for fs in self.folders.values()):
             self.last_error = ""
 
-    def scan_once(self, submit: Submit, progress: Callable[[int, int], None] | None = None) -> int:
+    def scan_once(self, progress: Callable[[int, int], None] | None = None) -> int:
         """`run --once`: every folder from its cursor, on one connection."""
         client, self.info = self._connect_once()
         try:
@@ -279,7 +279,7 @@ class ImapSource:
                 if server is None:
                     continue
                 uv = int(client.select_folder(server, readonly=True)[b"UIDVALIDITY"])
-                cur = self.env.ledger.get_cursor(self.name, self.account, fs.name) or {}
+                cur = self.env.intake.cursor(FolderRef(self.name, self.account, fs.name)) or {}
                 last = int(cur.get("last_uid", 0)) if cur.get("uidvalidity") == uv else 0
                 n += sum(1 for u in client.search(["UID", f"{last + 1}:*"]) if u > last)
             return n

@@ -33,7 +33,7 @@ class ImapWriteback:
     def __init__(self, source: ImapAccount) -> None:
         self.source = source
         self.config = source.config
-        self.overrides = dict(source.env.config.tags.keywords)
+        self.overrides = dict(source.env.tag_keywords)
         self._lock = threading.Lock()
         self._client: IMAPClient | None = None
         self._info: ServerInfo | None = None
@@ -125,7 +125,7 @@ class ImapWriteback:
                 return Applied(None, tags, f"no message with Message-ID {message_id} in the watched folders")
             where = found
             self._store(where, add, remove)
-            if where != ref and self.source.env.ledger.location_at(where) is not None:  # its own copy: tagged as that one
+            if where != ref and self.source.env.intake.is_known(where):  # its own copy: tagged as that one
                 return Applied(None, tags, f"moved by the user to {where.folder}, handled there as its own copy")
         if move and move != where.folder:
             where = self._move(where, move)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import Retryable
-from gateway.mailboxes.base import SourceEnv, SourceRef, Submit
+from gateway.mailboxes.base import FolderRef, Found, IntakePort, SourceEnv, SourceRef
 from gateway.mailboxes.maildir.config import MaildirConfig
 from gateway.mailboxes.maildir.layout import MaildirLayout, item_key
 from gateway.mailboxes.maildir.writeback import MaildirWriteback
@@ -29,14 +29,12 @@ WATCH_AGAIN = 300.0  # after watching failed, poll this long, then try watching 
 class MaildirSource:
     type = "maildir"
 
-    def __init__(self, config: MaildirConfig, root: Path, known: Callable[[str, str, str], set[str]],
-                 submit_many: Callable[..., list[int]] | None = None) -> None:
+    def __init__(self, config: MaildirConfig, root: Path, intake: IntakePort) -> None:
         self.config = config
         self.name = config.name
         self.account = config.mailbox or config.name
         self.layout = MaildirLayout(root, config.layout)
-        self._known = known
-        self._submit_many = submit_many  # batches: one ledger transaction for many files
+        self.intake = intake
         self._seen: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self.mode = "poll" if not config.watch else "push"
@@ -45,91 +43,81 @@ class MaildirSource:
 
     # ---- scanning -----------------------------------------------------------------------
 
-    def _scan_folder(self, folder: str, submit: Submit) -> int:
+    def _known(self, folder: str) -> set[str]:
+        return self.intake.known_keys(FolderRef(self.name, self.account, folder))
+
+    def _scan_folder(self, folder: str) -> int:
         with self._lock:
             seen = self._seen.get(folder)
             if seen is None:
-                seen = self._seen[folder] = self._known(self.name, self.account, folder)
+                seen = self._seen[folder] = self._known(folder)
             fresh = [f for f in self.layout.files(folder) if item_key(f.name) not in seen]
             fresh.sort(key=lambda f: (_mtime(f), f.name))
-            if self._submit_many is not None:
-                return self._submit_batches(folder, fresh, seen)
-            n = 0
-            for f in fresh:
-                key = item_key(f.name)
-                try:
-                    submit(SourceRef(self.name, self.account, folder, key), f)
-                except FileNotFoundError:
-                    continue  # moved between listing and reading: its new place will show it
-                seen.add(key)
-                n += 1
-            return n
+            return self._hand_over(folder, fresh, seen)
 
-    def _submit_batches(self, folder: str, files: list[Path], seen: set[str], size: int = 200) -> int:
+    def _hand_over(self, folder: str, files: list[Path], seen: set[str], size: int = 200) -> int:
         n = 0
         for i in range(0, len(files), size):
-            batch = []
-            for f in files[i:i + size]:
-                if f.exists():  # moved between listing and now: its new place will show it
-                    batch.append((SourceRef(self.name, self.account, folder, item_key(f.name)), f, None))
-            try:
-                self._submit_many(batch)  # type: ignore[misc]
+            batch = [Found(SourceRef(self.name, self.account, folder, item_key(f.name)), f)
+                     for f in files[i:i + size] if f.exists()]  # moved between listing and now: its new place shows it
+            try:  # one ledger transaction for many files
+                self.intake.hand_over(batch)
             except FileNotFoundError:  # one vanished while linking: hand them over one by one
-                for ref, f, _ in batch:
+                for found in batch:
                     try:
-                        self._submit_many([(ref, f, None)])  # type: ignore[misc]
+                        self.intake.hand_over([found])
                     except FileNotFoundError:
                         continue
-            seen.update(ref.item_key for ref, _, _ in batch)
+            seen.update(found.ref.item_key for found in batch)
             n += len(batch)
         return n
 
-    def scan_once(self, submit: Submit, progress: Callable[[int, int], None] | None = None) -> int:
+    def scan_once(self, progress: Callable[[int, int], None] | None = None) -> int:
         total = 0
         for folder in self.config.folders:
             self.layout.ensure(folder)
-            total += self._scan_folder(folder, submit)
+            total += self._scan_folder(folder)
         self.last_sync = datetime.now(UTC)
         return total
 
     def pending_count(self) -> int:
         n = 0
         for folder in self.config.folders:
-            seen = self._seen.get(folder) or self._known(self.name, self.account, folder)
+            seen = self._seen.get(folder) or self._known(folder)
             n += sum(1 for f in self.layout.files(folder) if item_key(f.name) not in seen)
         return n
 
     # ---- running ------------------------------------------------------------------------
 
-    def run(self, submit: Submit, stop: threading.Event) -> None:
-        self._scan_until_done(None, submit, stop)
+    def run(self, stop: threading.Event) -> None:
+        self._scan_until_done(None, stop)
         if not self.config.watch:
             while not stop.wait(self.config.poll_interval):
-                self._scan_until_done(None, submit, stop)
+                self._scan_until_done(None, stop)
             return
         while not stop.is_set():
             try:
                 self.mode = "push"
-                self._watch(submit, stop)
+                self._watch(stop)
             except Exception as exc:  # no inotify (e.g. a network file system, no instances left): poll a while
                 log.warning("maildir %s: watching failed (%s); polling every %.1fs, watching again in %.0fs", self.name,
                             exc, self.config.poll_interval, WATCH_AGAIN)
                 self.mode = "poll"
                 until = time.monotonic() + WATCH_AGAIN
                 while time.monotonic() < until and not stop.wait(self.config.poll_interval):
-                    self._scan_until_done(None, submit, stop)
+                    self._scan_until_done(None, stop)
 
-    def _scan_until_done(self, folders: list[str] | None, submit: Submit, stop: threading.Event) -> None:
+    def _scan_until_done(self, folders: list[str] | None, stop: threading.Event) -> None:
         """Scan `folders` (None: all); on any error (the ledger locked or restarting, a bug) say so
         in `status` and try again with backoff, so one failure never changes how we watch."""
         delay = 1.0
         while not stop.is_set():
             try:
                 if folders is None:
-                    self.scan_once(submit)
+                    self.scan_once()
                 else:
                     for folder in folders:
-                        self._scan_folder(folder, submit)
+                        self._scan_folder(folder)
                     self.last_sync = datetime.now(UTC)
                 self.last_error = ""
                 return
@@ -141,7 +129,7 @@ class MaildirSource:
                 stop.wait(delay)
                 delay = min(delay * 2, 60.0)
 
-    def _watch(self, submit: Submit, stop: threading.Event) -> None:
+    def _watch(self, stop: threading.Event) -> None:
         import watchfiles
 
         paths = [str(self.layout.folder_path(f) / sub) for f in self.config.folders for sub in ("new", "cur")]
@@ -151,7 +139,7 @@ class MaildirSource:
         for changes in watchfiles.watch(*paths, stop_event=stop, rust_timeout=int(self.config.poll_interval * 1000),
                                         yield_on_timeout=True, debounce=50, step=20, raise_interrupt=False):
             folders = sorted({f for _, p in changes if (f := folder_of.get(str(Path(p).parent.parent)))})
-            self._scan_until_done(folders if changes else None, submit, stop)
+            self._scan_until_done(folders if changes else None, stop)
 
     def mark_seen(self, folder: str, key: str) -> None:
         """A copy the write-back moved into `folder`: the same copy, already handled, not new mail
@@ -174,5 +162,5 @@ def _mtime(path: Path) -> float:
 
 
 def make(config: MaildirConfig, env: SourceEnv) -> tuple[MaildirSource, MaildirWriteback]:
-    source = MaildirSource(config, env.config.resolve(config.path), env.ledger.known_keys, env.submit_many)
+    source = MaildirSource(config, env.resolve(config.path), env.intake)
     return source, MaildirWriteback(source.layout, source.config.folders, source.mark_seen)

@@ -1,8 +1,9 @@
 """The aiosmtpd side of the BCC intake: a handler with hook methods and a guarded SMTP protocol.
 
 The handler decides at RCPT (unknown intake address → 550), at DATA (the sender must be one of
-the user's addresses, optionally with a DKIM/SPF pass) and answers 250 only after
-`submit_bytes` returned, i.e. the raw bytes are fsynced in the spool and the ledger row exists.
+the user's addresses, optionally with a DKIM/SPF pass) and answers 250 only after the
+intake's `hand_over_now` returned, i.e. the raw bytes are fsynced in the spool and the ledger
+row exists.
 Any internal error answers `451 4.3.0` so the sending server keeps the mail and retries.
 """
 
@@ -41,12 +42,12 @@ class Counters:
 
 class IntakeHandler:
     def __init__(self, config: SmtpConfig, directory: Directory, verifier: Verifier, limiter: RateLimiter | None,
-                 submit_bytes: Callable[[SourceRef, bytes], Any], executor: Executor | None, hostname: str) -> None:
+                 hand_over: Callable[[SourceRef, bytes], Any], executor: Executor | None, hostname: str) -> None:
         self.config = config
         self.directory = directory
         self.verifier = verifier
         self.limiter = limiter
-        self.submit_bytes = submit_bytes
+        self.hand_over = hand_over
         self.executor = executor
         self.hostname = hostname
         self.counters = Counters()
@@ -132,7 +133,7 @@ class IntakeHandler:
         try:
             for user in users:
                 ref = SourceRef(self.config.name, user.address, self.config.folders[0], spool_id)
-                await loop.run_in_executor(self.executor, self.submit_bytes, ref, stamped)
+                await loop.run_in_executor(self.executor, self.hand_over, ref, stamped)
         except Exception as exc:
             self._error(session, exc)
             return INTERNAL

@@ -1,7 +1,7 @@
 """SMTP BCC intake: users BCC or forward mail to a secret address; it lands on CRM records.
 
 An aiosmtpd Controller runs in its own thread and only spools: `250` goes out once the raw
-bytes are fsynced in the spool and the ledger has the location (`submit_bytes`); the pipeline
+bytes are fsynced in the spool and the ledger has the location (`IntakePort.hand_over_now`); the pipeline
 workers do the rest. A copy is (source, the user's address, "BCC", spool id), so the mailbox
 is the user and the rules in `bcc.yaml` see their mail as outbound.
 
@@ -24,7 +24,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from gateway.errors import ConfigError
-from gateway.mailboxes.base import LedgerOnly, SourceEnv, Submit
+from gateway.mailboxes.base import Found, IntakePort, LedgerOnly, SourceEnv
 from gateway.mailboxes.smtp.config import SmtpConfig
 from gateway.mailboxes.smtp.handler import GuardedSMTP, IntakeHandler
 from gateway.mailboxes.smtp.policy import Directory, RateLimiter, Throttled, Verifier
@@ -67,7 +67,7 @@ class _Controller(Controller):
 class SmtpIntake:
     type = "smtp"
 
-    def __init__(self, config: SmtpConfig, submit_bytes: Callable[..., Any],
+    def __init__(self, config: SmtpConfig, intake: IntakePort,
                  resolve: Callable[[str], Any] = lambda p: p, dkim_dnsfunc: Callable[..., Any] | None = None) -> None:
         self.config = config
         self.name = config.name
@@ -82,7 +82,7 @@ class SmtpIntake:
         limiter = RateLimiter(config.rate_limit.per_minute, config.rate_limit.burst) if config.rate_limit else None
         # (ref, raw) → location id; never waits for queue space, so the client is answered at once
         self.handler = IntakeHandler(config, self.directory, self.verifier, limiter,
-                                     lambda ref, raw: submit_bytes(ref, raw), None, self.hostname)
+                                     lambda ref, raw: intake.hand_over_now(Found(ref, raw)), None, self.hostname)
         self.controller: _Controller | None = None
         self.listening = False
         self._loop_error_seen: dict[str, Any] = {}
@@ -141,14 +141,14 @@ class SmtpIntake:
 
     # ---- the Source protocol --------------------------------------------------------------
 
-    def run(self, submit: Submit, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event) -> None:
         self.start()
         try:
             stop.wait()
         finally:
             self.close()
 
-    def scan_once(self, submit: Submit, progress: Callable[[int, int], None] | None = None) -> int:
+    def scan_once(self, progress: Callable[[int, int], None] | None = None) -> int:
         return 0  # nothing to scan: mail arrives only while `run` listens
 
     def status(self) -> dict[str, Any]:
@@ -161,4 +161,4 @@ class SmtpIntake:
 
 
 def make(config: SmtpConfig, env: SourceEnv) -> tuple[SmtpIntake, LedgerOnly]:
-    return SmtpIntake(config, env.submit_bytes, env.config.resolve), LedgerOnly()
+    return SmtpIntake(config, env.intake, env.resolve), LedgerOnly()

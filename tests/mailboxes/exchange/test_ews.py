@@ -9,8 +9,8 @@ import pytest
 
 from gateway.admin import status_doc
 from gateway.mailboxes.ews.session import EwsError
-from gateway.service import wait_until
 from tests.mailboxes.exchange.fixtures import MAILBOX, Running, emails, ews_source, home_with, mail
+from tests.waiting import wait_until
 
 
 def test_vleads_mail_reaches_the_crm_by_push_and_carries_the_categories(ews, tmp_path):
@@ -114,18 +114,18 @@ def test_a_dropped_connection_is_retried(ews, tmp_path):
 def test_clear_errors_for_credentials_rights_and_missing_folders(ews, tmp_path):
     wrong = home_with(tmp_path, "a", ews_source(ews, password="nope")).gateway()
     with pytest.raises(EwsError, match="wrong credentials for 'svc-crm'"):
-        wrong.sources[0].scan_once(None)
+        wrong.sources[0].scan_once()
     wrong.close()
 
     ews.allowed.discard(MAILBOX)
     denied = home_with(tmp_path, "b", ews_source(ews)).gateway()
     with pytest.raises(EwsError, match="may not impersonate sales@example.com"):
-        denied.sources[0].scan_once(None)
+        denied.sources[0].scan_once()
     denied.close()
     ews.allowed.add(MAILBOX)
 
     missing = home_with(tmp_path, "c", ews_source(ews, create_folders=False)).gateway()
     with pytest.raises(EwsError, match="folder 'VLeads' is missing in sales@example.com"):
-        missing.sources[0].scan_once(None)
+        missing.sources[0].scan_once()
     missing.close()
     assert ews.folder(MAILBOX, "VLeads") is None

@@ -7,8 +7,8 @@ import pytest
 
 from gateway.admin import status_doc
 from gateway.mailboxes.graph.source import GraphError
-from gateway.service import wait_until
 from tests.mailboxes.exchange.fixtures import MAILBOX, Running, emails, graph_source, home_with, mail
+from tests.waiting import wait_until
 
 
 def test_vleads_mail_reaches_the_crm_and_carries_the_categories(graph, tls, tmp_path):
@@ -73,17 +73,17 @@ def test_429_is_waited_out_for_the_retry_after_asked(graph, tls, tmp_path):
 def test_clear_errors_for_secret_permission_and_missing_folder(graph, tls, tmp_path):
     wrong = home_with(tmp_path, "a", graph_source(graph, tls[0], client_secret="nope")).gateway()
     with pytest.raises(GraphError, match="refused a token.*invalid_client.*AADSTS7000215"):
-        wrong.sources[0].scan_once(None)
+        wrong.sources[0].scan_once()
     wrong.close()
 
     graph.roles.clear()
     denied = home_with(tmp_path, "b", graph_source(graph, tls[0])).gateway()
     with pytest.raises(GraphError, match="403 ErrorAccessDenied.*Mail.ReadWrite"):
-        denied.sources[0].scan_once(None)
+        denied.sources[0].scan_once()
     denied.close()
     graph.roles.add("Mail.ReadWrite")
 
     missing = home_with(tmp_path, "c", graph_source(graph, tls[0], create_folders=False)).gateway()
     with pytest.raises(GraphError, match="folder 'VLeads' is missing in sales@example.com"):
-        missing.sources[0].scan_once(None)
+        missing.sources[0].scan_once()
     missing.close()

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from gateway.mailboxes.imap import source as imap_source
-from gateway.service import Gateway
+from gateway.runtime.intake import Intake
 from tests.mail import make_mail
 from tests.mailboxes.imap.fixtures import message_id_of, wait_for
 from tests.mailboxes.imap.proxy import ImapProxy
@@ -35,15 +35,15 @@ def test_mail_appended_during_a_long_scan_is_picked_up_without_waiting_for_the_i
     old = [make_mail(sender=f"O{i} <o{i}@old{i}.org>", subject=f"Backlog {i}") for i in range(3)]
     dovecot.multiappend("VLeads", old)
     scanning, appended = threading.Event(), threading.Event()
-    original = Gateway.submit_many
+    original = Intake.hand_over
 
-    def slow_hand_over(self: Gateway, items: Any, **kw: Any) -> list[int]:
+    def slow_hand_over(self: Intake, items: Any, **kw: Any) -> list[int]:
         if not scanning.is_set():  # the first copy of the scan: held until the new mail is in
             scanning.set()
             appended.wait(120)
         return original(self, items, **kw)
 
-    monkeypatch.setattr(Gateway, "submit_many", slow_hand_over)
+    monkeypatch.setattr(Intake, "hand_over", slow_hand_over)
     home = imap_home(folders=["VLeads"], source={"batch": 1})  # one FETCH per mail: several answers follow
     home.start()
     assert scanning.wait(60), "the scan did not start"
@@ -63,7 +63,7 @@ def test_a_ledger_error_in_a_folder_loop_is_survived_shown_in_status_and_mail_st
     home = imap_home(folders=["VLeads"])
     gw = home.start()
     home.wait_idle("VLeads")
-    ledger = gw.sources[0].env.ledger
+    ledger = gw.ledger
     original = ledger.set_cursor
     broken = {"on": True, "raised": 0}
 

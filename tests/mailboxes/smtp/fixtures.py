@@ -56,7 +56,7 @@ def set_source(home: Home, **over: Any) -> None:
 @contextlib.contextmanager
 def running(home: Home, **gateway_kw: Any) -> Iterator[Any]:
     """The whole gateway (`run`) in a thread; yields it once the SMTP port answers."""
-    from gateway.service import wait_until
+    from tests.waiting import wait_until
 
     gw = home.gateway(**gateway_kw)
     stop = threading.Event()
@@ -115,7 +115,7 @@ def spawned(home: Home, *args: str, preexec_fn: Any = None) -> Iterator[Any]:
 
 
 def wait_untillistening(port: int, proc: Any) -> bool:
-    from gateway.service import wait_until
+    from tests.waiting import wait_until
 
     return wait_until(lambda: proc.poll() is not None or listening(port), DEADLINE) and proc.poll() is None
 

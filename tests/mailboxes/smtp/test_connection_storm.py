@@ -9,7 +9,6 @@ import resource
 import socket
 import time
 
-from gateway.service import wait_until
 from tests.fixtures import FOLDERS, Home
 from tests.mail import make_mail as raw_mail
 from tests.mailboxes.smtp.fixtures import (
@@ -25,6 +24,7 @@ from tests.mailboxes.smtp.fixtures import (
     smtp_source,
     spawned,
 )
+from tests.waiting import wait_until
 
 NOFILE = 320  # the gateway idles at about 20 descriptors; the storm alone would need 400
 STORM = 400

@@ -11,7 +11,6 @@ import sys
 
 import pytest
 
-from gateway.service import wait_until
 from tests.mailboxes.smtp.fixtures import (
     DEADLINE,
     INTAKE,
@@ -25,6 +24,7 @@ from tests.mailboxes.smtp.fixtures import (
     settled,
     spooled_files,
 )
+from tests.waiting import wait_until
 
 
 def test_the_spool_survives_kill_9_right_after_250_and_the_mail_is_processed_once(smtp_home):

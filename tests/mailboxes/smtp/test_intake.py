@@ -10,7 +10,6 @@ from email.message import EmailMessage
 
 import pytest
 
-from gateway.service import wait_until
 from tests.mailboxes.smtp.fixtures import (
     DEADLINE,
     INTAKE,
@@ -26,6 +25,7 @@ from tests.mailboxes.smtp.fixtures import (
     settled,
     spooled_files,
 )
+from tests.waiting import wait_until
 
 
 def test_bcc_to_the_secret_address_attaches_the_mail_to_every_recipient(smtp_home):

@@ -10,7 +10,6 @@ import subprocess
 
 import pytest
 
-from gateway.service import wait_until
 from tests.mailboxes.smtp.fixtures import (
     DEADLINE,
     INTAKE,
@@ -24,6 +23,7 @@ from tests.mailboxes.smtp.fixtures import (
     settled,
     spawned,
 )
+from tests.waiting import wait_until
 
 
 def test_a_debug_log_never_shows_the_token_but_keeps_the_gateways_masked_session_lines(smtp_home, tmp_path):

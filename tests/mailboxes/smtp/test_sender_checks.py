@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.service import wait_until
 from tests.mailboxes.smtp.fixtures import DEADLINE, INTAKE, ME, client, emails_by_subject, make_mail, running, set_source, settled
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")

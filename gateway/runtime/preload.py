@@ -1,4 +1,4 @@
-"""What the fork server loads before it forks worker processes (`gateway.workers`).
+"""What the fork server loads before it forks worker processes (`gateway.runtime.processes`).
 
 Imported once there, the modules every worker needs cost no import time per worker. Then the
 collector freezes what is loaded: objects in the permanent generation are never traversed by
@@ -15,7 +15,9 @@ import gateway.crm.sql  # noqa: F401
 import gateway.mailboxes.imap.source  # noqa: F401
 import gateway.mailboxes.imap.writeback  # noqa: F401
 import gateway.pipeline  # noqa: F401
-import gateway.service  # noqa: F401
+import gateway.runtime.handler  # noqa: F401
+import gateway.runtime.parts  # noqa: F401
+import gateway.runtime.worker_process  # noqa: F401
 
 gc.collect()
 gc.freeze()

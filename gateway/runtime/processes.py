@@ -28,57 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from gateway.budget import Watch
+from gateway.runtime.loop import Alone, Control, Copy
+from gateway.runtime.worker_process import Held, Result, StageReport, worker_main
 
 log = logging.getLogger("gateway.workers")
-_RELOAD = "reload"
-_STAGE, _BATCH = "stage", "batch"  # reports for the budget's watchdog, beside the results
 _BATCHES_PER_WORKER = 2  # a batch in hand and one waiting: a worker never idles for the next
 
 
-def _worker_main(config_path: str, index: int, inbox: Any, results: Any, log_level: str,
-                 environ: dict[str, str], lifeline: Any, halt: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
-    # The fork server was started with the environment of the pool's first start; a worker
-    # sees the parent's environment of now, as a spawned one would (`${VAR}` in the config).
-    os.environ.clear()
-    os.environ.update(environ)
-    from gateway import logs
-    from gateway.config import load_config
-    from gateway.service import Gateway, split_batch, take_batch
-
-    logs.setup(log_level)
-
-    def main_alive() -> bool:
-        # Only the main process holds the other end and never writes: readable means EOF, the
-        # main process is gone (SIGKILL, OOM). Nor does the fork server end first: every
-        # worker it forks inherits its liveness pipe, so it lives as long as they do.
-        return not lifeline.poll()
-
-    gw = Gateway(load_config(config_path), in_worker=True)
-    # The main process's watchdog keeps the time (gateway/budget.py): it hears of each stage.
-    me = (index, os.getpid())  # a worker started again in this slot reports under a new key
-    gw.pipeline.on_stage = lambda pks, stage: results.put((_STAGE, me, tuple(pks), stage.value))
-    try:
-        while True:
-            items = take_batch(inbox, gw.config.batch, main_alive)
-            work, alone = split_batch(items)
-            if work or alone:
-                results.put((_BATCH, me, tuple(work + alone), ""))
-            for group in ([work] if work else []) + [[pk] for pk in alone]:
-                for pk, state in gw._handle_many(group).items():
-                    results.put((index, pk, state))
-            if work or alone:
-                results.put((_BATCH, me, (), ""))  # nothing in hand
-            if items[-1] is None or halt.is_set():  # a stop: the batch in hand is done, the rest waits
-                return
-            if items[-1] == _RELOAD:
-                gw.rules.reload()
-    finally:
-        gw.close()
-
-
-# What every worker imports, loaded once in the fork server (see gateway/preload.py).
-_PRELOAD = ["__main__", "gateway.preload"]
+# What every worker imports, loaded once in the fork server (see gateway/runtime/preload.py).
+_PRELOAD = ["__main__", "gateway.runtime.preload"]
 
 
 def _context() -> Any:
@@ -100,7 +58,7 @@ class ProcessPool:
         self.per_worker = _BATCHES_PER_WORKER * batch
         self.config_path = str(config_path)
         self.log_level = log_level
-        self.pending: queue.Queue[Any] = queue.Queue(maxsize=n * self.per_worker)  # in the main process only
+        self.pending: queue.Queue[Copy | None] = queue.Queue(maxsize=n * self.per_worker)  # in the main process only
         self.results: Any = self._ctx.Queue()
         # A worker ends when the main process is gone, even killed: it waits on its queue only
         # while this pipe's write end, which the main process alone holds, is open.
@@ -139,19 +97,19 @@ class ProcessPool:
     def _spawn(self, i: int, inbox: Any = None) -> None:
         # a fresh queue unless given: a dead reader may have left the old one locked
         self.inboxes[i] = inbox if inbox is not None else self._ctx.Queue()
-        p = self._ctx.Process(target=_worker_main, name=f"crm-gateway-worker-{i}", daemon=True,
+        p = self._ctx.Process(target=worker_main, name=f"crm-gateway-worker-{i}", daemon=True,
                               args=(self.config_path, i, self.inboxes[i], self.results, self.log_level,
                                     dict(os.environ), self._lifeline, self._halt))
         p.start()
         self.procs[i] = p
 
-    def put(self, pk: int | tuple[str, int], block: bool = True, timeout: float | None = None) -> None:
-        self.pending.put(pk, block=block, timeout=timeout)  # queue.Full when full (not blocking, or past timeout)
+    def put(self, item: Copy, block: bool = True, timeout: float | None = None) -> None:
+        self.pending.put(item, block=block, timeout=timeout)  # queue.Full when full (not blocking, or past timeout)
 
     def reload(self) -> None:
         with self._cv:
             for inbox in self.inboxes:
-                inbox.put(_RELOAD)
+                inbox.put(Control.RELOAD)
 
     def _dispatch(self) -> None:
         while True:
@@ -165,7 +123,7 @@ class ProcessPool:
                         break
                     self._cv.wait(0.5)
                 i = min(free, key=lambda k: len(self.holding[k]))
-                self.holding[i].add(pk[1] if isinstance(pk, tuple) else pk)
+                self.holding[i].add(pk.pk if isinstance(pk, Alone) else pk)
                 self.inboxes[i].put(pk)
 
     def _collect(self) -> None:
@@ -182,22 +140,20 @@ class ProcessPool:
                 item = ()
             if item is None:  # sent by `stop` once every worker has ended: their results came first
                 return
-            if item and item[0] in (_STAGE, _BATCH):
-                _, key, pks, stage = item
-                if self.watch.is_abandoned(key):
-                    pass  # a report the killed worker sent before it was killed
-                elif item[0] == _STAGE:
-                    self.watch.enter(key, pks, stage)
-                elif pks:
-                    self.watch.batch(key, pks)
+            if isinstance(item, (StageReport, Held)) and self.watch.is_abandoned(item.key):
+                pass  # a report the killed worker sent before it was killed
+            elif isinstance(item, StageReport):
+                self.watch.enter(item.key, item.pks, item.stage)
+            elif isinstance(item, Held):
+                if item.pks:
+                    self.watch.batch(item.key, item.pks)
                 else:
-                    self.watch.done(key)
-            elif item:
-                i, pk, state = item
+                    self.watch.done(item.key)
+            elif isinstance(item, Result):
                 with self._cv:
-                    self.holding[i].discard(pk)
+                    self.holding[item.index].discard(item.pk)
                     self._cv.notify_all()
-                self.on_done(pk, state)
+                self.on_done(item.pk, item.state)
             if time.monotonic() >= next_check:  # also under load: a death must not wait for a lull
                 next_check = time.monotonic() + 0.5
                 self._check_alive()
@@ -225,6 +181,10 @@ class ProcessPool:
                 self._cv.notify_all()
             for pk in lost:
                 self.on_lost(pk)
+
+    def give_up(self, key: object) -> list[int]:
+        """The watchdog's word for `abandon`: its key is (index, pid)."""
+        return self.abandon(key[0])  # type: ignore[index]
 
     def abandon(self, i: int) -> list[int]:
         """The watchdog gave up on worker i (over budget): kill it and start it again. What it
@@ -263,7 +223,7 @@ class ProcessPool:
         self._threads[0].join(timeout=5)
         for inbox in inboxes:
             if inbox is not None:
-                inbox.put(None)
+                inbox.put(Control.STOP)
                 inbox.cancel_join_thread()  # what a worker leaves unread must not hold up this process's exit
         deadline = time.monotonic() + grace
         for p in procs:
