@@ -47,6 +47,7 @@ test-deps:
 # [tool.importlinter]); `make test` runs it first, so a broken rule stops the suite early.
 lint: $(TSTAMP)
 	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/mypy gateway
 	$(BIN)/lint-imports
 

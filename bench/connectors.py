@@ -108,8 +108,17 @@ def main(argv: list[str] | None = None) -> int:
             home = work / "tryton-home"
             home.mkdir()
             cfg = make_home(home, args.workers)
-            _set_crm(cfg, {"backend": "tryton", "url": server.url, "database": server.database,
-                           "username": server.username, "password": server.password})
+            _set_crm(
+                cfg,
+                {
+                    "backend": "tryton",
+                    "url": server.url,
+                    "database": server.database,
+                    "username": server.username,
+                    "password": server.password,
+                },
+            )
+
             def fresh() -> Any:  # Gateway.close() closes its connector: one per run
                 c = crm_connector(load_config(cfg))
                 c.find("warm-up@bench.example", ["contact"])  # log-in and set-up: not per message
@@ -121,27 +130,39 @@ def main(argv: list[str] | None = None) -> int:
             say("Tryton: the corpus ...")
             summary, secs = _run(cfg, connector)
             used = connector.rpc.requests - before
-            out["tryton"] = {"messages": n, "seconds": round(secs, 2), "msgs_per_s": round(n / secs, 1), "states": summary,
-                             "requests": used, "requests_per_message": round(used / n, 2)}
+            out["tryton"] = {
+                "messages": n,
+                "seconds": round(secs, 2),
+                "msgs_per_s": round(n / secs, 1),
+                "states": summary,
+                "requests": used,
+                "requests_per_message": round(used / n, 2),
+            }
 
             from gateway.crm.base import PartyData
 
             sender = "Kim Known <kim.known@known.example>"
             connector = fresh()
-            connector.create("contact", PartyData(kind="contact", first_name="Kim", last_name="Known",
-                                                  emails=("kim.known@known.example",)))
+            connector.create(
+                "contact", PartyData(kind="contact", first_name="Kim", last_name="Known", emails=("kim.known@known.example",))
+            )
             connector.close()
             known: dict[str, Any] = {}
             for folder in ("VContacts", "CRM sync"):
                 for i in range(args.known):
                     (home / "var" / "mail" / folder / "new" / f"known-{folder.replace(' ', '_')}-{i}.eml").write_bytes(
-                        _known_sender_mail(i, sender, folder))
+                        _known_sender_mail(i, sender, folder)
+                    )
                 connector = fresh()
                 before = connector.rpc.requests
                 summary, secs = _run(cfg, connector)
                 used = connector.rpc.requests - before
-                known[folder] = {"messages": args.known, "states": summary, "requests": used,
-                                 "requests_per_message": round(used / args.known, 2)}
+                known[folder] = {
+                    "messages": args.known,
+                    "states": summary,
+                    "requests": used,
+                    "requests_per_message": round(used / args.known, 2),
+                }
             out["tryton_known_sender"] = known
         finally:
             server.stop()

@@ -29,32 +29,158 @@ OWNER = "me@example.com"
 BIG_SIZE = 20 * 1024 * 1024
 HTML_SIZE = 10 * 1024 * 1024  # the HTML-only mail: a long report or a newsletter archive
 
-FIRST = ["Anna", "Ben", "Clara", "David", "Eva", "Felix", "Greta", "Hugo", "Ida", "Jonas", "Karl", "Lena",
-         "Marta", "Nils", "Olga", "Paul", "Rosa", "Sven", "Tina", "Ulf", "Vera", "Wim", "Yusuf", "Zoe",
-         "Jürgen", "Zoë", "Søren", "Łukasz", "Chloé", "Ångström", "Renée", "José", "Dvořák", "Ødegaard",
-         "Мария", "Иван", "李", "王芳", "さくら", "محمد", "Γιώργος", "Ewa", "Björn"]
-LAST = ["Müller", "Schmidt", "Meyer", "Smith", "Jones", "Rossi", "García", "Nowak", "Kowalski", "Dubois",
-        "Janssen", "Novák", "Öztürk", "Ångström", "Lefèvre", "Petrov", "Иванова", "Chen", "田中", "Papadopoulos",
-        "Berg", "Lund", "Fischer", "Weber", "Wagner", "Becker", "Hoffmann", "Schäfer", "Koch", "Bauer"]
-COMPANY_DOMAINS = [f"{w}.example" for w in (
-    "acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka", "tyrell", "cyberdyne",
-    "soylent", "oscorp", "vandelay", "gringotts", "monarch", "duff", "nakatomi", "virtucon", "massive",
-    "aperture", "blackmesa", "contoso", "fabrikam", "northwind", "adventure", "litware", "proseware",
-    "tailspin", "wingtip", "woodgrove", "müller-bau", "bäckerei-schmidt", "société-générale")]
+FIRST = [
+    "Anna",
+    "Ben",
+    "Clara",
+    "David",
+    "Eva",
+    "Felix",
+    "Greta",
+    "Hugo",
+    "Ida",
+    "Jonas",
+    "Karl",
+    "Lena",
+    "Marta",
+    "Nils",
+    "Olga",
+    "Paul",
+    "Rosa",
+    "Sven",
+    "Tina",
+    "Ulf",
+    "Vera",
+    "Wim",
+    "Yusuf",
+    "Zoe",
+    "Jürgen",
+    "Zoë",
+    "Søren",
+    "Łukasz",
+    "Chloé",
+    "Ångström",
+    "Renée",
+    "José",
+    "Dvořák",
+    "Ødegaard",
+    "Мария",
+    "Иван",
+    "李",
+    "王芳",
+    "さくら",
+    "محمد",
+    "Γιώργος",
+    "Ewa",
+    "Björn",
+]
+LAST = [
+    "Müller",
+    "Schmidt",
+    "Meyer",
+    "Smith",
+    "Jones",
+    "Rossi",
+    "García",
+    "Nowak",
+    "Kowalski",
+    "Dubois",
+    "Janssen",
+    "Novák",
+    "Öztürk",
+    "Ångström",
+    "Lefèvre",
+    "Petrov",
+    "Иванова",
+    "Chen",
+    "田中",
+    "Papadopoulos",
+    "Berg",
+    "Lund",
+    "Fischer",
+    "Weber",
+    "Wagner",
+    "Becker",
+    "Hoffmann",
+    "Schäfer",
+    "Koch",
+    "Bauer",
+]
+COMPANY_DOMAINS = [
+    f"{w}.example"
+    for w in (
+        "acme",
+        "globex",
+        "initech",
+        "umbrella",
+        "hooli",
+        "stark",
+        "wayne",
+        "wonka",
+        "tyrell",
+        "cyberdyne",
+        "soylent",
+        "oscorp",
+        "vandelay",
+        "gringotts",
+        "monarch",
+        "duff",
+        "nakatomi",
+        "virtucon",
+        "massive",
+        "aperture",
+        "blackmesa",
+        "contoso",
+        "fabrikam",
+        "northwind",
+        "adventure",
+        "litware",
+        "proseware",
+        "tailspin",
+        "wingtip",
+        "woodgrove",
+        "müller-bau",
+        "bäckerei-schmidt",
+        "société-générale",
+    )
+]
 FREEMAIL = ["gmail.com", "outlook.com", "gmx.de", "web.de", "yahoo.com", "hotmail.com"]
-SUBJECTS = ["Angebot für {c}", "Re: Meeting next week", "Quote request", "Invoice 4711", "Rechnung {n}",
-            "Ihre Anfrage vom {d}", "Follow-up: demo", "Fwd: Vertrag", "Déjà vu – nouvelle offre",
-            "Предложение о сотрудничестве", "会議の件", "Price list 2026", "Question about order #{n}",
-            "Grüße aus München", "Re: Re: Lieferung", "Termin bestätigt ✅", "Projekt Ü-{n}",
-            "Support case {n}", "Welcome aboard", "Könnten Sie mir helfen?"]
-WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore "
-         "et dolore magna aliqua über grüße straße café naïve façade smörgåsbord ½ € données приветствие "
-         "договор 会議 資料 price quote offer delivery invoice contract meeting schedule").split()
-ATTACH_TYPES = [("application", "pdf", "pdf"), ("image", "png", "png"), ("image", "jpeg", "jpg"),
-                ("application", "vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
-                ("text", "csv", "csv"), ("application", "zip", "zip")]
-ATTACH_NAMES = ["Angebot", "invoice", "Rechnung", "photo", "Präsentation", "contract", "Übersicht", "données",
-                "scan", "報告書"]
+SUBJECTS = [
+    "Angebot für {c}",
+    "Re: Meeting next week",
+    "Quote request",
+    "Invoice 4711",
+    "Rechnung {n}",
+    "Ihre Anfrage vom {d}",
+    "Follow-up: demo",
+    "Fwd: Vertrag",
+    "Déjà vu – nouvelle offre",
+    "Предложение о сотрудничестве",
+    "会議の件",
+    "Price list 2026",
+    "Question about order #{n}",
+    "Grüße aus München",
+    "Re: Re: Lieferung",
+    "Termin bestätigt ✅",
+    "Projekt Ü-{n}",
+    "Support case {n}",
+    "Welcome aboard",
+    "Könnten Sie mir helfen?",
+]
+WORDS = (
+    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore "
+    "et dolore magna aliqua über grüße straße café naïve façade smörgåsbord ½ € données приветствие "
+    "договор 会議 資料 price quote offer delivery invoice contract meeting schedule"
+).split()
+ATTACH_TYPES = [
+    ("application", "pdf", "pdf"),
+    ("image", "png", "png"),
+    ("image", "jpeg", "jpg"),
+    ("application", "vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
+    ("text", "csv", "csv"),
+    ("application", "zip", "zip"),
+]
+ATTACH_NAMES = ["Angebot", "invoice", "Rechnung", "photo", "Präsentation", "contract", "Übersicht", "données", "scan", "報告書"]
 
 
 @dataclass
@@ -127,11 +253,15 @@ def _big_html(rng: random.Random, size: int) -> str:
     row = 0
     while n < size:
         row += 1
-        cells = "".join(f'<td class="c{j}" style="padding:2px">{rng.choice(WORDS)} {rng.randint(1, 99999)}</td>'
-                        for j in range(6))
-        block = (f"<tr>{cells}</tr>" if row % 20 else
-                 f'</table><p>Section {row // 20}: {" ".join(rng.choice(WORDS) for _ in range(40))} '
-                 f'<a href="https://example.org/r/{row}">more</a></p><table>')
+        cells = "".join(
+            f'<td class="c{j}" style="padding:2px">{rng.choice(WORDS)} {rng.randint(1, 99999)}</td>' for j in range(6)
+        )
+        block = (
+            f"<tr>{cells}</tr>"
+            if row % 20
+            else f"</table><p>Section {row // 20}: {' '.join(rng.choice(WORDS) for _ in range(40))} "
+            f'<a href="https://example.org/r/{row}">more</a></p><table>'
+        )
         chunks.append(block)
         n += len(block.encode())
     chunks.append("</table></body></html>")
@@ -191,8 +321,11 @@ def make_message(rng: random.Random, people: _People, i: int, when: datetime, ki
     else:
         msg.set_content(body)
         if kind in ("alternative", "attachments") and rng.random() < (1.0 if kind == "alternative" else 0.6):
-            html = "<html><head><title>t</title><style>p{color:red}</style></head><body>" + "".join(
-                f"<p>{line}</p>" for line in body.splitlines()) + '<p><a href="https://example.org/x">link</a></p></body></html>'
+            html = (
+                "<html><head><title>t</title><style>p{color:red}</style></head><body>"
+                + "".join(f"<p>{line}</p>" for line in body.splitlines())
+                + '<p><a href="https://example.org/x">link</a></p></body></html>'
+            )
             msg.add_alternative(html, subtype="html")
         if kind == "attachments":
             for _ in range(rng.choice([1, 1, 1, 2])):
@@ -200,8 +333,9 @@ def make_message(rng: random.Random, people: _People, i: int, when: datetime, ki
                 fname = f"{rng.choice(ATTACH_NAMES)}_{rng.randint(1, 999)}.{ext}"
                 msg.add_attachment(_payload(rng, _attachment_size(rng)), maintype=maintype, subtype=subtype, filename=fname)
         elif kind == "big":
-            msg.add_attachment(_payload(rng, BIG_SIZE * 3 // 4 - 200_000), maintype="application", subtype="zip",
-                               filename="Große Sicherung.zip")
+            msg.add_attachment(
+                _payload(rng, BIG_SIZE * 3 // 4 - 200_000), maintype="application", subtype="zip", filename="Große Sicherung.zip"
+            )
     raw = msg.as_bytes()
     name = f"{int(when.timestamp())}.M{i:06d}P1.bench"
     return raw, Entry(folder, name, len(raw), kind, auto, outbound)
@@ -232,12 +366,21 @@ def build(root: Path, count: int = 3000, seed: int = 20260101) -> dict:
         (root / entry.folder / "new" / entry.name).write_bytes(raw)
         entries.append(entry)
         total += len(raw)
-    manifest = {"count": count, "seed": seed, "bytes": total, "new_senders": people.new_n, "pool": len(people.pool),
-                "by_folder": {f: sum(1 for e in entries if e.folder == f) for f in FOLDERS},
-                "by_kind": {k: sum(1 for e in entries if e.kind == k) for k in ("plain", "alternative", "attachments", "big", "big_html")},
-                "automated": sum(1 for e in entries if e.automated), "outbound": sum(1 for e in entries if e.outbound),
-                "largest": max(e.size for e in entries),
-                "files": [asdict(e) for e in entries]}
+    manifest = {
+        "count": count,
+        "seed": seed,
+        "bytes": total,
+        "new_senders": people.new_n,
+        "pool": len(people.pool),
+        "by_folder": {f: sum(1 for e in entries if e.folder == f) for f in FOLDERS},
+        "by_kind": {
+            k: sum(1 for e in entries if e.kind == k) for k in ("plain", "alternative", "attachments", "big", "big_html")
+        },
+        "automated": sum(1 for e in entries if e.automated),
+        "outbound": sum(1 for e in entries if e.outbound),
+        "largest": max(e.size for e in entries),
+        "files": [asdict(e) for e in entries],
+    }
     (root / "manifest.json").write_text(json.dumps(manifest))
     return manifest
 

@@ -53,13 +53,12 @@ def raw_baseline(d: Dovecot, folder: str, db: Path, batch: int = 100) -> dict[st
         c.select_folder(folder)
         uids = c.search("ALL")
         for i in range(0, len(uids), batch):
-            chunk = uids[i:i + batch]
+            chunk = uids[i : i + batch]
             data = c.fetch(chunk, ["BODY.PEEK[]"])
             for uid in chunk:
                 raw = data[uid][b"BODY[]"]
                 m = mailparser.parse_from_bytes(raw)
-                con.execute("INSERT INTO mail VALUES (?,?,?,?,?)",
-                            (uid, m.message_id, m.subject, str(m.from_), len(raw)))
+                con.execute("INSERT INTO mail VALUES (?,?,?,?,?)", (uid, m.message_id, m.subject, str(m.from_), len(raw)))
                 n += 1
             con.commit()
             c.add_flags(chunk, ["RawBench"], silent=True)
@@ -68,14 +67,24 @@ def raw_baseline(d: Dovecot, folder: str, db: Path, batch: int = 100) -> dict[st
     return {"messages": n, "seconds": round(elapsed, 2), "msgs_per_s": round(n / elapsed, 1)}
 
 
-def make_home(root: Path, d: Dovecot, folders: list[str], workers: int | None, processes: int = 1,
-              user: str = "alice") -> Any:
+def make_home(root: Path, d: Dovecot, folders: list[str], workers: int | None, processes: int = 1, user: str = "alice") -> Any:
     from tests.fixtures import Home
 
     root.mkdir(parents=True, exist_ok=True)
-    src = {"name": "mail", "type": "imap", "host": d.host, "port": d.port, "security": "none", "username": user,
-           "password": d.users[user], "owner": [corpus.OWNER], "crm_user": corpus.OWNER, "folders": folders,
-           "create_folders": True, "poll_interval": 5}
+    src = {
+        "name": "mail",
+        "type": "imap",
+        "host": d.host,
+        "port": d.port,
+        "security": "none",
+        "username": user,
+        "password": d.users[user],
+        "owner": [corpus.OWNER],
+        "crm_user": corpus.OWNER,
+        "folders": folders,
+        "create_folders": True,
+        "poll_interval": 5,
+    }
     home = Home(root, extra={"sources": [src], "processes": processes})
     import yaml
 
@@ -88,8 +97,9 @@ def make_home(root: Path, d: Dovecot, folders: list[str], workers: int | None, p
     return home
 
 
-def gateway_drain(d: Dovecot, work: Path, folder: str, workers: int | None, count: int, processes: int = 1,
-                  user: str = "alice") -> dict[str, Any]:
+def gateway_drain(
+    d: Dovecot, work: Path, folder: str, workers: int | None, count: int, processes: int = 1, user: str = "alice"
+) -> dict[str, Any]:
     home = make_home(work / f"drain-{user}", d, [folder], workers, processes, user)
     gw = home.gateway()
     try:
@@ -98,8 +108,13 @@ def gateway_drain(d: Dovecot, work: Path, folder: str, workers: int | None, coun
         elapsed = time.perf_counter() - t0
     finally:
         gw.close()
-    return {"messages": count, "seconds": round(elapsed, 2), "msgs_per_s": round(count / elapsed, 1), "states": summary,
-            "processes": processes}
+    return {
+        "messages": count,
+        "seconds": round(elapsed, 2),
+        "msgs_per_s": round(count / elapsed, 1),
+        "states": summary,
+        "processes": processes,
+    }
 
 
 def latency(d: Dovecot, work: Path, n: int, workers: int | None) -> dict[str, Any]:
@@ -169,9 +184,12 @@ def latency(d: Dovecot, work: Path, n: int, workers: int | None) -> dict[str, An
         xs = sorted(xs)
         return round(xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))], 1) if xs else float("nan")
 
-    return {"n": n, "gateway_ms": {"p50": pct(gw_lat, 50), "p99": pct(gw_lat, 99), "measured": len(gw_lat)},
-            "raw_idle_ms": {"p50": pct(raw_lat, 50), "p99": pct(raw_lat, 99), "measured": len(raw_lat)},
-            "mean_gateway_ms": round(statistics.fmean(gw_lat), 1) if gw_lat else None}
+    return {
+        "n": n,
+        "gateway_ms": {"p50": pct(gw_lat, 50), "p99": pct(gw_lat, 99), "measured": len(gw_lat)},
+        "raw_idle_ms": {"p50": pct(raw_lat, 50), "p99": pct(raw_lat, 99), "measured": len(raw_lat)},
+        "mean_gateway_ms": round(statistics.fmean(gw_lat), 1) if gw_lat else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                 d.multiappend("VLeads", raws, user=user)
             fill = time.perf_counter() - t0
             first = raw_baseline(d, "Raw", work / "raw.db")
-            drains = [gateway_drain(d, work, "VLeads", args.workers, len(raws), n, user) for n, user in zip(runs, users, strict=False)]
+            drains = [
+                gateway_drain(d, work, "VLeads", args.workers, len(raws), n, user) for n, user in zip(runs, users, strict=False)
+            ]
             # The baseline once more after the drains, and the faster of the two counts: a
             # baseline slowed by a noisy neighbour must not flatter the ratio.
             a = max(first, raw_baseline(d, "Raw", work / "raw2.db"), key=lambda r: r["msgs_per_s"])
@@ -212,8 +232,14 @@ def main(argv: list[str] | None = None) -> int:
             d.close()
     for g in drains:
         g["ratio"] = round(g["msgs_per_s"] / a["msgs_per_s"], 2)
-    result = {"messages": len(raws), "fill_seconds": round(fill, 2), "raw": a, "gateway": drains,
-              "ratio_b_over_a": b["ratio"], "latency": lat}
+    result = {
+        "messages": len(raws),
+        "fill_seconds": round(fill, 2),
+        "raw": a,
+        "gateway": drains,
+        "ratio_b_over_a": b["ratio"],
+        "latency": lat,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

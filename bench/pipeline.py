@@ -50,6 +50,7 @@ def _peak_rss_mb() -> float:
 
 # ---------------------------------------------------------------- phase (a): baseline
 
+
 def _tree_pids(root: int) -> list[int]:
     pids, todo = [], [root]
     while todo:
@@ -119,8 +120,10 @@ def phase_baseline(corpus_dir: Path, work: Path) -> dict[str, Any]:
     db = sqlite3.connect(work / "baseline.db", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("CREATE TABLE mail (id INTEGER PRIMARY KEY, folder TEXT, message_id TEXT, subject TEXT, "
-               "from_addr TEXT, to_addr TEXT, date TEXT, size INTEGER, attachments INTEGER, body TEXT)")
+    db.execute(
+        "CREATE TABLE mail (id INTEGER PRIMARY KEY, folder TEXT, message_id TEXT, subject TEXT, "
+        "from_addr TEXT, to_addr TEXT, date TEXT, size INTEGER, attachments INTEGER, body TEXT)"
+    )
     n = nbytes = 0
     t0 = time.perf_counter()
     for folder, path in items:
@@ -129,21 +132,41 @@ def phase_baseline(corpus_dir: Path, work: Path) -> dict[str, Any]:
         frm = mail.from_[0][1] if mail.from_ else ""
         to = ", ".join(a for _, a in mail.to)
         db.execute("BEGIN")
-        db.execute("INSERT INTO mail (folder, message_id, subject, from_addr, to_addr, date, size, attachments, body) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   (folder, mail.message_id, mail.subject, frm, to, str(mail.date), len(raw), len(mail.attachments),
-                    mail.text_plain[0][:2000] if mail.text_plain else ""))
+        db.execute(
+            "INSERT INTO mail (folder, message_id, subject, from_addr, to_addr, date, size, attachments, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                folder,
+                mail.message_id,
+                mail.subject,
+                frm,
+                to,
+                str(mail.date),
+                len(raw),
+                len(mail.attachments),
+                mail.text_plain[0][:2000] if mail.text_plain else "",
+            ),
+        )
         db.execute("COMMIT")
         n += 1
         nbytes += len(raw)
     elapsed = time.perf_counter() - t0
     rows = db.execute("SELECT count(*) FROM mail").fetchone()[0]
     db.close()
-    return {"phase": "baseline", "messages": n, "rows": rows, "bytes": nbytes, "seconds": elapsed,
-            "msgs_per_s": n / elapsed, "rss_after_import_mb": rss_start, "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "phase": "baseline",
+        "messages": n,
+        "rows": rows,
+        "bytes": nbytes,
+        "seconds": elapsed,
+        "msgs_per_s": n / elapsed,
+        "rss_after_import_mb": rss_start,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 # ---------------------------------------------------------------- phase (b): gateway
+
 
 def make_home(root: Path, workers: int | None, processes: int = 1) -> Path:
     """A gateway home like tests/fixtures.py's Home: config.yaml, rules/, var/mail (Maildir, fs)."""
@@ -160,8 +183,17 @@ def make_home(root: Path, workers: int | None, processes: int = 1) -> Path:
         "rules": ["rules/*.yaml"],
         "processes": processes,
         "internal_domains": ["example.com"],
-        "sources": [{"name": "local", "type": "maildir", "path": "var/mail", "layout": "fs",
-                     "owner": [corpus.OWNER], "crm_user": corpus.OWNER, "folders": corpus.FOLDERS}],
+        "sources": [
+            {
+                "name": "local",
+                "type": "maildir",
+                "path": "var/mail",
+                "layout": "fs",
+                "owner": [corpus.OWNER],
+                "crm_user": corpus.OWNER,
+                "folders": corpus.FOLDERS,
+            }
+        ],
     }
     if workers is not None:  # else the gateway's default for its CRM
         cfg["workers"] = workers
@@ -203,12 +235,22 @@ def phase_gateway(corpus_dir: Path, work: Path, workers: int | None, processes: 
             gw.close()
     elapsed = t2 - t1
     crm = _crm_counts(home / "var" / "crm.db")
-    return {"phase": "gateway", "messages": delivered, "seconds": elapsed, "init_seconds": t1 - t0,
-            "msgs_per_s": delivered / elapsed, "states": summary, "crm": crm, "workers": gw.config.workers,
-            "processes": processes, "rss_after_import_mb": rss_start, "main_peak_rss_mb": _peak_rss_mb(),
-            # the total over all processes; equal to the main process's own peak when there is one
-            "peak_rss_mb": max(tree.peak_rss, _peak_rss_mb()) if processes > 1 else _peak_rss_mb(),
-            "peak_pss_mb": tree.peak_pss if processes > 1 else None}
+    return {
+        "phase": "gateway",
+        "messages": delivered,
+        "seconds": elapsed,
+        "init_seconds": t1 - t0,
+        "msgs_per_s": delivered / elapsed,
+        "states": summary,
+        "crm": crm,
+        "workers": gw.config.workers,
+        "processes": processes,
+        "rss_after_import_mb": rss_start,
+        "main_peak_rss_mb": _peak_rss_mb(),
+        # the total over all processes; equal to the main process's own peak when there is one
+        "peak_rss_mb": max(tree.peak_rss, _peak_rss_mb()) if processes > 1 else _peak_rss_mb(),
+        "peak_pss_mb": tree.peak_pss if processes > 1 else None,
+    }
 
 
 def _crm_counts(db: Path) -> dict[str, int]:
@@ -217,8 +259,10 @@ def _crm_counts(db: Path) -> dict[str, int]:
     out: dict[str, int] = {}
     con = sqlite3.connect(db)
     try:
-        for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
-                                    "AND name != 'alembic_version' ORDER BY name"):
+        for (table,) in con.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+            "AND name != 'alembic_version' ORDER BY name"
+        ):
             out[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
     finally:
         con.close()
@@ -227,11 +271,22 @@ def _crm_counts(db: Path) -> dict[str, int]:
 
 # ---------------------------------------------------------------- driver
 
+
 def run_child(phase: str, corpus_dir: Path, work: Path, workers: int | None, processes: int = 1) -> dict[str, Any]:
     """Run one phase in a fresh interpreter; its own peak RSS is in its answer, cross-checked with wait4."""
     work.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", phase, "--corpus", str(corpus_dir),
-           "--work", str(work), "--processes", str(processes)] + (["--workers", str(workers)] if workers else [])
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--phase",
+        phase,
+        "--corpus",
+        str(corpus_dir),
+        "--work",
+        str(work),
+        "--processes",
+        str(processes),
+    ] + (["--workers", str(workers)] if workers else [])
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=REPO)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -255,10 +310,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=None, help="messages in the corpus (default 3000; --quick: 300)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 300 messages, the 20 MB one still in")
     ap.add_argument("--seed", type=int, default=20260101)
-    ap.add_argument("--workers", type=int, default=None,
-                    help="gateway pipeline threads with one process (default: the gateway's own, 1 for the embedded CRM)")
-    ap.add_argument("--processes", default="1,2",
-                    help="gateway runs to measure, by worker processes (default '1,2': one process, then two)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="gateway pipeline threads with one process (default: the gateway's own, 1 for the embedded CRM)",
+    )
+    ap.add_argument(
+        "--processes", default="1,2", help="gateway runs to measure, by worker processes (default '1,2': one process, then two)"
+    )
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (corpus, databases) and print it")
     ap.add_argument("--phase", choices=["baseline", "gateway"], help=argparse.SUPPRESS)
@@ -284,9 +344,11 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         manifest = corpus.build(tmp / "corpus", count, args.seed)
         gen_s = time.perf_counter() - t0
-        say(f"corpus: {count} messages, {manifest['bytes'] / 1e6:.1f} MB (largest {manifest['largest'] / 1e6:.1f} MB), "
+        say(
+            f"corpus: {count} messages, {manifest['bytes'] / 1e6:.1f} MB (largest {manifest['largest'] / 1e6:.1f} MB), "
             f"{manifest['by_kind']}, folders {manifest['by_folder']}, {manifest['outbound']} sent, "
-            f"{manifest['automated']} automated, {manifest['new_senders']} from new senders, written in {gen_s:.1f}s")
+            f"{manifest['automated']} automated, {manifest['new_senders']} from new senders, written in {gen_s:.1f}s"
+        )
         say("phase a: baseline (read + mail-parser + SQLite insert, commit per message) ...")
         base = run_child("baseline", tmp / "corpus", tmp / "a", args.workers)
         say(f"  {base['msgs_per_s']:.0f} msgs/s in {base['seconds']:.1f}s")
@@ -299,36 +361,67 @@ def main(argv: list[str] | None = None) -> int:
 
         ok = base["rows"] == count and all(sum(g["states"].values()) == count for g in gws)
         result = {
-            "count": count, "seed": args.seed, "corpus_mb": round(manifest["bytes"] / 1e6, 1),
-            "largest_mb": round(manifest["largest"] / 1e6, 1), "corpus_seconds": round(gen_s, 2),
-            "baseline": {"msgs_per_s": round(base["msgs_per_s"], 1), "seconds": round(base["seconds"], 2),
-                         "peak_rss_mb": round(base["peak_rss_mb"], 1)},
-            "gateway": [{"processes": g["processes"], "workers": g["workers"], "msgs_per_s": round(g["msgs_per_s"], 1),
-                         "seconds": round(g["seconds"], 2), "init_seconds": round(g["init_seconds"], 2),
-                         "ratio": round(g["msgs_per_s"] / base["msgs_per_s"], 3),
-                         "peak_rss_mb": round(g["peak_rss_mb"], 1),
-                         "peak_pss_mb": round(g["peak_pss_mb"], 1) if g["peak_pss_mb"] is not None else None,
-                         "states": g["states"], "crm": g["crm"]} for g in gws],
-            "target_ratio": TARGET_RATIO, "target_rss_mb": TARGET_RSS_MB, "all_accounted": ok,
+            "count": count,
+            "seed": args.seed,
+            "corpus_mb": round(manifest["bytes"] / 1e6, 1),
+            "largest_mb": round(manifest["largest"] / 1e6, 1),
+            "corpus_seconds": round(gen_s, 2),
+            "baseline": {
+                "msgs_per_s": round(base["msgs_per_s"], 1),
+                "seconds": round(base["seconds"], 2),
+                "peak_rss_mb": round(base["peak_rss_mb"], 1),
+            },
+            "gateway": [
+                {
+                    "processes": g["processes"],
+                    "workers": g["workers"],
+                    "msgs_per_s": round(g["msgs_per_s"], 1),
+                    "seconds": round(g["seconds"], 2),
+                    "init_seconds": round(g["init_seconds"], 2),
+                    "ratio": round(g["msgs_per_s"] / base["msgs_per_s"], 3),
+                    "peak_rss_mb": round(g["peak_rss_mb"], 1),
+                    "peak_pss_mb": round(g["peak_pss_mb"], 1) if g["peak_pss_mb"] is not None else None,
+                    "states": g["states"],
+                    "crm": g["crm"],
+                }
+                for g in gws
+            ],
+            "target_ratio": TARGET_RATIO,
+            "target_rss_mb": TARGET_RSS_MB,
+            "all_accounted": ok,
         }
         if not args.json:
-            rows = [("", "msgs/s", "ratio", "seconds", "peak RSS MB", "peak PSS MB"),
-                    ("(a) baseline", f"{base['msgs_per_s']:.0f}", "1.00", f"{base['seconds']:.1f}",
-                     f"{base['peak_rss_mb']:.0f}", "")]
+            rows = [
+                ("", "msgs/s", "ratio", "seconds", "peak RSS MB", "peak PSS MB"),
+                ("(a) baseline", f"{base['msgs_per_s']:.0f}", "1.00", f"{base['seconds']:.1f}", f"{base['peak_rss_mb']:.0f}", ""),
+            ]
             for g in gws:
                 name = f"(b) gateway x{g['processes']}" if g["processes"] > 1 else "(b) gateway"
-                rows.append((name, f"{g['msgs_per_s']:.0f}", f"{g['msgs_per_s'] / base['msgs_per_s']:.2f}",
-                             f"{g['seconds']:.1f}", f"{g['peak_rss_mb']:.0f}",
-                             f"{g['peak_pss_mb']:.0f}" if g["peak_pss_mb"] is not None else ""))
+                rows.append(
+                    (
+                        name,
+                        f"{g['msgs_per_s']:.0f}",
+                        f"{g['msgs_per_s'] / base['msgs_per_s']:.2f}",
+                        f"{g['seconds']:.1f}",
+                        f"{g['peak_rss_mb']:.0f}",
+                        f"{g['peak_pss_mb']:.0f}" if g["peak_pss_mb"] is not None else "",
+                    )
+                )
             print()
             for r in rows:
                 print(f"{r[0]:<18}{r[1]:>8}{r[2]:>8}{r[3]:>9}{r[4]:>13}{r[5]:>13}")
-            print(f"targets: ratio >= {TARGET_RATIO}, peak memory < {TARGET_RSS_MB} MB "
-                  "(with several processes: the sum over all of them, RSS counting shared pages in each, PSS once)")
+            print(
+                f"targets: ratio >= {TARGET_RATIO}, peak memory < {TARGET_RSS_MB} MB "
+                "(with several processes: the sum over all of them, RSS counting shared pages in each, PSS once)"
+            )
             for g in gws:
                 accounted = sum(g["states"].values())
-                print(f"gateway x{g['processes']} outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(g["states"].items()))
-                      + f" = {accounted} of {count}" + ("" if accounted == count else "  <-- NOT ALL ACCOUNTED FOR"))
+                print(
+                    f"gateway x{g['processes']} outcomes: "
+                    + ", ".join(f"{k} {v}" for k, v in sorted(g["states"].items()))
+                    + f" = {accounted} of {count}"
+                    + ("" if accounted == count else "  <-- NOT ALL ACCOUNTED FOR")
+                )
             print("CRM rows: " + ", ".join(f"{k} {v}" for k, v in gws[-1]["crm"].items()))
             if args.keep:
                 print(f"kept: {tmp}")

@@ -48,9 +48,11 @@ def free_port() -> int:
 
 def message(i: int) -> bytes:
     body = f"Hello number {i}.\r\n" + "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n" * 12
-    return (f"From: Me <{USER}>\r\nTo: Customer {i % 50} <c{i % 50}@customer{i % 7}.example>\r\n"
-            f"Subject: Offer {i}\r\nDate: Fri, 20 Nov 2026 09:00:00 +0100\r\n"
-            f"Message-ID: <bench-{i}-{time.time_ns()}@example.com>\r\n\r\n{body}").encode()
+    return (
+        f"From: Me <{USER}>\r\nTo: Customer {i % 50} <c{i % 50}@customer{i % 7}.example>\r\n"
+        f"Subject: Offer {i}\r\nDate: Fri, 20 Nov 2026 09:00:00 +0100\r\n"
+        f"Message-ID: <bench-{i}-{time.time_ns()}@example.com>\r\n\r\n{body}"
+    ).encode()
 
 
 def blast(port: int, count: int, threads: int) -> tuple[float, int]:
@@ -107,10 +109,23 @@ def gateway(count: int, threads: int, with_workers: bool, root: Path) -> tuple[f
 
     port = free_port()
     shutil.copytree(REPO / "rules", root / "rules")
-    cfg = {"ledger": {"url": "sqlite:///var/gateway.db"}, "crm": {"backend": "sql", "url": "sqlite:///var/crm.db"},
-           "rules": ["rules/*.yaml"], "workers": 2, "internal_domains": ["example.com"],
-           "sources": [{"name": "bcc", "type": "smtp", "listen": f"127.0.0.1:{port}", "hostname": "bench.test",
-                        "users": [{"address": USER, "token": TOKEN}], "rate_limit": None}]}
+    cfg = {
+        "ledger": {"url": "sqlite:///var/gateway.db"},
+        "crm": {"backend": "sql", "url": "sqlite:///var/crm.db"},
+        "rules": ["rules/*.yaml"],
+        "workers": 2,
+        "internal_domains": ["example.com"],
+        "sources": [
+            {
+                "name": "bcc",
+                "type": "smtp",
+                "listen": f"127.0.0.1:{port}",
+                "hostname": "bench.test",
+                "users": [{"address": USER, "token": TOKEN}],
+                "rate_limit": None,
+            }
+        ],
+    }
     (root / "config.yaml").write_text(yaml.safe_dump(cfg))
     gw = Gateway(load_config(root / "config.yaml"))
     (intake,) = gw.sources
@@ -144,14 +159,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-smtp-") as tmp:
         gw_s, gw_refused, stored = gateway(args.count, args.threads, args.with_workers, Path(tmp))
     result = {
-        "messages": args.count, "threads": args.threads, "with_workers": args.with_workers,
-        "bare_msgs_per_s": round(args.count / bare_s, 1), "gateway_msgs_per_s": round(args.count / gw_s, 1),
-        "ratio": round(bare_s / gw_s, 3), "target_ratio": TARGET_RATIO,
-        "refused": {"bare": bare_refused, "gateway": gw_refused}, "ledger_rows": stored,
+        "messages": args.count,
+        "threads": args.threads,
+        "with_workers": args.with_workers,
+        "bare_msgs_per_s": round(args.count / bare_s, 1),
+        "gateway_msgs_per_s": round(args.count / gw_s, 1),
+        "ratio": round(bare_s / gw_s, 3),
+        "target_ratio": TARGET_RATIO,
+        "refused": {"bare": bare_refused, "gateway": gw_refused},
+        "ledger_rows": stored,
     }
     if not args.json:
-        print(f"messages           {args.count} from {args.threads} client threads"
-              f"{' (pipeline workers running)' if args.with_workers else ''}")
+        print(
+            f"messages           {args.count} from {args.threads} client threads"
+            f"{' (pipeline workers running)' if args.with_workers else ''}"
+        )
         print(f"bare aiosmtpd      {result['bare_msgs_per_s']:>9} msgs/s (discards)")
         print(f"gateway intake     {result['gateway_msgs_per_s']:>9} msgs/s (spool fsync + ledger row before 250)")
         print(f"ratio              {result['ratio']:>9} (target >= {TARGET_RATIO})")

@@ -41,27 +41,54 @@ def explain_doc(gw: Gateway, ident: str) -> list[dict[str, Any]]:
     docs = []
     for row in _messages_for(gw.ledger, ident):
         plan = row.plan or {}
-        docs.append({
-            "id": row.id, "message_id": row.message_id, "subject": row.subject, "from": row.from_address,
-            "state": row.state, "reason": row.reason, "attempts": row.attempts,
-            "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
-            "rules": plan.get("touched", []), "direction": plan.get("direction"), "counterparts": plan.get("counterparts", []),
-            "found": plan.get("found", {}), "found_by_domain": plan.get("found_by_domain", {}),
-            "journal": gw.ledger.journal(row.id), "review": plan.get("review"),
-            "planned_tags": {"add": plan.get("tags_add", []), "remove": plan.get("tags_remove", []), "move": plan.get("move")},
-            "locations": [{"source": loc.ref.source, "account": loc.ref.account, "folder": loc.ref.folder,
-                           "key": loc.ref.item_key, "uidvalidity": loc.ref.uidvalidity, "state": loc.state,
-                           "tags": list(loc.tags)}
-                          for loc in gw.ledger.locations_of(row.id)],
-            "trace": plan.get("trace", []),
-            "history": [{"at": at.isoformat(), "event": ev, "detail": d} for at, ev, d in gw.ledger.events(row.id)],
-        })
+        docs.append(
+            {
+                "id": row.id,
+                "message_id": row.message_id,
+                "subject": row.subject,
+                "from": row.from_address,
+                "state": row.state,
+                "reason": row.reason,
+                "attempts": row.attempts,
+                "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
+                "rules": plan.get("touched", []),
+                "direction": plan.get("direction"),
+                "counterparts": plan.get("counterparts", []),
+                "found": plan.get("found", {}),
+                "found_by_domain": plan.get("found_by_domain", {}),
+                "journal": gw.ledger.journal(row.id),
+                "review": plan.get("review"),
+                "planned_tags": {
+                    "add": plan.get("tags_add", []),
+                    "remove": plan.get("tags_remove", []),
+                    "move": plan.get("move"),
+                },
+                "locations": [
+                    {
+                        "source": loc.ref.source,
+                        "account": loc.ref.account,
+                        "folder": loc.ref.folder,
+                        "key": loc.ref.item_key,
+                        "uidvalidity": loc.ref.uidvalidity,
+                        "state": loc.state,
+                        "tags": list(loc.tags),
+                    }
+                    for loc in gw.ledger.locations_of(row.id)
+                ],
+                "trace": plan.get("trace", []),
+                "history": [{"at": at.isoformat(), "event": ev, "detail": d} for at, ev, d in gw.ledger.events(row.id)],
+            }
+        )
     return docs
 
 
 def render_explain(d: dict[str, Any]) -> str:
-    lines = [f"message {d['id']}  {d['message_id']}", f"  from: {d['from']}", f"  subject: {d['subject']}",
-             f"  state: {d['state']}" + (f" — {d['reason']}" if d["reason"] else "")]
+    lines = [
+        f"message {d['id']}  {d['message_id']}",
+        f"  from: {d['from']}",
+        f"  subject: {d['subject']}",
+        f"  state: {d['state']}" + (f" — {d['reason']}" if d["reason"] else ""),
+    ]
     if d["state"] == "ignored" and not d["reason"]:
         lines.append("  why: no rule's `when` held for it (implicit keep: nothing written)")
     if d["rules"]:
@@ -69,7 +96,9 @@ def render_explain(d: dict[str, Any]) -> str:
     if d["direction"]:
         lines.append(f"  direction: {d['direction']}; counterparts: {', '.join(d['counterparts']) or '-'}")
     for address, refs in (d["found"] or {}).items():
-        lines.append(f"  found {address}: " + (", ".join(f"{r['kind']}:{r['id']} {r.get('name', '')}" for r in refs) or "nothing"))
+        lines.append(
+            f"  found {address}: " + (", ".join(f"{r['kind']}:{r['id']} {r.get('name', '')}" for r in refs) or "nothing")
+        )
     for step, result in d["journal"].items():
         lines.append(f"  {_journal_line(step, result)}")
     if d.get("review"):
@@ -117,9 +146,17 @@ def listing(gw: Gateway, state: str) -> list[dict[str, Any]]:
     for row in gw.ledger.messages_in([state]):
         plan = row.plan or {}
         loc = gw.ledger.locations_of(row.id)
-        item = {"id": row.id, "message_id": row.message_id, "subject": row.subject, "from": row.from_address,
-                "reason": row.reason, "since": row.updated_at.isoformat(), "attempts": row.attempts,
-                "folder": loc[0].ref.folder if loc else None, "source": loc[0].ref.source if loc else None}
+        item = {
+            "id": row.id,
+            "message_id": row.message_id,
+            "subject": row.subject,
+            "from": row.from_address,
+            "reason": row.reason,
+            "since": row.updated_at.isoformat(),
+            "attempts": row.attempts,
+            "folder": loc[0].ref.folder if loc else None,
+            "source": loc[0].ref.source if loc else None,
+        }
         if state == "review":
             item["candidates"] = (plan.get("review") or {}).get("candidates", [])
             item["counterparts"] = plan.get("counterparts", [])
@@ -134,9 +171,19 @@ def render_listing(rows: list[dict[str, Any]], state: str) -> Any:
     for col in ("id", "from", "subject", "folder", "reason" if state != "review" else "candidates", "since"):
         t.add_column(col)
     for r in rows:
-        extra = r["reason"] if state != "review" else "; ".join(
-            f"{a}: " + ", ".join(_ref_text(x) for x in refs) for a, refs in r.get("candidates", [])) or r["reason"]
-        t.add_row(str(r["id"]), r["from"], r["subject"][:50], str(r["folder"]), extra if state == "review" else extra[:80], r["since"][:19])
+        extra = (
+            r["reason"]
+            if state != "review"
+            else "; ".join(f"{a}: " + ", ".join(_ref_text(x) for x in refs) for a, refs in r.get("candidates", [])) or r["reason"]
+        )
+        t.add_row(
+            str(r["id"]),
+            r["from"],
+            r["subject"][:50],
+            str(r["folder"]),
+            extra if state == "review" else extra[:80],
+            r["since"][:19],
+        )
     return t
 
 
@@ -197,8 +244,9 @@ class Resolved:
     outside: tuple[str, ...]  # picked records the rules had not proposed (accepted with --force)
 
 
-def resolve_review(gw: Gateway, ident: str, *, to: list[str] | None = None, create_kind: str | None = None,
-                   force: bool = False) -> Resolved:
+def resolve_review(
+    gw: Gateway, ident: str, *, to: list[str] | None = None, create_kind: str | None = None, force: bool = False
+) -> Resolved:
     """Attach a message in review to picked records (or a created one). A record that is not
     among the proposed candidates is refused without `force`: a typo in an id would otherwise
     file the mail on a stranger's record without a word."""
@@ -214,8 +262,10 @@ def resolve_review(gw: Gateway, ident: str, *, to: list[str] | None = None, crea
     keys = {(c["kind"], str(c["id"])) for c in proposed}
     outside = tuple(t.label() for t in targets if proposed and (t.kind, str(t.id)) not in keys)
     if outside and not force:
-        raise Permanent(f"{', '.join(outside)} is not among the candidates of message {row.id} "
-                        f"({', '.join(_ref_text(c) for c in proposed)}); give --force to attach it there anyway")
+        raise Permanent(
+            f"{', '.join(outside)} is not among the candidates of message {row.id} "
+            f"({', '.join(_ref_text(c) for c in proposed)}); give --force to attach it there anyway"
+        )
     return Resolved(gw.pipeline.resolve(row.id, targets, create_kind), outside)
 
 
@@ -226,13 +276,16 @@ def forget_address(gw: Gateway, address: str) -> dict[str, Any]:
     # The journal is one witness; a CRM that marks the records the gateway made (the embedded
     # one's `created_by_gateway`) is the other, and the only one left once a journal was erased.
     marked = getattr(gw.crm, "made_by_gateway", None)
-    report = gw.crm.forget(address, lambda ref: (ref.kind, str(ref.id)) in created
-                           or (marked is not None and bool(marked(ref))))
+    report = gw.crm.forget(address, lambda ref: (ref.kind, str(ref.id)) in created or (marked is not None and bool(marked(ref))))
     gone = gw.ledger.forget_address(addresses.key(address))
     for row in gone:
         gw.spool.discard(row.spool_path)
         for loc in gw.ledger.locations_of(row.id):
             gw.spool.discard(loc.spool_path)
-    return {"address": address, "records_deleted": [r.as_dict() for r in report.parties],
-            "emails_removed": report.emails_removed, "emails_unlinked": report.emails_unlinked,
-            "ledger_messages": len(gone)}
+    return {
+        "address": address,
+        "records_deleted": [r.as_dict() for r in report.parties],
+        "emails_removed": report.emails_removed,
+        "emails_unlinked": report.emails_unlinked,
+        "ledger_messages": len(gone),
+    }

@@ -10,8 +10,18 @@ from gateway.config import Config
 from gateway.ledger import Ledger
 from gateway.runtime.liveness import age_of, ago, liveness
 
-STATES = ("done", "done_untagged", "ignored", "skipped", "review", "retrying", "quarantined",
-          "received", "processing", "crm_done")
+STATES = (
+    "done",
+    "done_untagged",
+    "ignored",
+    "skipped",
+    "review",
+    "retrying",
+    "quarantined",
+    "received",
+    "processing",
+    "crm_done",
+)
 
 
 def status_doc(config: Config, ledger: Ledger | None = None) -> dict[str, Any]:
@@ -35,16 +45,29 @@ def status_doc(config: Config, ledger: Ledger | None = None) -> dict[str, Any]:
             fst = (st.get("folders") or {}).get(folder, {})
             if "connected" in fst and not live.running:  # as for the source: connected now, and what it was
                 fst = {**fst, "connected": False, "last_connected": fst["connected"]}
-            folders.append({"folder": folder, **{k: v for k, v in fst.items()},
-                            "counts": {s: c.get(s, 0) for s in STATES if c.get(s)}})
+            folders.append(
+                {"folder": folder, **{k: v for k, v in fst.items()}, "counts": {s: c.get(s, 0) for s in STATES if c.get(s)}}
+            )
         # `connected` is now: a stopped gateway is connected to nothing, whatever it wrote last
-        sources.append({"name": src.name, "type": src.type, "connected": bool(st.get("connected", False)) and live.running,
-                        "last_connected": st.get("connected", False),
-                        "mode": st.get("mode"), "last_sync": st.get("last_sync"), "last_error": st.get("last_error", ""),
-                        "status_written_at": st.get("updated_at"), "status_age_seconds": _rounded(age_of(st.get("updated_at"), now)),
-                        "folders": folders,
-                        **{k: v for k, v in st.items() if k not in ("folders", "connected", "mode", "last_sync",
-                                                                     "last_error", "updated_at", "type")}})
+        sources.append(
+            {
+                "name": src.name,
+                "type": src.type,
+                "connected": bool(st.get("connected", False)) and live.running,
+                "last_connected": st.get("connected", False),
+                "mode": st.get("mode"),
+                "last_sync": st.get("last_sync"),
+                "last_error": st.get("last_error", ""),
+                "status_written_at": st.get("updated_at"),
+                "status_age_seconds": _rounded(age_of(st.get("updated_at"), now)),
+                "folders": folders,
+                **{
+                    k: v
+                    for k, v in st.items()
+                    if k not in ("folders", "connected", "mode", "last_sync", "last_error", "updated_at", "type")
+                },
+            }
+        )
     other = {k: v for (s, f), v in counts.items() for k in [f"{s}/{f}"] if s not in {x.name for x in config.sources}}
     rules = stored.get("rules")
     if rules is None:  # no gateway has run yet: say what the files hold now
@@ -60,8 +83,16 @@ def status_doc(config: Config, ledger: Ledger | None = None) -> dict[str, Any]:
     for c in counts.values():
         for s, n in c.items():
             totals[s] = totals.get(s, 0) + n
-    return {"sources": sources, "other": other, "rules": rules, "service": stored.get("service"), "totals": totals,
-            "running": live.running, "liveness": live.to_json(), "generated_at": now.isoformat()}
+    return {
+        "sources": sources,
+        "other": other,
+        "rules": rules,
+        "service": stored.get("service"),
+        "totals": totals,
+        "running": live.running,
+        "liveness": live.to_json(),
+        "generated_at": now.isoformat(),
+    }
 
 
 def _rounded(seconds: float | None) -> float | None:
@@ -91,18 +122,30 @@ def render_status(doc: dict[str, Any]) -> Any:
             c = f["counts"]
             cursor = f.get("cursor") or (f"{f.get('uidvalidity')}:{f.get('last_uid')}" if f.get("uidvalidity") else "-")
             mode = str(f.get("mode") or s["mode"] or "-") + (" late" if f.get("idle_late") else "")
-            t.add_row(s["name"], f["folder"], "yes" if s["connected"] else "no", mode if running or mode == "-" else f"({mode})",
-                      str(s["last_sync"] or "-")[:19], str(cursor),
-                      ", ".join(f"{k} {v}" for k, v in c.items()) or "-", (f.get("last_error") or s["last_error"] or "")[:80])
+            t.add_row(
+                s["name"],
+                f["folder"],
+                "yes" if s["connected"] else "no",
+                mode if running or mode == "-" else f"({mode})",
+                str(s["last_sync"] or "-")[:19],
+                str(cursor),
+                ", ".join(f"{k} {v}" for k, v in c.items()) or "-",
+                (f.get("last_error") or s["last_error"] or "")[:80],
+            )
     rules = doc["rules"]
     from rich.console import Group, RenderableType
     from rich.text import Text
 
     ages = [s.get("status_age_seconds") for s in doc["sources"] if s.get("status_age_seconds") is not None]
-    lines: list[RenderableType] = [Text(liveness_line(doc), style="" if running else "bold red"),
-             Text(f"source status written {ago(max(ages))}" if ages else "no source status written yet"), t,
-             Text(f"rules: {len(rules['rules'])} in force from {len(rules['files'])} files"
-                     + (f", loaded {rules['loaded_at'][:19]}" if rules.get("loaded_at") else ""))]
+    lines: list[RenderableType] = [
+        Text(liveness_line(doc), style="" if running else "bold red"),
+        Text(f"source status written {ago(max(ages))}" if ages else "no source status written yet"),
+        t,
+        Text(
+            f"rules: {len(rules['rules'])} in force from {len(rules['files'])} files"
+            + (f", loaded {rules['loaded_at'][:19]}" if rules.get("loaded_at") else "")
+        ),
+    ]
     for e in rules.get("errors") or []:
         lines.append(Text(f"rule error (old rules still in force): {e}", style="red"))
     return Group(*lines)

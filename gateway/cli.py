@@ -23,7 +23,9 @@ from gateway.errors import ConfigError, GatewayError, Permanent, RuleError
 if TYPE_CHECKING:
     from gateway.runtime.gateway import Gateway
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="Bring mail from mailbox folders into a CRM.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="Bring mail from mailbox folders into a CRM."
+)
 quarantine_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Messages that failed for good, and a way back.")
 review_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Messages waiting for a person to pick a record.")
 crm_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The embedded CRM.")
@@ -34,12 +36,14 @@ app.add_typer(crm_app, name="crm")
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("-c", "--config", metavar="PATH",
-                                                 help="config file [./config.yaml, else config.example.yaml]")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("-c", "--config", metavar="PATH", help="config file [./config.yaml, else config.example.yaml]")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="one JSON document on stdout")]
 IdArg = Annotated[str, typer.Argument(metavar="ID|MESSAGE-ID", help="ledger id (as listed) or the Message-ID")]
-FolderOpt = Annotated[str | None, typer.Option("--folder", metavar="FOLDER",
-                                               help="as if found in this folder [INBOX, said on stderr]")]
+FolderOpt = Annotated[
+    str | None, typer.Option("--folder", metavar="FOLDER", help="as if found in this folder [INBOX, said on stderr]")
+]
 SourceOpt = Annotated[str | None, typer.Option("--source", metavar="NAME", help="as if found by this configured source")]
 MailboxOpt = Annotated[str | None, typer.Option("--mailbox", metavar="ADDR", help="as if found in this person's mailbox")]
 FilesArg = Annotated[list[Path], typer.Argument(metavar="FILE.eml...", help="raw messages (.eml)")]
@@ -103,9 +107,11 @@ def _root(version: Annotated[bool, VersionOpt] = False) -> None:
 
 @app.command(cls=PlainCommand)
 @guarded
-def run(config: ConfigOpt = None, once: Annotated[bool, typer.Option("--once", help="process what is there now, then exit")] = False,
-        log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL",
-                                               help="debug | info | warning | error")] = "info") -> None:
+def run(
+    config: ConfigOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="process what is there now, then exit")] = False,
+    log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL", help="debug | info | warning | error")] = "info",
+) -> None:
     """Start every configured source and process mail until SIGINT/SIGTERM."""
     logs.setup(log_level)
     with _gateway(config) as gw:
@@ -130,8 +136,9 @@ def run(config: ConfigOpt = None, once: Annotated[bool, typer.Option("--once", h
 
 @app.command(cls=PlainCommand)
 @guarded
-def check(config: ConfigOpt = None,
-          online: Annotated[bool, typer.Option("--online", help="also log in to the CRM")] = False) -> None:
+def check(
+    config: ConfigOpt = None, online: Annotated[bool, typer.Option("--online", help="also log in to the CRM")] = False
+) -> None:
     """Validate the config and every rule file; print each error as FILE:LINE:COL: message."""
     from gateway.rulesholder import load_for, rule_files
 
@@ -163,12 +170,18 @@ def check(config: ConfigOpt = None,
             finally:
                 crm.close()
         except (Retryable, Permanent) as exc:
-            err.print(f"{cfg.path}: crm ({cfg.crm.backend} at {logs.redact_url(cfg.crm.url)}): {logs.redact_urls(str(exc))}",
-                      markup=False, highlight=False)
+            err.print(
+                f"{cfg.path}: crm ({cfg.crm.backend} at {logs.redact_url(cfg.crm.url)}): {logs.redact_urls(str(exc))}",
+                markup=False,
+                highlight=False,
+            )
             raise typer.Exit(2 if isinstance(exc, Retryable) else 1) from None
-    err.print(f"ok: {cfg.path}: {len(cfg.sources)} sources; {len(rules.rules)} rules in "
-              f"{len(rule_files(cfg))} files" + ("; CRM reachable, credentials accepted" if online else ""),
-              markup=False, highlight=False)
+    err.print(
+        f"ok: {cfg.path}: {len(cfg.sources)} sources; {len(rules.rules)} rules in "
+        f"{len(rule_files(cfg))} files" + ("; CRM reachable, credentials accepted" if online else ""),
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command(cls=PlainCommand)
@@ -188,8 +201,11 @@ def _say_default_folder(cfg: Config, folder: str | None) -> None:
     if folder is None:
         from gateway.rule_folders import watched_folders
 
-        err.print(f"note: no --folder given: as if found in INBOX (watched folders: "
-                  f"{', '.join(watched_folders(cfg)) or 'none'})", markup=False, highlight=False)
+        err.print(
+            f"note: no --folder given: as if found in INBOX (watched folders: {', '.join(watched_folders(cfg)) or 'none'})",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _ref_for(cfg: Config, raw: bytes, path: Path, source: str | None, folder: str | None, mailbox: str | None) -> Any:
@@ -202,9 +218,14 @@ def _ref_for(cfg: Config, raw: bytes, path: Path, source: str | None, folder: st
 
 @app.command("test-rules", cls=PlainCommand)
 @guarded
-def test_rules(file: Annotated[Path, typer.Argument(metavar="FILE.eml", help="a raw message (.eml)")],
-               config: ConfigOpt = None, folder: FolderOpt = None, source: SourceOpt = None,
-               mailbox: MailboxOpt = None, as_json: JsonOpt = False) -> None:
+def test_rules(
+    file: Annotated[Path, typer.Argument(metavar="FILE.eml", help="a raw message (.eml)")],
+    config: ConfigOpt = None,
+    folder: FolderOpt = None,
+    source: SourceOpt = None,
+    mailbox: MailboxOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Dry run one message: the rules that matched, the trace, the planned CRM work and tags. Writes nothing."""
     from gateway.context import Contexts
     from gateway.engine.plan import evaluate, format_plan
@@ -225,8 +246,16 @@ def test_rules(file: Annotated[Path, typer.Argument(metavar="FILE.eml", help="a 
     finally:
         crm.close()
     if as_json:
-        _print_json({"file": str(file), "message_id": message.message_id, "folder": ref.folder, "source": ref.source,
-                     "mailbox": ref.account, "plan": plan.to_json()})
+        _print_json(
+            {
+                "file": str(file),
+                "message_id": message.message_id,
+                "folder": ref.folder,
+                "source": ref.source,
+                "mailbox": ref.account,
+                "plan": plan.to_json(),
+            }
+        )
     else:
         out.print(format_plan(plan), markup=False, highlight=False)
 
@@ -240,8 +269,14 @@ def _read_file(file: Path) -> bytes:
 
 @app.command(cls=PlainCommand)
 @guarded
-def process(files: FilesArg, config: ConfigOpt = None, folder: FolderOpt = None, source: SourceOpt = None,
-            mailbox: MailboxOpt = None, as_json: JsonOpt = False) -> None:
+def process(
+    files: FilesArg,
+    config: ConfigOpt = None,
+    folder: FolderOpt = None,
+    source: SourceOpt = None,
+    mailbox: MailboxOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Run .eml files through the real pipeline as if found in FOLDER (no mailbox to tag)."""
     logs.setup("warning" if as_json else "info")
     results = []
@@ -257,9 +292,16 @@ def process(files: FilesArg, config: ConfigOpt = None, folder: FolderOpt = None,
                 state = gw.handle(pk)
                 loc = gw.ledger.location(pk)
                 row = gw.ledger.message(loc.message_pk) if loc.message_pk else None
-                results.append({"file": str(f), "id": row.id if row else None,
-                                "message_id": row.message_id if row else None,
-                                "state": state, "reason": row.reason if row else "", "tags": list(loc.tags)})
+                results.append(
+                    {
+                        "file": str(f),
+                        "id": row.id if row else None,
+                        "message_id": row.message_id if row else None,
+                        "state": state,
+                        "reason": row.reason if row else "",
+                        "tags": list(loc.tags),
+                    }
+                )
                 progress(i, len(files))
         finally:
             if bar:
@@ -268,8 +310,13 @@ def process(files: FilesArg, config: ConfigOpt = None, folder: FolderOpt = None,
         _print_json({"results": results})
     else:
         for r in results:
-            out.print(f"{r['file']}: {r['state']}" + (f" ({r['reason']})" if r["reason"] else "")
-                      + (f" id={r['id']}" if r["id"] else ""), markup=False, highlight=False)
+            out.print(
+                f"{r['file']}: {r['state']}"
+                + (f" ({r['reason']})" if r["reason"] else "")
+                + (f" id={r['id']}" if r["id"] else ""),
+                markup=False,
+                highlight=False,
+            )
     if any(r["state"] in ("quarantined", "retrying") for r in results):
         raise typer.Exit(2)
 
@@ -308,10 +355,16 @@ def explain(ident: IdArg, config: ConfigOpt = None, as_json: JsonOpt = False) ->
 
 @app.command(cls=PlainCommand)
 @guarded
-def reprocess(state: Annotated[str, typer.Option("--state", metavar="STATE", help="ignored | skipped | review")],
-              since: Annotated[datetime | None, typer.Option("--since", metavar="DATE",
-                                                            help="only messages that reached STATE since then (UTC unless an offset is given)")] = None,
-              config: ConfigOpt = None) -> None:
+def reprocess(
+    state: Annotated[str, typer.Option("--state", metavar="STATE", help="ignored | skipped | review")],
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            "--since", metavar="DATE", help="only messages that reached STATE since then (UTC unless an offset is given)"
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
     """Run the messages in STATE through the current rules again."""
     if state not in ("ignored", "skipped", "review"):
         raise Permanent("--state must be ignored, skipped or review")
@@ -327,8 +380,11 @@ def reprocess(state: Annotated[str, typer.Option("--state", metavar="STATE", hel
 
 @app.command(cls=PlainCommand)
 @guarded
-def forget(address: Annotated[str, typer.Argument(metavar="ADDRESS", help="the person's e-mail address")],
-           config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def forget(
+    address: Annotated[str, typer.Argument(metavar="ADDRESS", help="the person's e-mail address")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Erase a person: CRM records the gateway made, mails stored only for them, ledger traces."""
     from gateway.admin import forget_address
 
@@ -337,9 +393,12 @@ def forget(address: Annotated[str, typer.Argument(metavar="ADDRESS", help="the p
     if as_json:
         _print_json(doc)
     else:
-        out.print(f"forgot {address}: {len(doc['records_deleted'])} records deleted, {doc['emails_removed']} mails removed, "
-                  f"{doc['emails_unlinked']} mails unlinked, {doc['ledger_messages']} ledger traces erased",
-                  markup=False, highlight=False)
+        out.print(
+            f"forgot {address}: {len(doc['records_deleted'])} records deleted, {doc['emails_removed']} mails removed, "
+            f"{doc['emails_unlinked']} mails unlinked, {doc['ledger_messages']} ledger traces erased",
+            markup=False,
+            highlight=False,
+        )
 
 
 # ---- quarantine and review ---------------------------------------------------------------
@@ -365,9 +424,11 @@ def quarantine_show(ident: IdArg, config: ConfigOpt = None, as_json: JsonOpt = F
 
 @quarantine_app.command("retry", cls=PlainCommand)
 @guarded
-def quarantine_retry(ident: Annotated[str | None, typer.Argument(metavar="ID|MESSAGE-ID", help="one message (or --all)")] = None,
-                     all_: Annotated[bool, typer.Option("--all", help="every quarantined message")] = False,
-                     config: ConfigOpt = None) -> None:
+def quarantine_retry(
+    ident: Annotated[str | None, typer.Argument(metavar="ID|MESSAGE-ID", help="one message (or --all)")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every quarantined message")] = False,
+    config: ConfigOpt = None,
+) -> None:
     """Send quarantined messages through the current rules again, now."""
     from gateway.admin import retry_quarantined
 
@@ -395,10 +456,12 @@ def review_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 
 @review_app.command("resolve", cls=PlainCommand)
 @guarded
-def review_resolve(ident: IdArg, to: Annotated[list[str], typer.Option("--to", metavar="KIND:ID",
-                                                                        help="a record to attach to; may repeat")],
-                   force: Annotated[bool, typer.Option("--force", help="attach to a record that is not among the candidates")] = False,
-                   config: ConfigOpt = None) -> None:
+def review_resolve(
+    ident: IdArg,
+    to: Annotated[list[str], typer.Option("--to", metavar="KIND:ID", help="a record to attach to; may repeat")],
+    force: Annotated[bool, typer.Option("--force", help="attach to a record that is not among the candidates")] = False,
+    config: ConfigOpt = None,
+) -> None:
     """Attach a message in review to the record(s) a person picked, then tag it."""
     from gateway.admin import resolve_review
 
@@ -412,8 +475,11 @@ def review_resolve(ident: IdArg, to: Annotated[list[str], typer.Option("--to", m
 
 @review_app.command("create", cls=PlainCommand)
 @guarded
-def review_create(ident: IdArg, kind: Annotated[str, typer.Option("--kind", metavar="KIND", help="lead | contact | account")],
-                  config: ConfigOpt = None) -> None:
+def review_create(
+    ident: IdArg,
+    kind: Annotated[str, typer.Option("--kind", metavar="KIND", help="lead | contact | account")],
+    config: ConfigOpt = None,
+) -> None:
     """Create a record of KIND for the message's counterpart, attach the message, tag it."""
     from gateway.admin import resolve_review
 
@@ -425,8 +491,10 @@ def review_create(ident: IdArg, kind: Annotated[str, typer.Option("--kind", meta
 
 @crm_app.command("dump", cls=PlainCommand)
 @guarded
-def crm_dump(config: ConfigOpt = None,
-             as_json: Annotated[bool, typer.Option("--json", help="JSON is the only output (accepted for symmetry)")] = True) -> None:
+def crm_dump(
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON is the only output (accepted for symmetry)")] = True,
+) -> None:
     """The whole embedded CRM as JSON."""
     from gateway.runtime.parts import crm_connector
 

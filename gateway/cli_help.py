@@ -14,8 +14,7 @@ from typer.core import TyperCommand
 from gateway import __version__
 
 # Newer Typer carries its own copy of click: its usage errors derive from TyperException.
-_USAGE_ERRORS: tuple[type[Exception], ...] = tuple(
-    {getattr(typer, "TyperException", click.ClickException), click.ClickException})
+_USAGE_ERRORS: tuple[type[Exception], ...] = tuple({getattr(typer, "TyperException", click.ClickException), click.ClickException})
 _ABORTS: tuple[type[BaseException], ...] = tuple({typer.Abort, click.Abort})
 
 

@@ -139,7 +139,7 @@ class Config(Model):
         """A relative SQLite path is relative to the config file's folder."""
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
-            return prefix + str(self.resolve(url[len(prefix):]))
+            return prefix + str(self.resolve(url[len(prefix) :]))
         return url
 
     def source(self, name: str) -> SourceConfig:

@@ -90,8 +90,10 @@ def rule_pattern_problem(pattern: str, base_dir: Path) -> str | None:
     base = base_dir.resolve()
     if root == base or root.is_relative_to(base):
         return None
-    return (f"rules: the pattern '{pattern}' searches {root}, outside the config's folder {base}: "
-            f"a pattern searches only under it (name a rule file elsewhere without wildcards)")
+    return (
+        f"rules: the pattern '{pattern}' searches {root}, outside the config's folder {base}: "
+        f"a pattern searches only under it (name a rule file elsewhere without wildcards)"
+    )
 
 
 PEM_MAX = 1024**2

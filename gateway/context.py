@@ -41,7 +41,17 @@ class Contexts:
             owners.append(ref.account)
         mailbox = ref.account if "@" in ref.account else (owners[0] if owners else "")
         return EvalContext(
-            source=ref.source, source_type=source_type, folder=ref.folder, mailbox=mailbox,
-            owners=tuple(owners), intake_addresses=tuple(intake), internal_domains=tuple(c.internal_domains),
-            exclude=tuple(c.exclude), freemail_domains=c.freemail, crm_user=crm_user or mailbox,
-            tags_present=tags_present, error_tags=tuple(c.tags.error), review_tags=tuple(c.tags.review))
+            source=ref.source,
+            source_type=source_type,
+            folder=ref.folder,
+            mailbox=mailbox,
+            owners=tuple(owners),
+            intake_addresses=tuple(intake),
+            internal_domains=tuple(c.internal_domains),
+            exclude=tuple(c.exclude),
+            freemail_domains=c.freemail,
+            crm_user=crm_user or mailbox,
+            tags_present=tags_present,
+            error_tags=tuple(c.tags.error),
+            review_tags=tuple(c.tags.review),
+        )

@@ -40,8 +40,7 @@ from gateway.message_trees import (
     without_header_nuls,
 )
 
-__all__ = ["LARGE_MESSAGE", "MAILPARSER_HEADER_MAX", "Address", "Attachment", "AutomatedVerdict", "Message",
-           "automated", "parse"]
+__all__ = ["LARGE_MESSAGE", "MAILPARSER_HEADER_MAX", "Address", "Attachment", "AutomatedVerdict", "Message", "automated", "parse"]
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ def _parse_full(raw: bytes, arrival: datetime | None) -> Message:
     readable = without_header_nuls(raw)
     if readable is not raw:
         failures.append("NUL bytes in the header block: removed")
-    for name, build in (PARSERS_LARGE if len(raw) > LARGE_MESSAGE else PARSERS):
+    for name, build in PARSERS_LARGE if len(raw) > LARGE_MESSAGE else PARSERS:
         try:
             tree, defects, blobs = build(readable)
         except RecursionError:
@@ -104,5 +103,12 @@ def _headers_only(raw: bytes, arrival: datetime | None, max_size: int) -> Messag
     tree = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(block, headersonly=True)
     if len(tree.keys()) == 0:
         raise UnparseableMessage(f"over max size ({len(raw)} > {max_size} bytes) and no headers")
-    return build_message(raw, tree, mime.Bodies(), arrival, "headers-only",
-                  [f"over max size: {len(raw)} > {max_size} bytes; headers only"], headers_only=True)
+    return build_message(
+        raw,
+        tree,
+        mime.Bodies(),
+        arrival,
+        "headers-only",
+        [f"over max size: {len(raw)} > {max_size} bytes; headers only"],
+        headers_only=True,
+    )

@@ -13,12 +13,12 @@ from gateway.message_model import Address, Attachment, Message
 
 __all__ = ["build_message"]
 
-_ADDRESS_FIELDS = {"from": "from_", "sender": "sender", "to": "to", "cc": "cc", "bcc": "bcc",
-                   "reply-to": "reply_to"}
+_ADDRESS_FIELDS = {"from": "from_", "sender": "sender", "to": "to", "cc": "cc", "bcc": "bcc", "reply-to": "reply_to"}
 
 
-def build_message(raw, tree, bodies: mime.Bodies, arrival, parser: str, defects: list[str],
-           headers_only: bool = False) -> Message:
+def build_message(
+    raw, tree, bodies: mime.Bodies, arrival, parser: str, defects: list[str], headers_only: bool = False
+) -> Message:
     headers = tuple((name, mime.decode_header_value(value)) for name, value in mime.raw_headers(tree))
     raw_by_name: dict[str, list[str]] = {}
     for name, value in mime.raw_headers(tree):
@@ -29,8 +29,7 @@ def build_message(raw, tree, bodies: mime.Bodies, arrival, parser: str, defects:
         return mime.decode_header_value(values[0]) if values else ""
 
     addrs = {
-        attr: tuple(Address(n, a) for n, a in mime.parse_addresses(raw_by_name.get(h, [])))
-        for h, attr in _ADDRESS_FIELDS.items()
+        attr: tuple(Address(n, a) for n, a in mime.parse_addresses(raw_by_name.get(h, []))) for h, attr in _ADDRESS_FIELDS.items()
     }
     date, offset, date_source = _date(raw_by_name, arrival)
 
@@ -40,8 +39,10 @@ def build_message(raw, tree, bodies: mime.Bodies, arrival, parser: str, defects:
     text = text or converted.text
     html = converted.html
     if converted.truncated:
-        defects.append(f"HTML body of {len(html_raw)} characters: text and sanitised HTML from its first "
-                       f"{mime_html.HTML_MAX}, at most {mime_html.TEXT_MAX} characters of text")
+        defects.append(
+            f"HTML body of {len(html_raw)} characters: text and sanitised HTML from its first "
+            f"{mime_html.HTML_MAX}, at most {mime_html.TEXT_MAX} characters of text"
+        )
     attachments = tuple(_attachment(p) for p in bodies.parts)
     bodies.parts.clear()  # the payloads now live in the frozen Attachments only
 

@@ -27,7 +27,7 @@ def without_header_nuls(raw: bytes) -> bytes:
     block = mime.header_block(raw)
     if b"\x00" not in block:
         return raw
-    return block.replace(b"\x00", b"") + raw[len(block):]
+    return block.replace(b"\x00", b"") + raw[len(block) :]
 
 
 class _MailParserLog(logging.Filter):

@@ -17,6 +17,23 @@ from gateway.mime_walk import FILENAME_MAX_BYTES, Bodies, Part, content_type, sa
 
 html_to_text = mime_html.html_to_text  # linear and bounded: see gateway.mime_html
 
-__all__ = ["FILENAME_MAX_BYTES", "Bodies", "Part", "content_type", "decode_bytes", "decode_header_value", "fix_str",
-           "fold_breaks", "header_block", "html_to_text", "message_ids", "parse_addresses", "parse_date",
-           "raw_headers", "received_date", "safe_filename", "unfold", "walk"]
+__all__ = [
+    "FILENAME_MAX_BYTES",
+    "Bodies",
+    "Part",
+    "content_type",
+    "decode_bytes",
+    "decode_header_value",
+    "fix_str",
+    "fold_breaks",
+    "header_block",
+    "html_to_text",
+    "message_ids",
+    "parse_addresses",
+    "parse_date",
+    "raw_headers",
+    "received_date",
+    "safe_filename",
+    "unfold",
+    "walk",
+]

@@ -67,11 +67,11 @@ def _first(*found: int) -> int:
 
 def _only_base64_lines(raw: bytes, start: int, end: int) -> bool:
     """raw[start:end] is whole non-empty lines of base64 characters, each ending in LF or CRLF."""
-    if raw[start:start + 1] in (b"\r", b"\n") or raw[end - 1:end] != b"\n":
+    if raw[start : start + 1] in (b"\r", b"\n") or raw[end - 1 : end] != b"\n":
         return False
     if raw.count(b"\r", start, end) != raw.count(b"\r\n", start, end):
         return False  # a lone CR ends a line for the parser: keep such text as it is
-    return all(not raw[at:min(end, at + _CHUNK)].translate(None, _BASE64_LINE_CHARS) for at in range(start, end, _CHUNK))
+    return all(not raw[at : min(end, at + _CHUNK)].translate(None, _BASE64_LINE_CHARS) for at in range(start, end, _CHUNK))
 
 
 _classes = bytearray(b"!" * 256)  # base64 characters -> "A"; CR, LF kept; the rest "!"
@@ -95,7 +95,7 @@ def _even_run(raw: bytes, start: int, dash: _Next) -> int:
         return -1
     stop = dash(start)
     stop = raw.rfind(b"\n", start) + 1 if stop < 0 else stop + 1
-    while stop - start > len(eol) and raw[stop - 2 * len(eol):stop] == eol + eol:
+    while stop - start > len(eol) and raw[stop - 2 * len(eol) : stop] == eol + eol:
         stop -= len(eol)  # blank lines before the boundary are not part of the body
     line = b"A" * width + eol
     n_full = (stop - start) // len(line)
@@ -103,11 +103,11 @@ def _even_run(raw: bytes, start: int, dash: _Next) -> int:
     pattern = line * min(per_chunk, n_full)
     for k in range(0, n_full, per_chunk):
         at, count = start + k * len(line), min(per_chunk, n_full - k)
-        chunk = raw[at:at + count * len(line)].translate(_LINE_CLASS)
+        chunk = raw[at : at + count * len(line)].translate(_LINE_CLASS)
         if chunk != (pattern if count == len(pattern) // len(line) else line * count):
             return -1
-    tail = raw[start + n_full * len(line):stop].translate(_LINE_CLASS)
-    if tail and (not tail.endswith(eol) or tail[:-len(eol)] != b"A" * (len(tail) - len(eol)) or len(tail) == len(eol)):
+    tail = raw[start + n_full * len(line) : stop].translate(_LINE_CLASS)
+    if tail and (not tail.endswith(eol) or tail[: -len(eol)] != b"A" * (len(tail) - len(eol)) or len(tail) == len(eol)):
         return -1
     return stop
 
@@ -141,7 +141,7 @@ def _runs(raw: bytes, min_run: int) -> list[tuple[int, int]]:
                 pos = max(stop, start)
                 continue
         if stop + 1 - start >= min_run:
-            end = stop - 1 if raw[stop - 1:stop] == b"\r" else stop
+            end = stop - 1 if raw[stop - 1 : stop] == b"\r" else stop
             runs.append((start, end))
         pos = max(stop, start)
 

@@ -25,8 +25,31 @@ _RUN_MAX = 2048  # longest text run handed to nh3 in one piece
 _ATTR_MAX = 8192  # longer attribute values (URLs, styles) are junk: dropped
 
 _SKIP = frozenset({"script", "style", "head", "title", "noscript", "template"})
-_BLOCK = frozenset({"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
-                    "blockquote", "pre", "hr", "section", "article", "header", "footer"})
+_BLOCK = frozenset(
+    {
+        "p",
+        "div",
+        "br",
+        "tr",
+        "li",
+        "ul",
+        "ol",
+        "table",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "blockquote",
+        "pre",
+        "hr",
+        "section",
+        "article",
+        "header",
+        "footer",
+    }
+)
 _CELL = frozenset({"td", "th"})
 _VOID = frozenset({"br", "hr"})
 _URL_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {"cid"}  # inline images keep their cid: links
@@ -64,9 +87,15 @@ def html_to_text(html: str) -> str:
 def _parse(html: str):
     # NULs end libxml2's input early; they are never text a person wrote
     html = html.replace("\x00", "")
-    parser = etree.HTMLParser(recover=True, no_network=True, remove_comments=True, remove_pis=True,
-                              remove_blank_text=False, compact=True,
-                              default_doctype=False)  # type: ignore[call-arg]  # lxml ≥ 4.8 has it; lxml-stubs 0.5 not
+    parser = etree.HTMLParser(
+        recover=True,
+        no_network=True,
+        remove_comments=True,
+        remove_pis=True,
+        remove_blank_text=False,
+        compact=True,
+        default_doctype=False,
+    )  # type: ignore[call-arg]  # lxml ≥ 4.8 has it; lxml-stubs 0.5 not
     try:
         parser.feed(html)
         return parser.close()
@@ -131,4 +160,4 @@ def _sanitise(root) -> str:
 
 
 def _pieces(text: str) -> list[str]:
-    return [text[i:i + _RUN_MAX] for i in range(0, len(text), _RUN_MAX)]
+    return [text[i : i + _RUN_MAX] for i in range(0, len(text), _RUN_MAX)]

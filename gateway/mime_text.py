@@ -11,8 +11,7 @@ import email.header
 import re
 from email.message import Message as _EmailMessage
 
-__all__ = ["CONTROL", "decode_bytes", "decode_header_value", "fix_str", "fold_breaks", "header_block", "raw_headers",
-           "unfold"]
+__all__ = ["CONTROL", "decode_bytes", "decode_header_value", "fix_str", "fold_breaks", "header_block", "raw_headers", "unfold"]
 
 _HEADER_BLOCK_END = re.compile(rb"\r?\n\r?\n")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

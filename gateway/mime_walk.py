@@ -174,12 +174,7 @@ def walk(root: _EmailMessage, blobs=None) -> Bodies:
         if ctype.startswith("multipart/"):  # a multipart the parser could not split
             out.defects.append(f"{ctype} without usable boundary: read as text")
             ctype = "text/plain"
-        is_body = (
-            ctype in ("text/plain", "text/html")
-            and not filename
-            and disposition != "attachment"
-            and not in_attachment
-        )
+        is_body = ctype in ("text/plain", "text/html") and not filename and disposition != "attachment" and not in_attachment
         data = _decoded_payload(part, blobs)
         if is_body:
             try:

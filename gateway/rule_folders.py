@@ -68,6 +68,8 @@ def unwatched_folder_warnings(config: Config, files: Sequence[Path]) -> list[str
                 if folder in known or (folder.upper() == "INBOX" and any(f.upper() == "INBOX" for f in known)):
                     continue
                 line, col = position(node)
-                warnings.append(f"{name}:{line}:{col}: warning: folder '{folder}' is not watched by any source"
-                                f"{did_you_mean(folder, watched)}; watched folders: {', '.join(watched) or 'none'}")
+                warnings.append(
+                    f"{name}:{line}:{col}: warning: folder '{folder}' is not watched by any source"
+                    f"{did_you_mean(folder, watched)}; watched folders: {', '.join(watched) or 'none'}"
+                )
     return warnings

@@ -30,8 +30,7 @@ def rule_files(config: Config) -> list[Path]:
 
 def load_for(config: Config) -> RuleSet:
     folders = [f for s in config.sources for f in s.folders]
-    return load_rules([str(config.resolve(p)) for p in config.rules], base_dir=config.base_dir,
-                      watched_folders=folders)
+    return load_rules([str(config.resolve(p)) for p in config.rules], base_dir=config.base_dir, watched_folders=folders)
 
 
 class RulesHolder:
@@ -70,6 +69,10 @@ class RulesHolder:
         return True
 
     def status(self) -> dict[str, Any]:
-        return {"files": [str(f) for f in self.current.files], "rules": [r.name for r in self.current.rules],
-                "loaded_at": self.loaded_at.isoformat(), "errors": self.last_error,
-                "last_attempt": self.last_attempt.isoformat() if self.last_attempt else None}
+        return {
+            "files": [str(f) for f in self.current.files],
+            "rules": [r.name for r in self.current.rules],
+            "loaded_at": self.loaded_at.isoformat(),
+            "errors": self.last_error,
+            "last_attempt": self.last_attempt.isoformat() if self.last_attempt else None,
+        }

@@ -70,8 +70,14 @@ class Checker:
             out.append((knode, vnode))
         return out
 
-    def keys(self, pairs: Sequence[tuple[Node, Node]], allowed: Sequence[str], what: str,
-             required: Sequence[str] = (), at: Node | None = None) -> dict[str, Node]:
+    def keys(
+        self,
+        pairs: Sequence[tuple[Node, Node]],
+        allowed: Sequence[str],
+        what: str,
+        required: Sequence[str] = (),
+        at: Node | None = None,
+    ) -> dict[str, Node]:
         """Report unknown keys (with a suggestion) and missing required ones."""
         out: dict[str, Node] = {}
         for knode, vnode in pairs:

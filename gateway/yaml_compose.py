@@ -11,8 +11,19 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-__all__ = ["BOOL", "INT", "MAX_DEPTH", "MAX_NODES", "NULL", "YamlSyntaxError", "compose", "kind_name", "pairs",
-           "position", "to_python"]
+__all__ = [
+    "BOOL",
+    "INT",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "NULL",
+    "YamlSyntaxError",
+    "compose",
+    "kind_name",
+    "pairs",
+    "position",
+    "to_python",
+]
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 NULL = "tag:yaml.org,2002:null"
@@ -66,8 +77,9 @@ _constructor = yaml.constructor.SafeConstructor()
 _STR = "tag:yaml.org,2002:str"
 # The tags a config or rule file can use, by node kind: the YAML 1.1 core of SafeLoader.
 # (!!set, !!omap, !!pairs are standard too but mean nothing here, and construct lazily.)
-_SCALAR_TAGS = frozenset({_STR, NULL, BOOL, INT, "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp",
-                          "tag:yaml.org,2002:binary"})
+_SCALAR_TAGS = frozenset(
+    {_STR, NULL, BOOL, INT, "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
+)
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 # Characters YAML 1.1 allows in a stream (besides TAB, LF, CR): anything else is refused
@@ -80,10 +92,12 @@ def _check_characters(text: str) -> None:
     m = _BAD_CHAR.search(text)
     if m is None:
         return
-    before = text[:m.start()]
+    before = text[: m.start()]
     line = before.count("\n") + 1
     col = m.start() - (before.rfind("\n") + 1) + 1
-    raise YamlSyntaxError(line, col, f"control character U+{ord(m.group()):04X} is not allowed in YAML (write it escaped in a double-quoted string)")
+    raise YamlSyntaxError(
+        line, col, f"control character U+{ord(m.group()):04X} is not allowed in YAML (write it escaped in a double-quoted string)"
+    )
 
 
 def _children(node: Node) -> list[tuple[Node, Node]]:
@@ -159,8 +173,9 @@ def _check_node(node: Node) -> None:
         raise YamlSyntaxError(line, col, f"unknown tag '{short}' (only the standard YAML tags are read)")
     if isinstance(node, MappingNode):
         for k, v in node.value:
-            if k.tag == _MERGE and not (isinstance(v, MappingNode) or (
-                    isinstance(v, SequenceNode) and all(isinstance(c, MappingNode) for c in v.value))):
+            if k.tag == _MERGE and not (
+                isinstance(v, MappingNode) or (isinstance(v, SequenceNode) and all(isinstance(c, MappingNode) for c in v.value))
+            ):
                 kl, kc = position(k)
                 raise YamlSyntaxError(kl, kc, "a merge key '<<' takes a mapping or a list of mappings")
     elif isinstance(node, ScalarNode) and node.tag not in (_STR, NULL):
@@ -180,7 +195,7 @@ def pairs(node: MappingNode) -> list[tuple[Node, Node]]:
     merged: list[tuple[Node, Node]] = []
     for k, v in node.value:
         if k.tag == _MERGE:
-            for sub in (v.value if isinstance(v, SequenceNode) else [v]):
+            for sub in v.value if isinstance(v, SequenceNode) else [v]:
                 if isinstance(sub, MappingNode):
                     merged += pairs(sub)
     seen = {k.value for k, _ in own if isinstance(k, ScalarNode)}

@@ -56,8 +56,9 @@ def _walk(node: Node, path: tuple[Any, ...], pos: Positions) -> Any:
                 k = str(k)
             if k in out:  # only a mapping's own keys can repeat: merged ones already present are dropped
                 line, col = position(key_node)
-                pos.problems.append(f"{pos.file}:{line}:{col}: duplicate key '{k}' (first at "
-                                    f"line {pos.key_marks[path + (k,)].line})")
+                pos.problems.append(
+                    f"{pos.file}:{line}:{col}: duplicate key '{k}' (first at line {pos.key_marks[path + (k,)].line})"
+                )
                 continue
             if id(key_node) in own or path + (k,) not in pos.key_marks:
                 pos.key_marks[path + (k,)] = Mark(*position(key_node))

@@ -23,5 +23,21 @@ from gateway.yaml_compose import (
 )
 from gateway.yaml_positions import Mark, Positions, load_with_positions
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "Checker", "Mark", "Positions", "Problem", "YamlSyntaxError", "compose",
-           "did_you_mean", "is_null", "kind_name", "load_with_positions", "node_at", "pairs", "position", "to_python"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "Checker",
+    "Mark",
+    "Positions",
+    "Problem",
+    "YamlSyntaxError",
+    "compose",
+    "did_you_mean",
+    "is_null",
+    "kind_name",
+    "load_with_positions",
+    "node_at",
+    "pairs",
+    "position",
+    "to_python",
+]

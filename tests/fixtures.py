@@ -38,8 +38,17 @@ class Home:
             "workers": 2,
             "internal_domains": ["example.com"],
             "retry": {"base_delay": 0, "max_attempts": 3},
-            "sources": [{"name": "local", "type": "maildir", "path": "var/mail", "layout": "fs",
-                         "owner": ["me@example.com"], "crm_user": "me@example.com", "folders": FOLDERS}],
+            "sources": [
+                {
+                    "name": "local",
+                    "type": "maildir",
+                    "path": "var/mail",
+                    "layout": "fs",
+                    "owner": ["me@example.com"],
+                    "crm_user": "me@example.com",
+                    "folders": FOLDERS,
+                }
+            ],
         }
         for k, v in (extra or {}).items():
             cfg[k] = v
@@ -71,9 +80,17 @@ class Home:
         with self.gateway() as gw:
             return gw.run_once()
 
-    def cli(self, *args: str, check: bool = False, timeout: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "gateway", *args, "-c", str(self.config_path)], cwd=self.root,
-                              capture_output=True, text=True, timeout=timeout, input=stdin)
+    def cli(
+        self, *args: str, check: bool = False, timeout: float = 120, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "gateway", *args, "-c", str(self.config_path)],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=stdin,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"crm-gateway {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
         return proc

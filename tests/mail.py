@@ -10,11 +10,20 @@ from email.utils import format_datetime, make_msgid
 _seq = itertools.count(1)
 
 
-def make_mail(*, sender: str = "Bob Ray <bob@x.org>", to: str | list[str] = "Me <me@example.com>",
-              cc: str | list[str] | None = None, subject: str = "Hello", body: str = "Hi there.",
-              html: str | None = None, attachments: list[tuple[str, str, bytes]] = (),  # type: ignore[assignment]
-              message_id: str | None = None, in_reply_to: str | None = None, headers: dict[str, str] | None = None,
-              date: datetime | None = None) -> bytes:
+def make_mail(
+    *,
+    sender: str = "Bob Ray <bob@x.org>",
+    to: str | list[str] = "Me <me@example.com>",
+    cc: str | list[str] | None = None,
+    subject: str = "Hello",
+    body: str = "Hi there.",
+    html: str | None = None,
+    attachments: list[tuple[str, str, bytes]] = (),  # type: ignore[assignment]
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    headers: dict[str, str] | None = None,
+    date: datetime | None = None,
+) -> bytes:
     m = EmailMessage()
     m["From"] = sender
     m["To"] = ", ".join(to) if isinstance(to, list) else to

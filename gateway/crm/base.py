@@ -204,8 +204,9 @@ def make_connector(crm_config: Any) -> Connector:
     if factory is None:
         from gateway.errors import ConfigError
 
-        raise ConfigError(f"crm.backend: unknown backend {crm_config.backend!r} "
-                          f"(known: {', '.join(connector_backends()) or 'sql'})")
+        raise ConfigError(
+            f"crm.backend: unknown backend {crm_config.backend!r} (known: {', '.join(connector_backends()) or 'sql'})"
+        )
     return factory(crm_config)
 
 

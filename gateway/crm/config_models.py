@@ -21,8 +21,18 @@ from pydantic import field_validator, model_validator
 
 from gateway.config_base import Model, Size, parse_size, read_secret_files
 
-__all__ = ["MODELS", "OTHER", "CrmBase", "CrmConfig", "OdooConfig", "SqlConfig", "TrytonConfig", "VtigerConfig",
-           "WebhookConfig", "backend_tag"]
+__all__ = [
+    "MODELS",
+    "OTHER",
+    "CrmBase",
+    "CrmConfig",
+    "OdooConfig",
+    "SqlConfig",
+    "TrytonConfig",
+    "VtigerConfig",
+    "WebhookConfig",
+    "backend_tag",
+]
 
 SECRETS = ("password", "access_key", "api_key", "secret")  # each may be given as <name>_file
 
@@ -109,7 +119,11 @@ class CrmConfig(_TrytonKeys, _VtigerKeys, _OdooKeys, _WebhookKeys):
 
 
 MODELS: dict[str, type[CrmBase]] = {
-    "sql": SqlConfig, "tryton": TrytonConfig, "vtiger": VtigerConfig, "odoo": OdooConfig, "webhook": WebhookConfig,
+    "sql": SqlConfig,
+    "tryton": TrytonConfig,
+    "vtiger": VtigerConfig,
+    "odoo": OdooConfig,
+    "webhook": WebhookConfig,
 }
 OTHER = "other backend"  # the tag of CrmConfig: not a name a backend can have (it has a space)
 

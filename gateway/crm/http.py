@@ -132,9 +132,13 @@ class HttpClient:
         try:
             response = self._client.request(method, url, **kwargs)
         except httpx.TimeoutException as e:  # messages reach logs and quarantine reasons: no credentials
-            raise Retryable(f"{self.name}: timed out talking to {redact_url(str(self._client.base_url))} ({type(e).__name__})") from None
+            raise Retryable(
+                f"{self.name}: timed out talking to {redact_url(str(self._client.base_url))} ({type(e).__name__})"
+            ) from None
         except httpx.TransportError as e:
-            raise Retryable(f"{self.name}: cannot reach {redact_url(str(self._client.base_url))}: {redact_urls(str(e))}") from None
+            raise Retryable(
+                f"{self.name}: cannot reach {redact_url(str(self._client.base_url))}: {redact_urls(str(e))}"
+            ) from None
         status = response.status_code
         if status == 429 or status >= 500:
             after = parse_retry_after(response.headers.get("Retry-After"))

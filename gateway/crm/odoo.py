@@ -53,7 +53,12 @@ EMAIL_FIELD = {"crm.lead": "email_from", "res.partner": "email"}
 PARTY_FIELDS = ["id", "name", "email", "is_company", "website"]
 LEAD_FIELDS = ["id", "name", "contact_name", "email_from"]
 _RAW = "crm-gateway raw message; content hash "
-_TRANSIENT = ("psycopg2.errors.SerializationFailure", "psycopg2.OperationalError", "psycopg2.errors.LockNotAvailable", "odoo.exceptions.ConcurrencyError")
+_TRANSIENT = (
+    "psycopg2.errors.SerializationFailure",
+    "psycopg2.OperationalError",
+    "psycopg2.errors.LockNotAvailable",
+    "odoo.exceptions.ConcurrencyError",
+)
 
 
 def escape_like(value: str) -> str:
@@ -82,7 +87,12 @@ class _JsonRpc:
         self._lock = threading.Lock()
 
     def _rpc(self, service: str, method: str, *args: Any) -> Any:
-        payload = {"jsonrpc": "2.0", "method": "call", "params": {"service": service, "method": method, "args": list(args)}, "id": next(self._ids)}
+        payload = {
+            "jsonrpc": "2.0",
+            "method": "call",
+            "params": {"service": service, "method": method, "args": list(args)},
+            "id": next(self._ids),
+        }
         body = self.http.request("POST", "jsonrpc", json=payload).json()
         error = body.get("error")
         if not error:
@@ -100,13 +110,17 @@ class _JsonRpc:
             if self.uid is None:
                 uid = self._rpc("common", "authenticate", self.database, self.login, self.secret, {})
                 if not uid:
-                    raise Permanent(f"odoo: login refused for {self.login!r} on database {self.database!r} (check crm.username and the password or API key)")
+                    raise Permanent(
+                        f"odoo: login refused for {self.login!r} on database {self.database!r} (check crm.username and the password or API key)"
+                    )
                 self.uid = int(uid)
             return self.uid
 
     def call(self, model: str, method: str, ids: list[int] | None = None, **params: Any) -> Any:
         uid = self._uid()
-        return self._rpc("object", "execute_kw", self.database, uid, self.secret, model, method, [ids] if ids is not None else [], params)
+        return self._rpc(
+            "object", "execute_kw", self.database, uid, self.secret, model, method, [ids] if ids is not None else [], params
+        )
 
     def check(self) -> None:
         with self._lock:
@@ -117,8 +131,18 @@ class _JsonRpc:
 class OdooConnector:
     name = "odoo"
 
-    def __init__(self, url: str, *, database: str | None, username: str | None, api_key: str | None = None, password: str | None = None,
-                 protocol: str | None = None, timeout: float = 30.0, max_wait: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        database: str | None,
+        username: str | None,
+        api_key: str | None = None,
+        password: str | None = None,
+        protocol: str | None = None,
+        timeout: float = 30.0,
+        max_wait: float = 5.0,
+    ) -> None:
         protocol = protocol or ("json2" if api_key else "jsonrpc")
         self._http = HttpClient(url.rstrip("/") + "/", name="odoo", timeout=timeout, max_wait=max_wait)
         secret = api_key or password or ""
@@ -161,13 +185,23 @@ class OdooConnector:
         d = addresses.domain_of("x@" + domain.strip().lstrip("@"))
         if not d:
             return []
-        rows = self._call("res.partner", "search_read", domain=[["is_company", "=", True], ["website", "=ilike", "%" + escape_like(d) + "%"]],
-                          fields=PARTY_FIELDS, order="id")
+        rows = self._call(
+            "res.partner",
+            "search_read",
+            domain=[["is_company", "=", True], ["website", "=ilike", "%" + escape_like(d) + "%"]],
+            fields=PARTY_FIELDS,
+            order="id",
+        )
         return [_ref("account", r) for r in rows if _host(r.get("website") or "") == d]
 
     def _messages(self, message_ids: Sequence[str]) -> list[dict[str, Any]]:
-        return self._call("mail.message", "search_read", domain=[["message_id", "in", list(message_ids)]],
-                          fields=["id", "model", "res_id", "message_id", "attachment_ids"], order="id")
+        return self._call(
+            "mail.message",
+            "search_read",
+            domain=[["message_id", "in", list(message_ids)]],
+            fields=["id", "model", "res_id", "message_id", "attachment_ids"],
+            order="id",
+        )
 
     def _versions(self, message_id: str) -> dict[str, list[dict[str, Any]]]:
         """The messages of this Message-ID grouped by content hash (from their raw .eml)."""
@@ -206,7 +240,9 @@ class OdooConnector:
 
     def _owner(self, owner: str) -> int | None:
         if owner and owner not in self._owners:
-            rows = self._call("res.users", "search_read", domain=[["login", "=ilike", escape_like(owner)]], fields=["id", "login"])
+            rows = self._call(
+                "res.users", "search_read", domain=[["login", "=ilike", escape_like(owner)]], fields=["id", "login"]
+            )
             self._owners[owner] = rows[0]["id"] if rows else None
         return self._owners.get(owner) if owner else None
 
@@ -219,7 +255,13 @@ class OdooConnector:
         if (uid := self._owner(data.owner)) is not None:
             vals["user_id"] = uid
         if kind == "lead":
-            vals.update(name=person or data.company or "(unnamed lead)", contact_name=person, partner_name=data.company, email_from=", ".join(emails), type="lead")
+            vals.update(
+                name=person or data.company or "(unnamed lead)",
+                contact_name=person,
+                partner_name=data.company,
+                email_from=", ".join(emails),
+                type="lead",
+            )
         elif kind == "contact":
             vals.update(name=person or "(unnamed)", email=", ".join(emails), is_company=False)
             if data.account is not None:
@@ -245,24 +287,48 @@ class OdooConnector:
         ids = [m["id"] for m in group]
         for model, res_id in targets:
             if (model, res_id) not in posted:
-                ids.append(self._call(model, "message_post", [res_id], body=mail.html or mail.text, subject=mail.subject,
-                                      message_type="email", email_from=mail.from_address, message_id=mail.message_id,
-                                      attachment_ids=att_ids))
+                ids.append(
+                    self._call(
+                        model,
+                        "message_post",
+                        [res_id],
+                        body=mail.html or mail.text,
+                        subject=mail.subject,
+                        message_type="email",
+                        email_from=mail.from_address,
+                        message_id=mail.message_id,
+                        attachment_ids=att_ids,
+                    )
+                )
         return EmailRef(str(min(ids)), mail.message_id, mail.content_hash)
 
     def _files(self, home: tuple[str, int], mail: EmailRecord, group: list[dict[str, Any]]) -> list[int]:
         """The ir.attachment ids of this mail's files and raw .eml, creating the missing ones."""
-        files = [(a.filename or "attachment", a.content_type, a.payload, f"sha256:{hashlib.sha256(a.payload).hexdigest()} #{i}") for i, a in enumerate(mail.attachments)]
+        files = [
+            (a.filename or "attachment", a.content_type, a.payload, f"sha256:{hashlib.sha256(a.payload).hexdigest()} #{i}")
+            for i, a in enumerate(mail.attachments)
+        ]
         files.append(("message.eml", "message/rfc822", mail.raw, _RAW + mail.content_hash))
         model, res_id = home
-        have = self._call("ir.attachment", "search_read", domain=[["res_model", "=", model], ["res_id", "=", res_id],
-                          ["description", "in", [f[3] for f in files]]], fields=["id", "description"], order="id")
+        have = self._call(
+            "ir.attachment",
+            "search_read",
+            domain=[["res_model", "=", model], ["res_id", "=", res_id], ["description", "in", [f[3] for f in files]]],
+            fields=["id", "description"],
+            order="id",
+        )
         by_tag = {a["description"]: a["id"] for a in reversed(have)}
         out = []
         for name, ctype, payload, tag in files:
             if tag not in by_tag:
-                vals = {"name": name, "datas": base64.b64encode(payload).decode(), "mimetype": ctype or "application/octet-stream",
-                        "res_model": model, "res_id": res_id, "description": tag}
+                vals = {
+                    "name": name,
+                    "datas": base64.b64encode(payload).decode(),
+                    "mimetype": ctype or "application/octet-stream",
+                    "res_model": model,
+                    "res_id": res_id,
+                    "description": tag,
+                }
                 by_tag[tag] = self._call("ir.attachment", "create", vals_list=[vals])[0]
             out.append(by_tag[tag])
         return out
@@ -283,14 +349,24 @@ class OdooConnector:
         have: dict[tuple[str, int], int] = {}
         for model in dict.fromkeys(m for m, _ in targets):
             ids = [rid for m, rid in targets if m == model]
-            rows = self._call("mail.message", "search_read", domain=[["model", "=", model], ["res_id", "in", ids], ["message_id", "=", mid]],
-                              fields=["id", "res_id"], order="id")
+            rows = self._call(
+                "mail.message",
+                "search_read",
+                domain=[["model", "=", model], ["res_id", "in", ids], ["message_id", "=", mid]],
+                fields=["id", "res_id"],
+                order="id",
+            )
             for row in rows:
                 have.setdefault((model, row["res_id"]), row["id"])
         for model, res_id in targets:
             if (model, res_id) not in have:
-                post: dict[str, Any] = dict(body=note_html(note.text), body_is_html=True, message_type="comment",
-                                            subtype_xmlid="mail.mt_note", message_id=mid)
+                post: dict[str, Any] = dict(
+                    body=note_html(note.text),
+                    body_is_html=True,
+                    message_type="comment",
+                    subtype_xmlid="mail.mt_note",
+                    message_id=mid,
+                )
                 if note.title.strip():
                     post["subject"] = " ".join(note.title.split())
                 have[(model, res_id)] = self._call(model, "message_post", [res_id], **post)
@@ -303,8 +379,14 @@ class OdooConnector:
         removed = 0
         for ref in doomed:
             model = MODEL[ref.kind]
-            removed += len(self._call("mail.message", "search_read", fields=["id"],
-                                      domain=[["model", "=", model], ["res_id", "=", int(ref.id)], ["message_type", "=", "email"]]))
+            removed += len(
+                self._call(
+                    "mail.message",
+                    "search_read",
+                    fields=["id"],
+                    domain=[["model", "=", model], ["res_id", "=", int(ref.id)], ["message_type", "=", "email"]],
+                )
+            )
             self._call(model, "unlink", [int(ref.id)])
         return ForgetReport(parties=tuple(doomed), emails_removed=removed)
 
@@ -356,5 +438,12 @@ def _host(website: str) -> str:
 
 @register_connector("odoo")
 def _factory(crm: OdooConfig) -> OdooConnector:
-    return OdooConnector(crm.url, database=crm.database, username=crm.username, api_key=crm.api_key, password=crm.password,
-                         protocol=crm.protocol, timeout=crm.timeout)
+    return OdooConnector(
+        crm.url,
+        database=crm.database,
+        username=crm.username,
+        api_key=crm.api_key,
+        password=crm.password,
+        protocol=crm.protocol,
+        timeout=crm.timeout,
+    )

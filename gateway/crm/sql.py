@@ -18,7 +18,6 @@ Design notes:
 - Errors leave as `Retryable` (locked, refused, timeouts, deadlocks) or `Permanent` (the data).
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -211,8 +210,14 @@ class SqlConnector:
         the `notes` table's (key, record) constraint (see gateway/crm/sql_notes.py)."""
         if not note.key or len(note.key) > 255:
             raise Permanent(f"a note key must be 1 to 255 characters, not {len(note.key)}")
-        values = dict(key=note.key, title=clean(note.title), text=clean(note.text), owner=clean(note.owner)[:320],
-                      message_id=clean(note.message_id), created_at=utcnow())
+        values = dict(
+            key=note.key,
+            title=clean(note.title),
+            text=clean(note.text),
+            owner=clean(note.owner)[:320],
+            message_id=clean(note.message_id),
+            created_at=utcnow(),
+        )
         with self._write() as conn:
             targets = [(ref.kind, self._existing_id(conn, ref)) for ref in parents]
             return NoteRef(note.key, tuple(sql_notes.write(conn, targets, values)))

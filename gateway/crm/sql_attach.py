@@ -33,8 +33,10 @@ _PIECE = 1 << 20
 
 
 _EMAIL_ID = sa.select(em.c.id).where(em.c.message_id == sa.bindparam("mid"), em.c.content_hash == sa.bindparam("h"))
-_SET_RAW = sa.update(em).where(em.c.id == sa.bindparam("email_id")).values(
-    raw_sha256=sa.bindparam("raw_sha"), raw_size=sa.bindparam("raw_len")
+_SET_RAW = (
+    sa.update(em)
+    .where(em.c.id == sa.bindparam("email_id"))
+    .values(raw_sha256=sa.bindparam("raw_sha"), raw_size=sa.bindparam("raw_len"))
 )
 
 
@@ -92,15 +94,18 @@ def _stream_blob(conn: sa.Connection, sha: str, data: bytes, now: Any) -> None:
     a 20 MB blob cost 40 MB more at the peak (the driver's copy and SQLite's row). A zeroblob
     of its size costs nothing as the row's last column (migration 0002); the bytes are then
     written into it in pieces through SQLite's incremental blob I/O, in the same transaction."""
-    stmt = sqlite.insert(bl).values(sha256=sha, size=len(data), created_at=now,
-                                    data=sa.func.zeroblob(len(data))).on_conflict_do_nothing(index_elements=["sha256"])
+    stmt = (
+        sqlite.insert(bl)
+        .values(sha256=sha, size=len(data), created_at=now, data=sa.func.zeroblob(len(data)))
+        .on_conflict_do_nothing(index_elements=["sha256"])
+    )
     result = conn.execute(stmt)
     if not result.rowcount:  # stored already, by another worker a moment ago
         return
     view = memoryview(data)
     with conn.connection.dbapi_connection.blobopen(bl.name, "data", result.lastrowid) as blob:  # type: ignore[union-attr]
         for start in range(0, len(view), _PIECE):
-            blob.write(view[start:start + _PIECE])
+            blob.write(view[start : start + _PIECE])
 
 
 def _sha256(data: bytes) -> str:

@@ -32,9 +32,16 @@ def dump(conn: sa.Connection) -> dict[str, list[dict[str, Any]]]:
     rows = conn.execute(sa.select(em).order_by(em.c.id)).mappings()
     out["emails"] = [email_dict(row, links.get(row["id"], []), files.get(row["id"], [])) for row in rows]
     out["notes"] = [
-        {"id": row["id"], "on": {"kind": row["kind"], "id": row["party_id"]}, "title": row["title"], "text": row["text"],
-         "owner": row["owner"], "message_id": row["message_id"], "key": row["key"],
-         "created_at": row["created_at"].isoformat()}
+        {
+            "id": row["id"],
+            "on": {"kind": row["kind"], "id": row["party_id"]},
+            "title": row["title"],
+            "text": row["text"],
+            "owner": row["owner"],
+            "message_id": row["message_id"],
+            "key": row["key"],
+            "created_at": row["created_at"].isoformat(),
+        }
         for row in conn.execute(sa.select(nt).order_by(nt.c.id)).mappings()
     ]
     return out

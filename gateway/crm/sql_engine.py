@@ -91,7 +91,8 @@ def make_engine(url: str, busy_timeout: float = 30) -> sa.Engine:
             from gateway.database.writer_lock import SqliteWriterLock
 
             SqliteWriterLock(str(Path(database).expanduser())).attach(
-                engine, is_write=lambda conn: conn.get_execution_options().get("crm_write", False))
+                engine, is_write=lambda conn: conn.get_execution_options().get("crm_write", False)
+            )
         _sqlite_events(engine, wal=not memory)
         sa.event.listen(engine, "handle_error", _reopen_after)
         return engine

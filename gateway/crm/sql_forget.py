@@ -38,9 +38,7 @@ def forget(conn: sa.Connection, k: str, doomed: Sequence[PartyRef], kept: Sequen
         )
         mine = [row.id for row in conn.execute(q) if k in participant_keys(row)]
         for chunk in chunks(mine):
-            conn.execute(
-                sa.delete(ln).where(ln.c.kind == ref.kind, ln.c.party_id == pid, ln.c.email_id.in_(chunk))
-            )
+            conn.execute(sa.delete(ln).where(ln.c.kind == ref.kind, ln.c.party_id == pid, ln.c.email_id.in_(chunk)))
         touched.update(mine)
     removed = _delete_orphans(conn, sorted(touched))
     return len(touched), removed

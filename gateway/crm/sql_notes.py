@@ -39,8 +39,15 @@ def read(conn: sa.Connection, kind: str, party_id: int) -> list[dict[str, Any]]:
     """The notes on one record, oldest first."""
     q = sa.select(nt).where(nt.c.kind == kind, nt.c.party_id == party_id).order_by(nt.c.id)
     return [
-        {"id": row["id"], "key": row["key"], "title": row["title"], "text": row["text"], "owner": row["owner"],
-         "message_id": row["message_id"], "created_at": row["created_at"].isoformat()}
+        {
+            "id": row["id"],
+            "key": row["key"],
+            "title": row["title"],
+            "text": row["text"],
+            "owner": row["owner"],
+            "message_id": row["message_id"],
+            "created_at": row["created_at"].isoformat(),
+        }
         for row in conn.execute(q).mappings()
     ]
 

@@ -16,8 +16,22 @@ from gateway.crm.base import PARTY_KINDS, EmailRecord, PartyData, PartyRef
 from gateway.crm.sql_models import Blob, Email, EmailAttachment, EmailLink, PartyEmail
 from gateway.errors import Permanent
 
-__all__ = ["CHUNK", "at", "bl", "chunks", "clean", "em", "email_values", "ln", "new_ref", "participant_keys",
-           "party_id", "party_values", "pe", "ref_from_row"]
+__all__ = [
+    "CHUNK",
+    "at",
+    "bl",
+    "chunks",
+    "clean",
+    "em",
+    "email_values",
+    "ln",
+    "new_ref",
+    "participant_keys",
+    "party_id",
+    "party_values",
+    "pe",
+    "ref_from_row",
+]
 
 
 T = TypeVar("T")

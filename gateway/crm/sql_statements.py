@@ -84,9 +84,7 @@ class Writes:
     def __init__(self, insert: Callable[[sa.Table], Any]) -> None:
         self.address = insert(pe).on_conflict_do_nothing(index_elements=["kind", "party_id", "address_key"])
         self.blob = insert(bl).on_conflict_do_nothing(index_elements=["sha256"])
-        self.email = (
-            insert(em).on_conflict_do_nothing(index_elements=["message_id", "content_hash"]).returning(em.c.id)
-        )
+        self.email = insert(em).on_conflict_do_nothing(index_elements=["message_id", "content_hash"]).returning(em.c.id)
         self.file = insert(at).on_conflict_do_nothing(index_elements=["email_id", "position"])
         self.link = insert(ln).on_conflict_do_nothing(index_elements=["email_id", "kind", "party_id"])
 

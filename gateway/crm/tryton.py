@@ -82,8 +82,10 @@ class TrytonConnector:
         models = self.rpc.call("model.ir.model.search_read", [("name", "in", [PARTY, OPPORTUNITY])], 0, None, None, ["name"])
         missing = {PARTY, OPPORTUNITY} - {m["name"] for m in models}
         if missing:
-            raise Permanent(f"Tryton database {self.rpc.database!r} lacks {', '.join(sorted(missing))}: "
-                            "activate the party and sale_opportunity modules")
+            raise Permanent(
+                f"Tryton database {self.rpc.database!r} lacks {', '.join(sorted(missing))}: "
+                "activate the party and sale_opportunity modules"
+            )
         if not self.rpc.context.get("company"):
             raise Permanent(f"Tryton user {self.rpc.username!r} has no current company (set crm.company or the user's company)")
         self._categories()
@@ -102,8 +104,9 @@ class TrytonConnector:
 
     def _make_categories(self) -> dict[str, int]:
         names = list(CATEGORIES.values())
-        rows = self.rpc.call("model.party.category.search_read", [("name", "in", names), ("parent", "=", None)],
-                             0, None, None, ["name"])
+        rows = self.rpc.call(
+            "model.party.category.search_read", [("name", "in", names), ("parent", "=", None)], 0, None, None, ["name"]
+        )
         by_name = {r["name"]: r["id"] for r in rows}
         todo = [{"name": n} for n in names if n not in by_name]
         if todo:
@@ -140,8 +143,9 @@ class TrytonConnector:
         search: list[Any] = [("type", "=", "email"), value_clause]
         if domain:  # the domain's accounts in the same request: the rules ask for them next
             search = ["OR", search, self._website_clause(addresses.domain_of(norm))]
-        rows = self.rpc.call("model.party.contact_mechanism.search_read", search, 0, None, [("party", "ASC")],
-                             [*_PARTY_FIELDS, "type"])
+        rows = self.rpc.call(
+            "model.party.contact_mechanism.search_read", search, 0, None, [("party", "ASC")], [*_PARTY_FIELDS, "type"]
+        )
         if domain:
             self._prefetch.site = (addresses.domain_of(norm), time.monotonic(), [r for r in rows if r["type"] == "website"])
         parties: dict[int, dict[str, Any]] = {}
@@ -157,9 +161,14 @@ class TrytonConnector:
             else:
                 by_kind[category].append(PartyRef(category, str(pid), p.get("name") or "", created(p)))  # type: ignore[arg-type]
         if lead_parties and ("lead" in kinds or "contact" in kinds):
-            opps = self.rpc.call("model.sale.opportunity.search_read",
-                                 [("party", "in", sorted(lead_parties)), ("state", "=", "lead")],
-                                 0, None, [("id", "ASC")], ["party", "create_date"])
+            opps = self.rpc.call(
+                "model.sale.opportunity.search_read",
+                [("party", "in", sorted(lead_parties)), ("state", "=", "lead")],
+                0,
+                None,
+                [("id", "ASC")],
+                ["party", "create_date"],
+            )
             with_lead = set()
             for o in opps:
                 with_lead.add(o["party"])
@@ -174,8 +183,11 @@ class TrytonConnector:
         return out
 
     def _website_clause(self, d: str) -> list[Any]:
-        return [("type", "=", "website"), ("value", "ilike", "%" + tm.address_pattern(d) + "%"),
-                ("party.categories", "=", self._categories()["account"])]
+        return [
+            ("type", "=", "website"),
+            ("value", "ilike", "%" + tm.address_pattern(d) + "%"),
+            ("party.categories", "=", self._categories()["account"]),
+        ]
 
     def find_by_domain(self, domain: str) -> list[PartyRef]:
         d = addresses.domain_of("x@" + domain.strip().lstrip("@"))
@@ -186,8 +198,9 @@ class TrytonConnector:
         if pre is not None and pre[0] == d and time.monotonic() - pre[1] < _PREFETCH_SECONDS:
             rows = pre[2]  # read a moment ago by `find` for an address at this domain, in this thread
         else:
-            rows = self.rpc.call("model.party.contact_mechanism.search_read", self._website_clause(d),
-                                 0, None, [("party", "ASC")], _PARTY_FIELDS)
+            rows = self.rpc.call(
+                "model.party.contact_mechanism.search_read", self._website_clause(d), 0, None, [("party", "ASC")], _PARTY_FIELDS
+            )
         seen: dict[int, PartyRef] = {}
         for r in rows:
             if website_domain(r["value"]) == d and r.get("party."):
@@ -293,6 +306,5 @@ class TrytonConnector:
 
 @register_connector("tryton")
 def _from_config(crm: TrytonConfig) -> TrytonConnector:
-    rpc = TrytonRpc(crm.url, crm.database or "", crm.username or "", crm.password or "", timeout=crm.timeout,
-                    company=crm.company)
+    rpc = TrytonRpc(crm.url, crm.database or "", crm.username or "", crm.password or "", timeout=crm.timeout, company=crm.company)
     return TrytonConnector(rpc)

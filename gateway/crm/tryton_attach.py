@@ -23,7 +23,9 @@ __all__ = ["attach", "find_email", "thread_parents"]
 KindOf = Callable[[Sequence[int]], str]  # a party's categories → account, lead-party or contact
 
 
-def _stored(rpc: TrytonRpc, domain: list[Any], fields: Sequence[str] = ("resource", "description")) -> list[tuple[dict[str, Any], tm.Marker]]:
+def _stored(
+    rpc: TrytonRpc, domain: list[Any], fields: Sequence[str] = ("resource", "description")
+) -> list[tuple[dict[str, Any], tm.Marker]]:
     rows = rpc.call("model.ir.attachment.search_read", domain, 0, None, [("id", "ASC")], list(fields))
     return [(r, m) for r in rows if (m := tm.parse(r.get("description"))) is not None]
 
@@ -32,9 +34,15 @@ def attach(rpc: TrytonRpc, parents: Sequence[PartyRef], mail: EmailRecord, *, fi
     targets = list(dict.fromkeys(resource(p) for p in parents))
     mid = " ".join(mail.message_id.split())
     # On a first attempt nothing of this mail can be stored yet: no need to look.
-    stored = [] if first_attempt else [
-        (r, m) for r, m in _stored(rpc, [("description", "like", tm.line_pattern(tm.KEY, mail.content_hash))])
-        if m.message_id == mid and m.key == mail.content_hash]
+    stored = (
+        []
+        if first_attempt
+        else [
+            (r, m)
+            for r, m in _stored(rpc, [("description", "like", tm.line_pattern(tm.KEY, mail.content_hash))])
+            if m.message_id == mid and m.key == mail.content_hash
+        ]
+    )
     have: dict[str, set[str]] = {}
     for r, m in stored:
         have.setdefault(r["resource"], set()).add(m.part)
@@ -42,8 +50,11 @@ def attach(rpc: TrytonRpc, parents: Sequence[PartyRef], mail: EmailRecord, *, fi
     attachments: list[dict[str, Any]] = []
     for target in targets:
         got = have.get(target, set())
-        pieces = [tm.eml_values(mail) if p == "eml" else tm.file_values(mail, int(p), mail.attachments[int(p)])
-                  for p in wanted if p not in got]
+        pieces = [
+            tm.eml_values(mail) if p == "eml" else tm.file_values(mail, int(p), mail.attachments[int(p)])
+            for p in wanted
+            if p not in got
+        ]
         if not pieces:
             continue
         if target.startswith(OPPORTUNITY):  # attachments and note in one write
@@ -63,12 +74,18 @@ def attach(rpc: TrytonRpc, parents: Sequence[PartyRef], mail: EmailRecord, *, fi
     late = [t for t in party_targets if t in have] + [t for t in targets if t in have and t not in party_targets]
     notes = [{"resource": t, "message": tm.note_message(mail)} for t in fresh]
     if late:
-        noted = rpc.call("model.ir.note.search_read",
-                              [("resource", "in", late), ("message", "like", tm.line_pattern(tm.KEY, mail.content_hash))],
-                              0, None, None, ["resource", "message"])
+        noted = rpc.call(
+            "model.ir.note.search_read",
+            [("resource", "in", late), ("message", "like", tm.line_pattern(tm.KEY, mail.content_hash))],
+            0,
+            None,
+            None,
+            ["resource", "message"],
+        )
         done = {n["resource"] for n in noted if (mk := tm.parse(n["message"])) and mk.message_id == mid and mk.part == "note"}
-        notes += [{"resource": t, "message": tm.note_message(mail)} for t in late
-                  if t not in done and not t.startswith(OPPORTUNITY)]
+        notes += [
+            {"resource": t, "message": tm.note_message(mail)} for t in late if t not in done and not t.startswith(OPPORTUNITY)
+        ]
     if notes:
         rpc.call("model.ir.note.create", notes)
     return EmailRef(tm.email_id(mid, mail.content_hash), mail.message_id, mail.content_hash)

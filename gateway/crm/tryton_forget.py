@@ -19,8 +19,7 @@ from gateway.crm.tryton_records import OPPORTUNITY, PARTY, resource
 from gateway.crm.tryton_rpc import TrytonRpc
 
 
-def forget(rpc: TrytonRpc, address: str, refs: Sequence[PartyRef],
-           made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
+def forget(rpc: TrytonRpc, address: str, refs: Sequence[PartyRef], made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
     """Forget `address`, whose records (found by the connector) are `refs`."""
     k = addresses.key(address)
     doomed = [r for r in refs if made_by_gateway(r)]

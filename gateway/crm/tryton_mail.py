@@ -108,8 +108,12 @@ def eml_values(mail: EmailRecord) -> dict[str, object]:
 
 def file_values(mail: EmailRecord, pos: int, a: AttachmentData) -> dict[str, object]:
     desc = _one_line(f"Attached to the mail {summary(mail)[5:]}")[:200] + "\n"
-    return {"name": _filename(a.filename, f"attachment-{pos + 1}"), "type": "data", "data": a.payload,
-            "description": desc + _machine(mail, str(pos), a.sha256)}
+    return {
+        "name": _filename(a.filename, f"attachment-{pos + 1}"),
+        "type": "data",
+        "data": a.payload,
+        "description": desc + _machine(mail, str(pos), a.sha256),
+    }
 
 
 def note_message(mail: EmailRecord) -> str:

@@ -24,9 +24,14 @@ def add_note(rpc: TrytonRpc, targets: Sequence[str], note: NoteData) -> NoteRef:
     if not targets:
         return NoteRef(note.key)
     tag = note_marker.tag(note.key)
-    rows = rpc.call("model.ir.note.search_read",
-                    [("resource", "in", targets), ("message", "like", f"%{note_marker.search_text(note.key)}%")],
-                    0, None, [("id", "ASC")], ["resource", "message"])
+    rows = rpc.call(
+        "model.ir.note.search_read",
+        [("resource", "in", targets), ("message", "like", f"%{note_marker.search_text(note.key)}%")],
+        0,
+        None,
+        [("id", "ASC")],
+        ["resource", "message"],
+    )
     have: dict[str, int] = {}
     for row in rows:
         parsed = note_marker.parse(row["message"])

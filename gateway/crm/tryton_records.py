@@ -11,8 +11,7 @@ from gateway import addresses
 from gateway.crm.base import PARTY_KINDS, PartyData, PartyRef
 from gateway.errors import Permanent
 
-__all__ = ["CATEGORIES", "OPPORTUNITY", "PARTY", "created", "creation_note", "display_name", "resource",
-           "website_domain"]
+__all__ = ["CATEGORIES", "OPPORTUNITY", "PARTY", "created", "creation_note", "display_name", "resource", "website_domain"]
 
 
 CATEGORIES = {"account": "CRM account", "lead": "CRM lead", "made": "CRM by mail gateway"}

@@ -41,8 +41,16 @@ def _encode(o: Any) -> Any:
     if isinstance(o, Decimal):
         return {"__class__": "Decimal", "decimal": str(o)}
     if isinstance(o, datetime):
-        return {"__class__": "datetime", "year": o.year, "month": o.month, "day": o.day, "hour": o.hour,
-                "minute": o.minute, "second": o.second, "microsecond": o.microsecond}
+        return {
+            "__class__": "datetime",
+            "year": o.year,
+            "month": o.month,
+            "day": o.day,
+            "hour": o.hour,
+            "minute": o.minute,
+            "second": o.second,
+            "microsecond": o.microsecond,
+        }
     raise TypeError(f"cannot send {type(o).__name__} to Tryton")
 
 
@@ -65,8 +73,18 @@ def _snippet(text: str, limit: int = 300) -> str:
 class TrytonRpc:
     """`TrytonRpc(url, database, username, password).call("model.party.party.search_read", …)`."""
 
-    def __init__(self, url: str, database: str, username: str, password: str, *, timeout: float = 30.0,
-                 company: int | None = None, max_wait: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        username: str,
+        password: str,
+        *,
+        timeout: float = 30.0,
+        company: int | None = None,
+        max_wait: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if not database:
             raise Permanent("crm.database: the Tryton database name is required")
         if not username or password is None:
@@ -100,8 +118,9 @@ class TrytonRpc:
         try:
             result = self._post("common.db.login", [self.username, {"password": self._password}, "en"], auth=None)
         except Permanent as e:
-            raise Permanent(f"Tryton refused the login of {self.username!r} on database {self.database!r} "
-                            f"at {self.base}: {e}") from None
+            raise Permanent(
+                f"Tryton refused the login of {self.username!r} on database {self.database!r} at {self.base}: {e}"
+            ) from None
         uid, key = result[0], result[1]
         self._auth = "Session " + base64.b64encode(f"{self.username}:{uid}:{key}".encode()).decode()
         context = self._post("model.res.user.get_preferences", [True, {}], auth=self._auth)
@@ -161,7 +180,9 @@ class TrytonRpc:
         code = resp.status_code
         if code == 429:
             delay = parse_retry_after(resp.headers.get("Retry-After"))
-            message = f"Tryton is rate limiting ({method}): HTTP 429" + (f", retry after {delay:g} s" if delay is not None else "")
+            message = f"Tryton is rate limiting ({method}): HTTP 429" + (
+                f", retry after {delay:g} s" if delay is not None else ""
+            )
             if delay is not None and delay <= self.max_wait:
                 raise _Throttled(delay, message)
             raise Retryable(message, retry_after=delay)
@@ -172,8 +193,10 @@ class TrytonRpc:
         if code == 404 and method == "common.db.login":
             raise Permanent(f"no database {self.database!r} on this server")
         if code == 423 or code >= 500:
-            raise Retryable(f"Tryton answered {method} with HTTP {code}: {_snippet(resp.text)}",
-                            retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+            raise Retryable(
+                f"Tryton answered {method} with HTTP {code}: {_snippet(resp.text)}",
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+            )
         if code >= 400:
             raise Permanent(f"Tryton refused {method}: HTTP {code}: {_snippet(resp.text)}")
         try:

@@ -85,7 +85,9 @@ def _crmid(wsid: str) -> int:
 class VtigerConnector:
     name = "vtiger"
 
-    def __init__(self, url: str, username: str, access_key: str, *, dialect: str = "vtiger", timeout: float = 30.0, max_wait: float = 5.0) -> None:
+    def __init__(
+        self, url: str, username: str, access_key: str, *, dialect: str = "vtiger", timeout: float = 30.0, max_wait: float = 5.0
+    ) -> None:
         if dialect not in ("vtiger", "vtenext"):
             raise ConfigError(f"crm.dialect: {dialect!r} is neither vtiger nor vtenext")
         self.dialect = dialect
@@ -118,7 +120,9 @@ class VtigerConnector:
         try:
             body = response.json()
         except ValueError:
-            raise Retryable(f"{self.dialect}: not a webservice answer (HTTP {response.status_code}): {response.text[:200]!r}") from None
+            raise Retryable(
+                f"{self.dialect}: not a webservice answer (HTTP {response.status_code}): {response.text[:200]!r}"
+            ) from None
         if body.get("success"):
             return body.get("result")
         error = body.get("error") or {}
@@ -180,7 +184,11 @@ class VtigerConnector:
             self._login()
             return self._user_id
         if owner not in self._owners:
-            rows = [r for r in self._query("Users", matches("email1", owner)) if addresses.key(r.get("email1", "")) == addresses.key(owner)]
+            rows = [
+                r
+                for r in self._query("Users", matches("email1", owner))
+                if addresses.key(r.get("email1", "")) == addresses.key(owner)
+            ]
             self._login()
             self._owners[owner] = rows[0]["id"] if rows else self._user_id
         return self._owners[owner]
@@ -292,7 +300,10 @@ class VtigerConnector:
     def _store_files(self, email_id: str, mail: EmailRecord) -> None:
         """Every attachment (and the raw .eml) as a Document related to the email, each once."""
         stored = {str(d.get("notecontent") or "") for d in self._related(email_id, "Documents")}
-        files = [(a.filename or "attachment", a.content_type, a.payload, f"sha256:{hashlib.sha256(a.payload).hexdigest()}") for a in mail.attachments]
+        files = [
+            (a.filename or "attachment", a.content_type, a.payload, f"sha256:{hashlib.sha256(a.payload).hexdigest()}")
+            for a in mail.attachments
+        ]
         if mail.raw:
             files.append(("message.eml", "message/rfc822", mail.raw, f"{_RAW_TAG} sha256:{hashlib.sha256(mail.raw).hexdigest()}"))
         for position, (name, ctype, payload, tag) in enumerate(files):
@@ -310,7 +321,9 @@ class VtigerConnector:
                 "assigned_user_id": self._owner(mail.owner),
             }
             doc = self._call(
-                "POST", "create", {"elementType": "Documents", "element": json.dumps(element)},
+                "POST",
+                "create",
+                {"elementType": "Documents", "element": json.dumps(element)},
                 files={"filename": (name, payload, ctype or "application/octet-stream")},
             )
             self._relate(email_id, doc["id"], "Documents")

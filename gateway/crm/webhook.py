@@ -58,8 +58,16 @@ def verify(secret: str, body: bytes, header: str | None) -> bool:
 class WebhookConnector:
     name = "webhook"
 
-    def __init__(self, url: str, secret: str, *, max_inline: int = 5 * 1024**2, attachment_url: str | None = None,
-                 timeout: float = 30.0, max_wait: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        *,
+        max_inline: int = 5 * 1024**2,
+        attachment_url: str | None = None,
+        timeout: float = 30.0,
+        max_wait: float = 5.0,
+    ) -> None:
         if not secret:
             raise ConfigError("crm: the webhook backend needs secret (secret_file, or ${WEBHOOK_SECRET})")
         self.url = url
@@ -87,8 +95,12 @@ class WebhookConnector:
             if kind not in PARTY_KINDS:
                 raise Permanent(f"unknown record kind {kind!r}")
         # `canonical`: the receiver compares on it (docs/webhook.md), so quoting cannot split a person
-        refs = _refs(self._post("lookup", {"address": address, "canonical": addresses.canonical(address) or "",
-                                           "kinds": list(dict.fromkeys(kinds))}))
+        refs = _refs(
+            self._post(
+                "lookup",
+                {"address": address, "canonical": addresses.canonical(address) or "", "kinds": list(dict.fromkeys(kinds))},
+            )
+        )
         order = {k: i for i, k in enumerate(dict.fromkeys(kinds))}
         return sorted((r for r in refs if r.kind in order), key=lambda r: order[r.kind])
 
@@ -111,9 +123,15 @@ class WebhookConnector:
         if kind not in PARTY_KINDS:
             raise Permanent(f"unknown record kind {kind!r}")
         record = {
-            "emails": list(data.emails), "first_name": data.first_name, "last_name": data.last_name, "name": data.name,
-            "company": data.company, "domain": data.domain, "owner": data.owner,
-            "account": data.account.as_dict() if data.account else None, "fields": dict(data.fields),
+            "emails": list(data.emails),
+            "first_name": data.first_name,
+            "last_name": data.last_name,
+            "name": data.name,
+            "company": data.company,
+            "domain": data.domain,
+            "owner": data.owner,
+            "account": data.account.as_dict() if data.account else None,
+            "fields": dict(data.fields),
         }
         answer = self._post("create", {"kind": kind, "record": record})
         if not answer.get("id"):
@@ -153,15 +171,26 @@ class WebhookConnector:
         elif self.attachment_url:
             item["url"] = self.attachment_url.replace("{sha256}", sha)
         else:
-            raise Permanent(f"webhook: {filename!r} ({len(payload)} bytes) is over crm.max_inline and crm.attachment_url is not set")
+            raise Permanent(
+                f"webhook: {filename!r} ({len(payload)} bytes) is over crm.max_inline and crm.attachment_url is not set"
+            )
         return item
 
     def _mail(self, mail: EmailRecord) -> dict[str, Any]:
         return {
-            "message_id": mail.message_id, "content_hash": mail.content_hash, "subject": mail.subject,
-            "from": {"address": mail.from_address, "name": mail.from_name}, "to": list(mail.to), "cc": list(mail.cc),
-            "date": mail.date.isoformat(), "date_offset_minutes": mail.date_offset_minutes, "direction": mail.direction,
-            "text": mail.text, "html": mail.html, "in_reply_to": list(mail.in_reply_to), "references": list(mail.references),
+            "message_id": mail.message_id,
+            "content_hash": mail.content_hash,
+            "subject": mail.subject,
+            "from": {"address": mail.from_address, "name": mail.from_name},
+            "to": list(mail.to),
+            "cc": list(mail.cc),
+            "date": mail.date.isoformat(),
+            "date_offset_minutes": mail.date_offset_minutes,
+            "direction": mail.direction,
+            "text": mail.text,
+            "html": mail.html,
+            "in_reply_to": list(mail.in_reply_to),
+            "references": list(mail.references),
             "owner": mail.owner,
             "raw": self._file("message.eml", "message/rfc822", mail.raw),
             "attachments": [self._file(a.filename, a.content_type, a.payload) for a in mail.attachments],
@@ -170,8 +199,10 @@ class WebhookConnector:
     def forget(self, address: str, made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
         refs = self.find(address, PARTY_KINDS)
         doomed = [r for r in refs if made_by_gateway(r)]
-        answer = self._post("forget", {"address": address, "delete": [r.as_dict() for r in doomed],
-                                       "keep": [r.as_dict() for r in refs if r not in doomed]})
+        answer = self._post(
+            "forget",
+            {"address": address, "delete": [r.as_dict() for r in doomed], "keep": [r.as_dict() for r in refs if r not in doomed]},
+        )
         return ForgetReport(tuple(doomed), int(answer.get("emails_removed") or 0), int(answer.get("emails_unlinked") or 0))
 
     def check_online(self) -> None:
@@ -192,4 +223,6 @@ def _refs(answer: dict[str, Any]) -> list[PartyRef]:
 
 @register_connector("webhook")
 def _factory(crm: WebhookConfig) -> WebhookConnector:
-    return WebhookConnector(crm.url, crm.secret or "", max_inline=crm.max_inline, attachment_url=crm.attachment_url, timeout=crm.timeout)
+    return WebhookConnector(
+        crm.url, crm.secret or "", max_inline=crm.max_inline, attachment_url=crm.attachment_url, timeout=crm.timeout
+    )

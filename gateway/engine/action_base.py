@@ -140,4 +140,3 @@ def _report(chk: Checker, cls: type[Action], node: Node | None, err: Any) -> Non
 
 Who = Literal["sender", "counterpart", "recipients", "participants", "original_sender"]
 assert set(Who.__args__) == set(WHO)  # type: ignore[attr-defined]
-

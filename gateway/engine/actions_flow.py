@@ -12,6 +12,7 @@ from gateway.yamlpos import Checker, is_null, kind_name
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation
 
+
 class ReviewOptions(Args):
     reason: str = "review requested by rule"
 
@@ -32,7 +33,8 @@ class Review(Action):
 class _Names(Action):
     on_error_ok = True
     schema_value: ClassVar[dict[str, Any]] = {
-        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]
+    }
 
     @classmethod
     def parse(cls, node: Node | None, chk: Checker) -> Action | None:
@@ -47,8 +49,11 @@ class _Names(Action):
             watched = {f.casefold(): f for f in chk.watched_folders}
             for name, n in got:
                 if name.casefold() in watched:
-                    chk.error(n, f"tag '{name}' is the watched folder '{watched[name.casefold()]}': "
-                                 "on this server labels are folders, so the tag would file the mail there again")
+                    chk.error(
+                        n,
+                        f"tag '{name}' is the watched folder '{watched[name.casefold()]}': "
+                        "on this server labels are folders, so the tag would file the mail there again",
+                    )
                     return None
         return cls(tuple(name for name, _ in got))
 
@@ -136,4 +141,3 @@ class Stop(Action):
     def apply(self, ev: Evaluation) -> str:
         ev.stopped = True
         return "stop"
-

@@ -60,13 +60,17 @@ class Find(Action):
                 if o.pick == "newest":
                     chosen = [_newest(chosen)]
                 ev.add_found(a, chosen)
-                notes.append(f"{a.address}: found {', '.join(r.label() for r in chosen)}"
-                             + (f" (newest of {len(by_kind[kind])} {kind}s)" if len(by_kind[kind]) > len(chosen) else ""))
+                notes.append(
+                    f"{a.address}: found {', '.join(r.label() for r in chosen)}"
+                    + (f" (newest of {len(by_kind[kind])} {kind}s)" if len(by_kind[kind]) > len(chosen) else "")
+                )
             if kind is not None:  # every match is said, also those the kinds' order set aside
                 passed = [r for k in o.kinds if k != kind for r in by_kind[k]]
                 if passed:
-                    notes[-1] += (f"; also matches {', '.join(_named(r) for r in passed)}, not used: "
-                                  f"{kind} comes first in kinds [{', '.join(o.kinds)}]")
+                    notes[-1] += (
+                        f"; also matches {', '.join(_named(r) for r in passed)}, not used: "
+                        f"{kind} comes first in kinds [{', '.join(o.kinds)}]"
+                    )
             if o.by_domain and a.domain:
                 if ev.is_freemail(a.domain):
                     notes.append(f"{a.domain} is freemail: no account by domain")
@@ -89,6 +93,8 @@ def _newest(refs: list[PartyRef]) -> PartyRef:
         return (r.created_at is not None, r.created_at.timestamp() if r.created_at else 0, i)
 
     return max(enumerate(refs), key=order)[1]
+
+
 class CreateOptions(Args):
     kind: PartyKind
     who: Who = "sender"
@@ -249,7 +255,4 @@ class Attach(Action):
             ev.fail("attach: no record to attach to")
         ev.add_attach(unique, o.attachments)
         extra = f" ({'; '.join(notes)})" if notes else ""
-        return f"attach to {', '.join(t.label() for t in unique)}{extra}" + (
-            "" if o.attachments else ", without attachments")
-
-
+        return f"attach to {', '.join(t.label() for t in unique)}{extra}" + ("" if o.attachments else ", without attachments")

@@ -87,4 +87,3 @@ class Names(Condition):
         if hit is not None:
             return True, f"{self.key} '{actual}' is '{hit}'"
         return False, f"{self.key} '{actual}' is not {quoted(self.names)}"
-

@@ -97,8 +97,9 @@ def parse_match(node: Node, chk: Checker, what: str, *, address: bool) -> Match 
     return Match(tuple(tests)) if ok else None
 
 
-def parse_match_mapping(node: MappingNode, chk: Checker, what: str, *, address: bool,
-                         extra: Sequence[str] = ()) -> list[Test] | None:
+def parse_match_mapping(
+    node: MappingNode, chk: Checker, what: str, *, address: bool, extra: Sequence[str] = ()
+) -> list[Test] | None:
     pairs = chk.mapping(node, what)
     if pairs is None:
         return None
@@ -137,7 +138,8 @@ def parse_match_mapping(node: MappingNode, chk: Checker, what: str, *, address: 
 def match_schema(address: bool) -> dict[str, Any]:
     strs = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
     ops = MATCH_OPS if address else MATCH_OPS[:-1]
-    one = {"oneOf": [{"type": "string"}] + [
-        {"type": "object", "properties": {op: strs}, "required": [op], "additionalProperties": False} for op in ops
-    ]}
+    one = {
+        "oneOf": [{"type": "string"}]
+        + [{"type": "object", "properties": {op: strs}, "required": [op], "additionalProperties": False} for op in ops]
+    }
     return {"oneOf": [one, {"type": "array", "items": one, "minItems": 1}]}

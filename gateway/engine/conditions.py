@@ -22,5 +22,17 @@ from gateway.engine.conditions_logic import evaluate_when, parse_condition
 
 KINDS = (conditions_context, conditions_headers, conditions_content, conditions_logic)  # registrations
 
-__all__ = ["ADDRESS_KEYS", "AUTOMATED_KINDS", "CONDITIONS", "KINDS", "Condition", "Match", "check", "condition",
-           "evaluate_when", "match_schema", "parse_condition", "parse_match"]
+__all__ = [
+    "ADDRESS_KEYS",
+    "AUTOMATED_KINDS",
+    "CONDITIONS",
+    "KINDS",
+    "Condition",
+    "Match",
+    "check",
+    "condition",
+    "evaluate_when",
+    "match_schema",
+    "parse_condition",
+    "parse_match",
+]

@@ -46,8 +46,12 @@ def _human(n: int) -> str:
 @condition("size")
 class Size(Condition):
     SIZE = {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": _SIZE.pattern}]}
-    schema_value = {"type": "object", "properties": {"over": SIZE, "under": SIZE},
-                    "minProperties": 1, "additionalProperties": False}
+    schema_value = {
+        "type": "object",
+        "properties": {"over": SIZE, "under": SIZE},
+        "minProperties": 1,
+        "additionalProperties": False,
+    }
 
     def __init__(self, over: int | None, under: int | None) -> None:
         self.over, self.under = over, under
@@ -80,10 +84,17 @@ class Size(Condition):
 
 @condition("attachments")
 class Attachments(Condition):
-    schema_value = {"oneOf": [{"type": "boolean"}, {
-        "type": "object", "properties": {"over": {"type": "integer", "minimum": 0},
-                                         "under": {"type": "integer", "minimum": 0}},
-        "minProperties": 1, "additionalProperties": False}]}
+    schema_value = {
+        "oneOf": [
+            {"type": "boolean"},
+            {
+                "type": "object",
+                "properties": {"over": {"type": "integer", "minimum": 0}, "under": {"type": "integer", "minimum": 0}},
+                "minProperties": 1,
+                "additionalProperties": False,
+            },
+        ]
+    }
 
     def __init__(self, want: bool | None, over: int | None = None, under: int | None = None) -> None:
         self.want, self.over, self.under = want, over, under
@@ -114,9 +125,7 @@ class Attachments(Condition):
         if self.want is not None:
             return (n > 0) == self.want, f"{n} attachment(s){note}, wanted {'some' if self.want else 'none'}"
         held = (self.over is None or n > self.over) and (self.under is None or n < self.under)
-        bounds = " and ".join(
-            f"{w} {v}" for w, v in (("over", self.over), ("under", self.under)) if v is not None
-        )
+        bounds = " and ".join(f"{w} {v}" for w, v in (("over", self.over), ("under", self.under)) if v is not None)
         return held, f"{n} attachment(s){note} {'is' if held else 'is not'} {bounds}"
 
 
@@ -125,8 +134,7 @@ AUTOMATED_KINDS = ("auto_reply", "bounce", "list", "bulk")
 
 @condition("automated")
 class Automated(Condition):
-    schema_value = {"oneOf": [{"type": "boolean"}, {"type": "array", "minItems": 1,
-                                                    "items": {"enum": list(AUTOMATED_KINDS)}}]}
+    schema_value = {"oneOf": [{"type": "boolean"}, {"type": "array", "minItems": 1, "items": {"enum": list(AUTOMATED_KINDS)}}]}
 
     def __init__(self, want: bool, kinds: tuple[str, ...] = AUTOMATED_KINDS) -> None:
         self.want, self.kinds = want, kinds

@@ -89,12 +89,8 @@ class Known(Condition):
         found = [a for a in ev.addresses(self.who) if not ev.protected(a)]
         for a in found:
             if ev.known(a):
-                refs = [r.label() for r in ev.plan.found.get(a.key, [])] + [
-                    f"new:{k}" for k in ev.created.get(a.key, [])
-                ]
+                refs = [r.label() for r in ev.plan.found.get(a.key, [])] + [f"new:{k}" for k in ev.created.get(a.key, [])]
                 return True, f"known {self.who} {a.address}: {', '.join(refs)}"
         if not found:
             return False, f"known {self.who}: no address"
         return False, f"known {self.who}: {', '.join(a.address for a in found)} not found or planned"
-
-

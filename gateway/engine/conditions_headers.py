@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["ADDRESS_KEYS", "AddressTest", "Exists", "HeaderTest", "TextTest"]
 
 
-ADDRESS_KEYS = ("from", "to", "cc", "bcc", "reply_to", "sender", "recipients", "participants", "counterpart",
-                "original_sender")
+ADDRESS_KEYS = ("from", "to", "cc", "bcc", "reply_to", "sender", "recipients", "participants", "counterpart", "original_sender")
 
 
 @condition(*ADDRESS_KEYS)

@@ -100,4 +100,3 @@ def evaluate_when(ev: Evaluation, cond: Condition) -> bool:
     if isinstance(cond, AllOf) and cond.implicit:
         return all(check(ev, p) for p in cond.parts)
     return check(ev, cond)
-

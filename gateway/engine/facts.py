@@ -29,8 +29,11 @@ class RuleFacts:
 def rule_facts(rules: RuleSet, base_dir: Path) -> RuleFacts:
     """The facts of a loaded rule set; its files are read again for where each tag is written
     (a file gone or changed meanwhile gives what it holds now, a file unreadable nothing)."""
-    movers = tuple(f"{r.name!r} ({r.where})" for r in rules.rules
-                   if any(a.key == "move" for a in r.then) or (r.on_error is not None and r.on_error.move))
+    movers = tuple(
+        f"{r.name!r} ({r.where})"
+        for r in rules.rules
+        if any(a.key == "move" for a in r.then) or (r.on_error is not None and r.on_error.move)
+    )
     tags: list[tuple[str, str]] = []
     for name in rules.files:
         try:
@@ -49,11 +52,14 @@ def _tag_names(root: Node | None) -> Iterator[tuple[str, Node]]:
     for rule in _items(_value(root, "rules")):
         for key in ("then", "on_error"):
             actions = _value(rule, key)
-            items = ([MappingNode("tag:yaml.org,2002:map", [pair]) for pair in pairs(actions)]
-                     if isinstance(actions, MappingNode) else _items(actions))
+            items = (
+                [MappingNode("tag:yaml.org,2002:map", [pair]) for pair in pairs(actions)]
+                if isinstance(actions, MappingNode)
+                else _items(actions)
+            )
             for item in items:
                 names = _value(item, "tag")
-                for node in ([names] if isinstance(names, ScalarNode) else _items(names)):
+                for node in [names] if isinstance(names, ScalarNode) else _items(names):
                     if isinstance(node, ScalarNode):
                         yield node.value, node
 

@@ -60,8 +60,7 @@ def _from_attached(message: Message) -> Forwarded | None:
         except Exception:  # a hostile inner header must not fail the message: no forward then
             continue
         if found:
-            return Forwarded(tuple(Address(n, a) for n, a in found),
-                             f"message/rfc822 part '{att.filename or '(unnamed)'}'")
+            return Forwarded(tuple(Address(n, a) for n, a in found), f"message/rfc822 part '{att.filename or '(unnamed)'}'")
     return None
 
 
@@ -69,7 +68,7 @@ def _from_text(text: str) -> Forwarded | None:
     if not text:
         return None
     for marker in _MARKER.finditer(text[:200_000]):
-        lines = text[marker.end():].lstrip("\r\n").splitlines()[:_LOOKAHEAD]
+        lines = text[marker.end() :].lstrip("\r\n").splitlines()[:_LOOKAHEAD]
         for line in lines:
             m = _FROM_LINE.match(line)
             if not m:

@@ -154,8 +154,9 @@ class _Validator:
 
     def _actions(self, node: Node, chk: Checker, what: str, *, on_error: bool = False) -> list[Action]:
         if isinstance(node, MappingNode) and on_error:
-            items: list[Node] = [MappingNode("tag:yaml.org,2002:map", [pair], pair[0].start_mark, pair[1].end_mark)
-                                 for pair in node.value]
+            items: list[Node] = [
+                MappingNode("tag:yaml.org,2002:map", [pair], pair[0].start_mark, pair[1].end_mark) for pair in node.value
+            ]
         elif isinstance(node, SequenceNode):
             items = list(node.value)
         else:
@@ -211,8 +212,9 @@ class _Validator:
         return OnError(tags=tuple(tags), untags=tuple(untags), move=move)
 
 
-def check_rules_text(files: Sequence[tuple[str, str]], *, watched_folders: Sequence[str] = (),
-                     labels_are_folders: bool = False) -> tuple[list[Rule], list[str]]:
+def check_rules_text(
+    files: Sequence[tuple[str, str]], *, watched_folders: Sequence[str] = (), labels_are_folders: bool = False
+) -> tuple[list[Rule], list[str]]:
     """Validate (display name, text) pairs in the order given: the rules and every problem."""
     v = _Validator(watched_folders, labels_are_folders)
     for name, text in files:
@@ -220,8 +222,9 @@ def check_rules_text(files: Sequence[tuple[str, str]], *, watched_folders: Seque
     return v.rules, [str(p) for p in v.problems]
 
 
-def load_rules(patterns: Sequence[str | Path], *, base_dir: Path, watched_folders: Sequence[str] = (),
-               labels_are_folders: bool = False) -> RuleSet:
+def load_rules(
+    patterns: Sequence[str | Path], *, base_dir: Path, watched_folders: Sequence[str] = (), labels_are_folders: bool = False
+) -> RuleSet:
     """Load and validate the rule files; RuleError with every problem (FILE:LINE:COL: message)."""
     base_dir = Path(base_dir)
     paths, problems = resolve_files(patterns, base_dir)
@@ -262,5 +265,6 @@ def load_rules_text(text: str, name: str = "rules.yaml", **kwargs: object) -> Ru
     rules, problems = check_rules_text([(name, text)], **kwargs)  # type: ignore[arg-type]
     if problems:
         raise RuleError(f"{len(problems)} problem(s) in {name}", problems=problems)
-    return RuleSet(tuple(rules), (name,), datetime.now(UTC),
-                   hashlib.sha256(name.encode() + b"\0" + text.encode() + b"\0").hexdigest())
+    return RuleSet(
+        tuple(rules), (name,), datetime.now(UTC), hashlib.sha256(name.encode() + b"\0" + text.encode() + b"\0").hexdigest()
+    )

@@ -133,24 +133,52 @@ class Plan:
         review = d.get("review")
         on_error = d.get("on_error") or {}
         return cls(
-            outcome=d["outcome"], direction=d["direction"], counterparts=tuple(d.get("counterparts", ())),
+            outcome=d["outcome"],
+            direction=d["direction"],
+            counterparts=tuple(d.get("counterparts", ())),
             reason=d.get("reason", ""),
-            creates=[PlannedCreate(key=c["key"], kind=c["kind"], address=c["address"], data=_party_data(c["data"]),
-                                   rule=c.get("rule", ""), account=_target(c.get("account")))
-                     for c in d.get("creates", [])],
-            attach=PlannedAttach(targets=tuple(t for t in map(_target, attach["targets"]) if t is not None),
-                                 attachments=attach.get("attachments", True), rules=tuple(attach.get("rules", ())))
-            if attach else None,
-            notes=[PlannedNote(key=n["key"], targets=tuple(t for t in map(_target, n.get("targets", [])) if t is not None),
-                               text=n.get("text", ""), title=n.get("title", ""), rule=n.get("rule", ""))
-                   for n in d.get("notes", [])],
-            tags_add=list(d.get("tags_add", [])), tags_remove=list(d.get("tags_remove", [])), move=d.get("move"),
-            review=ReviewInfo(reason=review.get("reason", ""),
-                              candidates=tuple((a, tuple(_ref(r) for r in refs))
-                                               for a, refs in review.get("candidates", [])))
-            if review else None,
-            on_error=OnError(tags=tuple(on_error.get("tags", ("CRM error",))), untags=tuple(on_error.get("untags", ())),
-                             move=on_error.get("move")),
+            creates=[
+                PlannedCreate(
+                    key=c["key"],
+                    kind=c["kind"],
+                    address=c["address"],
+                    data=_party_data(c["data"]),
+                    rule=c.get("rule", ""),
+                    account=_target(c.get("account")),
+                )
+                for c in d.get("creates", [])
+            ],
+            attach=PlannedAttach(
+                targets=tuple(t for t in map(_target, attach["targets"]) if t is not None),
+                attachments=attach.get("attachments", True),
+                rules=tuple(attach.get("rules", ())),
+            )
+            if attach
+            else None,
+            notes=[
+                PlannedNote(
+                    key=n["key"],
+                    targets=tuple(t for t in map(_target, n.get("targets", [])) if t is not None),
+                    text=n.get("text", ""),
+                    title=n.get("title", ""),
+                    rule=n.get("rule", ""),
+                )
+                for n in d.get("notes", [])
+            ],
+            tags_add=list(d.get("tags_add", [])),
+            tags_remove=list(d.get("tags_remove", [])),
+            move=d.get("move"),
+            review=ReviewInfo(
+                reason=review.get("reason", ""),
+                candidates=tuple((a, tuple(_ref(r) for r in refs)) for a, refs in review.get("candidates", [])),
+            )
+            if review
+            else None,
+            on_error=OnError(
+                tags=tuple(on_error.get("tags", ("CRM error",))),
+                untags=tuple(on_error.get("untags", ())),
+                move=on_error.get("move"),
+            ),
             touched=list(d.get("touched", [])),
         )
 
@@ -167,10 +195,17 @@ def _target(d: dict[str, Any] | None) -> Target | None:
 
 def _party_data(d: dict[str, Any]) -> PartyData:
     return PartyData(
-        kind=d["kind"], emails=tuple(d.get("emails", ())), first_name=d.get("first_name", ""),
-        last_name=d.get("last_name", ""), name=d.get("name", ""), company=d.get("company", ""),
-        domain=d.get("domain", ""), owner=d.get("owner", ""),
-        account=_ref(d["account"]) if d.get("account") else None, fields=dict(d.get("fields") or {}))
+        kind=d["kind"],
+        emails=tuple(d.get("emails", ())),
+        first_name=d.get("first_name", ""),
+        last_name=d.get("last_name", ""),
+        name=d.get("name", ""),
+        company=d.get("company", ""),
+        domain=d.get("domain", ""),
+        owner=d.get("owner", ""),
+        account=_ref(d["account"]) if d.get("account") else None,
+        fields=dict(d.get("fields") or {}),
+    )
 
 
 def _jsonable(value: Any) -> Any:

@@ -53,14 +53,18 @@ def evaluate(message: Message, ctx: EvalContext, rules: RuleSet, crm: CrmView) -
 
 def format_plan(plan: Plan) -> str:
     """The Plan and its trace as `test-rules` prints them."""
-    out = [f"outcome: {plan.outcome}" + (f" ({plan.reason})" if plan.reason else ""),
-           f"direction: {plan.direction}",
-           f"counterparts: {', '.join(plan.counterparts) or '(none)'}",
-           f"rules touched: {', '.join(plan.touched) or '(none)'}"]
+    out = [
+        f"outcome: {plan.outcome}" + (f" ({plan.reason})" if plan.reason else ""),
+        f"direction: {plan.direction}",
+        f"counterparts: {', '.join(plan.counterparts) or '(none)'}",
+        f"rules touched: {', '.join(plan.touched) or '(none)'}",
+    ]
     if plan.found:
         out.append("found:")
-        out += [f"  {addr}: {', '.join(r.label() + (f' {r.name!r}' if r.name else '') for r in refs)}"
-                for addr, refs in plan.found.items()]
+        out += [
+            f"  {addr}: {', '.join(r.label() + (f' {r.name!r}' if r.name else '') for r in refs)}"
+            for addr, refs in plan.found.items()
+        ]
     if plan.found_by_domain:
         out.append("accounts by domain:")
         out += [f"  {d}: {', '.join(r.label() for r in refs)}" for d, refs in plan.found_by_domain.items()]
@@ -71,12 +75,14 @@ def format_plan(plan: Plan) -> str:
             who = d.name if c.kind == "account" else " ".join(p for p in (d.first_name, d.last_name) if p)
             link = f", account {c.account.label()}" if c.account else ""
             extra = "".join(f", {k}={v!r}" for k, v in d.fields.items())
-            out.append(f"  {c.key}: {c.kind} '{who}' <{c.address}>{link}, owner {d.owner or '(default)'}{extra}"
-                       f"  [{c.rule}]")
+            out.append(f"  {c.key}: {c.kind} '{who}' <{c.address}>{link}, owner {d.owner or '(default)'}{extra}  [{c.rule}]")
     if plan.attach:
         targets = ", ".join(t.label() for t in plan.attach.targets)
-        out.append(f"attach: {targets}" + ("" if plan.attach.attachments else " (without attachments)")
-                   + f"  [{', '.join(plan.attach.rules)}]")
+        out.append(
+            f"attach: {targets}"
+            + ("" if plan.attach.attachments else " (without attachments)")
+            + f"  [{', '.join(plan.attach.rules)}]"
+        )
     if plan.review:
         out.append(f"review: {plan.review.reason}")
         for addr, refs in plan.review.candidates:
@@ -88,8 +94,11 @@ def format_plan(plan: Plan) -> str:
     if plan.move:
         out.append(f"move: {plan.move}")
     oe = plan.on_error
-    parts = ([f"tag {', '.join(oe.tags)}"] if oe.tags else []) + (
-        [f"untag {', '.join(oe.untags)}"] if oe.untags else []) + ([f"move {oe.move}"] if oe.move else [])
+    parts = (
+        ([f"tag {', '.join(oe.tags)}"] if oe.tags else [])
+        + ([f"untag {', '.join(oe.untags)}"] if oe.untags else [])
+        + ([f"move {oe.move}"] if oe.move else [])
+    )
     out.append(f"on error: {'; '.join(parts) or '(nothing)'}")
     out.append("trace:")
     for step in plan.trace:

@@ -13,8 +13,7 @@ def json_schema() -> dict[str, Any]:
     actions = {key: cls.schema() for key, cls in sorted(ACTIONS.items())}
     bare = sorted(k for k, s in actions.items() if _allows_null(s))
     action_items: list[dict[str, Any]] = [{"enum": bare}] + [
-        {"type": "object", "properties": {k: s}, "required": [k], "additionalProperties": False}
-        for k, s in actions.items()
+        {"type": "object", "properties": {k: s}, "required": [k], "additionalProperties": False} for k, s in actions.items()
     ]
     on_error_keys = sorted(k for k, cls in ACTIONS.items() if cls.on_error_ok)
     return {
@@ -33,13 +32,29 @@ def json_schema() -> dict[str, Any]:
                     "description": {"type": "string"},
                     "when": {"$ref": "#/$defs/condition"},
                     "then": {"type": "array", "items": {"$ref": "#/$defs/action"}},
-                    "on_error": {"oneOf": [
-                        {"type": "array", "items": {"oneOf": [
-                            {"type": "object", "properties": {k: actions[k]}, "required": [k],
-                             "additionalProperties": False} for k in on_error_keys]}},
-                        {"type": "object", "properties": {k: actions[k] for k in on_error_keys},
-                         "additionalProperties": False},
-                    ]},
+                    "on_error": {
+                        "oneOf": [
+                            {
+                                "type": "array",
+                                "items": {
+                                    "oneOf": [
+                                        {
+                                            "type": "object",
+                                            "properties": {k: actions[k]},
+                                            "required": [k],
+                                            "additionalProperties": False,
+                                        }
+                                        for k in on_error_keys
+                                    ]
+                                },
+                            },
+                            {
+                                "type": "object",
+                                "properties": {k: actions[k] for k in on_error_keys},
+                                "additionalProperties": False,
+                            },
+                        ]
+                    },
                 },
                 "required": ["name", "then"],
                 "additionalProperties": False,

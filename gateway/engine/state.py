@@ -234,15 +234,11 @@ class Evaluation:
     def finish(self) -> Plan:
         plan = self.plan
         owner = self.assign_owner or self.ctx.crm_user or self.ctx.mailbox
-        creates = [
-            c if c.data.owner else replace(c, data=replace(c.data, owner=owner)) for c in self.creates.values()
-        ]
+        creates = [c if c.data.owner else replace(c, data=replace(c.data, owner=owner)) for c in self.creates.values()]
         # Accounts first, so contacts/leads linking to a new account find it made.
         plan.creates = sorted(creates, key=lambda c: 0 if c.kind == "account" else 1)
         plan.attach = (
-            PlannedAttach(tuple(self.targets), self.attach_attachments, tuple(self.attach_rules))
-            if self.targets
-            else None
+            PlannedAttach(tuple(self.targets), self.attach_attachments, tuple(self.attach_rules)) if self.targets else None
         )
         plan.notes = list(self.notes)
         if self.review_reasons:
@@ -288,14 +284,21 @@ def person_names(a: Address) -> tuple[str, str]:
     return "", (words[0] if words else a.address)
 
 
-def party_data_for(kind: str, a: Address, *, freemail: bool, owner: str = "",
-                   fields: dict[str, str] | None = None) -> PartyData:
+def party_data_for(kind: str, a: Address, *, freemail: bool, owner: str = "", fields: dict[str, str] | None = None) -> PartyData:
     """The record `create` (and `review create`) makes for an address: names, company, domain."""
     if kind == "account":
         return PartyData(kind="account", name=account_name(a.domain), domain=a.domain, owner=owner, fields=fields or {})
     first, last = person_names(a)
-    return PartyData(kind=kind, emails=(a.address,), first_name=first, last_name=last,  # type: ignore[arg-type]
-                     name=a.name, company="" if freemail else a.domain, owner=owner, fields=fields or {})
+    return PartyData(
+        kind=kind,  # type: ignore[arg-type]
+        emails=(a.address,),
+        first_name=first,
+        last_name=last,
+        name=a.name,
+        company="" if freemail else a.domain,
+        owner=owner,
+        fields=fields or {},
+    )
 
 
 def account_name(domain: str) -> str:

@@ -15,8 +15,18 @@ from gateway.yamlpos import Checker, did_you_mean, node_at
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation
 
-TEMPLATE_NAMES = ("from.name", "from.address", "from.domain", "subject", "mailbox",
-                  "to", "date", "message_id", "folder", "attachments")
+TEMPLATE_NAMES = (
+    "from.name",
+    "from.address",
+    "from.domain",
+    "subject",
+    "mailbox",
+    "to",
+    "date",
+    "message_id",
+    "folder",
+    "attachments",
+)
 _TEMPLATE = re.compile(r"\{([^{}]*)\}")
 
 
@@ -43,5 +53,4 @@ def check_template(template: str, what: str, node: Node | None, path: list[str |
         if placeholder not in TEMPLATE_NAMES:
             at = node_at(node, path) if node is not None else None
             if at is not None:
-                chk.error(at, f"{what}: unknown placeholder '{{{placeholder}}}'"
-                              f"{did_you_mean(placeholder, TEMPLATE_NAMES)}")
+                chk.error(at, f"{what}: unknown placeholder '{{{placeholder}}}'{did_you_mean(placeholder, TEMPLATE_NAMES)}")

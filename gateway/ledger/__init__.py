@@ -26,7 +26,20 @@ from gateway.ledger.states import (
 from gateway.ledger.store import Ledger
 
 __all__ = [
-    "LOCATION_MOVES", "LOCATION_OPEN", "MESSAGE_ID_MAX", "MESSAGE_MOVES", "TERMINAL",
-    "Bind", "Binding", "Finish", "IllegalTransition", "Ledger", "LocationRow", "LocationState", "MessageRow",
-    "MessageState", "SourceRef", "now",
+    "LOCATION_MOVES",
+    "LOCATION_OPEN",
+    "MESSAGE_ID_MAX",
+    "MESSAGE_MOVES",
+    "TERMINAL",
+    "Bind",
+    "Binding",
+    "Finish",
+    "IllegalTransition",
+    "Ledger",
+    "LocationRow",
+    "LocationState",
+    "MessageRow",
+    "MessageState",
+    "SourceRef",
+    "now",
 ]

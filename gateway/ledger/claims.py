@@ -26,19 +26,37 @@ FIRST_STATES = frozenset({MessageState.RECEIVED, MessageState.PROCESSING})
 
 INSERT_LOCATION = insert(locations)
 _INSERT_ADDRESS = insert(message_addresses)
-_LINK_LOCATION = update(locations).where(locations.c.id == bindparam("pk")).values(
-    message_pk=bindparam("b_message_pk"), updated_at=bindparam("b_updated_at"))
+_LINK_LOCATION = (
+    update(locations)
+    .where(locations.c.id == bindparam("pk"))
+    .values(message_pk=bindparam("b_message_pk"), updated_at=bindparam("b_updated_at"))
+)
 _LOCATIONS_BY_KEYS = select(locations).where(
-    locations.c.source == bindparam("b_source"), locations.c.account == bindparam("b_account"),
-    locations.c.folder == bindparam("b_folder"), locations.c.uidvalidity == bindparam("b_uv"),
-    locations.c.item_key.in_(bindparam("b_keys", expanding=True)))
+    locations.c.source == bindparam("b_source"),
+    locations.c.account == bindparam("b_account"),
+    locations.c.folder == bindparam("b_folder"),
+    locations.c.uidvalidity == bindparam("b_uv"),
+    locations.c.item_key.in_(bindparam("b_keys", expanding=True)),
+)
 
 
 def new_location(ref: SourceRef, spool_path: str | None, declared_size: int | None, t: datetime) -> dict[str, Any]:
     """The row of a copy seen for the first time."""
-    return {"source": ref.source, "account": ref.account, "folder": ref.folder, "uidvalidity": ref.uidvalidity,
-            "item_key": ref.item_key, "state": LocationState.NEW.value, "spool_path": spool_path,
-            "declared_size": declared_size, "tags_add": "[]", "tags_remove": "[]", "tags": "[]", "seen_at": t, "updated_at": t}
+    return {
+        "source": ref.source,
+        "account": ref.account,
+        "folder": ref.folder,
+        "uidvalidity": ref.uidvalidity,
+        "item_key": ref.item_key,
+        "state": LocationState.NEW.value,
+        "spool_path": spool_path,
+        "declared_size": declared_size,
+        "tags_add": "[]",
+        "tags_remove": "[]",
+        "tags": "[]",
+        "seen_at": t,
+        "updated_at": t,
+    }
 
 
 def receive_many(c: Connection, t: datetime, items: Sequence[tuple[SourceRef, str | None, int | None]]) -> list[LocationRow]:
@@ -50,8 +68,10 @@ def receive_many(c: Connection, t: datetime, items: Sequence[tuple[SourceRef, st
     found: dict[tuple[Any, ...], LocationRow] = {}
     for (source, account, folder, uv), keys in groups.items():
         for i in range(0, len(keys), CHUNK):
-            for row in c.execute(_LOCATIONS_BY_KEYS, {"b_source": source, "b_account": account, "b_folder": folder,
-                                                      "b_uv": uv, "b_keys": keys[i:i + CHUNK]}):
+            for row in c.execute(
+                _LOCATIONS_BY_KEYS,
+                {"b_source": source, "b_account": account, "b_folder": folder, "b_uv": uv, "b_keys": keys[i : i + CHUNK]},
+            ):
                 loc = LocationRow.of(row)
                 found[(source, account, folder, uv, loc.ref.item_key)] = loc
     return [found[(r.source, r.account, r.folder, r.uidvalidity, r.item_key)] for r, _, _ in items]
@@ -70,17 +90,38 @@ def bind_many(c: Connection, t: datetime, items: Sequence[Bind]) -> list[Binding
     out: dict[int, Binding] = {}
     linked: dict[int, int] = {}
     for chunk in chunks([b.location_pk for b in items]):
-        linked.update(c.execute(select(locations.c.id, locations.c.message_pk).where(
-            locations.c.id.in_(chunk), locations.c.message_pk.is_not(None))).all())
+        linked.update(
+            c.execute(
+                select(locations.c.id, locations.c.message_pk).where(
+                    locations.c.id.in_(chunk), locations.c.message_pk.is_not(None)
+                )
+            ).all()
+        )
     fresh = [b for b in items if b.location_pk not in linked]
     if fresh:
         # In identity order (stable: of two copies in the batch the first is the primary), so
         # two processes claiming the same mails lock their rows in one order, never a cycle.
-        c.execute(insert_ignore(c, messages), [
-            {"identity": b.identity, "message_id": b.message_id[:MESSAGE_ID_MAX], "content_hash": b.content_hash,
-             "state": MessageState(b.state).value, "reason": b.reason, "attempts": 0, "spool_path": b.spool_path,
-             "primary_location": b.location_pk, "subject": b.subject[:500], "from_address": b.from_address[:320],
-             "size": b.size, "created_at": t, "updated_at": t} for b in sorted(fresh, key=lambda b: b.identity)])
+        c.execute(
+            insert_ignore(c, messages),
+            [
+                {
+                    "identity": b.identity,
+                    "message_id": b.message_id[:MESSAGE_ID_MAX],
+                    "content_hash": b.content_hash,
+                    "state": MessageState(b.state).value,
+                    "reason": b.reason,
+                    "attempts": 0,
+                    "spool_path": b.spool_path,
+                    "primary_location": b.location_pk,
+                    "subject": b.subject[:500],
+                    "from_address": b.from_address[:320],
+                    "size": b.size,
+                    "created_at": t,
+                    "updated_at": t,
+                }
+                for b in sorted(fresh, key=lambda b: b.identity)
+            ],
+        )
     holders: dict[str, MessageRow] = {}
     for chunk in chunks(sorted({b.identity for b in fresh})):
         for r in c.execute(select(messages).where(messages.c.identity.in_(chunk))):
@@ -93,8 +134,9 @@ def bind_many(c: Connection, t: datetime, items: Sequence[Bind]) -> list[Binding
             address_rows += [{"message_pk": held.id, "address_key": k} for k in sorted({a[:320] for a in b.addresses if a})]
             out[b.location_pk] = Binding(held.id, True, MessageState(held.state), held)
         else:
-            copy_events.append({"message_pk": held.id, "at": t, "event": "copy",
-                                "detail": f"another copy at {b.label or b.location_pk}"})
+            copy_events.append(
+                {"message_pk": held.id, "at": t, "event": "copy", "detail": f"another copy at {b.label or b.location_pk}"}
+            )
             out[b.location_pk] = Binding(held.id, False, MessageState(held.state), held)
     if links:
         c.execute(_LINK_LOCATION, links)

@@ -15,7 +15,7 @@ CHUNK = 500  # bound parameters per IN (…): well under SQLite's and PostgreSQL
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -31,7 +31,7 @@ def make_engine(url: str) -> Engine:
         if url != "sqlite:///:memory:":
             from gateway.database.writer_lock import SqliteWriterLock
 
-            SqliteWriterLock(url[len("sqlite:///"):]).attach(engine, is_write=is_write)
+            SqliteWriterLock(url[len("sqlite:///") :]).attach(engine, is_write=is_write)
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
@@ -66,4 +66,4 @@ def insert_ignore(conn: Any, table: Any) -> Any:
 
 def chunks(values: list[Any]) -> Iterable[list[Any]]:
     for i in range(0, len(values), CHUNK):
-        yield values[i:i + CHUNK]
+        yield values[i : i + CHUNK]

@@ -52,19 +52,29 @@ class LedgerReader:
 
     def due_retries(self, at: datetime | None = None) -> list[int]:
         with self.reader.connect() as c:
-            return list(c.execute(select(messages.c.id).where(
-                messages.c.state == MessageState.RETRYING.value, messages.c.next_attempt_at <= (at or now())
-            ).order_by(messages.c.id)).scalars())
+            return list(
+                c.execute(
+                    select(messages.c.id)
+                    .where(messages.c.state == MessageState.RETRYING.value, messages.c.next_attempt_at <= (at or now()))
+                    .order_by(messages.c.id)
+                ).scalars()
+            )
 
     def next_retry_at(self) -> datetime | None:
         with self.reader.connect() as c:
-            return aware(c.execute(select(func.min(messages.c.next_attempt_at)).where(
-                messages.c.state == MessageState.RETRYING.value)).scalar())
+            return aware(
+                c.execute(
+                    select(func.min(messages.c.next_attempt_at)).where(messages.c.state == MessageState.RETRYING.value)
+                ).scalar()
+            )
 
     def events(self, message_pk: int) -> list[tuple[datetime, str, str]]:
         with self.reader.connect() as c:
-            rows = c.execute(select(events.c.at, events.c.event, events.c.detail).where(
-                events.c.message_pk == message_pk).order_by(events.c.id)).all()
+            rows = c.execute(
+                select(events.c.at, events.c.event, events.c.detail)
+                .where(events.c.message_pk == message_pk)
+                .order_by(events.c.id)
+            ).all()
         return [(aware(r.at), r.event, r.detail) for r in rows]  # type: ignore[misc]
 
     # ---- journal ------------------------------------------------------------------------
@@ -80,9 +90,11 @@ class LedgerReader:
         it: a rule's `create:…` step or a person's `review create` (`review:create:…`)."""
         out: set[tuple[str, str]] = set()
         with self.reader.connect() as c:
-            for _step, result in c.execute(select(journal.c.step, journal.c.result).where(
-                    or_(journal.c.step.like("create:%"), journal.c.step.like("review:create:%")),
-                    journal.c.result.is_not(None))):
+            for _step, result in c.execute(
+                select(journal.c.step, journal.c.result).where(
+                    or_(journal.c.step.like("create:%"), journal.c.step.like("review:create:%")), journal.c.result.is_not(None)
+                )
+            ):
                 value = json.loads(result)
                 if isinstance(value, dict) and value.get("created"):
                     out.add((value["kind"], str(value["id"])))
@@ -92,16 +104,29 @@ class LedgerReader:
 
     def location_at(self, ref: SourceRef) -> LocationRow | None:
         with self.reader.connect() as c:
-            row = c.execute(select(locations).where(
-                locations.c.source == ref.source, locations.c.account == ref.account, locations.c.folder == ref.folder,
-                locations.c.uidvalidity == ref.uidvalidity, locations.c.item_key == ref.item_key)).first()
+            row = c.execute(
+                select(locations).where(
+                    locations.c.source == ref.source,
+                    locations.c.account == ref.account,
+                    locations.c.folder == ref.folder,
+                    locations.c.uidvalidity == ref.uidvalidity,
+                    locations.c.item_key == ref.item_key,
+                )
+            ).first()
         return LocationRow.of(row) if row else None
 
     def known_keys(self, source: str, account: str, folder: str, uidvalidity: int = 0) -> set[str]:
         with self.reader.connect() as c:
-            return set(c.execute(select(locations.c.item_key).where(
-                locations.c.source == source, locations.c.account == account, locations.c.folder == folder,
-                locations.c.uidvalidity == uidvalidity)).scalars())
+            return set(
+                c.execute(
+                    select(locations.c.item_key).where(
+                        locations.c.source == source,
+                        locations.c.account == account,
+                        locations.c.folder == folder,
+                        locations.c.uidvalidity == uidvalidity,
+                    )
+                ).scalars()
+            )
 
     def location(self, location_pk: int) -> LocationRow:
         with self.reader.connect() as c:
@@ -127,36 +152,50 @@ class LedgerReader:
     def open_locations(self) -> list[int]:
         """Locations whose work is not finished: to re-queue after a restart or a crash."""
         with self.reader.connect() as c:
-            rows = c.execute(select(locations.c.id).select_from(
-                locations.outerjoin(messages, locations.c.message_pk == messages.c.id)).where(or_(
-                    locations.c.message_pk.is_(None),
-                    locations.c.state.in_([s.value for s in LOCATION_OPEN])
-                    & ~messages.c.state.in_([MessageState.RETRYING.value]),
-                    messages.c.state.in_(_IN_WORK),
-                )).order_by(locations.c.id)).scalars()
+            rows = c.execute(
+                select(locations.c.id)
+                .select_from(locations.outerjoin(messages, locations.c.message_pk == messages.c.id))
+                .where(
+                    or_(
+                        locations.c.message_pk.is_(None),
+                        locations.c.state.in_([s.value for s in LOCATION_OPEN])
+                        & ~messages.c.state.in_([MessageState.RETRYING.value]),
+                        messages.c.state.in_(_IN_WORK),
+                    )
+                )
+                .order_by(locations.c.id)
+            ).scalars()
             return list(rows)
 
     # ---- cursors, status and counts -----------------------------------------------------
 
     def get_cursor(self, source: str, account: str, folder: str) -> Any:
         with self.reader.connect() as c:
-            v = c.execute(select(cursors.c.value).where(
-                cursors.c.source == source, cursors.c.account == account, cursors.c.folder == folder)).scalar()
+            v = c.execute(
+                select(cursors.c.value).where(
+                    cursors.c.source == source, cursors.c.account == account, cursors.c.folder == folder
+                )
+            ).scalar()
         return json.loads(v) if v is not None else None
 
     def all_status(self) -> dict[str, dict[str, Any]]:
         """Every status row but the work marks (gateway.ledger.work keeps its own there)."""
         with self.reader.connect() as c:
-            return {r.key: {**json.loads(r.value), "updated_at": aware(r.updated_at).isoformat()}  # type: ignore[union-attr]
-                    for r in c.execute(select(status)) if not r.key.startswith(WORK_PREFIX)}
+            return {
+                r.key: {**json.loads(r.value), "updated_at": aware(r.updated_at).isoformat()}  # type: ignore[union-attr]
+                for r in c.execute(select(status))
+                if not r.key.startswith(WORK_PREFIX)
+            }
 
     def counts(self) -> dict[tuple[str, str], dict[str, int]]:
         """(source, folder) → {state: number of copies}; a copy's state is its message's."""
         out: dict[tuple[str, str], dict[str, int]] = {}
         with self.reader.connect() as c:
-            rows = c.execute(select(locations.c.source, locations.c.folder, messages.c.state, func.count()).select_from(
-                locations.outerjoin(messages, locations.c.message_pk == messages.c.id)).group_by(
-                locations.c.source, locations.c.folder, messages.c.state))
+            rows = c.execute(
+                select(locations.c.source, locations.c.folder, messages.c.state, func.count())
+                .select_from(locations.outerjoin(messages, locations.c.message_pk == messages.c.id))
+                .group_by(locations.c.source, locations.c.folder, messages.c.state)
+            )
             for source, folder, state, n in rows:
                 out.setdefault((source, folder), {})[state or MessageState.RECEIVED.value] = n
         return out

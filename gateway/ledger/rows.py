@@ -55,13 +55,22 @@ class MessageRow:
     def of(cls, row: Any) -> MessageRow:
         m = row._mapping
         return cls(
-            id=m["id"], identity=m["identity"], message_id=m["message_id"], content_hash=m["content_hash"],
-            state=m["state"], reason=m["reason"] or "", attempts=m["attempts"] or 0,
-            next_attempt_at=aware(m["next_attempt_at"]), spool_path=m["spool_path"],
-            primary_location=m["primary_location"], subject=m["subject"] or "",
-            from_address=m["from_address"] or "", size=m["size"] or 0,
+            id=m["id"],
+            identity=m["identity"],
+            message_id=m["message_id"],
+            content_hash=m["content_hash"],
+            state=m["state"],
+            reason=m["reason"] or "",
+            attempts=m["attempts"] or 0,
+            next_attempt_at=aware(m["next_attempt_at"]),
+            spool_path=m["spool_path"],
+            primary_location=m["primary_location"],
+            subject=m["subject"] or "",
+            from_address=m["from_address"] or "",
+            size=m["size"] or 0,
             plan=json.loads(m["plan_json"]) if m["plan_json"] else None,
-            created_at=aware(m["created_at"]), updated_at=aware(m["updated_at"]),  # type: ignore[arg-type]
+            created_at=aware(m["created_at"]),  # type: ignore[arg-type]
+            updated_at=aware(m["updated_at"]),  # type: ignore[arg-type]
         )
 
 
@@ -86,11 +95,17 @@ class LocationRow:
     def of(cls, row: Any) -> LocationRow:
         m = row._mapping
         return cls(
-            id=m["id"], message_pk=m["message_pk"],
+            id=m["id"],
+            message_pk=m["message_pk"],
             ref=SourceRef(m["source"], m["account"], m["folder"], m["item_key"], m["uidvalidity"] or 0),
-            state=m["state"], spool_path=m["spool_path"], declared_size=m["declared_size"],
-            tags_add=tuple(json.loads(m["tags_add"] or "[]")), tags_remove=tuple(json.loads(m["tags_remove"] or "[]")),
-            move_to=m["move_to"], tags=tuple(json.loads(m["tags"] or "[]")), seen_at=aware(m["seen_at"]),  # type: ignore[arg-type]
+            state=m["state"],
+            spool_path=m["spool_path"],
+            declared_size=m["declared_size"],
+            tags_add=tuple(json.loads(m["tags_add"] or "[]")),
+            tags_remove=tuple(json.loads(m["tags_remove"] or "[]")),
+            move_to=m["move_to"],
+            tags=tuple(json.loads(m["tags"] or "[]")),
+            seen_at=aware(m["seen_at"]),  # type: ignore[arg-type]
         )
 
 

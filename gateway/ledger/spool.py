@@ -58,7 +58,7 @@ class Spool:
                 fds.append(fd)
                 view = memoryview(raw)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
             for folder in {f.parent for f in finals}:
                 fds.append(os.open(folder, os.O_RDONLY))
             if self._pool is None:

@@ -63,14 +63,26 @@ class Ledger(LedgerReader):
         t = now()
         try:
             with self.engine.begin() as c:
-                pk = c.execute(claims.INSERT_LOCATION, claims.new_location(ref, spool_path, declared_size, t)
-                               ).inserted_primary_key[0]  # type: ignore[index]  # typed Optional; an INSERT's result has it
+                pk = c.execute(
+                    claims.INSERT_LOCATION, claims.new_location(ref, spool_path, declared_size, t)
+                ).inserted_primary_key[0]  # type: ignore[index]  # typed Optional; an INSERT's result has it
         except IntegrityError:  # known already (a rescan, or another worker at the same moment)
             got = self.location_at(ref)
             assert got is not None
             return got
-        return LocationRow(id=pk, message_pk=None, ref=ref, state=LocationState.NEW, spool_path=spool_path,
-                           declared_size=declared_size, tags_add=(), tags_remove=(), move_to=None, tags=(), seen_at=t)
+        return LocationRow(
+            id=pk,
+            message_pk=None,
+            ref=ref,
+            state=LocationState.NEW,
+            spool_path=spool_path,
+            declared_size=declared_size,
+            tags_add=(),
+            tags_remove=(),
+            move_to=None,
+            tags=(),
+            seen_at=t,
+        )
 
     def receive_many(self, items: Sequence[tuple[SourceRef, str | None, int | None]]) -> list[LocationRow]:
         """`receive` for a batch in one transaction; rows in the order of `items`."""
@@ -79,12 +91,39 @@ class Ledger(LedgerReader):
         with self.engine.begin() as c:
             return claims.receive_many(c, now(), items)
 
-    def bind(self, location_pk: int, *, message_id: str, content_hash: str, subject: str = "",
-             from_address: str = "", size: int = 0, addresses: Iterable[str] = (), spool_path: str | None = None,
-             state: MessageState | str = MessageState.PROCESSING, reason: str = "", label: str = "") -> Binding:
+    def bind(
+        self,
+        location_pk: int,
+        *,
+        message_id: str,
+        content_hash: str,
+        subject: str = "",
+        from_address: str = "",
+        size: int = 0,
+        addresses: Iterable[str] = (),
+        spool_path: str | None = None,
+        state: MessageState | str = MessageState.PROCESSING,
+        reason: str = "",
+        label: str = "",
+    ) -> Binding:
         """Give a location its message: insert the identity (this copy is the primary) or link to it."""
-        return self.bind_many([Bind(location_pk, message_id, content_hash, subject, from_address, size,
-                                    tuple(addresses), spool_path, state, reason, label)])[0]
+        return self.bind_many(
+            [
+                Bind(
+                    location_pk,
+                    message_id,
+                    content_hash,
+                    subject,
+                    from_address,
+                    size,
+                    tuple(addresses),
+                    spool_path,
+                    state,
+                    reason,
+                    label,
+                )
+            ]
+        )[0]
 
     def bind_many(self, items: Sequence[Bind]) -> list[Binding]:
         """`bind` for a batch, in one transaction (gateway.ledger.claims)."""
@@ -115,16 +154,45 @@ class Ledger(LedgerReader):
         with self.engine.begin() as c:
             return outcomes.reopen(c, now(), message_pk, state)
 
-    def finish(self, message_pk: int, *, state: MessageState | str, reason: str = "", plan: dict[str, Any] | None = None,
-               results: dict[str, Any] | None = None, location_pk: int | None = None, tags: Sequence[str] = (),
-               location_state: LocationState | str = LocationState.APPLIED, planned: tuple[Sequence[str], Sequence[str], str | None] | None = None,
-               moved_to: SourceRef | None = None, events_: Sequence[tuple[str, str]] = (),
-               results_are_new: bool = False, marks: dict[str, Any] | None = None) -> list[int]:
+    def finish(
+        self,
+        message_pk: int,
+        *,
+        state: MessageState | str,
+        reason: str = "",
+        plan: dict[str, Any] | None = None,
+        results: dict[str, Any] | None = None,
+        location_pk: int | None = None,
+        tags: Sequence[str] = (),
+        location_state: LocationState | str = LocationState.APPLIED,
+        planned: tuple[Sequence[str], Sequence[str], str | None] | None = None,
+        moved_to: SourceRef | None = None,
+        events_: Sequence[tuple[str, str]] = (),
+        results_are_new: bool = False,
+        marks: dict[str, Any] | None = None,
+    ) -> list[int]:
         """Record the CRM steps' results, the message's final state and its primary copy's tags
         (and the tags its rules planned) in one transaction; return the other copies that are
         waiting for their tags."""
-        return self.finish_many([Finish(message_pk, state, reason, plan, results, location_pk, tuple(tags),
-                                        location_state, planned, moved_to, tuple(events_), results_are_new, marks)])[0]
+        return self.finish_many(
+            [
+                Finish(
+                    message_pk,
+                    state,
+                    reason,
+                    plan,
+                    results,
+                    location_pk,
+                    tuple(tags),
+                    location_state,
+                    planned,
+                    moved_to,
+                    tuple(events_),
+                    results_are_new,
+                    marks,
+                )
+            ]
+        )[0]
 
     def finish_many(self, items: Sequence[Finish]) -> list[list[int]]:
         """`finish` for a batch, in one transaction (gateway.ledger.outcomes)."""
@@ -133,8 +201,16 @@ class Ledger(LedgerReader):
 
     # ---- message state ------------------------------------------------------------------
 
-    def set_state(self, message_pk: int, state: MessageState | str, reason: str = "", *, plan: dict[str, Any] | None = None,
-                  event_detail: str | None = None, only_from: Sequence[MessageState | str] | None = None) -> MessageRow | None:
+    def set_state(
+        self,
+        message_pk: int,
+        state: MessageState | str,
+        reason: str = "",
+        *,
+        plan: dict[str, Any] | None = None,
+        event_detail: str | None = None,
+        only_from: Sequence[MessageState | str] | None = None,
+    ) -> MessageRow | None:
         """Move a message to `state`; the new row, or None when it is not in `only_from` (or
         does not exist). A move the transition table refuses raises IllegalTransition."""
         t = now()
@@ -149,8 +225,11 @@ class Ledger(LedgerReader):
             if to != MessageState.RETRYING:
                 values["next_attempt_at"] = None
             c.execute(update(messages).where(messages.c.id == message_pk, messages.c.state == frm.value).values(**values))
-            c.execute(insert(events).values(message_pk=message_pk, at=t, event=to.value,
-                                            detail=event_detail if event_detail is not None else reason))
+            c.execute(
+                insert(events).values(
+                    message_pk=message_pk, at=t, event=to.value, detail=event_detail if event_detail is not None else reason
+                )
+            )
             return _message(c, message_pk)
 
     def schedule_retry(self, message_pk: int, reason: str, delay: float) -> int:
@@ -164,10 +243,21 @@ class Ledger(LedgerReader):
                 return 0
             to = check_message_move(frm, MessageState.RETRYING, message_pk)
             attempts = (c.execute(select(messages.c.attempts).where(messages.c.id == message_pk)).scalar() or 0) + 1
-            c.execute(update(messages).where(messages.c.id == message_pk, messages.c.state == frm.value).values(
-                state=to.value, reason=reason, attempts=attempts, next_attempt_at=t + timedelta(seconds=delay), updated_at=t))
-            c.execute(insert(events).values(message_pk=message_pk, at=t, event=to.value,
-                                            detail=f"attempt {attempts} failed: {reason}; next in {delay:.0f}s"))
+            c.execute(
+                update(messages)
+                .where(messages.c.id == message_pk, messages.c.state == frm.value)
+                .values(
+                    state=to.value, reason=reason, attempts=attempts, next_attempt_at=t + timedelta(seconds=delay), updated_at=t
+                )
+            )
+            c.execute(
+                insert(events).values(
+                    message_pk=message_pk,
+                    at=t,
+                    event=to.value,
+                    detail=f"attempt {attempts} failed: {reason}; next in {delay:.0f}s",
+                )
+            )
         return attempts
 
     def reset_attempts(self, message_pk: int) -> MessageRow:
@@ -190,32 +280,45 @@ class Ledger(LedgerReader):
 
     def result(self, message_pk: int, step: str, value: Any) -> None:
         with self.engine.begin() as c:
-            c.execute(update(journal).where(journal.c.message_pk == message_pk, journal.c.step == step).values(
-                result=json.dumps(value, default=str), done_at=now()))
+            c.execute(
+                update(journal)
+                .where(journal.c.message_pk == message_pk, journal.c.step == step)
+                .values(result=json.dumps(value, default=str), done_at=now())
+            )
 
     # ---- locations ----------------------------------------------------------------------
 
-    def plan_location(self, location_pk: int, add: Sequence[str], remove: Sequence[str], move: str | None,
-                      state: LocationState | str = LocationState.WAITING) -> LocationRow:
+    def plan_location(
+        self,
+        location_pk: int,
+        add: Sequence[str],
+        remove: Sequence[str],
+        move: str | None,
+        state: LocationState | str = LocationState.WAITING,
+    ) -> LocationRow:
         """Store the tags a copy's rules planned; it waits for its message's outcome."""
-        return self._move_location(location_pk, None, state, tags_add=json.dumps(list(add)),
-                                   tags_remove=json.dumps(list(remove)), move_to=move)  # type: ignore[return-value]
+        return self._move_location(
+            location_pk, None, state, tags_add=json.dumps(list(add)), tags_remove=json.dumps(list(remove)), move_to=move
+        )  # type: ignore[return-value]
 
-    def take_location(self, location_pk: int, from_states: Sequence[LocationState | str],
-                      to_state: LocationState | str) -> LocationRow | None:
+    def take_location(
+        self, location_pk: int, from_states: Sequence[LocationState | str], to_state: LocationState | str
+    ) -> LocationRow | None:
         """Guarded state change: the new row for the one caller that made it, None for the others."""
         return self._move_location(location_pk, from_states, to_state)
 
-    def location_tagged(self, location_pk: int, tags: Sequence[str], state: LocationState | str,
-                        ref: SourceRef | None = None) -> LocationRow:
+    def location_tagged(
+        self, location_pk: int, tags: Sequence[str], state: LocationState | str, ref: SourceRef | None = None
+    ) -> LocationRow:
         """A copy's write-back is done: the tags it has now, and where, if it was found elsewhere."""
         values: dict[str, Any] = {"tags": json.dumps(sorted(set(tags)))}
         if ref is not None:  # the write-back found it elsewhere (moved by the user, or by our `move`)
             values.update(folder=ref.folder, item_key=ref.item_key, uidvalidity=ref.uidvalidity)
         return self._move_location(location_pk, None, state, **values)  # type: ignore[return-value]
 
-    def _move_location(self, location_pk: int, from_states: Sequence[LocationState | str] | None, to_state: LocationState | str,
-                       **values: Any) -> LocationRow | None:
+    def _move_location(
+        self, location_pk: int, from_states: Sequence[LocationState | str] | None, to_state: LocationState | str, **values: Any
+    ) -> LocationRow | None:
         with self.engine.begin() as c:
             frm = outcomes.location_states(c, [location_pk]).get(location_pk)
             if frm is None:
@@ -225,22 +328,29 @@ class Ledger(LedgerReader):
             if from_states is not None and frm not in {LocationState(s) for s in from_states}:
                 return None
             to = check_location_move(frm, to_state, location_pk)
-            c.execute(update(locations).where(locations.c.id == location_pk, locations.c.state == frm.value).values(
-                state=to.value, updated_at=now(), **values))
+            c.execute(
+                update(locations)
+                .where(locations.c.id == location_pk, locations.c.state == frm.value)
+                .values(state=to.value, updated_at=now(), **values)
+            )
             return LocationRow.of(c.execute(select(locations).where(locations.c.id == location_pk)).one())
 
     def reset_interrupted(self) -> int:
         """At start: a copy left 'tagging' by a process that died mid-write waits again."""
         check_location_move(LocationState.TAGGING, LocationState.WAITING)
         with self.engine.begin() as c:
-            return c.execute(update(locations).where(locations.c.state == LocationState.TAGGING.value).values(
-                state=LocationState.WAITING.value, updated_at=now())).rowcount
+            return c.execute(
+                update(locations)
+                .where(locations.c.state == LocationState.TAGGING.value)
+                .values(state=LocationState.WAITING.value, updated_at=now())
+            ).rowcount
 
     # ---- cursors and status -------------------------------------------------------------
 
     def set_cursor(self, source: str, account: str, folder: str, value: Any) -> None:
-        self._upsert(cursors, {"source": source, "account": account, "folder": folder},
-                     {"value": json.dumps(value), "updated_at": now()})
+        self._upsert(
+            cursors, {"source": source, "account": account, "folder": folder}, {"value": json.dumps(value), "updated_at": now()}
+        )
 
     def set_status(self, key: str, value: dict[str, Any]) -> None:
         self._upsert(status, {"key": key}, {"value": json.dumps(value, default=str), "updated_at": now()})
@@ -265,19 +375,34 @@ class Ledger(LedgerReader):
         the person is not re-created from them. Every state may move to `forgotten`.
         """
         with self.reader.connect() as c:
-            pks = list(c.execute(select(message_addresses.c.message_pk).where(
-                message_addresses.c.address_key == address_key)).scalars())
+            pks = list(
+                c.execute(select(message_addresses.c.message_pk).where(message_addresses.c.address_key == address_key)).scalars()
+            )
         gone = [self.message(pk) for pk in pks]
         if pks:
             with self.engine.begin() as c:
                 for pk, frm in outcomes.message_states(c, pks).items():
                     check_message_move(frm, MessageState.FORGOTTEN, pk)
-                for table, col in ((events, events.c.message_pk), (journal, journal.c.message_pk),
-                                   (message_addresses, message_addresses.c.message_pk)):
+                for table, col in (
+                    (events, events.c.message_pk),
+                    (journal, journal.c.message_pk),
+                    (message_addresses, message_addresses.c.message_pk),
+                ):
                     c.execute(delete(table).where(col.in_(pks)))
-                c.execute(update(messages).where(messages.c.id.in_(pks)).values(
-                    state=MessageState.FORGOTTEN.value, reason="erased on request", subject="", from_address="",
-                    plan_json=None, spool_path=None, next_attempt_at=None, updated_at=now()))
+                c.execute(
+                    update(messages)
+                    .where(messages.c.id.in_(pks))
+                    .values(
+                        state=MessageState.FORGOTTEN.value,
+                        reason="erased on request",
+                        subject="",
+                        from_address="",
+                        plan_json=None,
+                        spool_path=None,
+                        next_attempt_at=None,
+                        updated_at=now(),
+                    )
+                )
                 c.execute(update(locations).where(locations.c.message_pk.in_(pks)).values(spool_path=None))
         return gone
 

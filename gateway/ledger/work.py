@@ -41,15 +41,23 @@ def started(ledger: Ledger, pks: Sequence[int]) -> None:
     t = now()
     with ledger.engine.begin() as c:
         for i in range(0, len(pks), CHUNK):
-            keys = [_key(pk) for pk in pks[i:i + CHUNK]]
+            keys = [_key(pk) for pk in pks[i : i + CHUNK]]
             old = {r.key: json.loads(r.value) for r in c.execute(select(status).where(status.c.key.in_(keys)))}
             new = [k for k in keys if k not in old]
             if new:
-                c.execute(insert(status), [{"key": k, "value": json.dumps({"started": True, "crashes": 0, "host": HOST}),
-                                            "updated_at": t} for k in new])
+                c.execute(
+                    insert(status),
+                    [
+                        {"key": k, "value": json.dumps({"started": True, "crashes": 0, "host": HOST}), "updated_at": t}
+                        for k in new
+                    ],
+                )
             for k, v in old.items():
-                c.execute(update(status).where(status.c.key == k).values(value=json.dumps(
-                    {"started": True, "crashes": int(v.get("crashes", 0)), "host": HOST}), updated_at=t))
+                c.execute(
+                    update(status)
+                    .where(status.c.key == k)
+                    .values(value=json.dumps({"started": True, "crashes": int(v.get("crashes", 0)), "host": HOST}), updated_at=t)
+                )
 
 
 def finished(ledger: Ledger, pks: Sequence[int]) -> None:
@@ -57,7 +65,7 @@ def finished(ledger: Ledger, pks: Sequence[int]) -> None:
         return
     with ledger.engine.begin() as c:
         for i in range(0, len(pks), CHUNK):
-            c.execute(delete(status).where(status.c.key.in_([_key(pk) for pk in pks[i:i + CHUNK]])))
+            c.execute(delete(status).where(status.c.key.in_([_key(pk) for pk in pks[i : i + CHUNK]])))
 
 
 def crashed(ledger: Ledger, pks: Sequence[int] | None = None) -> dict[int, int]:
@@ -74,8 +82,11 @@ def crashed(ledger: Ledger, pks: Sequence[int] | None = None) -> dict[int, int]:
                 continue
             crashes = int(v.get("crashes", 0)) + (1 if v.get("started") else 0)
             if v.get("started"):
-                c.execute(update(status).where(status.c.key == r.key).values(
-                    value=json.dumps({"started": False, "crashes": crashes, "host": HOST}), updated_at=now()))
+                c.execute(
+                    update(status)
+                    .where(status.c.key == r.key)
+                    .values(value=json.dumps({"started": False, "crashes": crashes, "host": HOST}), updated_at=now())
+                )
             if crashes:
-                out[int(r.key[len(PREFIX):])] = crashes
+                out[int(r.key[len(PREFIX) :])] = crashes
     return out

@@ -155,8 +155,9 @@ def apply_each(writeback: Writeback, requests: Sequence[TagRequest]) -> list[App
 class Writeback(Protocol):
     keeps_tags_in_mailbox: bool
 
-    def apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
-              move: str | None, message_id: str) -> Applied:
+    def apply(
+        self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str], move: str | None, message_id: str
+    ) -> Applied:
         """Idempotent: set `add`, clear `remove`, then move. Raises Retryable when the mailbox
         cannot be reached. A message no longer at `ref` is looked up by `message_id`."""
 
@@ -169,8 +170,9 @@ class LedgerOnly:
 
     keeps_tags_in_mailbox = False
 
-    def apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
-              move: str | None, message_id: str) -> Applied:
+    def apply(
+        self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str], move: str | None, message_id: str
+    ) -> Applied:
         tags = tags_after(current, add, remove)
         if move and move != ref.folder:
             ref = SourceRef(ref.source, ref.account, move, ref.item_key, ref.uidvalidity)

@@ -25,9 +25,16 @@ class AuthorityError(ValueError):
     """The authority is not an Entra ID authority, or could not be reached to find out."""
 
 
-def confidential_app(client_id: str, client_secret: str | None, *, tenant_id: str,
-                     authority: str = DEFAULT_AUTHORITY, ca_file: str | None = None, timeout: float = 60.0,
-                     shared: bool = True) -> Any:
+def confidential_app(
+    client_id: str,
+    client_secret: str | None,
+    *,
+    tenant_id: str,
+    authority: str = DEFAULT_AUTHORITY,
+    ca_file: str | None = None,
+    timeout: float = 60.0,
+    shared: bool = True,
+) -> Any:
     """The msal app for this client (`shared`: one per process, so its token cache is too).
 
     msal asks the authority for its configuration while the app is built: that can take up
@@ -56,8 +63,13 @@ def _build(key: _Key, timeout: float) -> Any:
     known = urllib.parse.urlsplit(authority).hostname == "login.microsoftonline.com"
     try:
         return msal.ConfidentialClientApplication(
-            client_id, client_credential=client_secret or None, authority=f"{authority}/{tenant_id}",
-            http_client=_pinned_session(ca_file or None), timeout=timeout, instance_discovery=None if known else False)
+            client_id,
+            client_credential=client_secret or None,
+            authority=f"{authority}/{tenant_id}",
+            http_client=_pinned_session(ca_file or None),
+            timeout=timeout,
+            instance_discovery=None if known else False,
+        )
     except ValueError as exc:
         raise AuthorityError(f"authority {authority}/{tenant_id}: {exc}") from None
 

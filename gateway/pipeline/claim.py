@@ -122,6 +122,15 @@ class Claims:
 
 def _bind(loc: LocationRow, message: Message) -> Bind:
     keys = {a.key for a in (*message.from_, *message.sender, *message.to, *message.cc, *message.reply_to)}
-    return Bind(loc.id, message.message_id, message.content_hash, subject=message.subject,
-                from_address=message.from_[0].address if message.from_ else "", size=message.raw_size,
-                addresses=keys, spool_path=loc.spool_path, state="received", label=loc.ref.label())
+    return Bind(
+        loc.id,
+        message.message_id,
+        message.content_hash,
+        subject=message.subject,
+        from_address=message.from_[0].address if message.from_ else "",
+        size=message.raw_size,
+        addresses=keys,
+        spool_path=loc.spool_path,
+        state="received",
+        label=loc.ref.label(),
+    )

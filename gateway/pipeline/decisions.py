@@ -30,8 +30,16 @@ from gateway.pipeline.tagging import Tagging
 
 
 class Decisions:
-    def __init__(self, config: Config, ledger: Ledger, contexts: Contexts, reader: Reader, execution: Execution,
-                 tagging: Tagging, message_locks: KeyedLocks) -> None:
+    def __init__(
+        self,
+        config: Config,
+        ledger: Ledger,
+        contexts: Contexts,
+        reader: Reader,
+        execution: Execution,
+        tagging: Tagging,
+        message_locks: KeyedLocks,
+    ) -> None:
         self.config = config
         self.ledger = ledger
         self.contexts = contexts
@@ -69,23 +77,24 @@ class Decisions:
             for planned in plan.notes if plan else ():  # the rules' notes go where the person put the mail
                 step = f"review:{planned.key}"
                 self.ledger.intent(message_pk, step)
-                self.ledger.result(message_pk, step, self.execution.note_once(
-                    step, targets, note_data(planned, message, crm_user)))
+                self.ledger.result(
+                    message_pk, step, self.execution.note_once(step, targets, note_data(planned, message, crm_user))
+                )
             # From here the message is done as far as the CRM goes: if tagging fails or the process
             # dies, a retry replays this done Plan and only tags (CRM_DONE), never review again.
             done_plan = replace(plan, outcome="done", review=None) if plan else None
             self.ledger.intent(message_pk, CRM_DONE)
             self.ledger.result(message_pk, CRM_DONE, True)
             stored = done_plan.to_json() if done_plan else None
-            self.ledger.set_state(message_pk, "crm_done", plan=stored,
-                                  event_detail="resolved by a person: " + ", ".join(t.label() for t in targets))
+            self.ledger.set_state(
+                message_pk, "crm_done", plan=stored, event_detail="resolved by a person: " + ", ".join(t.label() for t in targets)
+            )
             for copy in self.ledger.locations_of(message_pk):
                 self.ledger.take_location(copy.id, ["applied", "untagged", "none"], "waiting")
             self.tagging.copies(replace(row, state="crm_done", reason="", plan=stored or row.plan), final_state="done")
         return self.ledger.message(message_pk).state
 
-    def _creates(self, message_pk: int, message: Message, plan: Plan | None, kind: PartyKind,
-                 crm_user: str) -> list[PartyRef]:
+    def _creates(self, message_pk: int, message: Message, plan: Plan | None, kind: PartyKind, crm_user: str) -> list[PartyRef]:
         """`review create`: a record of `kind` for each address the review was about (else
         the counterparts, else the sender), each its own journal step."""
         wanted = [a for a, _ in plan.review.candidates] if plan and plan.review and plan.review.candidates else []
@@ -97,13 +106,15 @@ class Decisions:
             if journal.get(step) is not None:
                 made.append(ref_from_json(journal[step]))
                 continue
-            who = next((a for a in (*message.from_, *message.to, *message.cc) if a.key == addresses.key(address)),
-                       Address("", address))
+            who = next(
+                (a for a in (*message.from_, *message.to, *message.cc) if a.key == addresses.key(address)), Address("", address)
+            )
             data = party_data_for(kind, who, owner=crm_user, freemail=who.domain in self.config.freemail)
             # After a crash (intent, no result) the record may exist: adopt it. Otherwise the
             # person asked for a new record, even where the address has others already.
-            ref, _ = self.execution.make(kind, address, data, look_first=step in journal,
-                                         before_call=partial(self.ledger.intent, message_pk, step))
+            ref, _ = self.execution.make(
+                kind, address, data, look_first=step in journal, before_call=partial(self.ledger.intent, message_pk, step)
+            )
             self.ledger.result(message_pk, step, ref_to_json(ref, created=True))
             made.append(ref)
         return made

@@ -36,8 +36,17 @@ _REPLAYABLE = ("processing", "crm_done", "retrying")
 
 
 class Evaluation:
-    def __init__(self, config: Config, ledger: Ledger, crm: Connector, rules: RulesHolder, contexts: Contexts,
-                 reader: Reader, tagging: Tagging, hooks: Hooks) -> None:
+    def __init__(
+        self,
+        config: Config,
+        ledger: Ledger,
+        crm: Connector,
+        rules: RulesHolder,
+        contexts: Contexts,
+        reader: Reader,
+        tagging: Tagging,
+        hooks: Hooks,
+    ) -> None:
         self.config = config
         self.ledger = ledger
         self.crm = crm
@@ -58,8 +67,10 @@ class Evaluation:
             self.hooks.stage((loc.id,), Stage.PARSE)
             message = self.reader.parse(raw, loc.seen_at, loc.declared_size)
         if message.headers_only:
-            raise Permanent(f"over max_message_size ({message.raw_size} bytes > {self.config.max_message_size}): "
-                            "only headers, size and hash were kept")
+            raise Permanent(
+                f"over max_message_size ({message.raw_size} bytes > {self.config.max_message_size}): "
+                "only headers, size and hash were kept"
+            )
         if self.config.since and message.date.date() < self.config.since:
             self.ledger.set_state(row.id, "ignored", f"dated {message.date.date()}, before `since` {self.config.since}")
             after = self.ledger.message(row.id)
@@ -71,13 +82,20 @@ class Evaluation:
             # The CRM work finished before (the tagging failed): it must never be redone or
             # quarantined, whatever state a retry left the row in.
             crm_done = row.state == "crm_done" or journal.get(CRM_DONE) is not None
-            return Work(loc, row, message, raw, Plan.from_json(row.plan), fresh=False, journal=journal,
-                        crm_done=crm_done)
+            return Work(loc, row, message, raw, Plan.from_json(row.plan), fresh=False, journal=journal, crm_done=crm_done)
         self.hooks.stage((loc.id,), Stage.RULES)
         looked = _Lookups(self.crm)
         plan = evaluate(message, self.contexts.for_ref(loc.ref, frozenset(loc.tags)), self.rules.current, looked)
-        return Work(loc, row, message, raw, plan, fresh=True, crm_done=row.state == "crm_done",
-                    looked=Looked(frozenset(looked.keys), frozenset(looked.ids)))
+        return Work(
+            loc,
+            row,
+            message,
+            raw,
+            plan,
+            fresh=True,
+            crm_done=row.state == "crm_done",
+            looked=Looked(frozenset(looked.keys), frozenset(looked.ids)),
+        )
 
     def copy(self, loc: LocationRow, row: MessageRow, message: Message | None) -> MessageRow:
         """Another copy of a known mail: attach nothing, only give it its own tags (it waits

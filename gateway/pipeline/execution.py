@@ -70,10 +70,13 @@ class Execution:
         works with their journals (a message sent through the rules again keeps the results
         of its earlier run, to adopt)."""
         plans = [w.plan.to_json() for w in works]
-        journals = self.ledger.start_plan_many([(w.row.id, plan, steps_of(w.plan), evaluated_note(w.plan))
-                                                for w, plan in zip(works, plans, strict=True)])
-        return [replace(w, journal=journal, row=replace(w.row, state="processing", plan=plan))
-                for w, plan, journal in zip(works, plans, journals, strict=True)]
+        journals = self.ledger.start_plan_many(
+            [(w.row.id, plan, steps_of(w.plan), evaluated_note(w.plan)) for w, plan in zip(works, plans, strict=True)]
+        )
+        return [
+            replace(w, journal=journal, row=replace(w.row, state="processing", plan=plan))
+            for w, plan, journal in zip(works, plans, journals, strict=True)
+        ]
 
     def keep_partial(self, row: MessageRow, results: dict[str, Any]) -> None:
         """Some steps reached the CRM before a failure: journal them (a retry adopts them, and
@@ -86,9 +89,15 @@ class Execution:
         """The write-back failed after the CRM work: record that work, and a CRM_DONE mark that
         no later state change can hide, so a retry only tags and never quarantines."""
         new = plan is not None and row.plan is None and not self.needs_intents(plan)
-        self.ledger.finish(row.id, state="crm_done", results=results, plan=plan.to_json() if new and plan else None,
-                           events_=[("note", "CRM work committed; tagging failed")], results_are_new=new,
-                           marks={CRM_DONE: True})
+        self.ledger.finish(
+            row.id,
+            state="crm_done",
+            results=results,
+            plan=plan.to_json() if new and plan else None,
+            events_=[("note", "CRM work committed; tagging failed")],
+            results_are_new=new,
+            marks={CRM_DONE: True},
+        )
 
     # ---- creates ------------------------------------------------------------------------
 
@@ -110,8 +119,16 @@ class Execution:
             self.hooks.step(f"{pc.key}:result")
         return replace(work, created=created)
 
-    def make(self, kind: PartyKind, address: str, data: PartyData, *, look_first: bool, step: str | None = None,
-             before_call: Callable[[], None] | None = None) -> tuple[PartyRef, bool]:
+    def make(
+        self,
+        kind: PartyKind,
+        address: str,
+        data: PartyData,
+        *,
+        look_first: bool,
+        step: str | None = None,
+        before_call: Callable[[], None] | None = None,
+    ) -> tuple[PartyRef, bool]:
         """The record for `address`: the one it has (`look_first`) or a new one; and whether
         this call made it. Creates for one address are serialised across workers.
 
@@ -144,8 +161,12 @@ class Execution:
 
     def attaches(self, work: Work) -> bool:
         """Whether the work still has an attach to do."""
-        return (not work.crm_done and work.plan.attach is not None and work.journal.get("attach") is None
-                and bool(targets_of(work.plan, work.created)))
+        return (
+            not work.crm_done
+            and work.plan.attach is not None
+            and work.journal.get("attach") is None
+            and bool(targets_of(work.plan, work.created))
+        )
 
     def attach(self, works: Sequence[Work]) -> None:
         """Attach the works' mails, in one CRM transaction where the connector can; each one's
@@ -155,15 +176,21 @@ class Execution:
         items = []
         for w in works:
             assert w.plan.attach is not None  # `attaches` said so
-            record = email_record(w.message, w.raw, w.plan.direction, with_attachments=w.plan.attach.attachments,
-                                  owner=self.contexts.for_ref(w.loc.ref).crm_user)
+            record = email_record(
+                w.message,
+                w.raw,
+                w.plan.direction,
+                with_attachments=w.plan.attach.attachments,
+                owner=self.contexts.for_ref(w.loc.ref).crm_user,
+            )
             items.append((targets_of(w.plan, w.created), record))
         self.hooks.step("attach:intent")
         emails: Sequence[EmailRef]
         if self.hint_attach:
             # A fresh Plan's attach intent was written before any call: nothing can be stored yet.
-            emails = [self.crm.attach(targets, record, first_attempt=w.fresh)
-                      for w, (targets, record) in zip(works, items, strict=True)]
+            emails = [
+                self.crm.attach(targets, record, first_attempt=w.fresh) for w, (targets, record) in zip(works, items, strict=True)
+            ]
         else:
             emails = attach_each(self.crm, items)
         self.hooks.step("attach:called")

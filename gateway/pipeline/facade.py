@@ -34,8 +34,15 @@ from gateway.rulesholder import RulesHolder
 
 
 class Pipeline:
-    def __init__(self, config: Config, ledger: Ledger, connector: Connector, rules: RulesHolder,
-                 spool: Spool, writebacks: Mapping[str, Writeback] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        ledger: Ledger,
+        connector: Connector,
+        rules: RulesHolder,
+        spool: Spool,
+        writebacks: Mapping[str, Writeback] | None = None,
+    ) -> None:
         self.config = config
         self.ledger = ledger
         self.crm = connector
@@ -53,8 +60,7 @@ class Pipeline:
         claims = Claims(ledger, reader, failure, recording, self.hooks)
         self._failure = failure
         self._decisions = Decisions(config, ledger, contexts, reader, execution, tagging, message_locks)
-        self._runner = Runner(ledger, self.hooks, claims, evaluation, execution, tagging, recording, failure,
-                              message_locks)
+        self._runner = Runner(ledger, self.hooks, claims, evaluation, execution, tagging, recording, failure, message_locks)
 
     # Told which copies the work is on and at what stage (gateway.budget): the budget's
     # watchdog reads it. It may raise `budget.Abandoned` to stop a worker given up on.

@@ -31,8 +31,16 @@ class Failure:
         self.execution = execution
         self.tagging = tagging
 
-    def failed(self, row: MessageRow, plan: Plan | None, results: dict[str, Any], exc: Retryable | Permanent, *,
-               crm_complete: bool, reached_crm_done: bool) -> MessageRow:
+    def failed(
+        self,
+        row: MessageRow,
+        plan: Plan | None,
+        results: dict[str, Any],
+        exc: Retryable | Permanent,
+        *,
+        crm_complete: bool,
+        reached_crm_done: bool,
+    ) -> MessageRow:
         """Retry or quarantine after a failure; `results`: the CRM steps done before it;
         `crm_complete`: the failure came after the CRM work. Returns the row after it."""
         if isinstance(exc, Retryable):
@@ -51,8 +59,9 @@ class Failure:
             self.execution.keep_partial(row, results)
         return self.quarantine(row, str(exc), plan)
 
-    def retry(self, row: MessageRow, reason: str, retry_after: float | None, *, never_quarantine: bool,
-              plan: Plan | None) -> MessageRow:
+    def retry(
+        self, row: MessageRow, reason: str, retry_after: float | None, *, never_quarantine: bool, plan: Plan | None
+    ) -> MessageRow:
         """Retry later with backoff (`retry_after`: the CRM said when), or quarantine after
         the last attempt; the row after it."""
         r = self.config.retry
@@ -81,8 +90,14 @@ class Failure:
     def unparseable(self, loc: LocationRow, raw: bytes | None, exc: Exception) -> MessageRow:
         """A copy nothing can parse: a message of its own (named by its bytes' hash), quarantined."""
         raw_hash = hashlib.sha256(raw).hexdigest() if raw is not None else hashlib.sha256(loc.ref.label().encode()).hexdigest()
-        b = self.ledger.bind(loc.id, message_id=f"<unparseable-{raw_hash[:32]}@crm-gateway>", content_hash=raw_hash,
-                             spool_path=loc.spool_path, state="processing", label=loc.ref.label())
+        b = self.ledger.bind(
+            loc.id,
+            message_id=f"<unparseable-{raw_hash[:32]}@crm-gateway>",
+            content_hash=raw_hash,
+            spool_path=loc.spool_path,
+            state="processing",
+            label=loc.ref.label(),
+        )
         return self.quarantine(b.row or self.ledger.message(b.message_pk), f"unparseable: {exc}", None)
 
     def give_up(self, location_pk: int, reason: str) -> str:
@@ -93,8 +108,14 @@ class Failure:
         loc = self.ledger.location(location_pk)
         if loc.message_pk is None:  # stuck before its identity was known: parsing
             digest = hashlib.sha256(f"{reason}\0{loc.ref.label()}".encode()).hexdigest()
-            b = self.ledger.bind(loc.id, message_id=f"<stopped-{digest[:32]}@crm-gateway>", content_hash=digest,
-                                 spool_path=loc.spool_path, state="processing", label=loc.ref.label())
+            b = self.ledger.bind(
+                loc.id,
+                message_id=f"<stopped-{digest[:32]}@crm-gateway>",
+                content_hash=digest,
+                spool_path=loc.spool_path,
+                state="processing",
+                label=loc.ref.label(),
+            )
             loc = replace(loc, message_pk=b.message_pk)
         assert loc.message_pk is not None
         row = self.ledger.message(loc.message_pk)

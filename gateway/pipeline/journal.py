@@ -19,8 +19,7 @@ CRM_DONE = "crm_done"  # journal mark: every CRM step of the Plan is done
 
 
 def steps_of(plan: Plan) -> list[str]:
-    return ([c.key for c in plan.creates] + (["attach"] if plan.attach is not None else [])
-            + [n.key for n in plan.notes])
+    return [c.key for c in plan.creates] + (["attach"] if plan.attach is not None else []) + [n.key for n in plan.notes]
 
 
 def resolve_targets(targets: Sequence[Target], created: Mapping[str, PartyRef]) -> list[PartyRef]:
@@ -61,20 +60,31 @@ def ref_from_json(d: dict[str, Any]) -> PartyRef:
     return PartyRef(kind=d["kind"], id=str(d["id"]), name=d.get("name", ""))
 
 
-def email_record(message: Message, raw: bytes, direction: str, *, with_attachments: bool = True,
-                 owner: str = "") -> EmailRecord:
+def email_record(message: Message, raw: bytes, direction: str, *, with_attachments: bool = True, owner: str = "") -> EmailRecord:
     """The CRM's record of a mail. `raw`: the bytes `message` was parsed from."""
     first_from = message.from_[0] if message.from_ else None
     verified = len(raw) == message.raw_size and not message.headers_only
     return EmailRecord(
-        message_id=message.message_id, content_hash=message.content_hash, subject=message.subject,
-        from_address=first_from.address if first_from else "", from_name=first_from.name if first_from else "",
-        to=tuple(a.address for a in message.to), cc=tuple(a.address for a in message.cc),
-        date=message.date, date_offset_minutes=message.date_offset_minutes, direction=direction,  # type: ignore[arg-type]
-        text=message.text, html=message.html, raw=raw,
-        attachments=tuple(AttachmentData(a.filename, a.content_type, a.size, a.sha256, a.payload)
-                          for a in message.attachments) if with_attachments else (),
-        in_reply_to=message.in_reply_to, references=message.references, owner=owner,
+        message_id=message.message_id,
+        content_hash=message.content_hash,
+        subject=message.subject,
+        from_address=first_from.address if first_from else "",
+        from_name=first_from.name if first_from else "",
+        to=tuple(a.address for a in message.to),
+        cc=tuple(a.address for a in message.cc),
+        date=message.date,
+        date_offset_minutes=message.date_offset_minutes,
+        direction=direction,  # type: ignore[arg-type]
+        text=message.text,
+        html=message.html,
+        raw=raw,
+        attachments=tuple(AttachmentData(a.filename, a.content_type, a.size, a.sha256, a.payload) for a in message.attachments)
+        if with_attachments
+        else (),
+        in_reply_to=message.in_reply_to,
+        references=message.references,
+        owner=owner,
         # the parser hashed `raw` and every payload itself: the CRM need not hash them again
-        raw_sha256=message.raw_sha256 if verified else "", hashes_verified=verified)
-
+        raw_sha256=message.raw_sha256 if verified else "",
+        hashes_verified=verified,
+    )

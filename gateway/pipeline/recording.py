@@ -26,8 +26,9 @@ log = logging.getLogger("gateway.pipeline")
 def nothing_to_do(loc: LocationRow, row: MessageRow, plan: Plan) -> Outcome:
     """An ignored or skipped message: nothing to write anywhere, no tags."""
     plan_json = plan.to_json()
-    finish = Finish(row.id, state=plan.outcome, reason=plan.reason, plan=plan_json, location_pk=loc.id,
-                    tags=loc.tags, location_state="none")
+    finish = Finish(
+        row.id, state=plan.outcome, reason=plan.reason, plan=plan_json, location_pk=loc.id, tags=loc.tags, location_state="none"
+    )
     return Outcome(loc, row, finish, replace(row, state=plan.outcome, reason=plan.reason, plan=plan_json))
 
 
@@ -47,15 +48,20 @@ def tagged(t: Tagged) -> Outcome:
         events_.append(("tagged", tag_note(applied, request)))
     # The rule tags are stored as this copy's planned tags too: a review resolved later applies them.
     finish = Finish(
-        row.id, state=state, reason=reason, plan=None if stored_plan else plan.to_json(), results=w.results,
+        row.id,
+        state=state,
+        reason=reason,
+        plan=None if stored_plan else plan.to_json(),
+        results=w.results,
         location_pk=loc.id,
         tags=sorted(applied.tags) if applied.ref is not None else loc.tags,
         location_state="applied" if applied.ref is not None else "untagged",
         planned=(plan.tags_add, plan.tags_remove, plan.move),
-        moved_to=applied.ref if applied.ref is not None and applied.ref != loc.ref else None, events_=tuple(events_),
-        results_are_new=not stored_plan)
-    return Outcome(loc, row, finish, replace(row, state=state, reason=reason,
-                                             plan={**(row.plan or {}), "touched": plan.touched}))
+        moved_to=applied.ref if applied.ref is not None and applied.ref != loc.ref else None,
+        events_=tuple(events_),
+        results_are_new=not stored_plan,
+    )
+    return Outcome(loc, row, finish, replace(row, state=state, reason=reason, plan={**(row.plan or {}), "touched": plan.touched}))
 
 
 class Recording:
@@ -101,8 +107,20 @@ class Recording:
     def log(self, loc: LocationRow, row: MessageRow, started: float) -> None:
         plan = row.plan or {}
         # A message that failed for good needs a person: it must show when filtering on warnings.
-        log.log(logging.WARNING if row.state == "quarantined" else logging.INFO, "message", extra={"fields": {
-            "id": row.id, "result": row.state, "source": loc.ref.source, "folder": loc.ref.folder,
-            "message_id": row.message_id, "from": row.from_address,
-            "rules": ",".join(plan.get("touched", [])), "reason": row.reason[:200],
-            "ms": round((time.monotonic() - started) * 1000, 1)}})
+        log.log(
+            logging.WARNING if row.state == "quarantined" else logging.INFO,
+            "message",
+            extra={
+                "fields": {
+                    "id": row.id,
+                    "result": row.state,
+                    "source": loc.ref.source,
+                    "folder": loc.ref.folder,
+                    "message_id": row.message_id,
+                    "from": row.from_address,
+                    "rules": ",".join(plan.get("touched", [])),
+                    "reason": row.reason[:200],
+                    "ms": round((time.monotonic() - started) * 1000, 1),
+                }
+            },
+        )

@@ -40,8 +40,18 @@ log = logging.getLogger("gateway.pipeline")
 
 
 class Runner:
-    def __init__(self, ledger: Ledger, hooks: Hooks, claims: Claims, evaluation: Evaluation, execution: Execution,
-                 tagging: Tagging, recording: Recording, failure: Failure, message_locks: KeyedLocks) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        hooks: Hooks,
+        claims: Claims,
+        evaluation: Evaluation,
+        execution: Execution,
+        tagging: Tagging,
+        recording: Recording,
+        failure: Failure,
+        message_locks: KeyedLocks,
+    ) -> None:
         self.ledger = ledger
         self.hooks = hooks
         self.claims = claims
@@ -144,8 +154,9 @@ class Runner:
         self.recording.record(outcomes, started, out)
         return later
 
-    def _evaluate(self, claimed: Sequence[Claimed], started: float, out: Outcomes
-                  ) -> tuple[list[Work], list[Outcome], list[Claimed]]:
+    def _evaluate(
+        self, claimed: Sequence[Claimed], started: float, out: Outcomes
+    ) -> tuple[list[Work], list[Outcome], list[Claimed]]:
         works: list[Work] = []
         outcomes: list[Outcome] = []
         later: list[Claimed] = []
@@ -156,8 +167,9 @@ class Runner:
             try:
                 w = self.evaluation.start(c)
             except Exception as exc:
-                self._failed(c.loc, c.row, None, {}, exc, started, out, crm_complete=False,
-                             reached_crm_done=c.row.state == "crm_done")
+                self._failed(
+                    c.loc, c.row, None, {}, exc, started, out, crm_complete=False, reached_crm_done=c.row.state == "crm_done"
+                )
                 continue
             if isinstance(w, MessageRow):
                 self.recording.log(c.loc, w, started)
@@ -255,11 +267,21 @@ class Runner:
     # ---- failure ------------------------------------------------------------------------
 
     def _failed_work(self, w: Work, exc: Exception, started: float, out: Outcomes, *, crm_complete: bool) -> None:
-        self._failed(w.loc, w.row, w.plan, w.results, exc, started, out, crm_complete=crm_complete,
-                     reached_crm_done=w.crm_done)
+        self._failed(w.loc, w.row, w.plan, w.results, exc, started, out, crm_complete=crm_complete, reached_crm_done=w.crm_done)
 
-    def _failed(self, loc: LocationRow, row: MessageRow, plan: Plan | None, results: dict[str, Any], exc: Exception,
-                started: float, out: Outcomes, *, crm_complete: bool, reached_crm_done: bool) -> None:
+    def _failed(
+        self,
+        loc: LocationRow,
+        row: MessageRow,
+        plan: Plan | None,
+        results: dict[str, Any],
+        exc: Exception,
+        started: float,
+        out: Outcomes,
+        *,
+        crm_complete: bool,
+        reached_crm_done: bool,
+    ) -> None:
         """Retry or quarantine a message after a failure of its own; anything else (the ledger
         is away, a bug) goes to `out` for the caller to retry the copy."""
         if not isinstance(exc, (Retryable, Permanent)):

@@ -31,8 +31,9 @@ class TagChange:
     move: str | None
 
 
-def tags_for(outcome: str, present: Collection[str], planned: TagChange, on_error: Mapping[str, Any] | None,
-             tags: TagsConfig) -> TagChange | None:
+def tags_for(
+    outcome: str, present: Collection[str], planned: TagChange, on_error: Mapping[str, Any] | None, tags: TagsConfig
+) -> TagChange | None:
     """A copy's tags by its message's outcome; None: nothing is written back (ignored, skipped).
 
     `present`: the copy's tags now; `planned`: the tags its rules set; `on_error`: the stored
@@ -71,16 +72,20 @@ class Tagging:
             planned = TagChange(tuple(w.plan.tags_add), tuple(w.plan.tags_remove), w.plan.move)
             change = tags_for(w.plan.outcome, loc.tags, planned, None, self.tags)
             assert change is not None  # ignored and skipped Plans have no work to tag
-            requests[n] = TagRequest(loc.ref, frozenset(loc.tags), frozenset(change.add), frozenset(change.remove),
-                                     change.move, w.row.message_id)
+            requests[n] = TagRequest(
+                loc.ref, frozenset(loc.tags), frozenset(change.add), frozenset(change.remove), change.move, w.row.message_id
+            )
             by_source.setdefault(loc.ref.source, []).append(n)
         for source, ns in by_source.items():
             applied: Sequence[Applied | Exception]
             try:
                 applied = apply_each(self._writeback(source), [requests[n] for n in ns])
             except Exception as exc:
-                failure = exc if isinstance(exc, (Retryable, Permanent)) else Retryable(
-                    f"write-back failed: {type(exc).__name__}: {exc}")
+                failure = (
+                    exc
+                    if isinstance(exc, (Retryable, Permanent))
+                    else Retryable(f"write-back failed: {type(exc).__name__}: {exc}")
+                )
                 if failure is not exc:
                     log.exception("write-back of %d copies failed", len(ns))
                 applied = [failure] * len(ns)
@@ -95,7 +100,9 @@ class Tagging:
         copies were reopened for it; the message becomes done (or done_untagged) here."""
         untagged = False
         for loc in self.ledger.locations_of(row.id):
-            if loc.state not in ("waiting", "new") or (loc.state == "new" and row.state not in ("quarantined", "ignored", "skipped")):
+            if loc.state not in ("waiting", "new") or (
+                loc.state == "new" and row.state not in ("quarantined", "ignored", "skipped")
+            ):
                 continue
             if not self.ledger.take_location(loc.id, [loc.state], "tagging"):
                 continue
@@ -106,8 +113,8 @@ class Tagging:
                 continue
             try:
                 applied = self._writeback(loc.ref.source).apply(
-                    loc.ref, frozenset(loc.tags), frozenset(change.add), frozenset(change.remove), change.move,
-                    row.message_id)
+                    loc.ref, frozenset(loc.tags), frozenset(change.add), frozenset(change.remove), change.move, row.message_id
+                )
             except BaseException:  # any failure: the copy waits again rather than stay 'tagging'
                 self.ledger.take_location(loc.id, ["tagging"], loc.state)
                 raise
@@ -116,8 +123,9 @@ class Tagging:
                 self.ledger.location_tagged(loc.id, loc.tags, "untagged")
                 self.ledger.add_event(row.id, "done_untagged", f"{loc.ref.label()} is gone: {applied.note}")
             else:
-                self.ledger.location_tagged(loc.id, sorted(applied.tags), "applied",
-                                            applied.ref if applied.ref != loc.ref else None)
+                self.ledger.location_tagged(
+                    loc.id, sorted(applied.tags), "applied", applied.ref if applied.ref != loc.ref else None
+                )
                 if change.add or change.remove or change.move:
                     self.ledger.add_event(row.id, "tagged", tag_note(applied, change))
         if final_state == "done":

@@ -48,10 +48,10 @@ class Gateway:
         self.watch = Watch()
         self.watchdog = Watchdog(config.message_budget, self.watch, self.intake, self.ledger, self.pipeline)
         self.scheduler = Scheduler(self.ledger, self.intake, self.watchdog, copy_delay=config.retry.base_delay)
-        self.handler = BatchHandler(config, self.ledger, self.pipeline, fresh=self.intake.take_fresh,
-                                    copies_later=self.scheduler.copies_later)
-        self._threads = ThreadWorkers(self.intake, self.handler.handle_many, self.watch, count=config.workers,
-                                      batch=config.batch)
+        self.handler = BatchHandler(
+            config, self.ledger, self.pipeline, fresh=self.intake.take_fresh, copies_later=self.scheduler.copies_later
+        )
+        self._threads = ThreadWorkers(self.intake, self.handler.handle_many, self.watch, count=config.workers, batch=config.batch)
         self.pipeline.on_stage = self._threads.on_stage
         self._workers: Workers | None = None
 
@@ -85,9 +85,15 @@ class Gateway:
 
             if self.config.path is None:
                 raise ConfigError("processes > 1 needs a config file the worker processes can read")
-            pool = ProcessPool(self.config.path, self.config.processes, on_done=self.intake.done,
-                               on_lost=self.watchdog.lost, batch=self.config.batch,
-                               log_level=logging.getLevelName(logging.getLogger().level), watch=self.watch)
+            pool = ProcessPool(
+                self.config.path,
+                self.config.processes,
+                on_done=self.intake.done,
+                on_lost=self.watchdog.lost,
+                batch=self.config.batch,
+                log_level=logging.getLevelName(logging.getLogger().level),
+                watch=self.watch,
+            )
             self.intake.sink = pool
             workers = pool
         workers.start()
@@ -136,17 +142,25 @@ class Gateway:
         self.scheduler.recover()
         sources = tasks.start_supervised([tasks.source_task(s) for s in self.sources], stop)
         folders = sorted({str(self.config.resolve(p).parent) for p in self.config.rules})
-        helpers = [threading.Thread(target=self.scheduler.run, args=(stop,), name="retries", daemon=True),
-                   threading.Thread(target=tasks.watch_rules, args=(folders, self.reload_rules, stop), name="rules",
-                                    daemon=True)]
+        helpers = [
+            threading.Thread(target=self.scheduler.run, args=(stop,), name="retries", daemon=True),
+            threading.Thread(target=tasks.watch_rules, args=(folders, self.reload_rules, stop), name="rules", daemon=True),
+        ]
         if self.config.web is not None:
-            helpers.append(threading.Thread(target=tasks.serve_web, args=(self, self.config.web.listen, stop),
-                                            name="web", daemon=True))
+            helpers.append(
+                threading.Thread(target=tasks.serve_web, args=(self, self.config.web.listen, stop), name="web", daemon=True)
+            )
         for t in helpers:
             t.start()
         web = f"http://{self.config.web.listen}/" if self.config.web is not None else "off"
-        log.info("gateway running: %d sources, %d workers, %d rules; config %s; status page %s", len(self.sources),
-                 self.config.workers, len(self.rules.current.rules), self.config.path, web)
+        log.info(
+            "gateway running: %d sources, %d workers, %d rules; config %s; status page %s",
+            len(self.sources),
+            self.config.workers,
+            len(self.rules.current.rules),
+            self.config.path,
+            web,
+        )
         while not stop.wait(2.0):
             self.write_status()
         # The sources saw `stop` together; the workers end meanwhile, each after its batch in hand.
@@ -165,8 +179,9 @@ class Gateway:
     # ---- status ---------------------------------------------------------------------------
 
     def write_status(self, running: bool = True) -> None:
-        status.write(self.ledger, self.sources, self.rules, workers=self.config.workers, queued=self.queue.qsize(),
-                     running=running)
+        status.write(
+            self.ledger, self.sources, self.rules, workers=self.config.workers, queued=self.queue.qsize(), running=running
+        )
 
     def summary(self) -> dict[str, int]:
         return status.summary(self.ledger)

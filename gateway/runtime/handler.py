@@ -30,8 +30,15 @@ def _nothing() -> None:
 
 
 class BatchHandler:
-    def __init__(self, config: Config, ledger: Ledger, pipeline: Pipeline, *,
-                 fresh: Callable[[int], Any] = _no_fresh_row, copies_later: Callable[[], None] = _nothing) -> None:
+    def __init__(
+        self,
+        config: Config,
+        ledger: Ledger,
+        pipeline: Pipeline,
+        *,
+        fresh: Callable[[int], Any] = _no_fresh_row,
+        copies_later: Callable[[], None] = _nothing,
+    ) -> None:
         self.config = config
         self.ledger = ledger
         self.pipeline = pipeline

@@ -27,8 +27,13 @@ class Liveness:
     heartbeat_age: float | None  # seconds
 
     def to_json(self) -> dict[str, Any]:
-        return {"running": self.running, "why": self.why, "pid": self.pid, "heartbeat_at": self.heartbeat_at,
-                "heartbeat_age_seconds": None if self.heartbeat_age is None else round(self.heartbeat_age, 1)}
+        return {
+            "running": self.running,
+            "why": self.why,
+            "pid": self.pid,
+            "heartbeat_at": self.heartbeat_at,
+            "heartbeat_age_seconds": None if self.heartbeat_age is None else round(self.heartbeat_age, 1),
+        }
 
 
 def age_of(stamp: str | None, now: datetime | None = None) -> float | None:

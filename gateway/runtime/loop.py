@@ -84,8 +84,7 @@ def take_batch(q: Source, limit: int, alive: Callable[[], bool] | None = None) -
     return items
 
 
-def work(take: Callable[[], list[Item]], handle_many: Callable[[list[int]], dict[int, str]],
-         report: Reporter) -> None:
+def work(take: Callable[[], list[Item]], handle_many: Callable[[list[int]], dict[int, str]], report: Reporter) -> None:
     """Handle batches until a stop, or until the watchdog gives up on this worker."""
     while True:
         items = take()

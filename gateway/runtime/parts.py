@@ -52,8 +52,13 @@ class Parts:
 Made = tuple[list[Source], dict[str, Writeback]]
 
 
-def build(config: Config, make_mailboxes: Callable[[Ledger, Spool, RulesHolder], Made], *, connector: Connector | None = None,
-          rules: RulesHolder | None = None) -> tuple[Parts, list[Source]]:
+def build(
+    config: Config,
+    make_mailboxes: Callable[[Ledger, Spool, RulesHolder], Made],
+    *,
+    connector: Connector | None = None,
+    rules: RulesHolder | None = None,
+) -> tuple[Parts, list[Source]]:
     """The parts and the sources; what was opened is closed again when a later part fails."""
     ledger = Ledger(config.db_url(config.ledger.url))
     made: Connector | None = None  # closed again on a failure; a connector handed in is the caller's
@@ -74,9 +79,13 @@ def build(config: Config, make_mailboxes: Callable[[Ledger, Spool, RulesHolder],
 
 def mailboxes(config: Config, intake: IntakePort, rules: RulesHolder) -> Made:
     """The configured sources and their write-backs, speaking to the gateway through `intake`."""
-    env = SourceEnv(intake=intake, max_message_size=config.max_message_size, resolve=config.resolve,
-                    tag_keywords=dict(config.tags.keywords),
-                    rule_facts=lambda: rule_facts(rules.current, config.base_dir))  # the rules in force when asked
+    env = SourceEnv(
+        intake=intake,
+        max_message_size=config.max_message_size,
+        resolve=config.resolve,
+        tag_keywords=dict(config.tags.keywords),
+        rule_facts=lambda: rule_facts(rules.current, config.base_dir),
+    )  # the rules in force when asked
     sources: list[Source] = []
     writebacks: dict[str, Writeback] = {}
     for src in config.sources:

@@ -51,8 +51,17 @@ def _context() -> Any:
 
 
 class ProcessPool:
-    def __init__(self, config_path: Path, n: int, *, on_done: Callable[[int, str], None],
-                 on_lost: Callable[[int], None], log_level: str = "INFO", batch: int = 1, watch: Watch | None = None) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        n: int,
+        *,
+        on_done: Callable[[int, str], None],
+        on_lost: Callable[[int], None],
+        log_level: str = "INFO",
+        batch: int = 1,
+        watch: Watch | None = None,
+    ) -> None:
         self._ctx = _context()
         self.n = n
         self.per_worker = _BATCHES_PER_WORKER * batch
@@ -73,8 +82,10 @@ class ProcessPool:
         self._stopping = threading.Event()
         self._halt = self._ctx.Event()  # tells the workers to end after the batch in hand
         self._starter = threading.Thread(target=self._start_all, name="worker-start", daemon=True)
-        self._threads = [threading.Thread(target=self._dispatch, name="worker-dispatch", daemon=True),
-                         threading.Thread(target=self._collect, name="worker-results", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._dispatch, name="worker-dispatch", daemon=True),
+            threading.Thread(target=self._collect, name="worker-results", daemon=True),
+        ]
 
     def start(self) -> None:
         """The queues now, the processes in the background: the first start waits for the fork
@@ -97,9 +108,21 @@ class ProcessPool:
     def _spawn(self, i: int, inbox: Any = None) -> None:
         # a fresh queue unless given: a dead reader may have left the old one locked
         self.inboxes[i] = inbox if inbox is not None else self._ctx.Queue()
-        p = self._ctx.Process(target=worker_main, name=f"crm-gateway-worker-{i}", daemon=True,
-                              args=(self.config_path, i, self.inboxes[i], self.results, self.log_level,
-                                    dict(os.environ), self._lifeline, self._halt))
+        p = self._ctx.Process(
+            target=worker_main,
+            name=f"crm-gateway-worker-{i}",
+            daemon=True,
+            args=(
+                self.config_path,
+                i,
+                self.inboxes[i],
+                self.results,
+                self.log_level,
+                dict(os.environ),
+                self._lifeline,
+                self._halt,
+            ),
+        )
         p.start()
         self.procs[i] = p
 
@@ -171,8 +194,12 @@ class ProcessPool:
                 if p is not None:
                     _make_sure_gone(p)
                     self.watch.gone((i, p.pid))
-                    log.error("worker %d died (exit code %s)%s; starting it again", i, p.exitcode,
-                              f" holding locations {lost}" if lost else "")
+                    log.error(
+                        "worker %d died (exit code %s)%s; starting it again",
+                        i,
+                        p.exitcode,
+                        f" holding locations {lost}" if lost else "",
+                    )
                 try:
                     self._spawn(i)
                 except Exception:

@@ -20,14 +20,22 @@ from gateway.rulesholder import RulesHolder
 log = logging.getLogger("gateway.service")
 
 
-def write(ledger: Ledger, sources: Sequence[Any], rules: RulesHolder, *, workers: int, queued: int,
-          running: bool = True) -> None:
+def write(ledger: Ledger, sources: Sequence[Any], rules: RulesHolder, *, workers: int, queued: int, running: bool = True) -> None:
     try:
         for s in sources:
             ledger.set_status(f"source:{s.name}", s.status())
         ledger.set_status("rules", rules.status())
-        ledger.set_status("service", {"pid": os.getpid(), "host": socket.gethostname(), "running": running,
-                                      "workers": workers, "queue": queued, "at": datetime.now(UTC).isoformat()})
+        ledger.set_status(
+            "service",
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "running": running,
+                "workers": workers,
+                "queue": queued,
+                "at": datetime.now(UTC).isoformat(),
+            },
+        )
     except Exception as exc:
         log.warning("status not written: %s", exc)
 

@@ -59,8 +59,7 @@ def start_supervised(tasks: Sequence[Task], stop: threading.Event) -> list[threa
 
 def source_task(source: Source) -> Task:
     """Watching one source's folders, as a task; its last failure shows in its status."""
-    return Task(f"source-{source.name}", source.run,
-                lambda exc: setattr(source, "last_error", str(exc)), f"source {source.name}")
+    return Task(f"source-{source.name}", source.run, lambda exc: setattr(source, "last_error", str(exc)), f"source {source.name}")
 
 
 def join_together(threads: Sequence[threading.Thread], grace: float) -> list[threading.Thread]:
@@ -71,8 +70,11 @@ def join_together(threads: Sequence[threading.Thread], grace: float) -> list[thr
         t.join(timeout=max(0.0, deadline - time.monotonic()))
     left = [t for t in threads if t.is_alive()]
     if left:
-        log.warning("stopping without waiting longer for %d source(s): %s", len(left),
-                    ", ".join(t.name.removeprefix("source-") for t in left))
+        log.warning(
+            "stopping without waiting longer for %d source(s): %s",
+            len(left),
+            ", ".join(t.name.removeprefix("source-") for t in left),
+        )
     return left
 
 
@@ -81,8 +83,13 @@ def watch_rules(folders: Sequence[str], reload: Callable[[], object], stop: thre
     import watchfiles
 
     try:
-        for _changes in watchfiles.watch(*folders, stop_event=stop, debounce=200, raise_interrupt=False,
-                                         watch_filter=lambda _c, p: p.endswith((".yaml", ".yml"))):
+        for _changes in watchfiles.watch(
+            *folders,
+            stop_event=stop,
+            debounce=200,
+            raise_interrupt=False,
+            watch_filter=lambda _c, p: p.endswith((".yaml", ".yml")),
+        ):
             reload()
     except Exception as exc:
         log.warning("rule files not watched (%s): reload with SIGHUP", exc)

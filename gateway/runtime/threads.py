@@ -41,8 +41,9 @@ class _ThreadReports:
 
 
 class ThreadWorkers:
-    def __init__(self, intake: Intake, handle_many: Callable[[list[int]], dict[int, str]], watch: Watch, *,
-                 count: int, batch: int) -> None:
+    def __init__(
+        self, intake: Intake, handle_many: Callable[[list[int]], dict[int, str]], watch: Watch, *, count: int, batch: int
+    ) -> None:
         self.intake = intake
         self.handle_many = handle_many
         self.watch = watch

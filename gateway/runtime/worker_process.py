@@ -73,8 +73,9 @@ class _ProcessReports:
         self._reload()
 
 
-def worker_main(config_path: str, index: int, inbox: Any, results: Any, log_level: str,
-                 environ: dict[str, str], lifeline: Any, halt: Any) -> None:
+def worker_main(
+    config_path: str, index: int, inbox: Any, results: Any, log_level: str, environ: dict[str, str], lifeline: Any, halt: Any
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     # The fork server was started with the environment of the pool's first start; a worker
     # sees the parent's environment of now, as a spawned one would (`${VAR}` in the config).

@@ -33,8 +33,9 @@ class _LedgerCollector:
         self.gw = gw
 
     def collect(self) -> Any:
-        messages = GaugeMetricFamily("crm_gateway_messages", "Copies of mail by source, folder and state",
-                                     labels=["source", "folder", "state"])
+        messages = GaugeMetricFamily(
+            "crm_gateway_messages", "Copies of mail by source, folder and state", labels=["source", "folder", "state"]
+        )
         for (source, folder), states in self.gw.ledger.counts().items():
             for state, n in states.items():
                 messages.add_metric([source, folder, state], n)
@@ -49,8 +50,9 @@ class _LedgerCollector:
         yield connected
         rules = self.gw.rules.status()
         yield GaugeMetricFamily("crm_gateway_rules", "Rules in force", value=len(rules.get("rules", [])))
-        yield GaugeMetricFamily("crm_gateway_rule_errors", "Errors of the last rule edit (old rules still run)",
-                                value=len(rules.get("errors") or []))
+        yield GaugeMetricFamily(
+            "crm_gateway_rule_errors", "Errors of the last rule edit (old rules still run)", value=len(rules.get("errors") or [])
+        )
         yield GaugeMetricFamily("crm_gateway_queue", "Copies waiting for a pipeline worker", value=self.gw.queue.qsize())
 
 
@@ -59,22 +61,35 @@ def _page(doc: dict[str, Any], review: int, quarantined: int) -> str:
     for src in doc["sources"]:
         for f in src["folders"]:
             counts = ", ".join(f"{k} {v}" for k, v in f["counts"].items()) or "-"
-            rows.append("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in (
-                src["name"], f["folder"], "yes" if src["connected"] else "no", f.get("mode") or src.get("mode") or "-",
-                (src.get("last_sync") or "-")[:19], counts, f.get("last_error") or src.get("last_error") or "",
-                admin.ago(src.get("status_age_seconds")))) + "</tr>")
+            rows.append(
+                "<tr>"
+                + "".join(
+                    f"<td>{html.escape(str(x))}</td>"
+                    for x in (
+                        src["name"],
+                        f["folder"],
+                        "yes" if src["connected"] else "no",
+                        f.get("mode") or src.get("mode") or "-",
+                        (src.get("last_sync") or "-")[:19],
+                        counts,
+                        f.get("last_error") or src.get("last_error") or "",
+                        admin.ago(src.get("status_age_seconds")),
+                    )
+                )
+                + "</tr>"
+            )
     errors = "".join(f"<li>{html.escape(e)}</li>" for e in doc["rules"].get("errors") or [])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>crm-gateway status</title>
 <meta http-equiv="refresh" content="10"><style>body{{font-family:sans-serif;margin:2em}}
 table{{border-collapse:collapse}}.down{{color:#b00;font-weight:bold}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head><body>
 <h1>crm-gateway</h1>
-<p class="{'up' if doc.get('running') else 'down'}">{html.escape(admin.liveness_line(doc))};
-page made {html.escape(str(doc.get('generated_at', ''))[:19])} UTC</p>
+<p class="{"up" if doc.get("running") else "down"}">{html.escape(admin.liveness_line(doc))};
+page made {html.escape(str(doc.get("generated_at", ""))[:19])} UTC</p>
 <p>{len(doc["rules"].get("rules", []))} rules in force; <a href="/review.json">{review} waiting for review</a>;
 <a href="/quarantine.json">{quarantined} quarantined</a>; <a href="/metrics">metrics</a></p>
-{f'<h2>Rule errors (the previous rules still run)</h2><ul>{errors}</ul>' if errors else ''}
+{f"<h2>Rule errors (the previous rules still run)</h2><ul>{errors}</ul>" if errors else ""}
 <table><tr><th>source</th><th>folder</th><th>connected</th><th>mode</th><th>last sync</th><th>counts</th><th>last error</th><th>status written</th></tr>
-{''.join(rows)}</table></body></html>"""
+{"".join(rows)}</table></body></html>"""
 
 
 def make_app(gw: Any) -> Starlette:
@@ -100,8 +115,16 @@ def make_app(gw: Any) -> Starlette:
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok")
 
-    return Starlette(routes=[Route("/", index), Route("/status.json", status), Route("/review.json", review),
-                             Route("/quarantine.json", quarantine), Route("/metrics", metrics), Route("/healthz", healthz)])
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/status.json", status),
+            Route("/review.json", review),
+            Route("/quarantine.json", quarantine),
+            Route("/metrics", metrics),
+            Route("/healthz", healthz),
+        ]
+    )
 
 
 def serve(gw: Any, listen: str, stop: Any) -> None:
@@ -111,8 +134,17 @@ def serve(gw: Any, listen: str, stop: Any) -> None:
     import uvicorn
 
     host, _, port = listen.rpartition(":")
-    server = uvicorn.Server(uvicorn.Config(make_app(gw), host=host.strip("[]") or "127.0.0.1", port=int(port),
-                                           log_level="warning", access_log=False, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            make_app(gw),
+            host=host.strip("[]") or "127.0.0.1",
+            port=int(port),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
+
     def exit_when_stopped() -> None:
         stop.wait()
         server.should_exit = True

@@ -37,8 +37,7 @@ def test_merge_keys_apply_with_the_own_keys_winning_and_positions_kept(tmp_path:
 
 
 def test_a_merge_key_in_a_rule_file_works_like_in_yaml() -> None:
-    text = ("rules:\n  - &base {name: A, when: {folder: VLeads}, then: [stop]}\n"
-            "  - {<<: *base, name: B}\n")
+    text = "rules:\n  - &base {name: A, when: {folder: VLeads}, then: [stop]}\n  - {<<: *base, name: B}\n"
     assert load_rules_text(text).names() == ["A", "B"]
 
 

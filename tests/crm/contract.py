@@ -237,8 +237,14 @@ class ConnectorContract:
         for spelling in ("ann lee@example.org", '"Ann Lee"@example.org', '"ann\\ lee"@example.org'):
             assert ids(connector.find(spelling, ["contact"])) == [("contact", quoted.id)], spelling
         # still exact: a quoted-pair is its character alone, and wildcards stay characters
-        for lookalike in ('"o\'neil\\q"@example.org', "o'neil%q@example.org", '"o\'neil_q"@example.org',
-                          '"o%"@example.org', "ann_lee@example.org", '"ann%"@example.org'):
+        for lookalike in (
+            '"o\'neil\\q"@example.org',
+            "o'neil%q@example.org",
+            '"o\'neil_q"@example.org',
+            '"o%"@example.org',
+            "ann_lee@example.org",
+            '"ann%"@example.org',
+        ):
             assert connector.find(lookalike, ["contact"]) == [], lookalike
 
     def test_find_by_domain(self, connector: Connector) -> None:
@@ -252,7 +258,9 @@ class ConnectorContract:
     # -- create ------------------------------------------------------------------------
 
     def test_create_keeps_owner_and_addresses(self, connector: Connector, inspect: Inspector) -> None:
-        lead = connector.create("lead", person("lead", "carl@c.example", "Carl@Home.example", first="Carl", owner="sales@example.com"))
+        lead = connector.create(
+            "lead", person("lead", "carl@c.example", "Carl@Home.example", first="Carl", owner="sales@example.com")
+        )
         stored = inspect.party(lead)
         assert stored is not None and stored.owner == "sales@example.com"
         assert {e.casefold() for e in stored.emails} == {"carl@c.example", "carl@home.example"}
@@ -267,7 +275,10 @@ class ConnectorContract:
 
     def test_attach_with_attachments_to_one_record(self, connector: Connector, inspect: Inspector) -> None:
         ann = connector.create("contact", person("contact", "ann@acme.example"))
-        files = (attachment("quote.pdf", b"%PDF-1.4 quote", "application/pdf"), attachment("logo.png", b"\x89PNG logo", "image/png"))
+        files = (
+            attachment("quote.pdf", b"%PDF-1.4 quote", "application/pdf"),
+            attachment("logo.png", b"\x89PNG logo", "image/png"),
+        )
         ref = connector.attach([ann], make_mail(attachments=files))
         assert ref.message_id == "<m1@example.org>"
         [stored] = inspect.emails("<m1@example.org>")
@@ -418,14 +429,18 @@ class ConnectorContract:
         # machine, and a create that timed out may have been made twice: `in`, not `==`)
         assert ("contact", ann.id) in ids(eventually(lambda: connector.find("ann@acme.example", ["contact"])))
 
-    def test_note_refused_is_permanent_with_the_crm_message(self, connector: Connector, far_side: FarSide, inspect: Inspector) -> None:
+    def test_note_refused_is_permanent_with_the_crm_message(
+        self, connector: Connector, far_side: FarSide, inspect: Inspector
+    ) -> None:
         ann = connector.create("contact", person("contact", "ann@acme.example"))
         far_side.reject_next_write("the note text is not allowed")
         with pytest.raises(Permanent, match="the note text is not allowed"):
             connector.add_note([ann], note())
         assert inspect.notes(ann) == []
 
-    def test_note_5xx_is_retryable_and_the_retry_adds_it_once(self, connector: Connector, far_side: FarSide, inspect: Inspector) -> None:
+    def test_note_5xx_is_retryable_and_the_retry_adds_it_once(
+        self, connector: Connector, far_side: FarSide, inspect: Inspector
+    ) -> None:
         ann = connector.create("contact", person("contact", "ann@acme.example"))
         far_side.fail_next(503)
         with pytest.raises(Retryable):

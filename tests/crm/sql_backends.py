@@ -25,7 +25,9 @@ def _admin_connect():  # type: ignore[no-untyped-def]
     last: Exception | None = None
     for user in ("postgres", "root"):
         try:
-            return psycopg.connect(host=PG_HOST, port=PG_PORT, user=user, dbname="test", autocommit=True, connect_timeout=30), user
+            return psycopg.connect(
+                host=PG_HOST, port=PG_PORT, user=user, dbname="test", autocommit=True, connect_timeout=30
+            ), user
         except psycopg.Error as e:
             last = e
     raise RuntimeError(str(last).strip())

@@ -74,9 +74,15 @@ def test_migration_from_0001_and_reopen(url: str) -> None:
                 " VALUES ('me@example.com', '{}', true, CURRENT_TIMESTAMP, 'Old', 'Timer')"
             )
         )
-        conn.execute(sa.text("INSERT INTO party_emails (kind, party_id, address, address_key) VALUES ('contact', 1, 'Old@X.example', 'old@x.example')"))
-        conn.execute(sa.text("INSERT INTO blobs (sha256, size, data, created_at) VALUES (:s, 5, :d, CURRENT_TIMESTAMP)"),
-                     {"s": "a" * 64, "d": b"old\x00b"})
+        conn.execute(
+            sa.text(
+                "INSERT INTO party_emails (kind, party_id, address, address_key) VALUES ('contact', 1, 'Old@X.example', 'old@x.example')"
+            )
+        )
+        conn.execute(
+            sa.text("INSERT INTO blobs (sha256, size, data, created_at) VALUES (:s, 5, :d, CURRENT_TIMESTAMP)"),
+            {"s": "a" * 64, "d": b"old\x00b"},
+        )
     engine.dispose()
 
     for _ in range(2):  # upgrade to head on the first open, nothing to do on the second
@@ -122,27 +128,68 @@ def test_models_match_the_migrations(crm: SqlConnector) -> None:
 
 def test_dump_has_the_spec_shape(crm: SqlConnector) -> None:
     acme = crm.create("account", PartyData(kind="account", name="Acme", domain="Acme.example", owner="me@example.com"))
-    ann = crm.create("contact", PartyData(kind="contact", emails=("ann@acme.example",), first_name="Ann", last_name="Lee", owner="me@example.com", account=acme))
-    bob = crm.create("lead", PartyData(kind="lead", emails=("bob@x.org",), first_name="Bob", last_name="Ray", company="x.org", owner="me@example.com", fields={"source": "VLeads", "status": "open"}))
+    ann = crm.create(
+        "contact",
+        PartyData(
+            kind="contact", emails=("ann@acme.example",), first_name="Ann", last_name="Lee", owner="me@example.com", account=acme
+        ),
+    )
+    bob = crm.create(
+        "lead",
+        PartyData(
+            kind="lead",
+            emails=("bob@x.org",),
+            first_name="Bob",
+            last_name="Ray",
+            company="x.org",
+            owner="me@example.com",
+            fields={"source": "VLeads", "status": "open"},
+        ),
+    )
     pdf = attachment("a.pdf", b"%PDF-1.4 a", "application/pdf")
     crm.attach([ann], make_mail("<d1@acme.example>", subject="Hi", to=["me@example.com"], attachments=[pdf]))
     d = json.loads(json.dumps(crm.dump()))  # what `crm dump --json` prints
     assert set(d) >= {"accounts", "contacts", "leads", "emails"}
     [a] = d["accounts"]
-    assert {k: a[k] for k in ("id", "name", "domain", "owner")} == {"id": int(acme.id), "name": "Acme", "domain": "acme.example", "owner": "me@example.com"}
+    assert {k: a[k] for k in ("id", "name", "domain", "owner")} == {
+        "id": int(acme.id),
+        "name": "Acme",
+        "domain": "acme.example",
+        "owner": "me@example.com",
+    }
     [c] = d["contacts"]
     assert {k: c[k] for k in ("id", "first_name", "last_name", "emails", "account_id", "owner")} == {
-        "id": int(ann.id), "first_name": "Ann", "last_name": "Lee", "emails": ["ann@acme.example"], "account_id": int(acme.id), "owner": "me@example.com"
+        "id": int(ann.id),
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "emails": ["ann@acme.example"],
+        "account_id": int(acme.id),
+        "owner": "me@example.com",
     }
     [lead] = d["leads"]
     assert {k: lead[k] for k in ("id", "first_name", "last_name", "emails", "company", "owner", "status")} == {
-        "id": int(bob.id), "first_name": "Bob", "last_name": "Ray", "emails": ["bob@x.org"], "company": "x.org", "owner": "me@example.com", "status": "open"
+        "id": int(bob.id),
+        "first_name": "Bob",
+        "last_name": "Ray",
+        "emails": ["bob@x.org"],
+        "company": "x.org",
+        "owner": "me@example.com",
+        "status": "open",
     }
     assert lead["fields"] == {"source": "VLeads"}
     [e] = d["emails"]
-    assert {k: e[k] for k in ("id", "message_id", "subject", "from", "to", "cc", "date", "direction", "links", "attachments")} == {
-        "id": e["id"], "message_id": "<d1@acme.example>", "subject": "Hi", "from": "ann@acme.example", "to": ["me@example.com"], "cc": [],
-        "date": "2026-11-21T10:00:00+00:00", "direction": "inbound", "links": [{"kind": "contact", "id": int(ann.id)}],
+    assert {
+        k: e[k] for k in ("id", "message_id", "subject", "from", "to", "cc", "date", "direction", "links", "attachments")
+    } == {
+        "id": e["id"],
+        "message_id": "<d1@acme.example>",
+        "subject": "Hi",
+        "from": "ann@acme.example",
+        "to": ["me@example.com"],
+        "cc": [],
+        "date": "2026-11-21T10:00:00+00:00",
+        "direction": "inbound",
+        "links": [{"kind": "contact", "id": int(ann.id)}],
         "attachments": [{"filename": "a.pdf", "content_type": "application/pdf", "size": pdf.size, "sha256": pdf.sha256}],
     }
     assert isinstance(e["id"], int) and e["text"] and e["html"].startswith("<p>") and e["date_offset_minutes"] == 60
@@ -231,14 +278,20 @@ def test_find_returns_every_record_of_an_address_by_kind_then_id(crm: SqlConnect
     acme = crm.create("account", PartyData(kind="account", name="Acme Corp", emails=("shared@acme.example",)))
     found = crm.find("shared@acme.example", ["contact", "lead", "contact", "account"])
     assert [(r.kind, r.id, r.name) for r in found] == [
-        ("contact", c1.id, "Ann Lee"), ("contact", c2.id, "Ann Lee"), ("lead", lead.id, "Ann Lee"), ("account", acme.id, "Acme Corp"),
+        ("contact", c1.id, "Ann Lee"),
+        ("contact", c2.id, "Ann Lee"),
+        ("lead", lead.id, "Ann Lee"),
+        ("account", acme.id, "Acme Corp"),
     ]
     assert all(r.created_at is not None and r.created_at.tzinfo is not None for r in found)
     assert [r.id for r in crm.find("shared@acme.example", ["account"])] == [acme.id]
     assert crm.find("shared@acme.example", []) == []
     with crm._engine.begin() as conn:  # a record gone behind the connector's back: no dangling ref
         conn.execute(sa.text(f"DELETE FROM leads WHERE id = {int(lead.id)}"))
-    assert [(r.kind, r.id) for r in crm.find("shared@acme.example", ["lead", "contact"])] == [("contact", c1.id), ("contact", c2.id)]
+    assert [(r.kind, r.id) for r in crm.find("shared@acme.example", ["lead", "contact"])] == [
+        ("contact", c1.id),
+        ("contact", c2.id),
+    ]
 
 
 def test_thread_parents_in_the_order_of_their_first_link(crm: SqlConnector) -> None:
@@ -249,7 +302,11 @@ def test_thread_parents_in_the_order_of_their_first_link(crm: SqlConnector) -> N
     crm.attach([acme, ann], make_mail("<t2@x>"))
     crm.attach([bob], make_mail("<t1@x>", body="an edited version"))
     refs = crm.thread_parents(["<t2@x>", "<unknown@x>", "<t1@x>", "<t2@x>", ""])
-    assert [(r.kind, r.id, r.name) for r in refs] == [("contact", ann.id, "Ann Lee"), ("lead", bob.id, "Bob"), ("account", acme.id, "Acme")]
+    assert [(r.kind, r.id, r.name) for r in refs] == [
+        ("contact", ann.id, "Ann Lee"),
+        ("lead", bob.id, "Bob"),
+        ("account", acme.id, "Acme"),
+    ]
     assert all(r.created_at is not None for r in refs)
     assert [r.id for r in crm.thread_parents(["<t2@x>"])] == [acme.id, ann.id]
     assert crm.thread_parents(["<unknown@x>"]) == []
@@ -448,7 +505,9 @@ def test_data_postgres_refuses_is_permanent(url: str, crm: SqlConnector) -> None
 
 def test_long_values_from_hostile_mail_are_kept_or_cut_not_refused(crm: SqlConnector) -> None:
     lead = crm.create("lead", PartyData(kind="lead", emails=("x" * 400 + "@x.example",), first_name="N" * 1000))
-    crm.attach([lead], make_mail(sender="y" * 500 + "@x.example", attachments=[attachment("a", b"a", "text/plain; " + "p=1; " * 100)]))
+    crm.attach(
+        [lead], make_mail(sender="y" * 500 + "@x.example", attachments=[attachment("a", b"a", "text/plain; " + "p=1; " * 100)])
+    )
     d = crm.dump()
     assert d["leads"][0]["first_name"] == "N" * 255
     assert [r.id for r in crm.find("X" * 400 + "@x.example", ["lead"])] == [lead.id]

@@ -34,7 +34,12 @@ def test_a_note_keeps_its_title_owner_and_mail(crm: SqlConnector) -> None:
     [n] = crm.notes(ann)
     assert ref.ids == (str(n["id"]),)
     assert {k: n[k] for k in ("key", "title", "text", "owner", "message_id")} == {
-        "key": NOTE.key, "title": "Quote", "text": "Call back.", "owner": "me@example.com", "message_id": "<m1@x>"}
+        "key": NOTE.key,
+        "title": "Quote",
+        "text": "Call back.",
+        "owner": "me@example.com",
+        "message_id": "<m1@x>",
+    }
 
 
 def test_concurrent_notes_with_one_key_make_one_per_record(crm: SqlConnector) -> None:

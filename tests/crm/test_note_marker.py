@@ -22,6 +22,12 @@ def test_the_tag_is_short_hex_and_differs_by_key() -> None:
 
 
 def test_text_the_gateway_did_not_write_has_no_marker() -> None:
-    for text in (None, "", "a person's note", "x\n\n[crm-gateway note zz]", "x\n\n[crm-gateway note 0123]",
-                 "x\n\n[crm-gateway note 0123456789abcdef01234567"):
+    for text in (
+        None,
+        "",
+        "a person's note",
+        "x\n\n[crm-gateway note zz]",
+        "x\n\n[crm-gateway note 0123]",
+        "x\n\n[crm-gateway note 0123456789abcdef01234567",
+    ):
         assert note_marker.parse(text) is None, text

@@ -48,7 +48,9 @@ class OdooInspector:
             links = set()
             for m in msgs:
                 rec = self.double.tables[m["model"]][m["res_id"]]
-                links.add(("lead" if m["model"] == "crm.lead" else "account" if rec["is_company"] else "contact", str(m["res_id"])))
+                links.add(
+                    ("lead" if m["model"] == "crm.lead" else "account" if rec["is_company"] else "contact", str(m["res_id"]))
+                )
             files = []
             for a in dict.fromkeys(a for m in msgs for a in m["attachment_ids"]):
                 att = atts[a]
@@ -56,7 +58,9 @@ class OdooInspector:
                     data = base64.b64decode(att["datas"])
                     files.append(StoredFile(att["name"], att["mimetype"], len(data), hashlib.sha256(data).hexdigest()))
             first = msgs[0]
-            out.append(StoredEmail(str(first["id"]), message_id, first["subject"], first["email_from"], frozenset(links), tuple(files)))
+            out.append(
+                StoredEmail(str(first["id"]), message_id, first["subject"], first["email_from"], frozenset(links), tuple(files))
+            )
         return out
 
     def party(self, ref: PartyRef) -> StoredParty | None:
@@ -64,7 +68,9 @@ class OdooInspector:
         rec = self.double.tables[model].get(int(ref.id))
         if rec is None:
             return None
-        emails = frozenset(e.strip() for e in str(rec["email_from" if model == "crm.lead" else "email"] or "").split(",") if e.strip())
+        emails = frozenset(
+            e.strip() for e in str(rec["email_from" if model == "crm.lead" else "email"] or "").split(",") if e.strip()
+        )
         return StoredParty(ref.kind, ref.id, self.double.user_login(rec["user_id"]), emails)
 
     def notes(self, ref: PartyRef) -> list[StoredNote]:
@@ -73,7 +79,8 @@ class OdooInspector:
         return [
             StoredNote(str(m["id"]), m["subject"] or "", "\n".join(html.unescape(line) for line in m["body"].split("<br>")))
             for m in sorted(self.double.tables["mail.message"].values(), key=lambda m: m["id"])
-            if (m["model"], m["res_id"]) == (model, int(ref.id)) and m["subtype_id"] == SUBTYPES["mail.mt_note"]
+            if (m["model"], m["res_id"]) == (model, int(ref.id))
+            and m["subtype_id"] == SUBTYPES["mail.mt_note"]
             and m["message_type"] == "comment"
         ]
 
@@ -90,7 +97,9 @@ def double() -> Iterator[OdooDouble]:
 
 
 def connect(double: OdooDouble, protocol: str, secret: str = KEY, timeout: float = CLIENT_TIMEOUT) -> OdooConnector:
-    return OdooConnector(double.url, database="prod", username="bot@example.com", api_key=secret, protocol=protocol, timeout=timeout)
+    return OdooConnector(
+        double.url, database="prod", username="bot@example.com", api_key=secret, protocol=protocol, timeout=timeout
+    )
 
 
 class TestOdooContract(ConnectorContract):

@@ -50,8 +50,14 @@ class TrytonInspector:
         return ("contact" if kind == "lead-party" else kind, rid)
 
     def emails(self, message_id: str) -> list[StoredEmail]:
-        rows = self.rpc.call("model.ir.attachment.search_read", [("description", "like", f"%{tm.MID}: %")], 0, None,
-                             [("id", "ASC")], ["name", "resource", "description", "data"])
+        rows = self.rpc.call(
+            "model.ir.attachment.search_read",
+            [("description", "like", f"%{tm.MID}: %")],
+            0,
+            None,
+            [("id", "ASC")],
+            ["name", "resource", "description", "data"],
+        )
         groups: dict[str, list[tuple[dict, tm.Marker]]] = {}
         for r in rows:
             m = tm.parse(r["description"])
@@ -80,10 +86,13 @@ class TrytonInspector:
             pid, resource = opp[0]["party"], f"{OPPORTUNITY},{ref.id}"
         else:
             pid, resource = int(ref.id), f"{PARTY},{ref.id}"
-        mechs = self.rpc.call("model.party.contact_mechanism.search_read", [("party", "=", pid), ("type", "=", "email")],
-                              0, None, None, ["value"])
+        mechs = self.rpc.call(
+            "model.party.contact_mechanism.search_read", [("party", "=", pid), ("type", "=", "email")], 0, None, None, ["value"]
+        )
         notes = self.rpc.call("model.ir.note.search_read", [("resource", "=", resource)], 0, None, None, ["message"])
-        owner = next((line[len("Owner: "):] for n in notes for line in n["message"].split("\n") if line.startswith("Owner: ")), "")
+        owner = next(
+            (line[len("Owner: ") :] for n in notes for line in n["message"].split("\n") if line.startswith("Owner: ")), ""
+        )
         return StoredParty(ref.kind, ref.id, owner, frozenset(m["value"] for m in mechs))
 
     def notes(self, ref: PartyRef) -> list[StoredNote]:

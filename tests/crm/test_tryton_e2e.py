@@ -32,8 +32,13 @@ def thome(tmp_path: Path, tryton: TrytonServer, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TRYTON_PASSWORD", tryton.password)
     root = tmp_path / "home"
     root.mkdir()
-    crm = {"backend": "tryton", "url": tryton.url, "database": tryton.database, "username": tryton.username,
-           "password": "${TRYTON_PASSWORD}"}
+    crm = {
+        "backend": "tryton",
+        "url": tryton.url,
+        "database": tryton.database,
+        "username": tryton.username,
+        "password": "${TRYTON_PASSWORD}",
+    }
     return Home(root, extra={"crm": crm})
 
 
@@ -48,8 +53,14 @@ class Crm:
         self.rpc: Rpc = server.rpc()
 
     def parties(self) -> list[dict[str, Any]]:
-        rows = self.rpc.call("model.party.party.search_read", [("name", "!=", "Example Ltd")], 0, None, [("id", "ASC")],
-                             ["name", "categories.name", "contact_mechanisms"])
+        rows = self.rpc.call(
+            "model.party.party.search_read",
+            [("name", "!=", "Example Ltd")],
+            0,
+            None,
+            [("id", "ASC")],
+            ["name", "categories.name", "contact_mechanisms"],
+        )
         for r in rows:
             mechs = self.rpc.call("model.party.contact_mechanism.read", r["contact_mechanisms"], ["type", "value"])
             r["emails"] = [m["value"] for m in mechs if m["type"] == "email"]
@@ -58,11 +69,19 @@ class Crm:
         return rows
 
     def opportunities(self) -> list[dict[str, Any]]:
-        return self.rpc.call("model.sale.opportunity.search_read", [], 0, None, [("id", "ASC")], ["party", "state", "description"])
+        return self.rpc.call(
+            "model.sale.opportunity.search_read", [], 0, None, [("id", "ASC")], ["party", "state", "description"]
+        )
 
     def attachments(self, resource: str) -> list[tuple[str, int, str]]:
-        rows = self.rpc.call("model.ir.attachment.search_read", [("resource", "=", resource)], 0, None, [("id", "ASC")],
-                             ["name", "data", "description"])
+        rows = self.rpc.call(
+            "model.ir.attachment.search_read",
+            [("resource", "=", resource)],
+            0,
+            None,
+            [("id", "ASC")],
+            ["name", "data", "description"],
+        )
         return sorted((r["name"], len(r["data"]), (tm.parse(r["description"]) or tm.Marker("", "", "?")).part) for r in rows)
 
     def files(self, resource: str) -> dict[str, bytes]:
@@ -70,12 +89,18 @@ class Crm:
         return {r["name"]: r["data"] for r in rows}
 
     def notes(self, resource: str) -> list[str]:
-        return [n["message"] for n in self.rpc.call("model.ir.note.search_read", [("resource", "=", resource)], 0, None, None, ["message"])]
+        return [
+            n["message"]
+            for n in self.rpc.call("model.ir.note.search_read", [("resource", "=", resource)], 0, None, None, ["message"])
+        ]
 
 
 def test_unknown_sender_in_vleads_becomes_an_opportunity_with_the_mail_and_attachments(thome: Home, tryton: TrytonServer) -> None:
-    raw = make_mail(sender='"Bob Ray" <bob@x.org>', subject="Quote please",
-                    attachments=[("quote.pdf", "application/pdf", PDF), ("items.csv", "text/csv", CSV)])
+    raw = make_mail(
+        sender='"Bob Ray" <bob@x.org>',
+        subject="Quote please",
+        attachments=[("quote.pdf", "application/pdf", PDF), ("items.csv", "text/csv", CSV)],
+    )
     thome.drop("VLeads", raw)
     assert thome.run_once() == {"done": 1}
     crm = Crm(tryton)
@@ -125,8 +150,9 @@ def test_known_sender_is_not_created_again_and_a_known_lead_stays_a_lead(thome: 
 
 def test_crm_sync_attaches_to_the_known_contact_and_sends_the_unknown_to_review(thome: Home, tryton: TrytonServer) -> None:
     crm_c = _connector(tryton)
-    ann = crm_c.create("contact", PartyData(kind="contact", first_name="Ann", last_name="Lee",
-                                            emails=("ann@acme.example", "a.lee@acme.example")))
+    ann = crm_c.create(
+        "contact", PartyData(kind="contact", first_name="Ann", last_name="Lee", emails=("ann@acme.example", "a.lee@acme.example"))
+    )
     crm_c.close()
     thome.drop("CRM sync", make_mail(sender="Ann Lee <A.Lee@acme.example>", subject="Re: offer"))
     thome.drop("CRM sync", make_mail(sender="Stranger <who@nowhere.example>", subject="who am I"))

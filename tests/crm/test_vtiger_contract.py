@@ -41,7 +41,8 @@ class VtigerInspector:
             if not rid.startswith("8x") or rec.get(EMAIL_CF["Message-ID"]) != message_id:
                 continue
             links = frozenset(
-                (kind, pid) for kind, module in (("lead", "Leads"), ("contact", "Contacts"), ("account", "Accounts"))
+                (kind, pid)
+                for kind, module in (("lead", "Leads"), ("contact", "Contacts"), ("account", "Accounts"))
                 for pid in self.double.related(rid, module)
             )
             files = tuple(

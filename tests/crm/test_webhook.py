@@ -28,7 +28,9 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 def test_attach_posts_the_signed_mail_with_small_files_inline_and_big_ones_as_urls(receiver: WebhookReceiver) -> None:
-    c = WebhookConnector(receiver.url, SECRET, max_inline=10, attachment_url="https://gw.example/files/{sha256}", timeout=CLIENT_TIMEOUT)
+    c = WebhookConnector(
+        receiver.url, SECRET, max_inline=10, attachment_url="https://gw.example/files/{sha256}", timeout=CLIENT_TIMEOUT
+    )
     ann = c.create("contact", person("contact", "ann@acme.example"))
     small, big = attachment("a.txt", b"tiny"), attachment("big.bin", b"x" * 11)
     c.attach([ann], make_mail(attachments=[small, big]))
@@ -54,8 +56,12 @@ def test_a_note_is_its_own_signed_event_with_the_key_as_idempotency_key(receiver
     doc = json.loads(req.body)
     assert doc["idempotency_key"] == "mail-1/step-1"
     assert doc["parents"] == [{"kind": "contact", "id": ann.id, "name": "Ann Lee"}]
-    assert doc["note"] == {"title": "Quote", "text": "Call back about the quote.", "owner": "me@example.com",
-                           "message_id": "<m1@example.org>"}
+    assert doc["note"] == {
+        "title": "Quote",
+        "text": "Call back about the quote.",
+        "owner": "me@example.com",
+        "message_id": "<m1@example.org>",
+    }
 
 
 def test_a_big_file_without_attachment_url_is_permanent(receiver: WebhookReceiver) -> None:

@@ -22,8 +22,14 @@ class ReceiverInspector:
 
     def emails(self, message_id: str) -> list[StoredEmail]:
         return [
-            StoredEmail(eid, e["mail"]["message_id"], e["mail"]["subject"], e["mail"]["from"]["address"], frozenset(e["links"]),
-                        tuple(StoredFile(a["filename"], a["content_type"], a["size"], a["sha256"]) for a in e["files"]))
+            StoredEmail(
+                eid,
+                e["mail"]["message_id"],
+                e["mail"]["subject"],
+                e["mail"]["from"]["address"],
+                frozenset(e["links"]),
+                tuple(StoredFile(a["filename"], a["content_type"], a["size"], a["sha256"]) for a in e["files"]),
+            )
             for eid, e in sorted(self.receiver.emails.items(), key=lambda kv: int(kv[0]))
             if e["mail"]["message_id"] == message_id
         ]
@@ -33,8 +39,11 @@ class ReceiverInspector:
         return None if p is None else StoredParty(p["kind"], ref.id, p["owner"], frozenset(p["emails"]))
 
     def notes(self, ref: PartyRef) -> list[StoredNote]:
-        return [StoredNote(nid, n["note"]["title"], n["note"]["text"])
-                for nid, n in sorted(self.receiver.notes.items(), key=lambda kv: int(kv[0])) if (ref.kind, ref.id) in n["links"]]
+        return [
+            StoredNote(nid, n["note"]["title"], n["note"]["text"])
+            for nid, n in sorted(self.receiver.notes.items(), key=lambda kv: int(kv[0]))
+            if (ref.kind, ref.id) in n["links"]
+        ]
 
 
 class TestWebhookContract(ConnectorContract):

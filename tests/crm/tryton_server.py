@@ -61,8 +61,7 @@ def free_port() -> int:
 def _write_conf(root: Path, port: int) -> Path:
     conf = root / "trytond.conf"
     conf.write_text(
-        f"[database]\nuri = sqlite://\npath = {root}\n\n[web]\nlisten = 127.0.0.1:{port}\n\n"
-        "[session]\nmax_attempt = 1000\n"
+        f"[database]\nuri = sqlite://\npath = {root}\n\n[web]\nlisten = 127.0.0.1:{port}\n\n[session]\nmax_attempt = 1000\n"
     )
     return conf
 
@@ -174,8 +173,9 @@ def start_server(root: Path, company: int = 0) -> TrytonServer:
     conf = _write_conf(root, port)
     log = root / "trytond.log"
     with log.open("ab") as out:
-        proc = subprocess.Popen([_exe("trytond"), "-c", str(conf), "-d", DB], stdout=out, stderr=subprocess.STDOUT,
-                                env=_env(), cwd=root)
+        proc = subprocess.Popen(
+            [_exe("trytond"), "-c", str(conf), "-d", DB], stdout=out, stderr=subprocess.STDOUT, env=_env(), cwd=root
+        )
     server = TrytonServer(root, port, proc, company)
     try:
         _wait_ready(server.url, proc, log)
@@ -201,8 +201,9 @@ class TrytonTemplate:
         env = _env() | {"TRYTONPASSFILE": str(passfile)}
         admin = _exe("trytond-admin")
         for args in (["--all", "--email", "admin@example.com"], ["-u", "party", "sale_opportunity", "--activate-dependencies"]):
-            proc = subprocess.run([admin, "-c", str(conf), "-d", DB, *args], env=env, capture_output=True, text=True,
-                                  timeout=1500)  # minutes on a loaded machine
+            proc = subprocess.run(
+                [admin, "-c", str(conf), "-d", DB, *args], env=env, capture_output=True, text=True, timeout=1500
+            )  # minutes on a loaded machine
             if proc.returncode != 0:
                 raise RuntimeError(f"trytond-admin {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
         server = start_server(self.root)
@@ -238,8 +239,10 @@ def _make_company(rpc: Rpc) -> int:
     """Opportunities need a company (and a currency); make the admin work for it."""
     from decimal import Decimal
 
-    [cur] = rpc.call("model.currency.currency.create", [{"name": "Euro", "code": "EUR", "symbol": "€",
-                                                          "rounding": Decimal("0.01"), "digits": 2}])
+    [cur] = rpc.call(
+        "model.currency.currency.create",
+        [{"name": "Euro", "code": "EUR", "symbol": "€", "rounding": Decimal("0.01"), "digits": 2}],
+    )
     [party] = rpc.call("model.party.party.create", [{"name": "Example Ltd"}])
     [company] = rpc.call("model.company.company.create", [{"party": party, "currency": cur}])
     uid = rpc.call("model.res.user.search", [("login", "=", "admin")], 0, 1, None)[0]
@@ -268,7 +271,9 @@ class FaultProxy(HttpDouble):
                 fwd.add_header(h, req.headers[h])
         try:
             with urllib.request.urlopen(fwd, timeout=120) as resp:
-                headers = {k: v for k, v in resp.headers.items() if k.lower() in ("content-type", "content-encoding", "retry-after")}
+                headers = {
+                    k: v for k, v in resp.headers.items() if k.lower() in ("content-type", "content-encoding", "retry-after")
+                }
                 return Reply(resp.status, resp.read(), headers)
         except urllib.error.HTTPError as e:
             return Reply(e.code, e.read(), {"Content-Type": e.headers.get("Content-Type", "text/plain")})

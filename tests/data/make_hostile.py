@@ -38,7 +38,9 @@ Received: from mail.acme.example (mail.acme.example [192.0.2.10])
 \tTue, 18 Nov 2025 14:15:07 +0000 (UTC)
 """
 
-PLAIN = HEAD + b"""From: Ann Lee <ann@acme.example>
+PLAIN = (
+    HEAD
+    + b"""From: Ann Lee <ann@acme.example>
 To: Bob Ray <bob@example.com>
 Cc: "Lee, Carol" <carol@acme.example>, dave@example.com
 Subject: Quote for 40 licences
@@ -54,8 +56,11 @@ as promised, the quote for 40 licences follows next week.
 
 Ann
 """
+)
 
-ALTERNATIVE = HEAD + b"""From: Ann Lee <ann@acme.example>
+ALTERNATIVE = (
+    HEAD
+    + b"""From: Ann Lee <ann@acme.example>
 To: bob@example.com
 Subject: Our new catalogue
 Date: Wed, 19 Nov 2025 08:00:00 +0100
@@ -82,11 +87,16 @@ Content-Transfer-Encoding: base64
 Content-Disposition: inline; filename="logo.png"
 Content-ID: <logo@acme.example>
 
-""" + b64(PNG) + b"""--rel-b--
+"""
+    + b64(PNG)
+    + b"""--rel-b--
 --alt-b--
 """
+)
 
-WITH_ATTACHMENTS = HEAD + b"""From: Ann Lee <ann@acme.example>
+WITH_ATTACHMENTS = (
+    HEAD
+    + b"""From: Ann Lee <ann@acme.example>
 To: Bob Ray <bob@example.com>
 Subject: Quote and notes
 Date: Thu, 20 Nov 2025 16:45:30 +0530
@@ -104,15 +114,22 @@ Content-Type: application/pdf; name="quote.pdf"
 Content-Transfer-Encoding: base64
 Content-Disposition: attachment; filename="quote.pdf"
 
-""" + b64(PDF) + b"""--mix-b
+"""
+    + b64(PDF)
+    + b"""--mix-b
 Content-Type: text/plain; charset=utf-8; name="notes.txt"
 Content-Transfer-Encoding: base64
 Content-Disposition: attachment; filename="notes.txt"
 
-""" + b64(NOTES) + b"""--mix-b--
 """
+    + b64(NOTES)
+    + b"""--mix-b--
+"""
+)
 
-NON_ASCII = HEAD + """From: =?utf-8?q?J=C3=B6rg_M=C3=BCller?= <joerg@xn--mller-kva.example>
+NON_ASCII = (
+    HEAD
+    + """From: =?utf-8?q?J=C3=B6rg_M=C3=BCller?= <joerg@xn--mller-kva.example>
 To: Zoë Smith <zoe@example.com>, =?iso-8859-1?q?Fran=E7ois?= <francois@acme.example>
 Subject: =?utf-8?b?QW5nZWJvdCBmw7xyIElocmUgQW5mcmFnZSDigJQgw5xiZXJzaWNodA==?=
 Date: Fri, 21 Nov 2025 11:00:00 +0100
@@ -130,13 +147,18 @@ Content-Type: application/pdf
 Content-Transfer-Encoding: base64
 Content-Disposition: attachment; filename*=utf-8''Angebot%20M%C3%BCller.pdf
 
-""".encode() + b64(b"%PDF-1.4 angebot") + b"""--na-b
+""".encode()
+    + b64(b"%PDF-1.4 angebot")
+    + b"""--na-b
 Content-Type: text/plain; name="=?utf-8?q?Pr=C3=A4sentation.txt?="
 Content-Transfer-Encoding: base64
 Content-Disposition: attachment; filename="=?utf-8?q?Pr=C3=A4sentation.txt?="
 
-""" + b64(b"slides") + b"""--na-b--
 """
+    + b64(b"slides")
+    + b"""--na-b--
+"""
+)
 
 NO_MESSAGE_ID = b"""From: Ann Lee <ann@acme.example>
 To: bob@example.com
@@ -223,7 +245,9 @@ Content-Type: text/html; charset=utf-8
 <body><h1>Acme&nbsp;monthly</h1><p>New products &amp; prices.</p><p>See you.</p></body></html>
 """
 
-FORWARDED = HEAD + b"""From: Ann Lee <ann@acme.example>
+FORWARDED = (
+    HEAD
+    + b"""From: Ann Lee <ann@acme.example>
 To: bob@example.com
 Subject: Fwd: the original
 Date: Mon, 24 Nov 2025 12:00:00 +0000
@@ -246,6 +270,7 @@ Message-ID: <orig-1@acme.example>
 Original body.
 --fwd-b--
 """
+)
 
 # ---- hostile
 
@@ -255,7 +280,9 @@ Date: Tue, 25 Nov 2025 10:00:00 +0000
 MIME-Version: 1.0
 """
 
-BROKEN_MIME = H + b"""Subject: truncated multipart
+BROKEN_MIME = (
+    H
+    + b"""Subject: truncated multipart
 Message-ID: <broken-1@acme.example>
 Content-Type: multipart/mixed; boundary="cut-b"
 
@@ -270,8 +297,11 @@ Content-Disposition: attachment; filename="cut.pdf"
 
 JVBERi0xLjQKJeLjz9MKMSAwIG9iago8PC9UeXBlL0NhdGFsb2cvUGFnZXMgMiAwIFI+Pgpl
 bmRvYmoKMiAwIG9iago8PC9UeXBlL1BhZ2VzL0tp"""
+)
 
-MISSING_BOUNDARY = H + b"""Subject: multipart without boundary
+MISSING_BOUNDARY = (
+    H
+    + b"""Subject: multipart without boundary
 Message-ID: <noboundary-1@acme.example>
 Content-Type: multipart/mixed
 
@@ -281,15 +311,21 @@ Content-Type: text/plain
 Text that the parser cannot split off.
 --lost--
 """
+)
 
-NO_START_BOUNDARY = H + b"""Subject: boundary never used
+NO_START_BOUNDARY = (
+    H
+    + b"""Subject: boundary never used
 Message-ID: <nostart-1@acme.example>
 Content-Type: multipart/alternative; boundary="never"
 
 Plain text where the parts should have been.
 """
+)
 
-BAD_CHARSET = H + b"""From: =?x-no-such?q?Ann_Lee?= <ann@acme.example>
+BAD_CHARSET = (
+    H
+    + b"""From: =?x-no-such?q?Ann_Lee?= <ann@acme.example>
 Subject: =?x-no-such-charset?q?caf=E9?= bad charset
 Message-ID: <badcharset-1@acme.example>
 Content-Type: multipart/mixed; boundary="bc"
@@ -304,14 +340,19 @@ Content-Type: text/plain; charset="undefined"; name="data.txt"
 Content-Transfer-Encoding: base64
 Content-Disposition: attachment; filename="data.txt"
 
-""" + b64(b"caf\xe9 \xff") + b"""--bc--
 """
+    + b64(b"caf\xe9 \xff")
+    + b"""--bc--
+"""
+)
 
 NO_HEADERS = b"""Hello, this file has no header block at all.
 Just text from someone who saved a body as .eml.
 """
 
-NESTED_5 = H + b"""Subject: five levels deep
+NESTED_5 = (
+    H
+    + b"""Subject: five levels deep
 Message-ID: <nested5-1@acme.example>
 Content-Type: multipart/mixed; boundary="n1"
 
@@ -343,8 +384,11 @@ a,b
 --n2--
 --n1--
 """
+)
 
-HTML_SCRIPT = H + b"""Subject: html with script
+HTML_SCRIPT = (
+    H
+    + b"""Subject: html with script
 Message-ID: <script-1@acme.example>
 Content-Type: text/html; charset=utf-8
 
@@ -353,8 +397,11 @@ Content-Type: text/html; charset=utf-8
 <script type="text/javascript">document.location='https://evil.example/'</script>
 <iframe src="https://evil.example/frame"></iframe><img src="x" onerror="boom()">Bye</body></html>
 """
+)
 
-RFC822_BASE64 = H + b"""Subject: attached mail in base64
+RFC822_BASE64 = (
+    H
+    + b"""Subject: attached mail in base64
 Message-ID: <eml64-1@acme.example>
 Content-Type: multipart/mixed; boundary="e64"
 
@@ -367,10 +414,15 @@ Content-Type: message/rfc822
 Content-Transfer-Encoding: base64
 Content-Disposition: attachment
 
-""" + b64(b"From: carol@acme.example\r\nSubject: inner\r\n\r\ninner body\r\n") + b"""--e64--
 """
+    + b64(b"From: carol@acme.example\r\nSubject: inner\r\n\r\ninner body\r\n")
+    + b"""--e64--
+"""
+)
 
-BAD_BASE64 = H + b"""Subject: corrupt base64
+BAD_BASE64 = (
+    H
+    + b"""Subject: corrupt base64
 Message-ID: <bad64-1@acme.example>
 Content-Type: multipart/mixed; boundary="bb"
 
@@ -386,6 +438,7 @@ Content-Disposition: attachment; filename="blob.bin"
 aGVsbG8g!!!d29y*bGQ
 --bb--
 """
+)
 
 BINARY_GARBAGE = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
 
@@ -403,7 +456,9 @@ Body.
 # mail-parser 4.8.0 raises AttributeError here: a nested multipart cut before its first
 # boundary gives StartBoundaryNotFoundDefect, and the epilogue recovery then calls
 # find_between(None, ...) on the missing epilogue.
-TRUNCATED_NESTED = H + b"""Subject: cut inside a nested multipart
+TRUNCATED_NESTED = (
+    H
+    + b"""Subject: cut inside a nested multipart
 Message-ID: <cutnested-1@acme.example>
 Content-Type: multipart/mixed; boundary="t1"
 
@@ -415,17 +470,25 @@ Outer text survives.
 Content-Type: multipart/related; boundary="t2"
 
 --t"""
+)
 
 # mail-parser 4.8.0 raises ValueError ("embedded null character") decoding a body whose
 # charset parameter holds a NUL, and email.errors.CharsetError for an 8-bit charset name.
-NUL_CHARSET = H + b"""Subject: NUL in a charset name
+NUL_CHARSET = (
+    H
+    + b"""Subject: NUL in a charset name
 Message-ID: <nulcharset-1@acme.example>
 Content-Type: text/plain; charset="utf\x00-8"
 Content-Transfer-Encoding: base64
 
-""" + b64("Gr\u00fc\u00dfe".encode()) + b""
+"""
+    + b64("Gr\u00fc\u00dfe".encode())
+    + b""
+)
 
-EIGHTBIT_CHARSET = H + b"""Subject: 8-bit charset name
+EIGHTBIT_CHARSET = (
+    H
+    + b"""Subject: 8-bit charset name
 Message-ID: <8bitcharset-1@acme.example>
 Content-Type: multipart/mixed; boundary="e8"
 
@@ -445,11 +508,13 @@ caf\xe9
 --e9--
 --e8--
 """
+)
 
 
 # Encoded words that decode to CR/LF: a CRM that builds mail from the subject, a name or a file
 # name must not be handed a header line ("Bcc: victim").
-CRLF_HEADERS = b"""From: =?utf-8?q?Eve=0D=0ABcc:_victim@evil.example?= <eve@evil.example>
+CRLF_HEADERS = (
+    b"""From: =?utf-8?q?Eve=0D=0ABcc:_victim@evil.example?= <eve@evil.example>
 To: bob@example.com
 Subject: =?utf-8?q?Hello=0D=0ABcc:_victim@evil.example?=
 Date: Tue, 25 Nov 2025 10:00:00 +0000
@@ -466,11 +531,16 @@ Content-Type: application/pdf
 Content-Transfer-Encoding: base64
 Content-Disposition: attachment; filename="=?utf-8?q?invoice=0D=0ABcc:_x.pdf?="
 
-""" + b64(b"%PDF-1.4 crlf") + b"""--cr--
 """
+    + b64(b"%PDF-1.4 crlf")
+    + b"""--cr--
+"""
+)
 
 # File names that are no names: "..", ".", a path, 300 bytes of UTF-8 (RFC 2231), a tab.
-UNSAFE_FILENAMES = H + b"""Subject: unsafe attachment names
+UNSAFE_FILENAMES = (
+    H
+    + b"""Subject: unsafe attachment names
 Message-ID: <names-1@acme.example>
 Content-Type: multipart/mixed; boundary="un"
 
@@ -495,7 +565,9 @@ Content-Disposition: attachment; filename="..\\..\\windows\\evil.pdf"
 path
 --un
 Content-Type: application/pdf
-Content-Disposition: attachment; filename*=utf-8''""" + b"%C3%A4" * 150 + b""".pdf
+Content-Disposition: attachment; filename*=utf-8''"""
+    + b"%C3%A4" * 150
+    + b""".pdf
 
 long
 --un
@@ -505,6 +577,7 @@ Content-Disposition: attachment
 tab
 --un--
 """
+)
 
 # One NUL byte in the first header name: still a mail, not "a stray binary file".
 NUL_HEADER_NAME = b"""Fr\x00om: Ann Lee <ann@acme.example>
@@ -518,16 +591,30 @@ The first header name has a NUL byte in it.
 """
 
 # Small versions of the HTML that html.parser needed minutes for (big ones: big_hostile()).
-QUADRATIC_HTML_SMALL = H + b"""Subject: html parser bait
+QUADRATIC_HTML_SMALL = (
+    H
+    + b"""Subject: html parser bait
 Message-ID: <qhtml-small@acme.example>
 Content-Type: text/html; charset=utf-8
 
-<p>Visible start.</p>""" + b"<a b=" * 2000 + b"</" * 2000 + b"<?" * 2000 + b"\n"
+<p>Visible start.</p>"""
+    + b"<a b=" * 2000
+    + b"</" * 2000
+    + b"<?" * 2000
+    + b"\n"
+)
 
 
 def _html_mail(subject: str, mid: str, html: bytes) -> bytes:
-    return H + b"Subject: " + subject.encode() + b"\nMessage-ID: <" + mid.encode() + \
-        b">\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n" + html
+    return (
+        H
+        + b"Subject: "
+        + subject.encode()
+        + b"\nMessage-ID: <"
+        + mid.encode()
+        + b">\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
+        + html
+    )
 
 
 def _report_html(size: int) -> bytes:
@@ -545,8 +632,11 @@ def _report_html(size: int) -> bytes:
 def big_hostile() -> dict[str, bytes]:
     """The big hostile mails, made at test time (name -> bytes). html.parser needed 14 s of CPU
     for 40 KB of '<a b=' and more than 300 s for 200 KB; '</' and '<?' were quadratic too."""
-    blanks = b"From: ann@acme.example\nSubject: blanks\nMessage-ID: <blanks-1@acme.example>\nX-Pad: x" + \
-        b" " * 200_000 + b"y\n\nA header with a long run of blanks.\n"
+    blanks = (
+        b"From: ann@acme.example\nSubject: blanks\nMessage-ID: <blanks-1@acme.example>\nX-Pad: x"
+        + b" " * 200_000
+        + b"y\n\nA header with a long run of blanks.\n"
+    )
     return {
         "quadratic-html-attr.eml": _html_mail("a b=", "qhtml-attr@acme.example", b"<p>Start.</p>" + b"<a b=" * 60_000),
         "quadratic-html-close.eml": _html_mail("close", "qhtml-close@acme.example", b"<p>Start.</p>" + b"</" * 400_000),
@@ -556,6 +646,7 @@ def big_hostile() -> dict[str, bytes]:
         "html-10mb.eml": _html_mail("10 MB report", "html10@acme.example", _report_html(10 * 1024 * 1024)),
         "blank-run-header.eml": blanks,
     }
+
 
 FIXTURES = {
     HERE / "plain.eml": PLAIN,

@@ -19,8 +19,9 @@ class FakeCrm:
     threads: dict[str, list[PartyRef]] = field(default_factory=dict)
     calls: list[tuple[str, object]] = field(default_factory=list)
 
-    def add(self, kind: str, id: str, *emails: str, name: str = "", domain: str = "",
-            created_at: datetime | None = None) -> PartyRef:
+    def add(
+        self, kind: str, id: str, *emails: str, name: str = "", domain: str = "", created_at: datetime | None = None
+    ) -> PartyRef:
         ref = PartyRef(kind, id, name or id, created_at)  # type: ignore[arg-type]
         self.records.append((ref, tuple(addresses.key(e) for e in emails), domain))
         return ref

@@ -25,23 +25,48 @@ def addr(text: str) -> Address:
     return Address(name, addresses.normalize(address))
 
 
-def msg(frm: str | Sequence[str] = "Ann Lee <ann.lee@acme.example>", to: Sequence[str] = (ME,),
-        cc: Sequence[str] = (), bcc: Sequence[str] = (), sender: Sequence[str] = (),
-        reply_to: Sequence[str] = (), subject: str = "Hello", text: str = "Hi there",
-        headers: Sequence[tuple[str, str]] = (), attachments: Sequence[Attachment] = (),
-        in_reply_to: Sequence[str] = (), references: Sequence[str] = (), raw_size: int = 2000,
-        content_type: str = "text/plain") -> Message:
+def msg(
+    frm: str | Sequence[str] = "Ann Lee <ann.lee@acme.example>",
+    to: Sequence[str] = (ME,),
+    cc: Sequence[str] = (),
+    bcc: Sequence[str] = (),
+    sender: Sequence[str] = (),
+    reply_to: Sequence[str] = (),
+    subject: str = "Hello",
+    text: str = "Hi there",
+    headers: Sequence[tuple[str, str]] = (),
+    attachments: Sequence[Attachment] = (),
+    in_reply_to: Sequence[str] = (),
+    references: Sequence[str] = (),
+    raw_size: int = 2000,
+    content_type: str = "text/plain",
+) -> Message:
     froms = [frm] if isinstance(frm, str) else list(frm)
     return Message(
-        raw_size=raw_size, raw_sha256="0" * 64, message_id="<m1@acme.example>", synthetic_id=False,
-        content_hash="1" * 64, subject=subject,
-        from_=tuple(addr(a) for a in froms), sender=tuple(addr(a) for a in sender),
-        to=tuple(addr(a) for a in to), cc=tuple(addr(a) for a in cc), bcc=tuple(addr(a) for a in bcc),
+        raw_size=raw_size,
+        raw_sha256="0" * 64,
+        message_id="<m1@acme.example>",
+        synthetic_id=False,
+        content_hash="1" * 64,
+        subject=subject,
+        from_=tuple(addr(a) for a in froms),
+        sender=tuple(addr(a) for a in sender),
+        to=tuple(addr(a) for a in to),
+        cc=tuple(addr(a) for a in cc),
+        bcc=tuple(addr(a) for a in bcc),
         reply_to=tuple(addr(a) for a in reply_to),
-        date=datetime(2026, 11, 21, 10, tzinfo=UTC), date_offset_minutes=60, date_source="date",
-        headers=(("From", froms[0]), ("Subject", subject), *headers), text=text, html="",
-        attachments=tuple(attachments), in_reply_to=tuple(in_reply_to), references=tuple(references),
-        thread_index="", thread_topic="", content_type=content_type,
+        date=datetime(2026, 11, 21, 10, tzinfo=UTC),
+        date_offset_minutes=60,
+        date_source="date",
+        headers=(("From", froms[0]), ("Subject", subject), *headers),
+        text=text,
+        html="",
+        attachments=tuple(attachments),
+        in_reply_to=tuple(in_reply_to),
+        references=tuple(references),
+        thread_index="",
+        thread_topic="",
+        content_type=content_type,
     )
 
 
@@ -50,9 +75,15 @@ def attachment(name: str = "a.pdf", inline: bool = False) -> Attachment:
 
 
 def ctx(folder: str = "VLeads", **kw: object) -> EvalContext:
-    base: dict[str, object] = dict(source="local", source_type="maildir", folder=folder, mailbox=ME,
-                                   owners=(ME,), freemail_domains=frozenset({"gmail.com", "outlook.com"}),
-                                   crm_user=ME)
+    base: dict[str, object] = dict(
+        source="local",
+        source_type="maildir",
+        folder=folder,
+        mailbox=ME,
+        owners=(ME,),
+        freemail_domains=frozenset({"gmail.com", "outlook.com"}),
+        crm_user=ME,
+    )
     base.update(kw)
     return EvalContext(**base)  # type: ignore[arg-type]
 
@@ -108,13 +139,13 @@ def shipped() -> RuleSet:
     return load_rules(["rules/*.yaml"], base_dir=ROOT)
 
 
-def run(ruleset: RuleSet, message: Message, context: EvalContext | None = None,
-        crm: FakeCrm | None = None) -> Plan:
+def run(ruleset: RuleSet, message: Message, context: EvalContext | None = None, crm: FakeCrm | None = None) -> Plan:
     return evaluate(message, context or ctx(), ruleset, crm or FakeCrm())
 
 
-def holds(when: str, message: Message | None = None, context: EvalContext | None = None,
-          crm: FakeCrm | None = None) -> tuple[bool, list[str]]:
+def holds(
+    when: str, message: Message | None = None, context: EvalContext | None = None, crm: FakeCrm | None = None
+) -> tuple[bool, list[str]]:
     """Does the condition (YAML flow text) hold? And the condition trace lines."""
     rs = rules(f"rules:\n  - name: t\n    when: {when}\n    then: [tag: [X]]\n")
     plan = run(rs, message or msg(), context, crm)
@@ -145,20 +176,23 @@ def test_source_mailbox_direction() -> None:
     assert holds("{direction: outbound}", msg(sender=[ME]))[0]
 
 
-@pytest.mark.parametrize("match, expected", [
-    ("ANN.LEE@ACME.EXAMPLE", True),  # a string is :is, case-insensitive
-    ("{is: ann.lee@acme.example}", True),
-    ("{is: [x@y.example, ann.lee@acme.example]}", True),
-    ("{contains: LEE@}", True),
-    ("{matches: 'ann.*@acme.?xample'}", True),
-    ("{matches: 'ann@*'}", False),
-    ("{regex: '^ann\\.lee@'}", True),
-    ("{domain: acme.example}", True),
-    ("{domain: example}", True),  # a subdomain of example
-    ("{domain: cme.example}", False),
-    ("[{domain: other.example}, {contains: ann}]", True),
-    ("[bob@x.example, ann.lee@acme.example]", True),
-])
+@pytest.mark.parametrize(
+    "match, expected",
+    [
+        ("ANN.LEE@ACME.EXAMPLE", True),  # a string is :is, case-insensitive
+        ("{is: ann.lee@acme.example}", True),
+        ("{is: [x@y.example, ann.lee@acme.example]}", True),
+        ("{contains: LEE@}", True),
+        ("{matches: 'ann.*@acme.?xample'}", True),
+        ("{matches: 'ann@*'}", False),
+        ("{regex: '^ann\\.lee@'}", True),
+        ("{domain: acme.example}", True),
+        ("{domain: example}", True),  # a subdomain of example
+        ("{domain: cme.example}", False),
+        ("[{domain: other.example}, {contains: ann}]", True),
+        ("[bob@x.example, ann.lee@acme.example]", True),
+    ],
+)
 def test_from_match_variants(match: str, expected: bool) -> None:
     assert holds(f"{{from: {match}}}")[0] is expected
 
@@ -185,8 +219,11 @@ def test_recipients_participants_counterpart() -> None:
 
 
 def test_subject_body_header_exists() -> None:
-    m = msg(subject="Quote for 12 widgets", text="Please find the offer attached.",
-            headers=[("X-Priority", "1 (Highest)"), ("X-Mailer", "Outlook")])
+    m = msg(
+        subject="Quote for 12 widgets",
+        text="Please find the offer attached.",
+        headers=[("X-Priority", "1 (Highest)"), ("X-Mailer", "Outlook")],
+    )
     assert holds("{subject: {contains: QUOTE}}", m)[0]
     assert holds("{subject: 'quote for 12 widgets'}", m)[0]
     assert holds("{subject: {regex: '\\d+ widgets'}}", m)[0]
@@ -294,7 +331,7 @@ def test_vleads_unknown_sender_creates_lead_named_from_display_name() -> None:
 def test_vleads_names_from_local_part_without_display_name() -> None:
     plan = run(shipped(), msg(frm="ann.lee@acme.example"))
     assert (plan.creates[0].data.first_name, plan.creates[0].data.last_name) == ("Ann", "Lee")
-    plan = run(shipped(), msg(frm="\"Lee, Ann\" <al@acme.example>"))
+    plan = run(shipped(), msg(frm='"Lee, Ann" <al@acme.example>'))
     assert (plan.creates[0].data.first_name, plan.creates[0].data.last_name) == ("Ann", "Lee")
 
 
@@ -302,7 +339,11 @@ def test_vaccounts_creates_account_named_from_domain() -> None:
     plan = run(shipped(), msg(frm="Ann Lee <ann@sales.acme.example>"), ctx("VAccounts"))
     [c] = plan.creates
     assert (c.key, c.kind, c.data.name, c.data.domain) == (
-        "create:account:sales.acme.example", "account", "Sales", "sales.acme.example")
+        "create:account:sales.acme.example",
+        "account",
+        "Sales",
+        "sales.acme.example",
+    )
     plan = run(shipped(), msg(frm="ann@acme.example"), ctx("VAccounts"))
     assert plan.creates[0].data.name == "Acme"
 
@@ -344,8 +385,12 @@ def test_crm_sync_outbound_counterpart_is_to_and_cc_not_bcc_not_owner() -> None:
     crm = FakeCrm()
     bob = crm.add("contact", "1", "bob@x.example")
     carol = crm.add("lead", "2", "carol@y.example")
-    m = msg(frm="Me <me@example.com>", to=["Bob <bob@x.example>", ME], cc=["carol@y.example"],
-            bcc=["dave@z.example", "crm@gw.example"])
+    m = msg(
+        frm="Me <me@example.com>",
+        to=["Bob <bob@x.example>", ME],
+        cc=["carol@y.example"],
+        bcc=["dave@z.example", "crm@gw.example"],
+    )
     plan = run(shipped(), m, ctx("CRM sync", intake_addresses=("crm@gw.example",)), crm)
     assert plan.direction == "outbound"
     assert plan.counterparts == ("bob@x.example", "carol@y.example")
@@ -396,8 +441,7 @@ def test_owner_internal_intake_never_created() -> None:
           - name: everyone
             then: [find: {who: participants}, create: {kind: contact, who: participants}, attach: {}]
         """)
-    m = msg(frm="Ann <ann@acme.example>", to=[ME, "crm@gw.example", "colleague@corp.example"],
-            cc=["x@sub.corp.example"])
+    m = msg(frm="Ann <ann@acme.example>", to=[ME, "crm@gw.example", "colleague@corp.example"], cc=["x@sub.corp.example"])
     c = ctx(intake_addresses=("crm@gw.example",), internal_domains=("corp.example",))
     plan = run(rs, m, c)
     assert [p.address for p in plan.creates] == ["ann@acme.example"]
@@ -433,8 +477,7 @@ def test_pick_unique_ambiguous_goes_to_review_and_nothing_for_that_address() -> 
     crm = _two_contacts()
     plan = run(shipped(), msg(), ctx("VLeads"), crm)
     assert plan.outcome == "review" and plan.creates == [] and plan.attach is None
-    assert plan.review and plan.review.candidates == (
-        ("ann.lee@acme.example", tuple(r for r, _, _ in crm.records)),)
+    assert plan.review and plan.review.candidates == (("ann.lee@acme.example", tuple(r for r, _, _ in crm.records)),)
     assert "2 contacts" in plan.review.reason
 
 
@@ -483,8 +526,7 @@ def test_skip_drops_everything_planned() -> None:
             then: [tag: [B]]
         """)
     plan = run(rs, msg(subject="Please unsubscribe me"))
-    assert (plan.outcome, plan.reason, plan.creates, plan.attach, plan.tags_add) == (
-        "skipped", "newsletter", [], None, [])
+    assert (plan.outcome, plan.reason, plan.creates, plan.attach, plan.tags_add) == ("skipped", "newsletter", [], None, [])
     assert plan.touched == ["plan", "skip it"]
 
 
@@ -504,7 +546,12 @@ def test_review_action_tags_untag_move_stop() -> None:
         """)
     plan = run(rs, msg())
     assert (plan.outcome, plan.reason, plan.tags_add, plan.tags_remove, plan.move) == (
-        "review", "check me", ["A"], ["B", "Old"], "Done")
+        "review",
+        "check me",
+        ["A"],
+        ["B", "Old"],
+        "Done",
+    )
     assert plan.touched == ["r"]
 
 
@@ -578,10 +625,13 @@ def _parsed(name: str) -> Message:
         pytest.skip("gateway.message.parse is not implemented yet")
 
 
-@pytest.mark.parametrize("name, reason, evidence", [
-    ("auto-reply.eml", "auto_reply", "auto_reply (Auto-Submitted: auto-replied)"),
-    ("newsletter.eml", "list", "list (List-Id: Acme News <news.acme.example>)"),
-])
+@pytest.mark.parametrize(
+    "name, reason, evidence",
+    [
+        ("auto-reply.eml", "auto_reply", "auto_reply (Auto-Submitted: auto-replied)"),
+        ("newsletter.eml", "list", "list (List-Id: Acme News <news.acme.example>)"),
+    ],
+)
 def test_parsed_automated_mail_is_skipped(name: str, reason: str, evidence: str) -> None:
     plan = run(shipped(), _parsed(name), ctx("VLeads", mailbox="bob@example.com", owners=("bob@example.com",)))
     assert (plan.outcome, plan.reason, plan.creates) == ("skipped", reason, [])

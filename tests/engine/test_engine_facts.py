@@ -28,8 +28,12 @@ def test_tags_with_where_their_names_are_written_and_the_rules_that_move(tmp_pat
     (tmp_path / "rules" / "a.yaml").write_text(RULES)
     rules = load_rules(["rules/*.yaml"], base_dir=tmp_path)
     facts = rule_facts(rules, tmp_path)
-    assert facts.tags == (("Synced", "rules/a.yaml:5:15"), ("CRM sync", "rules/a.yaml:5:23"),
-                          ("Seen", "rules/a.yaml:10:14"), ("Broken", "rules/a.yaml:12:12"))
+    assert facts.tags == (
+        ("Synced", "rules/a.yaml:5:15"),
+        ("CRM sync", "rules/a.yaml:5:23"),
+        ("Seen", "rules/a.yaml:10:14"),
+        ("Broken", "rules/a.yaml:12:12"),
+    )
     assert facts.movers == ("'File it' (rules/a.yaml:2:5)",)
 
 

@@ -33,7 +33,10 @@ def problems(tmp_path: Path, **kw: object) -> list[str]:
 
 
 def test_several_mistakes_in_one_file_all_reported_with_positions(tmp_path: Path) -> None:
-    write(tmp_path, "folders.yaml", """
+    write(
+        tmp_path,
+        "folders.yaml",
+        """
         rules:
           - name: Leads
             when: {folder: VLeads, subjct: x}
@@ -53,7 +56,8 @@ def test_several_mistakes_in_one_file_all_reported_with_positions(tmp_path: Path
           - name: Sizes
             when: {size: {over: 10XB}, automated: [autoreply], direction: in}
             then: [stop]
-        """)
+        """,
+    )
     assert problems(tmp_path) == [
         "rules/folders.yaml:3:28: unknown condition 'subjct' (did you mean 'subject'?)",
         "rules/folders.yaml:5:21: find.who: 'sendr' is not one of sender, counterpart, recipients, participants, original_sender"
@@ -76,15 +80,13 @@ def test_several_mistakes_in_one_file_all_reported_with_positions(tmp_path: Path
 def test_duplicate_rule_names_across_files(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", "rules:\n  - name: Leads\n    then: [stop]\n")
     write(tmp_path, "b.yaml", "rules:\n  - {name: Other, then: [stop]}\n  - name: Leads\n    then: [stop]\n")
-    assert problems(tmp_path) == [
-        "rules/b.yaml:3:11: duplicate rule name 'Leads' (first defined at rules/a.yaml:2:11)"]
+    assert problems(tmp_path) == ["rules/b.yaml:3:11: duplicate rule name 'Leads' (first defined at rules/a.yaml:2:11)"]
 
 
 def test_attach_needs_a_find_or_create_in_this_or_an_earlier_rule(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", "rules:\n  - name: early\n    then: [tag: X, attach: {}]\n")
     write(tmp_path, "b.yaml", "rules:\n  - name: finds\n    then: [find: {}]\n  - name: later\n    then: [attach: {}]\n")
-    assert problems(tmp_path) == [
-        "rules/a.yaml:3:20: attach: no find or create precedes it (in this rule or an earlier one)"]
+    assert problems(tmp_path) == ["rules/a.yaml:3:20: attach: no find or create precedes it (in this rule or an earlier one)"]
 
 
 def test_tag_named_like_a_watched_folder_on_gmail(tmp_path: Path) -> None:
@@ -102,14 +104,18 @@ def test_yaml_syntax_error_has_position(tmp_path: Path) -> None:
 
 
 def test_shapes_and_missing_keys(tmp_path: Path) -> None:
-    write(tmp_path, "a.yaml", """
+    write(
+        tmp_path,
+        "a.yaml",
+        """
         rules:
           - when: {folder: [a, b]}
             then: [{find: {}, attach: {}}, create: {who: sender}]
           - name: n
             when: {header: {contains: x}, all: {folder: x}, folder: []}
             then: [tag: []]
-        """)
+        """,
+    )
     assert problems(tmp_path) == [
         "rules/a.yaml:2:5: a rule: missing 'name'",
         "rules/a.yaml:3:12: an action is one key, found 2: find, attach (write each as its own list item)",

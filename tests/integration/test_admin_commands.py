@@ -34,9 +34,12 @@ def test_two_contacts_sharing_an_address_follow_pick(home, pick, expected):
     first = crm.create("contact", PartyData(kind="contact", first_name="Ann", last_name="One", emails=("ann@acme.example",)))
     second = crm.create("contact", PartyData(kind="contact", first_name="Ann", last_name="Two", emails=("ann@acme.example",)))
     crm.close()
-    _rules(home, "rules:\n  - name: Sync\n    when: {folder: CRM sync}\n    then:\n"
-                 f"      - find: {{who: counterpart, kinds: [contact], pick: {pick}}}\n"
-                 "      - attach: {to: found, if_none: review}\n      - tag: [Synced]\n")
+    _rules(
+        home,
+        "rules:\n  - name: Sync\n    when: {folder: CRM sync}\n    then:\n"
+        f"      - find: {{who: counterpart, kinds: [contact], pick: {pick}}}\n"
+        "      - attach: {to: found, if_none: review}\n      - tag: [Synced]\n",
+    )
     home.drop("CRM sync", make_mail(sender="Ann <ann@acme.example>"))
     assert home.run_once() == {"done": 1}
     links = sorted(l["id"] for l in home.dump()["emails"][0]["links"])
@@ -111,7 +114,9 @@ def test_forget_erases_what_the_gateway_made_and_the_ledger_traces(home):
     assert after["leads"] == []
     assert [c["id"] for c in after["contacts"]] == [int(kept.id)]
     # Bob's own mail is gone; Ann's mail (Bob in Cc) stays on Ann's record, a person made it
-    assert [(e["message_id"], e["links"]) for e in after["emails"]] == [("<ann1@acme.example>", [{"kind": "contact", "id": int(kept.id)}])]
+    assert [(e["message_id"], e["links"]) for e in after["emails"]] == [
+        ("<ann1@acme.example>", [{"kind": "contact", "id": int(kept.id)}])
+    ]
     trace = home.cli("explain", "<bob1@x.org>", "--json", check=True).stdout
     assert json.loads(trace)["state"] == "forgotten" and "bob@x.org" not in trace
     # the files are still in the mailbox: the person must not come back from them
@@ -150,8 +155,14 @@ def test_logs_have_one_line_per_message_and_no_bodies_or_secrets(home, monkeypat
     home.drop("VLeads", make_mail(sender="Bob <bob@x.org>", body="TOP-SECRET-BODY-TEXT"))
     home.drop("VLeads", make_mail(sender="Cy <cy@y.org>", body="TOP-SECRET-BODY-TEXT"))
     env = {**os.environ, "GW_TEST_SECRET": "hunter2-password"}
-    res = subprocess.run([sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
-                         cwd=home.root, env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
+        cwd=home.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     lines = [l for l in res.stderr.splitlines() if "event=message" in l]
     assert len(lines) == 2 and all("result=done" in l for l in lines)
@@ -164,7 +175,13 @@ def test_run_once_shows_a_progress_bar_on_a_terminal(home):
     for i in range(30):
         home.drop("VLeads", make_mail(sender=f"P{i} <p{i}@x{i}.example>"))
     cmd = f"{sys.executable} -m gateway run --once -c {home.config_path}"
-    res = subprocess.run(["script", "-qec", cmd, "/dev/null"], cwd=home.root, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "COLUMNS": "100", "TERM": "xterm"})
+    res = subprocess.run(
+        ["script", "-qec", cmd, "/dev/null"],
+        cwd=home.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+    )
     assert res.returncode == 0, res.stdout
     assert "processing" in res.stdout and "30/30" in res.stdout

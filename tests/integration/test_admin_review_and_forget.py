@@ -86,8 +86,7 @@ def test_forget_after_review_create_leaves_nothing(home):
     made = [c["id"] for c in home.dump()["contacts"] if c["emails"] == ["who@nowhere.example"]]
     assert len(made) == 1
     crm = _crm(home)  # later, a person makes a record with the same address: it must stay
-    mine = crm.import_party("lead", PartyData(kind="lead", first_name="Who", last_name="Else",
-                                              emails=("who@nowhere.example",)))
+    mine = crm.import_party("lead", PartyData(kind="lead", first_name="Who", last_name="Else", emails=("who@nowhere.example",)))
     crm.close()
     doc = json.loads(home.cli("forget", "who@nowhere.example", "--json", check=True).stdout)
     assert [(r["kind"], str(r["id"])) for r in doc["records_deleted"]] == [("contact", str(made[0]))]
@@ -114,8 +113,10 @@ def test_review_list_names_candidates_and_resolve_refuses_a_record_not_among_the
 
     refused = home.cli("review", "resolve", "1", "--to", f"lead:{other}")
     assert refused.returncode == 1
-    assert (f"lead:{other} is not among the candidates of message 1 (contact:{one} 'Ann One', contact:{two} 'Ann Two'); "
-            "give --force to attach it there anyway") in refused.stderr
+    assert (
+        f"lead:{other} is not among the candidates of message 1 (contact:{one} 'Ann One', contact:{two} 'Ann Two'); "
+        "give --force to attach it there anyway"
+    ) in refused.stderr
     assert home.dump()["emails"] == [] and home.states() == {"review": 1}
 
     missing = home.cli("review", "resolve", "1", "--to", "contact:999")
@@ -146,8 +147,10 @@ def test_a_lead_and_a_contact_with_one_address_both_show_in_the_trace(home):
     contact = _person(home, "contact", "Bob", "Contact", "bob@x.org")
     eml = home.root / "bob.eml"
     eml.write_bytes(make_mail(sender="Bob Ray <bob@x.org>", message_id="<both-kinds@x.org>"))
-    said = (f"bob@x.org: found lead:{lead}; also matches contact:{contact} 'Bob Contact', not used: "
-            "lead comes first in kinds [lead, contact, account]")
+    said = (
+        f"bob@x.org: found lead:{lead}; also matches contact:{contact} 'Bob Contact', not used: "
+        "lead comes first in kinds [lead, contact, account]"
+    )
     dry = home.cli("test-rules", str(eml), "--folder", "VLeads")
     assert dry.returncode == 0, dry.stderr
     assert said in dry.stdout

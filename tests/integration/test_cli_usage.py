@@ -12,23 +12,50 @@ import pytest
 import gateway
 from tests.mail import make_mail
 
-COMMANDS = [[], ["run"], ["check"], ["schema"], ["test-rules"], ["process"], ["status"], ["explain"],
-            ["reprocess"], ["forget"], ["quarantine"], ["quarantine", "list"], ["quarantine", "show"],
-            ["quarantine", "retry"], ["review"], ["review", "list"], ["review", "resolve"], ["review", "create"],
-            ["crm"], ["crm", "dump"]]
+COMMANDS = [
+    [],
+    ["run"],
+    ["check"],
+    ["schema"],
+    ["test-rules"],
+    ["process"],
+    ["status"],
+    ["explain"],
+    ["reprocess"],
+    ["forget"],
+    ["quarantine"],
+    ["quarantine", "list"],
+    ["quarantine", "show"],
+    ["quarantine", "retry"],
+    ["review"],
+    ["review", "list"],
+    ["review", "resolve"],
+    ["review", "create"],
+    ["crm"],
+    ["crm", "dump"],
+]
 
 
 def _gw(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=120,
-                          cwd=cwd, env={"COLUMNS": "100", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env={"COLUMNS": "100", "PATH": "/usr/bin:/bin"},
+    )
 
 
-@pytest.mark.parametrize("args,says", [
-    (["run", "--bogus"], "No such option: --bogus"),
-    (["explain"], "Missing argument 'ID|MESSAGE-ID'"),
-    (["reprocess", "--state", "review", "--since", "yesterday-ish"], "Invalid value for '--since'"),
-    (["no-such-command"], "No such command"),
-])
+@pytest.mark.parametrize(
+    "args,says",
+    [
+        (["run", "--bogus"], "No such option: --bogus"),
+        (["explain"], "Missing argument 'ID|MESSAGE-ID'"),
+        (["reprocess", "--state", "review", "--since", "yesterday-ish"], "Invalid value for '--since'"),
+        (["no-such-command"], "No such command"),
+    ],
+)
 def test_bad_arguments_are_a_user_error_exit_1(args, says):
     res = _gw(*args)
     assert res.returncode == 1, (res.returncode, res.stderr)
@@ -65,8 +92,7 @@ def test_test_rules_without_folder_says_it_assumes_inbox(home):
     eml.write_bytes(make_mail(sender="Bob Ray <bob@x.org>"))
     res = home.cli("test-rules", str(eml), "--json")
     assert res.returncode == 0, res.stderr
-    assert "note: no --folder given: as if found in INBOX (watched folders: VLeads, VContacts, VAccounts, CRM sync)" \
-        in res.stderr
+    assert "note: no --folder given: as if found in INBOX (watched folders: VLeads, VContacts, VAccounts, CRM sync)" in res.stderr
     assert '"folder": "INBOX"' in res.stdout
     quiet = home.cli("test-rules", str(eml), "--folder", "VLeads", "--json")
     assert quiet.returncode == 0 and "note:" not in quiet.stderr
@@ -74,10 +100,13 @@ def test_test_rules_without_folder_says_it_assumes_inbox(home):
 
 def test_check_warns_about_a_folder_no_source_watches(home):
     (home.root / "rules" / "custom.yaml").write_text(
-        "rules:\n  - name: Typo\n    when:\n      all:\n        - folder: [VLeads, VLeds]\n    then:\n      - tag: [X]\n")
+        "rules:\n  - name: Typo\n    when:\n      all:\n        - folder: [VLeads, VLeds]\n    then:\n      - tag: [X]\n"
+    )
     res = home.cli("check")
     assert res.returncode == 0, res.stderr
-    assert ("rules/custom.yaml:5:28: warning: folder 'VLeds' is not watched by any source (did you mean 'VLeads'?); "
-            "watched folders: VLeads, VContacts, VAccounts, CRM sync") in res.stderr
+    assert (
+        "rules/custom.yaml:5:28: warning: folder 'VLeds' is not watched by any source (did you mean 'VLeads'?); "
+        "watched folders: VLeads, VContacts, VAccounts, CRM sync"
+    ) in res.stderr
     assert "'VLeads' is not watched" not in res.stderr
     assert "ok:" in res.stderr

@@ -16,7 +16,8 @@ def test_bad_config_exits_1_naming_file_line_and_key(home):
         "crm: {backend: sql, url: 'sqlite:///var/crm.db'}\n"
         "workrs: 3\n"
         "sources:\n"
-        "  - {name: local, type: maildir, path: var/mail, folders: [VLeads], pol_interval: 2}\n")
+        "  - {name: local, type: maildir, path: var/mail, folders: [VLeads], pol_interval: 2}\n"
+    )
     res = home.cli("check")
     assert res.returncode == 1
     assert f"{home.config_path}:2:1: unknown key 'workrs' (did you mean 'workers'?)" in res.stderr
@@ -39,7 +40,8 @@ def test_bad_rules_exit_1_with_every_error_positioned(home):
         "      - atach: {}\n"
         "  - name: Typo\n"
         "    when: {subject: {regex: '('}}\n"
-        "    then: [stop]\n")
+        "    then: [stop]\n"
+    )
     res = home.cli("check")
     assert res.returncode == 1
     path = "rules/zz-bad.yaml"  # shown relative to the config file's folder, as an admin edits it
@@ -55,8 +57,13 @@ def test_check_passes_on_the_shipped_example(home):
 
 
 def test_bad_edit_to_the_rules_of_a_running_gateway_keeps_the_old_rules(home):
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)], cwd=home.root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)],
+        cwd=home.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         home.drop("VLeads", make_mail(sender="One Person <one@a.example>"))
         assert _wait(lambda: len(home.dump()["leads"]) == 1), "first mail not processed"
@@ -80,4 +87,3 @@ def test_bad_edit_to_the_rules_of_a_running_gateway_keeps_the_old_rules(home):
 def _rule_errors(home) -> list[str]:
     res = home.cli("status", "--json")
     return json.loads(res.stdout)["rules"]["errors"] if res.returncode == 0 else []
-

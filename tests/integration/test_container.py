@@ -47,8 +47,14 @@ def _env(root: Path, **over: str) -> dict[str, str]:
 
 
 def _cli(config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", *args, "-c", str(config)], cwd=config.parent, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args, "-c", str(config)],
+        cwd=config.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_container_config_checks_with_a_token_and_refuses_to_start_without_one(tmp_path):
@@ -106,8 +112,14 @@ def test_the_container_config_listens_on_every_interface_and_the_healthcheck_see
     token = secrets.token_urlsafe(24)
     smtp_port, web_port = _free_port(), _free_port()
     env = _env(tmp_path, BCC_TOKEN=token, SMTP_LISTEN=f"0.0.0.0:{smtp_port}", WEB_LISTEN=f"0.0.0.0:{web_port}")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(config)], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "-c", str(config)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert wait_for(lambda: _healthz(web_port), 90), "the status page did not answer"
         assert wait_for(lambda: ("0.0.0.0", smtp_port) in _listening(proc.pid), 60)
@@ -117,8 +129,11 @@ def test_the_container_config_listens_on_every_interface_and_the_healthcheck_see
         assert health.returncode == 0, health.stderr
 
         with smtplib.SMTP("127.0.0.1", smtp_port, timeout=60) as s:  # the BCC intake answers on it
-            refused = s.sendmail("me@example.com", [f"crm+{token}@example.com"],
-                                 make_mail(sender="Me <me@example.com>", to="Zoe Client <zoe@client.example>"))
+            refused = s.sendmail(
+                "me@example.com",
+                [f"crm+{token}@example.com"],
+                make_mail(sender="Me <me@example.com>", to="Zoe Client <zoe@client.example>"),
+            )
         assert refused == {}
         assert wait_for(lambda: _done(tmp_path) >= 1, 60), "the BCC'd mail was not processed"
     finally:
@@ -138,7 +153,7 @@ def test_the_dockerfile_and_compose_file_refer_to_what_exists():
     assert re.search(r"^USER 10001$", dockerfile, re.M)
     assert re.search(r'^ENTRYPOINT \["tini", "--", "crm-gateway"\]', dockerfile, re.M)
     assert "COPY deploy/config.docker.yaml ./config.yaml" in dockerfile
-    assert 'HEALTHCHECK' in dockerfile and '"/app/healthcheck.py"' in dockerfile
+    assert "HEALTHCHECK" in dockerfile and '"/app/healthcheck.py"' in dockerfile
     assert "COPY deploy/healthcheck.py ./healthcheck.py" in dockerfile
 
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())

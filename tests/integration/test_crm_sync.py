@@ -16,7 +16,9 @@ def _crm(home) -> SqlConnector:
 def _contact(home, first, last, *emails):
     crm = _crm(home)
     try:
-        return crm.create("contact", PartyData(kind="contact", first_name=first, last_name=last, emails=emails, owner="me@example.com"))
+        return crm.create(
+            "contact", PartyData(kind="contact", first_name=first, last_name=last, emails=emails, owner="me@example.com")
+        )
     finally:
         crm.close()
 
@@ -36,8 +38,13 @@ def test_sent_mail_attaches_to_every_recipients_contact_not_bcc(home):
     ann = _contact(home, "Ann", "Lee", "ann@acme.example")
     cid = _contact(home, "Cid", "Moe", "cid@globex.example")
     _contact(home, "Hidden", "Bcc", "hidden@z.example")
-    raw = make_mail(sender="Me <me@example.com>", to=["Ann <ann@acme.example>"], cc=["cid@globex.example", "colleague@example.com"],
-                    headers={"Bcc": "hidden@z.example"}, subject="Our offer")
+    raw = make_mail(
+        sender="Me <me@example.com>",
+        to=["Ann <ann@acme.example>"],
+        cc=["cid@globex.example", "colleague@example.com"],
+        headers={"Bcc": "hidden@z.example"},
+        subject="Our offer",
+    )
     home.drop("CRM sync", raw)
     assert home.run_once() == {"done": 1}
     crm = home.dump()

@@ -35,8 +35,16 @@ def test_same_message_in_two_mailboxes_is_stored_once(make_home, tmp_path):
     other = tmp_path / "other-mail"
     for sub in ("new", "cur", "tmp"):
         (other / "VLeads" / sub).mkdir(parents=True)
-    cfg["sources"].append({"name": "colleague", "type": "maildir", "path": str(other), "layout": "fs",
-                           "owner": ["pat@example.com"], "folders": ["VLeads"]})
+    cfg["sources"].append(
+        {
+            "name": "colleague",
+            "type": "maildir",
+            "path": str(other),
+            "layout": "fs",
+            "owner": ["pat@example.com"],
+            "folders": ["VLeads"],
+        }
+    )
     h.config_path.write_text(yaml.safe_dump(cfg))
     raw = make_mail(sender="Bob Ray <bob@x.org>", to=["me@example.com", "pat@example.com"], message_id="<both@x.org>")
     h.drop("VLeads", raw)
@@ -70,15 +78,28 @@ def test_two_new_mails_from_one_unknown_sender_at_once_make_one_lead(home):
     assert len(crm["leads"]) == 1 and len(crm["emails"]) == 6
 
 
-STEPS = ["create:lead:bob@x.org:intent", "create:lead:bob@x.org:called", "create:lead:bob@x.org:result",
-         "attach:intent", "attach:called", "attach:result", "crm_done"]
+STEPS = [
+    "create:lead:bob@x.org:intent",
+    "create:lead:bob@x.org:called",
+    "create:lead:bob@x.org:result",
+    "attach:intent",
+    "attach:called",
+    "attach:result",
+    "crm_done",
+]
 
 
 def _killed_at_then_run_again(home, step: str) -> dict:
     """`run --once` killed like `kill -9` at a journal step, then run again; the CRM after it."""
     env = {**os.environ, "CRM_GATEWAY_CRASH_AT": step}
-    killed = subprocess.run([sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
-                            cwd=home.root, env=env, capture_output=True, text=True, timeout=120)
+    killed = subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
+        cwd=home.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert killed.returncode == 137, killed.stderr
     again = home.cli("run", "--once")
     assert again.returncode == 0, again.stderr
@@ -95,8 +116,12 @@ def _batch(home, n: int) -> None:
 @pytest.mark.parametrize("step", STEPS)
 def test_killed_at_each_journal_step_then_run_again(home, step, batch):
     _batch(home, batch)
-    raw = make_mail(sender="Bob Ray <bob@x.org>", subject="crash", message_id="<crash@x.org>",
-                    attachments=[("a.bin", "application/octet-stream", b"\x00\x01" * 5000)])
+    raw = make_mail(
+        sender="Bob Ray <bob@x.org>",
+        subject="crash",
+        message_id="<crash@x.org>",
+        attachments=[("a.bin", "application/octet-stream", b"\x00\x01" * 5000)],
+    )
     home.drop("VLeads", raw)
     crm = _killed_at_then_run_again(home, step)
     assert len(crm["leads"]) == 1
@@ -118,8 +143,15 @@ def test_killed_at_each_journal_step_with_other_mails_in_hand_then_run_again(hom
     from its journal."""
     _batch(home, batch)
     home.drop("VLeads", make_mail(sender="Ann Lee <ann@a.example>", subject="before", message_id="<before@a.example>"))
-    home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", subject="crash", message_id="<crash@x.org>",
-                                  attachments=[("a.bin", "application/octet-stream", b"\x00\x01" * 5000)]))
+    home.drop(
+        "VLeads",
+        make_mail(
+            sender="Bob Ray <bob@x.org>",
+            subject="crash",
+            message_id="<crash@x.org>",
+            attachments=[("a.bin", "application/octet-stream", b"\x00\x01" * 5000)],
+        ),
+    )
     home.drop("VLeads", make_mail(sender="Cy Doe <cy@c.example>", subject="after", message_id="<after@c.example>"))
     crm = _killed_at_then_run_again(home, step)
     assert sorted(e for lead in crm["leads"] for e in lead["emails"]) == ["ann@a.example", "bob@x.org", "cy@c.example"]
@@ -161,13 +193,25 @@ def test_worker_processes_never_duplicate(home):
 
 def test_a_worker_process_killed_mid_message_is_replaced_and_nothing_doubles(home, tmp_path):
     _processes(home, 2)
-    home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", message_id="<killed@x.org>",
-                                  attachments=[("a.bin", "application/octet-stream", b"\x01" * 4000)]))
+    home.drop(
+        "VLeads",
+        make_mail(
+            sender="Bob Ray <bob@x.org>",
+            message_id="<killed@x.org>",
+            attachments=[("a.bin", "application/octet-stream", b"\x01" * 4000)],
+        ),
+    )
     for i in range(3):
         home.drop("VAccounts", make_mail(sender=f"Info <info@co{i}.example>"))
     env = {**os.environ, "CRM_GATEWAY_CRASH_AT": "attach:called", "CRM_GATEWAY_CRASH_ONCE": str(tmp_path / "crashed")}
-    res = subprocess.run([sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
-                         cwd=home.root, env=env, capture_output=True, text=True, timeout=180)
+    res = subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
+        cwd=home.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "crashed").exists() and "died" in res.stderr
     crm = home.dump()
@@ -259,8 +303,13 @@ def _alive(pid: int) -> bool:
 def _serving_with_two_workers(home) -> subprocess.Popen:
     """`run` as a service runs it, with `processes: 2`, once it has processed a first mail."""
     _processes(home, 2)
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)], cwd=home.root,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)],
+        cwd=home.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     home.drop("VLeads", make_mail(sender="First One <first@a.example>"))
     _wait(lambda: len(home.dump()["leads"]) >= 1, 60)
     return proc

@@ -42,7 +42,9 @@ def test_quarantine_retry_brings_a_message_back_once_the_cause_is_fixed(home):
     cfg = yaml.safe_load(home.config_path.read_text())
     cfg["max_message_size"] = "2KB"
     home.config_path.write_text(yaml.safe_dump(cfg))
-    home.drop("VLeads", make_mail(sender="Big Ben <ben@big.example>", attachments=[("a.bin", "application/octet-stream", b"x" * 5000)]))
+    home.drop(
+        "VLeads", make_mail(sender="Big Ben <ben@big.example>", attachments=[("a.bin", "application/octet-stream", b"x" * 5000)])
+    )
     assert home.run_once() == {"quarantined": 1}
     assert home.location_tags("VLeads") == [["CRM error"]]
     show = home.cli("quarantine", "show", "1")
@@ -67,7 +69,8 @@ def test_a_rule_that_cannot_apply_quarantines_with_on_error_tags(home):
         "      - find: {who: sender, kinds: [contact]}\n"
         "      - attach: {to: found, if_none: error}\n"
         "    on_error:\n"
-        "      - tag: [Needs care]\n")
+        "      - tag: [Needs care]\n"
+    )
     for f in ("folders.yaml",):
         (home.root / "rules" / f).unlink()
     home.drop("VAccounts", make_mail(sender="Zed <zed@z.example>"))
@@ -79,7 +82,9 @@ def test_a_rule_that_cannot_apply_quarantines_with_on_error_tags(home):
 
 def test_explain_tells_why_a_message_was_skipped_or_ignored(home):
     home.drop("VLeads", make_mail(sender="Bob <bob@x.org>", headers={"Auto-Submitted": "auto-replied"}, message_id="<ooo@x.org>"))
-    home.drop("CRM sync", make_mail(sender="Me <me@example.com>", to="colleague@example.com", message_id="<internal@example.com>"))
+    home.drop(
+        "CRM sync", make_mail(sender="Me <me@example.com>", to="colleague@example.com", message_id="<internal@example.com>")
+    )
     cfg = yaml.safe_load(home.config_path.read_text())
     cfg["sources"][0]["folders"].append("Archive")
     home.config_path.write_text(yaml.safe_dump(cfg))
@@ -130,8 +135,14 @@ def _run_once_with_cpu_limit(home, cpu_seconds: int):
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
 
-    return subprocess.run([sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
-                          cwd=home.root, capture_output=True, text=True, timeout=1800, preexec_fn=limit)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
+        cwd=home.root,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        preexec_fn=limit,
+    )
 
 
 def test_quadratic_html_and_header_attacks_end_to_end(home):
@@ -140,8 +151,14 @@ def test_quadratic_html_and_header_attacks_end_to_end(home):
     from gateway.mime_html import TEXT_MAX
 
     big = _big_hostile()
-    names = ["quadratic-html-attr.eml", "quadratic-html-close.eml", "quadratic-html-pi.eml", "ampersand-html.eml",
-             "html-10mb.eml", "blank-run-header.eml"]
+    names = [
+        "quadratic-html-attr.eml",
+        "quadratic-html-close.eml",
+        "quadratic-html-pi.eml",
+        "ampersand-html.eml",
+        "html-10mb.eml",
+        "blank-run-header.eml",
+    ]
     for n in names:
         home.drop("VLeads", big[n], name=f"{Path(n).stem}.1.host")
     for n in ("crlf-headers.eml", "unsafe-filenames.eml", "nul-header-name.eml"):

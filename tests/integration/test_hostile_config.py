@@ -47,8 +47,14 @@ def _limit_cpu() -> None:
 def run_bounded(args: list[str], cwd: Path) -> Outcome:
     """Run the CLI under the CPU cap; measure this child alone (wait4), kill it if it hangs."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway", *args], cwd=cwd, stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL, preexec_fn=_limit_cpu)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", *args],
+            cwd=cwd,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_limit_cpu,
+        )
         hung = threading.Event()
 
         def kill() -> None:
@@ -64,8 +70,14 @@ def run_bounded(args: list[str], cwd: Path) -> Outcome:
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Outcome(proc.returncode, err.read().decode("utf-8", "replace"), out.read().decode("utf-8", "replace"),
-                       usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, hung.is_set())
+        return Outcome(
+            proc.returncode,
+            err.read().decode("utf-8", "replace"),
+            out.read().decode("utf-8", "replace"),
+            usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss / 1024,
+            hung.is_set(),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +102,17 @@ def test_check_answers_every_hostile_file_with_a_position_within_bounds(corpus: 
 
 
 # What `check` refuses, `run` refuses too, before starting anything: exit 1, the same line.
-RUN_REFUSES = ("ledger_mysql", "crm_unknown_backend", "smtp_port_too_big", "duplicate_top_key", "folder_dotdot",
-               "rule_move_traversal", "secret_fifo", "config_recursive_alias", "huge_glob")
+RUN_REFUSES = (
+    "ledger_mysql",
+    "crm_unknown_backend",
+    "smtp_port_too_big",
+    "duplicate_top_key",
+    "folder_dotdot",
+    "rule_move_traversal",
+    "secret_fifo",
+    "config_recursive_alias",
+    "huge_glob",
+)
 
 
 @pytest.mark.parametrize("name", RUN_REFUSES)

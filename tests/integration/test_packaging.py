@@ -14,8 +14,12 @@ from tests.fixtures import REPO
 
 @pytest.mark.slow
 def test_the_wheel_builds_without_a_license_warning_and_declares_its_spdx_license(tmp_path: Path):
-    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(REPO)],
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "project.license" not in res.stdout + res.stderr, res.stdout + res.stderr
     wheel = next(tmp_path.glob("crm_mail_gateway-*.whl"))

@@ -21,8 +21,11 @@ def test_vleads_and_duplicates_with_ledger_and_crm_on_postgresql(home):
         cfg["crm"]["url"] = crm_url
         cfg["ledger"]["url"] = ledger_url
         home.config_path.write_text(yaml.safe_dump(cfg))
-        raw = make_mail(sender="Bob Ray <bob@x.org>", message_id="<pg@x.org>",
-                        attachments=[("a.pdf", "application/pdf", b"%PDF" + b"\0" * 3000)])
+        raw = make_mail(
+            sender="Bob Ray <bob@x.org>",
+            message_id="<pg@x.org>",
+            attachments=[("a.pdf", "application/pdf", b"%PDF" + b"\0" * 3000)],
+        )
         home.drop("VLeads", raw)
         home.drop("VContacts", raw)
         for i in range(4):
@@ -74,8 +77,13 @@ def test_running_gateway_picks_up_new_mail_and_resumes_after_restart(home, watch
     home.drop("VLeads", make_mail(sender="Before Start <before@a.example>"))
 
     def start():
-        return subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)], cwd=home.root,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)],
+            cwd=home.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     proc = start()
     try:
@@ -96,4 +104,3 @@ def test_running_gateway_picks_up_new_mail_and_resumes_after_restart(home, watch
     crm = home.dump()
     assert len(crm["leads"]) == 1 and len(crm["contacts"]) == 1 and len(crm["emails"]) == 3
     assert home.states() == {"done": 3}
-

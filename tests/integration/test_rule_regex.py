@@ -7,13 +7,7 @@ import json
 
 from tests.mail import make_mail
 
-REDOS_RULE = (
-    "rules:\n"
-    "  - name: Catastrophic\n"
-    "    when:\n"
-    "      subject: {regex: \"(a+)+$\"}\n"
-    "    then:\n"
-    "      - skip: all a\n")
+REDOS_RULE = 'rules:\n  - name: Catastrophic\n    when:\n      subject: {regex: "(a+)+$"}\n    then:\n      - skip: all a\n'
 
 
 def test_a_catastrophic_regex_does_not_hang_the_gateway(home):
@@ -42,10 +36,15 @@ def test_check_refuses_a_backreference_and_lookaround_with_their_position(home):
         "    then: [stop]\n"
         "  - name: Not followed\n"
         "    when: {body: {regex: 'invoice(?!d)'}}\n"
-        "    then: [stop]\n")
+        "    then: [stop]\n"
+    )
     res = home.cli("check")
     assert res.returncode == 1
-    assert ("rules/zz-re.yaml:4:24: bad regex '(\\w+) \\1': invalid escape sequence: \\1 at position 6"
-            " (rules use RE2 syntax: no backreferences, lookahead or lookbehind)") in res.stderr, res.stderr
-    assert ("rules/zz-re.yaml:7:26: bad regex 'invoice(?!d)': invalid perl operator: (?! at position 7"
-            " (rules use RE2 syntax: no backreferences, lookahead or lookbehind)") in res.stderr, res.stderr
+    assert (
+        "rules/zz-re.yaml:4:24: bad regex '(\\w+) \\1': invalid escape sequence: \\1 at position 6"
+        " (rules use RE2 syntax: no backreferences, lookahead or lookbehind)"
+    ) in res.stderr, res.stderr
+    assert (
+        "rules/zz-re.yaml:7:26: bad regex 'invoice(?!d)': invalid perl operator: (?! at position 7"
+        " (rules use RE2 syntax: no backreferences, lookahead or lookbehind)"
+    ) in res.stderr, res.stderr

@@ -46,8 +46,10 @@ def test_a_run_logs_no_password_or_api_key_of_the_crm_url(home, receiver: Webhoo
     assert receiver.log, "the gateway did not talk to the CRM"
     # the credentials did travel (as Basic auth and in the query), only not into the log
     # (the query exactly as configured: httpx once glued the base URL's "/" onto its last value)
-    assert all(parse_qs(r.query) == {"api_key": [API_KEY], "v": ["1"]}
-               and r.headers.get("authorization", "").startswith("Basic ") for r in receiver.log)
+    assert all(
+        parse_qs(r.query) == {"api_key": [API_KEY], "v": ["1"]} and r.headers.get("authorization", "").startswith("Basic ")
+        for r in receiver.log
+    )
     assert PASSWORD not in res.stderr + res.stdout and API_KEY not in res.stderr + res.stdout
 
 
@@ -68,5 +70,7 @@ def test_redaction_masks_password_and_query_values_only() -> None:
     assert redact_url("https://u:p@h:8443/x/y?api_key=k&a=1#f") == "https://u:***@h:8443/x/y?api_key=***&a=***#f"
     assert redact_url("https://h/x") == "https://h/x"
     assert redact_url("postgresql+psycopg://gw:pw@db/gw") == "postgresql+psycopg://gw:***@db/gw"
-    assert redact_urls('HTTP Request: POST http://u:p@h/?token=t "HTTP/1.1 200 OK"') == \
-        'HTTP Request: POST http://u:***@h/?token=*** "HTTP/1.1 200 OK"'
+    assert (
+        redact_urls('HTTP Request: POST http://u:p@h/?token=t "HTTP/1.1 200 OK"')
+        == 'HTTP Request: POST http://u:***@h/?token=*** "HTTP/1.1 200 OK"'
+    )

@@ -26,7 +26,6 @@ def _get(url: str) -> tuple[int, str]:
         return r.status, r.read().decode()
 
 
-
 def test_status_page_review_list_and_metrics(home):
     port = _free_port()
     cfg = yaml.safe_load(home.config_path.read_text())
@@ -34,8 +33,13 @@ def test_status_page_review_list_and_metrics(home):
     home.config_path.write_text(yaml.safe_dump(cfg))
     home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>"))
     home.drop("CRM sync", make_mail(sender="Who <who@nowhere.example>", subject="unknown"))
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)], cwd=home.root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)],
+        cwd=home.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         assert _wait(lambda: _get(base + "/healthz") == (200, "ok")), "the status page did not come up"

@@ -32,8 +32,19 @@ def ledger(tmp_path):
 def test_states_are_the_stored_strings():
     assert M.CRM_DONE == "crm_done" and json.dumps({"s": M.REVIEW}) == '{"s": "review"}'
     assert f"{M.DONE_UNTAGGED}" == "done_untagged" and str(L.NONE) == "none"
-    assert {s.value for s in M} == {"received", "processing", "crm_done", "done", "done_untagged", "ignored",
-                                    "skipped", "review", "retrying", "quarantined", "forgotten"}
+    assert {s.value for s in M} == {
+        "received",
+        "processing",
+        "crm_done",
+        "done",
+        "done_untagged",
+        "ignored",
+        "skipped",
+        "review",
+        "retrying",
+        "quarantined",
+        "forgotten",
+    }
     assert {s.value for s in L} == {"new", "waiting", "tagging", "applied", "untagged", "none"}
     assert "review" in TERMINAL and "crm_done" not in TERMINAL
 
@@ -53,12 +64,26 @@ def test_every_legal_location_move_is_accepted(frm, to):
     assert check_location_move(frm, to) is to
 
 
-@pytest.mark.parametrize(("frm", "to"), [
-    (M.DONE, M.PROCESSING), (M.DONE, M.RECEIVED), (M.DONE, M.QUARANTINED), (M.DONE_UNTAGGED, M.DONE),
-    (M.CRM_DONE, M.QUARANTINED), (M.CRM_DONE, M.IGNORED), (M.CRM_DONE, M.PROCESSING),  # CRM work is never undone
-    (M.REVIEW, M.DONE), (M.REVIEW, M.PROCESSING), (M.IGNORED, M.DONE), (M.SKIPPED, M.RETRYING),
-    (M.QUARANTINED, M.DONE), (M.QUARANTINED, M.PROCESSING), (M.FORGOTTEN, M.RECEIVED), (M.FORGOTTEN, M.DONE),
-])
+@pytest.mark.parametrize(
+    ("frm", "to"),
+    [
+        (M.DONE, M.PROCESSING),
+        (M.DONE, M.RECEIVED),
+        (M.DONE, M.QUARANTINED),
+        (M.DONE_UNTAGGED, M.DONE),
+        (M.CRM_DONE, M.QUARANTINED),
+        (M.CRM_DONE, M.IGNORED),
+        (M.CRM_DONE, M.PROCESSING),  # CRM work is never undone
+        (M.REVIEW, M.DONE),
+        (M.REVIEW, M.PROCESSING),
+        (M.IGNORED, M.DONE),
+        (M.SKIPPED, M.RETRYING),
+        (M.QUARANTINED, M.DONE),
+        (M.QUARANTINED, M.PROCESSING),
+        (M.FORGOTTEN, M.RECEIVED),
+        (M.FORGOTTEN, M.DONE),
+    ],
+)
 def test_illegal_message_moves_are_refused_naming_both_states(frm, to):
     assert to not in MESSAGE_MOVES[frm]
     with pytest.raises(IllegalTransition) as err:
@@ -99,8 +124,19 @@ def test_an_illegal_move_through_the_ledger_raises_and_changes_nothing(ledger):
     with pytest.raises(IllegalTransition, match="from 'done' to 'received'"):
         ledger.reopen(b.message_pk)
     with pytest.raises(IllegalTransition, match="from 'done' to 'crm_done'"):
-        ledger.finish_many([Finish(b.message_pk, state="crm_done", results={"attach": {"email_id": 1}},
-                                   results_are_new=True, location_pk=loc.id, tags=["other"], location_state="applied")])
+        ledger.finish_many(
+            [
+                Finish(
+                    b.message_pk,
+                    state="crm_done",
+                    results={"attach": {"email_id": 1}},
+                    results_are_new=True,
+                    location_pk=loc.id,
+                    tags=["other"],
+                    location_state="applied",
+                )
+            ]
+        )
     with pytest.raises(IllegalTransition, match="from 'applied' to 'tagging'"):
         ledger.take_location(loc.id, ["applied"], "tagging")
     assert _snapshot(ledger, b.message_pk) == before  # no state, journal, event or tag written
@@ -112,8 +148,12 @@ def test_a_batch_with_one_illegal_move_writes_none_of_it(ledger):
     ledger.set_state(two.message_pk, "crm_done")
     before = _snapshot(ledger, one.message_pk), _snapshot(ledger, two.message_pk)
     with pytest.raises(IllegalTransition, match="from 'crm_done' to 'ignored'"):
-        ledger.finish_many([Finish(one.message_pk, state="done", location_pk=loc1.id),
-                            Finish(two.message_pk, state="ignored", location_pk=loc2.id, location_state="none")])
+        ledger.finish_many(
+            [
+                Finish(one.message_pk, state="done", location_pk=loc1.id),
+                Finish(two.message_pk, state="ignored", location_pk=loc2.id, location_state="none"),
+            ]
+        )
     assert (_snapshot(ledger, one.message_pk), _snapshot(ledger, two.message_pk)) == before
 
 

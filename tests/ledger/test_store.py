@@ -83,8 +83,9 @@ def test_the_schemas_know_their_newest_migration():
 
 def test_receive_many_keeps_order_and_known_rows(ledger):
     known = ledger.receive(ref(key="b"), "/spool/old-b")
-    rows = ledger.receive_many([(ref(key="a"), "/spool/a", None), (ref(key="b"), "/spool/new-b", None),
-                                (ref("CRM sync", key="c"), "/spool/c", 5000)])
+    rows = ledger.receive_many(
+        [(ref(key="a"), "/spool/a", None), (ref(key="b"), "/spool/new-b", None), (ref("CRM sync", key="c"), "/spool/c", 5000)]
+    )
     assert [r.ref.item_key for r in rows] == ["a", "b", "c"]
     assert rows[1].id == known.id and rows[1].spool_path == "/spool/old-b"  # a known copy keeps its row
     assert rows[2].declared_size == 5000 and rows[2].ref.folder == "CRM sync"

@@ -88,21 +88,38 @@ def test_different_local_parts_stay_different(a: str, b: str, domain: str) -> No
         assert addresses.key(f"{quote(a)}@{domain}") != addresses.key(f"{quote(b)}@{domain}")
 
 
-@pytest.mark.parametrize(("given_", "expected"), [
-    ('"o\'neil\\\\q"@example.org', "o'neil\\q@example.org"),  # what the header parser gives for a backslash
-    ('"o\'neil\\q"@example.org', "o'neilq@example.org"),  # `\q` is a quoted-pair: the q alone
-    ('"quoted name"@Example.ORG', "quoted name@example.org"),
-    ('<"ann"@XN--BCHER-KVA.example>', "ann@bücher.example"),
-    ('"a\\"b"@x.example', 'a"b@x.example'),
-    ('"\\"x\\""@x.example', '"\\"x\\""@x.example'),  # unquoted it would read as a quoted string
-    ('"a"."b"@x.example', '"a"."b"@x.example'),  # not one quoted string: as written
-])
+@pytest.mark.parametrize(
+    ("given_", "expected"),
+    [
+        ('"o\'neil\\\\q"@example.org', "o'neil\\q@example.org"),  # what the header parser gives for a backslash
+        ('"o\'neil\\q"@example.org', "o'neilq@example.org"),  # `\q` is a quoted-pair: the q alone
+        ('"quoted name"@Example.ORG', "quoted name@example.org"),
+        ('<"ann"@XN--BCHER-KVA.example>', "ann@bücher.example"),
+        ('"a\\"b"@x.example', 'a"b@x.example'),
+        ('"\\"x\\""@x.example', '"\\"x\\""@x.example'),  # unquoted it would read as a quoted string
+        ('"a"."b"@x.example', '"a"."b"@x.example'),  # not one quoted string: as written
+    ],
+)
 def test_canonical_examples(given_: str, expected: str) -> None:
     assert addresses.canonical(given_) == expected
 
 
-@pytest.mark.parametrize("text", ["", "   ", "no-at-sign", "@example.org", "ann@", "ann@ ", '""@example.org',
-                                  "ann@exa mple.org", "ann@exa\x00mple.org", "%", "_%"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "no-at-sign",
+        "@example.org",
+        "ann@",
+        "ann@ ",
+        '""@example.org',
+        "ann@exa mple.org",
+        "ann@exa\x00mple.org",
+        "%",
+        "_%",
+    ],
+)
 def test_not_an_address(text: str) -> None:
     assert addresses.canonical(text) is None
 

@@ -182,8 +182,7 @@ def test_no_date_no_received_takes_arrival_then_now():
     raw = b"From: ann@acme.example\nSubject: x\n\nbody\n"
     arrival = datetime(2025, 12, 2, 9, 0, tzinfo=timezone(timedelta(hours=2)))
     m = parse(raw, arrival=arrival)
-    assert (m.date, m.date_offset_minutes, m.date_source) == (
-        datetime(2025, 12, 2, 7, 0, tzinfo=UTC), 120, "arrival")
+    assert (m.date, m.date_offset_minutes, m.date_source) == (datetime(2025, 12, 2, 7, 0, tzinfo=UTC), 120, "arrival")
     before = datetime.now(UTC)
     now = parse(raw)
     assert now.date_source == "now" and before <= now.date <= datetime.now(UTC)
@@ -324,8 +323,7 @@ def test_multipart_without_boundary_is_read_as_text():
     m = parse((HOSTILE / "missing-boundary.eml").read_bytes())
     assert "Text that the parser cannot split off." in m.text
     assert any("without usable boundary" in d for d in m.defects)
-    assert "Plain text where the parts should have been." in parse(
-        (HOSTILE / "no-start-boundary.eml").read_bytes()).text
+    assert "Plain text where the parts should have been." in parse((HOSTILE / "no-start-boundary.eml").read_bytes()).text
 
 
 def test_bad_charset_falls_back_and_keeps_attachment_bytes():
@@ -364,7 +362,8 @@ def test_bad_base64_is_decoded_leniently():
 
 def test_deep_nesting_bomb_is_unparseable():
     raw = b"From: ann@acme.example\nSubject: bomb\nContent-Type: multipart/mixed; boundary=d0\n\n" + b"".join(
-        b"--d%d\nContent-Type: multipart/mixed; boundary=d%d\n\n" % (i, i + 1) for i in range(3000))
+        b"--d%d\nContent-Type: multipart/mixed; boundary=d%d\n\n" % (i, i + 1) for i in range(3000)
+    )
     with pytest.raises(UnparseableMessage, match="nesting too deep"):
         parse(raw)
 
@@ -387,9 +386,11 @@ def test_huge_recipient_list(tmp_path):
 
 
 def test_garbage_addresses_are_dropped_and_groups_flattened():
-    raw = (b'From: "Team" <>\nTo: Sales: ann@acme.example, Bob <bob@example.com>;, undisclosed-recipients:;\n'
-           b'Cc: no at sign, <@>, =?utf-8?q?Bj=C3=B6rn?= <bjorn@XN--BCHER-KVA.example\n'
-           b'Sender: "=?utf-8?q?Zo=C3=AB?=" <zoe@example.com>\nReply-To: ann@acme.example (Ann Lee)\n\nx\n')
+    raw = (
+        b'From: "Team" <>\nTo: Sales: ann@acme.example, Bob <bob@example.com>;, undisclosed-recipients:;\n'
+        b"Cc: no at sign, <@>, =?utf-8?q?Bj=C3=B6rn?= <bjorn@XN--BCHER-KVA.example\n"
+        b'Sender: "=?utf-8?q?Zo=C3=AB?=" <zoe@example.com>\nReply-To: ann@acme.example (Ann Lee)\n\nx\n'
+    )
     m = parse(raw)
     assert m.from_ == ()
     assert m.to == (Address("", "ann@acme.example"), Address("Bob", "bob@example.com"))
@@ -437,11 +438,11 @@ def test_cut_base64_bodies_give_the_same_message(monkeypatch, variant):
     elif variant == "blank-before-boundary":
         raw = raw.replace(b"\n--", b"\n\n--")
     elif variant == "bad-padding":  # decode_b's lenient path must stay in charge
-        at = raw.index(b"filename=\"f1.bin\"")
+        at = raw.index(b'filename="f1.bin"')
         at = raw.index(b"\n\n", at) + 2
-        raw = raw[:at] + raw[at:at + 40].replace(b"A", b"=", 1) + raw[at + 40:]
+        raw = raw[:at] + raw[at : at + 40].replace(b"A", b"=", 1) + raw[at + 40 :]
     elif variant == "space-in-body":
-        at = raw.index(b"filename=\"f3.bin\"")
+        at = raw.index(b'filename="f3.bin"')
         at = raw.index(b"\n", raw.index(b"\n\n", at) + 2)
         raw = raw[:at] + b" " + raw[at:]
     assert parse(raw) == _without_cutting(monkeypatch, raw)
@@ -586,12 +587,29 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 _PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-_PIECES = st.sampled_from([
-    b"From: Ann <ann@acme.example>\n", b"Subject: =?utf-8?q?a=0D=0Ab?=\n", b"Content-Type: multipart/mixed; boundary=b\n",
-    b"Content-Type: text/html\n", b"\n", b"--b\n", b"--b--\n", b"<a b=", b"</", b"<?", b"&#", b"\x00", b"\r\n",
-    b"Content-Disposition: attachment; filename=\"..\"\n", b"Content-Transfer-Encoding: base64\n", b"=?", b" \t",
-    b"Content-Type: message/rfc822\n", b"filename*=utf-8''%0D%0A\n",
-])
+_PIECES = st.sampled_from(
+    [
+        b"From: Ann <ann@acme.example>\n",
+        b"Subject: =?utf-8?q?a=0D=0Ab?=\n",
+        b"Content-Type: multipart/mixed; boundary=b\n",
+        b"Content-Type: text/html\n",
+        b"\n",
+        b"--b\n",
+        b"--b--\n",
+        b"<a b=",
+        b"</",
+        b"<?",
+        b"&#",
+        b"\x00",
+        b"\r\n",
+        b'Content-Disposition: attachment; filename=".."\n',
+        b"Content-Transfer-Encoding: base64\n",
+        b"=?",
+        b" \t",
+        b"Content-Type: message/rfc822\n",
+        b"filename*=utf-8''%0D%0A\n",
+    ]
+)
 
 
 @_PROPERTY

@@ -18,30 +18,40 @@ def _mixed_mailbox(home) -> None:
     thread is stored by an earlier mail of the same run, copies, automated mail."""
     home.drop("VLeads", make_mail(sender="Nina New <nina@new.example>", subject="Hello", message_id="<n1@new.example>"))
     home.drop("VLeads", make_mail(sender="Nina New <nina@new.example>", subject="Again", message_id="<n2@new.example>"))
-    home.drop("VLeads", make_mail(sender="Bot <noreply@shop.example>", subject="Automatic reply: away",
-                                  headers={"Auto-Submitted": "auto-replied"}))
+    home.drop(
+        "VLeads",
+        make_mail(
+            sender="Bot <noreply@shop.example>", subject="Automatic reply: away", headers={"Auto-Submitted": "auto-replied"}
+        ),
+    )
     home.drop("VContacts", make_mail(sender="Carl Coe <carl@coe.example>", subject="Quote", message_id="<c1@coe.example>"))
     shared = make_mail(sender="Dana Dee <dana@dee.example>", subject="In two folders", message_id="<d1@dee.example>")
     home.drop("VContacts", shared)
     home.drop("VAccounts", shared)
     # CRM sync: one from a contact created above, a reply to it from a stranger, a stranger alone
     home.drop("CRM sync", make_mail(sender="Carl Coe <carl@coe.example>", subject="Project", message_id="<p1@coe.example>"))
-    home.drop("CRM sync", make_mail(sender="Partner <boss@partner.example>", subject="Re: Project",
-                                    in_reply_to="<p1@coe.example>"))
+    home.drop(
+        "CRM sync", make_mail(sender="Partner <boss@partner.example>", subject="Re: Project", in_reply_to="<p1@coe.example>")
+    )
     home.drop("CRM sync", make_mail(sender="Who <who@nowhere.example>", subject="Unknown"))
 
 
 def _view(home) -> dict[str, Any]:
     """What a user sees in the CRM, without ids and times."""
     crm = home.dump()
-    names = {(kind[:-1] if kind != "accounts" else "account", r["id"]): r.get("name") or f"{r['first_name']} {r['last_name']}"
-             for kind in ("leads", "contacts", "accounts") for r in crm[kind]}
+    names = {
+        (kind[:-1] if kind != "accounts" else "account", r["id"]): r.get("name") or f"{r['first_name']} {r['last_name']}"
+        for kind in ("leads", "contacts", "accounts")
+        for r in crm[kind]
+    }
     return {
         "leads": sorted((r["first_name"], r["last_name"], tuple(r["emails"])) for r in crm["leads"]),
         "contacts": sorted((r["first_name"], r["last_name"], tuple(r["emails"])) for r in crm["contacts"]),
         "accounts": sorted((r["name"], r["domain"]) for r in crm["accounts"]),
-        "emails": sorted((e["subject"], tuple(sorted(names[(l["kind"], l["id"])] for l in e["links"])),
-                          len(e["attachments"])) for e in crm["emails"]),
+        "emails": sorted(
+            (e["subject"], tuple(sorted(names[(l["kind"], l["id"])] for l in e["links"])), len(e["attachments"]))
+            for e in crm["emails"]
+        ),
     }
 
 
@@ -91,7 +101,9 @@ def test_a_batch_the_crm_refuses_is_attached_one_message_at_a_time(make_home, er
     assert crm.batches >= 1  # the batch path was taken, and refused
     assert summary == {"done": 12}
     dump = home.dump()
-    assert sorted(e["subject"] for e in dump["emails"]) == sorted([f"Mail {i}" for i in range(6)] + [f"Sync {i}" for i in range(6)])
+    assert sorted(e["subject"] for e in dump["emails"]) == sorted(
+        [f"Mail {i}" for i in range(6)] + [f"Sync {i}" for i in range(6)]
+    )
     assert len(dump["leads"]) == 6
     assert all(len(e["links"]) == 1 for e in dump["emails"])
     assert home.location_tags("CRM sync") == [["CRM sync", "Synced"]] * 6
@@ -192,8 +204,11 @@ def test_a_copy_in_the_batch_of_its_primary_is_evaluated_after_the_primarys_crm_
         states = _one_batch(home) if batch > 1 else home.run_once()
         outcomes.append(_tags(home))
         assert "received" not in (states.values() if batch > 1 else states)
-    assert outcomes[0] == outcomes[1] == [("CRM sync", "applied", '["CRM sync", "Synced"]'),
-                                          ("VLeads", "applied", '["CRM sync", "Synced"]')]
+    assert (
+        outcomes[0]
+        == outcomes[1]
+        == [("CRM sync", "applied", '["CRM sync", "Synced"]'), ("VLeads", "applied", '["CRM sync", "Synced"]')]
+    )
 
 
 FORWARDS = """
@@ -224,10 +239,15 @@ def test_a_forward_waits_for_the_lead_an_earlier_forward_of_its_batch_creates(ma
     """The person a rule looks up may come from the body (`original_sender`), not the headers:
     the batch notes what each evaluation looked up, and the second forward is evaluated again
     once the first has created the lead, as one after the other."""
+
     def forward(n: int) -> bytes:
-        return make_mail(sender="Me <me@example.com>", subject=f"Fwd: quote {n}",
-                         body=f"FYI\n\n---------- Forwarded message ---------\nFrom: Olga Orig <olga@orig.example>\n"
-                              f"Subject: quote {n}\n\nhello\n")
+        return make_mail(
+            sender="Me <me@example.com>",
+            subject=f"Fwd: quote {n}",
+            body=f"FYI\n\n---------- Forwarded message ---------\nFrom: Olga Orig <olga@orig.example>\n"
+            f"Subject: quote {n}\n\nhello\n",
+        )
+
     views = []
     for batch in (1, 64):
         home = make_home(extra={"workers": 1, "batch": batch})
@@ -255,14 +275,16 @@ def test_a_claim_the_ledger_refuses_does_not_hold_back_the_rest_of_its_batch(mak
         cfg["ledger"]["url"] = ledger_url
         home.config_path.write_text(yaml.safe_dump(cfg))
         home.drop("VLeads", make_mail(sender="Ok <ok0@a.example>", subject="ok 0"))
-        home.drop("VLeads", make_mail(sender="Evil <evil@b.example>", subject="hostile",
-                                      message_id="<" + "x" * 700 + "@b.example>"))
+        home.drop(
+            "VLeads", make_mail(sender="Evil <evil@b.example>", subject="hostile", message_id="<" + "x" * 700 + "@b.example>")
+        )
         home.drop("VLeads", make_mail(sender="Ok <ok1@c.example>", subject="ok 1"))
         states = _one_batch(home)
         assert sorted(states.values()) == ["done", "done", "done"]
         assert sorted(e["subject"] for e in home.dump()["emails"]) == ["hostile", "ok 0", "ok 1"]
-        home.drop("VContacts", make_mail(sender="Evil <evil@b.example>", subject="hostile",
-                                         message_id="<" + "x" * 700 + "@b.example>"))
+        home.drop(
+            "VContacts", make_mail(sender="Evil <evil@b.example>", subject="hostile", message_id="<" + "x" * 700 + "@b.example>")
+        )
         home.run_once()  # the same hostile mail again, elsewhere: a copy of it, not a new message
         from gateway.ledger import Ledger
 

@@ -23,8 +23,10 @@ STEP = "note:Leads folder:0"
 
 def _with_notes(home) -> None:
     """The shipped rules, with a note after each attach of the Leads and CRM sync rules."""
-    for name, anchor in (("folders.yaml", "      - attach: {to: all}\n"),
-                         ("crm-sync.yaml", "      - attach: {to: [found, domain], if_none: review}\n")):
+    for name, anchor in (
+        ("folders.yaml", "      - attach: {to: all}\n"),
+        ("crm-sync.yaml", "      - attach: {to: [found, domain], if_none: review}\n"),
+    ):
         path = home.root / "rules" / name
         text = path.read_text()
         assert anchor in text
@@ -74,8 +76,14 @@ def test_killed_at_the_note_step_then_run_again_leaves_one_note(home, stage, bat
     home.drop("VLeads", make_mail(sender="Ann Lee <ann@a.example>", subject="before", message_id="<before@a.example>"))
     home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", subject="crash", message_id="<crash@x.org>"))
     env = {**os.environ, "CRM_GATEWAY_CRASH_AT": f"{STEP}:{stage}"}
-    killed = subprocess.run([sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
-                            cwd=home.root, env=env, capture_output=True, text=True, timeout=120)
+    killed = subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
+        cwd=home.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert killed.returncode == 137, killed.stderr
     again = home.cli("run", "--once")
     assert again.returncode == 0, again.stderr
@@ -122,8 +130,9 @@ def test_test_rules_shows_the_note_and_writes_nothing(home):
 
 def test_check_names_an_unknown_placeholder_in_a_note_where_it_is(home):
     path = home.root / "rules" / "folders.yaml"
-    text = path.read_text().replace("      - attach: {to: all}\n",
-                                    "      - attach: {to: all}\n      - note: {text: 'About {subjet}'}\n", 1)
+    text = path.read_text().replace(
+        "      - attach: {to: all}\n", "      - attach: {to: all}\n      - note: {text: 'About {subjet}'}\n", 1
+    )
     path.write_text(text)
     line = text.splitlines().index("      - note: {text: 'About {subjet}'}") + 1
     res = home.cli("check")

@@ -42,17 +42,35 @@ def test_quarantined_takes_the_plans_on_error_else_the_configured_error_tags():
 def test_a_stored_plan_reads_back_as_the_plan_that_was_stored():
     acme = PartyRef("account", "7", "Acme")
     plan = Plan(
-        outcome="review", direction="outbound", counterparts=("ann@acme.example",), reason="two records",
-        creates=[PlannedCreate("create:account:acme.example", "account", "acme.example",
-                               PartyData(kind="account", name="Acme", domain="acme.example"), "accounts"),
-                 PlannedCreate("create:lead:ann@acme.example", "lead", "ann@acme.example",
-                               PartyData(kind="lead", emails=("ann@acme.example",), first_name="Ann",
-                                         account=acme, fields={"source": "mail"}),
-                               "leads", account=Target(create_key="create:account:acme.example"))],
+        outcome="review",
+        direction="outbound",
+        counterparts=("ann@acme.example",),
+        reason="two records",
+        creates=[
+            PlannedCreate(
+                "create:account:acme.example",
+                "account",
+                "acme.example",
+                PartyData(kind="account", name="Acme", domain="acme.example"),
+                "accounts",
+            ),
+            PlannedCreate(
+                "create:lead:ann@acme.example",
+                "lead",
+                "ann@acme.example",
+                PartyData(kind="lead", emails=("ann@acme.example",), first_name="Ann", account=acme, fields={"source": "mail"}),
+                "leads",
+                account=Target(create_key="create:account:acme.example"),
+            ),
+        ],
         attach=PlannedAttach((Target(ref=acme), Target(create_key="create:lead:ann@acme.example")), False, ("leads",)),
-        tags_add=["Synced"], tags_remove=["Todo"], move="Archive",
+        tags_add=["Synced"],
+        tags_remove=["Todo"],
+        move="Archive",
         review=ReviewInfo("two records", (("ann@acme.example", (acme, PartyRef("contact", "9", "Ann"))),)),
-        on_error=OnError(("Broken",), ("Synced",), "Errors"), touched=["leads", "accounts"])
+        on_error=OnError(("Broken",), ("Synced",), "Errors"),
+        touched=["leads", "accounts"],
+    )
     again = Plan.from_json(plan.to_json())
     assert again == plan
     assert again.to_json() == plan.to_json()

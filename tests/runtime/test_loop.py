@@ -61,9 +61,14 @@ def test_copies_that_go_alone_are_handled_one_by_one_after_the_batch_and_a_stop_
     work(lambda: take_batch(q, 8), handle_many, reports)
     assert groups == [[1, 2], [3], [4]]
     assert reports.events == [
-        ("took", [1, 2, 3]), ("handled", {1: "done", 2: "done"}), ("handled", {3: "done"}), ("finished", [1, 2, 3]),
+        ("took", [1, 2, 3]),
+        ("handled", {1: "done", 2: "done"}),
+        ("handled", {3: "done"}),
+        ("finished", [1, 2, 3]),
         ("reload", None),
-        ("took", [4]), ("handled", {4: "done"}), ("finished", [4]),
+        ("took", [4]),
+        ("handled", {4: "done"}),
+        ("finished", [4]),
     ]
     assert q.get_nowait() == 9  # the stop left the rest queued
 

@@ -31,8 +31,14 @@ def _run_once(home, slow: bool) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "CRM_GATEWAY_TEST_SLOW_PARSE"}
     if slow:
         env["CRM_GATEWAY_TEST_SLOW_PARSE"] = f"{MARKER}:600"  # far past the budget: only the watchdog ends it
-    return subprocess.run([sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
-                          cwd=home.root, env=env, capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
+        cwd=home.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def _quarantined(home) -> list[dict]:
@@ -75,8 +81,14 @@ def test_a_message_over_budget_is_quarantined_and_its_batch_goes_on(home, mode):
 
 def _run_crashing(home) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CRM_GATEWAY_TEST_SLOW_PARSE": f"{MARKER}:crash"}  # the process dies parsing it
-    return subprocess.run([sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
-                          cwd=home.root, env=env, capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
+        cwd=home.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def _drop_crash_batch(home) -> None:
@@ -134,8 +146,14 @@ def test_a_stop_while_a_worker_thread_is_stuck_quarantines_its_mail_and_ends(hom
     env = {**os.environ, "CRM_GATEWAY_TEST_SLOW_PARSE": f"{MARKER}:600"}
     log = tmp_path / "run.log"
     with log.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)],
-                                cwd=home.root, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)],
+            cwd=home.root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
         try:
             assert wait_for(lambda: "test hook: parsing this mail" in log.read_text(), 120), log.read_text()
         finally:

@@ -34,8 +34,13 @@ def _config(home: Home, **changes: object) -> None:
 
 
 def _serve(home: Home) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)], cwd=home.root,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)],
+        cwd=home.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _sigterm(proc: subprocess.Popen[str]) -> tuple[float, str]:
@@ -55,8 +60,12 @@ def _done(home: Home) -> int:
 def test_sigterm_with_a_backlog_ends_soon_and_the_next_start_does_the_rest_exactly_once(home, processes):
     _config(home, workers=2, processes=processes, batch=16)
     for i in range(MAILS):
-        home.drop("VLeads", make_mail(sender=f"Sender {i} <s{i}@d{i % 97}.example>", subject=f"backlog {i}",
-                                      message_id=f"<backlog-{i}@mail.test>"))
+        home.drop(
+            "VLeads",
+            make_mail(
+                sender=f"Sender {i} <s{i}@d{i % 97}.example>", subject=f"backlog {i}", message_id=f"<backlog-{i}@mail.test>"
+            ),
+        )
     proc = _serve(home)
     before = 0
     try:
@@ -122,13 +131,32 @@ def test_sources_stop_together_not_one_after_the_other(home, tmp_path: Path):
         path = tmp_path / f"box{i}"
         for sub in ("new", "cur", "tmp"):
             (path / "VLeads" / sub).mkdir(parents=True)
-        sources.append({"name": f"box{i}", "type": "maildir", "path": str(path), "layout": "fs",
-                        "owner": ["me@example.com"], "crm_user": "me@example.com", "folders": ["VLeads"]})
+        sources.append(
+            {
+                "name": f"box{i}",
+                "type": "maildir",
+                "path": str(path),
+                "layout": "fs",
+                "owner": ["me@example.com"],
+                "crm_user": "me@example.com",
+                "folders": ["VLeads"],
+            }
+        )
     for i in range(3):  # and three whose server never answers: each stays stuck past the stop
-        sources.append({"name": f"stuck{i}", "type": "imap", "host": "127.0.0.1", "port": pit.port, "security": "none",
-                        "allow_insecure": True,
-                        "username": f"u{i}@example.com", "password": "pw", "folders": ["INBOX"],
-                        "crm_user": "me@example.com"})
+        sources.append(
+            {
+                "name": f"stuck{i}",
+                "type": "imap",
+                "host": "127.0.0.1",
+                "port": pit.port,
+                "security": "none",
+                "allow_insecure": True,
+                "username": f"u{i}@example.com",
+                "password": "pw",
+                "folders": ["INBOX"],
+                "crm_user": "me@example.com",
+            }
+        )
     _config(home, sources=sources)
     proc = _serve(home)
     try:

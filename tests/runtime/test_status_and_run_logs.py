@@ -36,8 +36,13 @@ def _start(home, log_path, **cfg_extra) -> subprocess.Popen:
     cfg = yaml.safe_load(home.config_path.read_text())
     cfg.update(cfg_extra)
     home.config_path.write_text(yaml.safe_dump(cfg))
-    return subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)], cwd=home.root,
-                            stdout=subprocess.DEVNULL, stderr=open(log_path, "w"), text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)],
+        cwd=home.root,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log_path, "w"),
+        text=True,
+    )
 
 
 def _lines(log_path, *words: str) -> list[str]:
@@ -48,12 +53,14 @@ def test_status_and_logs_of_a_running_then_stopped_gateway(home, tmp_path):
     port = _free_port()
     log = tmp_path / "run.log"
     home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>"))
-    home.drop("VLeads", make_mail(sender="Big Ben <ben@big.example>",
-                                  attachments=[("a.bin", "application/octet-stream", b"x" * 5000)]))
+    home.drop(
+        "VLeads", make_mail(sender="Big Ben <ben@big.example>", attachments=[("a.bin", "application/octet-stream", b"x" * 5000)])
+    )
     proc = _start(home, log, web={"listen": f"127.0.0.1:{port}"}, max_message_size="3KB")
     try:
-        assert wait_for(lambda: _status(home)["running"] and _status(home)["totals"] == {"done": 1, "quarantined": 1},
-                        timeout=90), log.read_text()
+        assert wait_for(
+            lambda: _status(home)["running"] and _status(home)["totals"] == {"done": 1, "quarantined": 1}, timeout=90
+        ), log.read_text()
         doc = _status(home)
         assert doc["liveness"]["pid"] == proc.pid and doc["liveness"]["why"] == "running"
         assert 0 <= doc["liveness"]["heartbeat_age_seconds"] <= STALE_AFTER

@@ -7,4 +7,6 @@ from pathlib import Path
 from gateway.database.migrations import Schema
 from gateway.ledger.schema import metadata
 
-SCHEMA = Schema(Path(__file__).resolve().parent, "ledger_schema_version", metadata, pg_lock=0x6C656431, head_revision="0002")  # "led1"
+SCHEMA = Schema(
+    Path(__file__).resolve().parent, "ledger_schema_version", metadata, pg_lock=0x6C656431, head_revision="0002"
+)  # "led1"

@@ -37,8 +37,14 @@ from gateway.mailboxes.ews.config import EwsConfig
 
 log = logging.getLogger("gateway.ews")
 R = TypeVar("R")
-TRANSIENT = (xerr.ErrorInternalServerTransientError, xerr.ErrorTimeoutExpired, xerr.TransportError,
-             xerr.ErrorTooManyObjectsOpened, ConnectionError, OSError)
+TRANSIENT = (
+    xerr.ErrorInternalServerTransientError,
+    xerr.ErrorTimeoutExpired,
+    xerr.TransportError,
+    xerr.ErrorTooManyObjectsOpened,
+    ConnectionError,
+    OSError,
+)
 
 
 class EwsError(Permanent):
@@ -67,8 +73,15 @@ def _credentials(cfg: EwsConfig) -> Any:
 def configuration(cfg: EwsConfig) -> Configuration:
     auth = {"ntlm": NTLM, "basic": BASIC, "oauth2": OAUTH2}[cfg.auth]
     version = Version(build=Build(*[int(x) for x in cfg.build.split(".")])) if cfg.build else None
-    return Configuration(service_endpoint=cfg.url, server=None if cfg.url else cfg.server, credentials=_credentials(cfg),
-                         auth_type=auth, version=version, retry_policy=AskedBackOff(), max_connections=1)
+    return Configuration(
+        service_endpoint=cfg.url,
+        server=None if cfg.url else cfg.server,
+        credentials=_credentials(cfg),
+        auth_type=auth,
+        version=version,
+        retry_policy=AskedBackOff(),
+        max_connections=1,
+    )
 
 
 def own_protocol(config: Configuration, timeout: float) -> Protocol:
@@ -149,11 +162,20 @@ class EwsSession:
                 if self.stop.wait(wait):
                     raise Retryable(f"stopped while {what}") from None
             except xerr.UnauthorizedError:
-                raise EwsError(f"EWS at {self.cfg.url or self.cfg.server}: wrong credentials for {self.cfg.username!r} "
-                               f"(auth {self.cfg.auth}); the server answered 401") from None
-            except (xerr.ErrorAccessDenied, xerr.ErrorImpersonateUserDenied, xerr.ErrorNonExistentMailbox,
-                    xerr.ErrorMailboxStoreUnavailable, xerr.ErrorItemNotFound, xerr.ErrorFolderNotFound,
-                    xerr.ErrorInvalidSyncStateData, xerr.ErrorSubscriptionNotFound):
+                raise EwsError(
+                    f"EWS at {self.cfg.url or self.cfg.server}: wrong credentials for {self.cfg.username!r} "
+                    f"(auth {self.cfg.auth}); the server answered 401"
+                ) from None
+            except (
+                xerr.ErrorAccessDenied,
+                xerr.ErrorImpersonateUserDenied,
+                xerr.ErrorNonExistentMailbox,
+                xerr.ErrorMailboxStoreUnavailable,
+                xerr.ErrorItemNotFound,
+                xerr.ErrorFolderNotFound,
+                xerr.ErrorInvalidSyncStateData,
+                xerr.ErrorSubscriptionNotFound,
+            ):
                 raise
             except xerr.ErrorImpersonationFailed as exc:
                 raise EwsError(f"impersonation failed while {what}: {exc}") from None
@@ -168,12 +190,16 @@ class EwsSession:
 
     def rights_error(self, exc: Exception, mailbox: str) -> EwsError:
         if isinstance(exc, xerr.ErrorImpersonateUserDenied):
-            return EwsError(f"{self.cfg.username} may not impersonate {mailbox}: grant the ApplicationImpersonation "
-                            f"role (see docs/exchange.md) or use access: delegate")
+            return EwsError(
+                f"{self.cfg.username} may not impersonate {mailbox}: grant the ApplicationImpersonation "
+                f"role (see docs/exchange.md) or use access: delegate"
+            )
         if isinstance(exc, xerr.ErrorNonExistentMailbox):
             return EwsError(f"mailbox {mailbox} does not exist")
-        return EwsError(f"{self.cfg.username} has no access to {mailbox} ({type(exc).__name__}): give it "
-                        f"{'impersonation' if self.cfg.access == 'impersonation' else 'full access (delegate)'} rights")
+        return EwsError(
+            f"{self.cfg.username} has no access to {mailbox} ({type(exc).__name__}): give it "
+            f"{'impersonation' if self.cfg.access == 'impersonation' else 'full access (delegate)'} rights"
+        )
 
     # ---- folders ------------------------------------------------------------------------
 
@@ -182,8 +208,14 @@ class EwsSession:
         acct = self.account(mailbox)
         try:
             root = self.call(lambda: MsgFolderRoot.get_distinguished(root=acct.root), f"opening {mailbox}")
-            found = self.call(lambda: [f for f in FolderCollection(account=acct, folders=[root]).find_folders(
-                q=Q(name=name), depth="Shallow") if isinstance(f, Folder)], f"looking for {name} in {mailbox}")
+            found = self.call(
+                lambda: [
+                    f
+                    for f in FolderCollection(account=acct, folders=[root]).find_folders(q=Q(name=name), depth="Shallow")
+                    if isinstance(f, Folder)
+                ],
+                f"looking for {name} in {mailbox}",
+            )
         except (xerr.ErrorAccessDenied, xerr.ErrorImpersonateUserDenied, xerr.ErrorNonExistentMailbox) as exc:
             raise self.rights_error(exc, mailbox) from None
         if found:

@@ -93,8 +93,18 @@ class EwsSource:
             svc = SyncFolderItems(account=acct)
 
             def page(svc: SyncFolderItems = svc, state: str | None = state) -> list[Any]:
-                return list(svc.call(folder=folder, shape=ID_ONLY, additional_fields={_SIZE}, sync_state=state,
-                                     ignore=None, max_changes_returned=self.config.page_size, sync_scope=None))
+                return list(
+                    svc.call(
+                        folder=folder,
+                        shape=ID_ONLY,
+                        additional_fields={_SIZE},
+                        sync_state=state,
+                        ignore=None,
+                        max_changes_returned=self.config.page_size,
+                        sync_scope=None,
+                    )
+                )
+
             try:
                 changes = self.session.call(page, f"syncing {name} in {mailbox}")
             except xerr.ErrorInvalidSyncStateData:
@@ -124,8 +134,9 @@ class EwsSource:
             return False
         size = item.size or 0
         field = "headers" if size > self.max_size else "mime_content"
-        got = self.session.call(lambda: list(acct.fetch(ids=[(item.id, item.changekey)], only_fields=[field])),
-                                f"reading an item in {folder}")
+        got = self.session.call(
+            lambda: list(acct.fetch(ids=[(item.id, item.changekey)], only_fields=[field])), f"reading an item in {folder}"
+        )
         if not got or isinstance(got[0], Exception):
             return False  # moved or deleted since the sync listed it: its new place lists it again
         if field == "headers":
@@ -194,8 +205,10 @@ class EwsSource:
             try:
                 acct = self.session.streaming_account(mailbox)
                 folders = [self.folder(mailbox, n) for n in self.config.folders]
-                sid = self.session.call(lambda: FolderCollection(account=acct, folders=folders).subscribe_to_streaming(),  # noqa: B023 (called at once)
-                                        f"subscribing to {mailbox}")
+                sid = self.session.call(
+                    lambda: FolderCollection(account=acct, folders=folders).subscribe_to_streaming(),  # noqa: B023 (called at once)
+                    f"subscribing to {mailbox}",
+                )
                 svc = GetStreamingEvents(account=acct)
                 self.streams[mailbox] = svc
                 self.sync_mailbox(mailbox)  # what arrived while no stream was open
@@ -221,14 +234,27 @@ class EwsSource:
         for name in self.config.folders:
             stats = [self.stats[(mb, name)] for mb in self.mailboxes if (mb, name) in self.stats]
             last = max((s.last_sync for s in stats if s.last_sync), default=None)
-            folders[name] = {"mode": "push" if push else "poll", "connected": self.connected,
-                             "last_sync": last.isoformat() if last else None, "items": sum(s.items for s in stats),
-                             "cursor": ", ".join(f"{mb}:{s.cursor}" for mb, s in zip(self.mailboxes, stats, strict=False) if s.cursor) or None,
-                             "last_error": next((s.last_error for s in stats if s.last_error), "")}
-        return {"type": self.type, "connected": self.connected, "mode": "push" if push else "poll",
-                "last_sync": self.last_sync.isoformat() if self.last_sync else None, "last_error": self.last_error,
-                "mailboxes": self.mailboxes, "streams": sorted(self.streams), "resyncs": self.resyncs,
-                "throttled": self.session.throttle_count, "last_throttle": self.session.last_throttle, "folders": folders}
+            folders[name] = {
+                "mode": "push" if push else "poll",
+                "connected": self.connected,
+                "last_sync": last.isoformat() if last else None,
+                "items": sum(s.items for s in stats),
+                "cursor": ", ".join(f"{mb}:{s.cursor}" for mb, s in zip(self.mailboxes, stats, strict=False) if s.cursor) or None,
+                "last_error": next((s.last_error for s in stats if s.last_error), ""),
+            }
+        return {
+            "type": self.type,
+            "connected": self.connected,
+            "mode": "push" if push else "poll",
+            "last_sync": self.last_sync.isoformat() if self.last_sync else None,
+            "last_error": self.last_error,
+            "mailboxes": self.mailboxes,
+            "streams": sorted(self.streams),
+            "resyncs": self.resyncs,
+            "throttled": self.session.throttle_count,
+            "last_throttle": self.session.last_throttle,
+            "folders": folders,
+        }
 
 
 def make(config: EwsConfig, env: SourceEnv) -> tuple[EwsSource, EwsWriteback]:

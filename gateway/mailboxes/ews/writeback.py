@@ -22,14 +22,17 @@ class EwsWriteback:
     def __init__(self, source: Any) -> None:
         self.source = source
 
-    def apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
-              move: str | None, message_id: str) -> Applied:
+    def apply(
+        self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str], move: str | None, message_id: str
+    ) -> Applied:
         tags = tags_after(current, add, remove)
         session = self.source.session
         try:
             acct = session.account(ref.account)
-            got = session.call(lambda: list(acct.fetch(ids=[(ref.item_key, None)], only_fields=["categories"])),
-                               f"reading the categories of {ref.label()}")
+            got = session.call(
+                lambda: list(acct.fetch(ids=[(ref.item_key, None)], only_fields=["categories"])),
+                f"reading the categories of {ref.label()}",
+            )
             if not got or isinstance(got[0], xerr.ErrorItemNotFound):
                 return Applied(None, tags, "the item is no longer in the mailbox")
             if isinstance(got[0], Exception):

@@ -48,8 +48,15 @@ class GraphClient:
         self.cfg = cfg
         self.stop = stop or threading.Event()
         try:
-            self.app = confidential_app(cfg.client_id, cfg.client_secret, tenant_id=cfg.tenant_id,
-                                        authority=cfg.authority, ca_file=cfg.ca_file, timeout=cfg.timeout, shared=False)
+            self.app = confidential_app(
+                cfg.client_id,
+                cfg.client_secret,
+                tenant_id=cfg.tenant_id,
+                authority=cfg.authority,
+                ca_file=cfg.ca_file,
+                timeout=cfg.timeout,
+                shared=False,
+            )
         except AuthorityError as exc:  # discovery failed: unreachable or not an Entra ID authority
             raise GraphError(f"Graph: {exc}") from None
         except requests.RequestException as exc:
@@ -70,8 +77,10 @@ class GraphClient:
             raise Retryable(f"Entra ID token endpoint unreachable: {exc}") from None
         if "access_token" not in got:
             if got.get("error") in ("invalid_client", "unauthorized_client", "invalid_request"):
-                raise GraphError(f"Graph: the app {self.cfg.client_id} was refused a token by tenant {self.cfg.tenant_id}: "
-                                 f"{got.get('error')}: {str(got.get('error_description', '')).splitlines()[0]}")
+                raise GraphError(
+                    f"Graph: the app {self.cfg.client_id} was refused a token by tenant {self.cfg.tenant_id}: "
+                    f"{got.get('error')}: {str(got.get('error_description', '')).splitlines()[0]}"
+                )
             raise Retryable(f"Graph token: {got.get('error')}: {got.get('error_description', '')}")
         return str(got["access_token"])
 
@@ -100,8 +109,10 @@ class GraphClient:
             if r.status_code == 410:
                 raise Gone(what)
             if r.status_code in (401, 403):
-                raise GraphError(f"Graph refused {what} ({r.status_code} {_code(r)}): the app needs the Mail.ReadWrite "
-                                 "application permission with admin consent (see docs/exchange.md)")
+                raise GraphError(
+                    f"Graph refused {what} ({r.status_code} {_code(r)}): the app needs the Mail.ReadWrite "
+                    "application permission with admin consent (see docs/exchange.md)"
+                )
             return r
         raise AssertionError("unreachable")
 
@@ -141,16 +152,21 @@ class GraphMailSource:
         if key in self._folders:
             return self._folders[key]
         quoted = name.replace("'", "''")
-        r = self.client.request("GET", f"/users/{mailbox}/mailFolders", f"looking for {name} in {mailbox}",
-                                params={"$filter": f"displayName eq '{quoted}'"})
+        r = self.client.request(
+            "GET",
+            f"/users/{mailbox}/mailFolders",
+            f"looking for {name} in {mailbox}",
+            params={"$filter": f"displayName eq '{quoted}'"},
+        )
         if r.status_code == 404:
             raise GraphError(f"Graph: mailbox {mailbox} not found ({_code(r)})")
         found = [f for f in r.json().get("value", []) if f.get("displayName") == name]
         if found:
             fid = found[0]["id"]
         elif create if create is not None else self.config.create_folders:
-            r = self.client.request("POST", f"/users/{mailbox}/mailFolders", f"creating {name} in {mailbox}",
-                                    json={"displayName": name})
+            r = self.client.request(
+                "POST", f"/users/{mailbox}/mailFolders", f"creating {name} in {mailbox}", json={"displayName": name}
+            )
             fid = r.json()["id"]
             log.info("graph: created folder %s in %s", name, mailbox)
         else:
@@ -161,15 +177,20 @@ class GraphMailSource:
     def sync_folder(self, mailbox: str, name: str) -> int:
         fid = self.folder_id(mailbox, name)
         cursor = self.env.intake.cursor(FolderRef(self.name, mailbox, name)) or {}
-        first = (f"/users/{mailbox}/mailFolders/{fid}/messages/delta?"
-                 + urllib.parse.urlencode({"$select": "id,internetMessageId,categories"}))
+        first = f"/users/{mailbox}/mailFolders/{fid}/messages/delta?" + urllib.parse.urlencode(
+            {"$select": "id,internetMessageId,categories"}
+        )
         link = cursor.get("link") if cursor.get("folder_id") == fid else None
         resync = False
         n = 0
         while True:
             try:
-                r = self.client.request("GET", link or first, f"reading the delta of {name} in {mailbox}",
-                                        headers={"Prefer": f"{PREFER}, odata.maxpagesize={self.config.page_size}"})
+                r = self.client.request(
+                    "GET",
+                    link or first,
+                    f"reading the delta of {name} in {mailbox}",
+                    headers={"Prefer": f"{PREFER}, odata.maxpagesize={self.config.page_size}"},
+                )
             except Gone:
                 log.warning("graph %s: the delta token of %s/%s expired; reading the folder again", self.name, mailbox, name)
                 self.resyncs += 1
@@ -256,11 +277,27 @@ class GraphMailSource:
 
     def status(self) -> dict[str, Any]:
         last = self.last_sync.isoformat() if self.last_sync else None
-        return {"type": self.type, "connected": self.connected, "mode": "poll", "last_sync": last,
-                "last_error": self.last_error, "mailboxes": self.mailboxes, "resyncs": self.resyncs,
-                "throttled": self.client.throttle_count, "poll_interval": self.config.poll_interval,
-                "folders": {f: {"mode": "poll", "connected": self.connected, "last_sync": last,
-                                "items": self.items.get(f, 0), "last_error": self.last_error} for f in self.config.folders}}
+        return {
+            "type": self.type,
+            "connected": self.connected,
+            "mode": "poll",
+            "last_sync": last,
+            "last_error": self.last_error,
+            "mailboxes": self.mailboxes,
+            "resyncs": self.resyncs,
+            "throttled": self.client.throttle_count,
+            "poll_interval": self.config.poll_interval,
+            "folders": {
+                f: {
+                    "mode": "poll",
+                    "connected": self.connected,
+                    "last_sync": last,
+                    "items": self.items.get(f, 0),
+                    "last_error": self.last_error,
+                }
+                for f in self.config.folders
+            },
+        }
 
 
 def make(config: GraphConfig, env: SourceEnv) -> tuple[GraphMailSource, GraphWriteback]:

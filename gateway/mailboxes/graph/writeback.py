@@ -18,8 +18,9 @@ class GraphWriteback:
     def __init__(self, source: Any) -> None:
         self.source = source
 
-    def apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
-              move: str | None, message_id: str) -> Applied:
+    def apply(
+        self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str], move: str | None, message_id: str
+    ) -> Applied:
         tags = tags_after(current, add, remove)
         client = self.source.client
         url = f"/users/{ref.account}/messages/{ref.item_key}"

@@ -20,9 +20,12 @@ def labels_that_file_mail(facts: RuleFacts, folders: Sequence[str]) -> list[str]
     """On Gmail labels are folders: a tag named like a watched folder would file the mail there
     again (RULES.md). One problem per such tag, at the place its name is written."""
     watched = {f.casefold(): f for f in folders}
-    return [f"{where}: tag '{tag}' is the watched folder '{watched[tag.casefold()]}': "
-            "on this server labels are folders, so the tag would file the mail there again"
-            for tag, where in facts.tags if tag.casefold() in watched]
+    return [
+        f"{where}: tag '{tag}' is the watched folder '{watched[tag.casefold()]}': "
+        "on this server labels are folders, so the tag would file the mail there again"
+        for tag, where in facts.tags
+        if tag.casefold() in watched
+    ]
 
 
 def check(src: ImapConfig, facts: RuleFacts, where: str) -> list[str]:
@@ -38,9 +41,11 @@ def check(src: ImapConfig, facts: RuleFacts, where: str) -> list[str]:
         if info.gmail:
             problems += [f"{p} (on {src.name}, a Gmail account)" for p in labels_that_file_mail(facts, src.folders)]
         if facts.movers and not (info.move or info.uidplus):
-            problems.append(f"{where}: {src.host} offers neither MOVE nor UIDPLUS, so `move` is refused "
-                            f"(it would need a plain EXPUNGE, which removes every message marked deleted); "
-                            f"rules that move: {', '.join(facts.movers)}")
+            problems.append(
+                f"{where}: {src.host} offers neither MOVE nor UIDPLUS, so `move` is refused "
+                f"(it would need a plain EXPUNGE, which removes every message marked deleted); "
+                f"rules that move: {', '.join(facts.movers)}"
+            )
     finally:
         logout_quietly(client)
     return problems

@@ -54,20 +54,28 @@ def default_port(cfg: ImapConfig) -> int:
 
 def check_security(cfg: ImapConfig) -> None:
     if cfg.security == "none" and not cfg.allow_insecure and not is_loopback(cfg.host):
-        raise ConfigError(f"sources: {cfg.name}: security: none sends the password in clear text; it is allowed "
-                          f"only to a loopback address ({cfg.host} is not) unless allow_insecure: true")
+        raise ConfigError(
+            f"sources: {cfg.name}: security: none sends the password in clear text; it is allowed "
+            f"only to a loopback address ({cfg.host} is not) unless allow_insecure: true"
+        )
     if not cfg.password and not cfg.oauth2:
         raise ConfigError(f"sources: {cfg.name}: needs password (or password_file) or oauth2")
 
 
 # ---- OAuth2 tokens -------------------------------------------------------------------------
 
+
 def oauth2_token(o: ImapOAuth2) -> str:
     """A bearer token: the output of `token_command`, or Microsoft identity client credentials."""
     if o.token_command:
         try:
-            out = subprocess.run(o.token_command if _needs_shell(o.token_command) else shlex.split(o.token_command),
-                                 shell=_needs_shell(o.token_command), capture_output=True, text=True, timeout=60)
+            out = subprocess.run(
+                o.token_command if _needs_shell(o.token_command) else shlex.split(o.token_command),
+                shell=_needs_shell(o.token_command),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ImapAuthError(f"oauth2 token_command failed: {exc}") from exc
         token = out.stdout.strip()
@@ -81,8 +89,7 @@ def oauth2_token(o: ImapOAuth2) -> str:
     from gateway.mailboxes.ms_identity import AuthorityError, confidential_app
 
     try:
-        app = confidential_app(o.client_id, o.client_secret, tenant_id=o.tenant_id, authority=o.authority,
-                               ca_file=o.ca_file)
+        app = confidential_app(o.client_id, o.client_secret, tenant_id=o.tenant_id, authority=o.authority, ca_file=o.ca_file)
         result = app.acquire_token_for_client(scopes=[o.scope])  # served from msal's cache until it expires
     except AuthorityError as exc:
         raise ImapAuthError(f"Microsoft identity: {exc}") from None
@@ -106,6 +113,7 @@ def _needs_shell(cmd: str) -> bool:
 
 
 # ---- connections ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ServerInfo:
@@ -147,8 +155,13 @@ def connect(cfg: ImapConfig, read_timeout: float = READ_TIMEOUT) -> tuple[IMAPCl
     timeout = SocketTimeout(connect=CONNECT_TIMEOUT, read=read_timeout)
     client: IMAPClient | None = None
     try:
-        client = IMAPClient(cfg.host, port, ssl=cfg.security == "tls",
-                            ssl_context=tls_context(cfg) if cfg.security == "tls" else None, timeout=timeout)
+        client = IMAPClient(
+            cfg.host,
+            port,
+            ssl=cfg.security == "tls",
+            ssl_context=tls_context(cfg) if cfg.security == "tls" else None,
+            timeout=timeout,
+        )
         if cfg.security == "starttls":
             if b"STARTTLS" not in client.capabilities():
                 raise ConfigError(f"sources: {cfg.name}: {cfg.host} does not offer STARTTLS")

@@ -77,12 +77,21 @@ class FolderState:
         return self.idle_late_at is not None and time.time() - self.idle_late_at < LATE_MEMORY
 
     def doc(self) -> dict[str, Any]:
-        return {"server_name": self.server, "mode": self.mode, "connected": self.connected,
-                "uidvalidity": self.uidvalidity, "last_uid": self.last_uid, "exists": self.exists,
-                "fetched": self.fetched, "oversize": self.oversize, "last_error": self.last_error,
-                "last_sync": self.last_sync.isoformat() if self.last_sync else None,
-                "idle_late": self.idle_late, "idle_late_count": self.idle_late_count,
-                "idle_delay": round(self.idle_delay, 1) if self.idle_delay is not None else None}
+        return {
+            "server_name": self.server,
+            "mode": self.mode,
+            "connected": self.connected,
+            "uidvalidity": self.uidvalidity,
+            "last_uid": self.last_uid,
+            "exists": self.exists,
+            "fetched": self.fetched,
+            "oversize": self.oversize,
+            "last_error": self.last_error,
+            "last_sync": self.last_sync.isoformat() if self.last_sync else None,
+            "idle_late": self.idle_late,
+            "idle_late_count": self.idle_late_count,
+            "idle_delay": round(self.idle_delay, 1) if self.idle_delay is not None else None,
+        }
 
 
 def _announced(client: IMAPClient) -> bool:
@@ -91,8 +100,7 @@ def _announced(client: IMAPClient) -> bool:
     return bool(client._imap.untagged_responses.pop("EXISTS", None))
 
 
-def scan_settled(src: ImapAccount, client: IMAPClient, fs: FolderState, wake: Wake | None = None, *,
-                 bar: bool = True) -> int:
+def scan_settled(src: ImapAccount, client: IMAPClient, fs: FolderState, wake: Wake | None = None, *, bar: bool = True) -> int:
     """`scan`, again as long as new mail was announced during the previous one."""
     n = scan(src, client, fs, bar=bar, wake=wake)
     while _announced(client):
@@ -113,8 +121,13 @@ def scan(src: ImapAccount, client: IMAPClient, fs: FolderState, *, bar: bool = T
     cur = intake.cursor(where) or {}
     last = int(cur.get("last_uid", 0))
     if cur and int(cur.get("uidvalidity", 0)) != uv:
-        log.warning("imap %s: %s: UIDVALIDITY changed %s → %s; rescanning the folder (Message-ID dedupe keeps "
-                    "each mail once)", src.name, fs.name, cur.get("uidvalidity"), uv)
+        log.warning(
+            "imap %s: %s: UIDVALIDITY changed %s → %s; rescanning the folder (Message-ID dedupe keeps each mail once)",
+            src.name,
+            fs.name,
+            cur.get("uidvalidity"),
+            uv,
+        )
         last = 0
     fs.uidvalidity, fs.last_uid = uv, last
     if fs.exists == 0:
@@ -134,7 +147,7 @@ def scan(src: ImapAccount, client: IMAPClient, fs: FolderState, *, bar: bool = T
     first_arrival: float | None = None  # while idling, by the server's clock
     try:
         for i in range(0, len(uids), src.config.batch):
-            chunk = uids[i:i + src.config.batch]
+            chunk = uids[i : i + src.config.batch]
             meta = client.fetch(chunk, ["RFC822.SIZE", "INTERNALDATE"])
             sizes = {u: int(d.get(b"RFC822.SIZE", 0)) for u, d in meta.items()}
             if wake is not None and first_arrival is None:
@@ -167,9 +180,14 @@ def scan(src: ImapAccount, client: IMAPClient, fs: FolderState, *, bar: bool = T
     if wake is not None and first_arrival is not None:
         fs.note_idle_delay(wake.at - first_arrival)
         if wake.at - first_arrival > IDLE_LATE:
-            log.warning("imap %s: %s: the server announced new mail %.0fs after it arrived%s (Dovecot: see "
-                        "fs.inotify.max_user_instances in docs/imap.md)", src.name, fs.name, wake.at - first_arrival,
-                        "" if wake.announced else ", found only by the IDLE renewal")
+            log.warning(
+                "imap %s: %s: the server announced new mail %.0fs after it arrived%s (Dovecot: see "
+                "fs.inotify.max_user_instances in docs/imap.md)",
+                src.name,
+                fs.name,
+                wake.at - first_arrival,
+                "" if wake.announced else ", found only by the IDLE renewal",
+            )
     fs.last_sync = datetime.now(UTC)
     return n
 

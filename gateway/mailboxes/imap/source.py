@@ -55,7 +55,7 @@ class Backoff:
         self.n = 0
 
     def next(self, cap: float | None = None) -> float:
-        delay = min(cap or self.cap, 2.0 ** self.n)
+        delay = min(cap or self.cap, 2.0**self.n)
         self.n = min(self.n + 1, 20)
         return delay * random.uniform(0.75, 1.25)
 
@@ -103,8 +103,11 @@ class ImapSource:
                 listing = server_folders(client)
                 fs.server = resolve_folder(fs.name, listing)
             if fs.server is None:
-                fs.last_error = (f"no folder with the special use {fs.name} on the server" if fs.name.startswith("\\")
-                                 else f"folder {fs.name!r} does not exist (create it, or set create_folders: true)")
+                fs.last_error = (
+                    f"no folder with the special use {fs.name} on the server"
+                    if fs.name.startswith("\\")
+                    else f"folder {fs.name!r} does not exist (create it, or set create_folders: true)"
+                )
                 fs.connected = False
 
     # ---- start-up -----------------------------------------------------------------------
@@ -158,10 +161,18 @@ class ImapSource:
             if folder in self.no_keywords:
                 return
             self.no_keywords.add(folder)
-            self.keywords = ("ledger only" if self.keywords in ("unknown", "ledger only")
-                             else f"keywords, ledger only in {', '.join(sorted(self.no_keywords))}")
-        log.warning("imap %s: %s takes no keywords in %s (PERMANENTFLAGS %s has no \\*): its tags are kept in the "
-                    "ledger only", self.name, self.config.host, folder, b" ".join(perm).decode() or "()")
+            self.keywords = (
+                "ledger only"
+                if self.keywords in ("unknown", "ledger only")
+                else f"keywords, ledger only in {', '.join(sorted(self.no_keywords))}"
+            )
+        log.warning(
+            "imap %s: %s takes no keywords in %s (PERMANENTFLAGS %s has no \\*): its tags are kept in the ledger only",
+            self.name,
+            self.config.host,
+            folder,
+            b" ".join(perm).decode() or "()",
+        )
 
     def _fail(self, message: str, states: list[FolderState] | None = None) -> None:
         self.last_error = message
@@ -184,8 +195,10 @@ class ImapSource:
         polled = [fs for fs in states if fs not in idle]
         for fs in idle:
             fs.mode = "idle"
-        threads = [threading.Thread(target=self._loop, args=([fs], True, stop), name=f"imap-{self.name}-{fs.name}",
-                                    daemon=True) for fs in idle]
+        threads = [
+            threading.Thread(target=self._loop, args=([fs], True, stop), name=f"imap-{self.name}-{fs.name}", daemon=True)
+            for fs in idle
+        ]
         for t in threads:
             t.start()
         if polled:
@@ -232,8 +245,12 @@ class ImapSource:
             except Exception as exc:  # the ledger (pool timeout, database restarted or locked), a bug
                 first = str(exc).strip().splitlines()
                 self._fail(f"{type(exc).__name__}: {first[0] if first else ''}", states)
-                log.warning("imap %s: %s: retrying after the error", self.name, ", ".join(fs.name for fs in states),
-                            exc_info=backoff.n == 0)  # the traceback once per run of failures
+                log.warning(
+                    "imap %s: %s: retrying after the error",
+                    self.name,
+                    ", ".join(fs.name for fs in states),
+                    exc_info=backoff.n == 0,
+                )  # the traceback once per run of failures
                 stop.wait(backoff.next())
             finally:
                 if stop.is_set():
@@ -329,18 +346,21 @@ class ImapSource:
         modes = {fs.mode for fs in states}
         syncs = [fs.last_sync for fs in states if fs.last_sync]
         errors = [f"{fs.name}: {fs.last_error}" for fs in states if fs.last_error and fs.last_error != self.last_error]
-        return {"type": self.type, "account": self.account,
-                "server": f"{self.config.host}:{self.config.port or ''}".rstrip(":"),
-                "connected": any(fs.connected for fs in states),
-                "mode": "push" if modes == {"idle"} else "poll" if modes == {"poll"} else "push+poll",
-                "idle_folders": [fs.name for fs in states if fs.mode == "idle"],
-                "polled_folders": [fs.name for fs in states if fs.mode == "poll"],
-                "keywords": self.keywords,
-                "capabilities": sorted(self.info.capabilities) if self.info else [],
-                "last_sync": max(syncs).isoformat() if syncs else None,
-                "last_error": self.last_error or "; ".join(errors),
-                "folders": {fs.name: fs.doc() for fs in states},
-                "at": datetime.now(UTC).isoformat()}
+        return {
+            "type": self.type,
+            "account": self.account,
+            "server": f"{self.config.host}:{self.config.port or ''}".rstrip(":"),
+            "connected": any(fs.connected for fs in states),
+            "mode": "push" if modes == {"idle"} else "poll" if modes == {"poll"} else "push+poll",
+            "idle_folders": [fs.name for fs in states if fs.mode == "idle"],
+            "polled_folders": [fs.name for fs in states if fs.mode == "poll"],
+            "keywords": self.keywords,
+            "capabilities": sorted(self.info.capabilities) if self.info else [],
+            "last_sync": max(syncs).isoformat() if syncs else None,
+            "last_error": self.last_error or "; ".join(errors),
+            "folders": {fs.name: fs.doc() for fs in states},
+            "at": datetime.now(UTC).isoformat(),
+        }
 
 
 def make(config: ImapConfig, env: SourceEnv) -> tuple[ImapSource, ImapWriteback]:

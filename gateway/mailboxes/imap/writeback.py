@@ -67,8 +67,9 @@ class ImapWriteback:
 
     # ---- apply ----------------------------------------------------------------------------
 
-    def apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
-              move: str | None, message_id: str) -> Applied:
+    def apply(
+        self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str], move: str | None, message_id: str
+    ) -> Applied:
         with self._lock:
             try:
                 return self._apply(ref, current, add, remove, move, message_id)
@@ -103,8 +104,7 @@ class ImapWriteback:
             for n, r in enumerate(requests):
                 if out[n] is None:  # a move, or a copy that moved away
                     try:
-                        out[n] = self._apply(r.ref, r.current, r.add, r.remove, r.move, r.message_id,
-                                             not_at_ref=n in not_there)
+                        out[n] = self._apply(r.ref, r.current, r.add, r.remove, r.move, r.message_id, not_at_ref=n in not_there)
                     except (GatewayError, *NETWORK_ERRORS, IMAPClientError) as exc:
                         out[n] = self._lost(r.ref, exc)
         return out  # type: ignore[return-value]
@@ -114,8 +114,17 @@ class ImapWriteback:
         self._drop()
         return Retryable(f"imap {self.source.name}: cannot tag {ref.label()}: {exc}")
 
-    def _apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
-               move: str | None, message_id: str, *, not_at_ref: bool = False) -> Applied:
+    def _apply(
+        self,
+        ref: SourceRef,
+        current: Set[str],
+        add: Set[str],
+        remove: Set[str],
+        move: str | None,
+        message_id: str,
+        *,
+        not_at_ref: bool = False,
+    ) -> Applied:
         """`not_at_ref`: a STORE at the copy's UID was just answered without it."""
         tags = tags_after(current, add, remove)
         where = self._store_at(ref, add, remove) if ref.item_key.isdigit() and not not_at_ref else None
@@ -143,7 +152,9 @@ class ImapWriteback:
 
     def _store_at(self, ref: SourceRef, add: Set[str], remove: Set[str]) -> SourceRef | None:
         """Set the tags on the copy at `ref`; None when it is not there any more."""
-        return ref if int(ref.item_key) in self._store_uids(ref.folder, ref.uidvalidity, [int(ref.item_key)], add, remove) else None
+        return (
+            ref if int(ref.item_key) in self._store_uids(ref.folder, ref.uidvalidity, [int(ref.item_key)], add, remove) else None
+        )
 
     def _store(self, ref: SourceRef, add: Set[str], remove: Set[str]) -> bool:
         """Set the tags on a copy found just now (its folder's view is fresh)."""

@@ -58,8 +58,9 @@ class MaildirSource:
     def _hand_over(self, folder: str, files: list[Path], seen: set[str], size: int = 200) -> int:
         n = 0
         for i in range(0, len(files), size):
-            batch = [Found(SourceRef(self.name, self.account, folder, item_key(f.name)), f)
-                     for f in files[i:i + size] if f.exists()]  # moved between listing and now: its new place shows it
+            batch = [
+                Found(SourceRef(self.name, self.account, folder, item_key(f.name)), f) for f in files[i : i + size] if f.exists()
+            ]  # moved between listing and now: its new place shows it
             try:  # one ledger transaction for many files
                 self.intake.hand_over(batch)
             except FileNotFoundError:  # one vanished while linking: hand them over one by one
@@ -100,8 +101,13 @@ class MaildirSource:
                 self.mode = "push"
                 self._watch(stop)
             except Exception as exc:  # no inotify (e.g. a network file system, no instances left): poll a while
-                log.warning("maildir %s: watching failed (%s); polling every %.1fs, watching again in %.0fs", self.name,
-                            exc, self.config.poll_interval, WATCH_AGAIN)
+                log.warning(
+                    "maildir %s: watching failed (%s); polling every %.1fs, watching again in %.0fs",
+                    self.name,
+                    exc,
+                    self.config.poll_interval,
+                    WATCH_AGAIN,
+                )
                 self.mode = "poll"
                 until = time.monotonic() + WATCH_AGAIN
                 while time.monotonic() < until and not stop.wait(self.config.poll_interval):
@@ -124,8 +130,13 @@ class MaildirSource:
             except Exception as exc:
                 first = str(exc).strip().splitlines()
                 self.last_error = f"{type(exc).__name__}: {first[0] if first else ''}"
-                log.warning("maildir %s: %s; scanning again in %.0fs", self.name, self.last_error, delay,
-                            exc_info=not isinstance(exc, Retryable) and delay == 1.0)
+                log.warning(
+                    "maildir %s: %s; scanning again in %.0fs",
+                    self.name,
+                    self.last_error,
+                    delay,
+                    exc_info=not isinstance(exc, Retryable) and delay == 1.0,
+                )
                 stop.wait(delay)
                 delay = min(delay * 2, 60.0)
 
@@ -136,8 +147,15 @@ class MaildirSource:
         folder_of = {str(self.layout.folder_path(f)): f for f in self.config.folders}
         # Rescan on every batch of changes, and at the poll interval as a safety net in case
         # an event was missed (inotify queue overflow): the known-key set makes it cheap.
-        for changes in watchfiles.watch(*paths, stop_event=stop, rust_timeout=int(self.config.poll_interval * 1000),
-                                        yield_on_timeout=True, debounce=50, step=20, raise_interrupt=False):
+        for changes in watchfiles.watch(
+            *paths,
+            stop_event=stop,
+            rust_timeout=int(self.config.poll_interval * 1000),
+            yield_on_timeout=True,
+            debounce=50,
+            step=20,
+            raise_interrupt=False,
+        ):
             folders = sorted({f for _, p in changes if (f := folder_of.get(str(Path(p).parent.parent)))})
             self._scan_until_done(folders if changes else None, stop)
 
@@ -147,11 +165,16 @@ class MaildirSource:
         self._seen.setdefault(folder, set()).add(key)
 
     def status(self) -> dict[str, Any]:
-        return {"type": self.type, "connected": True, "mode": self.mode,
-                "last_sync": self.last_sync.isoformat() if self.last_sync else None,
-                "folders": {f: {"path": str(self.layout.folder_path(f)), "files": len(self.layout.files(f))}
-                            for f in self.config.folders},
-                "last_error": self.last_error}
+        return {
+            "type": self.type,
+            "connected": True,
+            "mode": self.mode,
+            "last_sync": self.last_sync.isoformat() if self.last_sync else None,
+            "folders": {
+                f: {"path": str(self.layout.folder_path(f)), "files": len(self.layout.files(f))} for f in self.config.folders
+            },
+            "last_error": self.last_error,
+        }
 
 
 def _mtime(path: Path) -> float:

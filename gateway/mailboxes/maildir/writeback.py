@@ -20,8 +20,9 @@ class MaildirWriteback:
         self.folders = folders  # where a copy the user moved meanwhile is looked for
         self.mark_seen = mark_seen  # the source's: a copy moved into a watched folder is not new mail
 
-    def apply(self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str],
-              move: str | None, message_id: str) -> Applied:
+    def apply(
+        self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str], move: str | None, message_id: str
+    ) -> Applied:
         tags = tags_after(current, add, remove)
         if not move or move == ref.folder:
             return Applied(ref, tags)

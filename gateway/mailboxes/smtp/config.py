@@ -91,11 +91,15 @@ class SmtpConfig(SourceBase):
         for u in [] if loopback else self.users:
             t = (u.token or "").lower()
             if t and ("changeme" in t.replace("-", "").replace("_", "") or t in KNOWN_TOKENS):
-                raise ValueError(f"users: {u.address}: the token is a known default; on {self.listen}, beyond "
-                                 "loopback, set a secret of your own (e.g. `openssl rand -hex 16`)")
+                raise ValueError(
+                    f"users: {u.address}: the token is a known default; on {self.listen}, beyond "
+                    "loopback, set a secret of your own (e.g. `openssl rand -hex 16`)"
+                )
             if t and len(t) < EXPOSED_TOKEN_MIN:
-                raise ValueError(f"users: {u.address}: the token is shorter than {EXPOSED_TOKEN_MIN} characters; on "
-                                 f"{self.listen}, beyond loopback, use a longer secret (e.g. `openssl rand -hex 16`)")
+                raise ValueError(
+                    f"users: {u.address}: the token is shorter than {EXPOSED_TOKEN_MIN} characters; on "
+                    f"{self.listen}, beyond loopback, use a longer secret (e.g. `openssl rand -hex 16`)"
+                )
         return self
 
     def intake_domain(self, user: SmtpUser) -> str:

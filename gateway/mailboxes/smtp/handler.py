@@ -41,8 +41,16 @@ class Counters:
 
 
 class IntakeHandler:
-    def __init__(self, config: SmtpConfig, directory: Directory, verifier: Verifier, limiter: RateLimiter | None,
-                 hand_over: Callable[[SourceRef, bytes], Any], executor: Executor | None, hostname: str) -> None:
+    def __init__(
+        self,
+        config: SmtpConfig,
+        directory: Directory,
+        verifier: Verifier,
+        limiter: RateLimiter | None,
+        hand_over: Callable[[SourceRef, bytes], Any],
+        executor: Executor | None,
+        hostname: str,
+    ) -> None:
         self.config = config
         self.directory = directory
         self.verifier = verifier
@@ -54,24 +62,29 @@ class IntakeHandler:
         self.connections: dict[str, int] = {}  # per client IP
         self.open = 0  # all connections of this listener
         self.cap = connection_cap(config.max_connections)
-        self.storm = Throttled(lambda n: log.warning(
-            "smtp %s: refused %d connection(s) with 421: at the cap of %d open connections (max_connections)",
-            config.name, n, self.cap))
-        self.per_ip_storm = Throttled(lambda n: log.warning(
-            "smtp %s: refused %d connection(s) with 421: too many from one address or over its rate limit",
-            config.name, n))
+        self.storm = Throttled(
+            lambda n: log.warning(
+                "smtp %s: refused %d connection(s) with 421: at the cap of %d open connections (max_connections)",
+                config.name,
+                n,
+                self.cap,
+            )
+        )
+        self.per_ip_storm = Throttled(
+            lambda n: log.warning(
+                "smtp %s: refused %d connection(s) with 421: too many from one address or over its rate limit", config.name, n
+            )
+        )
 
     # ---- hooks (aiosmtpd calls handle_<COMMAND>(server, session, envelope, …)) -----------
 
-    async def handle_EHLO(self, server: SMTP, session: Any, envelope: Any, hostname: str,
-                          responses: list[str]) -> list[str]:
+    async def handle_EHLO(self, server: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
         session.host_name = hostname
         if self.config.auth == "off":  # aiosmtpd would list an empty AUTH line after STARTTLS
             responses = [r for r in responses if not r[4:].startswith("AUTH")]
         return responses
 
-    async def handle_MAIL(self, server: SMTP, session: Any, envelope: Any, address: str,
-                          mail_options: list[str]) -> str:
+    async def handle_MAIL(self, server: SMTP, session: Any, envelope: Any, address: str, mail_options: list[str]) -> str:
         if self.config.require_tls and session.ssl is None:
             return "530 5.7.0 Must issue a STARTTLS command first"
         if self.limiter and not self.limiter.take(_ip(session)):
@@ -84,8 +97,7 @@ class IntakeHandler:
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
-    async def handle_RCPT(self, server: SMTP, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(self, server: SMTP, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
         ip = _ip(session)
         if self.limiter and self.limiter.empty(ip):
             return RATE  # slows down anyone guessing intake addresses
@@ -122,8 +134,9 @@ class IntakeHandler:
                 return "550 5.7.1 Sender not allowed: neither the envelope nor the header From is yours"
             if self.verifier.needed:
                 loop = asyncio.get_running_loop()
-                verdict = await loop.run_in_executor(self.executor, self.verifier.check, raw, ident, _ip(session),
-                                                     session.host_name or "")
+                verdict = await loop.run_in_executor(
+                    self.executor, self.verifier.check, raw, ident, _ip(session), session.host_name or ""
+                )
                 if not verdict.ok:
                     self._refused(session, envelope, verdict.reason, raw)
                     return f"{verdict.code} {verdict.reason}"
@@ -139,9 +152,16 @@ class IntakeHandler:
             return INTERNAL
         self.counters.accepted += 1
         self.counters.last_accepted = datetime.now(UTC).isoformat()
-        log.info("smtp %s: accepted %s (%d bytes) from %s, MAIL FROM <%s>, RCPT %s, for %s", self.config.name,
-                 spool_id, len(raw), _ip(session), envelope.mail_from or "",
-                 ", ".join(_mask(r) for r in envelope.rcpt_tos), ", ".join(u.address for u in users))
+        log.info(
+            "smtp %s: accepted %s (%d bytes) from %s, MAIL FROM <%s>, RCPT %s, for %s",
+            self.config.name,
+            spool_id,
+            len(raw),
+            _ip(session),
+            envelope.mail_from or "",
+            ", ".join(_mask(r) for r in envelope.rcpt_tos),
+            ", ".join(u.address for u in users),
+        )
         return f"250 2.0.0 OK: queued as {spool_id}"
 
     async def handle_exception(self, error: Exception) -> str:
@@ -155,8 +175,7 @@ class IntakeHandler:
 
     def authenticator(self, server: SMTP, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
         if isinstance(auth_data, LoginPassword):
-            user = self.directory.login(auth_data.login.decode("utf-8", "replace"),
-                                        auth_data.password.decode("utf-8", "replace"))
+            user = self.directory.login(auth_data.login.decode("utf-8", "replace"), auth_data.password.decode("utf-8", "replace"))
             if user is not None:
                 return AuthResult(success=True, auth_data=user)
         if self.limiter:
@@ -169,8 +188,10 @@ class IntakeHandler:
     def _received(self, session: Any) -> bytes:
         proto = "ESMTP" + ("S" if session.ssl is not None else "") + ("A" if session.authenticated else "")
         helo = (session.host_name or "unknown").replace("\r", "").replace("\n", "")[:200]
-        line = (f"Received: from {helo} ([{_ip(session)}])\r\n\tby {self.hostname} (crm-mail-gateway) with {proto};\r\n"
-                f"\t{format_datetime(datetime.now(UTC))}\r\n")
+        line = (
+            f"Received: from {helo} ([{_ip(session)}])\r\n\tby {self.hostname} (crm-mail-gateway) with {proto};\r\n"
+            f"\t{format_datetime(datetime.now(UTC))}\r\n"
+        )
         return line.encode("utf-8", "replace")
 
     def _refused(self, session: Any, envelope: Any, reason: str, raw: bytes | None = None) -> None:
@@ -179,14 +200,26 @@ class IntakeHandler:
         extra = ""
         if raw is not None:
             extra = f"; header From {', '.join(header_from(raw)) or '(none)'}; {len(raw)} bytes"
-        log.warning("smtp %s: refused from %s, MAIL FROM <%s>, RCPT %s: %s%s", self.config.name, _ip(session),
-                    envelope.mail_from or "", ", ".join(_mask(r) for r in envelope.rcpt_tos) or "-", reason, extra)
+        log.warning(
+            "smtp %s: refused from %s, MAIL FROM <%s>, RCPT %s: %s%s",
+            self.config.name,
+            _ip(session),
+            envelope.mail_from or "",
+            ", ".join(_mask(r) for r in envelope.rcpt_tos) or "-",
+            reason,
+            extra,
+        )
 
     def _error(self, session: Any, exc: Exception) -> None:
         self.counters.errors += 1
         self.counters.last_error = f"{type(exc).__name__}: {exc}"
-        log.error("smtp %s: could not spool a message from %s (answered 451): %s", self.config.name, _ip(session),
-                  self.counters.last_error, exc_info=exc)
+        log.error(
+            "smtp %s: could not spool a message from %s (answered 451): %s",
+            self.config.name,
+            _ip(session),
+            self.counters.last_error,
+            exc_info=exc,
+        )
 
 
 class GuardedSMTP(SMTP):

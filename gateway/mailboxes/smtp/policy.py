@@ -61,15 +61,15 @@ class Directory:
 
     @staticmethod
     def allowed(user: SmtpUser, address: str) -> bool:
-        return bool(address) and (addresses.key(address) == addresses.key(user.address)
-                                  or addresses.matches_any(address, user.allowed_from))
+        return bool(address) and (
+            addresses.key(address) == addresses.key(user.address) or addresses.matches_any(address, user.allowed_from)
+        )
 
 
 def header_from(raw: bytes) -> list[str]:
     """The From (else Sender) addresses of a raw message, from its header block only."""
     try:
-        tree = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(mime.header_block(raw),
-                                                                                headersonly=True)
+        tree = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(mime.header_block(raw), headersonly=True)
         values = tree.get_all("From") or tree.get_all("Sender") or []
         return [a for _, a in mime.parse_addresses([str(v) for v in values])]
     except Exception:
@@ -133,8 +133,7 @@ class Verifier:
         dkim: list[str] = []
         spf: list[str] = []
         try:
-            tree = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(mime.header_block(raw),
-                                                                                    headersonly=True)
+            tree = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(mime.header_block(raw), headersonly=True)
             values = tree.get_all("Authentication-Results") or []
         except Exception:
             return dkim, spf
@@ -220,8 +219,7 @@ class Throttled:
     """A log line for an event that can come in storms: at most one a second; what happens in
     between is counted into the next line (flushed by the event loop), never dropped silently."""
 
-    def __init__(self, emit: Callable[[int], None], every: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, emit: Callable[[int], None], every: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.emit = emit
         self.every = every
         self.clock = clock

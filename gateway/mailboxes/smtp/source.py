@@ -60,15 +60,21 @@ class _Controller(Controller):
     def _create_server(self) -> Awaitable[asyncio.AbstractServer]:
         # asyncio accepts up to `backlog` sockets in one go before any is refused and closed:
         # a small backlog keeps that burst well inside the descriptors the cap leaves free.
-        return self.loop.create_server(self._factory_invoker, host=self.hostname, port=self.port,
-                                       ssl=self.ssl_context, backlog=BACKLOG)
+        return self.loop.create_server(
+            self._factory_invoker, host=self.hostname, port=self.port, ssl=self.ssl_context, backlog=BACKLOG
+        )
 
 
 class SmtpIntake:
     type = "smtp"
 
-    def __init__(self, config: SmtpConfig, intake: IntakePort,
-                 resolve: Callable[[str], Any] = lambda p: p, dkim_dnsfunc: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: SmtpConfig,
+        intake: IntakePort,
+        resolve: Callable[[str], Any] = lambda p: p,
+        dkim_dnsfunc: Callable[..., Any] | None = None,
+    ) -> None:
         self.config = config
         self.name = config.name
         self.host, self.port = parse_listen(config.listen)
@@ -81,8 +87,15 @@ class SmtpIntake:
         self.tls = tls_context(config, resolve)
         limiter = RateLimiter(config.rate_limit.per_minute, config.rate_limit.burst) if config.rate_limit else None
         # (ref, raw) → location id; never waits for queue space, so the client is answered at once
-        self.handler = IntakeHandler(config, self.directory, self.verifier, limiter,
-                                     lambda ref, raw: intake.hand_over_now(Found(ref, raw)), None, self.hostname)
+        self.handler = IntakeHandler(
+            config,
+            self.directory,
+            self.verifier,
+            limiter,
+            lambda ref, raw: intake.hand_over_now(Found(ref, raw)),
+            None,
+            self.hostname,
+        )
         self.controller: _Controller | None = None
         self.listening = False
         self._loop_error_seen: dict[str, Any] = {}
@@ -93,11 +106,19 @@ class SmtpIntake:
     def start(self) -> None:
         c = self.config
         # Spooling blocks (fsync, the ledger): it runs in these threads, never on the event loop.
-        self.handler.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"smtp-{c.name}")  # concurrent sessions share a group commit
+        self.handler.executor = ThreadPoolExecutor(
+            max_workers=16, thread_name_prefix=f"smtp-{c.name}"
+        )  # concurrent sessions share a group commit
         kwargs: dict[str, Any] = dict(
-            server_hostname=self.hostname, data_size_limit=c.max_size, enable_SMTPUTF8=True, decode_data=False,
-            timeout=c.timeout, tls_context=self.tls, require_starttls=c.require_tls,
-            auth_required=c.auth == "required", auth_require_tls=True,
+            server_hostname=self.hostname,
+            data_size_limit=c.max_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            timeout=c.timeout,
+            tls_context=self.tls,
+            require_starttls=c.require_tls,
+            auth_required=c.auth == "required",
+            auth_require_tls=True,
         )
         if c.auth != "off":
             kwargs["authenticator"] = self.handler.authenticator
@@ -109,10 +130,21 @@ class SmtpIntake:
         self.controller.start()
         self.listening = True
         if c.max_connections and c.max_connections > self.handler.cap:
-            log.warning("smtp %s: max_connections %d is above what the descriptor limit allows; using %d",
-                        self.name, c.max_connections, self.handler.cap)
-        log.info("smtp %s: listening on %s (TLS %s, AUTH %s, max %d bytes, max %d connections)", self.name, c.listen,
-                 "on" if self.tls else "off", c.auth, c.max_size, self.handler.cap)
+            log.warning(
+                "smtp %s: max_connections %d is above what the descriptor limit allows; using %d",
+                self.name,
+                c.max_connections,
+                self.handler.cap,
+            )
+        log.info(
+            "smtp %s: listening on %s (TLS %s, AUTH %s, max %d bytes, max %d connections)",
+            self.name,
+            c.listen,
+            "on" if self.tls else "off",
+            c.auth,
+            c.max_size,
+            self.handler.cap,
+        )
 
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """What asyncio reports from the listener (e.g. accept() failing with EMFILE, retried
@@ -122,9 +154,14 @@ class SmtpIntake:
 
     def _log_loop_error(self, n: int) -> None:
         exc = self._loop_error_seen.get("exception")
-        log.error("smtp %s: %s%s (%d× in the last second)", self.name, self._loop_error_seen.get("message", "error"),
-                  f": {type(exc).__name__}: {exc}" if exc else "", n,
-                  exc_info=None if exc is None or isinstance(exc, OSError) else exc)
+        log.error(
+            "smtp %s: %s%s (%d× in the last second)",
+            self.name,
+            self._loop_error_seen.get("message", "error"),
+            f": {type(exc).__name__}: {exc}" if exc else "",
+            n,
+            exc_info=None if exc is None or isinstance(exc, OSError) else exc,
+        )
 
     def close(self) -> None:
         if self.controller is not None:
@@ -153,11 +190,22 @@ class SmtpIntake:
 
     def status(self) -> dict[str, Any]:
         c, n = self.config, self.handler.counters
-        return {"type": self.type, "connected": self.listening, "mode": "push", "listen": c.listen,
-                "tls": self.tls is not None, "auth": c.auth, "require_pass": list(c.require_pass),
-                "users": len(c.users), "accepted": n.accepted, "refused": n.refused, "errors": n.errors,
-                "last_sync": n.last_accepted, "last_error": n.last_error,
-                "folders": {f: {} for f in c.folders[:1]}}
+        return {
+            "type": self.type,
+            "connected": self.listening,
+            "mode": "push",
+            "listen": c.listen,
+            "tls": self.tls is not None,
+            "auth": c.auth,
+            "require_pass": list(c.require_pass),
+            "users": len(c.users),
+            "accepted": n.accepted,
+            "refused": n.refused,
+            "errors": n.errors,
+            "last_sync": n.last_accepted,
+            "last_error": n.last_error,
+            "folders": {f: {} for f in c.folders[:1]},
+        }
 
 
 def make(config: SmtpConfig, env: SourceEnv) -> tuple[SmtpIntake, LedgerOnly]:

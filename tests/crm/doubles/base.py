@@ -68,7 +68,9 @@ class HttpDouble:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
-                req = Request(self.command, parts.path, parts.query, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
+                req = Request(
+                    self.command, parts.path, parts.query, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()
+                )
                 reply = double._dispatch(req)
                 if reply is None:  # stalled: the client has given up; close without answering
                     self.close_connection = True
@@ -146,7 +148,9 @@ class HttpDouble:
             return None
         if fault.reject:
             return self.rejection(req, fault.reject)
-        return Reply(fault.status, fault.body or b'{"message": "simulated failure"}', {"Content-Type": "application/json", **fault.headers})
+        return Reply(
+            fault.status, fault.body or b'{"message": "simulated failure"}', {"Content-Type": "application/json", **fault.headers}
+        )
 
     # -- to implement ---------------------------------------------------------------------
 

@@ -38,12 +38,46 @@ from typing import Any
 from tests.crm.doubles.base import HttpDouble, Reply, Request
 
 FIELDS = {
-    "res.partner": {"name": "", "email": False, "is_company": False, "parent_id": False, "user_id": False, "website": False, "comment": False, "type": "contact"},
-    "crm.lead": {"name": "", "contact_name": False, "partner_name": False, "email_from": False, "user_id": False, "type": "lead", "description": False},
+    "res.partner": {
+        "name": "",
+        "email": False,
+        "is_company": False,
+        "parent_id": False,
+        "user_id": False,
+        "website": False,
+        "comment": False,
+        "type": "contact",
+    },
+    "crm.lead": {
+        "name": "",
+        "contact_name": False,
+        "partner_name": False,
+        "email_from": False,
+        "user_id": False,
+        "type": "lead",
+        "description": False,
+    },
     "res.users": {"login": "", "name": ""},
-    "mail.message": {"model": False, "res_id": 0, "message_id": False, "subject": False, "body": "", "email_from": False, "message_type": "notification", "attachment_ids": [],
-                     "subtype_id": False},
-    "ir.attachment": {"name": "", "datas": False, "mimetype": False, "res_model": False, "res_id": 0, "description": False, "file_size": 0},
+    "mail.message": {
+        "model": False,
+        "res_id": 0,
+        "message_id": False,
+        "subject": False,
+        "body": "",
+        "email_from": False,
+        "message_type": "notification",
+        "attachment_ids": [],
+        "subtype_id": False,
+    },
+    "ir.attachment": {
+        "name": "",
+        "datas": False,
+        "mimetype": False,
+        "res_model": False,
+        "res_id": 0,
+        "description": False,
+        "file_size": 0,
+    },
 }
 SUBTYPES = {"mail.mt_comment": 1, "mail.mt_note": 2}  # ir.model.data of the mail module
 REQUIRED = {"res.partner": ("name",), "crm.lead": ("name",), "ir.attachment": ("name",)}
@@ -98,7 +132,13 @@ class OdooDouble(HttpDouble):
         return self._error_reply(req, OdooError("odoo.exceptions.ValidationError", message))
 
     def _error_reply(self, req: Request, e: OdooError) -> Reply:
-        err = {"name": e.name, "message": e.message, "arguments": [e.message], "context": {}, "debug": f"Traceback (most recent call last):\n{e.name}: {e.message}\n"}
+        err = {
+            "name": e.name,
+            "message": e.message,
+            "arguments": [e.message],
+            "context": {},
+            "debug": f"Traceback (most recent call last):\n{e.name}: {e.message}\n",
+        }
         if req.path.startswith("/json/2/"):
             return Reply(e.status, json.dumps(err).encode())
         rid = None
@@ -204,7 +244,9 @@ class OdooDouble(HttpDouble):
                 raise OdooError("ValueError", f"Invalid field {sorted(unknown)[0]!r} on model {model!r}")
             for f in REQUIRED.get(model, ()):
                 if not vals.get(f):
-                    raise OdooError("odoo.exceptions.ValidationError", f"Missing required value for the field '{f}' on model '{model}'")
+                    raise OdooError(
+                        "odoo.exceptions.ValidationError", f"Missing required value for the field '{f}' on model '{model}'"
+                    )
             rec: dict[str, Any] = {"id": next(self._ids), **json.loads(json.dumps(FIELDS[model]))}
             self._write(rec, vals)
             if model == "ir.attachment" and rec["datas"]:

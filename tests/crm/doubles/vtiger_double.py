@@ -46,8 +46,14 @@ from urllib.parse import parse_qs
 from tests.crm.doubles.base import HttpDouble, Reply, Request
 
 PREFIX = {"Leads": "10", "Accounts": "11", "Contacts": "12", "Emails": "8", "Documents": "15", "Users": "19", "ModComments": "31"}
-MANDATORY = {"Leads": ("lastname",), "Contacts": ("lastname",), "Accounts": ("accountname",), "Documents": ("notes_title",), "Emails": ("subject",),
-             "ModComments": ("commentcontent", "related_to")}
+MANDATORY = {
+    "Leads": ("lastname",),
+    "Contacts": ("lastname",),
+    "Accounts": ("accountname",),
+    "Documents": ("notes_title",),
+    "Emails": ("subject",),
+    "ModComments": ("commentcontent", "related_to"),
+}
 EMAIL_CF = {"Message-ID": "cf_801", "Content hash": "cf_802"}
 
 
@@ -90,7 +96,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise VtqlError(f"Syntax Error on line 1: token '{text[pos:pos + 10]}'")
+            raise VtqlError(f"Syntax Error on line 1: token '{text[pos : pos + 10]}'")
         kind = m.lastgroup or ""
         out.append((kind, m.group(kind)))
         pos = m.end()
@@ -138,7 +144,9 @@ def _where(tokens: list[tuple[str, str]]):  # -> predicate over a record
     return test
 
 
-_SELECT = re.compile(r"^\s*select\s+(.+?)\s+from\s+(\w+)(?:\s+where\s+(.+?))?(?:\s+limit\s+(\d+)(?:\s*,\s*(\d+))?)?\s*;\s*$", re.S | re.I)
+_SELECT = re.compile(
+    r"^\s*select\s+(.+?)\s+from\s+(\w+)(?:\s+where\s+(.+?))?(?:\s+limit\s+(\d+)(?:\s*,\s*(\d+))?)?\s*;\s*$", re.S | re.I
+)
 
 
 @dataclass
@@ -176,7 +184,9 @@ class VtigerDouble(HttpDouble):
 
     def comments(self, ws_id: str) -> list[dict]:
         """The ModComments records on a record, oldest first."""
-        rows = [r for k, r in self.state.records.items() if k.startswith(PREFIX["ModComments"] + "x") and r.get("related_to") == ws_id]
+        rows = [
+            r for k, r in self.state.records.items() if k.startswith(PREFIX["ModComments"] + "x") and r.get("related_to") == ws_id
+        ]
         return sorted(rows, key=lambda r: int(r["id"].split("x")[1]))
 
     # -- the wire ---------------------------------------------------------------------------
@@ -267,7 +277,21 @@ class VtigerDouble(HttpDouble):
         return self._err("UNKNOWN_OPERATION", f"Unknown operation requested {op}")
 
     def _describe(self, module: str) -> dict:
-        names = {"Emails": ["subject", "description", "from_email", "saved_toid", "ccmail", "date_start", "time_start", "parent_id", "assigned_user_id", "activitytype", "email_flag"]}.get(module, [])
+        names = {
+            "Emails": [
+                "subject",
+                "description",
+                "from_email",
+                "saved_toid",
+                "ccmail",
+                "date_start",
+                "time_start",
+                "parent_id",
+                "assigned_user_id",
+                "activitytype",
+                "email_flag",
+            ]
+        }.get(module, [])
         fields = [{"name": n, "label": n.replace("_", " ").title()} for n in names]
         if module == "Emails":
             fields += [{"name": n, "label": label} for label, n in EMAIL_CF.items()]

@@ -66,8 +66,13 @@ class WebhookReceiver(HttpDouble):
         r = doc["record"]
         pid = str(next(self._ids))
         name = r["name"] if doc["kind"] == "account" else " ".join(p for p in (r["first_name"], r["last_name"]) if p)
-        self.parties[pid] = {"kind": doc["kind"], "name": name, "emails": r["emails"], "owner": r["owner"],
-                             "domain": addresses.domain_of("x@" + r["domain"]) if r["domain"] else ""}
+        self.parties[pid] = {
+            "kind": doc["kind"],
+            "name": name,
+            "emails": r["emails"],
+            "owner": r["owner"],
+            "domain": addresses.domain_of("x@" + r["domain"]) if r["domain"] else "",
+        }
         return {"id": pid, "name": name}
 
     def _attach(self, doc: dict) -> dict:
@@ -102,7 +107,9 @@ class WebhookReceiver(HttpDouble):
         return {"email": None}
 
     def _thread_parents(self, doc: dict) -> dict:
-        pids = dict.fromkeys(pid for e in self.emails.values() if e["mail"]["message_id"] in doc["message_ids"] for _, pid in sorted(e["links"]))
+        pids = dict.fromkeys(
+            pid for e in self.emails.values() if e["mail"]["message_id"] in doc["message_ids"] for _, pid in sorted(e["links"])
+        )
         return {"records": [self._record(pid) for pid in pids if pid in self.parties]}
 
     def _forget(self, doc: dict) -> dict:

@@ -24,18 +24,27 @@ rules:
 """
 
 
-def _config(*, ledger: str = "sqlite:///var/gateway.db", crm: str = "{backend: sql, url: 'sqlite:///var/crm.db'}",
-            rules: str = "[rules/*.yaml]", folders: str = "[VLeads]", extra: str = "", source_extra: str = "") -> str:
-    return (f"ledger: {{url: '{ledger}'}}\n"
-            f"crm: {crm}\n"
-            f"rules: {rules}\n"
-            f"{extra}"
-            "sources:\n"
-            "  - name: local\n"
-            "    type: maildir\n"
-            "    path: var/mail\n"
-            f"    folders: {folders}\n"
-            f"{source_extra}")
+def _config(
+    *,
+    ledger: str = "sqlite:///var/gateway.db",
+    crm: str = "{backend: sql, url: 'sqlite:///var/crm.db'}",
+    rules: str = "[rules/*.yaml]",
+    folders: str = "[VLeads]",
+    extra: str = "",
+    source_extra: str = "",
+) -> str:
+    return (
+        f"ledger: {{url: '{ledger}'}}\n"
+        f"crm: {crm}\n"
+        f"rules: {rules}\n"
+        f"{extra}"
+        "sources:\n"
+        "  - name: local\n"
+        "    type: maildir\n"
+        "    path: var/mail\n"
+        f"    folders: {folders}\n"
+        f"{source_extra}"
+    )
 
 
 def _laughs(levels: int = 9, key: str = "x") -> str:
@@ -168,15 +177,20 @@ def _cases() -> dict[str, Builder]:
 
     def rules_too_big_together(r: Path):
         big = GOOD_RULES + "".join(f"# {i:06d} " + "x" * 200 + "\n" for i in range(1000))  # ~210 KB each
-        return _write(r, _config(), {f"{n}.yaml": big.replace("Leads", f"Leads{n}") for n in "abc"}), \
-            "the rule files together are over", 1
+        return (
+            _write(r, _config(), {f"{n}.yaml": big.replace("Leads", f"Leads{n}") for n in "abc"}),
+            "the rule files together are over",
+            1,
+        )
 
     def rule_file_too_big(r: Path):
         return _write(r, _config(), {"big.yaml": GOOD_RULES + "#" * 300_000 + "\n"}), "over the limit", 1
 
     def tls_cert_dev_zero(r: Path):
-        text = _config() + ("  - {name: bcc, type: smtp, listen: '127.0.0.1:2525', tls_cert: /dev/zero,\n"
-                            "     users: [{address: me@example.com, token: abcdefghijklmnopqrst}]}\n")
+        text = _config() + (
+            "  - {name: bcc, type: smtp, listen: '127.0.0.1:2525', tls_cert: /dev/zero,\n"
+            "     users: [{address: me@example.com, token: abcdefghijklmnopqrst}]}\n"
+        )
         return _write(r, text), "/dev/zero is not a regular file", 9
 
     def huge_glob(r: Path):
@@ -199,8 +213,11 @@ def _cases() -> dict[str, Builder]:
         return _write(r, _config() + "crm: {backend: sql, url: 'sqlite:///var/other.db'}\n"), "duplicate key 'crm'", 9
 
     def duplicate_nested_key(r: Path):
-        return _write(r, _config(crm="{backend: sql, url: 'sqlite:///var/crm.db', url: 'sqlite:///x.db'}")), \
-            "duplicate key 'url'", 2
+        return (
+            _write(r, _config(crm="{backend: sql, url: 'sqlite:///var/crm.db', url: 'sqlite:///x.db'}")),
+            "duplicate key 'url'",
+            2,
+        )
 
     def ledger_mysql(r: Path):
         return _write(r, _config(ledger="mysql://u:pw@db/gw")), "'mysql' is not supported", 1
@@ -218,11 +235,17 @@ def _cases() -> dict[str, Builder]:
         return _write(r, _config(crm="{backend: ../../x, url: 'https://x'}")), "unknown backend", 2
 
     def smtp_port_too_big(r: Path):
-        text = _config() + "  - {name: bcc, type: smtp, listen: '127.0.0.1:99999', users: [{address: me@example.com, token: abcdefghijklmnopqrst}]}\n"
+        text = (
+            _config()
+            + "  - {name: bcc, type: smtp, listen: '127.0.0.1:99999', users: [{address: me@example.com, token: abcdefghijklmnopqrst}]}\n"
+        )
         return _write(r, text), "port 99999 is out of range", 9
 
     def smtp_listen_garbage(r: Path):
-        text = _config() + "  - {name: bcc, type: smtp, listen: 'localhost', users: [{address: me@example.com, token: abcdefghijklmnopqrst}]}\n"
+        text = (
+            _config()
+            + "  - {name: bcc, type: smtp, listen: 'localhost', users: [{address: me@example.com, token: abcdefghijklmnopqrst}]}\n"
+        )
         return _write(r, text), "is not host:port", 9
 
     def web_port_zero(r: Path):

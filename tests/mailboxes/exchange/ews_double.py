@@ -46,8 +46,10 @@ S = "http://schemas.xmlsoap.org/soap/envelope/"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
 T = "http://schemas.microsoft.com/exchange/services/2006/types"
 E = "http://schemas.microsoft.com/exchange/services/2006/errors"
-HEADER = ('<s:Header><t:ServerVersionInfo MajorVersion="15" MinorVersion="1" MajorBuildNumber="2507" '
-          'MinorBuildNumber="6" Version="V2017_07_11"/></s:Header>')
+HEADER = (
+    '<s:Header><t:ServerVersionInfo MajorVersion="15" MinorVersion="1" MajorBuildNumber="2507" '
+    'MinorBuildNumber="6" Version="V2017_07_11"/></s:Header>'
+)
 
 
 def _q(ns: str, tag: str) -> str:
@@ -75,8 +77,13 @@ class Folder:
 
 
 class EwsDouble:
-    def __init__(self, username: str = "svc-crm", password: str = "secret", mailboxes: list[str] | None = None,
-                 impersonation_for: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        username: str = "svc-crm",
+        password: str = "secret",
+        mailboxes: list[str] | None = None,
+        impersonation_for: list[str] | None = None,
+    ) -> None:
         self.username, self.password = username, password
         self.allowed = set(impersonation_for if impersonation_for is not None else (mailboxes or []))
         self.lock = threading.RLock()
@@ -189,8 +196,10 @@ class EwsDouble:
     # ---- SOAP -----------------------------------------------------------------------------
 
     def envelope(self, body: str) -> bytes:
-        return (f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{S}" xmlns:m="{M}" xmlns:t="{T}">'
-                f"{HEADER}<s:Body>{body}</s:Body></s:Envelope>").encode()
+        return (
+            f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{S}" xmlns:m="{M}" xmlns:t="{T}">'
+            f"{HEADER}<s:Body>{body}</s:Body></s:Envelope>"
+        ).encode()
 
     @staticmethod
     def response(op: str, messages: list[str]) -> str:
@@ -198,32 +207,40 @@ class EwsDouble:
 
     @staticmethod
     def ok(op: str, inner: str = "") -> str:
-        return (f'<m:{op}ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>'
-                f"{inner}</m:{op}ResponseMessage>")
+        return (
+            f'<m:{op}ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>'
+            f"{inner}</m:{op}ResponseMessage>"
+        )
 
     @staticmethod
     def error(op: str, code: str, text: str, extra: str = "") -> str:
-        return (f'<m:{op}ResponseMessage ResponseClass="Error"><m:MessageText>{escape(text)}</m:MessageText>'
-                f"<m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>{extra}"
-                f"</m:{op}ResponseMessage>")
+        return (
+            f'<m:{op}ResponseMessage ResponseClass="Error"><m:MessageText>{escape(text)}</m:MessageText>'
+            f"<m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>{extra}"
+            f"</m:{op}ResponseMessage>"
+        )
 
     def busy_fault(self, seconds: float) -> bytes:
         ms = int(seconds * 1000)
-        return (f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{S}"><s:Body><s:Fault>'
-                f'<faultcode xmlns:a="{T}">a:ErrorServerBusy</faultcode>'
-                "<faultstring>The server cannot service this request right now. Try again later.</faultstring>"
-                f'<detail><e:ResponseCode xmlns:e="{E}">ErrorServerBusy</e:ResponseCode>'
-                f'<e:Message xmlns:e="{E}">The server cannot service this request right now. Try again later.</e:Message>'
-                f'<t:MessageXml xmlns:t="{T}"><t:Value Name="BackOffMilliseconds">{ms}</t:Value></t:MessageXml>'
-                "</detail></s:Fault></s:Body></s:Envelope>").encode()
+        return (
+            f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{S}"><s:Body><s:Fault>'
+            f'<faultcode xmlns:a="{T}">a:ErrorServerBusy</faultcode>'
+            "<faultstring>The server cannot service this request right now. Try again later.</faultstring>"
+            f'<detail><e:ResponseCode xmlns:e="{E}">ErrorServerBusy</e:ResponseCode>'
+            f'<e:Message xmlns:e="{E}">The server cannot service this request right now. Try again later.</e:Message>'
+            f'<t:MessageXml xmlns:t="{T}"><t:Value Name="BackOffMilliseconds">{ms}</t:Value></t:MessageXml>'
+            "</detail></s:Fault></s:Body></s:Envelope>"
+        ).encode()
 
     def folder_xml(self, f: Folder) -> str:
         kids = sum(1 for x in self.folders.values() if x.parent == f.id)
         total = sum(1 for i in self.items.values() if i.folder == f.id)
         parent = f'<t:ParentFolderId Id="{f.parent}" ChangeKey="AQ"/>' if f.parent else ""
-        return (f'<t:Folder><t:FolderId Id="{f.id}" ChangeKey="AQ"/>{parent}<t:FolderClass>IPF.Note</t:FolderClass>'
-                f"<t:DisplayName>{escape(f.name)}</t:DisplayName><t:TotalCount>{total}</t:TotalCount>"
-                f"<t:ChildFolderCount>{kids}</t:ChildFolderCount><t:UnreadCount>0</t:UnreadCount></t:Folder>")
+        return (
+            f'<t:Folder><t:FolderId Id="{f.id}" ChangeKey="AQ"/>{parent}<t:FolderClass>IPF.Note</t:FolderClass>'
+            f"<t:DisplayName>{escape(f.name)}</t:DisplayName><t:TotalCount>{total}</t:TotalCount>"
+            f"<t:ChildFolderCount>{kids}</t:ChildFolderCount><t:UnreadCount>0</t:UnreadCount></t:Folder>"
+        )
 
     def message_xml(self, item: Item, mime: bool, headers: bool = False) -> str:
         out = "<t:Message>"
@@ -242,9 +259,13 @@ class EwsDouble:
                 elif ":" in line:
                     k, v = line.split(":", 1)
                     hs.append((k.strip(), v.strip()))
-            out += "<t:InternetMessageHeaders>" + "".join(
-                f'<t:InternetMessageHeader HeaderName="{escape(k)}">{escape(v)}</t:InternetMessageHeader>' for k, v in hs
-            ) + "</t:InternetMessageHeaders>"
+            out += (
+                "<t:InternetMessageHeaders>"
+                + "".join(
+                    f'<t:InternetMessageHeader HeaderName="{escape(k)}">{escape(v)}</t:InternetMessageHeader>' for k, v in hs
+                )
+                + "</t:InternetMessageHeaders>"
+            )
         return out + "</t:Message>"
 
 
@@ -312,10 +333,16 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
                 self._send(503, b"Service Unavailable", {"Retry-After": str(max(1, round(busy[1])))})
                 return
             if mailbox and mailbox not in double.allowed:
-                code = "ErrorImpersonateUserDenied" if header is not None and header.find(
-                    f".//{_q(T, 'ExchangeImpersonation')}") is not None else "ErrorAccessDenied"
-                text = ("The account does not have permission to impersonate the requested user."
-                        if code == "ErrorImpersonateUserDenied" else "Access is denied. Check credentials and try again.")
+                code = (
+                    "ErrorImpersonateUserDenied"
+                    if header is not None and header.find(f".//{_q(T, 'ExchangeImpersonation')}") is not None
+                    else "ErrorAccessDenied"
+                )
+                text = (
+                    "The account does not have permission to impersonate the requested user."
+                    if code == "ErrorImpersonateUserDenied"
+                    else "Access is denied. Check credentials and try again."
+                )
                 self._send(200, double.envelope(double.response(op, [double.error(op, code, text)])))
                 return
             if op == "GetStreamingEvents":
@@ -323,8 +350,13 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
                 return
             fn = getattr(self, "op_" + op, None)
             if fn is None:
-                self._send(500, double.envelope(f"<s:Fault><faultcode>s:Client</faultcode><faultstring>{op} is not "
-                                                 "supported by this double</faultstring></s:Fault>"))
+                self._send(
+                    500,
+                    double.envelope(
+                        f"<s:Fault><faultcode>s:Client</faultcode><faultstring>{op} is not "
+                        "supported by this double</faultstring></s:Fault>"
+                    ),
+                )
                 return
             with double.lock:
                 out = fn(op_el, mailbox)
@@ -356,7 +388,9 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
             for ref in el.find(_q(M, "FolderIds")):  # type: ignore[union-attr]
                 f = self._folder_ref(ref, mailbox)
                 if f is None:
-                    out.append(double.error("GetFolder", "ErrorFolderNotFound", "The specified folder could not be found in the store."))
+                    out.append(
+                        double.error("GetFolder", "ErrorFolderNotFound", "The specified folder could not be found in the store.")
+                    )
                 else:
                     out.append(double.ok("GetFolder", f"<m:Folders>{double.folder_xml(f)}</m:Folders>"))
             return out
@@ -367,12 +401,22 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
             for ref in el.find(_q(M, "ParentFolderIds")):  # type: ignore[union-attr]
                 parent = self._folder_ref(ref, mailbox)
                 if parent is None:
-                    out.append(double.error("FindFolder", "ErrorFolderNotFound", "The specified folder could not be found in the store."))
+                    out.append(
+                        double.error("FindFolder", "ErrorFolderNotFound", "The specified folder could not be found in the store.")
+                    )
                     continue
-                kids = [f for f in double.folders.values() if f.parent == parent.id
-                        and (want is None or f.name.lower() == (want.get("Value") or "").lower())]
-                out.append(double.ok("FindFolder", f'<m:RootFolder TotalItemsInView="{len(kids)}" IncludesLastItemInRange="true">'
-                                     f"<t:Folders>{''.join(double.folder_xml(f) for f in kids)}</t:Folders></m:RootFolder>"))
+                kids = [
+                    f
+                    for f in double.folders.values()
+                    if f.parent == parent.id and (want is None or f.name.lower() == (want.get("Value") or "").lower())
+                ]
+                out.append(
+                    double.ok(
+                        "FindFolder",
+                        f'<m:RootFolder TotalItemsInView="{len(kids)}" IncludesLastItemInRange="true">'
+                        f"<t:Folders>{''.join(double.folder_xml(f) for f in kids)}</t:Folders></m:RootFolder>",
+                    )
+                )
             return out
 
         def op_CreateFolder(self, el: ET.Element, mailbox: str | None) -> list[str]:
@@ -383,11 +427,18 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
                 if parent is None:
                     out.append(double.error("CreateFolder", "ErrorParentFolderNotFound", "The parent folder could not be found."))
                 elif any(x.parent == parent.id and x.name == name for x in double.folders.values()):
-                    out.append(double.error("CreateFolder", "ErrorFolderExists", "A folder with the specified name already exists."))
+                    out.append(
+                        double.error("CreateFolder", "ErrorFolderExists", "A folder with the specified name already exists.")
+                    )
                 else:
                     mb = parent.id.split(".", 1)[1].rsplit(".", 1)[0]
                     new = double._new_folder(mb, name, parent.id)
-                    out.append(double.ok("CreateFolder", f'<m:Folders><t:Folder><t:FolderId Id="{new.id}" ChangeKey="AQ"/></t:Folder></m:Folders>'))
+                    out.append(
+                        double.ok(
+                            "CreateFolder",
+                            f'<m:Folders><t:Folder><t:FolderId Id="{new.id}" ChangeKey="AQ"/></t:Folder></m:Folders>',
+                        )
+                    )
             return out
 
         # ---- items ------------------------------------------------------------------------
@@ -395,8 +446,12 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
         def op_SyncFolderItems(self, el: ET.Element, mailbox: str | None) -> str:
             f = self._folder_ref(el.find(_q(M, "SyncFolderId"))[0], mailbox)  # type: ignore[index]
             if f is None:
-                return double.error("SyncFolderItems", "ErrorFolderNotFound", "The specified folder could not be found in the store.",
-                                    "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>")
+                return double.error(
+                    "SyncFolderItems",
+                    "ErrorFolderNotFound",
+                    "The specified folder could not be found in the store.",
+                    "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>",
+                )
             state = el.findtext(_q(M, "SyncState"))
             since = 0
             if state:
@@ -405,14 +460,20 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
                     assert fid == f.id and int(epoch) == double.epoch
                     since = int(seq)
                 except Exception:
-                    return double.error("SyncFolderItems", "ErrorInvalidSyncStateData",
-                                        "Synchronization state data is corrupt or otherwise invalid.",
-                                        "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>")
+                    return double.error(
+                        "SyncFolderItems",
+                        "ErrorInvalidSyncStateData",
+                        "Synchronization state data is corrupt or otherwise invalid.",
+                        "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>",
+                    )
             limit = min(int(el.findtext(_q(M, "MaxChangesReturned")) or 512), double.page_size, 512)
             pending = [c for c in f.log if c[0] > since]
             if since == 0:  # a first sync lists what is there now, as Creates
-                pending = [(s, "Create", i) for s, k, i in f.log if k == "Create" and i in double.items
-                           and double.items[i].folder == f.id]
+                pending = [
+                    (s, "Create", i)
+                    for s, k, i in f.log
+                    if k == "Create" and i in double.items and double.items[i].folder == f.id
+                ]
             page, last = pending[:limit], len(pending) <= limit
             upto = page[-1][0] if page else (f.log[-1][0] if f.log and last else since)
             changes = []
@@ -421,10 +482,15 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
                 if kind == "Delete" or item is None or item.folder != f.id:
                     changes.append(f'<t:Delete><t:ItemId Id="{iid}" ChangeKey="AQ"/></t:Delete>')
                 else:
-                    changes.append(f"<t:{kind}><t:Message>{item.xml_id()}<t:Size>{len(item.mime)}</t:Size></t:Message></t:{kind}>")
+                    changes.append(
+                        f"<t:{kind}><t:Message>{item.xml_id()}<t:Size>{len(item.mime)}</t:Size></t:Message></t:{kind}>"
+                    )
             new_state = base64.b64encode(f"{f.id}|{double.epoch}|{upto}".encode()).decode()
-            return double.ok("SyncFolderItems", f"<m:SyncState>{new_state}</m:SyncState><m:IncludesLastItemInRange>"
-                             f"{'true' if last else 'false'}</m:IncludesLastItemInRange><m:Changes>{''.join(changes)}</m:Changes>")
+            return double.ok(
+                "SyncFolderItems",
+                f"<m:SyncState>{new_state}</m:SyncState><m:IncludesLastItemInRange>"
+                f"{'true' if last else 'false'}</m:IncludesLastItemInRange><m:Changes>{''.join(changes)}</m:Changes>",
+            )
 
         def op_GetItem(self, el: ET.Element, _mailbox: str | None) -> list[str]:
             shape = el.find(_q(M, "ItemShape"))
@@ -446,7 +512,9 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
             for change in el.iter(_q(T, "ItemChange")):
                 item = double.items.get(change.find(_q(T, "ItemId")).get("Id", ""))  # type: ignore[union-attr]
                 if item is None:
-                    out.append(double.error("UpdateItem", "ErrorItemNotFound", "The specified object was not found in the store."))
+                    out.append(
+                        double.error("UpdateItem", "ErrorItemNotFound", "The specified object was not found in the store.")
+                    )
                     continue
                 for upd in change.find(_q(T, "Updates")):  # type: ignore[union-attr]
                     if upd.find(_q(T, "FieldURI")).get("FieldURI") != "item:Categories":  # type: ignore[union-attr]
@@ -457,8 +525,13 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
                         item.categories = []
                 item.changekey += 1
                 double._log(double.folders[item.folder], "Update", item.id, "ModifiedEvent")
-                out.append(double.ok("UpdateItem", f"<m:Items><t:Message>{item.xml_id()}</t:Message></m:Items>"
-                                     "<m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>"))
+                out.append(
+                    double.ok(
+                        "UpdateItem",
+                        f"<m:Items><t:Message>{item.xml_id()}</t:Message></m:Items>"
+                        "<m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>",
+                    )
+                )
             return out
 
         def op_MoveItem(self, el: ET.Element, mailbox: str | None) -> list[str]:
@@ -503,9 +576,22 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
                 unknown = [s for s in sids if s not in double.subscriptions]
             op = "GetStreamingEvents"
             if unknown:
-                self._send(200, double.envelope(double.response(op, [double.error(
-                    op, "ErrorSubscriptionNotFound", "The specified subscription was not found.",
-                    f"<m:ErrorSubscriptionIds><m:SubscriptionId>{unknown[0]}</m:SubscriptionId></m:ErrorSubscriptionIds>")])))
+                self._send(
+                    200,
+                    double.envelope(
+                        double.response(
+                            op,
+                            [
+                                double.error(
+                                    op,
+                                    "ErrorSubscriptionNotFound",
+                                    "The specified subscription was not found.",
+                                    f"<m:ErrorSubscriptionIds><m:SubscriptionId>{unknown[0]}</m:SubscriptionId></m:ErrorSubscriptionIds>",
+                                )
+                            ],
+                        )
+                    ),
+                )
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/xml; charset=utf-8")
@@ -526,13 +612,32 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
                             double.changed.wait(0.2)
                             continue
                     notes = "".join(
-                        f"<m:Notification><t:SubscriptionId>{s}</t:SubscriptionId>" + "".join(
+                        f"<m:Notification><t:SubscriptionId>{s}</t:SubscriptionId>"
+                        + "".join(
                             f"<t:{ev}><t:TimeStamp>{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}</t:TimeStamp>"
                             f'<t:ItemId Id="{iid}" ChangeKey="AQ"/><t:ParentFolderId Id="{fid}" ChangeKey="AQ"/></t:{ev}>'
-                            for ev, iid, fid in evs) + "</m:Notification>" for s, evs in batch.items() if evs)
-                    self._chunk(double.envelope(double.response(op, [double.ok(
-                        op, f"<m:Notifications>{notes}</m:Notifications><m:ConnectionStatus>OK</m:ConnectionStatus>")])))
-                self._chunk(double.envelope(double.response(op, [double.ok(op, "<m:ConnectionStatus>Closed</m:ConnectionStatus>")])))
+                            for ev, iid, fid in evs
+                        )
+                        + "</m:Notification>"
+                        for s, evs in batch.items()
+                        if evs
+                    )
+                    self._chunk(
+                        double.envelope(
+                            double.response(
+                                op,
+                                [
+                                    double.ok(
+                                        op,
+                                        f"<m:Notifications>{notes}</m:Notifications><m:ConnectionStatus>OK</m:ConnectionStatus>",
+                                    )
+                                ],
+                            )
+                        )
+                    )
+                self._chunk(
+                    double.envelope(double.response(op, [double.ok(op, "<m:ConnectionStatus>Closed</m:ConnectionStatus>")]))
+                )
                 self.wfile.write(b"0\r\n\r\n")
             except OSError:
                 return

@@ -17,24 +17,54 @@ FOLDERS = ["VLeads", "VContacts", "VAccounts", "CRM sync"]
 
 def mail(n: int, sender: str | None = None, subject: str = "Quote request") -> bytes:
     sender = sender or f"buyer{n}@customer{n}.example"
-    return (f"From: Buyer {n} <{sender}>\r\nTo: {MAILBOX}\r\nSubject: {subject} {n}\r\n"
-            f"Message-ID: <m{n}.{sender}>\r\nDate: Mon, 02 Mar 2026 10:00:0{n % 10} +0000\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n\r\nPlease send a quote.\r\n").encode()
+    return (
+        f"From: Buyer {n} <{sender}>\r\nTo: {MAILBOX}\r\nSubject: {subject} {n}\r\n"
+        f"Message-ID: <m{n}.{sender}>\r\nDate: Mon, 02 Mar 2026 10:00:0{n % 10} +0000\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nPlease send a quote.\r\n"
+    ).encode()
 
 
 def ews_source(d: EwsDouble, **kw: Any) -> dict[str, Any]:
-    src = {"name": "exchange", "type": "ews", "url": d.url, "auth": "basic", "username": "svc-crm", "password": "secret",
-           "mailboxes": [MAILBOX], "access": "impersonation", "build": "15.1.2507.6", "folders": FOLDERS,
-           "create_folders": True, "streaming": False, "poll_interval": 300, "timeout": 60,
-           "owner": [MAILBOX], "crm_user": MAILBOX}
+    src = {
+        "name": "exchange",
+        "type": "ews",
+        "url": d.url,
+        "auth": "basic",
+        "username": "svc-crm",
+        "password": "secret",
+        "mailboxes": [MAILBOX],
+        "access": "impersonation",
+        "build": "15.1.2507.6",
+        "folders": FOLDERS,
+        "create_folders": True,
+        "streaming": False,
+        "poll_interval": 300,
+        "timeout": 60,
+        "owner": [MAILBOX],
+        "crm_user": MAILBOX,
+    }
     src.update(kw)
     return src
 
 
 def graph_source(d: GraphDouble, ca: str, **kw: Any) -> dict[str, Any]:
-    src = {"name": "online", "type": "graph", "tenant_id": d.tenant, "client_id": d.client_id, "client_secret": d.secret,
-           "mailboxes": [MAILBOX], "authority": d.base, "endpoint": f"{d.base}/v1.0", "ca_file": ca, "folders": FOLDERS,
-           "create_folders": True, "poll_interval": 0.2, "timeout": 60, "owner": [MAILBOX], "crm_user": MAILBOX}
+    src = {
+        "name": "online",
+        "type": "graph",
+        "tenant_id": d.tenant,
+        "client_id": d.client_id,
+        "client_secret": d.secret,
+        "mailboxes": [MAILBOX],
+        "authority": d.base,
+        "endpoint": f"{d.base}/v1.0",
+        "ca_file": ca,
+        "folders": FOLDERS,
+        "create_folders": True,
+        "poll_interval": 0.2,
+        "timeout": 60,
+        "owner": [MAILBOX],
+        "crm_user": MAILBOX,
+    }
     src.update(kw)
     return src
 

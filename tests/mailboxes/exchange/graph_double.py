@@ -43,8 +43,16 @@ class GMessage:
 
 
 class GraphDouble:
-    def __init__(self, cert: str, key: str, tenant: str = "contoso", client_id: str = "app-1", secret: str = "s3cret",
-                 mailboxes: list[str] | None = None, roles: tuple[str, ...] = ("Mail.ReadWrite",)) -> None:
+    def __init__(
+        self,
+        cert: str,
+        key: str,
+        tenant: str = "contoso",
+        client_id: str = "app-1",
+        secret: str = "s3cret",
+        mailboxes: list[str] | None = None,
+        roles: tuple[str, ...] = ("Mail.ReadWrite",),
+    ) -> None:
         self.tenant, self.client_id, self.secret, self.roles = tenant, client_id, secret, set(roles)
         self.lock = threading.RLock()
         self.ids = itertools.count(1)
@@ -143,8 +151,17 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-            self._json(status, {"error": {"code": code, "message": message,
-                                          "innerError": {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "request-id": "0"}}}, headers)
+            self._json(
+                status,
+                {
+                    "error": {
+                        "code": code,
+                        "message": message,
+                        "innerError": {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "request-id": "0"},
+                    }
+                },
+                headers,
+            )
 
         def do_GET(self) -> None:  # noqa: N802
             self._dispatch("GET")
@@ -163,15 +180,28 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
                 g.requests.append((time.time(), method, path, dict(self.headers)))
             t = f"/{g.tenant}"
             if path == f"{t}/v2.0/.well-known/openid-configuration":
-                self._json(200, {"token_endpoint": f"{g.base}{t}/oauth2/v2.0/token", "issuer": f"{g.base}{t}/v2.0",
-                                 "authorization_endpoint": f"{g.base}{t}/oauth2/v2.0/authorize"})
+                self._json(
+                    200,
+                    {
+                        "token_endpoint": f"{g.base}{t}/oauth2/v2.0/token",
+                        "issuer": f"{g.base}{t}/v2.0",
+                        "authorization_endpoint": f"{g.base}{t}/oauth2/v2.0/authorize",
+                    },
+                )
                 return
             if path == f"{t}/oauth2/v2.0/token" and method == "POST":
                 form = dict(urllib.parse.parse_qsl(body.decode()))
                 if form.get("client_id") != g.client_id or form.get("client_secret") != g.secret:
-                    self._json(401, {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client "
-                                     "secret provided. Ensure the secret being sent in the request is the client secret "
-                                     "value, not the client secret ID.", "error_codes": [7000215]})
+                    self._json(
+                        401,
+                        {
+                            "error": "invalid_client",
+                            "error_description": "AADSTS7000215: Invalid client "
+                            "secret provided. Ensure the secret being sent in the request is the client secret "
+                            "value, not the client secret ID.",
+                            "error_codes": [7000215],
+                        },
+                    )
                     return
                 token = f"tok{next(g.ids)}"
                 g.tokens.add(token)
@@ -213,9 +243,18 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
             if parts == ["mailFolders"] and method == "GET":
                 want = query.get("$filter", "")
                 name = want.split("eq", 1)[1].strip().strip("'").replace("''", "'") if "displayName" in want else None
-                vals = [{"id": fid, "displayName": n, "parentFolderId": "root", "childFolderCount": 0,
-                         "unreadItemCount": 0, "totalItemCount": sum(1 for m in g.messages.values() if m.folder == fid)}
-                        for fid, (mb, n) in g.folders.items() if mb == mailbox and (name is None or n == name)]
+                vals = [
+                    {
+                        "id": fid,
+                        "displayName": n,
+                        "parentFolderId": "root",
+                        "childFolderCount": 0,
+                        "unreadItemCount": 0,
+                        "totalItemCount": sum(1 for m in g.messages.values() if m.folder == fid),
+                    }
+                    for fid, (mb, n) in g.folders.items()
+                    if mb == mailbox and (name is None or n == name)
+                ]
                 self._json(200, {"@odata.context": f"{g.base}/v1.0/$metadata#users('{mailbox}')/mailFolders", "value": vals})
                 return
             if parts == ["mailFolders"] and method == "POST":
@@ -224,8 +263,17 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
                     self._error(409, "ErrorFolderExists", "A folder with the specified name already exists.")
                     return
                 fid = g.create_folder(mailbox, name)
-                self._json(201, {"id": fid, "displayName": name, "parentFolderId": "root", "childFolderCount": 0,
-                                 "unreadItemCount": 0, "totalItemCount": 0})
+                self._json(
+                    201,
+                    {
+                        "id": fid,
+                        "displayName": name,
+                        "parentFolderId": "root",
+                        "childFolderCount": 0,
+                        "unreadItemCount": 0,
+                        "totalItemCount": 0,
+                    },
+                )
                 return
             if len(parts) == 4 and parts[0] == "mailFolders" and parts[2:] == ["messages", "delta"]:
                 self._delta(base, mailbox, parts[1], query, immutable)
@@ -280,16 +328,32 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
             if since == 0:
                 changed = {i for i, m in g.messages.items() if m.folder == fid}
             rows = sorted(changed)[skip:]
-            page, more = rows[:g.page_size], len(rows) > g.page_size
+            page, more = rows[: g.page_size], len(rows) > g.page_size
             vals = []
             for iid in page:
                 m = g.messages[iid]
                 if m.folder != fid:
-                    vals.append({"@odata.type": "#microsoft.graph.message", "id": self._mid(m, immutable), "@removed": {"reason": "deleted"}})
+                    vals.append(
+                        {
+                            "@odata.type": "#microsoft.graph.message",
+                            "id": self._mid(m, immutable),
+                            "@removed": {"reason": "deleted"},
+                        }
+                    )
                 else:
-                    mid = m.mime.split(b"Message-ID:", 1)[1].split(b"\r\n", 1)[0].strip().decode() if b"Message-ID:" in m.mime else None
-                    vals.append({"@odata.type": "#microsoft.graph.message", "id": self._mid(m, immutable),
-                                 "internetMessageId": mid, "categories": m.categories})
+                    mid = (
+                        m.mime.split(b"Message-ID:", 1)[1].split(b"\r\n", 1)[0].strip().decode()
+                        if b"Message-ID:" in m.mime
+                        else None
+                    )
+                    vals.append(
+                        {
+                            "@odata.type": "#microsoft.graph.message",
+                            "id": self._mid(m, immutable),
+                            "internetMessageId": mid,
+                            "categories": m.categories,
+                        }
+                    )
             link = f"{base}/mailFolders/{fid}/messages/delta?"
             doc: dict[str, Any] = {"@odata.context": f"{g.base}/v1.0/$metadata#Collection(message)", "value": vals}
             if more:

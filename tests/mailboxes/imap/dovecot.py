@@ -76,11 +76,13 @@ namespace inbox {{
 """
 
 # Dovecot 2.3.19's capabilities after login; a test removes some to play an older server.
-CAPABILITIES = ("IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
-                "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN "
-                "NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
-                "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW "
-                "STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE").split()
+CAPABILITIES = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
+    "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN "
+    "NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
+    "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW "
+    "STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE"
+).split()
 
 
 def available() -> bool:
@@ -96,8 +98,15 @@ def free_port() -> int:
 class Dovecot:
     host = "127.0.0.1"
 
-    def __init__(self, users: dict[str, str] | None = None, *, without: tuple[str, ...] = (), extra: str = "",
-                 tls: tuple[bytes, bytes] | None = None, oauth2_url: str | None = None) -> None:
+    def __init__(
+        self,
+        users: dict[str, str] | None = None,
+        *,
+        without: tuple[str, ...] = (),
+        extra: str = "",
+        tls: tuple[bytes, bytes] | None = None,
+        oauth2_url: str | None = None,
+    ) -> None:
         """`tls`: (certificate chain, key) in PEM: IMAPS on `imaps_port` and STARTTLS on `port`.
         `oauth2_url`: XOAUTH2 and OAUTHBEARER, each token checked by Dovecot's oauth2 passdb with
         an RFC 7662 introspection request to this URL (POST token=…), whose JSON answer says
@@ -116,8 +125,9 @@ class Dovecot:
             extra = f"protocol imap {{\n  imap_capability = {caps}\n}}\n" + extra
         for sub in ("run", "state", "home"):
             (self.dir / sub).mkdir()
-        (self.dir / "users").write_text("".join(
-            f"{u}:{{PLAIN}}{p}:{self.uid}:{self.gid}::{self.dir}/home/{u}\n" for u, p in self.users.items()))
+        (self.dir / "users").write_text(
+            "".join(f"{u}:{{PLAIN}}{p}:{self.uid}:{self.gid}::{self.dir}/home/{u}\n" for u, p in self.users.items())
+        )
         ssl = "ssl = no"
         if tls:
             (self.dir / "cert.pem").write_bytes(tls[0])
@@ -127,13 +137,25 @@ class Dovecot:
         if oauth2_url:
             (self.dir / "oauth2.conf").write_text(
                 f"introspection_mode = post\nintrospection_url = {oauth2_url}\nusername_attribute = username\n"
-                "active_attribute = active\nactive_value = true\n")
+                "active_attribute = active\nactive_value = true\n"
+            )
             mechanisms = " xoauth2 oauthbearer"
-            oauth2_passdb = (f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
-                             f"  args = {self.dir}/oauth2.conf\n}}\n")
-        (self.dir / "dovecot.conf").write_text(CONF.format(
-            d=self.dir, u=self._user, g=group, port=self.port, imaps_port=self.imaps_port, extra=extra, ssl=ssl,
-            mechanisms=mechanisms, oauth2_passdb=oauth2_passdb))
+            oauth2_passdb = (
+                f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {self.dir}/oauth2.conf\n}}\n"
+            )
+        (self.dir / "dovecot.conf").write_text(
+            CONF.format(
+                d=self.dir,
+                u=self._user,
+                g=group,
+                port=self.port,
+                imaps_port=self.imaps_port,
+                extra=extra,
+                ssl=ssl,
+                mechanisms=mechanisms,
+                oauth2_passdb=oauth2_passdb,
+            )
+        )
         for u in self.users:
             (self.dir / "home" / u / "Maildir").mkdir(parents=True)
         if as_root:
@@ -147,8 +169,9 @@ class Dovecot:
         kw: dict[str, Any] = {}
         if os.geteuid() == 0:
             kw = {"user": self.uid, "group": self.gid, "extra_groups": []}
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(self.dir / "dovecot.conf")], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, **kw)
+        self.proc = subprocess.Popen(
+            [DOVECOT, "-F", "-c", str(self.dir / "dovecot.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -232,7 +255,7 @@ class Dovecot:
             if not c.folder_exists(folder):
                 c.create_folder(folder)
             for i in range(0, len(raws), chunk):
-                c.multiappend(folder, raws[i:i + chunk])
+                c.multiappend(folder, raws[i : i + chunk])
 
     def move(self, src: str, dst: str, message_id: str, user: str = "alice") -> None:
         """Drag a message from one folder to another, as a mail client does (MOVE)."""

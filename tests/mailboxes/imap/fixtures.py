@@ -16,6 +16,7 @@ from tests.mailboxes.imap.dovecot import Dovecot
 
 FOLDERS = ["VLeads", "VContacts", "VAccounts", "CRM sync"]
 
+
 def wait_for(pred: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
     """Wait for a condition with a generous deadline (never a timed assertion)."""
     deadline = time.monotonic() + timeout
@@ -34,13 +35,31 @@ def wait_for(pred: Callable[[], Any], timeout: float = 60.0, what: str = "condit
 class ImapHome(Home):
     """A gateway home reading `folders` from the Dovecot account `user`."""
 
-    def __init__(self, root: Path, dovecot: Dovecot, *, user: str = "alice", password: str | None = None,
-                 folders: list[str] | None = None, source: dict[str, Any] | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
-        src = {"name": "mail", "type": "imap", "host": dovecot.host, "port": dovecot.port, "security": "none",
-               "username": user, "password": password if password is not None else dovecot.users[user],
-               "owner": ["me@example.com"], "crm_user": "me@example.com", "folders": folders or FOLDERS,
-               "create_folders": True, "poll_interval": 1}
+    def __init__(
+        self,
+        root: Path,
+        dovecot: Dovecot,
+        *,
+        user: str = "alice",
+        password: str | None = None,
+        folders: list[str] | None = None,
+        source: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        src = {
+            "name": "mail",
+            "type": "imap",
+            "host": dovecot.host,
+            "port": dovecot.port,
+            "security": "none",
+            "username": user,
+            "password": password if password is not None else dovecot.users[user],
+            "owner": ["me@example.com"],
+            "crm_user": "me@example.com",
+            "folders": folders or FOLDERS,
+            "create_folders": True,
+            "poll_interval": 1,
+        }
         src.update(source or {})
         cfg = {"sources": [src], "retry": {"base_delay": 0.2, "max_delay": 1, "max_attempts": 100}}
         cfg.update(extra or {})
@@ -112,8 +131,9 @@ def five_in_vleads_two_dragged(dovecot: Dovecot, tag: str) -> tuple[list[bytes],
     return raws, uids
 
 
-def apply_tag_batch(home: ImapHome, uidvalidity: int, uids: list[int], raws: list[bytes],
-                    store: str) -> tuple[list[Any], list[Any], list[list[int]], bool]:
+def apply_tag_batch(
+    home: ImapHome, uidvalidity: int, uids: list[int], raws: list[bytes], store: str
+) -> tuple[list[Any], list[Any], list[list[int]], bool]:
     """The write-back alone (no running gateway): tag the VLeads copies "CRM sync" + "Synced"
     and untag "CRM error", in one `apply_many`, counting the UIDs of each call to the client's
     `store` method (add_flags, add_gmail_labels). Returns requests, outcomes, those UID lists
@@ -123,8 +143,17 @@ def apply_tag_batch(home: ImapHome, uidvalidity: int, uids: list[int], raws: lis
     gw = home.gateway()
     try:
         writeback, source = gw.writebacks["mail"], gw.sources[0]
-        requests = [TagRequest(source.ref("VLeads", uidvalidity, uid), frozenset(), frozenset({"CRM sync", "Synced"}),
-                               frozenset({"CRM error"}), None, message_id_of(raw)) for uid, raw in zip(uids, raws, strict=False)]
+        requests = [
+            TagRequest(
+                source.ref("VLeads", uidvalidity, uid),
+                frozenset(),
+                frozenset({"CRM sync", "Synced"}),
+                frozenset({"CRM error"}),
+                None,
+                message_id_of(raw),
+            )
+            for uid, raw in zip(uids, raws, strict=False)
+        ]
         client = writeback._conn()
         stores: list[list[int]] = []
         original = getattr(client, store)

@@ -119,8 +119,9 @@ class GmailDouble:
                 elif change == "-":
                     have -= labels
                 if not silent:
-                    out.append(b"* %d FETCH (X-GM-LABELS (%s) UID %d)\r\n"
-                               % (seq, b" ".join(_astring(x) for x in sorted(have)), uid))
+                    out.append(
+                        b"* %d FETCH (X-GM-LABELS (%s) UID %d)\r\n" % (seq, b" ".join(_astring(x) for x in sorted(have)), uid)
+                    )
         return b"".join(out)
 
 
@@ -189,8 +190,9 @@ class _Session:
         tokens = _TOKEN.findall(m.group(5)) if store else []
         labels = {_unquote(atom or b'"' + quoted + b'"') for quoted, atom in tokens}
         try:
-            body = self.d.answer(self.folder, m.group(2), m.group(3).decode() if store else None, labels,
-                                 store and bool(m.group(4)))
+            body = self.d.answer(
+                self.folder, m.group(2), m.group(3).decode() if store else None, labels, store and bool(m.group(4))
+            )
         except Exception as exc:
             self._send(tag + b" NO " + str(exc).encode(errors="replace")[:200] + b"\r\n")
             return True

@@ -14,8 +14,24 @@ from tests.mailboxes.imap.fixtures import message_id_of, wait_for
 def _state(home, subject: str) -> str | None:
     led = home.ledger()
     try:
-        rows = [m for m in led.messages_in(["received", "processing", "crm_done", "retrying", "done", "done_untagged",
-                                            "quarantined", "review", "ignored", "skipped"]) if m.subject == subject]
+        rows = [
+            m
+            for m in led.messages_in(
+                [
+                    "received",
+                    "processing",
+                    "crm_done",
+                    "retrying",
+                    "done",
+                    "done_untagged",
+                    "quarantined",
+                    "review",
+                    "ignored",
+                    "skipped",
+                ]
+            )
+            if m.subject == subject
+        ]
         return rows[0].state if rows else None
     finally:
         led.close()
@@ -118,7 +134,9 @@ def test_idle_on_as_many_folders_as_allowed_poll_the_rest_unicode_and_special_us
     (home.root / "rules" / "zz-kaeufe.yaml").write_text(
         "rules:\n  - name: Purchases\n    when: {folder: Käufe}\n    then:\n"
         "      - find: {who: sender, kinds: [lead, contact, account]}\n      - create: {kind: lead, who: sender}\n"
-        "      - attach: {}\n      - tag: [CRM sync]\n      - stop\n", encoding="utf-8")
+        "      - attach: {}\n      - tag: [CRM sync]\n      - stop\n",
+        encoding="utf-8",
+    )
     home.start()
     wait_for(lambda: home.source_status()["folders"]["VAccounts"]["connected"], what="polling connected")
     with dovecot.client() as c:
@@ -153,9 +171,11 @@ def test_oversize_mail_is_quarantined_with_the_reason_not_fetched(imap_home, dov
     assert home.source_status()["folders"]["VLeads"]["oversize"] == 1
 
 
-MOVE_RULE = ("rules:\n  - name: File it\n    when: {all: [{folder: VLeads}, {subject: {contains: filed}}]}\n    then:\n"
-             "      - find: {who: sender, kinds: [lead]}\n      - create: {kind: lead, who: sender}\n"
-             "      - attach: {}\n      - tag: [CRM sync]\n      - move: Filed\n      - stop\n")
+MOVE_RULE = (
+    "rules:\n  - name: File it\n    when: {all: [{folder: VLeads}, {subject: {contains: filed}}]}\n    then:\n"
+    "      - find: {who: sender, kinds: [lead]}\n      - create: {kind: lead, who: sender}\n"
+    "      - attach: {}\n      - tag: [CRM sync]\n      - move: Filed\n      - stop\n"
+)
 
 
 def test_move_without_move_uses_uid_expunge_of_that_uid_only(imap_home):

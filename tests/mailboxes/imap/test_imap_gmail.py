@@ -89,8 +89,9 @@ def test_batch_writeback_on_gmail_one_label_store_moved_copies_found_or_gone(dov
         c.logout()
     assert gmail.labels("VLeads", uids[0]) == {"CRM error"}
 
-    requests, applied, stores, on_gmail = apply_tag_batch(imap_home(source={"port": gmail.port}), uidvalidity, uids,
-                                                          raws, "add_gmail_labels")
+    requests, applied, stores, on_gmail = apply_tag_batch(
+        imap_home(source={"port": gmail.port}), uidvalidity, uids, raws, "add_gmail_labels"
+    )
     assert on_gmail
 
     assert stores[0] == uids  # one STORE for all five UIDs first
@@ -114,8 +115,11 @@ def test_check_refuses_a_tag_named_like_a_watched_folder_on_gmail_only(dovecot, 
     on_gmail = imap_home(source={"port": gmail.port})
     res = on_gmail.cli("check")
     assert res.returncode == 1, res.stdout + res.stderr
-    assert re.search(r"rules/\S+\.yaml:\d+:\d+: tag 'CRM sync' is the watched folder 'CRM sync'.*"
-                     r"\(on mail, a Gmail account\)", res.stderr.replace("\n", " ")), res.stderr
+    assert re.search(
+        r"rules/\S+\.yaml:\d+:\d+: tag 'CRM sync' is the watched folder 'CRM sync'.*"
+        r"\(on mail, a Gmail account\)",
+        res.stderr.replace("\n", " "),
+    ), res.stderr
     assert imap_home().cli("check").returncode == 0  # Dovecot itself: keywords, no clash
     not_watched = imap_home(source={"port": gmail.port}, folders=["VLeads", "VContacts", "VAccounts"])
     res = not_watched.cli("check")

@@ -106,9 +106,20 @@ def test_uidvalidity_change_rescans_without_duplicates(imap_home, dovecot):
 
 def test_two_accounts_in_one_gateway_each_pushed_a_mail_both_got_stored_once(imap_home, dovecot):
     def account(user: str) -> dict:
-        return {"name": f"{user}-mail", "type": "imap", "host": dovecot.host, "port": dovecot.port, "security": "none",
-                "username": user, "password": dovecot.users[user], "owner": [f"{user}@example.com"],
-                "crm_user": f"{user}@example.com", "folders": ["VLeads"], "create_folders": True, "poll_interval": 1}
+        return {
+            "name": f"{user}-mail",
+            "type": "imap",
+            "host": dovecot.host,
+            "port": dovecot.port,
+            "security": "none",
+            "username": user,
+            "password": dovecot.users[user],
+            "owner": [f"{user}@example.com"],
+            "crm_user": f"{user}@example.com",
+            "folders": ["VLeads"],
+            "create_folders": True,
+            "poll_interval": 1,
+        }
 
     home = imap_home(extra={"sources": [account("alice"), account("bob")]})
     home.start()
@@ -124,11 +135,17 @@ def test_two_accounts_in_one_gateway_each_pushed_a_mail_both_got_stored_once(ima
 
     for user, raws in (("alice", (own_a, shared)), ("bob", (own_b, shared))):
         for raw in raws:
-            wait_for(lambda user=user, raw=raw: {"CRM_sync", "Synced"} <= dovecot.flags("VLeads", user=user).get(message_id_of(raw), set()),
-                     what=f"keywords in {user}'s mailbox")
+            wait_for(
+                lambda user=user, raw=raw: (
+                    {"CRM_sync", "Synced"} <= dovecot.flags("VLeads", user=user).get(message_id_of(raw), set())
+                ),
+                what=f"keywords in {user}'s mailbox",
+            )
     assert sorted(e["subject"] for e in home.dump()["emails"]) == ["For Alice", "For Bob", "For both"]
     assert home.states() == {"done": 4}  # four copies, three mails
     home.gw.write_status()
     st = {s["name"]: s for s in home.status_json()["sources"]}
-    assert {n: (s["account"], s["connected"]) for n, s in st.items()} == {"alice-mail": ("alice", True),
-                                                                          "bob-mail": ("bob", True)}
+    assert {n: (s["account"], s["connected"]) for n, s in st.items()} == {
+        "alice-mail": ("alice", True),
+        "bob-mail": ("bob", True),
+    }

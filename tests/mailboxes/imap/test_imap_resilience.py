@@ -28,8 +28,7 @@ def proxy(dovecot):
         p.close()
 
 
-def test_mail_appended_during_a_long_scan_is_picked_up_without_waiting_for_the_idle_renewal(imap_home, dovecot,
-                                                                                            monkeypatch):
+def test_mail_appended_during_a_long_scan_is_picked_up_without_waiting_for_the_idle_renewal(imap_home, dovecot, monkeypatch):
     """Dovecot announces the new mail inside the answer to the scan's own FETCH and never again
     in the IDLE that follows: the scan must look again before idling (not wait 540 s)."""
     old = [make_mail(sender=f"O{i} <o{i}@old{i}.org>", subject=f"Backlog {i}") for i in range(3)]
@@ -58,8 +57,7 @@ def test_mail_appended_during_a_long_scan_is_picked_up_without_waiting_for_the_i
     assert home.states() == {"done": 6}
 
 
-def test_a_ledger_error_in_a_folder_loop_is_survived_shown_in_status_and_mail_still_flows(imap_home, dovecot,
-                                                                                         monkeypatch):
+def test_a_ledger_error_in_a_folder_loop_is_survived_shown_in_status_and_mail_still_flows(imap_home, dovecot, monkeypatch):
     home = imap_home(folders=["VLeads"])
     gw = home.start()
     home.wait_idle("VLeads")

@@ -41,13 +41,17 @@ def _one_mail_through(home, d: Dovecot, subject: str, message_id: str) -> None:
     """Start the gateway, deliver one mail into VLeads, and see it done and in the CRM."""
     home.start()
     home.wait_idle("VLeads")
-    d.deliver("VLeads", make_mail(sender="Bob Ray <bob@x.org>", subject=subject, message_id=message_id),
-              f"1700000000.{message_id.strip('<>').replace('@', '_')}.host")
+    d.deliver(
+        "VLeads",
+        make_mail(sender="Bob Ray <bob@x.org>", subject=subject, message_id=message_id),
+        f"1700000000.{message_id.strip('<>').replace('@', '_')}.host",
+    )
     wait_for(lambda: home.states() == {"done": 1}, what="the mail done")
     assert [e["subject"] for e in home.dump()["emails"]] == [subject]
 
 
 # ---- TLS -----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def ca() -> object:
@@ -75,8 +79,11 @@ def ca_file(ca, tmp_path: Path) -> str:
 @pytest.mark.parametrize("security", ["tls", "starttls"])
 def test_tls_and_starttls_with_an_in_house_ca(imap_home, tls_dovecot, ca_file, security):
     port = tls_dovecot.imaps_port if security == "tls" else tls_dovecot.port
-    home = imap_home(server=tls_dovecot, folders=["VLeads"],
-                     source={"security": security, "port": port, "ca_file": ca_file, "host": "localhost"})
+    home = imap_home(
+        server=tls_dovecot,
+        folders=["VLeads"],
+        source={"security": security, "port": port, "ca_file": ca_file, "host": "localhost"},
+    )
     _one_mail_through(home, tls_dovecot, "Over TLS", "<tls@x.org>")
 
     lines = _login_lines(tls_dovecot)  # the gateway's logins only, so far: source and write-back
@@ -86,8 +93,9 @@ def test_tls_and_starttls_with_an_in_house_ca(imap_home, tls_dovecot, ca_file, s
 
 
 def test_untrusted_certificate_is_a_clear_error_in_status_not_a_crash(imap_home, tls_dovecot):
-    home = imap_home(server=tls_dovecot, folders=["VLeads"],
-                     source={"security": "tls", "port": tls_dovecot.imaps_port, "host": "localhost"})
+    home = imap_home(
+        server=tls_dovecot, folders=["VLeads"], source={"security": "tls", "port": tls_dovecot.imaps_port, "host": "localhost"}
+    )
     home.start()
     wait_for(lambda: "not trusted" in home.source_status()["last_error"], what="the certificate error in status")
     st = home.status_json()["sources"][0]
@@ -99,12 +107,14 @@ def test_untrusted_certificate_is_a_clear_error_in_status_not_a_crash(imap_home,
 
 def test_wrong_host_name_for_the_certificate_is_refused(imap_home, tls_dovecot, ca, tmp_path):
     other = ca.issue_cert("imap.example.org")  # a certificate for another name, from the trusted CA
-    d = Dovecot({"alice": "secret"}, tls=(b"".join(p.bytes() for p in other.cert_chain_pems),
-                                          other.private_key_pem.bytes()))
+    d = Dovecot({"alice": "secret"}, tls=(b"".join(p.bytes() for p in other.cert_chain_pems), other.private_key_pem.bytes()))
     try:
         (tmp_path / "ca.pem").write_bytes(ca.cert_pem.bytes())
-        home = imap_home(server=d, folders=["VLeads"], source={"security": "tls", "port": d.imaps_port,
-                                                               "host": "localhost", "ca_file": str(tmp_path / "ca.pem")})
+        home = imap_home(
+            server=d,
+            folders=["VLeads"],
+            source={"security": "tls", "port": d.imaps_port, "host": "localhost", "ca_file": str(tmp_path / "ca.pem")},
+        )
         home.start()
         wait_for(lambda: "not trusted" in home.source_status()["last_error"], what="the host name error")
         assert "localhost" in home.source_status()["last_error"]
@@ -115,15 +125,18 @@ def test_wrong_host_name_for_the_certificate_is_refused(imap_home, tls_dovecot, 
 
 
 def test_unreadable_ca_file_is_a_config_error(imap_home, tls_dovecot, tmp_path):
-    home = imap_home(server=tls_dovecot, folders=["VLeads"],
-                     source={"security": "tls", "port": tls_dovecot.imaps_port, "host": "localhost",
-                             "ca_file": str(tmp_path / "missing.pem")})
+    home = imap_home(
+        server=tls_dovecot,
+        folders=["VLeads"],
+        source={"security": "tls", "port": tls_dovecot.imaps_port, "host": "localhost", "ca_file": str(tmp_path / "missing.pem")},
+    )
     home.start()
     wait_for(lambda: "ca_file" in home.source_status()["last_error"], what="the ca_file error")
     assert "missing.pem" in home.source_status()["last_error"]
 
 
 # ---- OAuth2 ----------------------------------------------------------------------------------
+
 
 class Introspection:
     """Test double of an OAuth2 identity provider's token introspection endpoint (RFC 7662:
@@ -189,9 +202,12 @@ def _token_command(tmp_path: Path, token: str, exit_code: int = 0) -> str:
 
 @pytest.mark.parametrize("mechanism", ["XOAUTH2", "OAUTHBEARER"])
 def test_oauth2_login_with_a_token_from_a_command(imap_home, oauth_dovecot, idp, tmp_path, mechanism):
-    home = imap_home(server=oauth_dovecot, folders=["VLeads"], password="",
-                     source={"password": None,
-                             "oauth2": {"token_command": _token_command(tmp_path, "tok-alice-1"), "mechanism": mechanism}})
+    home = imap_home(
+        server=oauth_dovecot,
+        folders=["VLeads"],
+        password="",
+        source={"password": None, "oauth2": {"token_command": _token_command(tmp_path, "tok-alice-1"), "mechanism": mechanism}},
+    )
     _one_mail_through(home, oauth_dovecot, "By token", "<oauth@y.org>")
     methods = _logins(oauth_dovecot)
     assert len(methods) >= 2 and set(methods) == {mechanism}, methods  # every gateway login, none by password
@@ -200,8 +216,12 @@ def test_oauth2_login_with_a_token_from_a_command(imap_home, oauth_dovecot, idp,
 
 
 def test_refused_token_is_a_clear_error_in_status(imap_home, oauth_dovecot, idp, tmp_path):
-    home = imap_home(server=oauth_dovecot, folders=["VLeads"], password="",
-                     source={"password": None, "oauth2": {"token_command": _token_command(tmp_path, "tok-expired")}})
+    home = imap_home(
+        server=oauth_dovecot,
+        folders=["VLeads"],
+        password="",
+        source={"password": None, "oauth2": {"token_command": _token_command(tmp_path, "tok-expired")}},
+    )
     home.start()
     wait_for(lambda: "refused" in home.source_status()["last_error"], what="the refused login in status")
     st = home.source_status()
@@ -211,15 +231,19 @@ def test_refused_token_is_a_clear_error_in_status(imap_home, oauth_dovecot, idp,
 
 
 def test_failing_token_command_is_a_clear_error_in_status(imap_home, oauth_dovecot, idp, tmp_path):
-    home = imap_home(server=oauth_dovecot, folders=["VLeads"], password="",
-                     source={"password": None,
-                             "oauth2": {"token_command": _token_command(tmp_path, "no-token", exit_code=3)}})
+    home = imap_home(
+        server=oauth_dovecot,
+        folders=["VLeads"],
+        password="",
+        source={"password": None, "oauth2": {"token_command": _token_command(tmp_path, "no-token", exit_code=3)}},
+    )
     home.start()
     wait_for(lambda: "token_command exited 3" in home.source_status()["last_error"], what="the token command error")
     assert idp.seen == []  # nothing was sent to the server
 
 
 # ---- OAuth2 from Microsoft identity (client credentials) -----------------------------------
+
 
 @pytest.fixture
 def entra(ca, tmp_path: Path) -> Iterator[object]:
@@ -251,9 +275,16 @@ def m365_dovecot(entra) -> Iterator[tuple[Dovecot, Introspection]]:
 
 
 def _m365(entra, ca_file: str, secret: str) -> dict[str, object]:
-    return {"password": None,
-            "oauth2": {"tenant_id": entra.tenant, "client_id": entra.client_id, "client_secret": secret,
-                       "authority": entra.base, "ca_file": ca_file}}
+    return {
+        "password": None,
+        "oauth2": {
+            "tenant_id": entra.tenant,
+            "client_id": entra.client_id,
+            "client_secret": secret,
+            "authority": entra.base,
+            "ca_file": ca_file,
+        },
+    }
 
 
 def test_oauth2_token_from_microsoft_identity_client_credentials(imap_home, m365_dovecot, entra, ca_file):

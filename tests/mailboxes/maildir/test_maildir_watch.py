@@ -18,9 +18,23 @@ from tests.waiting import wait_for
 
 def test_one_database_is_locked_does_not_turn_the_watcher_into_polling(tmp_path, caplog):
     # A poll interval far longer than the waits below: only inotify can pick the mail up in time.
-    home = Home(tmp_path, extra={"sources": [{"name": "local", "type": "maildir", "path": "var/mail", "layout": "fs",
-                                              "owner": ["me@example.com"], "crm_user": "me@example.com",
-                                              "folders": FOLDERS, "poll_interval": 600}]})
+    home = Home(
+        tmp_path,
+        extra={
+            "sources": [
+                {
+                    "name": "local",
+                    "type": "maildir",
+                    "path": "var/mail",
+                    "layout": "fs",
+                    "owner": ["me@example.com"],
+                    "crm_user": "me@example.com",
+                    "folders": FOLDERS,
+                    "poll_interval": 600,
+                }
+            ]
+        },
+    )
     gw = home.gateway()
     source = gw.sources[0]
     original = gw.ledger.receive_many

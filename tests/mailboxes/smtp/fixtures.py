@@ -32,7 +32,11 @@ def free_port() -> int:
 
 def smtp_source(port: int, **over: Any) -> dict[str, Any]:
     src: dict[str, Any] = {
-        "name": "bcc", "type": "smtp", "listen": f"127.0.0.1:{port}", "max_size": "1MB", "hostname": "gw.test",
+        "name": "bcc",
+        "type": "smtp",
+        "listen": f"127.0.0.1:{port}",
+        "max_size": "1MB",
+        "hostname": "gw.test",
         "users": [{"address": ME, "token": TOKEN, "crm_user": ME, "allowed_from": ["m.e@example.com"]}],
         "rate_limit": {"per_minute": 6000, "burst": 1000},
     }
@@ -99,8 +103,13 @@ def spawned(home: Home, *args: str, preexec_fn: Any = None) -> Iterator[Any]:
 
     log_path = home.root / "gateway.log"
     with open(log_path, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", *args, "-c", str(home.config_path)],
-                                cwd=home.root, stdout=out, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", *args, "-c", str(home.config_path)],
+            cwd=home.root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,
+        )
         try:
             up = wait_untillistening(home.port, proc)  # type: ignore[attr-defined]
             assert up, "the gateway did not come up:\n" + log_path.read_text(errors="replace")[-3000:]

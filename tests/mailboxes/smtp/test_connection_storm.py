@@ -46,10 +46,18 @@ def _greeting(sock: socket.socket) -> bytes:
 
 def test_an_idle_connection_storm_gets_421_beyond_the_cap_and_starves_nothing(tmp_path):
     port = free_port()
-    maildir = {"name": "local", "type": "maildir", "path": "var/mail", "layout": "fs", "owner": [ME],
-               "crm_user": ME, "folders": FOLDERS}
-    home = Home(tmp_path, extra={"sources": [maildir, smtp_source(port, max_connections_per_ip=STORM * 2,
-                                                                       rate_limit=None, timeout=600)]})
+    maildir = {
+        "name": "local",
+        "type": "maildir",
+        "path": "var/mail",
+        "layout": "fs",
+        "owner": [ME],
+        "crm_user": ME,
+        "folders": FOLDERS,
+    }
+    home = Home(
+        tmp_path, extra={"sources": [maildir, smtp_source(port, max_connections_per_ip=STORM * 2, rate_limit=None, timeout=600)]}
+    )
     home.port = port  # type: ignore[attr-defined]
     log_path = tmp_path / "gateway.log"
     held: list[socket.socket] = []
@@ -86,8 +94,14 @@ def test_an_idle_connection_storm_gets_421_beyond_the_cap_and_starves_nothing(tm
         assert wait_until(lambda: settled(home, 2), DEADLINE), home.states()
     log = log_path.read_text(errors="replace")
     storm_lines = [line for line in log.splitlines() if "connection(s) with 421" in line]
-    assert storm_lines and sum(int(re.search(r"refused (\d+) connection", line).group(1))  # type: ignore[union-attr]
-                               for line in storm_lines) == STORM - cap
+    assert (
+        storm_lines
+        and sum(
+            int(re.search(r"refused (\d+) connection", line).group(1))  # type: ignore[union-attr]
+            for line in storm_lines
+        )
+        == STORM - cap
+    )
     assert len(storm_lines) <= storm_seconds + 2  # at most one a second (plus the first and the last)
     assert "traceback" not in log.lower() and "Too many open files" not in log
     crm = home.dump()

@@ -31,8 +31,12 @@ def test_the_spool_survives_kill_9_right_after_250_and_the_mail_is_processed_onc
     seed(smtp_home, "contact", "ann@acme.example")
     crm_db = smtp_home.root / "var" / "crm.db"
     log = open(smtp_home.root / "gateway.log", "wb")  # noqa: SIM115 (closed in the finally, after the process)
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "-c", str(smtp_home.config_path)],
-                            cwd=smtp_home.root, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "-c", str(smtp_home.config_path)],
+        cwd=smtp_home.root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     lock = sqlite3.connect(crm_db, timeout=30, isolation_level=None)
     try:
         assert wait_until(lambda: listening(smtp_home.port) or proc.poll() is not None, DEADLINE)

@@ -21,21 +21,32 @@ INTAKE = "crm+s3cretToken0123456789@example.com"
 
 
 def bcc_ctx() -> EvalContext:
-    return EvalContext(source="bcc", source_type="smtp", folder="BCC", mailbox=ME, owners=(ME,),
-                       intake_addresses=(INTAKE,), internal_domains=("example.com",), crm_user=ME)
+    return EvalContext(
+        source="bcc",
+        source_type="smtp",
+        folder="BCC",
+        mailbox=ME,
+        owners=(ME,),
+        intake_addresses=(INTAKE,),
+        internal_domains=("example.com",),
+        crm_user=ME,
+    )
 
 
 def bcc_rules():
     return load_rules([REPO / "rules" / "*.yaml"], base_dir=REPO)
 
 
-@pytest.mark.parametrize("marker,line,want", [
-    ("---------- Forwarded message ---------", "From: Eve Stone <eve@stone.example>", "eve@stone.example"),
-    ("-----Original Message-----", "From: Stone, Eve [mailto:eve@stone.example]", "eve@stone.example"),
-    ("Begin forwarded message:", "> From: eve@stone.example", "eve@stone.example"),
-    ("-------- Weitergeleitete Nachricht --------", "Von: Eve Stone <Eve@Stone.example>", "Eve@stone.example"),
-    ("________________________________", "*From:* Eve Stone <eve@stone.example>", "eve@stone.example"),
-])
+@pytest.mark.parametrize(
+    "marker,line,want",
+    [
+        ("---------- Forwarded message ---------", "From: Eve Stone <eve@stone.example>", "eve@stone.example"),
+        ("-----Original Message-----", "From: Stone, Eve [mailto:eve@stone.example]", "eve@stone.example"),
+        ("Begin forwarded message:", "> From: eve@stone.example", "eve@stone.example"),
+        ("-------- Weitergeleitete Nachricht --------", "Von: Eve Stone <Eve@Stone.example>", "Eve@stone.example"),
+        ("________________________________", "*From:* Eve Stone <eve@stone.example>", "eve@stone.example"),
+    ],
+)
 def test_the_forwarded_header_block_names_the_original_sender(marker, line, want):
     text = f"Please file this.\n\n{marker}\n{line}\nDate: today\nSubject: hi\n\nbody\n"
     got = original_sender(parse(make_mail(sender=ME, to=INTAKE, body=text)))
@@ -66,7 +77,8 @@ def test_bcc_pack_forward_to_the_intake_uses_the_original_sender():
     carol = crm.add("lead", "l1", "carol@acme.example")
     raw = (REPO / "tests" / "data" / "forwarded.eml").read_bytes()
     raw = raw.replace(b"From: Ann Lee <ann@acme.example>", f"From: {ME}".encode()).replace(
-        b"To: bob@example.com", f"To: {INTAKE}".encode())
+        b"To: bob@example.com", f"To: {INTAKE}".encode()
+    )
     plan = evaluate(parse(raw), bcc_ctx(), bcc_rules(), crm)
     assert plan.touched == ["BCC intake - forwarded mail"]
     assert plan.creates == [] and plan.attach is not None and [t.ref for t in plan.attach.targets] == [carol]

@@ -30,8 +30,13 @@ from tests.waiting import wait_until
 
 def test_bcc_to_the_secret_address_attaches_the_mail_to_every_recipient(smtp_home):
     seed(smtp_home, "contact", "ann@acme.example")
-    raw = make_mail(sender=f"Me <{ME}>", to="Ann Lee <ann@acme.example>", cc=["Dan Berg <dan@newco.example>",
-                    "Pat <pat@example.com>"], subject="Our offer", message_id="<offer-1@example.com>")
+    raw = make_mail(
+        sender=f"Me <{ME}>",
+        to="Ann Lee <ann@acme.example>",
+        cc=["Dan Berg <dan@newco.example>", "Pat <pat@example.com>"],
+        subject="Our offer",
+        message_id="<offer-1@example.com>",
+    )
     with running(smtp_home), client(smtp_home) as s:
         refused = s.sendmail(ME, [INTAKE], raw)
         assert refused == {}
@@ -60,16 +65,22 @@ def test_a_recipient_matching_two_records_waits_for_review(smtp_home):
 
 
 def test_a_forwarded_mail_lands_on_the_original_sender(smtp_home):
-    original = make_mail(sender="Carol Lee <carol@acme.example>", to=ME, subject="Need a quote",
-                         message_id="<orig-7@acme.example>")
+    original = make_mail(
+        sender="Carol Lee <carol@acme.example>", to=ME, subject="Need a quote", message_id="<orig-7@acme.example>"
+    )
     fwd = EmailMessage()
     fwd["From"], fwd["To"], fwd["Subject"] = f"Me <{ME}>", INTAKE, "Fwd: Need a quote"
     fwd["Message-ID"] = "<fwd-7@example.com>"
     fwd.set_content("For the CRM.")
     fwd.add_attachment(original, maintype="message", subtype="rfc822", filename="original.eml")
-    inline = make_mail(sender=ME, to=INTAKE, subject="Fwd: by phone", message_id="<fwd-8@example.com>",
-                       body="FYI\n\n---------- Forwarded message ---------\nFrom: Eve Stone <eve@stone.example>\n"
-                            "Date: Mon, 24 Nov 2026 at 10:00\nSubject: by phone\nTo: Me <me@example.com>\n\nCall me.\n")
+    inline = make_mail(
+        sender=ME,
+        to=INTAKE,
+        subject="Fwd: by phone",
+        message_id="<fwd-8@example.com>",
+        body="FYI\n\n---------- Forwarded message ---------\nFrom: Eve Stone <eve@stone.example>\n"
+        "Date: Mon, 24 Nov 2026 at 10:00\nSubject: by phone\nTo: Me <me@example.com>\n\nCall me.\n",
+    )
     with running(smtp_home), client(smtp_home) as s:
         s.sendmail(ME, [INTAKE], crlf(fwd.as_bytes()))
         s.sendmail(ME, [INTAKE], inline)
@@ -99,15 +110,20 @@ def test_unknown_intake_address_is_refused_at_rcpt(smtp_home):
 
 
 def test_a_sender_that_is_not_the_user_is_refused_and_nothing_is_stored(smtp_home, caplog):
-    raw = make_mail(sender="Mallory <mallory@evil.example>", to="ann@acme.example", subject="spoof",
-                    body="SECRET-BODY-TEXT")
+    raw = make_mail(sender="Mallory <mallory@evil.example>", to="ann@acme.example", subject="spoof", body="SECRET-BODY-TEXT")
     with running(smtp_home), client(smtp_home) as s:
         with pytest.raises(smtplib.SMTPDataError) as got:
             s.sendmail("mallory@evil.example", [INTAKE], raw)
         assert got.value.smtp_code == 550 and b"Sender not allowed" in got.value.smtp_error
         # the header From alone is enough (the user's server may rewrite the envelope), and an alias works
-        assert s.sendmail("bounces+srs=x@relay.example", [INTAKE], make_mail(sender="m.e@example.com",
-                          to="ann@acme.example", subject="alias")) == {}
+        assert (
+            s.sendmail(
+                "bounces+srs=x@relay.example",
+                [INTAKE],
+                make_mail(sender="m.e@example.com", to="ann@acme.example", subject="alias"),
+            )
+            == {}
+        )
         assert wait_until(lambda: settled(smtp_home, 1), DEADLINE)
     assert smtp_home.states() == {"done": 1} and len(spooled_files(smtp_home)) <= 1
     assert emails_by_subject(smtp_home.dump(), "spoof") == []
@@ -132,9 +148,16 @@ def test_over_max_size_is_refused_with_552(smtp_home):
 
 def test_auth_is_offered_only_after_starttls(smtp_home, cert):
     cert_path, key_path = cert
-    set_source(smtp_home, tls_cert=str(cert_path), tls_key=str(key_path), auth="required",
-               users=[{"address": ME, "token": TOKEN, "password": "pw-of-me"},
-                      {"address": "pat@example.com", "token": "patsTokenABCDEFGHIJ", "password": "pw-of-pat"}])
+    set_source(
+        smtp_home,
+        tls_cert=str(cert_path),
+        tls_key=str(key_path),
+        auth="required",
+        users=[
+            {"address": ME, "token": TOKEN, "password": "pw-of-me"},
+            {"address": "pat@example.com", "token": "patsTokenABCDEFGHIJ", "password": "pw-of-pat"},
+        ],
+    )
     tls = ssl.create_default_context(cafile=str(cert_path))
     with running(smtp_home), client(smtp_home) as s:
         s.ehlo()
@@ -160,13 +183,42 @@ def test_swaks_as_an_independent_client(smtp_home, tmp_path):
     mail = tmp_path / "mail.eml"
     mail.write_bytes(make_mail(sender=f"Me <{ME}>", to="Zoe Park <zoe@park.example>", subject="via swaks"))
     with running(smtp_home):
-        ok = subprocess.run(["swaks", "--server", f"127.0.0.1:{smtp_home.port}", "--from", ME, "--to", INTAKE,
-                             "--data", str(mail), "--helo", "client.test"], capture_output=True, text=True, timeout=60)
+        ok = subprocess.run(
+            [
+                "swaks",
+                "--server",
+                f"127.0.0.1:{smtp_home.port}",
+                "--from",
+                ME,
+                "--to",
+                INTAKE,
+                "--data",
+                str(mail),
+                "--helo",
+                "client.test",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert ok.returncode == 0, ok.stdout + ok.stderr
         assert "<** " not in ok.stdout and "250 2.0.0 OK: queued as" in ok.stdout
-        bad = subprocess.run(["swaks", "--server", f"127.0.0.1:{smtp_home.port}", "--from", ME,
-                              "--to", "crm+guess@example.com", "--data", str(mail)], capture_output=True, text=True,
-                             timeout=60)
+        bad = subprocess.run(
+            [
+                "swaks",
+                "--server",
+                f"127.0.0.1:{smtp_home.port}",
+                "--from",
+                ME,
+                "--to",
+                "crm+guess@example.com",
+                "--data",
+                str(mail),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert bad.returncode != 0 and "550 5.1.1" in bad.stdout
         assert wait_until(lambda: settled(smtp_home, 1), DEADLINE)
     crm = smtp_home.dump()

@@ -35,12 +35,20 @@ def test_a_debug_log_never_shows_the_token_but_keeps_the_gateways_masked_session
             s.ehlo()
             s.mail(ME)
             assert s.rcpt(f"crm+{TOKEN[:-1]}X@example.com")[0] == 550  # a near miss is a secret too
-        sent = subprocess.run(["swaks", "--server", f"127.0.0.1:{smtp_home.port}", "--from", ME, "--to", INTAKE,
-                               "--data", str(mail)], capture_output=True, text=True, timeout=60)
+        sent = subprocess.run(
+            ["swaks", "--server", f"127.0.0.1:{smtp_home.port}", "--from", ME, "--to", INTAKE, "--data", str(mail)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert "250 2.0.0 OK: queued as" in sent.stdout, sent.stdout + sent.stderr
         # swaks' own mail has `To: crm+TOKEN@…` in its header: the pipeline sees the token too
-        plain = subprocess.run(["swaks", "--server", f"127.0.0.1:{smtp_home.port}", "--from", ME, "--to", INTAKE],
-                               capture_output=True, text=True, timeout=60)
+        plain = subprocess.run(
+            ["swaks", "--server", f"127.0.0.1:{smtp_home.port}", "--from", ME, "--to", INTAKE],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert "250 2.0.0 OK: queued as" in plain.stdout, plain.stdout + plain.stderr
         assert wait_until(lambda: settled(smtp_home, 3), DEADLINE)
     log = (smtp_home.root / "gateway.log").read_text(errors="replace")
@@ -52,9 +60,14 @@ def test_a_debug_log_never_shows_the_token_but_keeps_the_gateways_masked_session
     assert "logger=mail.log" not in log  # aiosmtpd's own per-command chatter (and its start-up probe) is gone
 
 
-@pytest.mark.parametrize("token, why", [("local-dev-token-change-me", "known default"),
-                                        ("MySecret-ChangeMe-2026-x", "known default"),
-                                        ("abcdefgh12345678", "shorter than 20 characters")])
+@pytest.mark.parametrize(
+    "token, why",
+    [
+        ("local-dev-token-change-me", "known default"),
+        ("MySecret-ChangeMe-2026-x", "known default"),
+        ("abcdefgh12345678", "shorter than 20 characters"),
+    ],
+)
 def test_a_default_or_short_token_is_refused_beyond_loopback_only(tmp_path, token, why):
     home = make_smtp_home(tmp_path)
     set_source(home, users=[{"address": ME, "token": token}])

@@ -18,8 +18,9 @@ from tests.waiting import wait_until
 @pytest.fixture(scope="module")
 def dkim_key() -> tuple[bytes, bytes]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
     public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return private, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
@@ -41,9 +42,11 @@ def test_require_dkim_accepts_an_aligned_signature_and_refuses_the_rest(smtp_hom
         gw.sources[0].verifier.dkim_dnsfunc = dns
         with client(smtp_home) as s:
             assert s.sendmail(ME, [INTAKE], signed("signed")) == {}
-            for raw in (make_mail(sender=ME, to="ann@acme.example", subject="unsigned"),
-                        signed("other domain", "evil.example"),
-                        signed("tampered").replace(b"Subject: tampered", b"Subject: tampered!")):
+            for raw in (
+                make_mail(sender=ME, to="ann@acme.example", subject="unsigned"),
+                signed("other domain", "evil.example"),
+                signed("tampered").replace(b"Subject: tampered", b"Subject: tampered!"),
+            ):
                 with pytest.raises(smtplib.SMTPDataError) as got:
                     s.sendmail(ME, [INTAKE], raw)
                 assert got.value.smtp_code == 550 and b"DKIM" in got.value.smtp_error
@@ -58,8 +61,7 @@ def test_trusted_authentication_results_are_read_only_from_the_configured_authse
     good = {"Authentication-Results": "mx.example.com; spf=pass smtp.mailfrom=me@example.com"}
     forged = {"Authentication-Results": "attacker.example; dkim=pass header.d=example.com"}
     with running(smtp_home), client(smtp_home) as s:
-        assert s.sendmail(ME, [INTAKE], make_mail(sender=ME, to="ann@acme.example", subject="ok",
-                                                  headers=good)) == {}
+        assert s.sendmail(ME, [INTAKE], make_mail(sender=ME, to="ann@acme.example", subject="ok", headers=good)) == {}
         with pytest.raises(smtplib.SMTPDataError) as got:
             s.sendmail(ME, [INTAKE], make_mail(sender=ME, to="ann@acme.example", subject="forged", headers=forged))
         assert got.value.smtp_code == 550

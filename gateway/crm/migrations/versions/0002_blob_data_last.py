@@ -24,8 +24,10 @@ depends_on = None
 def upgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
-    op.execute("CREATE TABLE blobs_0002 (sha256 VARCHAR(64) NOT NULL PRIMARY KEY, size BIGINT NOT NULL, "
-               "created_at DATETIME NOT NULL, data BLOB NOT NULL)")
+    op.execute(
+        "CREATE TABLE blobs_0002 (sha256 VARCHAR(64) NOT NULL PRIMARY KEY, size BIGINT NOT NULL, "
+        "created_at DATETIME NOT NULL, data BLOB NOT NULL)"
+    )
     op.execute("INSERT INTO blobs_0002 (sha256, size, created_at, data) SELECT sha256, size, created_at, data FROM blobs")
     op.execute("DROP TABLE blobs")
     op.execute("ALTER TABLE blobs_0002 RENAME TO blobs")

@@ -22,20 +22,30 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-_pe = sa.table("party_emails", sa.column("id", sa.Integer), sa.column("kind", sa.String), sa.column("party_id", sa.Integer),
-               sa.column("address", sa.Text), sa.column("address_key", sa.Text))
+_pe = sa.table(
+    "party_emails",
+    sa.column("id", sa.Integer),
+    sa.column("kind", sa.String),
+    sa.column("party_id", sa.Integer),
+    sa.column("address", sa.Text),
+    sa.column("address_key", sa.Text),
+)
 
 
 def upgrade() -> None:
     conn = op.get_bind()
-    quoted = conn.execute(sa.select(_pe.c.id, _pe.c.kind, _pe.c.party_id, _pe.c.address, _pe.c.address_key)
-                          .where(_pe.c.address.contains('"', autoescape=True)).order_by(_pe.c.id)).all()
+    quoted = conn.execute(
+        sa.select(_pe.c.id, _pe.c.kind, _pe.c.party_id, _pe.c.address, _pe.c.address_key)
+        .where(_pe.c.address.contains('"', autoescape=True))
+        .order_by(_pe.c.id)
+    ).all()
     for row in quoted:
         key = addresses.key(row.address)
         if key == row.address_key:
             continue
-        taken = conn.execute(sa.select(_pe.c.id).where(_pe.c.kind == row.kind, _pe.c.party_id == row.party_id,
-                                                       _pe.c.address_key == key)).first()
+        taken = conn.execute(
+            sa.select(_pe.c.id).where(_pe.c.kind == row.kind, _pe.c.party_id == row.party_id, _pe.c.address_key == key)
+        ).first()
         if taken is not None:
             conn.execute(sa.delete(_pe).where(_pe.c.id == row.id))
         else:
