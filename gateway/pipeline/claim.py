@@ -19,6 +19,7 @@ from gateway.budget import Stage
 from gateway.config import Config
 from gateway.errors import Permanent, UnparseableMessage
 from gateway.ledger import Bind, Binding, Ledger, LocationRow
+from gateway.ledger.states import MessageState as M
 from gateway.message import Message, parse
 from gateway.pipeline.failure import Failure
 from gateway.pipeline.hooks import Hooks
@@ -95,7 +96,7 @@ class Claims:
                 try:
                     row = self.failure.unparseable(loc, raw, exc)
                     self.recording.log(loc, row, started)  # one `event=message` line, as for any other
-                    out[loc.id] = "quarantined"
+                    out[loc.id] = M.QUARANTINED
                 except Exception as failure:
                     out[loc.id] = failure
         binds = [_bind(loc, message) for loc, message, _ in parsed]
@@ -131,6 +132,6 @@ def _bind(loc: LocationRow, message: Message) -> Bind:
         size=message.raw_size,
         addresses=keys,
         spool_path=loc.spool_path,
-        state="received",
+        state=M.RECEIVED,
         label=loc.ref.label(),
     )

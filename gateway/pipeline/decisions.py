@@ -22,6 +22,9 @@ from gateway.engine.state import party_data_for
 from gateway.errors import Permanent
 from gateway.ledger import Ledger
 from gateway.ledger.locks import KeyedLocks
+from gateway.ledger.states import LocationState as L
+from gateway.ledger.states import MessageState
+from gateway.ledger.states import MessageState as M
 from gateway.message import Address, Message
 from gateway.pipeline.claim import Reader
 from gateway.pipeline.execution import Execution
@@ -48,7 +51,7 @@ class Decisions:
         self.tagging = tagging
         self._message_locks = message_locks
 
-    def reopen(self, message_pk: int, state: str = "received") -> int:
+    def reopen(self, message_pk: int, state: MessageState = M.RECEIVED) -> int:
         """Send a message through the current rules again; returns its primary location."""
         if not self.ledger.locations_of(message_pk):
             raise Permanent(f"message {message_pk} has no location left")
@@ -57,7 +60,7 @@ class Decisions:
     def resolve(self, message_pk: int, to: Sequence[PartyRef] | None = None, create_kind: str | None = None) -> str:
         """Attach a message in review to the records a person picked (or creates), then tag it."""
         row = self.ledger.message(message_pk)
-        if row.state != "review":
+        if row.state != M.REVIEW:
             raise Permanent(f"message {message_pk} is {row.state}, not in review")
         with self._message_locks(str(message_pk)):
             raw = self.reader.read(row.spool_path)
@@ -87,11 +90,11 @@ class Decisions:
             self.ledger.result(message_pk, CRM_DONE, True)
             stored = done_plan.to_json() if done_plan else None
             self.ledger.set_state(
-                message_pk, "crm_done", plan=stored, event_detail="resolved by a person: " + ", ".join(t.label() for t in targets)
+                message_pk, M.CRM_DONE, plan=stored, event_detail="resolved by a person: " + ", ".join(t.label() for t in targets)
             )
             for copy in self.ledger.locations_of(message_pk):
-                self.ledger.take_location(copy.id, ["applied", "untagged", "none"], "waiting")
-            self.tagging.copies(replace(row, state="crm_done", reason="", plan=stored or row.plan), final_state="done")
+                self.ledger.take_location(copy.id, [L.APPLIED, L.UNTAGGED, L.NONE], L.WAITING)
+            self.tagging.copies(replace(row, state=M.CRM_DONE, reason="", plan=stored or row.plan), final_state=M.DONE)
         return self.ledger.message(message_pk).state
 
     def _creates(self, message_pk: int, message: Message, plan: Plan | None, kind: PartyKind, crm_user: str) -> list[PartyRef]:

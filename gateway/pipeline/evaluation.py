@@ -21,6 +21,8 @@ from gateway.engine.model import Plan
 from gateway.engine.plan import evaluate
 from gateway.errors import Permanent, Retryable
 from gateway.ledger import TERMINAL, Ledger, LocationRow, MessageRow
+from gateway.ledger.states import LocationState as L
+from gateway.ledger.states import MessageState as M
 from gateway.message import Message
 from gateway.pipeline.claim import Reader
 from gateway.pipeline.hooks import Hooks
@@ -32,7 +34,7 @@ from gateway.rulesholder import RulesHolder
 log = logging.getLogger("gateway.pipeline")
 
 # A message in these states may have a journal to replay (its Plan is stored with the intents).
-_REPLAYABLE = ("processing", "crm_done", "retrying")
+_REPLAYABLE = (M.PROCESSING, M.CRM_DONE, M.RETRYING)
 
 
 class Evaluation:
@@ -72,7 +74,7 @@ class Evaluation:
                 "only headers, size and hash were kept"
             )
         if self.config.since and message.date.date() < self.config.since:
-            self.ledger.set_state(row.id, "ignored", f"dated {message.date.date()}, before `since` {self.config.since}")
+            self.ledger.set_state(row.id, M.IGNORED, f"dated {message.date.date()}, before `since` {self.config.since}")
             after = self.ledger.message(row.id)
             self.tagging.copies(after)
             return after
@@ -81,7 +83,7 @@ class Evaluation:
             assert row.plan is not None
             # The CRM work finished before (the tagging failed): it must never be redone or
             # quarantined, whatever state a retry left the row in.
-            crm_done = row.state == "crm_done" or journal.get(CRM_DONE) is not None
+            crm_done = row.state == M.CRM_DONE or journal.get(CRM_DONE) is not None
             return Work(loc, row, message, raw, Plan.from_json(row.plan), fresh=False, journal=journal, crm_done=crm_done)
         self.hooks.stage((loc.id,), Stage.RULES)
         looked = _Lookups(self.crm)
@@ -93,14 +95,14 @@ class Evaluation:
             raw,
             plan,
             fresh=True,
-            crm_done=row.state == "crm_done",
+            crm_done=row.state == M.CRM_DONE,
             looked=Looked(frozenset(looked.keys), frozenset(looked.ids)),
         )
 
     def copy(self, loc: LocationRow, row: MessageRow, message: Message | None) -> MessageRow:
         """Another copy of a known mail: attach nothing, only give it its own tags (it waits
         for its message's outcome to know which). Returns the message's row."""
-        if loc.state == "new":
+        if loc.state == L.NEW:
             add: Sequence[str] = []
             remove: Sequence[str] = []
             move: str | None = None
@@ -114,7 +116,7 @@ class Evaluation:
                 first = row.plan or {}  # the CRM is away: the first copy's tags will do
                 add, remove, move = first.get("tags_add", []), first.get("tags_remove", []), first.get("move")
                 log.info("copy evaluated without the CRM (%s); using the first copy's tags", exc)
-            self.ledger.plan_location(loc.id, add, remove, move, state="waiting")
+            self.ledger.plan_location(loc.id, add, remove, move, state=L.WAITING)
         row = self.ledger.message(row.id)  # set waiting first, then look: one of the two workers tags it
         if row.state in TERMINAL:
             self.tagging.copies(row)  # tags copies only: the message's row stays as it is

@@ -30,6 +30,7 @@ from gateway.crm.base import (
 from gateway.engine.model import Plan
 from gateway.ledger import Ledger, MessageRow
 from gateway.ledger.locks import AddressLocks
+from gateway.ledger.states import MessageState as M
 from gateway.pipeline.hooks import Hooks
 from gateway.pipeline.items import Work
 from gateway.pipeline.journal import (
@@ -74,7 +75,7 @@ class Execution:
             [(w.row.id, plan, steps_of(w.plan), evaluated_note(w.plan)) for w, plan in zip(works, plans, strict=True)]
         )
         return [
-            replace(w, journal=journal, row=replace(w.row, state="processing", plan=plan))
+            replace(w, journal=journal, row=replace(w.row, state=M.PROCESSING, plan=plan))
             for w, plan, journal in zip(works, plans, journals, strict=True)
         ]
 
@@ -91,7 +92,7 @@ class Execution:
         new = plan is not None and row.plan is None and not self.needs_intents(plan)
         self.ledger.finish(
             row.id,
-            state="crm_done",
+            state=M.CRM_DONE,
             results=results,
             plan=plan.to_json() if new and plan else None,
             events_=[("note", "CRM work committed; tagging failed")],

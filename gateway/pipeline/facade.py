@@ -19,6 +19,8 @@ from gateway.crm.base import Connector, PartyRef
 from gateway.ledger import Ledger, LocationRow
 from gateway.ledger.locks import AddressLocks, KeyedLocks
 from gateway.ledger.spool import Spool
+from gateway.ledger.states import MessageState
+from gateway.ledger.states import MessageState as M
 from gateway.mailboxes.base import Writeback
 from gateway.pipeline.claim import Claims, Reader
 from gateway.pipeline.decisions import Decisions
@@ -99,7 +101,7 @@ class Pipeline:
         """The budget watchdog (or the crash count) gave up on a copy: quarantine its message."""
         return self._failure.give_up(location_pk, reason)
 
-    def reopen(self, message_pk: int, state: str = "received") -> int:
+    def reopen(self, message_pk: int, state: MessageState = M.RECEIVED) -> int:
         """Send a message through the current rules again; returns its primary location."""
         return self._decisions.reopen(message_pk, state)
 

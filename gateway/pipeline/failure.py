@@ -18,6 +18,8 @@ from gateway.config import Config
 from gateway.engine.model import Plan
 from gateway.errors import Permanent, Retryable
 from gateway.ledger import TERMINAL, Ledger, LocationRow, MessageRow
+from gateway.ledger.states import LocationState as L
+from gateway.ledger.states import MessageState as M
 from gateway.pipeline.execution import Execution
 from gateway.pipeline.tagging import Tagging
 
@@ -72,15 +74,15 @@ class Failure:
         delay *= random.uniform(0.8, 1.2) if retry_after is None else 1.0
         if not self.ledger.schedule_retry(row.id, reason, delay):  # final meanwhile: it stays so
             return self.ledger.message(row.id)
-        return replace(row, state="retrying", reason=reason, attempts=attempts)
+        return replace(row, state=M.RETRYING, reason=reason, attempts=attempts)
 
     def quarantine(self, row: MessageRow, reason: str, plan: Plan | None) -> MessageRow:
         """Quarantine the message (its stored Plan: `plan`, else the one it had) and give its
         copies the error tags; those wait for `quarantine retry` if the write-back fails.
         Returns the row after it."""
         stored: dict[str, Any] | None = plan.to_json() if plan is not None else (row.plan or None)
-        self.ledger.set_state(row.id, "quarantined", reason, plan=stored)
-        after = replace(row, state="quarantined", reason=reason, plan=stored)
+        self.ledger.set_state(row.id, M.QUARANTINED, reason, plan=stored)
+        after = replace(row, state=M.QUARANTINED, reason=reason, plan=stored)
         try:
             self.tagging.copies(after)
         except Retryable as exc:
@@ -95,7 +97,7 @@ class Failure:
             message_id=f"<unparseable-{raw_hash[:32]}@crm-gateway>",
             content_hash=raw_hash,
             spool_path=loc.spool_path,
-            state="processing",
+            state=M.PROCESSING,
             label=loc.ref.label(),
         )
         return self.quarantine(b.row or self.ledger.message(b.message_pk), f"unparseable: {exc}", None)
@@ -113,20 +115,20 @@ class Failure:
                 message_id=f"<stopped-{digest[:32]}@crm-gateway>",
                 content_hash=digest,
                 spool_path=loc.spool_path,
-                state="processing",
+                state=M.PROCESSING,
                 label=loc.ref.label(),
             )
             loc = replace(loc, message_pk=b.message_pk)
         assert loc.message_pk is not None
         row = self.ledger.message(loc.message_pk)
         if row.primary_location != loc.id or row.state in TERMINAL:  # a copy's own tagging: that copy only
-            self.ledger.take_location(loc.id, ("new", "waiting", "tagging"), "untagged")
+            self.ledger.take_location(loc.id, (L.NEW, L.WAITING, L.TAGGING), L.UNTAGGED)
             self.ledger.add_event(row.id, "note", f"{loc.ref.label()}: {reason}")
             return self.ledger.message(row.id).state
-        if row.state == "crm_done":  # nothing after the CRM work ever quarantines a message
+        if row.state == M.CRM_DONE:  # nothing after the CRM work ever quarantines a message
             self.ledger.schedule_retry(row.id, reason, self.config.retry.base_delay)
-            return "retrying"
-        if self.ledger.set_state(row.id, "quarantined", reason, only_from=("received", "processing", "retrying")):
+            return M.RETRYING
+        if self.ledger.set_state(row.id, M.QUARANTINED, reason, only_from=(M.RECEIVED, M.PROCESSING, M.RETRYING)):
             try:
                 self.tagging.copies(self.ledger.message(row.id))
             except Exception as exc:  # the tags wait for `quarantine retry`; the state is what counts

@@ -16,6 +16,8 @@ from dataclasses import replace
 from gateway.engine.model import Plan
 from gateway.ledger import Finish, Ledger, LocationRow, MessageRow
 from gateway.ledger.spool import Spool
+from gateway.ledger.states import LocationState as L
+from gateway.ledger.states import MessageState as M
 from gateway.pipeline.items import Outcome, Outcomes, Tagged
 from gateway.pipeline.journal import evaluated_note
 from gateway.pipeline.tagging import Tagging, tag_note
@@ -27,7 +29,7 @@ def nothing_to_do(loc: LocationRow, row: MessageRow, plan: Plan) -> Outcome:
     """An ignored or skipped message: nothing to write anywhere, no tags."""
     plan_json = plan.to_json()
     finish = Finish(
-        row.id, state=plan.outcome, reason=plan.reason, plan=plan_json, location_pk=loc.id, tags=loc.tags, location_state="none"
+        row.id, state=plan.outcome, reason=plan.reason, plan=plan_json, location_pk=loc.id, tags=loc.tags, location_state=L.NONE
     )
     return Outcome(loc, row, finish, replace(row, state=plan.outcome, reason=plan.reason, plan=plan_json))
 
@@ -37,7 +39,7 @@ def tagged(t: Tagged) -> Outcome:
     w, request, applied = t.work, t.request, t.applied
     loc, row, plan = w.loc, w.row, w.plan
     review = plan.outcome == "review"
-    state = "review" if review else ("done" if applied.ref is not None else "done_untagged")
+    state = M.REVIEW if review else (M.DONE if applied.ref is not None else M.DONE_UNTAGGED)
     reason = (plan.review.reason if plan.review else plan.reason) if review else ""
     stored_plan = row.plan is not None  # stored with the intents, or by an earlier run
     events_ = [] if stored_plan else [("processing", evaluated_note(plan))]
@@ -55,7 +57,7 @@ def tagged(t: Tagged) -> Outcome:
         results=w.results,
         location_pk=loc.id,
         tags=sorted(applied.tags) if applied.ref is not None else loc.tags,
-        location_state="applied" if applied.ref is not None else "untagged",
+        location_state=L.APPLIED if applied.ref is not None else L.UNTAGGED,
         planned=(plan.tags_add, plan.tags_remove, plan.move),
         moved_to=applied.ref if applied.ref is not None and applied.ref != loc.ref else None,
         events_=tuple(events_),
@@ -99,7 +101,7 @@ class Recording:
         """After the outcome is in the ledger: tag the copies that wait for it, drop the spool file."""
         if waiting:
             self.tagging.copies(self.ledger.message(o.row.id))
-        if o.after.state == "done":
+        if o.after.state == M.DONE:
             self.spool.discard(o.loc.spool_path)
             if o.row.spool_path != o.loc.spool_path:
                 self.spool.discard(o.row.spool_path)
@@ -108,7 +110,7 @@ class Recording:
         plan = row.plan or {}
         # A message that failed for good needs a person: it must show when filtering on warnings.
         log.log(
-            logging.WARNING if row.state == "quarantined" else logging.INFO,
+            logging.WARNING if row.state == M.QUARANTINED else logging.INFO,
             "message",
             extra={
                 "fields": {

@@ -26,6 +26,7 @@ from gateway.engine.model import Plan
 from gateway.errors import Permanent, Retryable
 from gateway.ledger import TERMINAL, Ledger, LocationRow, MessageRow
 from gateway.ledger.locks import KeyedLocks
+from gateway.ledger.states import MessageState as M
 from gateway.pipeline import claim
 from gateway.pipeline.claim import Claims
 from gateway.pipeline.evaluation import Evaluation, creates_for
@@ -168,7 +169,7 @@ class Runner:
                 w = self.evaluation.start(c)
             except Exception as exc:
                 self._failed(
-                    c.loc, c.row, None, {}, exc, started, out, crm_complete=False, reached_crm_done=c.row.state == "crm_done"
+                    c.loc, c.row, None, {}, exc, started, out, crm_complete=False, reached_crm_done=c.row.state == M.CRM_DONE
                 )
                 continue
             if isinstance(w, MessageRow):
@@ -302,4 +303,4 @@ def _has_work(c: Claimed) -> bool:
     assert row is not None
     if row.primary_location != c.loc.id or row.state in TERMINAL:
         return False
-    return not (row.state == "retrying" and row.next_attempt_at and row.next_attempt_at > datetime.now(UTC))
+    return not (row.state == M.RETRYING and row.next_attempt_at and row.next_attempt_at > datetime.now(UTC))

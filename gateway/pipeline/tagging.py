@@ -16,6 +16,9 @@ from gateway.config import TagsConfig
 from gateway.errors import Permanent, Retryable
 from gateway.ledger import Ledger, MessageRow
 from gateway.ledger.spool import Spool
+from gateway.ledger.states import LocationState as L
+from gateway.ledger.states import MessageState
+from gateway.ledger.states import MessageState as M
 from gateway.mailboxes.base import Applied, LedgerOnly, TagRequest, Writeback, apply_each
 from gateway.pipeline.items import Tagged, Work
 
@@ -38,12 +41,12 @@ def tags_for(
 
     `present`: the copy's tags now; `planned`: the tags its rules set; `on_error`: the stored
     Plan's `on_error` (its tags replace the configured error tags)."""
-    if outcome in ("ignored", "skipped"):
+    if outcome in (M.IGNORED, M.SKIPPED):
         return None
-    if outcome == "quarantined":
+    if outcome == M.QUARANTINED:
         on_error = on_error or {}
         return TagChange(tuple(on_error.get("tags", tags.error)), tuple(on_error.get("untags", ())), on_error.get("move"))
-    if outcome == "review":
+    if outcome == M.REVIEW:
         return TagChange(tuple(tags.review), (), None)
     # done: the rule's tags; a review or error tag from an earlier outcome goes
     stale = tuple(t for t in (*tags.review, *tags.error) if t in present and t not in planned.add)
@@ -93,43 +96,43 @@ class Tagging:
                 out[n] = a if isinstance(a, Exception) else Tagged(works[n], requests[n], a)
         return out
 
-    def copies(self, row: MessageRow, final_state: str | None = None) -> None:
+    def copies(self, row: MessageRow, final_state: MessageState | None = None) -> None:
         """Write back the tags of every copy waiting for them, by the message's outcome.
 
         `final_state` "done": a person's decision finished the CRM work of a message whose
         copies were reopened for it; the message becomes done (or done_untagged) here."""
         untagged = False
         for loc in self.ledger.locations_of(row.id):
-            if loc.state not in ("waiting", "new") or (
-                loc.state == "new" and row.state not in ("quarantined", "ignored", "skipped")
+            if loc.state not in (L.WAITING, L.NEW) or (
+                loc.state == L.NEW and row.state not in (M.QUARANTINED, M.IGNORED, M.SKIPPED)
             ):
                 continue
-            if not self.ledger.take_location(loc.id, [loc.state], "tagging"):
+            if not self.ledger.take_location(loc.id, [loc.state], L.TAGGING):
                 continue
             planned = TagChange(tuple(loc.tags_add), tuple(loc.tags_remove), loc.move_to)
             change = tags_for(final_state or row.state, loc.tags, planned, (row.plan or {}).get("on_error"), self.tags)
             if change is None:
-                self.ledger.location_tagged(loc.id, loc.tags, "none")
+                self.ledger.location_tagged(loc.id, loc.tags, L.NONE)
                 continue
             try:
                 applied = self._writeback(loc.ref.source).apply(
                     loc.ref, frozenset(loc.tags), frozenset(change.add), frozenset(change.remove), change.move, row.message_id
                 )
             except BaseException:  # any failure: the copy waits again rather than stay 'tagging'
-                self.ledger.take_location(loc.id, ["tagging"], loc.state)
+                self.ledger.take_location(loc.id, [L.TAGGING], loc.state)
                 raise
             if applied.ref is None:
                 untagged = True
-                self.ledger.location_tagged(loc.id, loc.tags, "untagged")
+                self.ledger.location_tagged(loc.id, loc.tags, L.UNTAGGED)
                 self.ledger.add_event(row.id, "done_untagged", f"{loc.ref.label()} is gone: {applied.note}")
             else:
                 self.ledger.location_tagged(
-                    loc.id, sorted(applied.tags), "applied", applied.ref if applied.ref != loc.ref else None
+                    loc.id, sorted(applied.tags), L.APPLIED, applied.ref if applied.ref != loc.ref else None
                 )
                 if change.add or change.remove or change.move:
                     self.ledger.add_event(row.id, "tagged", tag_note(applied, change))
-        if final_state == "done":
-            self.ledger.set_state(row.id, "done_untagged" if untagged else "done", "", only_from=["crm_done", "processing"])
+        if final_state == M.DONE:
+            self.ledger.set_state(row.id, M.DONE_UNTAGGED if untagged else M.DONE, "", only_from=[M.CRM_DONE, M.PROCESSING])
             # A copy may have started waiting after the pass above and seen no final state yet:
             # now that the state is final, one more pass tags it (the guard makes it once).
             self.copies(self.ledger.message(row.id))
