@@ -17,21 +17,19 @@ Lookups use `=ilike` with `%`, `_` and `\\` escaped and `%…%` around each spel
 address (quoted and plain local part; a partner's `email` may hold several addresses,
 comma-separated); the rows are then filtered here by the exact, case-insensitive canonical
 address. Tested against tests/crm/doubles/odoo_double.py.
+
+The wires are in odoo_rpc.py, the record mapping in odoo_records.py, the notes in odoo_notes.py.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import html
-import itertools
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from gateway import addresses
-from gateway.crm import note_marker
+from gateway.crm import odoo_notes
 from gateway.crm.base import (
     PARTY_KINDS,
     EmailRecord,
@@ -46,86 +44,22 @@ from gateway.crm.base import (
 )
 from gateway.crm.config_models import OdooConfig
 from gateway.crm.http import HttpClient
-from gateway.errors import ConfigError, Permanent, Retryable
-
-MODEL = {"lead": "crm.lead", "contact": "res.partner", "account": "res.partner"}
-EMAIL_FIELD = {"crm.lead": "email_from", "res.partner": "email"}
-PARTY_FIELDS = ["id", "name", "email", "is_company", "website"]
-LEAD_FIELDS = ["id", "name", "contact_name", "email_from"]
-_RAW = "crm-gateway raw message; content hash "
-_TRANSIENT = (
-    "psycopg2.errors.SerializationFailure",
-    "psycopg2.OperationalError",
-    "psycopg2.errors.LockNotAvailable",
-    "odoo.exceptions.ConcurrencyError",
+from gateway.crm.odoo_records import (
+    EMAIL_FIELD,
+    MODEL,
+    PARTY_FIELDS,
+    address_keys,
+    escape_like,
+    fields_of,
+    kind_of,
+    party_ref,
+    record_id,
+    website_host,
 )
+from gateway.crm.odoo_rpc import Json2, JsonRpc
+from gateway.errors import ConfigError, Permanent
 
-
-def escape_like(value: str) -> str:
-    """A literal for an (=)ilike pattern: the wildcards and the escape character escaped."""
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-class _Json2:
-    def __init__(self, http: HttpClient, database: str | None, api_key: str) -> None:
-        self.http = http
-        self.headers = {"Authorization": f"bearer {api_key}"} | ({"X-Odoo-Database": database} if database else {})
-
-    def call(self, model: str, method: str, ids: list[int] | None = None, **params: Any) -> Any:
-        body = ({"ids": ids} if ids is not None else {}) | params
-        return self.http.request("POST", f"json/2/{model}/{method}", json=body, headers=self.headers).json()
-
-    def check(self) -> None:
-        self.call("res.users", "context_get")
-
-
-class _JsonRpc:
-    def __init__(self, http: HttpClient, database: str, login: str, secret: str) -> None:
-        self.http, self.database, self.login, self.secret = http, database, login, secret
-        self.uid: int | None = None
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-
-    def _rpc(self, service: str, method: str, *args: Any) -> Any:
-        payload = {
-            "jsonrpc": "2.0",
-            "method": "call",
-            "params": {"service": service, "method": method, "args": list(args)},
-            "id": next(self._ids),
-        }
-        body = self.http.request("POST", "jsonrpc", json=payload).json()
-        error = body.get("error")
-        if not error:
-            return body.get("result")
-        data = error.get("data") or {}
-        name, message = str(data.get("name") or ""), str(data.get("message") or error.get("message") or "")
-        if name.startswith(_TRANSIENT):
-            raise Retryable(f"odoo: {name}: {message}")
-        if name == "odoo.exceptions.AccessDenied":
-            raise Permanent(f"odoo: access denied (check crm.database, crm.username and the password or API key): {message}")
-        raise Permanent(f"odoo: {name or 'error'}: {message}")
-
-    def _uid(self) -> int:
-        with self._lock:
-            if self.uid is None:
-                uid = self._rpc("common", "authenticate", self.database, self.login, self.secret, {})
-                if not uid:
-                    raise Permanent(
-                        f"odoo: login refused for {self.login!r} on database {self.database!r} (check crm.username and the password or API key)"
-                    )
-                self.uid = int(uid)
-            return self.uid
-
-    def call(self, model: str, method: str, ids: list[int] | None = None, **params: Any) -> Any:
-        uid = self._uid()
-        return self._rpc(
-            "object", "execute_kw", self.database, uid, self.secret, model, method, [ids] if ids is not None else [], params
-        )
-
-    def check(self) -> None:
-        with self._lock:
-            self.uid = None
-        self._uid()
+_RAW = "crm-gateway raw message; content hash "
 
 
 class OdooConnector:
@@ -149,11 +83,11 @@ class OdooConnector:
         if not secret:
             raise ConfigError("crm: the odoo backend needs api_key (or password)")
         if protocol == "json2":
-            self._api: _Json2 | _JsonRpc = _Json2(self._http, database, secret)
+            self._api: Json2 | JsonRpc = Json2(self._http, database, secret)
         else:
             if not database or not username:
                 raise ConfigError("crm: odoo over JSON-RPC needs database and username")
-            self._api = _JsonRpc(self._http, database, username, secret)
+            self._api = JsonRpc(self._http, database, username, secret)
         self.protocol = protocol
         self._owners: dict[str, int | None] = {}
 
@@ -177,8 +111,8 @@ class OdooConnector:
             domain: list[Any] = ["|"] * (len(terms) - 1) + [[EMAIL_FIELD[model], op, p] for op, p in terms]
             if model == "res.partner":
                 domain.append(["is_company", "=", kind == "account"])
-            rows = self._call(model, "search_read", domain=domain, fields=_fields(model), order="id")
-            found += [_ref(kind, r) for r in rows if k in _keys(r.get(EMAIL_FIELD[model]))]
+            rows = self._call(model, "search_read", domain=domain, fields=fields_of(model), order="id")
+            found += [party_ref(kind, r) for r in rows if k in address_keys(r.get(EMAIL_FIELD[model]))]
         return found
 
     def find_by_domain(self, domain: str) -> list[PartyRef]:
@@ -192,7 +126,7 @@ class OdooConnector:
             fields=PARTY_FIELDS,
             order="id",
         )
-        return [_ref("account", r) for r in rows if _host(r.get("website") or "") == d]
+        return [party_ref("account", r) for r in rows if website_host(r.get("website") or "") == d]
 
     def _messages(self, message_ids: Sequence[str]) -> list[dict[str, Any]]:
         return self._call(
@@ -232,8 +166,8 @@ class OdooConnector:
         for model in EMAIL_FIELD:
             want = [rid for mdl, rid in pairs if mdl == model]
             if want:
-                rows = {r["id"]: r for r in self._call(model, "read", want, fields=_fields(model))}
-                refs += [_ref(_kind(model, rows[rid]), rows[rid]) for rid in want if rid in rows]
+                rows = {r["id"]: r for r in self._call(model, "read", want, fields=fields_of(model))}
+                refs += [party_ref(kind_of(model, rows[rid]), rows[rid]) for rid in want if rid in rows]
         return refs
 
     # -- writes ------------------------------------------------------------------------------
@@ -265,7 +199,7 @@ class OdooConnector:
         elif kind == "contact":
             vals.update(name=person or "(unnamed)", email=", ".join(emails), is_company=False)
             if data.account is not None:
-                vals["parent_id"] = _int_id(data.account)
+                vals["parent_id"] = record_id(data.account)
         else:
             vals.update(name=data.name or data.domain, is_company=True, website=data.domain, email=", ".join(emails) or False)
         vals.update(data.fields)
@@ -273,7 +207,7 @@ class OdooConnector:
         return PartyRef(kind, str(new_id), vals["name"])
 
     def attach(self, parents: Sequence[PartyRef], mail: EmailRecord, *, first_attempt: bool = False) -> EmailRef:
-        targets = list(dict.fromkeys((MODEL[p.kind], _int_id(p)) for p in parents))
+        targets = list(dict.fromkeys((MODEL[p.kind], record_id(p)) for p in parents))
         group = self._versions(mail.message_id).get(mail.content_hash, [])
         if not targets and not group:
             raise Permanent("odoo: a mail needs a record to be posted on")
@@ -334,43 +268,9 @@ class OdooConnector:
         return out
 
     def add_note(self, parents: Sequence[PartyRef], note: NoteData) -> NoteRef:
-        """An internal note (`mail.mt_note`) in each record's chatter, once per key.
-
-        The key travels in the message's own `message_id` (`<tag.note@crm-gateway>`, the tag of
-        gateway/crm/note_marker.py): a replay searches `mail.message` for it on the parents'
-        model and ids and posts only where it is missing. The title is the message's subject;
-        the text goes as HTML (each line escaped, lines joined by `<br>`), flagged
-        `body_is_html` for Odoo 17+, which would escape a plain string (older versions ignore
-        the flag and take the body as HTML). The author is the API user: Odoo's notes have no
-        assignee.
-        """
-        targets = list(dict.fromkeys((MODEL[p.kind], _int_id(p)) for p in parents))
-        mid = note_message_id(note.key)
-        have: dict[tuple[str, int], int] = {}
-        for model in dict.fromkeys(m for m, _ in targets):
-            ids = [rid for m, rid in targets if m == model]
-            rows = self._call(
-                "mail.message",
-                "search_read",
-                domain=[["model", "=", model], ["res_id", "in", ids], ["message_id", "=", mid]],
-                fields=["id", "res_id"],
-                order="id",
-            )
-            for row in rows:
-                have.setdefault((model, row["res_id"]), row["id"])
-        for model, res_id in targets:
-            if (model, res_id) not in have:
-                post: dict[str, Any] = dict(
-                    body=note_html(note.text),
-                    body_is_html=True,
-                    message_type="comment",
-                    subtype_xmlid="mail.mt_note",
-                    message_id=mid,
-                )
-                if note.title.strip():
-                    post["subject"] = " ".join(note.title.split())
-                have[(model, res_id)] = self._call(model, "message_post", [res_id], **post)
-        return NoteRef(note.key, tuple(str(have[t]) for t in targets))
+        """An internal note (`mail.mt_note`) in each record's chatter, once per key
+        (gateway/crm/odoo_notes.py)."""
+        return odoo_notes.add_note(self._call, [(MODEL[p.kind], record_id(p)) for p in parents], note)
 
     def forget(self, address: str, made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
         """Unlink the records the gateway made for this address (Odoo removes their chatter,
@@ -396,44 +296,6 @@ class OdooConnector:
 
     def close(self) -> None:
         self._http.close()
-
-
-def note_message_id(key: str) -> str:
-    """The `message_id` of the notes with this key: unique to it, and no mail's."""
-    return f"<{note_marker.tag(key)}.note@crm-gateway>"
-
-
-def note_html(text: str) -> str:
-    """A note's text as the HTML body of a message: escaped, its lines joined by `<br>`."""
-    return "<br>".join(html.escape(line, quote=False) for line in text.split("\n"))
-
-
-def _fields(model: str) -> list[str]:
-    return LEAD_FIELDS if model == "crm.lead" else PARTY_FIELDS
-
-
-def _keys(value: Any) -> set[str]:
-    return {addresses.key(p) for p in str(value or "").split(",") if p.strip()} if value else set()
-
-
-def _kind(model: str, row: dict[str, Any]) -> str:
-    return "lead" if model == "crm.lead" else "account" if row.get("is_company") else "contact"
-
-
-def _ref(kind: str, row: dict[str, Any]) -> PartyRef:
-    return PartyRef(kind, str(row["id"]), str(row.get("name") or ""))  # type: ignore[arg-type]
-
-
-def _int_id(ref: PartyRef) -> int:
-    if ref.kind not in MODEL or not ref.id.isdigit():
-        raise Permanent(f"not an Odoo record: {ref.label()}")
-    return int(ref.id)
-
-
-def _host(website: str) -> str:
-    w = website.strip()
-    host = (urlsplit(w if "://" in w else "//" + w).hostname or "").removeprefix("www.")
-    return addresses.domain_of("x@" + host) if host else ""
 
 
 @register_connector("odoo")

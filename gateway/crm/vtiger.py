@@ -14,17 +14,17 @@ query: it is replaced by the `like` wildcard `%` and the rows are filtered here.
 is filtered here by the exact, case-insensitive address anyway, because MySQL's collation also
 ignores accents (`zoe` = `zoë`) and a `like` pattern matches more than the one address.
 Tested against tests/crm/doubles/vtiger_double.py — no vtiger can run here.
+
+The webservice and its VTQL literals are in vtiger_ws.py, the record mapping in
+vtiger_records.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from gateway import addresses
 from gateway.crm import note_marker
@@ -41,45 +41,12 @@ from gateway.crm.base import (
     register_connector,
 )
 from gateway.crm.config_models import VtigerConfig
-from gateway.crm.http import HttpClient
-from gateway.errors import ConfigError, Permanent, Retryable
+from gateway.crm.vtiger_records import EMAIL_FIELDS, MODULES, crmid, party_ref, website_host, wsid
+from gateway.crm.vtiger_ws import Webservice, literal, matches
+from gateway.errors import ConfigError, Permanent
 
-MODULES: dict[str, str] = {"lead": "Leads", "contact": "Contacts", "account": "Accounts"}
-EMAIL_FIELDS = {"lead": ("email", "secondaryemail"), "contact": ("email", "secondaryemail"), "account": ("email1", "email2")}
 ID_FIELDS = ("Message-ID", "Content hash")  # labels of the two custom fields on Emails
-SESSION_CODES = {"INVALID_SESSIONID", "SESSION_EXPIRED", "SESSION_LEFT_IDLE", "AUTHENTICATION_REQUIRED"}
-CREDENTIAL_CODES = {"INVALID_USER_CREDENTIALS", "INVALID_AUTH_TOKEN", "AUTHENTICATION_FAILURE", "ACCESSKEY_UNDEFINED"}
-TRANSIENT_CODES = {"INTERNAL_SERVER_ERROR", "DATABASE_QUERY_ERROR"}
-PAGE = 100  # vtiger answers at most 100 rows per query
-_WSID = re.compile(r"^\d+x\d+$")
 _RAW_TAG = "crm-gateway raw message"
-
-
-def literal(value: str) -> str:
-    """A VTQL string literal: quotes doubled; control characters and backslashes refused."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise Permanent(f"refusing a value with control characters in a vtiger query: {value!r}")
-    if "\\" in value:
-        raise Permanent(f"refusing a backslash in a vtiger query: {value!r}")
-    return "'" + value.replace("'", "''") + "'"
-
-
-def matches(field: str, value: str) -> str:
-    """`field = 'value'`; with a backslash in the value, `like` with `%` in its place (the rows
-    are filtered exactly afterwards)."""
-    if "\\" in value:
-        return f"{field} like {literal(value.replace(chr(92), '%'))}"
-    return f"{field} = {literal(value)}"
-
-
-def _wsid(ref: PartyRef) -> str:
-    if ref.kind not in MODULES or not _WSID.match(ref.id):
-        raise Permanent(f"not a vtiger record: {ref.label()}")
-    return ref.id
-
-
-def _crmid(wsid: str) -> int:
-    return int(wsid.split("x", 1)[1])
 
 
 class VtigerConnector:
@@ -92,83 +59,15 @@ class VtigerConnector:
             raise ConfigError(f"crm.dialect: {dialect!r} is neither vtiger nor vtenext")
         self.dialect = dialect
         self.username = username
-        self._key = access_key
-        self._http = HttpClient(url.rstrip("/") + "/", name=dialect, timeout=timeout, max_wait=max_wait)
-        self._lock = threading.Lock()
-        self._session: str | None = None
-        self._user_id = ""
+        self._ws = Webservice(url, username, access_key, dialect=dialect, timeout=timeout, max_wait=max_wait)
         self._email_cf: tuple[str, str] | None = None
         self._owners: dict[str, str] = {}
 
-    # -- the webservice ----------------------------------------------------------------------
-
-    def _login(self) -> str:
-        with self._lock:
-            if self._session:
-                return self._session
-            challenge = self._send("GET", {"operation": "getchallenge", "username": self.username})
-            key = hashlib.md5((str(challenge["token"]) + self._key).encode()).hexdigest()
-            result = self._send("POST", {"operation": "login", "username": self.username, "accessKey": key})
-            self._session, self._user_id = result["sessionName"], result["userId"]
-            return self._session
-
-    def _send(self, method: str, params: dict[str, Any], files: Any = None) -> Any:
-        if method == "GET":
-            response = self._http.request("GET", "webservice.php", params=params)
-        else:
-            response = self._http.request("POST", "webservice.php", data=params, files=files)
-        try:
-            body = response.json()
-        except ValueError:
-            raise Retryable(
-                f"{self.dialect}: not a webservice answer (HTTP {response.status_code}): {response.text[:200]!r}"
-            ) from None
-        if body.get("success"):
-            return body.get("result")
-        error = body.get("error") or {}
-        code, message = str(error.get("code") or "UNKNOWN"), str(error.get("message") or "")
-        if code in SESSION_CODES:
-            raise _SessionLost(code)
-        text = f"{self.dialect}: {code}: {message}"
-        if code in CREDENTIAL_CODES:
-            raise Permanent(f"{text} (check crm.username and crm.access_key)")
-        if code in TRANSIENT_CODES:
-            raise Retryable(text)
-        raise Permanent(text)
-
-    def _call(self, method: str, operation: str, params: dict[str, Any] | None = None, files: Any = None) -> Any:
-        for attempt in (1, 2):
-            session = self._login()
-            try:
-                return self._send(method, {"operation": operation, "sessionName": session, **(params or {})}, files)
-            except _SessionLost:
-                with self._lock:
-                    if self._session == session:
-                        self._session = None  # expired: log in again, once
-                if attempt == 2:
-                    raise Permanent(f"{self.dialect}: the session was refused right after logging in") from None
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _query(self, module: str, where: str) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        while True:
-            page = self._call("GET", "query", {"query": f"select * from {module} where {where} limit {len(rows)}, {PAGE};"})
-            rows.extend(page)
-            if len(page) < PAGE:
-                return rows
-
-    def _relate(self, source: str, related: str, label: str) -> None:
-        if self.dialect == "vtenext":
-            self._call("POST", "relate", {"id": source, "relatelist": json.dumps([related])})
-        else:
-            self._call("POST", "add_related", {"sourceRecordId": source, "relatedRecordId": related, "relationIdLabel": label})
-
-    def _related(self, wsid: str, module: str) -> list[dict[str, Any]]:
-        return self._call("GET", "retrieve_related", {"id": wsid, "relatedType": module, "relatedLabel": module}) or []
+    # -- the webservice (gateway/crm/vtiger_ws.py) -------------------------------------------
 
     def _email_fields(self) -> tuple[str, str]:
         if self._email_cf is None:
-            described = self._call("GET", "describe", {"elementType": "Emails"})
+            described = self._ws.call("GET", "describe", {"elementType": "Emails"})
             by_label = {str(f.get("label", "")).casefold(): f["name"] for f in described.get("fields", [])}
             missing = [label for label in ID_FIELDS if label.casefold() not in by_label]
             if missing:
@@ -181,16 +80,16 @@ class VtigerConnector:
 
     def _owner(self, owner: str) -> str:
         if not owner:
-            self._login()
-            return self._user_id
+            self._ws.login()
+            return self._ws.user_id
         if owner not in self._owners:
             rows = [
                 r
-                for r in self._query("Users", matches("email1", owner))
+                for r in self._ws.query("Users", matches("email1", owner))
                 if addresses.key(r.get("email1", "")) == addresses.key(owner)
             ]
-            self._login()
-            self._owners[owner] = rows[0]["id"] if rows else self._user_id
+            self._ws.login()
+            self._owners[owner] = rows[0]["id"] if rows else self._ws.user_id
         return self._owners[owner]
 
     # -- lookups -----------------------------------------------------------------------------
@@ -205,18 +104,18 @@ class VtigerConnector:
             if kind not in MODULES:
                 raise Permanent(f"unknown record kind {kind!r}")
             fields = EMAIL_FIELDS[kind]
-            rows = self._query(MODULES[kind], " or ".join(matches(f, v) for v in spellings for f in fields))
+            rows = self._ws.query(MODULES[kind], " or ".join(matches(f, v) for v in spellings for f in fields))
             hits = [r for r in rows if any(addresses.key(str(r.get(f) or "")) == k for f in fields)]
-            found.extend(_ref(kind, r) for r in sorted(hits, key=lambda r: _crmid(r["id"])))
+            found.extend(party_ref(kind, r) for r in sorted(hits, key=lambda r: crmid(r["id"])))
         return found
 
     def find_by_domain(self, domain: str) -> list[PartyRef]:
         d = addresses.domain_of("x@" + domain.strip().lstrip("@"))
         if not d:
             return []
-        rows = self._query("Accounts", "website like " + literal(f"%{d}%".replace(chr(92), "%")))
-        hits = [r for r in rows if _host(str(r.get("website") or "")) == d]
-        return [_ref("account", r) for r in sorted(hits, key=lambda r: _crmid(r["id"]))]
+        rows = self._ws.query("Accounts", "website like " + literal(f"%{d}%".replace(chr(92), "%")))
+        hits = [r for r in rows if website_host(str(r.get("website") or "")) == d]
+        return [party_ref("account", r) for r in sorted(hits, key=lambda r: crmid(r["id"]))]
 
     def find_email(self, message_id: str, content_hash: str | None = None) -> EmailRef | None:
         rows = self._emails(message_id, content_hash)
@@ -227,18 +126,18 @@ class VtigerConnector:
         where = matches(mid_f, message_id)
         if content_hash is not None:
             where += " and " + matches(hash_f, content_hash)
-        rows = [r for r in self._query("Emails", where) if r.get(mid_f) == message_id]
+        rows = [r for r in self._ws.query("Emails", where) if r.get(mid_f) == message_id]
         if content_hash is not None:
             rows = [r for r in rows if r.get(hash_f) == content_hash]
-        return sorted(rows, key=lambda r: _crmid(r["id"]))
+        return sorted(rows, key=lambda r: crmid(r["id"]))
 
     def thread_parents(self, message_ids: Sequence[str]) -> list[PartyRef]:
         found: dict[str, PartyRef] = {}
         for mid in dict.fromkeys(m for m in message_ids if m):
             for email in self._emails(mid, None):
                 for kind, module in MODULES.items():
-                    for r in self._related(email["id"], module):
-                        found.setdefault(r["id"], _ref(kind, r))
+                    for r in self._ws.related(email["id"], module):
+                        found.setdefault(r["id"], party_ref(kind, r))
         return list(found.values())
 
     # -- writes ------------------------------------------------------------------------------
@@ -260,13 +159,13 @@ class VtigerConnector:
             if kind == "lead":
                 element["company"] = data.company or (emails[0].rsplit("@", 1)[-1] if emails else "-")
             elif data.account is not None:
-                element["account_id"] = _wsid(data.account)
+                element["account_id"] = wsid(data.account)
         element.update(data.fields)
-        record = self._call("POST", "create", {"elementType": MODULES[kind], "element": json.dumps(element)})
-        return _ref(kind, record)
+        record = self._ws.call("POST", "create", {"elementType": MODULES[kind], "element": json.dumps(element)})
+        return party_ref(kind, record)
 
     def attach(self, parents: Sequence[PartyRef], mail: EmailRecord, *, first_attempt: bool = False) -> EmailRef:
-        targets = list(dict.fromkeys(_wsid(p) for p in parents))
+        targets = list(dict.fromkeys(wsid(p) for p in parents))
         mid_f, hash_f = self._email_fields()
         existing = self._emails(mail.message_id, mail.content_hash)
         if existing:
@@ -289,17 +188,17 @@ class VtigerConnector:
             }
             if targets:
                 element["parent_id"] = targets[0]
-            email_id = self._call("POST", "create", {"elementType": "Emails", "element": json.dumps(element)})["id"]
-        linked = {r["id"] for module in {MODULES[p.kind] for p in parents} for r in self._related(email_id, module)}
+            email_id = self._ws.call("POST", "create", {"elementType": "Emails", "element": json.dumps(element)})["id"]
+        linked = {r["id"] for module in {MODULES[p.kind] for p in parents} for r in self._ws.related(email_id, module)}
         for target in targets:
             if target not in linked:
-                self._relate(target, email_id, "Emails")
+                self._ws.relate(target, email_id, "Emails")
         self._store_files(email_id, mail)
         return EmailRef(email_id, mail.message_id, mail.content_hash)
 
     def _store_files(self, email_id: str, mail: EmailRecord) -> None:
         """Every attachment (and the raw .eml) as a Document related to the email, each once."""
-        stored = {str(d.get("notecontent") or "") for d in self._related(email_id, "Documents")}
+        stored = {str(d.get("notecontent") or "") for d in self._ws.related(email_id, "Documents")}
         files = [
             (a.filename or "attachment", a.content_type, a.payload, f"sha256:{hashlib.sha256(a.payload).hexdigest()}")
             for a in mail.attachments
@@ -320,26 +219,26 @@ class VtigerConnector:
                 "notecontent": tag,
                 "assigned_user_id": self._owner(mail.owner),
             }
-            doc = self._call(
+            doc = self._ws.call(
                 "POST",
                 "create",
                 {"elementType": "Documents", "element": json.dumps(element)},
                 files={"filename": (name, payload, ctype or "application/octet-stream")},
             )
-            self._relate(email_id, doc["id"], "Documents")
+            self._ws.relate(email_id, doc["id"], "Documents")
 
     def add_note(self, parents: Sequence[PartyRef], note: NoteData) -> NoteRef:
         """A `ModComments` record on each parent, once per key. A comment has no field for the
         key: it travels in the content's trailing marker (gateway/crm/note_marker.py), and a
         replay first queries the parents' comments holding that marker (the title leads the
         content; the mail's Message-ID is not kept)."""
-        targets = list(dict.fromkeys(_wsid(p) for p in parents))
+        targets = list(dict.fromkeys(wsid(p) for p in parents))
         if not targets:
             return NoteRef(note.key)
         tag = note_marker.tag(note.key)
         where = f"related_to in ({', '.join(literal(t) for t in targets)}) and commentcontent like {literal('%' + note_marker.search_text(note.key) + '%')}"
         have: dict[str, str] = {}
-        for row in self._query("ModComments", where):
+        for row in self._ws.query("ModComments", where):
             parsed = note_marker.parse(str(row.get("commentcontent") or ""))
             if parsed is not None and parsed.tag == tag:
                 have.setdefault(str(row.get("related_to")), str(row["id"]))
@@ -347,7 +246,9 @@ class VtigerConnector:
         for target in targets:
             if target not in have:
                 element = {"commentcontent": content, "related_to": target, "assigned_user_id": self._owner(note.owner)}
-                have[target] = self._call("POST", "create", {"elementType": "ModComments", "element": json.dumps(element)})["id"]
+                have[target] = self._ws.call("POST", "create", {"elementType": "ModComments", "element": json.dumps(element)})[
+                    "id"
+                ]
         return NoteRef(note.key, tuple(have[t] for t in targets))
 
     def forget(self, address: str, made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:
@@ -357,47 +258,27 @@ class VtigerConnector:
         doomed = [r for r in self.find(address, PARTY_KINDS) if made_by_gateway(r)]
         emails: dict[str, None] = {}
         for ref in doomed:
-            emails.update((e["id"], None) for e in self._related(ref.id, "Emails"))
-            for comment in self._query("ModComments", matches("related_to", ref.id)):
-                self._call("POST", "delete", {"id": comment["id"]})
-            self._call("POST", "delete", {"id": ref.id})
+            emails.update((e["id"], None) for e in self._ws.related(ref.id, "Emails"))
+            for comment in self._ws.query("ModComments", matches("related_to", ref.id)):
+                self._ws.call("POST", "delete", {"id": comment["id"]})
+            self._ws.call("POST", "delete", {"id": ref.id})
         removed = 0
         for email_id in emails:
-            if not any(self._related(email_id, module) for module in MODULES.values()):
-                for doc in self._related(email_id, "Documents"):
-                    self._call("POST", "delete", {"id": doc["id"]})
-                self._call("POST", "delete", {"id": email_id})
+            if not any(self._ws.related(email_id, module) for module in MODULES.values()):
+                for doc in self._ws.related(email_id, "Documents"):
+                    self._ws.call("POST", "delete", {"id": doc["id"]})
+                self._ws.call("POST", "delete", {"id": email_id})
                 removed += 1
         return ForgetReport(parties=tuple(doomed), emails_removed=removed, emails_unlinked=len(emails) - removed)
 
     def check_online(self) -> None:
         """Log in afresh and check the Emails custom fields; raise with a clear message."""
-        with self._lock:
-            self._session = None
-        self._login()
+        self._ws.forget_session()
+        self._ws.login()
         self._email_fields()
 
     def close(self) -> None:
-        self._http.close()
-
-
-class _SessionLost(Exception):
-    pass
-
-
-def _host(website: str) -> str:
-    w = website.strip()
-    host = urlsplit(w if "://" in w else "//" + w).hostname or ""
-    host = host.removeprefix("www.")
-    return addresses.domain_of("x@" + host) if host else ""
-
-
-def _ref(kind: str, row: dict[str, Any]) -> PartyRef:
-    if kind == "account":
-        name = str(row.get("accountname") or "")
-    else:
-        name = " ".join(p for p in (str(row.get("firstname") or ""), str(row.get("lastname") or "")) if p)
-    return PartyRef(kind, str(row["id"]), name)  # type: ignore[arg-type]
+        self._ws.close()
 
 
 @register_connector("vtiger")

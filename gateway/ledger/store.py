@@ -4,34 +4,28 @@ Every write is a short transaction that returns what it wrote. A state change na
 it comes from: the current state is read (and locked) in the transaction, checked against the
 transition tables (gateway.ledger.states) and the UPDATE is guarded by it, so concurrent
 workers never both make one move, and an illegal move raises and writes nothing. The batch
-writes are in gateway.ledger.claims and gateway.ledger.outcomes; the reads in
-gateway.ledger.reads.
+writes are in gateway.ledger.claims and gateway.ledger.outcomes, the one-at-a-time state
+moves in gateway.ledger.moves, the erasure of a person in gateway.ledger.erasure; the reads
+in gateway.ledger.reads.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gateway.errors import Permanent, Retryable
-from gateway.ledger import claims, outcomes
+from gateway.ledger import claims, erasure, moves, outcomes
 from gateway.ledger.database import make_engine
 from gateway.ledger.reads import LedgerReader
 from gateway.ledger.refs import SourceRef
 from gateway.ledger.rows import Bind, Binding, Finish, LocationRow, MessageRow, now
-from gateway.ledger.schema import cursors, events, journal, locations, message_addresses, messages, status
-from gateway.ledger.states import (
-    TERMINAL,
-    LocationState,
-    MessageState,
-    check_location_move,
-    check_message_move,
-)
+from gateway.ledger.schema import cursors, events, journal, message_addresses, messages, status
+from gateway.ledger.states import LocationState, MessageState
 
 
 class Ledger(LedgerReader):
@@ -213,57 +207,20 @@ class Ledger(LedgerReader):
     ) -> MessageRow | None:
         """Move a message to `state`; the new row, or None when it is not in `only_from` (or
         does not exist). A move the transition table refuses raises IllegalTransition."""
-        t = now()
         with self.engine.begin() as c:
-            frm = outcomes.message_states(c, [message_pk]).get(message_pk)
-            if frm is None or (only_from is not None and frm not in {MessageState(s) for s in only_from}):
-                return None
-            to = check_message_move(frm, state, message_pk)
-            values: dict[str, Any] = {"state": to.value, "reason": reason, "updated_at": t}
-            if plan is not None:
-                values["plan_json"] = json.dumps(plan, default=str)
-            if to != MessageState.RETRYING:
-                values["next_attempt_at"] = None
-            c.execute(update(messages).where(messages.c.id == message_pk, messages.c.state == frm.value).values(**values))
-            c.execute(
-                insert(events).values(
-                    message_pk=message_pk, at=t, event=to.value, detail=event_detail if event_detail is not None else reason
-                )
-            )
-            return _message(c, message_pk)
+            return moves.set_state(c, now(), message_pk, state, reason, plan, event_detail, only_from)
 
     def schedule_retry(self, message_pk: int, reason: str, delay: float) -> int:
         """Retry a message later; returns its attempts so far. A message in a final state is
         never sent back (a failure on one of its copies is that copy's, not the message's):
         then nothing changes and 0 is returned."""
-        t = now()
         with self.engine.begin() as c:
-            frm = outcomes.message_states(c, [message_pk]).get(message_pk)
-            if frm is None or frm in TERMINAL:
-                return 0
-            to = check_message_move(frm, MessageState.RETRYING, message_pk)
-            attempts = (c.execute(select(messages.c.attempts).where(messages.c.id == message_pk)).scalar() or 0) + 1
-            c.execute(
-                update(messages)
-                .where(messages.c.id == message_pk, messages.c.state == frm.value)
-                .values(
-                    state=to.value, reason=reason, attempts=attempts, next_attempt_at=t + timedelta(seconds=delay), updated_at=t
-                )
-            )
-            c.execute(
-                insert(events).values(
-                    message_pk=message_pk,
-                    at=t,
-                    event=to.value,
-                    detail=f"attempt {attempts} failed: {reason}; next in {delay:.0f}s",
-                )
-            )
-        return attempts
+            return moves.schedule_retry(c, now(), message_pk, reason, delay)
 
     def reset_attempts(self, message_pk: int) -> MessageRow:
         with self.engine.begin() as c:
             c.execute(update(messages).where(messages.c.id == message_pk).values(attempts=0, next_attempt_at=None))
-            return _message(c, message_pk)
+            return moves.message_row(c, message_pk)
 
     def add_event(self, message_pk: int, event_name: str, detail: str = "") -> None:
         with self.engine.begin() as c:
@@ -320,30 +277,12 @@ class Ledger(LedgerReader):
         self, location_pk: int, from_states: Sequence[LocationState | str] | None, to_state: LocationState | str, **values: Any
     ) -> LocationRow | None:
         with self.engine.begin() as c:
-            frm = outcomes.location_states(c, [location_pk]).get(location_pk)
-            if frm is None:
-                if from_states is None:
-                    raise KeyError(location_pk)
-                return None
-            if from_states is not None and frm not in {LocationState(s) for s in from_states}:
-                return None
-            to = check_location_move(frm, to_state, location_pk)
-            c.execute(
-                update(locations)
-                .where(locations.c.id == location_pk, locations.c.state == frm.value)
-                .values(state=to.value, updated_at=now(), **values)
-            )
-            return LocationRow.of(c.execute(select(locations).where(locations.c.id == location_pk)).one())
+            return moves.move_location(c, now(), location_pk, from_states, to_state, **values)
 
     def reset_interrupted(self) -> int:
         """At start: a copy left 'tagging' by a process that died mid-write waits again."""
-        check_location_move(LocationState.TAGGING, LocationState.WAITING)
         with self.engine.begin() as c:
-            return c.execute(
-                update(locations)
-                .where(locations.c.state == LocationState.TAGGING.value)
-                .values(state=LocationState.WAITING.value, updated_at=now())
-            ).rowcount
+            return moves.reset_interrupted(c, now())
 
     # ---- cursors and status -------------------------------------------------------------
 
@@ -372,7 +311,7 @@ class Ledger(LedgerReader):
 
         The rows stay as tombstones (state `forgotten`, no subject, sender, plan or history)
         with their locations, so the copies still in a mailbox are not processed again and
-        the person is not re-created from them. Every state may move to `forgotten`.
+        the person is not re-created from them (gateway.ledger.erasure).
         """
         with self.reader.connect() as c:
             pks = list(
@@ -381,31 +320,5 @@ class Ledger(LedgerReader):
         gone = [self.message(pk) for pk in pks]
         if pks:
             with self.engine.begin() as c:
-                for pk, frm in outcomes.message_states(c, pks).items():
-                    check_message_move(frm, MessageState.FORGOTTEN, pk)
-                for table, col in (
-                    (events, events.c.message_pk),
-                    (journal, journal.c.message_pk),
-                    (message_addresses, message_addresses.c.message_pk),
-                ):
-                    c.execute(delete(table).where(col.in_(pks)))
-                c.execute(
-                    update(messages)
-                    .where(messages.c.id.in_(pks))
-                    .values(
-                        state=MessageState.FORGOTTEN.value,
-                        reason="erased on request",
-                        subject="",
-                        from_address="",
-                        plan_json=None,
-                        spool_path=None,
-                        next_attempt_at=None,
-                        updated_at=now(),
-                    )
-                )
-                c.execute(update(locations).where(locations.c.message_pk.in_(pks)).values(spool_path=None))
+                erasure.erase_messages(c, now(), pks)
         return gone
-
-
-def _message(c: Connection, message_pk: int) -> MessageRow:
-    return MessageRow.of(c.execute(select(messages).where(messages.c.id == message_pk)).one())
