@@ -24,6 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing import connection as mp_connection
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,12 @@ class ProcessPool:
         self.config_path = str(config_path)
         self.log_level = log_level
         self.pending: queue.Queue[Copy | None] = queue.Queue(maxsize=n * self.per_worker)  # in the main process only
-        self.results: Any = self._ctx.Queue()
+        # One result pipe per worker process, never a queue they share: a worker that dies
+        # while writing (a crash, a kill) would leave a shared queue's write lock held, and
+        # every other worker's results would wait behind it for ever. A dead worker's pipe only
+        # ends (EOF, or a torn last message) and is dropped; its successor gets a new one.
+        self.readers: list[Any] = []
+        self._collect_end = threading.Event()
         # A worker ends when the main process is gone, even killed: it waits on its queue only
         # while this pipe's write end, which the main process alone holds, is open.
         self._lifeline, self._lifeline_w = self._ctx.Pipe(duplex=False)
@@ -108,6 +114,7 @@ class ProcessPool:
     def _spawn(self, i: int, inbox: Any = None) -> None:
         # a fresh queue unless given: a dead reader may have left the old one locked
         self.inboxes[i] = inbox if inbox is not None else self._ctx.Queue()
+        reader, writer = self._ctx.Pipe(duplex=False)
         p = self._ctx.Process(
             target=worker_main,
             name=f"crm-gateway-worker-{i}",
@@ -116,7 +123,7 @@ class ProcessPool:
                 self.config_path,
                 i,
                 self.inboxes[i],
-                self.results,
+                writer,
                 self.log_level,
                 dict(os.environ),
                 self._lifeline,
@@ -124,7 +131,10 @@ class ProcessPool:
             ),
         )
         p.start()
+        writer.close()  # the worker holds the only write end: its exit is this pipe's EOF
         self.procs[i] = p
+        with self._cv:
+            self.readers.append(reader)
 
     def put(self, item: Copy, block: bool = True, timeout: float | None = None) -> None:
         self.pending.put(item, block=block, timeout=timeout)  # queue.Full when full (not blocking, or past timeout)
@@ -152,34 +162,53 @@ class ProcessPool:
     def _collect(self) -> None:
         next_check = time.monotonic() + 0.5
         while True:
-            try:
-                item = self.results.get(timeout=0.5)
-            except queue.Empty:
-                item = ()
-            except Exception:  # a worker killed mid-write left a torn message
-                log.exception("unreadable worker result")
-                if self._stopping.is_set():
-                    return
-                item = ()
-            if item is None:  # sent by `stop` once every worker has ended: their results came first
+            with self._cv:
+                readers = list(self.readers)
+            ending = self._collect_end.is_set()  # read before waiting: results sent before it come first
+            if ending and not readers:
                 return
-            if isinstance(item, (StageReport, Held)) and self.watch.is_abandoned(item.key):
-                pass  # a report the killed worker sent before it was killed
-            elif isinstance(item, StageReport):
-                self.watch.enter(item.key, item.pks, item.stage)
-            elif isinstance(item, Held):
-                if item.pks:
-                    self.watch.batch(item.key, item.pks)
-                else:
-                    self.watch.done(item.key)
-            elif isinstance(item, Result):
-                with self._cv:
-                    self.holding[item.index].discard(item.pk)
-                    self._cv.notify_all()
-                self.on_done(item.pk, item.state)
+            ready: list[Any] = list(mp_connection.wait(readers, timeout=0.5)) if readers else []
+            if not readers:
+                time.sleep(0.5)
+            for reader in ready:
+                try:
+                    item = reader.recv()
+                except (EOFError, OSError):  # the worker ended: nothing more comes this way
+                    self._drop(reader)
+                    continue
+                except Exception:  # a worker killed mid-write left a torn message: its pipe goes with it
+                    log.exception("unreadable worker result")
+                    self._drop(reader)
+                    continue
+                self._take(item)
+            if ending and not ready:  # `stop`: every worker has ended and its results are read
+                return
             if time.monotonic() >= next_check:  # also under load: a death must not wait for a lull
                 next_check = time.monotonic() + 0.5
                 self._check_alive()
+
+    def _drop(self, reader: Any) -> None:
+        with self._cv:
+            if reader in self.readers:
+                self.readers.remove(reader)
+        with contextlib.suppress(OSError):
+            reader.close()
+
+    def _take(self, item: object) -> None:
+        if isinstance(item, (StageReport, Held)) and self.watch.is_abandoned(item.key):
+            pass  # a report the killed worker sent before it was killed
+        elif isinstance(item, StageReport):
+            self.watch.enter(item.key, item.pks, item.stage)
+        elif isinstance(item, Held):
+            if item.pks:
+                self.watch.batch(item.key, item.pks)
+            else:
+                self.watch.done(item.key)
+        elif isinstance(item, Result):
+            with self._cv:
+                self.holding[item.index].discard(item.pk)
+                self._cv.notify_all()
+            self.on_done(item.pk, item.state)
 
     def _check_alive(self) -> None:
         if self._stopping.is_set() or self._starter.is_alive():
@@ -261,8 +290,7 @@ class ProcessPool:
                 log.warning("worker %s did not finish its batch in %.0f s; ending it", p.name, grace)
                 p.terminate()
                 p.join(timeout=5)
-        self.results.put(None)  # the collector ends after the results before it
-        self.results.cancel_join_thread()  # never hold up this process's exit for that one item
+        self._collect_end.set()  # the collector ends once what the workers sent is read
         self._threads[1].join(timeout=5)
 
 

@@ -54,17 +54,17 @@ class _ProcessReports:
 
     def on_stage(self, pks: Sequence[int], stage: Stage) -> None:
         # The main process's watchdog keeps the time (gateway/budget.py): it hears of each stage.
-        self.results.put(StageReport(self.me, tuple(pks), stage))
+        self.results.send(StageReport(self.me, tuple(pks), stage))
 
     def took(self, held: Sequence[int]) -> None:
-        self.results.put(Held(self.me, tuple(held)))
+        self.results.send(Held(self.me, tuple(held)))
 
     def handled(self, states: dict[int, str]) -> None:
         for pk, state in states.items():
-            self.results.put(Result(self.index, pk, state))
+            self.results.send(Result(self.index, pk, state))
 
     def finished(self, held: Sequence[int]) -> None:
-        self.results.put(Held(self.me, ()))
+        self.results.send(Held(self.me, ()))
 
     def should_end(self) -> bool:
         return bool(self.halt.is_set())
