@@ -81,11 +81,18 @@ class Home:
             return gw.run_once()
 
     def cli(
-        self, *args: str, check: bool = False, timeout: float = 120, stdin: str | None = None
+        self,
+        *args: str,
+        check: bool = False,
+        timeout: float = 120,
+        stdin: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """`crm-gateway ARGS -c config.yaml` in this home; `env`: variables added to ours."""
         proc = subprocess.run(
             [sys.executable, "-m", "gateway", *args, "-c", str(self.config_path)],
             cwd=self.root,
+            env={**os.environ, **env} if env else None,
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -17,7 +17,7 @@ from typing import Any
 from gateway.config import Config
 from gateway.engine.model import Plan
 from gateway.errors import Permanent, Retryable
-from gateway.ledger import TERMINAL, Ledger, LocationRow, MessageRow
+from gateway.ledger import TERMINAL, Binding, Ledger, LocationRow, MessageRow
 from gateway.ledger.states import LocationState as L
 from gateway.ledger.states import MessageState as M
 from gateway.pipeline.execution import Execution
@@ -92,15 +92,19 @@ class Failure:
     def unparseable(self, loc: LocationRow, raw: bytes | None, exc: Exception) -> MessageRow:
         """A copy nothing can parse: a message of its own (named by its bytes' hash), quarantined."""
         raw_hash = hashlib.sha256(raw).hexdigest() if raw is not None else hashlib.sha256(loc.ref.label().encode()).hexdigest()
-        b = self.ledger.bind(
+        b = self._bind_alone(loc, "unparseable", raw_hash)
+        return self.quarantine(b.row or self.ledger.message(b.message_pk), f"unparseable: {exc}", None)
+
+    def _bind_alone(self, loc: LocationRow, why: str, digest: str) -> Binding:
+        """A message of its own for a copy whose identity is unknown, named by `digest`."""
+        return self.ledger.bind(
             loc.id,
-            message_id=f"<unparseable-{raw_hash[:32]}@crm-gateway>",
-            content_hash=raw_hash,
+            message_id=f"<{why}-{digest[:32]}@crm-gateway>",
+            content_hash=digest,
             spool_path=loc.spool_path,
             state=M.PROCESSING,
             label=loc.ref.label(),
         )
-        return self.quarantine(b.row or self.ledger.message(b.message_pk), f"unparseable: {exc}", None)
 
     def give_up(self, location_pk: int, reason: str) -> str:
         """The budget watchdog (or the crash count) gave up on a copy: quarantine its message
@@ -110,14 +114,7 @@ class Failure:
         loc = self.ledger.location(location_pk)
         if loc.message_pk is None:  # stuck before its identity was known: parsing
             digest = hashlib.sha256(f"{reason}\0{loc.ref.label()}".encode()).hexdigest()
-            b = self.ledger.bind(
-                loc.id,
-                message_id=f"<stopped-{digest[:32]}@crm-gateway>",
-                content_hash=digest,
-                spool_path=loc.spool_path,
-                state=M.PROCESSING,
-                label=loc.ref.label(),
-            )
+            b = self._bind_alone(loc, "stopped", digest)
             loc = replace(loc, message_pk=b.message_pk)
         assert loc.message_pk is not None
         row = self.ledger.message(loc.message_pk)

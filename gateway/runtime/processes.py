@@ -219,22 +219,16 @@ class ProcessPool:
             with self._cv:
                 if self._stopping.is_set():  # `stop` owns the workers now
                     return
-                lost, self.holding[i] = sorted(self.holding[i]), set()
                 if p is not None:
-                    _make_sure_gone(p)
                     self.watch.gone((i, p.pid))
+                    held = sorted(self.holding[i])
                     log.error(
                         "worker %d died (exit code %s)%s; starting it again",
                         i,
                         p.exitcode,
-                        f" holding locations {lost}" if lost else "",
+                        f" holding locations {held}" if held else "",
                     )
-                try:
-                    self._spawn(i)
-                except Exception:
-                    log.exception("could not start worker %d", i)
-                    self.procs[i] = None
-                self._cv.notify_all()
+                lost = self._restart(i)
             for pk in lost:
                 self.on_lost(pk)
 
@@ -249,16 +243,21 @@ class ProcessPool:
         with self._cv:
             if self._stopping.is_set():
                 return []
-            held, self.holding[i] = sorted(self.holding[i]), set()
-            p = self.procs[i]
-            if p is not None:
-                _make_sure_gone(p)
-            try:
-                self._spawn(i)
-            except Exception:
-                log.exception("could not start worker %d", i)
-                self.procs[i] = None
-            self._cv.notify_all()
+            return self._restart(i)
+
+    def _restart(self, i: int) -> list[int]:
+        """Worker i is dead or given up on: make sure it is gone and start another (under
+        `_cv`). Returns what it held, for the caller to hand back."""
+        held, self.holding[i] = sorted(self.holding[i]), set()
+        p = self.procs[i]
+        if p is not None:
+            _make_sure_gone(p)
+        try:
+            self._spawn(i)
+        except Exception:
+            log.exception("could not start worker %d", i)
+            self.procs[i] = None
+        self._cv.notify_all()
         return held
 
     def stop(self, grace: float = 60.0) -> None:

@@ -91,15 +91,7 @@ STEPS = [
 
 def _killed_at_then_run_again(home, step: str) -> dict:
     """`run --once` killed like `kill -9` at a journal step, then run again; the CRM after it."""
-    env = {**os.environ, "CRM_GATEWAY_CRASH_AT": step}
-    killed = subprocess.run(
-        [sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
-        cwd=home.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    killed = home.cli("run", "--once", env={"CRM_GATEWAY_CRASH_AT": step})
     assert killed.returncode == 137, killed.stderr
     again = home.cli("run", "--once")
     assert again.returncode == 0, again.stderr

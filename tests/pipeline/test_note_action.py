@@ -6,9 +6,6 @@ and batch 1), on the records a person picks when the mail went to review, shown 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -75,15 +72,7 @@ def test_killed_at_the_note_step_then_run_again_leaves_one_note(home, stage, bat
     _batch(home, batch)
     home.drop("VLeads", make_mail(sender="Ann Lee <ann@a.example>", subject="before", message_id="<before@a.example>"))
     home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", subject="crash", message_id="<crash@x.org>"))
-    env = {**os.environ, "CRM_GATEWAY_CRASH_AT": f"{STEP}:{stage}"}
-    killed = subprocess.run(
-        [sys.executable, "-m", "gateway", "run", "--once", "-c", str(home.config_path)],
-        cwd=home.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    killed = home.cli("run", "--once", env={"CRM_GATEWAY_CRASH_AT": f"{STEP}:{stage}"})
     assert killed.returncode == 137, killed.stderr
     again = home.cli("run", "--once")
     assert again.returncode == 0, again.stderr
