@@ -92,6 +92,12 @@ class IntakePort(Protocol):
         """Whether a copy of the mail with this Message-ID was handed over from this folder."""
         ...
 
+    def holds(self, source: str, account: str) -> bool:
+        """Whether this gateway watches that mailbox now. Always so for a gateway alone on
+        its ledger; gateways sharing one divide the mailboxes by lease, and a source stops
+        watching (and does not start) a mailbox this answers False for."""
+        ...
+
 
 @dataclass(frozen=True)
 class SourceEnv:

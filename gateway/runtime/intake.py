@@ -108,6 +108,9 @@ class Intake:
                     return True
         return False
 
+    def holds(self, source: str, account: str) -> bool:
+        return True
+
     def record(self, ref: SourceRef, raw: bytes) -> int:
         """A copy handed in by a person (`process FILE.eml`): recorded, not queued, for the
         caller to handle now. A copy known already keeps its location (and its spooled file)."""
