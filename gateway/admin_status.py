@@ -104,7 +104,9 @@ def liveness_line(doc: dict[str, Any]) -> str:
     live = doc.get("liveness") or {}
     beat = ago(live.get("heartbeat_age_seconds"))
     if doc.get("running"):
-        return f"gateway: running (pid {live.get('pid')}), heartbeat {beat}"
+        procs = (doc.get("service") or {}).get("processes") or 1
+        how = f", {procs} worker processes" if procs > 1 else ""
+        return f"gateway: running (pid {live.get('pid')}{how}), heartbeat {beat}"
     if not live.get("heartbeat_at"):
         return f"gateway: NOT running: {live.get('why')}"
     return f"gateway: NOT running: {live.get('why')} (last heartbeat {beat}); what follows is as it was then"

@@ -67,6 +67,19 @@ class WebConfig(Model):
     listen: str = "127.0.0.1:8025"
 
 
+# `processes: auto` stops here: past four processes the ledger's and the embedded CRM's
+# single writer, not the CPU, bounds the rate.
+AUTO_PROCESSES_MAX = 4
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 class RetryConfig(Model):
     max_attempts: int = Field(8, ge=1)  # then quarantined
     base_delay: float = Field(30.0, ge=0)  # seconds; doubles each attempt, with jitter
@@ -82,7 +95,10 @@ class Config(Model):
     # second thread only contends for the GIL), 4 with a CRM over the network (threads overlap
     # its round trips); see _default_workers.
     workers: int = Field(1, ge=1, le=64)
-    processes: int = Field(1, ge=1, le=64)  # >1: that many worker processes
+    # >1: that many worker processes; "auto" (the default): one per core this process may run
+    # on, up to AUTO_PROCESSES_MAX, with the embedded CRM (CPU-bound), and 1 with a CRM over the
+    # network (its threads overlap the round trips); see worker_processes()
+    processes: int | Literal["auto"] = "auto"
     # copies a worker takes from the queue at once: their claims, attaches and outcomes share
     # transactions (1: every message alone)
     batch: int = Field(16, ge=1, le=256)
@@ -123,6 +139,21 @@ class Config(Model):
         if dupes:
             raise ValueError(f"source names must be unique: {', '.join(dupes)}")
         return self
+
+    @field_validator("processes")
+    @classmethod
+    def _processes_range(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 64:
+            raise ValueError("processes must be 'auto' or a number from 1 to 64")
+        return v
+
+    def worker_processes(self) -> int:
+        """How many worker processes `processes` means on this machine (1: worker threads)."""
+        if self.processes != "auto":
+            return self.processes
+        if self.crm.backend != "sql":
+            return 1
+        return max(1, min(usable_cores(), AUTO_PROCESSES_MAX))
 
     @cached_property
     def freemail(self) -> frozenset[str]:

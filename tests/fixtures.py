@@ -36,6 +36,9 @@ class Home:
             "crm": {"backend": "sql", "url": "sqlite:///var/crm.db"},
             "rules": ["rules/*.yaml"],
             "workers": 2,
+            # threads, whatever the cores: a test's handful of mails would wait for worker
+            # processes to start (tests of `processes` set it; test_worker_processes checks "auto")
+            "processes": 1,
             "internal_domains": ["example.com"],
             "retry": {"base_delay": 0, "max_attempts": 3},
             "sources": [
