@@ -63,13 +63,14 @@ def test_a_running_gateway_with_the_default_uses_a_process_per_core_and_says_so(
     for i in range(6):
         home.drop("VLeads", make_mail(sender=f"Sender {i} <s{i}@d{i}.example>", subject=f"auto {i}"))
     log = tmp_path / "run.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)],
-        cwd=home.root,
-        stdout=subprocess.DEVNULL,
-        stderr=open(log, "w"),
-        text=True,
-    )
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", "-c", str(home.config_path)],
+            cwd=home.root,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
     try:
 
         def status() -> dict:
