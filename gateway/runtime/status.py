@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.config.rulesholder import RulesHolder
 from gateway.ledger import Ledger
-from gateway.rulesholder import RulesHolder
 
 log = logging.getLogger("gateway.service")
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.boundedread import UnreadableFile, read_bounded
 from gateway.config import load_config
 from gateway.engine.loader import load_rules_text
 from gateway.errors import ConfigError
-from gateway.foldernames import folder_problem
+from gateway.reading.boundedread import UnreadableFile, read_bounded
+from gateway.reading.foldernames import folder_problem
 
 BASE = """\
 crm: {backend: sql, url: 'sqlite:///var/crm.db'}

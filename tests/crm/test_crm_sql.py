@@ -380,7 +380,7 @@ def test_a_record_from_the_parser_carries_hashes_the_crm_stores_under(crm: SqlCo
     blobs are stored under those hashes, which are the bytes' own."""
     import hashlib
 
-    from gateway.message import parse
+    from gateway.message.parsing import parse
     from gateway.pipeline.journal import email_record
     from tests.mail import make_mail as client_mail
 

@@ -71,8 +71,8 @@ def status_doc(config: Config, ledger: Ledger | None = None) -> dict[str, Any]:
     other = {k: v for (s, f), v in counts.items() for k in [f"{s}/{f}"] if s not in {x.name for x in config.sources}}
     rules = stored.get("rules")
     if rules is None:  # no gateway has run yet: say what the files hold now
+        from gateway.config.rulesholder import load_for
         from gateway.errors import RuleError
-        from gateway.rulesholder import load_for
 
         try:
             rs = load_for(config)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.boundedread import SECRET_MAX, UnreadableFile, read_text_bounded
+from gateway.reading.boundedread import SECRET_MAX, UnreadableFile, read_text_bounded
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)(B?)\s*$", re.I)
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from gateway import addresses
-from gateway.admin_status import STATES, liveness_line, render_status, status_doc  # noqa: F401  (status: its own module)
+from gateway.admin.status import STATES, liveness_line, render_status, status_doc  # noqa: F401  (status: its own module)
 from gateway.crm.base import PARTY_KINDS, PartyRef
 from gateway.errors import Permanent
 from gateway.ledger import Ledger, MessageRow
+from gateway.message import addresses
 from gateway.pipeline.journal import CRM_DONE
 from gateway.runtime.liveness import ago  # noqa: F401  (the status page's "N s ago")
 

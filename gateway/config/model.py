@@ -18,9 +18,6 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from gateway import yamlpos
-from gateway.boundedread import CONFIG_MAX, MissingFile, UnreadableFile, read_text_bounded
-from gateway.config_base import Model, Size, parse_size
 from gateway.crm.config_models import MODELS as CRM_MODELS
 from gateway.crm.config_models import (
     OTHER,
@@ -34,6 +31,9 @@ from gateway.crm.config_models import (
 )
 from gateway.errors import ConfigError
 from gateway.mailboxes.registry import MODELS, SourceConfig
+from gateway.reading import yamlpos
+from gateway.reading.boundedread import CONFIG_MAX, MissingFile, UnreadableFile, read_text_bounded
+from gateway.reading.config_base import Model, Size, parse_size
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
@@ -87,7 +87,7 @@ class Config(Model):
     # transactions (1: every message alone)
     batch: int = Field(16, ge=1, le=256)
     # seconds one stage of one message (parse, rules, CRM, tags) may take; over it the message is
-    # quarantined with the stage in the reason and its worker replaced (gateway/budget.py)
+    # quarantined with the stage in the reason and its worker replaced (gateway/pipeline/budget.py)
     message_budget: float = Field(30, gt=0)
     max_message_size: Size = 50 * 1024**2
     since: date | None = None
@@ -253,7 +253,7 @@ def load_config(path: str | Path) -> Config:
     except ValidationError as exc:
         problems = [_describe(e, data, pos) for e in exc.errors()]
         raise ConfigError(problems[0], problems) from None
-    from gateway import config_checks
+    from gateway.config import checks as config_checks
 
     problems = [f"{pos.where(where)}: {message}" for where, message in config_checks.problems(config)]
     if problems:
