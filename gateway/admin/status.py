@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.admin.liveness import age_of, ago, liveness
 from gateway.config import Config
 from gateway.ledger import Ledger
-from gateway.runtime.liveness import age_of, ago, liveness
 
 STATES = (
     "done",

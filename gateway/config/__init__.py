@@ -6,6 +6,7 @@ union), read with `${ENV}` and positioned errors (load.py) and the load-time che
 
 `Config`, `load_config` and `default_config_path` are importable from here."""
 
-from gateway.config.model import Config, LedgerConfig, RetryConfig, TagsConfig, WebConfig, default_config_path, load_config
+from gateway.config.load import default_config_path, load_config
+from gateway.config.model import Config, LedgerConfig, RetryConfig, TagsConfig, WebConfig
 
 __all__ = ["Config", "LedgerConfig", "RetryConfig", "TagsConfig", "WebConfig", "default_config_path", "load_config"]

@@ -1,6 +1,6 @@
 """The parts every config model is built of: a strict frozen model, `*_file` secrets, sizes.
 
-Kept apart from config.py so a mailbox package or a connector can define its own model
+Kept apart from gateway/config/ so a mailbox package or a connector can define its own model
 without importing the whole config (whose load-time checks know every connector).
 """
 
@@ -40,7 +40,7 @@ def read_secret_files(data: Any, names: tuple[str, ...]) -> Any:
     """`password_file: /run/secrets/x` → `password: <file content, stripped>`.
 
     Only a regular file of at most SECRET_MAX bytes is read (not /dev/zero, not a FIFO).
-    A message starts with the `*_file` key so config.py's `_describe` can place it on that key."""
+    A message starts with the `*_file` key so gateway/config/load.py's `_describe` can place it on that key."""
     if not isinstance(data, dict):
         return data
     data = dict(data)
