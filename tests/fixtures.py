@@ -22,11 +22,9 @@ FOLDERS = ["VLeads", "VContacts", "VAccounts", "CRM sync"]
 class Home:
     """A gateway installation: config.yaml, rules/, var/mail (Maildir), SQLite CRM and ledger."""
 
-    def __init__(self, root: Path, extra: dict[str, Any] | None = None, rules: list[str] | None = None) -> None:
+    def __init__(self, root: Path, extra: dict[str, Any] | None = None) -> None:
         self.root = root
         shutil.copytree(REPO / "rules", root / "rules")
-        for _name in rules or []:
-            pass
         self.mail = root / "var" / "mail"
         for f in FOLDERS:
             for sub in ("new", "cur", "tmp"):

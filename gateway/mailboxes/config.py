@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from gateway.config_base import Model
+from gateway.reading.config_base import Model
 
 
 class SourceBase(Model):

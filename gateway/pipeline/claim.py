@@ -15,12 +15,12 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from gateway.budget import Stage
 from gateway.config import Config
 from gateway.errors import Permanent, UnparseableMessage
 from gateway.ledger import Bind, Binding, Ledger, LocationRow
 from gateway.ledger.states import MessageState as M
-from gateway.message import Message, parse
+from gateway.message.parsing import Message, parse
+from gateway.pipeline.budget import Stage
 from gateway.pipeline.failure import Failure
 from gateway.pipeline.hooks import Hooks
 from gateway.pipeline.items import Claimed, Outcomes

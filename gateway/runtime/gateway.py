@@ -15,13 +15,13 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 
-from gateway.budget import Watch
 from gateway.config import Config
+from gateway.config.rulesholder import RulesHolder
 from gateway.crm.base import Connector
 from gateway.errors import ConfigError
 from gateway.ledger import Ledger
 from gateway.ledger.spool import Spool
-from gateway.rulesholder import RulesHolder
+from gateway.pipeline.budget import Watch
 from gateway.runtime import parts, status, tasks
 from gateway.runtime.handler import BatchHandler
 from gateway.runtime.intake import Intake

@@ -2,7 +2,7 @@
 
 The document is also the service's heartbeat (`service.at`): `status` tells a running
 gateway from a stopped or killed one by `running`, the pid and the heartbeat's age
-(gateway/runtime/liveness.py).
+(gateway/admin/liveness.py).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.config.rulesholder import RulesHolder
 from gateway.ledger import Ledger
-from gateway.rulesholder import RulesHolder
 
 log = logging.getLogger("gateway.service")
 

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from gateway import admin
+from gateway.admin import operations as admin
 
 
 class _LedgerCollector:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,6 +26,7 @@ from gateway.crm.sql import SqlConnector, make_engine
 from gateway.crm.sql_models import VERSION_TABLE, Base
 from gateway.errors import Permanent, Retryable
 from tests.crm.contract import HOSTILE, attachment, make_mail, person
+from tests.crm.fixtures import all_at_once
 from tests.crm.sql_backends import BACKENDS, database_url
 
 
@@ -37,11 +38,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def crm(url: str) -> Iterator[SqlConnector]:
-    c = SqlConnector(url)
-    try:
+    with closing(SqlConnector(url)) as c:
         yield c
-    finally:
-        c.close()
 
 
 def count(crm: SqlConnector, table: str) -> int:
@@ -391,7 +389,7 @@ def test_a_record_from_the_parser_carries_hashes_the_crm_stores_under(crm: SqlCo
     blobs are stored under those hashes, which are the bytes' own."""
     import hashlib
 
-    from gateway.message import parse
+    from gateway.message.parsing import parse
     from gateway.pipeline.journal import email_record
     from tests.mail import make_mail as client_mail
 
@@ -418,23 +416,8 @@ def test_nul_characters_do_not_fail_the_mail(crm: SqlConnector) -> None:
 def test_concurrent_attach_of_one_mail_makes_one_row(crm: SqlConnector) -> None:
     parties = [crm.create("lead", person("lead", f"p{i}@x.example")) for i in range(4)]
     mail = make_mail(attachments=[attachment("same.pdf", b"x" * 100_000)])
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
     refs: list[str] = []
-
-    def work(p: PartyRef) -> None:
-        try:
-            barrier.wait()
-            refs.append(crm.attach([p, parties[0]], mail).id)
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=work, args=(p,)) for p in parties]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert all_at_once(lambda p: refs.append(crm.attach([p, parties[0]], mail).id), parties) == []
     [e] = crm.dump()["emails"]
     assert set(refs) == {str(e["id"])}
     assert sorted(link["id"] for link in e["links"]) == sorted(int(p.id) for p in parties)

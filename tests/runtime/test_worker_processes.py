@@ -12,8 +12,9 @@ import sys
 import pytest
 import yaml
 
-from gateway import config as config_module
-from gateway.config import AUTO_PROCESSES_MAX, load_config, usable_cores
+from gateway.config import load_config
+from gateway.config import model as config_module
+from gateway.config.model import AUTO_PROCESSES_MAX, usable_cores
 from gateway.errors import ConfigError
 from tests.fixtures import Home
 from tests.mail import make_mail

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.budget import Abandoned, Stage, Watch, crashed, over_budget
 from gateway.ledger import Ledger
 from gateway.ledger import work as ledger_work
+from gateway.pipeline.budget import Abandoned, Stage, Watch, crashed, over_budget
 
 
 def test_a_stage_over_budget_is_reported_once_and_its_worker_is_stopped_at_its_next_report() -> None:

@@ -10,8 +10,8 @@ path (for config.yaml's pydantic errors) in yaml_positions.py; this module gathe
 
 from __future__ import annotations
 
-from gateway.yaml_checker import Checker, Problem, did_you_mean, is_null, node_at
-from gateway.yaml_compose import (
+from gateway.reading.yaml_checker import Checker, Problem, did_you_mean, is_null, node_at
+from gateway.reading.yaml_compose import (
     MAX_DEPTH,
     MAX_NODES,
     YamlSyntaxError,
@@ -21,7 +21,7 @@ from gateway.yaml_compose import (
     position,
     to_python,
 )
-from gateway.yaml_positions import Mark, Positions, load_with_positions
+from gateway.reading.yaml_positions import Mark, Positions, load_with_positions
 
 __all__ = [
     "MAX_DEPTH",

@@ -11,7 +11,7 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from gateway.yaml_compose import compose, pairs, position, to_python
+from gateway.reading.yaml_compose import compose, pairs, position, to_python
 
 __all__ = ["Mark", "Positions", "load_with_positions"]
 

@@ -14,7 +14,7 @@ Parsing is mail-parser, guarded:
   which for a 20 MB mail cost several times its size. `parser` is then "stdlib".
 - Header blocks over `MAILPARSER_HEADER_MAX` skip mail-parser too (slow on huge headers).
 - Long base64 bodies are cut out before either parser sees the message and decoded
-  straight from the raw bytes (`gateway.mime_blobs`): the trees are the same, the line
+  straight from the raw bytes (`gateway.message.mime_blobs`): the trees are the same, the line
   loop of the feed parser and the decoded copies are not. Up to `LARGE_MESSAGE` the text is
   put back into the tree before mail-parser looks at it, so it sees what it always saw.
 - The stdlib parser (default policy, then compat32) when mail-parser fails;
@@ -28,11 +28,11 @@ import email.policy
 import logging
 from datetime import datetime
 
-from gateway import mime
 from gateway.errors import UnparseableMessage
-from gateway.message_build import build_message
-from gateway.message_model import Address, Attachment, AutomatedVerdict, Message, automated
-from gateway.message_trees import (
+from gateway.message import mime
+from gateway.message.build import build_message
+from gateway.message.model import Address, Attachment, AutomatedVerdict, Message, automated
+from gateway.message.trees import (
     MAILPARSER_HEADER_MAX,
     PARSERS,
     PARSERS_LARGE,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Config
+from gateway.config.model import Config
 from gateway.engine.loader import RuleSet, load_rules
 from gateway.errors import RuleError
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.admin.liveness import age_of, ago, liveness
 from gateway.config import Config
 from gateway.ledger import Ledger
-from gateway.runtime.liveness import age_of, ago, liveness
 
 STATES = (
     "done",
@@ -71,8 +71,8 @@ def status_doc(config: Config, ledger: Ledger | None = None) -> dict[str, Any]:
     other = {k: v for (s, f), v in counts.items() for k in [f"{s}/{f}"] if s not in {x.name for x in config.sources}}
     rules = stored.get("rules")
     if rules is None:  # no gateway has run yet: say what the files hold now
+        from gateway.config.rulesholder import load_for
         from gateway.errors import RuleError
-        from gateway.rulesholder import load_for
 
         try:
             rs = load_for(config)

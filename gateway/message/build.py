@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from gateway import mime, mime_html
-from gateway.message_model import Address, Attachment, Message
+from gateway.message import mime, mime_html
+from gateway.message.model import Address, Attachment, Message
 
 __all__ = ["build_message"]
 

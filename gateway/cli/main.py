@@ -1,8 +1,8 @@
 """The `crm-gateway` command (SPEC.md). Exit codes: 0 success, 1 user error, 2 runtime failure.
 
 This module holds the daily commands (run, check, schema, test-rules, process) and the entry
-point; the app and what the commands share are in gateway.cli_app, the admin commands in
-gateway.cli_admin (imported at the end: the help lists commands in the order they are made)."""
+point; the app and what the commands share are in gateway.cli.app, the admin commands in
+gateway.cli.admin (imported at the end: the help lists commands in the order they are made)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway import logs
-from gateway.cli_app import (
+from gateway.cli.app import (
     ConfigOpt,
     FilesArg,
     FolderOpt,
@@ -30,7 +30,7 @@ from gateway.cli_app import (
     print_json,
     progress_bar,
 )
-from gateway.cli_help import PlainCommand, run_app
+from gateway.cli.help import PlainCommand, run_app
 from gateway.config import Config
 from gateway.errors import Permanent
 
@@ -74,7 +74,7 @@ def check(
     config: ConfigOpt = None, online: Annotated[bool, typer.Option("--online", help="also log in to the CRM")] = False
 ) -> None:
     """Validate the config and every rule file; print each error as FILE:LINE:COL: message."""
-    from gateway.rulesholder import load_for, rule_files
+    from gateway.config.rulesholder import load_for, rule_files
 
     cfg = config_at(config)
     rules = load_for(cfg)
@@ -89,7 +89,7 @@ def check(
         err.print(problem, markup=False, highlight=False)
     if problems:
         raise typer.Exit(1)
-    from gateway.rule_folders import unwatched_folder_warnings
+    from gateway.config.rule_folders import unwatched_folder_warnings
 
     for warning in unwatched_folder_warnings(cfg, rule_files(cfg)):
         err.print(warning, markup=False, highlight=False)
@@ -133,7 +133,7 @@ def schema(config: ConfigOpt = None) -> None:
 def _say_default_folder(cfg: Config, folder: str | None) -> None:
     """Rules mostly test the folder: a silent INBOX would look like a rule that never matches."""
     if folder is None:
-        from gateway.rule_folders import watched_folders
+        from gateway.config.rule_folders import watched_folders
 
         err.print(
             f"note: no --folder given: as if found in INBOX (watched folders: {', '.join(watched_folders(cfg)) or 'none'})",
@@ -161,10 +161,10 @@ def test_rules(
     as_json: JsonOpt = False,
 ) -> None:
     """Dry run one message: the rules that matched, the trace, the planned CRM work and tags. Writes nothing."""
-    from gateway.context import Contexts
+    from gateway.config.context import Contexts
+    from gateway.config.rulesholder import load_for
     from gateway.engine.plan import evaluate, format_plan
-    from gateway.message import parse
-    from gateway.rulesholder import load_for
+    from gateway.message.parsing import parse
     from gateway.runtime.parts import crm_connector
 
     cfg = config_at(config)
@@ -256,7 +256,7 @@ def process(
 
 
 # After the daily commands, so that `--help` lists them first, as it always has.
-from gateway import cli_admin  # noqa: E402, F401  (registers its commands on `app`)
+from gateway.cli import admin as cli_admin  # noqa: E402, F401  (registers its commands on `app`)
 
 
 def main() -> None:

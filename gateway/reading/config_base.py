@@ -1,6 +1,6 @@
 """The parts every config model is built of: a strict frozen model, `*_file` secrets, sizes.
 
-Kept apart from config.py so a mailbox package or a connector can define its own model
+Kept apart from gateway/config/ so a mailbox package or a connector can define its own model
 without importing the whole config (whose load-time checks know every connector).
 """
 
@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.boundedread import SECRET_MAX, UnreadableFile, read_text_bounded
+from gateway.reading.boundedread import SECRET_MAX, UnreadableFile, read_text_bounded
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)(B?)\s*$", re.I)
 
@@ -40,7 +40,7 @@ def read_secret_files(data: Any, names: tuple[str, ...]) -> Any:
     """`password_file: /run/secrets/x` → `password: <file content, stripped>`.
 
     Only a regular file of at most SECRET_MAX bytes is read (not /dev/zero, not a FIFO).
-    A message starts with the `*_file` key so config.py's `_describe` can place it on that key."""
+    A message starts with the `*_file` key so gateway/config/load.py's `_describe` can place it on that key."""
     if not isinstance(data, dict):
         return data
     data = dict(data)

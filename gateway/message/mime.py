@@ -1,4 +1,4 @@
-"""MIME helpers for `gateway.message`: header decoding, addresses, dates, the part walk.
+"""MIME helpers for `gateway.message.parsing`: header decoding, addresses, dates, the part walk.
 
 Everything here works on `email.message.Message` trees from either parser (mail-parser's
 compat32 tree or the stdlib's `EmailMessage`) and reads only raw header values
@@ -10,12 +10,12 @@ mime_fields.py, the part walk in mime_walk.py; this module gathers their public 
 
 from __future__ import annotations
 
-from gateway import mime_html
-from gateway.mime_fields import message_ids, parse_addresses, parse_date, received_date
-from gateway.mime_text import decode_bytes, decode_header_value, fix_str, fold_breaks, header_block, raw_headers, unfold
-from gateway.mime_walk import FILENAME_MAX_BYTES, Bodies, Part, content_type, safe_filename, walk
+from gateway.message import mime_html
+from gateway.message.mime_fields import message_ids, parse_addresses, parse_date, received_date
+from gateway.message.mime_text import decode_bytes, decode_header_value, fix_str, fold_breaks, header_block, raw_headers, unfold
+from gateway.message.mime_walk import FILENAME_MAX_BYTES, Bodies, Part, content_type, safe_filename, walk
 
-html_to_text = mime_html.html_to_text  # linear and bounded: see gateway.mime_html
+html_to_text = mime_html.html_to_text  # linear and bounded: see gateway.message.mime_html
 
 __all__ = [
     "FILENAME_MAX_BYTES",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.config import Config
+from gateway.config.model import Config
 from gateway.engine.model import EvalContext
 from gateway.mailboxes.base import SourceRef
 from gateway.mailboxes.smtp.config import SmtpConfig

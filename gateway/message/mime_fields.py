@@ -10,8 +10,8 @@ import functools
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
-from gateway import addresses
-from gateway.mime_text import CONTROL, decode_header_value, fix_str, fold_breaks, unfold
+from gateway.message import addresses
+from gateway.message.mime_text import CONTROL, decode_header_value, fix_str, fold_breaks, unfold
 
 __all__ = ["message_ids", "parse_addresses", "parse_date", "received_date"]
 

@@ -1,7 +1,7 @@
 """The `crm-gateway` command's typer app and what its commands share: the consoles, the option
 types, SPEC.md's exit codes for the gateway's errors (0 success, 1 user error, 2 runtime
-failure), and the config and gateway a command works on. The commands live in gateway.cli
-(run, check, schema, test-rules, process) and gateway.cli_admin (the rest)."""
+failure), and the config and gateway a command works on. The commands live in gateway.cli.main
+(run, check, schema, test-rules, process) and gateway.cli.admin (the rest)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from gateway import logs
-from gateway.cli_help import VersionOpt
+from gateway.cli.help import VersionOpt
 from gateway.config import Config, default_config_path, load_config
 from gateway.errors import ConfigError, GatewayError, Permanent, RuleError
 

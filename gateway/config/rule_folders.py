@@ -12,9 +12,9 @@ from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from gateway.config import Config
+from gateway.config.model import Config
 from gateway.engine.loader import display_name
-from gateway.yamlpos import YamlSyntaxError, compose, did_you_mean, position
+from gateway.reading.yamlpos import YamlSyntaxError, compose, did_you_mean, position
 
 
 def watched_folders(config: Config) -> list[str]:

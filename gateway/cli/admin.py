@@ -1,5 +1,5 @@
 """The admin commands of `crm-gateway`: status, explain, reprocess, forget, and the quarantine,
-review and crm command groups, registered on gateway.cli_app's app (gateway.cli imports this
+review and crm command groups, registered on gateway.cli.app's app (gateway.cli.main imports this
 module after its own commands, so the help keeps its order)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from gateway import logs
-from gateway.cli_app import ConfigOpt, IdArg, JsonOpt, app, config_at, err, guarded, open_gateway, out, print_json
-from gateway.cli_help import PlainCommand
+from gateway.cli.app import ConfigOpt, IdArg, JsonOpt, app, config_at, err, guarded, open_gateway, out, print_json
+from gateway.cli.help import PlainCommand
 from gateway.errors import Permanent
 
 quarantine_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Messages that failed for good, and a way back.")
@@ -29,13 +29,13 @@ app.add_typer(crm_app, name="crm")
 @guarded
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Per source and folder: connection, push or poll, last sync, counts; the rules in force."""
-    from gateway.admin import status_doc
+    from gateway.admin.status import status_doc
 
     doc = status_doc(config_at(config))
     if as_json:
         print_json(doc)
         return
-    from gateway.admin import render_status
+    from gateway.admin.status import render_status
 
     out.print(render_status(doc))
 
@@ -44,7 +44,7 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 @guarded
 def explain(ident: IdArg, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """The stored trace of one message: rules, found, created, attached, tagged, or why not."""
-    from gateway.admin import explain_doc, render_explain
+    from gateway.admin.operations import explain_doc, render_explain
 
     with open_gateway(config) as gw:
         docs = explain_doc(gw, ident)
@@ -69,7 +69,7 @@ def reprocess(
     """Run the messages in STATE through the current rules again."""
     if state not in ("ignored", "skipped", "review"):
         raise Permanent("--state must be ignored, skipped or review")
-    from gateway.admin import reprocess_state
+    from gateway.admin.operations import reprocess_state
 
     logs.setup("warning")
     with open_gateway(config) as gw:
@@ -87,7 +87,7 @@ def forget(
     as_json: JsonOpt = False,
 ) -> None:
     """Erase a person: CRM records the gateway made, mails stored only for them, ledger traces."""
-    from gateway.admin import forget_address
+    from gateway.admin.operations import forget_address
 
     with open_gateway(config) as gw:
         doc = forget_address(gw, address)
@@ -109,7 +109,7 @@ def forget(
 @guarded
 def quarantine_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """The messages that failed for good, and why."""
-    from gateway.admin import listing, render_listing
+    from gateway.admin.operations import listing, render_listing
 
     with open_gateway(config) as gw:
         rows = listing(gw, "quarantined")
@@ -131,7 +131,7 @@ def quarantine_retry(
     config: ConfigOpt = None,
 ) -> None:
     """Send quarantined messages through the current rules again, now."""
-    from gateway.admin import retry_quarantined
+    from gateway.admin.operations import retry_quarantined
 
     if not ident and not all_:
         raise Permanent("give an ID or --all")
@@ -148,7 +148,7 @@ def quarantine_retry(
 @guarded
 def review_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """The messages waiting for a person, with the candidate records."""
-    from gateway.admin import listing, render_listing
+    from gateway.admin.operations import listing, render_listing
 
     with open_gateway(config) as gw:
         rows = listing(gw, "review")
@@ -164,7 +164,7 @@ def review_resolve(
     config: ConfigOpt = None,
 ) -> None:
     """Attach a message in review to the record(s) a person picked, then tag it."""
-    from gateway.admin import resolve_review
+    from gateway.admin.operations import resolve_review
 
     logs.setup("warning")
     with open_gateway(config) as gw:
@@ -182,7 +182,7 @@ def review_create(
     config: ConfigOpt = None,
 ) -> None:
     """Create a record of KIND for the message's counterpart, attach the message, tag it."""
-    from gateway.admin import resolve_review
+    from gateway.admin.operations import resolve_review
 
     logs.setup("warning")
     with open_gateway(config) as gw:

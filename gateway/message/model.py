@@ -1,5 +1,5 @@
 """The parsed, immutable view of one mail: `Message` with its `Address`es and `Attachment`s, and
-which automated kinds it is (`automated`). gateway/message.py parses raw bytes into these.
+which automated kinds it is (`automated`). gateway/message/parsing.py parses raw bytes into these.
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gateway import addresses
+from gateway.message import addresses
 
 __all__ = ["Address", "Attachment", "AutomatedVerdict", "Message", "automated"]
 
@@ -60,7 +60,7 @@ class Message:
     date_source: str  # "date" | "received" | "arrival" | "now" (nothing usable, no arrival given)
     headers: tuple[tuple[str, str], ...]  # (name, decoded value) in order, names as written
     text: str  # the text part; HTML converted to text when there is none
-    html: str  # sanitised (gateway.mime_html)
+    html: str  # sanitised (gateway.message.mime_html)
     attachments: tuple[Attachment, ...]
     in_reply_to: tuple[str, ...]
     references: tuple[str, ...]

@@ -12,7 +12,7 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from gateway.yaml_compose import BOOL, NULL, kind_name, pairs, position, to_python
+from gateway.reading.yaml_compose import BOOL, NULL, kind_name, pairs, position, to_python
 
 __all__ = ["Checker", "Problem", "did_you_mean", "is_null", "node_at"]
 

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.foldernames import folder_problem
 from gateway.logs import redact_url
+from gateway.reading.foldernames import folder_problem
 
 if TYPE_CHECKING:
-    from gateway.config import Config
+    from gateway.config.model import Config
 
 Found = tuple[tuple[Any, ...], str]  # (config path, message)
 

@@ -9,18 +9,38 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway import addresses
-from gateway.admin_status import STATES, liveness_line, render_status, status_doc  # noqa: F401  (status: its own module)
+from gateway.admin.liveness import ago  # noqa: F401  (the status page's "N s ago")
+from gateway.admin.status import STATES, liveness_line, render_status, status_doc  # noqa: F401  (status: its own module)
 from gateway.crm.base import PARTY_KINDS, PartyRef
 from gateway.errors import Permanent
 from gateway.ledger import Ledger, MessageRow
+from gateway.message import addresses
 from gateway.pipeline.journal import CRM_DONE
-from gateway.runtime.liveness import ago  # noqa: F401  (the status page's "N s ago")
 
 if TYPE_CHECKING:
-    from gateway.runtime.gateway import Gateway
+    from gateway.crm.base import Connector
+    from gateway.ledger.spool import Spool
+    from gateway.pipeline.facade import Pipeline
+
+
+class Gateway(Protocol):
+    """What these functions use of the running gateway (gateway.runtime.gateway.Gateway).
+
+    A protocol, not an import: the runtime serves the status page, which calls these
+    functions, so admin importing the runtime, even for a type, would close a circle."""
+
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def crm(self) -> Connector: ...
+    @property
+    def spool(self) -> Spool: ...
+    @property
+    def pipeline(self) -> Pipeline: ...
+    def handle(self, pk: int) -> str: ...
+
 
 # ---- explain -----------------------------------------------------------------------------
 

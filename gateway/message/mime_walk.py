@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from email.message import Message as _EmailMessage
 from typing import cast
 
-from gateway.mime_text import CONTROL, decode_bytes, decode_header_value, fix_str, fold_breaks, unfold
+from gateway.message.mime_text import CONTROL, decode_bytes, decode_header_value, fix_str, fold_breaks, unfold
 
 __all__ = ["FILENAME_MAX_BYTES", "Bodies", "Part", "content_type", "safe_filename", "walk"]
 
@@ -101,7 +101,7 @@ def content_type(part: _EmailMessage) -> str:
 
 
 def _decoded_payload(part: _EmailMessage, blobs=None) -> bytes:
-    if blobs is not None:  # a body cut out before parsing (gateway.mime_blobs)
+    if blobs is not None:  # a body cut out before parsing (gateway.message.mime_blobs)
         data = blobs.decode(part)
         if data is not None:
             return data
@@ -141,7 +141,7 @@ def walk(root: _EmailMessage, blobs=None) -> Bodies:
     """Bodies and attachments of a tree. Iterative (no recursion limit), message/* parts
     are attachments and not descended into, so an attached mail's text is not ours.
 
-    `blobs` (a `gateway.mime_blobs.Blobs`) when the tree was parsed from a skeleton: long
+    `blobs` (a `gateway.message.mime_blobs.Blobs`) when the tree was parsed from a skeleton: long
     base64 bodies are then decoded straight from the raw bytes."""
     out = Bodies()
     stack: list[tuple[_EmailMessage, bool]] = [(root, False)]  # (part, inside an attached container)

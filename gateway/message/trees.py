@@ -1,8 +1,8 @@
 """The parsers that turn raw bytes into a MIME tree, each as `build(raw) -> (tree, defects,
 blobs)`: mail-parser (guarded: its output model is not built, its logging is quietened), the
 stdlib parser with the default policy and with compat32, and for large mail the stdlib parser
-on a skeleton whose long base64 bodies stay in the raw bytes (`gateway.mime_blobs`).
-gateway/message.py tries them in order.
+on a skeleton whose long base64 bodies stay in the raw bytes (`gateway.message.mime_blobs`).
+gateway/message/parsing.py tries them in order.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import logging
 
 import mailparser
 
-from gateway import mime, mime_blobs
 from gateway.errors import UnparseableMessage
+from gateway.message import mime, mime_blobs
 
 __all__ = ["MAILPARSER_HEADER_MAX", "PARSERS", "PARSERS_LARGE", "reject_non_mail", "without_header_nuls"]
 
@@ -107,7 +107,7 @@ def _large(policy):
 # words took 9.5 s. Header blocks this large are hostile; the stdlib parser takes them.
 MAILPARSER_HEADER_MAX = 256 * 1024
 
-# tried in this order up to gateway.message.LARGE_MESSAGE, and above it
+# tried in this order up to gateway.message.parsing.LARGE_MESSAGE, and above it
 PARSERS = (("mail-parser", _with_mailparser), ("stdlib", _with_stdlib), ("stdlib", _with_compat32))
 PARSERS_LARGE = (("stdlib", _large(email.policy.default)), ("stdlib", _large(email.policy.compat32)))
 
