@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from gateway.admin import status_doc
 from gateway.mailboxes.graph.source import GraphError
 from tests.mailboxes.exchange.fixtures import MAILBOX, Running, emails, ews_source, graph_source, home_with, mail
 from tests.waiting import wait_until
@@ -120,11 +121,16 @@ def test_graph_one_missing_mailbox_does_not_stop_the_others(graph, tls, tmp_path
         assert wait_until(lambda: health(gw).get(ghost, {}).get("state") == "error", 60)
         assert wait_until(lambda: health(gw)[MAILBOX]["state"] == "watching", 60), health(gw)  # its turn done
         doc = gw.sources[0].status()
+        gw.write_status()
     assert f"mailbox {ghost} not found" in doc["mailbox_health"][ghost]["last_error"]
     assert doc["mailbox_health"][MAILBOX]["items"] == 1
     assert doc["last_error"].startswith(f"1 of 2 mailboxes failing; {ghost}: ")
     assert doc["mailboxes"] == [ghost, MAILBOX]  # the old key keeps its type: a list
     assert len(emails(home)) == 1
+    shown = home.cli("status", check=True).stdout
+    assert "online: mailboxes 1 error, 1 watching" in shown and f"{ghost}: Graph: mailbox {ghost} not found" in shown, shown
+    stored = status_doc(home.config())["sources"][0]["mailbox_health"]
+    assert stored[ghost]["state"] == "error" and stored[MAILBOX]["state"] == "watching"
 
 
 def test_ews_mailboxes_file_edited_while_running_and_a_denied_mailbox_beside_them(ews, tmp_path):
