@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -257,8 +258,7 @@ class EwsSource:
         self._stream_stops.pop(mailbox).set()
         svc = self.streams.get(mailbox)
         if svc is not None:
-            with contextlib.suppress(Exception):  # a dead stream needs no stopping
-                svc.stop_streaming()  # unblocks the reader at once
+            interrupt_stream(svc)
 
     def _safe(self, fn: Callable[[], Any]) -> None:
         try:
@@ -308,7 +308,8 @@ class EwsSource:
             health.synced(n)
 
     def status(self) -> dict[str, Any]:
-        push = self.config.streaming and len(self.streams) == len(self.mailboxes)
+        held = len(self._stream_stops)  # a stream for every mailbox held, none yet before `run`
+        push = self.config.streaming and held > 0 and len(self.streams) == held
         folders: dict[str, Any] = {}
         for name in self.config.folders:
             pairs = [(mb, self.stats[(mb, name)]) for mb in self.mailboxes if (mb, name) in self.stats]
@@ -337,6 +338,25 @@ class EwsSource:
             "last_throttle": self.session.last_throttle,
             "folders": folders,
         }
+
+
+def interrupt_stream(svc: Any) -> None:
+    """End a GetStreamingEvents read from another thread. exchangelib's `stop_streaming` closes
+    the response, which waits for the reader's lock, so it blocks until the next notification
+    (minutes); shutting the socket down wakes the reader at once with an end of stream."""
+    response = getattr(svc, "_streaming_response", None)
+    conn = getattr(getattr(response, "raw", None), "connection", None)
+    sock = getattr(conn, "sock", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+        return
+    threading.Thread(target=_stop_quietly, args=(svc,), name="ews-stream-stop", daemon=True).start()
+
+
+def _stop_quietly(svc: Any) -> None:
+    with contextlib.suppress(Exception):  # a dead stream needs no stopping
+        svc.stop_streaming()
 
 
 def make(config: EwsConfig, env: SourceEnv) -> tuple[EwsSource, EwsWriteback]:

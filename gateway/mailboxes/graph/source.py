@@ -310,7 +310,7 @@ class GraphMailSource:
                 self.scan_once()
             except GatewayError as exc:
                 self.last_error = str(exc)
-                self.connected = not isinstance(exc, GraphError)
+                self.connected = not isinstance(exc, Permanent)  # a refusal, a group or file missing
                 log.warning("graph %s: %s", self.name, exc)
             except Exception as exc:  # the ledger (locked, restarting), a bug: the poll goes on, the error shows
                 self.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0]

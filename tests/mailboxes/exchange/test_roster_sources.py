@@ -178,3 +178,20 @@ def test_graph_skips_a_mailbox_this_gateway_does_not_hold(graph, tls, tmp_path):
         assert health(gw)[BOB]["state"] == "elsewhere"
     assert turns_seen(graph, BOB) == 0 and graph.categories(BOB, "VLeads") == [[]]
     assert len(emails(home)) == 1
+
+
+def test_ews_streams_follow_the_mailboxes_file(ews, tmp_path):
+    for mb in (ANNA, BOB, CARL):
+        ews.add_mailbox(mb)
+        ews.allowed.add(mb)
+    src = ews_source(ews, mailboxes=[], mailboxes_file="mailboxes.txt", streaming=True, poll_interval=30, directory_refresh=0.3)
+    home = home_with(tmp_path, "h", src)
+    roster = home.root / "mailboxes.txt"
+    edit(roster, f"{ANNA}\n{BOB}\n")
+    with Running(home) as gw:
+        assert wait_until(lambda: gw.sources[0].status()["streams"] == [ANNA, BOB], 60), gw.sources[0].status()
+        edit(roster, f"{ANNA}\n{CARL}\n")
+        assert wait_until(lambda: gw.sources[0].status()["streams"] == [ANNA, CARL], 60), gw.sources[0].status()["streams"]
+        ews.deliver(CARL, "VLeads", mail(1))  # pushed on carl's new stream (the poll is 300 s away)
+        assert wait_until(lambda: ews.categories(CARL, "VLeads") == TAGGED, 60), health(gw)
+        assert sorted(health(gw)) == [ANNA, CARL] and gw.sources[0].status()["mode"] == "push"
