@@ -78,7 +78,7 @@ class Roster:
         self._dir_names: list[str] = []
         self._mtime: int | None = None
         self._due = 0.0
-        self.error = ""
+        self._file_error = self._dir_error = ""
         self.refreshed: datetime | None = None
 
     def mailboxes(self) -> list[str]:
@@ -104,22 +104,30 @@ class Roster:
             return None
 
     def _read(self, now: float, directory: bool) -> None:
+        """Read the file (and the directory when asked); a part that fails keeps its last names."""
         self._due = now + self.refresh
-        try:
-            if self.file is not None:
-                mtime = self._file_mtime()
-                self._file_names = read_roster_file(self.file)
-                self._mtime = mtime
-            if directory and self.directory is not None:
-                self._dir_names = merge(self.directory())
-        except GatewayError as exc:
-            self.error = str(exc)
-            if self._current is None:
-                raise
-            return
+        first: GatewayError | None = None
+        if self.file is not None:
+            mtime = self._file_mtime()
+            try:
+                self._file_names, self._mtime, self._file_error = read_roster_file(self.file), mtime, ""
+            except RosterError as exc:
+                self._file_error, first = str(exc), exc
+        if directory and self.directory is not None:
+            try:
+                self._dir_names, self._dir_error = merge(self.directory()), ""
+            except GatewayError as exc:
+                self._dir_error, first = str(exc), first or exc
+        if first is not None and self._current is None:
+            raise first  # no list yet to fall back on
         self._current = merge(self.static, self._file_names, self._dir_names)
-        self.error = ""
-        self.refreshed = datetime.now(UTC)
+        if first is None:
+            self.refreshed = datetime.now(UTC)
+
+    @property
+    def error(self) -> str:
+        """Why the last read of the file or the directory failed ("" when both went through)."""
+        return "; ".join(e for e in (self._file_error, self._dir_error) if e)
 
     def status(self) -> dict[str, Any]:
         return {

@@ -98,3 +98,23 @@ def test_a_file_removed_while_running_keeps_the_last_list(tmp_path: Path) -> Non
     f.unlink()
     assert roster.mailboxes() == ["a@example.com"]
     assert "no such file" in roster.status()["roster_error"]
+
+
+def test_a_file_read_again_does_not_hide_a_failing_directory(tmp_path: Path) -> None:
+    f = tmp_path / "mailboxes.txt"
+    f.write_text("a@example.com\n")
+    clock, down = Clock(), [False]
+
+    def directory() -> list[str]:
+        if down[0]:
+            raise Retryable("directory down")
+        return ["b@example.com"]
+
+    roster = Roster(file=f, directory=directory, refresh=10, clock=clock)
+    assert roster.mailboxes() == ["a@example.com", "b@example.com"]
+    down[0], clock.now = True, 10
+    assert roster.mailboxes() == ["a@example.com", "b@example.com"] and roster.error == "directory down"
+    f.write_text("c@example.com\n")
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert roster.mailboxes() == ["c@example.com", "b@example.com"] and roster.error == "directory down"

@@ -4,19 +4,34 @@ Against the Graph and EWS doubles (graph_double.py, ews_double.py)."""
 
 from __future__ import annotations
 
+import html
 import os
+import socket
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from gateway.admin import status_doc
 from gateway.mailboxes.graph.source import GraphError
 from tests.mailboxes.exchange.fixtures import MAILBOX, Running, emails, ews_source, graph_source, home_with, mail
-from tests.waiting import wait_until
+from tests.waiting import wait_for, wait_until
 
 ANNA, BOB, CARL = "anna@example.com", "bob@example.com", "carl@example.com"
 TAGGED = [["CRM sync", "Synced"]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def page(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+        return html.unescape(r.read().decode())
 
 
 def health(gw: Any) -> dict[str, Any]:
@@ -115,6 +130,9 @@ def test_graph_mailboxes_file_edited_while_running(graph, tls, tmp_path):
 def test_graph_one_missing_mailbox_does_not_stop_the_others(graph, tls, tmp_path):
     ghost = "ghost@example.com"  # no such user: 404 ErrorInvalidUser
     home = home_with(tmp_path, "h", graph_source(graph, tls[0], mailboxes=[ghost, MAILBOX]))
+    port = free_port()
+    cfg = yaml.safe_load(home.config_path.read_text())
+    home.config_path.write_text(yaml.safe_dump({**cfg, "web": {"listen": f"127.0.0.1:{port}"}}))
     graph.deliver(MAILBOX, "VLeads", mail(1))
     with Running(home) as gw:
         assert wait_until(lambda: graph.categories(MAILBOX, "VLeads") == TAGGED, 60), health(gw)
@@ -122,6 +140,8 @@ def test_graph_one_missing_mailbox_does_not_stop_the_others(graph, tls, tmp_path
         assert wait_until(lambda: health(gw)[MAILBOX]["state"] == "watching", 60), health(gw)  # its turn done
         doc = gw.sources[0].status()
         gw.write_status()
+        assert wait_for(lambda: f"{ghost}: Graph: mailbox {ghost} not found" in page(port), 60), page(port)
+        assert "online: mailboxes 1 error, 1 watching" in page(port)
     assert f"mailbox {ghost} not found" in doc["mailbox_health"][ghost]["last_error"]
     assert doc["mailbox_health"][MAILBOX]["items"] == 1
     assert doc["last_error"].startswith(f"1 of 2 mailboxes failing; {ghost}: ")
