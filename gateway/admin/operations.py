@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.admin.liveness import ago  # noqa: F401  (the status page's "N s ago")
-from gateway.admin.status import STATES, liveness_line, render_status, status_doc  # noqa: F401  (status: its own module)
+from gateway.admin.status import STATES, liveness_line, mailbox_lines, render_status, status_doc  # noqa: F401  (status: its own module)
 from gateway.crm.base import PARTY_KINDS, PartyRef
 from gateway.errors import Permanent
 from gateway.ledger import Ledger, MessageRow

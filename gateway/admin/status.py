@@ -150,4 +150,23 @@ def render_status(doc: dict[str, Any]) -> Any:
     ]
     for e in rules.get("errors") or []:
         lines.append(Text(f"rule error (old rules still in force): {e}", style="red"))
+    lines += [Text(line, style="red" if bad else "") for line, bad in mailbox_lines(doc)]
     return Group(*lines)
+
+
+def mailbox_lines(doc: dict[str, Any]) -> list[tuple[str, bool]]:
+    """Per source reaching many mailboxes: how many are in each state, then each failing one
+    and a roster that could not be read again; (line, whether it reports a problem)."""
+    out: list[tuple[str, bool]] = []
+    for s in doc["sources"]:
+        health = s.get("mailbox_health")
+        if not health:
+            continue
+        states: dict[str, int] = {}
+        for h in health.values():
+            states[h["state"]] = states.get(h["state"], 0) + 1
+        out.append((f"{s['name']}: mailboxes " + ", ".join(f"{n} {k}" for k, n in sorted(states.items())), False))
+        out += [(f"  {mb}: {h['last_error'][:120]}", True) for mb, h in health.items() if h["state"] == "error"]
+        if s.get("roster_error"):
+            out.append((f"  mailbox list not read again (the last one is kept): {s['roster_error'][:120]}", True))
+    return out

@@ -138,6 +138,19 @@ def _folders(config: Config) -> Iterator[Found]:
                 yield ("sources", i, "folders", j), problem
 
 
+def _roster_files(config: Config) -> Iterator[Found]:
+    """`mailboxes_file:` must be readable now: a source without its first list cannot start."""
+    from gateway.mailboxes.roster import RosterError, read_roster_file
+
+    for i, src in enumerate(config.sources):
+        value = getattr(src, "mailboxes_file", None)
+        if value:
+            try:
+                read_roster_file(config.resolve(value))
+            except RosterError as exc:
+                yield ("sources", i, "mailboxes_file"), f"sources.{i}.{exc}"
+
+
 def problems(config: Config) -> list[Found]:
     """Every problem `run` would meet with this config, each with its config path."""
     found: list[Found] = []
@@ -162,6 +175,7 @@ def problems(config: Config) -> list[Found]:
             found.append((("web", "listen"), p))
     found += _folders(config)
     found += _pem_files(config)
+    found += _roster_files(config)
     for i, pattern in enumerate(config.rules):
         p = rule_pattern_problem(pattern, config.base_dir)
         if p:
