@@ -73,6 +73,24 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _on_sqlite(url: str) -> bool:
+    return url.strip().lower().startswith("sqlite")
+
+
+def _stores_in_process(data: dict[str, Any]) -> bool:
+    """Whether the CRM and the ledger are both SQLite files (the defaults): then the pipeline is
+    CPU-bound; with a CRM server or PostgreSQL it waits on round trips, which threads overlap
+    (bench/pipeline.py --db postgresql: 0.19 of the baseline with one thread, 0.48 with 4)."""
+
+    def url_of(part: Any, default: str) -> str:
+        value = part.get("url", default) if isinstance(part, dict) else getattr(part, "url", default)
+        return value if isinstance(value, str) else default
+
+    crm, ledger = data.get("crm"), data.get("ledger")
+    backend = crm.get("backend", "sql") if isinstance(crm, dict) else getattr(crm, "backend", "sql")
+    return backend == "sql" and _on_sqlite(url_of(crm, "sqlite:")) and _on_sqlite(url_of(ledger, "sqlite:"))
+
+
 class RetryConfig(Model):
     max_attempts: int = Field(8, ge=1)  # then quarantined
     base_delay: float = Field(30.0, ge=0)  # seconds; doubles each attempt, with jitter
@@ -84,13 +102,13 @@ class Config(Model):
     crm: CrmSettings
     rules: list[str] = ["rules/*.yaml"]
     spool: str = "var/spool"  # raw messages until they are done (kept for retry, review, quarantine)
-    # pipeline threads (when processes is 1). Default: 1 with the embedded CRM (CPU-bound: a
-    # second thread only contends for the GIL), 4 with a CRM over the network (threads overlap
-    # its round trips); see _default_workers.
+    # pipeline threads (when processes is 1). Default: 1 with the embedded CRM and ledger on
+    # SQLite (CPU-bound: a second thread only contends for the GIL), 4 when either is across a
+    # socket, a CRM server or PostgreSQL (threads overlap the round trips); see _default_workers.
     workers: int = Field(1, ge=1, le=64)
     # >1: that many worker processes; "auto" (the default): one per core this process may run
-    # on, up to AUTO_PROCESSES_MAX, with the embedded CRM (CPU-bound), and 1 with a CRM over the
-    # network (its threads overlap the round trips); see worker_processes()
+    # on, up to AUTO_PROCESSES_MAX, with the embedded CRM and ledger on SQLite (CPU-bound), and
+    # 1 (threads) otherwise; see worker_processes()
     processes: int | Literal["auto"] = "auto"
     # copies a worker takes from the queue at once: their claims, attaches and outcomes share
     # transactions (1: every message alone)
@@ -120,9 +138,7 @@ class Config(Model):
     @classmethod
     def _default_workers(cls, data: Any) -> Any:
         if isinstance(data, dict) and "workers" not in data:
-            crm = data.get("crm")
-            backend = crm.get("backend", "sql") if isinstance(crm, dict) else getattr(crm, "backend", "sql")
-            data = {**data, "workers": 1 if backend == "sql" else 4}
+            data = {**data, "workers": 1 if _stores_in_process(data) else 4}
         return data
 
     @model_validator(mode="after")
@@ -144,7 +160,7 @@ class Config(Model):
         """How many worker processes `processes` means on this machine (1: worker threads)."""
         if self.processes != "auto":
             return self.processes
-        if self.crm.backend != "sql":
+        if not (self.crm.backend == "sql" and _on_sqlite(self.crm.url) and _on_sqlite(self.ledger.url)):
             return 1
         return max(1, min(usable_cores(), AUTO_PROCESSES_MAX))
 
