@@ -3,10 +3,15 @@ and `status` says which one fails and why (`mailbox_health`)."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from gateway.errors import GatewayError, Retryable
 
 
 class MailboxState(StrEnum):
@@ -71,3 +76,40 @@ class Health:
 
     def doc(self) -> dict[str, Any]:
         return {m: h.doc() for m, h in sorted(dict(self.of).items())}  # a copy: a turn may change it
+
+
+def sync_each(
+    health: Health,
+    mailboxes: Iterable[str],
+    *,
+    holds: Callable[[str], bool],
+    sync: Callable[[str], int],
+    stopping: threading.Event,
+    log: logging.Logger,
+    label: str,
+) -> int:
+    """One turn over the mailboxes this gateway holds, each on its own: one that fails (not
+    found, no permission on it) is marked and the others go on. Raises the first failure when
+    every mailbox tried failed (the source's own error: credentials, network), and a Retryable
+    at once when the gateway is stopping. Returns the items handed over."""
+    total, tried, first_error = 0, 0, None
+    for mb in mailboxes:
+        state = health.get(mb)
+        if not holds(mb):
+            state.state = MailboxState.ELSEWHERE
+            continue
+        tried += 1
+        try:
+            n = sync(mb)
+        except GatewayError as exc:
+            if isinstance(exc, Retryable) and stopping.is_set():
+                raise  # the gateway is stopping: the turn ends here
+            state.failed(str(exc))
+            log.warning("%s: %s: %s", label, mb, exc)
+            first_error = first_error or exc
+            continue
+        state.synced(n)
+        total += n
+    if first_error is not None and len(health.failing()) == tried:
+        raise first_error
+    return total

@@ -32,12 +32,12 @@ from exchangelib.folders import Folder, FolderCollection
 from exchangelib.items import ID_ONLY, Message
 from exchangelib.services import GetStreamingEvents, SyncFolderItems
 
-from gateway.errors import ConfigError, GatewayError, Retryable
+from gateway.errors import ConfigError, GatewayError
 from gateway.mailboxes.base import FolderRef, Found, SourceEnv, SourceRef
 from gateway.mailboxes.ews.config import EwsConfig
 from gateway.mailboxes.ews.session import EwsError, EwsSession
 from gateway.mailboxes.ews.writeback import EwsWriteback
-from gateway.mailboxes.health import Health, MailboxState
+from gateway.mailboxes.health import Health, sync_each
 from gateway.mailboxes.roster import Roster
 
 log = logging.getLogger("gateway.ews")
@@ -184,26 +184,15 @@ class EwsSource:
         read the first time, or when every mailbox tried failed."""
         if only is None:
             self.follow_roster()
-        total, tried, first_error = 0, 0, None
-        for mb in self.mailboxes if only is None else only:
-            health = self.health.get(mb)
-            if not self.env.intake.holds(self.name, mb):
-                health.state = MailboxState.ELSEWHERE
-                continue
-            tried += 1
-            try:
-                n = self.sync_mailbox(mb)
-            except GatewayError as exc:
-                if isinstance(exc, Retryable) and self.session.stop.is_set():
-                    raise  # the gateway is stopping: the turn ends here
-                health.failed(str(exc))
-                log.warning("ews %s: %s: %s", self.name, mb, exc)
-                first_error = first_error or exc
-                continue
-            health.synced(n)
-            total += n
-        if first_error is not None and len(self.health.failing()) == tried:
-            raise first_error  # nothing went through: the source's own error (credentials, network)
+        total = sync_each(
+            self.health,
+            self.mailboxes if only is None else only,
+            holds=lambda mb: self.env.intake.holds(self.name, mb),
+            sync=self.sync_mailbox,
+            stopping=self.session.stop,
+            log=log,
+            label=f"ews {self.name}",
+        )
         self.connected, self.last_error = True, self.health.summary() or self.roster.error
         return total
 

@@ -27,7 +27,7 @@ from gateway.mailboxes.base import FolderRef, Found, SourceEnv, SourceRef
 from gateway.mailboxes.graph.config import GraphConfig
 from gateway.mailboxes.graph.directory import group_members
 from gateway.mailboxes.graph.writeback import GraphWriteback
-from gateway.mailboxes.health import Health, MailboxState
+from gateway.mailboxes.health import Health, sync_each
 from gateway.mailboxes.roster import Roster
 
 log = logging.getLogger("gateway.graph")
@@ -277,26 +277,15 @@ class GraphMailSource:
             _added, removed = self.health.follow(mailboxes)
             for key in [k for k in self._folders if k[0] in removed]:
                 del self._folders[key]
-            total, tried, first_error = 0, 0, None
-            for mb in mailboxes:
-                health = self.health.get(mb)
-                if not self.env.intake.holds(self.name, mb):
-                    health.state = MailboxState.ELSEWHERE
-                    continue
-                tried += 1
-                try:
-                    n = sum(self.sync_folder(mb, f) for f in self.config.folders)
-                except GatewayError as exc:
-                    if isinstance(exc, Retryable) and self.client.stop.is_set():
-                        raise  # the gateway is stopping: the turn ends here
-                    health.failed(str(exc))
-                    log.warning("graph %s: %s: %s", self.name, mb, exc)
-                    first_error = first_error or exc
-                    continue
-                health.synced(n)
-                total += n
-        if first_error is not None and len(self.health.failing()) == tried:
-            raise first_error  # nothing went through: the source's own error (credentials, network)
+            total = sync_each(
+                self.health,
+                mailboxes,
+                holds=lambda mb: self.env.intake.holds(self.name, mb),
+                sync=lambda mb: sum(self.sync_folder(mb, f) for f in self.config.folders),
+                stopping=self.client.stop,
+                log=log,
+                label=f"graph {self.name}",
+            )
         self.connected, self.last_error = True, self.health.summary() or self.roster.error
         return total
 
