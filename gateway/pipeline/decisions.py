@@ -28,7 +28,7 @@ from gateway.ledger.states import MessageState as M
 from gateway.message import Address, Message
 from gateway.pipeline.claim import Reader
 from gateway.pipeline.execution import Execution
-from gateway.pipeline.journal import CRM_DONE, email_record, note_data, ref_from_json, ref_to_json
+from gateway.pipeline.journal import CRM_DONE, email_record, note_data, plan_of, plan_text, ref_from_json, ref_to_json
 from gateway.pipeline.tagging import Tagging
 
 
@@ -65,7 +65,7 @@ class Decisions:
         with self._message_locks(str(message_pk)):
             raw = self.reader.read(row.spool_path)
             message = self.reader.parse(raw, row.created_at)
-            plan = Plan.from_json(row.plan) if row.plan else None
+            plan = plan_of(row)
             loc = self.ledger.location(row.primary_location or self.ledger.locations_of(message_pk)[0].id)
             crm_user = self.contexts.for_ref(loc.ref).crm_user
             targets = list(to or [])
@@ -88,13 +88,16 @@ class Decisions:
             done_plan = replace(plan, outcome="done", review=None) if plan else None
             self.ledger.intent(message_pk, CRM_DONE)
             self.ledger.result(message_pk, CRM_DONE, True)
-            stored = done_plan.to_json() if done_plan else None
+            stored = plan_text(done_plan) if done_plan else None
             self.ledger.set_state(
-                message_pk, M.CRM_DONE, plan=stored, event_detail="resolved by a person: " + ", ".join(t.label() for t in targets)
+                message_pk,
+                M.CRM_DONE,
+                plan_json=stored,
+                event_detail="resolved by a person: " + ", ".join(t.label() for t in targets),
             )
             for copy in self.ledger.locations_of(message_pk):
                 self.ledger.take_location(copy.id, [L.APPLIED, L.UNTAGGED, L.NONE], L.WAITING)
-            self.tagging.copies(replace(row, state=M.CRM_DONE, reason="", plan=stored or row.plan), final_state=M.DONE)
+            self.tagging.copies(replace(row, state=M.CRM_DONE, reason="", plan_json=stored or row.plan_json), final_state=M.DONE)
         return self.ledger.message(message_pk).state
 
     def _creates(self, message_pk: int, message: Message, plan: Plan | None, kind: PartyKind, crm_user: str) -> list[PartyRef]:

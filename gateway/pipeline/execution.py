@@ -38,6 +38,7 @@ from gateway.pipeline.journal import (
     email_record,
     evaluated_note,
     note_data,
+    plan_text,
     ref_from_json,
     ref_to_json,
     resolve_targets,
@@ -70,12 +71,12 @@ class Execution:
         """Store the Plans and the intents of their steps, in one ledger transaction; the
         works with their journals (a message sent through the rules again keeps the results
         of its earlier run, to adopt)."""
-        plans = [w.plan.to_json() for w in works]
+        plans = [plan_text(w.plan) for w in works]
         journals = self.ledger.start_plan_many(
             [(w.row.id, plan, steps_of(w.plan), evaluated_note(w.plan)) for w, plan in zip(works, plans, strict=True)]
         )
         return [
-            replace(w, journal=journal, row=replace(w.row, state=M.PROCESSING, plan=plan))
+            replace(w, journal=journal, row=replace(w.row, state=M.PROCESSING, plan_json=plan))
             for w, plan, journal in zip(works, plans, journals, strict=True)
         ]
 
@@ -89,12 +90,12 @@ class Execution:
     def mark_crm_done(self, row: MessageRow, plan: Plan | None, results: dict[str, Any]) -> None:
         """The write-back failed after the CRM work: record that work, and a CRM_DONE mark that
         no later state change can hide, so a retry only tags and never quarantines."""
-        new = plan is not None and row.plan is None and not self.needs_intents(plan)
+        new = plan is not None and row.plan_json is None and not self.needs_intents(plan)
         self.ledger.finish(
             row.id,
             state=M.CRM_DONE,
             results=results,
-            plan=plan.to_json() if new and plan else None,
+            plan_json=plan_text(plan) if new and plan else None,
             events_=[("note", "CRM work committed; tagging failed")],
             results_are_new=new,
             marks={CRM_DONE: True},

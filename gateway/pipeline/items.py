@@ -81,3 +81,4 @@ class Outcome:
     row: MessageRow  # before
     finish: Finish
     after: MessageRow
+    rules: tuple[str, ...] = ()  # the rules that touched it, for its log line
