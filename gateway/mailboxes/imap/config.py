@@ -1,4 +1,5 @@
-"""The `imap` source's config: server, TLS, login (password or OAuth2), IDLE and polling."""
+"""The `imap` source's config: server, TLS, login (password or OAuth2), IDLE and polling,
+and the many mailboxes one entry may reach through a master user (`mailboxes:`)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class ImapConfig(SourceBase):
     security: Literal["tls", "starttls", "none"] = "tls"
     allow_insecure: bool = False
     ca_file: str | None = None  # a CA bundle (PEM) for a server whose certificate an in-house CA signed
-    username: str
+    username: str = ""  # the mailbox's login; with `mailboxes`, not used (each mailbox is its own)
     password: str | None = None
     oauth2: ImapOAuth2 | None = None
     idle: bool = True
@@ -36,11 +37,46 @@ class ImapConfig(SourceBase):
     poll_interval: float = Field(30.0, gt=0)
     create_folders: bool = False
     batch: int = Field(100, ge=1)
+    # Many mailboxes from this one entry: each mailbox's user, logged in as `master_user`
+    # with `password` (Dovecot `user*master`, or SASL PLAIN with an authorization identity).
+    mailboxes: list[str] = []
+    mailboxes_file: str | None = None  # one mailbox per line (# comments); re-read every 5 minutes
+    master_user: str | None = None
+    master_login: Literal["separator", "authzid"] = "separator"
+    master_separator: str = Field("*", min_length=1)
+    # Per server (host and port), whichever source first names it: connections kept open for
+    # IDLE (beyond them, folders are polled every `poll_interval`), and logins at once.
+    max_connections: int = Field(1000, ge=0)
+    max_logins: int = Field(10, ge=1)
 
     @model_validator(mode="before")
     @classmethod
     def _secrets(cls, data: Any) -> Any:
         return read_secret_files(data, ("password",))
+
+    @model_validator(mode="after")
+    def _many(self) -> ImapConfig:
+        if self.mailboxes and self.mailboxes_file:
+            raise ValueError("give mailboxes or mailboxes_file, not both")
+        many = bool(self.mailboxes or self.mailboxes_file)
+        if many and not self.master_user:
+            raise ValueError("mailboxes needs master_user (the account that may log in as each of them)")
+        if self.master_user and self.oauth2:
+            raise ValueError("master_user logs in with the master's password, not oauth2")
+        if self.master_user and not many and not self.username:
+            raise ValueError("master_user needs username (the mailbox to log in to) or mailboxes")
+        if not many and not self.username:
+            raise ValueError("missing key 'username' (or mailboxes with master_user)")
+        return self
+
+    @property
+    def many(self) -> bool:
+        """Whether this entry reaches several mailboxes (`mailboxes` or `mailboxes_file`)."""
+        return bool(self.mailboxes or self.mailboxes_file)
+
+    def for_mailbox(self, user: str) -> ImapConfig:
+        """The entry as one of its mailboxes sees it: that user's login, through the master."""
+        return self.model_copy(update={"username": user, "mailboxes": [], "mailboxes_file": None, "owner": []})
 
     @property
     def owners(self) -> list[str]:
