@@ -3,6 +3,8 @@ and the many mailboxes one entry may reach through a master user (`mailboxes:`).
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -81,3 +83,34 @@ class ImapConfig(SourceBase):
     @property
     def owners(self) -> list[str]:
         return list(self.owner) or ([self.username] if "@" in self.username else [])
+
+
+_MAILBOX = re.compile(r"^[^\s*\x00-\x1f]+$")  # no blanks, no control characters, not the master separator
+
+
+def mailbox_problems(cfg: ImapConfig, base_dir: Path) -> list[tuple[tuple[Any, ...], str]]:
+    """What is wrong with an entry's list of mailboxes, each with the key (and index) it is at:
+    a name with blanks or the master separator in it, a name twice, a file that cannot be read
+    (named with its FILE:LINE)."""
+    found: list[tuple[tuple[Any, ...], str]] = []
+    seen: set[str] = set()
+    for i, user in enumerate(cfg.mailboxes):
+        if not _MAILBOX.match(user) or cfg.master_separator in user:
+            found.append(
+                (("mailboxes", i), f"mailboxes: {user!r} is not a mailbox's user name (no blanks or {cfg.master_separator!r})")
+            )
+        elif user in seen:
+            found.append((("mailboxes", i), f"mailboxes: {user!r} is listed twice"))
+        seen.add(user)
+    if cfg.mailboxes_file:
+        path = Path(cfg.mailboxes_file).expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            return [*found, (("mailboxes_file",), f"mailboxes_file: cannot read {path}: {exc}")]
+        for n, line in enumerate(lines, 1):
+            user = line.split("#", 1)[0].strip()
+            if user and (not _MAILBOX.match(user) or cfg.master_separator in user):
+                found.append((("mailboxes_file",), f"mailboxes_file: {path}:{n}:1: {user!r} is not a mailbox's user name"))
+    return found

@@ -1,0 +1,144 @@
+"""Many mailboxes through one `imap` entry and a master user, against a real Dovecot with 200
+users: every mailbox watched without a thread per mailbox, mail tagged in the mailbox it
+came to, a Dovecot restart without a login storm, a killed connection restarted and shown."""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+from pathlib import Path
+
+from tests.mail import make_mail
+from tests.mailboxes.imap.dovecot import Dovecot
+from tests.mailboxes.imap.fixtures import MANY, ImapHome, fleet, message_id_of, wait_for
+
+USERS = [f"u{i:03d}" for i in range(MANY)]
+# What Dovecot logs when it turns connections away: a login storm, or limits set too low.
+REFUSALS = re.compile(r"process_limit|client_limit|Maximum number of connections|auth failed|Too many", re.I)
+
+
+def _tagged(dovecot: Dovecot, user: str, raw: bytes) -> bool:
+    flags = dovecot.flags("VLeads", user=user).get(message_id_of(raw), set())
+    return {"CRM_sync", "Synced"} <= flags
+
+
+def _accounts(home: ImapHome) -> dict[str, str]:
+    """Subject → the account of its copy, as the ledger recorded it."""
+    led = home.ledger()
+    try:
+        return {row.subject: loc.ref.account for row in led.messages_in(["done"]) for loc in led.locations_of(row.id)}
+    finally:
+        led.close()
+
+
+def test_two_hundred_mailboxes_from_one_entry_are_watched_with_the_threads_of_twenty(imap_home, many_dovecot, tmp_path):
+    listed = tmp_path / "mailboxes.txt"
+    listed.write_text("# the sales team\n" + "\n".join(USERS[:20]) + "\n")
+    home = imap_home(server=many_dovecot, source=fleet(mailboxes_file=str(listed)))
+    home.start()
+    wait_for(lambda: home.watching(USERS[:20]), 120, "20 mailboxes watched")
+    threads_20 = threading.active_count()
+
+    listed.write_text("\n".join(USERS) + "\n")
+    home.gw.reload()  # as SIGHUP does; the file is also read again every five minutes
+    wait_for(lambda: home.watching(USERS), 300, "200 mailboxes watched")
+    threads_200 = threading.active_count()
+    assert threads_200 - threads_20 < 4, (threads_20, threads_200)
+
+    boxes = home.mailboxes()
+    assert len(boxes) == MANY and {b["watch"] for b in boxes.values()} == {"watching"}
+    assert home.status_json()["service"]["threads"] == threading.active_count()
+
+    chosen = random.Random(14).sample(USERS, 5)
+    raws = {u: make_mail(sender=f"Buyer {u} <buyer.{u}@shop{u}.example>", subject=f"For {u}") for u in chosen}
+    for u, raw in raws.items():
+        many_dovecot.append("VLeads", raw, user=u)
+    for u, raw in raws.items():
+        wait_for(lambda u=u, raw=raw: _tagged(many_dovecot, u, raw), 120, f"the mail to {u} tagged")
+    assert _accounts(home) == {f"For {u}": u for u in chosen}  # each copy is its mailbox's
+    home.stop()
+    assert home.states() == {"done": 5}
+
+
+def test_dovecot_restarted_under_two_hundred_mailboxes_all_come_back_without_a_login_storm(imap_home, many_dovecot):
+    home = imap_home(server=many_dovecot, source=fleet(USERS, max_logins=8))
+    home.start()
+    wait_for(lambda: home.watching(USERS), 300, "200 mailboxes watched")
+    before = [make_mail(sender=f"Early {u} <early.{u}@e{u}.example>", subject=f"Before {u}") for u in USERS[:3]]
+    for u, raw in zip(USERS[:3], before, strict=True):
+        many_dovecot.append("VLeads", raw, user=u)
+    for u, raw in zip(USERS[:3], before, strict=True):
+        wait_for(lambda u=u, raw=raw: _tagged(many_dovecot, u, raw), 120, f"the first mail of {u} tagged")
+    log_before = len(many_dovecot.log())
+
+    many_dovecot.stop()
+    wait_for(
+        lambda: all(not b.watches or b.watch_state.value != "watching" for b in home.gw.sources[0].boxes.values()),
+        120,
+        "every mailbox noticing",
+    )
+    meanwhile = {u: make_mail(sender=f"Late {u} <late.{u}@l{u}.example>", subject=f"Meanwhile {u}") for u in USERS[-3:]}
+    for n, (u, raw) in enumerate(meanwhile.items()):
+        many_dovecot.deliver("VLeads", raw, f"meanwhile{n}.eml", user=u)  # delivered while the server is down
+    many_dovecot.start()
+
+    wait_for(lambda: home.watching(USERS), 300, "200 mailboxes watched again")
+    for u, raw in meanwhile.items():
+        wait_for(lambda u=u, raw=raw: _tagged(many_dovecot, u, raw), 120, f"the mail delivered meanwhile to {u} tagged")
+    after = many_dovecot.log()[log_before:]
+    assert not REFUSALS.findall(after), [line for line in after.splitlines() if REFUSALS.search(line)][:5]
+    boxes = home.mailboxes()
+    assert all(b["restarts"] >= 1 for b in boxes.values())  # each connection was lost once and came back
+    home.stop()
+    assert home.states() == {"done": 6}
+    assert sorted(e["subject"] for e in home.emails()) == sorted(
+        [f"Before {u}" for u in USERS[:3]] + [f"Meanwhile {u}" for u in USERS[-3:]]
+    )
+
+
+def test_a_killed_connection_comes_back_and_status_says_it_was_restarted_and_why(imap_home, many_dovecot):
+    users = USERS[:3]
+    home = imap_home(server=many_dovecot, source=fleet(users))
+    home.start()
+    wait_for(lambda: home.watching(users), 120, "3 mailboxes watched")
+    assert {u: b["restarts"] for u, b in home.mailboxes().items()} == {u: 0 for u in users}
+
+    assert many_dovecot.kill_sessions("u001") >= 1  # the server's process for that connection dies
+    box = wait_for(lambda: (b := home.mailboxes()["u001"])["restarts"] >= 1 and b, 60, "the restart counted")
+    assert "lost" in box["restart_reason"], box
+    wait_for(lambda: home.watching(users), 120, "watched again")
+    assert {u: b["restarts"] for u, b in home.mailboxes().items() if u != "u001"} == {"u000": 0, "u002": 0}
+
+    raw = make_mail(sender="Kim <kim@k.example>", subject="After the kill")
+    many_dovecot.append("VLeads", raw, user="u001")
+    wait_for(lambda: _tagged(many_dovecot, "u001", raw), 60, "mail to the restarted mailbox tagged")
+    out = home.cli("status").stdout
+    assert "3 mailboxes" in out and "restarts 1" in out, out
+    home.stop()
+
+
+def test_master_login_by_sasl_plain_authzid(imap_home, many_dovecot):
+    home = imap_home(server=many_dovecot, source=fleet(["u007"], master_login="authzid"))
+    home.start()
+    wait_for(lambda: home.watching(["u007"]), 60, "watched")
+    raw = make_mail(sender="Lou <lou@l.example>", subject="Through PLAIN")
+    many_dovecot.append("VLeads", raw, user="u007")
+    wait_for(lambda: _tagged(many_dovecot, "u007", raw), 60, "tagged")
+    home.stop()
+    assert _accounts(home) == {"Through PLAIN": "u007"}
+
+
+def test_a_wrong_master_password_is_shown_per_mailbox_and_the_list_file_is_checked(imap_home, many_dovecot, tmp_path: Path):
+    home = imap_home(server=many_dovecot, source=fleet(["u001", "u002"], password="wrong"))
+    home.start()
+    wait_for(lambda: (b := home.mailboxes()) and all("refused" in x["last_error"] for x in b.values()), 60, "the refusals")
+    assert "login as u001*admin" in home.mailboxes()["u001"]["last_error"]
+    home.stop()
+
+    listed = tmp_path / "list.txt"
+    listed.write_text("u001\nnot a user\n")
+    bad = imap_home(server=many_dovecot, source=fleet(mailboxes_file=str(listed)))
+    proc = bad.cli("check")
+    assert proc.returncode != 0
+    assert f"sources.0.mailboxes_file: {listed}:2:1: 'not a user'" in proc.stdout + proc.stderr
