@@ -142,3 +142,21 @@ def test_a_wrong_master_password_is_shown_per_mailbox_and_the_list_file_is_check
     proc = bad.cli("check")
     assert proc.returncode != 0
     assert f"sources.0.mailboxes_file: {listed}:2:1: 'not a user'" in proc.stdout + proc.stderr
+
+
+def test_beyond_the_servers_connection_budget_folders_are_polled_and_mail_still_flows(imap_home, many_dovecot):
+    users = USERS[:4]
+    home = imap_home(server=many_dovecot, source=fleet(users, max_connections=2, poll_interval=1))
+    home.start()
+    wait_for(
+        lambda: sorted(b["watch"] for b in home.mailboxes().values()) == ["polling"] * 2 + ["watching"] * 2,
+        120,
+        "2 in IDLE, 2 polled",
+    )
+    polled = [u for u, b in home.mailboxes().items() if b["watch"] == "polling"]
+    raw = make_mail(sender="Max <max@m.example>", subject="To a polled mailbox")
+    many_dovecot.append("VLeads", raw, user=polled[0])
+    wait_for(lambda: _tagged(many_dovecot, polled[0], raw), 60, "mail to a polled mailbox tagged")
+    st = home.status_json()["sources"][0]
+    assert st["watching"] == {"polling": 2, "watching": 2}
+    home.stop()
