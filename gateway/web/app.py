@@ -79,6 +79,7 @@ def _page(doc: dict[str, Any], review: int, quarantined: int) -> str:
                 + "</tr>"
             )
     errors = "".join(f"<li>{html.escape(e)}</li>" for e in doc["rules"].get("errors") or [])
+    boxes = _mailboxes(doc)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>crm-gateway status</title>
 <meta http-equiv="refresh" content="10"><style>body{{font-family:sans-serif;margin:2em}}
 table{{border-collapse:collapse}}.down{{color:#b00;font-weight:bold}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head><body>
@@ -89,7 +90,30 @@ page made {html.escape(str(doc.get("generated_at", ""))[:19])} UTC</p>
 <a href="/quarantine.json">{quarantined} quarantined</a>; <a href="/metrics">metrics</a></p>
 {f"<h2>Rule errors (the previous rules still run)</h2><ul>{errors}</ul>" if errors else ""}
 <table><tr><th>source</th><th>folder</th><th>connected</th><th>mode</th><th>last sync</th><th>counts</th><th>last error</th><th>status written</th></tr>
-{"".join(rows)}</table></body></html>"""
+{"".join(rows)}</table>{boxes}</body></html>"""
+
+
+def _mailboxes(doc: dict[str, Any]) -> str:
+    """Each mailbox of the sources that reach many (`mailboxes:`), the troubled ones first."""
+    rows = []
+    for src in doc["sources"]:
+        listed: dict[str, dict[str, Any]] = src.get("mailboxes") or {}
+        for user, b in sorted(listed.items(), key=lambda kv: (kv[1].get("watch") == "watching", kv[0])):
+            cells = (
+                src["name"],
+                user,
+                b.get("watch") or "-",
+                b.get("restarts") or 0,
+                b.get("restart_reason") or "",
+                b.get("last_error") or "",
+            )
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in cells) + "</tr>")
+    if not rows:
+        return ""
+    return (
+        "<h2>Mailboxes</h2><table><tr><th>source</th><th>mailbox</th><th>watch</th><th>restarts</th>"
+        f"<th>last restart, why</th><th>last error</th></tr>{''.join(rows)}</table>"
+    )
 
 
 def make_app(gw: Any) -> Starlette:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import random
 import re
 import threading
+import urllib.request
 from pathlib import Path
 
 from tests.mail import make_mail
-from tests.mailboxes.imap.dovecot import Dovecot
+from tests.mailboxes.imap.dovecot import Dovecot, free_port
 from tests.mailboxes.imap.fixtures import MANY, ImapHome, fleet, message_id_of, wait_for
 
 USERS = [f"u{i:03d}" for i in range(MANY)]
@@ -21,6 +22,11 @@ REFUSALS = re.compile(r"process_limit|client_limit|Maximum number of connections
 def _tagged(dovecot: Dovecot, user: str, raw: bytes) -> bool:
     flags = dovecot.flags("VLeads", user=user).get(message_id_of(raw), set())
     return {"CRM_sync", "Synced"} <= flags
+
+
+def _page(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:  # noqa: S310 (a local test server)
+        return r.read().decode()
 
 
 def _accounts(home: ImapHome) -> dict[str, str]:
@@ -99,7 +105,8 @@ def test_dovecot_restarted_under_two_hundred_mailboxes_all_come_back_without_a_l
 
 def test_a_killed_connection_comes_back_and_status_says_it_was_restarted_and_why(imap_home, many_dovecot):
     users = USERS[:3]
-    home = imap_home(server=many_dovecot, source=fleet(users))
+    port = free_port()
+    home = imap_home(server=many_dovecot, source=fleet(users), extra={"web": {"listen": f"127.0.0.1:{port}"}})
     home.start()
     wait_for(lambda: home.watching(users), 120, "3 mailboxes watched")
     assert {u: b["restarts"] for u, b in home.mailboxes().items()} == {u: 0 for u in users}
@@ -115,6 +122,9 @@ def test_a_killed_connection_comes_back_and_status_says_it_was_restarted_and_why
     wait_for(lambda: _tagged(many_dovecot, "u001", raw), 60, "mail to the restarted mailbox tagged")
     out = home.cli("status").stdout
     assert "3 mailboxes" in out and "restarts 1" in out, out
+    page = wait_for(lambda: _page(port), 60, "the status page")
+    row = re.search(r"<tr><td>mail</td><td>u001</td><td>(\w+)</td><td>(\d+)</td><td>([^<]*)</td>", page)
+    assert row and row.group(1) == "watching" and int(row.group(2)) >= 1 and "lost" in row.group(3), page[-800:]
     home.stop()
 
 
