@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.mail import make_mail
 from tests.mailboxes.imap.dovecot import Dovecot, free_port
-from tests.mailboxes.imap.fixtures import MANY, ImapHome, fleet, message_id_of, wait_for
+from tests.mailboxes.imap.fixtures import FOLDERS, MANY, ImapHome, fleet, message_id_of, wait_for
 
 USERS = [f"u{i:03d}" for i in range(MANY)]
 # What Dovecot logs when it turns connections away: a login storm, or limits set too low.
@@ -41,7 +41,7 @@ def _accounts(home: ImapHome) -> dict[str, str]:
 def test_two_hundred_mailboxes_from_one_entry_are_watched_with_the_threads_of_twenty(imap_home, many_dovecot, tmp_path):
     listed = tmp_path / "mailboxes.txt"
     listed.write_text("# the sales team\n" + "\n".join(USERS[:20]) + "\n")
-    home = imap_home(server=many_dovecot, source=fleet(mailboxes_file=str(listed)))
+    home = imap_home(server=many_dovecot, source=fleet(mailboxes_file=str(listed), folders=FOLDERS))  # 800 connections
     home.start()
     wait_for(lambda: home.watching(USERS[:20]), 120, "20 mailboxes watched")
     threads_20 = threading.active_count()
@@ -54,6 +54,8 @@ def test_two_hundred_mailboxes_from_one_entry_are_watched_with_the_threads_of_tw
 
     boxes = home.mailboxes()
     assert len(boxes) == MANY and {b["watch"] for b in boxes.values()} == {"watching"}
+    folders = home.status_json()["sources"][0]["folders"]
+    assert {f["folder"]: (f["mode"], f["connected"]) for f in folders} == {f: ("idle", True) for f in FOLDERS}
     assert home.status_json()["service"]["threads"] == threading.active_count()
 
     chosen = random.Random(14).sample(USERS, 5)
@@ -68,7 +70,7 @@ def test_two_hundred_mailboxes_from_one_entry_are_watched_with_the_threads_of_tw
 
 
 def test_dovecot_restarted_under_two_hundred_mailboxes_all_come_back_without_a_login_storm(imap_home, many_dovecot):
-    home = imap_home(server=many_dovecot, source=fleet(USERS, max_logins=8))
+    home = imap_home(server=many_dovecot, source=fleet(USERS, max_logins=8, folders=FOLDERS))
     home.start()
     wait_for(lambda: home.watching(USERS), 300, "200 mailboxes watched")
     before = [make_mail(sender=f"Early {u} <early.{u}@e{u}.example>", subject=f"Before {u}") for u in USERS[:3]]
