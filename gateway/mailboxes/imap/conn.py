@@ -232,6 +232,20 @@ def logout_quietly(client: IMAPClient | None) -> None:
         close_quietly(client)
 
 
+def buffered(client: IMAPClient) -> bool:
+    """Whether the server's next lines are already waiting in imaplib's read buffer, where a
+    selector watching the socket cannot see them (an EXISTS sent together with the IDLE
+    continuation). Never blocks: the socket is read without waiting, then its timeout restored."""
+    sock = client.socket()
+    sock.settimeout(0)
+    try:
+        return bool(client._imap.file.peek(1))
+    except (OSError, ValueError):  # would block (TLS says so with an SSLError): nothing there
+        return False
+    finally:
+        client._set_read_timeout()
+
+
 def _text(exc: BaseException) -> str:
     s = str(exc)
     return s[2:-1] if s.startswith(("b'", 'b"')) else s

@@ -32,6 +32,7 @@ from gateway.mailboxes.imap.conn import (
     NETWORK_ERRORS,
     ImapAuthError,
     ImapFolderMissing,
+    buffered,
     close_quietly,
     connect,
     default_port,
@@ -161,6 +162,9 @@ class FolderWatch:
             self._idle_since = time.time()
             client.idle()
             self.state = WatchState.WATCHING
+            if buffered(client):  # news came with the continuation: read by imaplib, unseen by the selector
+                self._end_idle(True)
+                return
             self.watcher.watch(client.socket(), lambda: self._run(gen, self._news))
             self._timer = self.watcher.later(box.idle_renew, lambda: self._run(gen, self._renew))
             return
