@@ -172,3 +172,30 @@ def test_beyond_the_servers_connection_budget_folders_are_polled_and_mail_still_
     st = home.status_json()["sources"][0]
     assert st["watching"] == {"polling": 2, "watching": 2}
     home.stop()
+
+
+def test_a_mailbox_the_gateway_no_longer_holds_is_not_watched_until_it_holds_it_again(imap_home, many_dovecot, monkeypatch):
+    from gateway.runtime.intake import Intake
+
+    let_go: set[str] = set()
+    monkeypatch.setattr(Intake, "holds", lambda self, source, account: account not in let_go)
+    users = USERS[:3]
+    home = imap_home(server=many_dovecot, source=fleet(users))
+    home.start()
+    wait_for(lambda: home.watching(users), 120, "3 mailboxes watched")
+
+    let_go.add("u001")  # another gateway took it (its lease)
+    wait_for(lambda: home.mailboxes()["u001"]["watch"] == "not held", 60, "u001 let go")
+    raw = make_mail(sender="Ned <ned@n.example>", subject="While another gateway holds it")
+    many_dovecot.append("VLeads", raw, user="u001")
+    other = make_mail(sender="Olga <olga@o.example>", subject="Still ours")
+    many_dovecot.append("VLeads", other, user="u002")
+    wait_for(lambda: _tagged(many_dovecot, "u002", other), 60, "mail to a held mailbox tagged")
+    assert not _tagged(many_dovecot, "u001", raw)
+    assert home.mailboxes()["u001"]["connected"] is False
+
+    let_go.clear()  # held again: watched, and what came meanwhile is found from the cursor
+    wait_for(lambda: _tagged(many_dovecot, "u001", raw), 60, "the mail that waited tagged")
+    assert home.mailboxes()["u001"]["watch"] == "watching"
+    home.stop()
+    assert home.states() == {"done": 2}
