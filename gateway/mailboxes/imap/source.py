@@ -73,6 +73,8 @@ class ImapSource:
         self._backoff = Backoff()
         self._timer: Timer | None = None
         self._running = False
+        self._round = 0  # each start and stop of watching: a late start-up of an old round does nothing
+        self._watch_lock = threading.Lock()
 
     # ---- naming -------------------------------------------------------------------------
 
@@ -194,35 +196,41 @@ class ImapSource:
             self.state = WatchState.NOT_HELD
 
     def start_watching(self) -> None:
-        self._running = True
-        self.state = WatchState.STARTING
-        watcher().submit(self._start)
+        with self._watch_lock:
+            self._running = True
+            self._round += 1
+            self.state = WatchState.STARTING
+            rnd = self._round
+        watcher().submit(lambda: self._start(rnd))
 
     def stop_watching(self) -> None:
-        self._running = False
-        if self._timer is not None:
-            self._timer.cancel()
-        for w in self.watches:
+        """Close every connection; a start-up login running now ends without watching."""
+        with self._watch_lock:
+            self._running = False
+            self._round += 1
+            if self._timer is not None:
+                self._timer.cancel()
+            watches, self.watches = self.watches, []
+            self.state = WatchState.STOPPED
+        for w in watches:
             w.stop()
-        self.watches = []
-        self.state = WatchState.STOPPED
         for fs in self.folders.values():
             fs.connected = False
 
-    def _start(self) -> None:
-        """On the watcher's pool: the start-up login, then one watch per connection."""
-        if not self._running:
+    def _current(self, rnd: int) -> bool:
+        return self._running and rnd == self._round
+
+    def _start(self, rnd: int) -> None:
+        """On the watcher's pool: the start-up login, then one watch per connection; nothing
+        if the mailbox was let go (or let go and taken again: `rnd` is another round) meanwhile."""
+        if not self._current(rnd):
             return
         try:
             client = self._setup()
         except Exception as exc:
-            self._setup_failed(exc)
-            return
-        if not self._running:
-            logout_quietly(client)
+            self._setup_failed(exc, rnd)
             return
         self._backoff.reset()
-        self.state = WatchState.STARTING  # from here on, the watches say how the mailbox is
         assert self.info is not None
         states = list(self.folders.values())
         can_idle = self.config.idle and self.info.idle
@@ -230,16 +238,22 @@ class ImapSource:
             log.warning("imap %s: %s has no IDLE: polling every %.0fs", self.label, self.config.host, self.config.poll_interval)
         idle = states[: self.config.max_idle] if can_idle else []
         polled = [fs for fs in states if fs not in idle]
-        for fs in states:
-            fs.mode = "idle" if fs in idle else "poll"
         w = watcher()
-        self.watches = [FolderWatch(self, [fs], True, w) for fs in idle]
+        watches = [FolderWatch(self, [fs], True, w) for fs in idle]
         if polled:
-            self.watches.append(FolderWatch(self, polled, False, w))
-        for i, fw in enumerate(self.watches):
-            fw.start(client if i == 0 else None)
+            watches.append(FolderWatch(self, polled, False, w))
+        with self._watch_lock:
+            if not self._current(rnd):
+                logout_quietly(client)
+                return
+            for fs in states:
+                fs.mode = "idle" if fs in idle else "poll"
+            self.state = WatchState.STARTING  # from here on, the watches say how the mailbox is
+            self.watches = watches
+            for i, fw in enumerate(watches):
+                fw.start(client if i == 0 else None)
 
-    def _setup_failed(self, exc: Exception) -> None:
+    def _setup_failed(self, exc: Exception, rnd: int) -> None:
         if isinstance(exc, ImapAuthError):
             delay = self._backoff.next(AUTH_BACKOFF_MAX)
         elif isinstance(exc, ConfigError):  # cannot work until the config changes: say so, don't spin
@@ -250,9 +264,12 @@ class ImapSource:
         else:
             log.warning("imap %s: start-up failed", self.label, exc_info=True)
             delay = self._backoff.next()
-        self.state = WatchState.RECONNECTING
-        self.fail(str(exc))
-        self._timer = watcher().later(delay, self._start)
+        with self._watch_lock:
+            if not self._current(rnd):
+                return
+            self.state = WatchState.RECONNECTING
+            self.fail(str(exc))
+            self._timer = watcher().later(delay, lambda: self._start(rnd))
 
     def clear_error(self) -> None:
         """Every folder works again: the source's own last error is history."""
