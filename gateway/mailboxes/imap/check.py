@@ -29,7 +29,13 @@ def labels_that_file_mail(facts: RuleFacts, folders: Sequence[str]) -> list[str]
 
 
 def check(src: ImapConfig, facts: RuleFacts, where: str) -> list[str]:
-    """Problems with this IMAP source, one line each (empty: fine). `where` starts each line."""
+    """Problems with this IMAP source, one line each (empty: fine). `where` starts each line.
+    An entry with `mailboxes` logs in to its first mailbox through the master user."""
+    if src.many:
+        first = _first_mailbox(src)
+        if first is None:
+            return []  # an empty or unreadable list: the config's own check says so
+        src = src.for_mailbox(first)
     try:
         client, info = connect(src)
     except (ImapAuthError, ConfigError) as exc:
@@ -49,3 +55,15 @@ def check(src: ImapConfig, facts: RuleFacts, where: str) -> list[str]:
     finally:
         logout_quietly(client)
     return problems
+
+
+def _first_mailbox(src: ImapConfig) -> str | None:
+    if src.mailboxes:
+        return src.mailboxes[0]
+    from gateway.mailboxes.imap.fleet import read_mailboxes
+
+    try:  # relative: from where `check` runs (unreadable: no login tried; the config check names the file)
+        users = read_mailboxes(src.mailboxes_file or "")
+    except OSError:
+        return None
+    return users[0] if users else None

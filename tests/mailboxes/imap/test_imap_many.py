@@ -147,6 +147,8 @@ def test_a_wrong_master_password_is_shown_per_mailbox_and_the_list_file_is_check
     wait_for(lambda: (b := home.mailboxes()) and all("refused" in x["last_error"] for x in b.values()), 60, "the refusals")
     assert "login as u001*admin" in home.mailboxes()["u001"]["last_error"]
     home.stop()
+    proc = home.cli("check")  # logs in to the first mailbox through the master user
+    assert proc.returncode != 0 and "login as u001*admin" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
     listed = tmp_path / "list.txt"
     listed.write_text("u001\nnot a user\n")
