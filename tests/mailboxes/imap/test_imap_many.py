@@ -201,3 +201,16 @@ def test_a_mailbox_the_gateway_no_longer_holds_is_not_watched_until_it_holds_it_
     assert home.mailboxes()["u001"]["watch"] == "watching"
     home.stop()
     assert home.states() == {"done": 2}
+
+
+def test_run_once_takes_what_is_in_every_listed_mailbox(imap_home, many_dovecot):
+    users = USERS[:3]
+    raws = {u: make_mail(sender=f"Pat {u} <pat.{u}@p{u}.example>", subject=f"Waiting in {u}") for u in users[:2]}
+    for u, raw in raws.items():
+        many_dovecot.append("VLeads", raw, user=u)
+    home = imap_home(server=many_dovecot, source=fleet(users))
+    proc = home.cli("run", "--once")
+    assert proc.returncode == 0, proc.stderr
+    assert home.states() == {"done": 2}
+    assert all(_tagged(many_dovecot, u, raw) for u, raw in raws.items())
+    assert _accounts(home) == {f"Waiting in {u}": u for u in users[:2]}
