@@ -214,3 +214,17 @@ def test_run_once_takes_what_is_in_every_listed_mailbox(imap_home, many_dovecot)
     assert home.states() == {"done": 2}
     assert all(_tagged(many_dovecot, u, raw) for u, raw in raws.items())
     assert _accounts(home) == {f"Waiting in {u}": u for u in users[:2]}
+
+
+def test_worker_processes_tag_each_mailbox_through_its_own_master_login(imap_home, many_dovecot):
+    users = USERS[:3]
+    home = imap_home(server=many_dovecot, source=fleet(users), extra={"processes": 2})
+    home.start()
+    wait_for(lambda: home.watching(users), 120, "3 mailboxes watched")
+    raws = {u: make_mail(sender=f"Quin {u} <quin.{u}@q{u}.example>", subject=f"Forked {u}") for u in users}
+    for u, raw in raws.items():
+        many_dovecot.append("VLeads", raw, user=u)
+    for u, raw in raws.items():
+        wait_for(lambda u=u, raw=raw: _tagged(many_dovecot, u, raw), 120, f"the mail to {u} tagged by a worker process")
+    home.stop()
+    assert home.states() == {"done": 3}
