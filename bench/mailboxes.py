@@ -26,7 +26,7 @@ The private Dovecot is tuned as an admin tunes one for thousands of connections
   the floor its IDLE client measures too.
 The gateway raises its own open-files limit to the hard limit (one socket per folder).
 
-    .venv/bin/python bench/mailboxes.py 100 [--folders 4] [--samples 50] [--idle 20] [--json]
+    .venv/bin/python bench/mailboxes.py 100 [--folders 4] [--samples 50] [--idle 20] [--notify] [--json]
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def cpu_seconds() -> float:
     return t.user + t.system
 
 
-def make_home(root: Path, d: Dovecot, users: list[str], folders: list[str]) -> Any:
+def make_home(root: Path, d: Dovecot, users: list[str], folders: list[str], notify: bool) -> Any:
     from tests.fixtures import Home
 
     root.mkdir(parents=True, exist_ok=True)
@@ -87,6 +87,7 @@ def make_home(root: Path, d: Dovecot, users: list[str], folders: list[str]) -> A
         "create_folders": True,
         "max_idle": len(folders),
         "max_connections": 5000,
+        "notify": notify,
     }
     return Home(root, extra={"sources": [src]})
 
@@ -148,13 +149,13 @@ def latency(d: Dovecot, users: list[str], samples: int) -> tuple[list[float], li
     return gw_ms, floor_ms
 
 
-def run(n: int, folders: int, samples: int, idle_s: float) -> dict[str, Any]:
+def run(n: int, folders: int, samples: int, idle_s: float, notify: bool = False) -> dict[str, Any]:
     users = [f"u{i:04d}" for i in range(n)]
     names = FOLDERS[:folders]
     d = Dovecot({u: "pw" for u in users}, master=MASTER, many=True)
     work = Path(tempfile.mkdtemp(prefix="bench-mailboxes-"))
     try:
-        home = make_home(work / "home", d, users, names)
+        home = make_home(work / "home", d, users, names, notify)
         gw = home.gateway()
         stop = threading.Event()
         threads_before = threading.active_count()
@@ -173,6 +174,7 @@ def run(n: int, folders: int, samples: int, idle_s: float) -> dict[str, Any]:
         idle_cpu = (cpu_seconds() - c0) / (time.perf_counter() - w0) * 100
         threads = threading.active_count()
         rss = rss_mb()
+        conns = sum(len(b.watches) for b in gw.sources[0].boxes.values())
         gw_ms, floor_ms = latency(d, users, samples)
         stop.set()
         runner.join(60)
@@ -180,6 +182,8 @@ def run(n: int, folders: int, samples: int, idle_s: float) -> dict[str, Any]:
         out = {
             "mailboxes": n,
             "folders_each": folders,
+            "notify": notify,
+            "connections_watching": conns,
             "watched": f"{got} of {want}",
             "start_until_all_watched_s": round(start_s, 1),
             "threads": threads,
@@ -205,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folders", type=int, default=4, choices=range(1, 5), help="watched folders each (1-4)")
     ap.add_argument("--samples", type=int, default=50, help="mails APPENDed for the latency")
     ap.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU measured")
+    ap.add_argument("--notify", action="store_true", help="notify: true (one connection per mailbox, RFC 5465)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if not available():
@@ -213,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    out = run(args.mailboxes, args.folders, args.samples, args.idle)
+    out = run(args.mailboxes, args.folders, args.samples, args.idle, args.notify)
     if args.json:
         print(json.dumps(out, indent=2))
     else:

@@ -35,6 +35,7 @@ class ImapConfig(SourceBase):
     password: str | None = None
     oauth2: ImapOAuth2 | None = None
     idle: bool = True
+    notify: bool = False  # IMAP NOTIFY where offered: all folders of a mailbox on one connection
     max_idle: int = Field(8, ge=0)  # folders kept in IDLE at once (Dovecot allows 10 connections)
     poll_interval: float = Field(30.0, gt=0)
     create_folders: bool = False

@@ -36,6 +36,7 @@ from gateway.mailboxes.imap.conn import (
     server_folders,
 )
 from gateway.mailboxes.imap.folder import IDLE_RENEW, FolderState, scan_settled
+from gateway.mailboxes.imap.notify import can_notify
 from gateway.mailboxes.imap.watch import AUTH_BACKOFF_MAX, TALK_ERRORS, Backoff, FolderWatch, WatchState
 from gateway.mailboxes.imap.watcher import Timer, watcher
 from gateway.mailboxes.imap.writeback import ImapWriteback
@@ -239,7 +240,11 @@ class ImapSource:
         idle = states[: self.config.max_idle] if can_idle else []
         polled = [fs for fs in states if fs not in idle]
         w = watcher()
-        watches = [FolderWatch(self, [fs], True, w) for fs in idle]
+        if can_idle and self.config.notify and can_notify(self.info):  # every folder on one connection
+            idle, polled = states, []
+            watches = [FolderWatch(self, states, True, w, notify=True)]
+        else:
+            watches = [FolderWatch(self, [fs], True, w) for fs in idle]
         if polled:
             watches.append(FolderWatch(self, polled, False, w))
         with self._watch_lock:
@@ -247,7 +252,7 @@ class ImapSource:
                 logout_quietly(client)
                 return
             for fs in states:
-                fs.mode = "idle" if fs in idle else "poll"
+                fs.mode = ("notify" if watches[0].notify else "idle") if fs in idle else "poll"
             self.state = WatchState.STARTING  # from here on, the watches say how the mailbox is
             self.watches = watches
             for i, fw in enumerate(watches):

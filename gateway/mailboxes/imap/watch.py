@@ -38,6 +38,7 @@ from gateway.mailboxes.imap.conn import (
     default_port,
 )
 from gateway.mailboxes.imap.folder import FolderState, Wake, scan_settled
+from gateway.mailboxes.imap.notify import leave_folder, set_notify
 from gateway.mailboxes.imap.servers import server_for
 from gateway.mailboxes.imap.watcher import Timer, Watcher
 
@@ -76,10 +77,12 @@ class WatchState(StrEnum):
 
 
 class FolderWatch:
-    def __init__(self, box: ImapSource, states: list[FolderState], idle: bool, watcher: Watcher) -> None:
+    def __init__(self, box: ImapSource, states: list[FolderState], idle: bool, watcher: Watcher, *, notify: bool = False) -> None:
         self.box = box
         self.states = states
         self.idle = idle  # IDLE on states[0] (one folder) while the server's budget has room
+        self.notify = notify  # IDLE with NOTIFY on all `states` (notify.py)
+        self._notify_on: tuple[IMAPClient, list[str]] | None = None  # NOTIFY SET sent: on which connection, for what
         self.watcher = watcher
         self.server = server_for(box.config, default_port(box.config))
         self.state = WatchState.STARTING
@@ -149,16 +152,24 @@ class FolderWatch:
         missing = [fs for fs in self.states if fs.server is None]
         if missing:
             box.resolve(client, missing)
-        for fs in self.states:
-            if fs.server is None:
-                continue
-            scan_settled(box, client, fs, wake)
-            fs.connected, fs.last_error = True, ""
-            fs.mode = "idle" if self.idle and self.slot else "poll"
+        found = [fs.server for fs in self.states if fs.server is not None]
+        if self.notify and self.slot and found and self._notify_on != (client, found):  # again once a missing folder appears
+            set_notify(client, found)
+            self._notify_on = (client, found)
+        for _round in range(3):  # with NOTIFY: again while other folders announced news during the scans
+            for fs in self.states:
+                if fs.server is None:
+                    continue
+                scan_settled(box, client, fs, wake)
+                fs.connected, fs.last_error = True, ""
+                fs.mode = ("notify" if self.notify else "idle") if self.idle and self.slot else "poll"
+            if not (self.notify and self.slot and leave_folder(client)):
+                break
+            wake = None
         box.clear_error()
         self.backoff.reset()
         gen = self._gen
-        if self.idle and self.slot and self.states[0].server is not None:
+        if self.idle and self.slot and (self._notify_on is not None if self.notify else self.states[0].server is not None):
             self._idle_since = time.time()
             client.idle()
             self.state = WatchState.WATCHING
@@ -184,7 +195,7 @@ class FolderWatch:
             raise ConnectionError("the server closed the connection during IDLE")
         news = announced = False
         for r in resps:
-            if len(r) >= 2 and r[1] in (b"EXISTS", b"RECENT"):
+            if (len(r) >= 2 and r[1] in (b"EXISTS", b"RECENT")) or (r and r[0] == b"STATUS"):  # STATUS: NOTIFY
                 news = announced = True
             elif r and r[0] in (b"NO", b"BAD"):  # e.g. Dovecot when the folder is deleted: re-select
                 news = True
@@ -250,6 +261,7 @@ class FolderWatch:
                 self.watcher.unwatch(self.client.socket())
             close_quietly(self.client)
             self.client = None
+            self._notify_on = None
         if self.slot:
             self.server.give_connection()
             self.slot = False

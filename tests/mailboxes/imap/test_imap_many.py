@@ -19,8 +19,8 @@ USERS = [f"u{i:03d}" for i in range(MANY)]
 REFUSALS = re.compile(r"process_limit|client_limit|Maximum number of connections|auth failed|Too many", re.I)
 
 
-def _tagged(dovecot: Dovecot, user: str, raw: bytes) -> bool:
-    flags = dovecot.flags("VLeads", user=user).get(message_id_of(raw), set())
+def _tagged(dovecot: Dovecot, user: str, raw: bytes, folder: str = "VLeads") -> bool:
+    flags = dovecot.flags(folder, user=user).get(message_id_of(raw), set())
     return {"CRM_sync", "Synced"} <= flags
 
 
@@ -228,3 +228,23 @@ def test_worker_processes_tag_each_mailbox_through_its_own_master_login(imap_hom
         wait_for(lambda u=u, raw=raw: _tagged(many_dovecot, u, raw), 120, f"the mail to {u} tagged by a worker process")
     home.stop()
     assert home.states() == {"done": 3}
+
+
+def test_with_notify_each_mailbox_watches_all_its_folders_on_one_connection(imap_home, many_dovecot):
+    users = USERS[:3]
+    home = imap_home(server=many_dovecot, source=fleet(users, folders=FOLDERS, notify=True))
+    home.start()
+    wait_for(lambda: home.watching(users), 120, "3 mailboxes watched")
+    assert [len(b.watches) for b in home.gw.sources[0].boxes.values()] == [1, 1, 1]  # one connection each
+    home.gw.write_status()
+    folders = home.status_json()["sources"][0]["folders"]
+    assert {f["folder"]: f["mode"] for f in folders} == {f: "notify" for f in FOLDERS}
+    raws = {
+        folder: make_mail(sender=f"Rio {n} <rio{n}@r{n}.example>", subject=f"Into {folder}")
+        for n, folder in enumerate(["VContacts", "VLeads"])
+    }
+    for folder, raw in raws.items():  # a folder other than the first, then the first
+        many_dovecot.append(folder, raw, user="u002")
+        wait_for(lambda folder=folder, raw=raw: _tagged(many_dovecot, "u002", raw, folder), 60, f"the mail in {folder} tagged")
+    home.stop()
+    assert home.states() == {"done": 2}
