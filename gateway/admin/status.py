@@ -99,6 +99,23 @@ def _rounded(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 1)
 
 
+def _watch_line(s: dict[str, Any]) -> str:
+    """`mail: 200 mailboxes: watching 198, reconnecting 2; restarts 5 (u001: …)`, or for one
+    mailbox its restarts; nothing for a source that never restarted a connection."""
+    listed = s.get("mailboxes")  # IMAP: {user: its watch}; EWS and Graph: a list (see mailbox_lines)
+    boxes: dict[str, dict[str, Any]] = listed if isinstance(listed, dict) else {}
+    restarts = int(s.get("restarts") or 0)
+    restarted = [(u, b) for u, b in boxes.items() if b.get("restarts")]
+    last = f"{restarted[-1][0]}: {restarted[-1][1].get('restart_reason')}" if restarted else s.get("restart_reason") or ""
+    why = f"; restarts {restarts} ({str(last)[:100]})" if restarts else ""
+    if boxes:
+        counts: dict[str, int] = {}
+        for b in boxes.values():
+            counts[str(b.get("watch"))] = counts.get(str(b.get("watch")), 0) + 1
+        return f"{s['name']}: {len(boxes)} mailboxes: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + why
+    return f"{s['name']}: {s.get('watch', 'watching')}{why}" if restarts else ""
+
+
 def liveness_line(doc: dict[str, Any]) -> str:
     """`gateway: running (pid 12), heartbeat 1 s ago` or why it is not running, and since when."""
     live = doc.get("liveness") or {}
@@ -148,6 +165,7 @@ def render_status(doc: dict[str, Any]) -> Any:
             + (f", loaded {rules['loaded_at'][:19]}" if rules.get("loaded_at") else "")
         ),
     ]
+    lines += [Text(line) for s in doc["sources"] if (line := _watch_line(s))]
     for e in rules.get("errors") or []:
         lines.append(Text(f"rule error (old rules still in force): {e}", style="red"))
     lines += [Text(line, style="red" if bad else "") for line, bad in mailbox_lines(doc)]

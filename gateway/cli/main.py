@@ -64,7 +64,7 @@ def run(
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         if hasattr(signal, "SIGHUP"):
-            signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=gw.reload_rules, daemon=True).start())
+            signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=gw.reload, daemon=True).start())
         gw.run(stop)
 
 

@@ -169,6 +169,10 @@ def problems(config: Config) -> list[Found]:
             p = listen_problem(src.listen, f"sources.{i}.listen")
             if p:
                 found.append((("sources", i, "listen"), p))
+        if src.type == "imap" and src.many:
+            from gateway.mailboxes.imap.config import mailbox_problems
+
+            found += [(("sources", i, *key), f"sources.{i}.{message}") for key, message in mailbox_problems(src, config.base_dir)]
     if config.web is not None:
         p = listen_problem(config.web.listen, "web.listen")
         if p:

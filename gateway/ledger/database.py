@@ -13,7 +13,9 @@ from sqlalchemy.engine import Engine
 CHUNK = 500  # bound parameters per IN (…): well under SQLite's and PostgreSQL's limits
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, connections: int = 10) -> Engine:
+    """`connections`: PostgreSQL's pool, sized for the threads that use the ledger at once
+    (workers, the mailbox watchers' pool, the scheduler, status), never for the mailboxes."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("sqlite"):
@@ -38,7 +40,7 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if is_write(conn) else "BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=connections, max_overflow=connections // 2, pool_timeout=60)
 
 
 def is_write(conn: Any) -> bool:

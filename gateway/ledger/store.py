@@ -29,9 +29,10 @@ from gateway.ledger.states import LocationState, MessageState
 
 
 class Ledger(LedgerReader):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, connections: int = 10) -> None:
+        """`connections`: the threads that may use the ledger at once (PostgreSQL's pool size)."""
         self.url = url
-        self.reader = make_engine(url)
+        self.reader = make_engine(url, connections)
         # Writes go through this view of the engine: on SQLite they take the writer lock and
         # BEGIN IMMEDIATE, so a transaction never upgrades from read to write halfway.
         self.engine = self.reader.execution_options(ledger_write=True)
@@ -294,15 +295,27 @@ class Ledger(LedgerReader):
     def set_status(self, key: str, value: dict[str, Any]) -> None:
         self._upsert(status, {"key": key}, {"value": json.dumps(value, default=str), "updated_at": now()})
 
-    def _upsert(self, table: Any, keys: dict[str, Any], values: dict[str, Any]) -> None:
-        cond = and_(*[table.c[k] == v for k, v in keys.items()])
+    def set_statuses(self, values: dict[str, dict[str, Any]]) -> None:
+        """Several status documents in one transaction: the running gateway's heartbeat writes
+        every source's at once, one commit however many sources there are."""
+        at = now()
         with self.engine.begin() as c:
-            if not c.execute(update(table).where(cond).values(**values)).rowcount:
-                try:
-                    with c.begin_nested():
-                        c.execute(insert(table).values(**keys, **values))
-                except IntegrityError:
-                    c.execute(update(table).where(cond).values(**values))
+            for key, value in values.items():
+                self._upsert_in(c, status, {"key": key}, {"value": json.dumps(value, default=str), "updated_at": at})
+
+    def _upsert(self, table: Any, keys: dict[str, Any], values: dict[str, Any]) -> None:
+        with self.engine.begin() as c:
+            self._upsert_in(c, table, keys, values)
+
+    @staticmethod
+    def _upsert_in(c: Any, table: Any, keys: dict[str, Any], values: dict[str, Any]) -> None:
+        cond = and_(*[table.c[k] == v for k, v in keys.items()])
+        if not c.execute(update(table).where(cond).values(**values)).rowcount:
+            try:
+                with c.begin_nested():
+                    c.execute(insert(table).values(**keys, **values))
+            except IntegrityError:
+                c.execute(update(table).where(cond).values(**values))
 
     # ---- data protection ----------------------------------------------------------------
 

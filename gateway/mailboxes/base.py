@@ -17,6 +17,10 @@ from typing import Any, Protocol
 from gateway.errors import GatewayError, Retryable
 from gateway.ledger.refs import SourceRef
 
+# Threads a process's mailbox watchers use for blocking work (logins, scans), whatever the
+# number of mailboxes: the ledger's connection pool is sized with it (gateway/runtime/parts.py).
+WATCH_THREADS = 8
+
 
 @dataclass(frozen=True)
 class FolderRef:

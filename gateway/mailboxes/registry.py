@@ -44,7 +44,10 @@ def make_source(src_config: SourceConfig, env: SourceEnv) -> tuple[Source, Write
     """The Source and the Writeback for one configured mailbox."""
     if src_config.type not in MODELS:
         raise ConfigError(f"sources: type {src_config.type!r} is not available in this version")
-    module = importlib.import_module(f"gateway.mailboxes.{src_config.type}.source")
+    # a kind's package may build its sources itself (IMAP: one, or a fleet of many), else its
+    # source module does
+    package = importlib.import_module(f"gateway.mailboxes.{src_config.type}")
+    module = package if hasattr(package, "make") else importlib.import_module(f"{package.__name__}.source")
     return module.make(src_config, env)
 
 

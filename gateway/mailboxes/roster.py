@@ -34,25 +34,26 @@ class RosterError(Permanent):
     """The roster's file cannot be read (missing, not a regular file, too big, not UTF-8)."""
 
 
-def parse_roster(text: str) -> list[str]:
-    """One address a line, lower-cased, first occurrence kept; `#` starts a comment."""
-    return merge(line.split("#", 1)[0] for line in text.splitlines())
+def parse_roster(text: str, *, fold_case: bool = True) -> list[str]:
+    """One address a line, lower-cased (`fold_case`: IMAP user names keep theirs), first
+    occurrence kept; `#` starts a comment."""
+    return merge((line.split("#", 1)[0] for line in text.splitlines()), fold_case=fold_case)
 
 
-def merge(*lists: Iterable[str]) -> list[str]:
+def merge(*lists: Iterable[str], fold_case: bool = True) -> list[str]:
     """The addresses of every list, lower-cased and stripped, each once, in first-seen order."""
     seen: dict[str, None] = {}
     for names in lists:
         for name in names:
-            name = name.strip().lower()
+            name = name.strip().lower() if fold_case else name.strip()
             if name:
                 seen.setdefault(name, None)
     return list(seen)
 
 
-def read_roster_file(path: Path) -> list[str]:
+def read_roster_file(path: Path, *, fold_case: bool = True) -> list[str]:
     try:
-        return parse_roster(read_text_bounded(path, ROSTER_FILE_MAX))
+        return parse_roster(read_text_bounded(path, ROSTER_FILE_MAX), fold_case=fold_case)
     except UnreadableFile as exc:
         raise RosterError(f"mailboxes_file {path}: {exc}") from None
     except UnicodeDecodeError as exc:

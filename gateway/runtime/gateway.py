@@ -175,6 +175,14 @@ class Gateway:
         self.write_status(running=False)
         log.info("gateway stopped")
 
+    def reload(self) -> bool:
+        """SIGHUP: the rules, and the lists of mailboxes a source reads from a file."""
+        for s in self.sources:
+            reread = getattr(s, "reload_mailboxes", None)
+            if reread is not None:
+                reread()
+        return self.reload_rules()
+
     def reload_rules(self) -> bool:
         ok = self.rules.reload()
         if ok and self._workers is not None:

@@ -17,7 +17,7 @@ from gateway.crm.base import Connector, make_connector
 from gateway.engine.facts import rule_facts
 from gateway.ledger import Ledger
 from gateway.ledger.spool import Spool
-from gateway.mailboxes.base import IntakePort, LedgerOnly, Source, SourceEnv, SourceRef, Writeback
+from gateway.mailboxes.base import WATCH_THREADS, IntakePort, LedgerOnly, Source, SourceEnv, SourceRef, Writeback
 from gateway.mailboxes.registry import make_source
 from gateway.pipeline import Pipeline
 from gateway.runtime.intake import Intake
@@ -60,7 +60,9 @@ def build(
     rules: RulesHolder | None = None,
 ) -> tuple[Parts, list[Source]]:
     """The parts and the sources; what was opened is closed again when a later part fails."""
-    ledger = Ledger(config.db_url(config.ledger.url))
+    # The threads that use the ledger at once: the workers, the mailbox watchers' pool, the
+    # scheduler, the status heartbeat and the web page; not one per mailbox.
+    ledger = Ledger(config.db_url(config.ledger.url), connections=config.workers + WATCH_THREADS + 4)
     made: Connector | None = None  # closed again on a failure; a connector handed in is the caller's
     try:
         crm = connector or (made := crm_connector(config))

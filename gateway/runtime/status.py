@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -30,22 +31,21 @@ def write(
     running: bool = True,
     processes: int = 1,
 ) -> None:
+    """Every source's status, the rules' and the service's heartbeat: one transaction."""
     try:
-        for s in sources:
-            ledger.set_status(f"source:{s.name}", s.status())
-        ledger.set_status("rules", rules.status())
-        ledger.set_status(
-            "service",
-            {
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "running": running,
-                "workers": workers,  # threads, when processes is 1
-                "processes": processes,  # worker processes, 1: the workers are threads
-                "queue": queued,
-                "at": datetime.now(UTC).isoformat(),
-            },
-        )
+        docs = {f"source:{s.name}": s.status() for s in sources}
+        docs["rules"] = rules.status()
+        docs["service"] = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "running": running,
+            "workers": workers,  # threads, when processes is 1
+            "processes": processes,  # worker processes, 1: the workers are threads
+            "queue": queued,
+            "threads": threading.active_count(),  # flat however many mailboxes are watched
+            "at": datetime.now(UTC).isoformat(),
+        }
+        ledger.set_statuses(docs)
     except Exception as exc:
         log.warning("status not written: %s", exc)
 

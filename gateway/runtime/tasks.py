@@ -58,8 +58,16 @@ def start_supervised(tasks: Sequence[Task], stop: threading.Event) -> list[threa
 
 
 def source_task(source: Source) -> Task:
-    """Watching one source's folders, as a task; its last failure shows in its status."""
-    return Task(f"source-{source.name}", source.run, lambda exc: setattr(source, "last_error", str(exc)), f"source {source.name}")
+    """Watching one source's folders, as a task; its last failure shows in its status, and
+    a source that counts its restarts (`restarts`, `restart_reason`) counts this one."""
+
+    def failed(exc: Exception) -> None:
+        source.last_error = f"{type(exc).__name__}: {exc}"  # type: ignore[attr-defined]
+        if hasattr(source, "restarts"):
+            source.restarts += 1
+            source.restart_reason = f"the source's loop failed: {source.last_error}"  # type: ignore[attr-defined]
+
+    return Task(f"source-{source.name}", source.run, failed, f"source {source.name}")
 
 
 def join_together(threads: Sequence[threading.Thread], grace: float) -> list[threading.Thread]:

@@ -167,5 +167,8 @@ def test_sources_stop_together_not_one_after_the_other(home, tmp_path: Path):
         pit.close()
     assert proc.returncode == 0, err
     # One after the other, 10 s for each stuck source: 30 s at least. Together: one grace
-    # period, after which the stuck ones are named and left behind.
-    assert "stopping without waiting longer for 3 source(s): stuck0, stuck1, stuck2" in err, err
+    # period, after which any stuck ones are named and left behind. An IMAP source's login
+    # waits on the process's watcher pool, not in the source's own task, so the stuck
+    # servers hold up no source at all: the three end with the stop like the others.
+    assert "gateway stopped" in err, err
+    assert "stopping without waiting longer" not in err, err

@@ -7,6 +7,7 @@ reads rules itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from imapclient.exceptions import IMAPClientError
 
@@ -14,6 +15,7 @@ from gateway.errors import ConfigError
 from gateway.mailboxes.base import RuleFacts
 from gateway.mailboxes.imap.config import ImapConfig
 from gateway.mailboxes.imap.conn import NETWORK_ERRORS, ImapAuthError, connect, logout_quietly
+from gateway.mailboxes.roster import RosterError, read_roster_file
 
 
 def labels_that_file_mail(facts: RuleFacts, folders: Sequence[str]) -> list[str]:
@@ -29,7 +31,13 @@ def labels_that_file_mail(facts: RuleFacts, folders: Sequence[str]) -> list[str]
 
 
 def check(src: ImapConfig, facts: RuleFacts, where: str) -> list[str]:
-    """Problems with this IMAP source, one line each (empty: fine). `where` starts each line."""
+    """Problems with this IMAP source, one line each (empty: fine). `where` starts each line.
+    An entry with `mailboxes` logs in to its first mailbox through the master user."""
+    if src.many:
+        first = _first_mailbox(src)
+        if first is None:
+            return []  # an empty or unreadable list: the config's own check says so
+        src = src.for_mailbox(first)
     try:
         client, info = connect(src)
     except (ImapAuthError, ConfigError) as exc:
@@ -49,3 +57,13 @@ def check(src: ImapConfig, facts: RuleFacts, where: str) -> list[str]:
     finally:
         logout_quietly(client)
     return problems
+
+
+def _first_mailbox(src: ImapConfig) -> str | None:
+    if src.mailboxes:
+        return src.mailboxes[0]
+    try:  # relative: from where `check` runs (unreadable: no login tried; the config check names the file)
+        users = read_roster_file(Path(src.mailboxes_file or ""), fold_case=False)
+    except RosterError:
+        return None
+    return users[0] if users else None

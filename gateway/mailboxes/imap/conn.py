@@ -23,6 +23,7 @@ from imapclient.imapclient import SocketTimeout
 
 from gateway.errors import ConfigError, GatewayError
 from gateway.mailboxes.imap.config import ImapConfig, ImapOAuth2
+from gateway.mailboxes.imap.servers import server_for
 
 log = logging.getLogger("gateway.imap")
 CONNECT_TIMEOUT = 15.0
@@ -149,9 +150,24 @@ def tls_context(cfg: ImapConfig) -> ssl.SSLContext:
 
 
 def connect(cfg: ImapConfig, read_timeout: float = READ_TIMEOUT) -> tuple[IMAPClient, ServerInfo]:
-    """A logged-in connection. Raises ImapAuthError, ConfigError or a network error."""
+    """A logged-in connection. Raises ImapAuthError, ConfigError or a network error. At most
+    the server's `max_logins` connections are being opened at once (servers.py)."""
     check_security(cfg)
     port = default_port(cfg)
+    with server_for(cfg, port).logins:
+        return _connect(cfg, port, read_timeout)
+
+
+def login_name(cfg: ImapConfig) -> str:
+    """Who logs in, as the server's log and our errors name it."""
+    if cfg.master_user and cfg.master_login == "separator":
+        return f"{cfg.username}{cfg.master_separator}{cfg.master_user}"
+    if cfg.master_user:
+        return f"{cfg.username} (as {cfg.master_user})"
+    return cfg.username
+
+
+def _connect(cfg: ImapConfig, port: int, read_timeout: float) -> tuple[IMAPClient, ServerInfo]:
     timeout = SocketTimeout(connect=CONNECT_TIMEOUT, read=read_timeout)
     client: IMAPClient | None = None
     try:
@@ -173,14 +189,17 @@ def connect(cfg: ImapConfig, read_timeout: float = READ_TIMEOUT) -> tuple[IMAPCl
                     client.oauthbearer_login(cfg.username, token)
                 else:
                     client.oauth2_login(cfg.username, token)
+            elif cfg.master_user and cfg.master_login == "authzid":
+                # SASL PLAIN: authenticate as the master, act as the mailbox's user (RFC 4616)
+                client.plain_login(cfg.master_user, cfg.password or "", cfg.username)
             else:
-                client.login(cfg.username, cfg.password or "")
+                client.login(login_name(cfg), cfg.password or "")
         except LoginError as exc:
             if isinstance(exc.__context__, NETWORK_ERRORS):
                 # imapclient turns any failure of LOGIN into LoginError, a socket EOF too: that is
                 # a broken connection (retry soon), not a refusal of the credentials.
                 raise ConnectionError(f"connection closed during login ({_text(exc.__context__)})") from exc
-            raise ImapAuthError(f"login as {cfg.username} at {cfg.host}:{port} refused: {_text(exc)}") from exc
+            raise ImapAuthError(f"login as {login_name(cfg)} at {cfg.host}:{port} refused: {_text(exc)}") from exc
         caps = frozenset(c.decode().upper() if isinstance(c, bytes) else str(c).upper() for c in client.capabilities())
         return client, ServerInfo(caps)
     except ssl.SSLCertVerificationError as exc:  # at connect (tls) or at STARTTLS
@@ -211,6 +230,20 @@ def logout_quietly(client: IMAPClient | None) -> None:
         client.logout()
     except Exception:
         close_quietly(client)
+
+
+def buffered(client: IMAPClient) -> bool:
+    """Whether the server's next lines are already waiting in imaplib's read buffer, where a
+    selector watching the socket cannot see them (an EXISTS sent together with the IDLE
+    continuation). Never blocks: the socket is read without waiting, then its timeout restored."""
+    sock = client.socket()
+    sock.settimeout(0)
+    try:
+        return bool(client._imap.file.peek(1))
+    except (OSError, ValueError):  # would block (TLS says so with an SSLError): nothing there
+        return False
+    finally:
+        client._set_read_timeout()
 
 
 def _text(exc: BaseException) -> str:

@@ -1,7 +1,7 @@
 """One watched IMAP folder: its cursor, the scan by UID, and IDLE.
 
-The cursor (UIDVALIDITY, last UID handed over) lives in the ledger and is the truth; IDLE is
-only a hint to scan now. A scan fetches `BODY.PEEK[]` (never `\\Seen`) in batches on an
+The cursor (UIDVALIDITY, last UID handed over) lives in the ledger and is the truth; IDLE (watched
+by watch.py) is only a hint to scan now. A scan fetches `BODY.PEEK[]` (never `\\Seen`) in batches on an
 EXAMINEd (read-only) folder, hands each copy over durably, then advances the cursor. A copy
 handed over twice (a crash between hand-over and cursor) is the same ledger location, so it
 is a no-op; a new UIDVALIDITY rescans from UID 1 and Message-ID dedupe keeps each mail once.
@@ -28,7 +28,6 @@ from gateway.mailboxes.imap.account import ImapAccount
 
 log = logging.getLogger("gateway.imap")
 IDLE_RENEW = 9 * 60.0  # RFC 2177: re-issue IDLE well inside the servers' 30-minute logout; the issue asks ≤ 10 min
-IDLE_TICK = 1.0  # how often an idling loop looks at the stop flag
 IDLE_LATE = 10.0  # seconds from arrival to IDLE notice beyond which the notice counts as late
 LATE_MEMORY = 3600.0  # `status` flags "idle late" for an hour after the last late notice
 
@@ -41,10 +40,6 @@ class Wake:
     idle_since: float
     at: float
     announced: bool
-
-
-class ConnectionLost(ConnectionError):
-    """The server closed the connection (seen as EOF while idling)."""
 
 
 @dataclass
@@ -202,30 +197,3 @@ def _first_arrival(meta: dict[int, dict[bytes, Any]], wake: Wake) -> float | Non
             if t >= int(wake.idle_since):
                 times.append(t)
     return min(times) if times else None
-
-
-def idle_until_news(src: ImapAccount, client: IMAPClient, stop: Any) -> Wake:
-    """IDLE until new mail is announced, the renewal time, or stop; then scan."""
-    since = time.time()
-    client.idle()
-    started = time.monotonic()
-    news = False
-    announced = False
-    while not stop.is_set() and not news and time.monotonic() - started < src.idle_renew:
-        t0 = time.monotonic()
-        resps = client.idle_check(timeout=IDLE_TICK)
-        if not resps and time.monotonic() - t0 < IDLE_TICK / 2:
-            # imapclient returns [] at once on EOF: the server went away. Do not call
-            # idle_done on a dead socket (it can hang); drop the connection instead.
-            raise ConnectionLost("the server closed the connection during IDLE")
-        for r in resps:
-            if len(r) >= 2 and r[1] in (b"EXISTS", b"RECENT"):
-                news = announced = True
-            elif r and r[0] in (b"NO", b"BAD"):  # e.g. Dovecot when the folder is deleted: re-select
-                news = True
-            elif r and r[0] == b"BYE":
-                raise ConnectionLost(f"server said BYE: {r[1:]!r}")
-    woke = time.time()
-    # DONE gets an answer within the socket's read timeout, or raises: never hangs.
-    client.idle_done()
-    return Wake(since, woke, announced)  # after news or the renewal time: a scan is cheap (one SEARCH) and is the truth

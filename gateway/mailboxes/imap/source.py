@@ -1,19 +1,20 @@
-"""IMAP source: push by IDLE (one connection per idling folder), polling for the rest.
+"""IMAP source: one mailbox (account), its folders watched through the process's watcher.
 
-Per account: one connection per folder in IDLE (at most `max_idle`, as servers cap
-connections per user and IP — Dovecot at 10), one connection polling the other folders
-every `poll_interval` seconds (all of them where the server has no IDLE or `idle: false`),
-and one for the write-back. Each loop reconnects on its own with backoff and jitter and
-scans from the ledger's cursor after every (re)connect. A refused login or a missing folder
-is shown in `status` and retried slowly; a folder that appears later is picked up. Any other
-failure (the ledger's database restarting or locked, a bug) is logged, shown in `status` and
-retried with the network backoff: a loop never ends before the gateway stops.
+Per account: a connection per folder in IDLE (at most `max_idle`, as servers cap connections
+per user and IP — Dovecot at 10), one connection polling the other folders every
+`poll_interval` seconds (all of them where the server has no IDLE or `idle: false`), and one
+for the write-back. No connection has a thread of its own: the watcher (watcher.py) holds
+the sockets in IDLE and runs the logins and scans on its small pool (watch.py says how one
+connection is watched). Each connection reconnects on its own with backoff and jitter and
+scans from the ledger's cursor after every (re)connect; `status` counts the restarts and
+says why. A refused login or a missing folder is shown in `status` and retried slowly; a
+folder that appears later is picked up. The mailbox is watched only while the gateway holds
+it (`IntakePort.holds`, asked every few seconds).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import sys
 import threading
 from collections.abc import Callable
@@ -21,46 +22,27 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
 
 from gateway.errors import ConfigError, GatewayError, Retryable
 from gateway.mailboxes.base import FolderRef, SourceEnv, SourceRef
 from gateway.mailboxes.imap.check import labels_that_file_mail
 from gateway.mailboxes.imap.config import ImapConfig
 from gateway.mailboxes.imap.conn import (
-    NETWORK_ERRORS,
     ImapAuthError,
-    ImapFolderMissing,
     ServerInfo,
-    close_quietly,
     connect,
     logout_quietly,
     resolve_folder,
     server_folders,
 )
-from gateway.mailboxes.imap.folder import IDLE_RENEW, FolderState, Wake, idle_until_news, scan_settled
-from gateway.mailboxes.imap.writeback import ImapWriteback
+from gateway.mailboxes.imap.folder import IDLE_RENEW, FolderState, scan_settled
+from gateway.mailboxes.imap.notify import can_notify
+from gateway.mailboxes.imap.watch import AUTH_BACKOFF_MAX, TALK_ERRORS, Backoff, FolderWatch, WatchState
+from gateway.mailboxes.imap.watcher import Timer, watcher
 
 log = logging.getLogger("gateway.imap")
-BACKOFF_MAX = 60.0
-AUTH_BACKOFF_MAX = 300.0
-TALK_ERRORS = (*NETWORK_ERRORS, IMAPClientError, Retryable)
-
-
-class Backoff:
-    """1 s, 2 s, 4 s … up to a cap, each ±25 % so reconnecting clients do not march in step."""
-
-    def __init__(self, cap: float = BACKOFF_MAX) -> None:
-        self.cap = cap
-        self.n = 0
-
-    def next(self, cap: float | None = None) -> float:
-        delay = min(cap or self.cap, 2.0**self.n)
-        self.n = min(self.n + 1, 20)
-        return delay * random.uniform(0.75, 1.25)
-
-    def reset(self) -> None:
-        self.n = 0
+HOLDS_EVERY = 5.0  # seconds between asking the gateway whether it still holds the mailbox
+__all__ = ["AUTH_BACKOFF_MAX", "Backoff", "ImapSource"]
 
 
 class ImapSource:
@@ -83,6 +65,16 @@ class ImapSource:
         self._lock = threading.Lock()
         self._bar: Any = None
         self._bar_tasks = 0
+        self.member = False  # one of many mailboxes of its entry (fleet.py): named with its account
+        self.watches: list[FolderWatch] = []
+        self.state = WatchState.STOPPED
+        self.restarts = 0  # connections (or the start-up login) that failed and were started again
+        self.restart_reason = ""
+        self._backoff = Backoff()
+        self._timer: Timer | None = None
+        self._running = False
+        self._round = 0  # each start and stop of watching: a late start-up of an old round does nothing
+        self._watch_lock = threading.Lock()
 
     # ---- naming -------------------------------------------------------------------------
 
@@ -92,6 +84,14 @@ class ImapSource:
     def server_name(self, folder: str) -> str | None:
         fs = self.folders.get(folder)
         return fs.server if fs else None
+
+    @property
+    def label(self) -> str:
+        """How the log names this mailbox: the source, and its account when the entry has many."""
+        return f"{self.name} ({self.account})" if self.member else self.name
+
+    def resolve(self, client: IMAPClient, states: list[FolderState]) -> None:
+        self._resolve(client, states, create=self.config.create_folders)
 
     def _resolve(self, client: IMAPClient, states: list[FolderState], create: bool = False) -> None:
         listing = server_folders(client)
@@ -112,29 +112,18 @@ class ImapSource:
 
     # ---- start-up -----------------------------------------------------------------------
 
-    def _setup(self, stop: threading.Event) -> bool:
-        """Log in once: capabilities, folders (created if asked), what can take keywords."""
-        backoff = Backoff()
-        while not stop.is_set():
-            client = None
-            try:
-                client, self.info = connect(self.config)
-                self._resolve(client, list(self.folders.values()), create=self.config.create_folders)
-                self._probe_keywords(client)
-                self.last_error = ""
-                return True
-            except ImapAuthError as exc:
-                self._fail(str(exc))
-                stop.wait(backoff.next(AUTH_BACKOFF_MAX))
-            except ConfigError as exc:  # cannot work until the config changes: say so, don't spin
-                self._fail(str(exc))
-                stop.wait(AUTH_BACKOFF_MAX)
-            except TALK_ERRORS as exc:
-                self._fail(f"cannot reach {self.config.host}: {exc}")
-                stop.wait(backoff.next())
-            finally:
-                logout_quietly(client)
-        return False
+    def _setup(self) -> IMAPClient:
+        """Log in once: capabilities, folders (created if asked), what can take keywords. The
+        connection is kept: the first watched folder goes on with it."""
+        client, self.info = connect(self.config)
+        try:
+            self._resolve(client, list(self.folders.values()), create=self.config.create_folders)
+            self._probe_keywords(client)
+        except BaseException:
+            logout_quietly(client)
+            raise
+        self.last_error = ""
+        return client
 
     def _probe_keywords(self, client: IMAPClient) -> None:
         """PERMANENTFLAGS is only sent for a SELECT: look once, then LOGOUT (which, unlike
@@ -174,96 +163,134 @@ class ImapSource:
             b" ".join(perm).decode() or "()",
         )
 
-    def _fail(self, message: str, states: list[FolderState] | None = None) -> None:
+    def fail(self, message: str, states: list[FolderState] | None = None) -> None:
+        """A connection failed and will be started again after its back-off: shown in status."""
         self.last_error = message
+        self.restarts += 1
+        self.restart_reason = message
         for fs in states if states is not None else self.folders.values():
             fs.connected = False
             fs.last_error = message
-        log.warning("imap %s: %s", self.name, message)
+        log.warning("imap %s: %s", self.label, message)
 
     # ---- running ------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        if not self._setup(stop):
+        """Watch the folders (while the gateway holds the mailbox) until `stop` is set."""
+        self.keep(self.env.intake.holds(self.name, self.account))
+        try:
+            while not stop.wait(HOLDS_EVERY):
+                self.keep(self.env.intake.holds(self.name, self.account))
+        finally:
+            self.stop_watching()
+
+    def keep(self, held: bool) -> None:
+        """Start watching a mailbox the gateway holds, stop watching one it no longer holds."""
+        if held and not self._running:
+            self.start_watching()
+        elif not held and self._running:
+            log.info("imap %s: no longer held by this gateway: not watched", self.label)
+            self.stop_watching()
+            self.state = WatchState.NOT_HELD
+        elif not held:
+            self.state = WatchState.NOT_HELD
+
+    def start_watching(self) -> None:
+        with self._watch_lock:
+            self._running = True
+            self._round += 1
+            self.state = WatchState.STARTING
+            rnd = self._round
+        watcher().submit(lambda: self._start(rnd))
+
+    def stop_watching(self) -> None:
+        """Close every connection; a start-up login running now ends without watching."""
+        with self._watch_lock:
+            self._running = False
+            self._round += 1
+            if self._timer is not None:
+                self._timer.cancel()
+            watches, self.watches = self.watches, []
+            self.state = WatchState.STOPPED
+        for w in watches:
+            w.stop()
+        for fs in self.folders.values():
+            fs.connected = False
+
+    def _current(self, rnd: int) -> bool:
+        return self._running and rnd == self._round
+
+    def _start(self, rnd: int) -> None:
+        """On the watcher's pool: the start-up login, then one watch per connection; nothing
+        if the mailbox was let go (or let go and taken again: `rnd` is another round) meanwhile."""
+        if not self._current(rnd):
             return
+        try:
+            client = self._setup()
+        except Exception as exc:
+            self._setup_failed(exc, rnd)
+            return
+        self._backoff.reset()
         assert self.info is not None
         states = list(self.folders.values())
         can_idle = self.config.idle and self.info.idle
         if self.config.idle and not self.info.idle:
-            log.warning("imap %s: %s has no IDLE: polling every %.0fs", self.name, self.config.host, self.config.poll_interval)
+            log.warning("imap %s: %s has no IDLE: polling every %.0fs", self.label, self.config.host, self.config.poll_interval)
         idle = states[: self.config.max_idle] if can_idle else []
         polled = [fs for fs in states if fs not in idle]
-        for fs in idle:
-            fs.mode = "idle"
-        threads = [
-            threading.Thread(target=self._loop, args=([fs], True, stop), name=f"imap-{self.name}-{fs.name}", daemon=True)
-            for fs in idle
-        ]
-        for t in threads:
-            t.start()
+        w = watcher()
+        if can_idle and self.config.notify and can_notify(self.info):  # every folder on one connection
+            idle, polled = states, []
+            watches = [FolderWatch(self, states, True, w, notify=True)]
+        else:
+            watches = [FolderWatch(self, [fs], True, w) for fs in idle]
         if polled:
-            self._loop(polled, False, stop)
-        for t in threads:
-            t.join()
+            watches.append(FolderWatch(self, polled, False, w))
+        with self._watch_lock:
+            if not self._current(rnd):
+                logout_quietly(client)
+                return
+            for fs in states:
+                fs.mode = ("notify" if watches[0].notify else "idle") if fs in idle else "poll"
+            self.state = WatchState.STARTING  # from here on, the watches say how the mailbox is
+            self.watches = watches
+            for i, fw in enumerate(watches):
+                fw.start(client if i == 0 else None)
 
-    def _loop(self, states: list[FolderState], idle: bool, stop: threading.Event) -> None:
-        """One connection: scan `states`, then IDLE (one folder) or wait; reconnect on failure."""
-        backoff = Backoff()
-        while not stop.is_set():
-            client: IMAPClient | None = None
-            try:
-                client, _ = connect(self.config)
-                wake: Wake | None = None
-                while not stop.is_set():
-                    missing = [fs for fs in states if fs.server is None]
-                    if missing:
-                        self._resolve(client, missing, create=self.config.create_folders)
-                    for fs in states:
-                        if fs.server is None:
-                            continue
-                        scan_settled(self, client, fs, wake)
-                        fs.connected, fs.last_error = True, ""
-                    self._clear_error()
-                    backoff.reset()
-                    if idle and states[0].server is not None:
-                        wake = idle_until_news(self, client, stop)
-                    else:  # poll (and look again for a missing folder)
-                        stop.wait(self.config.poll_interval)
-            except ImapAuthError as exc:
-                self._fail(str(exc), states)
-                stop.wait(backoff.next(AUTH_BACKOFF_MAX))
-            except (ConfigError, ImapFolderMissing) as exc:
-                self._fail(str(exc), states)
-                stop.wait(AUTH_BACKOFF_MAX)
-            except TALK_ERRORS as exc:
-                text = str(exc) or type(exc).__name__
-                if isinstance(exc, IMAPClientError) and "NONEXISTENT" in text.upper():
-                    for fs in states:  # deleted under us: look for it again after the wait
-                        fs.server = None
-                self._fail(f"connection to {self.config.host} lost: {text}", states)
-                stop.wait(backoff.next())
-            except Exception as exc:  # the ledger (pool timeout, database restarted or locked), a bug
-                first = str(exc).strip().splitlines()
-                self._fail(f"{type(exc).__name__}: {first[0] if first else ''}", states)
-                log.warning(
-                    "imap %s: %s: retrying after the error",
-                    self.name,
-                    ", ".join(fs.name for fs in states),
-                    exc_info=backoff.n == 0,
-                )  # the traceback once per run of failures
-                stop.wait(backoff.next())
-            finally:
-                if stop.is_set():
-                    logout_quietly(client)
-                else:
-                    close_quietly(client)
-        for fs in states:
-            fs.connected = False
+    def _setup_failed(self, exc: Exception, rnd: int) -> None:
+        if isinstance(exc, ImapAuthError):
+            delay = self._backoff.next(AUTH_BACKOFF_MAX)
+        elif isinstance(exc, ConfigError):  # cannot work until the config changes: say so, don't spin
+            delay = AUTH_BACKOFF_MAX
+        elif isinstance(exc, TALK_ERRORS):
+            exc = ConnectionError(f"cannot reach {self.config.host}: {exc}")
+            delay = self._backoff.next()
+        else:
+            log.warning("imap %s: start-up failed", self.label, exc_info=True)
+            delay = self._backoff.next()
+        with self._watch_lock:
+            if not self._current(rnd):
+                return
+            self.state = WatchState.RECONNECTING
+            self.fail(str(exc))
+            self._timer = watcher().later(delay, lambda: self._start(rnd))
 
-    def _clear_error(self) -> None:
+    def clear_error(self) -> None:
         """Every folder works again: the source's own last error is history."""
         if self.last_error and all(fs.connected and not fs.last_error for fs in self.folders.values()):
             self.last_error = ""
+
+    @property
+    def watch_state(self) -> WatchState:
+        """The mailbox's: watching (some folder in IDLE), polling, or what keeps it from either."""
+        if self.state != WatchState.STARTING or not self.watches:
+            return self.state
+        states = {w.state for w in self.watches}
+        if WatchState.RECONNECTING in states:
+            return WatchState.RECONNECTING
+        if WatchState.STARTING in states:
+            return WatchState.STARTING
+        return WatchState.WATCHING if WatchState.WATCHING in states else WatchState.POLLING
 
     def scan_once(self, progress: Callable[[int, int], None] | None = None) -> int:
         """`run --once`: every folder from its cursor, on one connection."""
@@ -358,11 +385,9 @@ class ImapSource:
             "capabilities": sorted(self.info.capabilities) if self.info else [],
             "last_sync": max(syncs).isoformat() if syncs else None,
             "last_error": self.last_error or "; ".join(errors),
+            "watch": self.watch_state.value,
+            "restarts": self.restarts,
+            "restart_reason": self.restart_reason,
             "folders": {fs.name: fs.doc() for fs in states},
             "at": datetime.now(UTC).isoformat(),
         }
-
-
-def make(config: ImapConfig, env: SourceEnv) -> tuple[ImapSource, ImapWriteback]:
-    source = ImapSource(config, env)
-    return source, ImapWriteback(source)

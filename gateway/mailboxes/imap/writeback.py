@@ -48,6 +48,11 @@ class ImapWriteback:
             self._selected = None
         return self._client
 
+    def close(self) -> None:
+        """Close the connection (the next write-back opens one again)."""
+        with self._lock:
+            self._drop()
+
     def _drop(self) -> None:
         close_quietly(self._client)
         self._client, self._selected = None, None

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.mailboxes.imap.dovecot import Dovecot, available
-from tests.mailboxes.imap.fixtures import ImapHome
+from tests.mailboxes.imap.fixtures import MANY, MASTER, ImapHome
 
 
 @pytest.fixture
@@ -20,6 +20,19 @@ def dovecot() -> Iterator[Dovecot]:
     if not available():
         pytest.skip("dovecot is not installed (Debian package dovecot-imapd; `make test` installs it)")
     d = Dovecot({"alice": "secret", "bob": "hunter2"})
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+@pytest.fixture
+def many_dovecot() -> Iterator[Dovecot]:
+    """A Dovecot with 200 users (u000 … u199, password "pw") and a master user admin/masterpw,
+    set up for hundreds of connections at once."""
+    if not available():
+        pytest.skip("dovecot is not installed (Debian package dovecot-imapd; `make test` installs it)")
+    d = Dovecot({f"u{i:03d}": "pw" for i in range(MANY)}, master=MASTER, many=True)
     try:
         yield d
     finally:

@@ -36,7 +36,7 @@ default_internal_group = {g}
 default_login_user = {u}
 mail_location = maildir:~/Maildir
 first_valid_uid = 1
-{oauth2_passdb}passdb {{
+{oauth2_passdb}{master_passdb}passdb {{
   driver = passwd-file
   mechanisms = plain login
   args = scheme=PLAIN {d}/users
@@ -53,7 +53,7 @@ service ipc {{
 }}
 service imap-login {{
   chroot =
-  inet_listener imap {{
+{login_limits}  inet_listener imap {{
     address = 127.0.0.1
     port = {port}
   }}
@@ -74,6 +74,22 @@ namespace inbox {{
 }}
 {extra}
 """
+
+# What an admin sets for a thousand watched mailboxes (bench/mailboxes.py documents why).
+MANY_LIMITS = """\
+default_process_limit = 2000
+default_client_limit = 8000
+mail_max_userip_connections = 50
+mailbox_idle_check_interval = 1 secs
+verbose_proctitle = yes
+service imap {
+  process_limit = 5000
+}
+service auth {
+  client_limit = 8000
+}
+"""
+LOGIN_LIMITS = "  service_count = 0\n  process_min_avail = 2\n  client_limit = 2000\n"
 
 # Dovecot 2.3.19's capabilities after login; a test removes some to play an older server.
 CAPABILITIES = (
@@ -106,11 +122,18 @@ class Dovecot:
         extra: str = "",
         tls: tuple[bytes, bytes] | None = None,
         oauth2_url: str | None = None,
+        master: tuple[str, str] | None = None,
+        many: bool = False,
     ) -> None:
         """`tls`: (certificate chain, key) in PEM: IMAPS on `imaps_port` and STARTTLS on `port`.
         `oauth2_url`: XOAUTH2 and OAUTHBEARER, each token checked by Dovecot's oauth2 passdb with
         an RFC 7662 introspection request to this URL (POST token=…), whose JSON answer says
-        `active` and names the user in `username`."""
+        `active` and names the user in `username`.
+        `master`: (user, password) of a master user, who logs in to any user's mailbox as
+        `user*master` (or SASL PLAIN with the user as authorization identity).
+        `many`: limits for hundreds of users at once (MANY_LIMITS): one login process serving
+        many clients, an IMAP process per connection up to 2,000, and IDLE noticing new mail
+        within a second even when the kernel's inotify instances (128 per user) run out."""
         self.users = users or {"alice": "secret"}
         self.dir = Path(tempfile.mkdtemp(prefix="dovecot-"))
         self.port = free_port()
@@ -143,6 +166,15 @@ class Dovecot:
             oauth2_passdb = (
                 f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {self.dir}/oauth2.conf\n}}\n"
             )
+        master_passdb = ""
+        if master:
+            (self.dir / "masters").write_text(f"{master[0]}:{{PLAIN}}{master[1]}\n")
+            master_passdb = (
+                f"auth_master_user_separator = *\npassdb {{\n  driver = passwd-file\n  master = yes\n"
+                f"  pass = yes\n  args = scheme=PLAIN {self.dir}/masters\n}}\n"
+            )
+        if many:
+            extra = MANY_LIMITS + extra
         (self.dir / "dovecot.conf").write_text(
             CONF.format(
                 d=self.dir,
@@ -154,6 +186,8 @@ class Dovecot:
                 ssl=ssl,
                 mechanisms=mechanisms,
                 oauth2_passdb=oauth2_passdb,
+                master_passdb=master_passdb,
+                login_limits=LOGIN_LIMITS if many else "",
             )
         )
         for u in self.users:
@@ -197,6 +231,22 @@ class Dovecot:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def kill_sessions(self, user: str) -> int:
+        """Kill -9 the IMAP processes serving `user` (their titles name the user with
+        `verbose_proctitle`), as a crash of the server's side of those connections; how many."""
+        assert self.proc is not None
+        killed = 0
+        for pid in _descendants(self.proc.pid):
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if title.startswith("dovecot/imap ") and f"[{user} " in title:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+        return killed
 
     def log(self) -> str:
         try:
@@ -294,6 +344,23 @@ class Dovecot:
     def count(self, folder: str, user: str = "alice") -> int:
         with self.client(user) as c:
             return int(c.folder_status(folder, ["MESSAGES"])[b"MESSAGES"])
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
 
 
 def _copyuid(resp: bytes) -> int:

@@ -15,6 +15,17 @@ from tests.fixtures import Home
 from tests.mailboxes.imap.dovecot import Dovecot
 
 FOLDERS = ["VLeads", "VContacts", "VAccounts", "CRM sync"]
+MANY = 200  # users of the `many_dovecot` fixture
+MASTER = ("admin", "masterpw")
+
+
+def fleet(users: list[str] | None = None, **kw: Any) -> dict[str, Any]:
+    """The `source` of an ImapHome reaching these users' mailboxes through the master user."""
+    src: dict[str, Any] = {"username": "", "password": MASTER[1], "master_user": MASTER[0], "folders": ["VLeads"]}
+    if users is not None:
+        src["mailboxes"] = users
+    src.update(kw)
+    return src
 
 
 def wait_for(pred: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
@@ -53,7 +64,7 @@ class ImapHome(Home):
             "port": dovecot.port,
             "security": "none",
             "username": user,
-            "password": password if password is not None else dovecot.users[user],
+            "password": password if password is not None else dovecot.users.get(user, ""),
             "owner": ["me@example.com"],
             "crm_user": "me@example.com",
             "folders": folders or FOLDERS,
@@ -89,6 +100,16 @@ class ImapHome(Home):
     def gw(self) -> Any:
         assert self._run is not None
         return self._run[0]
+
+    def mailboxes(self) -> dict[str, dict[str, Any]]:
+        """Each mailbox of the first source as `status --json` shows it (written just now)."""
+        self.gw.write_status()
+        return self.status_json()["sources"][0]["mailboxes"]
+
+    def watching(self, users: list[str]) -> bool:
+        """Every one of these mailboxes watched (in IDLE), as the running source says."""
+        boxes = self.gw.sources[0].boxes
+        return all(u in boxes and boxes[u].watch_state.value == "watching" for u in users)
 
     def source_status(self) -> dict[str, Any]:
         self.gw.write_status()

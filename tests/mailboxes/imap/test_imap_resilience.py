@@ -81,7 +81,8 @@ def test_a_ledger_error_in_a_folder_loop_is_survived_shown_in_status_and_mail_st
     assert "database is locked" in st["last_error"]
     cli = home.status_json()["sources"][0]
     assert cli["connected"] is False and "database is locked" in cli["last_error"]
-    assert any(t.name == "imap-mail-VLeads" and t.is_alive() for t in threading.enumerate())
+    # the folder's watch is restarted after its back-off, and status says how often and why
+    assert st["watch"] == "reconnecting" and st["restarts"] >= 1 and "database is locked" in st["restart_reason"]
 
     broken["on"] = False
     wait_for(lambda: home.tagged("VLeads", message_id_of(first), "CRM_sync", "Synced"), 120, "the first mail tagged")
