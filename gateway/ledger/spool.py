@@ -90,8 +90,12 @@ class Spool:
         finally:
             os.close(fd)
 
-    @staticmethod
-    def discard(path: str | None) -> None:
-        if path:
+    def discard(self, path: str | None) -> None:
+        """Drop a spooled file of this spool's. A path elsewhere is another gateway's spool (on
+        another machine, or a second gateway on this one): not ours to drop."""
+        if path and self.owns(path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+    def owns(self, path: str) -> bool:
+        return Path(path).resolve().is_relative_to(self.root.resolve())

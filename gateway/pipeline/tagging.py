@@ -3,6 +3,10 @@
 One function, `tags_for`, decides every copy's tags, the primary's and the others'. The
 primary copy is written back before its outcome is recorded (one ledger transaction holds
 both); the other copies wait ('waiting') and are tagged once the outcome is in the ledger.
+
+A copy in a mailbox another live gateway holds is left waiting: that gateway's sweep finds
+it and writes its tags (a hand-over through the ledger). It is never recorded tagged here
+without a write-back that reaches its mailbox.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from typing import Any
 
 from gateway.config import TagsConfig
 from gateway.errors import Permanent, Retryable
-from gateway.ledger import Ledger, MessageRow
+from gateway.ledger import Ledger, MessageRow, SourceRef
+from gateway.ledger.leases import holder
 from gateway.ledger.spool import Spool
 from gateway.ledger.states import LocationState as L
 from gateway.ledger.states import MessageState
@@ -54,11 +59,22 @@ def tags_for(
 
 
 class Tagging:
-    def __init__(self, tags: TagsConfig, ledger: Ledger, spool: Spool, writebacks: Mapping[str, Writeback]) -> None:
+    def __init__(self, tags: TagsConfig, ledger: Ledger, spool: Spool, writebacks: Mapping[str, Writeback], me: str = "") -> None:
         self.tags = tags
         self.ledger = ledger
         self.spool = spool
         self.writebacks = writebacks
+        self.me = me  # this gateway's name (config `gateway.name`): who holds a mailbox's lease
+
+    def _ours(self, ref: SourceRef) -> bool:
+        """Whether this gateway writes back a copy in this mailbox: it holds the mailbox; or no
+        live gateway does and it has the mailbox's write-back (a command while the gateway is
+        stopped); or no gateway leases the mailbox at all (SMTP, files: tags in the ledger)."""
+        held = holder(self.ledger, ref.source, ref.account)
+        if held is None:
+            return True
+        owner, live = held
+        return owner == self.me or (not live and ref.source in self.writebacks)
 
     def _writeback(self, source: str) -> Writeback:
         return self.writebacks.get(source, LedgerOnly())
@@ -106,6 +122,8 @@ class Tagging:
             if loc.state not in (L.WAITING, L.NEW) or (
                 loc.state == L.NEW and row.state not in (M.QUARANTINED, M.IGNORED, M.SKIPPED)
             ):
+                continue
+            if not self._ours(loc.ref):  # another gateway's mailbox: its sweep tags the copy
                 continue
             if not self.ledger.take_location(loc.id, [loc.state], L.TAGGING):
                 continue

@@ -147,6 +147,8 @@ class EwsSource:
         return True
 
     def sync_mailbox(self, mailbox: str) -> int:
+        if not self.env.intake.holds(self.name, mailbox):  # another gateway watches it (or none does yet)
+            return 0
         n = 0
         with self._locks.setdefault(mailbox, threading.Lock()):
             for name in self.config.folders:
@@ -202,6 +204,9 @@ class EwsSource:
     def _stream_loop(self, mailbox: str, stop: threading.Event) -> None:
         backoff = 0.5
         while not stop.is_set():
+            if not self.env.intake.holds(self.name, mailbox):  # not ours now: no stream, ask again soon
+                stop.wait(1.0)
+                continue
             try:
                 acct = self.session.streaming_account(mailbox)
                 folders = [self.folder(mailbox, n) for n in self.config.folders]
@@ -214,7 +219,7 @@ class EwsSource:
                 self.sync_mailbox(mailbox)  # what arrived while no stream was open
                 self.connected, self.last_error, backoff = True, "", 0.5
                 for _notification in svc.call(subscription_ids=[sid], connection_timeout=STREAM_MINUTES):
-                    if stop.is_set():
+                    if stop.is_set() or not self.env.intake.holds(self.name, mailbox):
                         break
                     self.sync_mailbox(mailbox)
             except Exception as exc:  # a dropped stream, a busy server, a bug: reconnect, never die

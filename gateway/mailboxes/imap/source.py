@@ -25,6 +25,7 @@ from imapclient.exceptions import IMAPClientError
 
 from gateway.errors import ConfigError, GatewayError, Retryable
 from gateway.mailboxes.base import FolderRef, SourceEnv, SourceRef
+from gateway.mailboxes.holding import while_held
 from gateway.mailboxes.imap.check import labels_that_file_mail
 from gateway.mailboxes.imap.config import ImapConfig
 from gateway.mailboxes.imap.conn import (
@@ -184,6 +185,10 @@ class ImapSource:
     # ---- running ------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        """Watch while this gateway holds the mailbox (gateways sharing a ledger divide them)."""
+        while_held(self.env.intake, self.name, self.account, stop, self._run)
+
+    def _run(self, stop: threading.Event) -> None:
         if not self._setup(stop):
             return
         assert self.info is not None
