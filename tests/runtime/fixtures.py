@@ -55,13 +55,15 @@ class Mailboxes:
 class SharingGateway:
     """One gateway of several on one PostgreSQL ledger and CRM: its own folder and spool."""
 
-    def __init__(self, root: Path, name: str, ledger_url: str, crm_url: str, sources: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, root: Path, name: str, ledger_url: str, crm_url: str, sources: list[dict[str, Any]], lease: float = LEASE
+    ) -> None:
         self.root = root
         self.name = name
         root.mkdir(parents=True, exist_ok=True)
         shutil.copytree(REPO / "rules", root / "rules", dirs_exist_ok=True)
         cfg = {
-            "gateway": {"name": name, "lease": LEASE},
+            "gateway": {"name": name, "lease": lease},
             "ledger": {"url": ledger_url},
             "crm": {"backend": "sql", "url": crm_url},
             "rules": ["rules/*.yaml"],
