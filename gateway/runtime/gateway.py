@@ -140,8 +140,8 @@ class Gateway:
             self.scheduler.drain_backlog()
         finally:
             self.stop_workers()
-            self.leases.leave()
             self.write_status(running=False)
+            self.leases.leave()
         return status.summary(self.ledger)
 
     def _join(self) -> None:
@@ -187,8 +187,8 @@ class Gateway:
         # The sources saw `stop` together; the workers end meanwhile, each after its batch in hand.
         self.stop_workers()
         tasks.join_together(sources, tasks.SOURCE_STOP_GRACE)
-        self.leases.leave()  # the sources have stopped: the others may take their mailboxes now
         self.write_status(running=False)
+        self.leases.leave()  # the sources have stopped: the others may take their mailboxes now
         log.info("gateway stopped")
 
     def reload_rules(self) -> bool:
@@ -201,9 +201,9 @@ class Gateway:
     # ---- status ---------------------------------------------------------------------------
 
     def write_status(self, running: bool = True) -> None:
-        status.write(
-            self.ledger, self.sources, self.rules, workers=self.config.workers, queued=self.queue.qsize(), running=running
-        )
+        # only the sources whose mailboxes this gateway watches: another gateway writes the rest
+        mine = [s for s in self.sources if self._holds_any(s)]
+        status.write(self.ledger, mine, self.rules, workers=self.config.workers, queued=self.queue.qsize(), running=running)
 
     def summary(self) -> dict[str, int]:
         return status.summary(self.ledger)

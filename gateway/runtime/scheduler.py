@@ -45,8 +45,10 @@ class Scheduler:
     def recover(self) -> int:
         """Queue every copy whose work a stop or a crash left unfinished, and due retries."""
         self.ledger.reset_interrupted(self.owns)
-        self.watchdog.after_crash(ledger_work.crashed(self.ledger))
         pks = self.ledger.open_locations(self.owns)
+        # Another gateway on this machine may have copies in hand now: count crashes only
+        # for the copies in mailboxes this gateway holds.
+        self.watchdog.after_crash(ledger_work.crashed(self.ledger, pks if self.owns is not None else None))
         for pk in pks:
             self.intake.enqueue(pk)
         return len(pks) + self.queue_due_retries()

@@ -105,3 +105,16 @@ def test_one_mail_in_mailboxes_of_both_gateways_is_one_email_and_every_copy_tagg
     assert sorted(r[0] for r in rows) == sorted([one, two])
     assert all(r[2] != "[]" for r in rows)  # no copy recorded applied without its tags
     assert len(gw2.crm()["emails"]) == 1
+
+
+def test_a_source_named_alike_but_reaching_another_mailbox_stops_the_start(pair, tmp_path):
+    boxes, (gw1, _gw2), ledger_url = pair
+    gw1.start()
+    assert wait_for(lambda: set(gw1.holders().values()) == {"gw1"}, timeout=60)
+    elsewhere = Mailboxes(tmp_path / "other-mail", N)
+    crm_url = ledger_url  # never reached: the start stops before
+    bad = SharingGateway(tmp_path / "gw3", "gw3", ledger_url, crm_url, elsewhere.sources(elsewhere.names))
+    res = bad.cli("run")
+    assert res.returncode != 0
+    assert "source 'box0'" in res.stderr and "gw1" in res.stderr
+    assert set(gw1.holders().values()) == {"gw1"}  # nothing taken from the running gateway
