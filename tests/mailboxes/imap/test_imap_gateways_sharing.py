@@ -1,0 +1,58 @@
+"""Two gateway processes on one PostgreSQL ledger and CRM, both given the same two Dovecot
+mailboxes: each watches one, and a mail in both mailboxes is one CRM email whose every copy
+carries its keywords in the mailbox (written by the gateway holding that mailbox)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tests.crm.sql_backends import postgres_url
+from tests.mail import make_mail
+from tests.mailboxes.imap.fixtures import message_id_of, wait_for
+from tests.runtime.fixtures import SharingGateway
+
+pytestmark = pytest.mark.postgres
+
+
+def imap_sources(dovecot):
+    return [
+        {
+            "name": user,
+            "type": "imap",
+            "host": dovecot.host,
+            "port": dovecot.port,
+            "security": "none",
+            "username": user,
+            "password": dovecot.users[user],
+            "owner": [f"{user}@example.com"],
+            "folders": ["VLeads"],
+            "create_folders": True,
+            "poll_interval": 1,
+        }
+        for user in ("alice", "bob")
+    ]
+
+
+def test_a_mail_in_mailboxes_of_both_gateways_is_tagged_in_each_by_its_holder(tmp_path, dovecot):
+    with postgres_url() as ledger_url, postgres_url() as crm_url:
+        gws = [SharingGateway(tmp_path / n, n, ledger_url, crm_url, imap_sources(dovecot)) for n in ("gw1", "gw2")]
+        try:
+            for g in gws:
+                g.start()
+            wait_for(lambda: Counter(gws[0].holders().values()) == {"gw1": 1, "gw2": 1}, 90, "one mailbox for each gateway")
+            raw = make_mail(sender="Both Boxes <both@c.example>", to=["alice@example.com", "bob@example.com"])
+            mid = message_id_of(raw)
+            for user in ("alice", "bob"):
+                dovecot.append("VLeads", raw, user=user)
+            for user in ("alice", "bob"):
+                wait_for(
+                    lambda user=user: {"CRM_sync", "Synced"} <= dovecot.flags("VLeads", user=user).get(mid, set()),
+                    90,
+                    f"{user}'s copy tagged",
+                )
+            assert len(gws[1].crm()["emails"]) == 1
+        finally:
+            for g in gws:
+                g.stop()
