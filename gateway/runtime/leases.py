@@ -114,7 +114,7 @@ class LeaseKeeper:
         self.last_error = ""
         if turn.taken:
             log.info(
-                "gateway %s: watching %s (share %d of %d gateways)",
+                "gateway %s: watching %s (fair share %d, %d live gateways)",
                 self.name,
                 ", ".join(f"{m.source}/{m.account}" for m in sorted(turn.taken)),
                 turn.share,
