@@ -19,6 +19,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from gateway.errors import Retryable
+
+
+class SpoolElsewhere(Retryable):
+    """A copy spooled by another gateway (another machine's spool) that its mailbox cannot give
+    again now: tried again later, never quarantined for it (gateway/pipeline/failure.py)."""
+
 
 class Spool:
     def __init__(self, root: Path) -> None:

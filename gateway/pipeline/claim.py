@@ -17,9 +17,9 @@ from pathlib import Path
 
 from gateway.budget import Stage
 from gateway.config import Config
-from gateway.errors import Permanent, Retryable, UnparseableMessage
+from gateway.errors import Permanent, UnparseableMessage
 from gateway.ledger import Bind, Binding, Ledger, LocationRow, SourceRef
-from gateway.ledger.spool import Spool
+from gateway.ledger.spool import Spool, SpoolElsewhere
 from gateway.ledger.states import MessageState as M
 from gateway.mailboxes.base import Writeback
 from gateway.message import Message, parse
@@ -48,11 +48,6 @@ def by_size(locs: Sequence[LocationRow], budget: int) -> list[list[LocationRow]]
         parts[-1].append(loc)
         size += n
     return parts
-
-
-class SpoolElsewhere(Retryable):
-    """The copy was spooled by another gateway (another machine's spool) and its mailbox
-    cannot give it again now: tried again later, never quarantined for it."""
 
 
 class Reader:

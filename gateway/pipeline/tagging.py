@@ -76,8 +76,17 @@ class Tagging:
         owner, live = held
         return owner == self.me or (not live and ref.source in self.writebacks)
 
-    def _writeback(self, source: str) -> Writeback:
-        return self.writebacks.get(source, LedgerOnly())
+    def _writeback(self, ref: SourceRef) -> Writeback:
+        """The copy's write-back; tags in the ledger only for a mailbox no live gateway holds
+        (SMTP, files, a source no gateway runs any more). A mailbox another live gateway holds
+        is that gateway's to tag: retried until it does (its retries and sweeps are its own)."""
+        got = self.writebacks.get(ref.source)
+        if got is not None:
+            return got
+        held = holder(self.ledger, ref.source, ref.account)
+        if held is not None and held[1] and held[0] != self.me:
+            raise Retryable(f"{ref.source} is not a source of this gateway: the gateway holding {ref.account} tags it")
+        return LedgerOnly()
 
     def primaries(self, works: Sequence[Work]) -> list[Tagged | Exception]:
         """Write back the primary copies' tags by their Plans' outcomes, several at once per
@@ -95,10 +104,10 @@ class Tagging:
                 loc.ref, frozenset(loc.tags), frozenset(change.add), frozenset(change.remove), change.move, w.row.message_id
             )
             by_source.setdefault(loc.ref.source, []).append(n)
-        for source, ns in by_source.items():
+        for ns in by_source.values():
             applied: Sequence[Applied | Exception]
             try:
-                applied = apply_each(self._writeback(source), [requests[n] for n in ns])
+                applied = apply_each(self._writeback(requests[ns[0]].ref), [requests[n] for n in ns])
             except Exception as exc:
                 failure = (
                     exc
@@ -133,7 +142,7 @@ class Tagging:
                 self.ledger.location_tagged(loc.id, loc.tags, L.NONE)
                 continue
             try:
-                applied = self._writeback(loc.ref.source).apply(
+                applied = self._writeback(loc.ref).apply(
                     loc.ref, frozenset(loc.tags), frozenset(change.add), frozenset(change.remove), change.move, row.message_id
                 )
             except BaseException:  # any failure: the copy waits again rather than stay 'tagging'
