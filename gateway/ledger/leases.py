@@ -22,12 +22,11 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, or_, select, text, update
+from sqlalchemy import delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import ConfigError
-from gateway.ledger.database import insert_ignore
+from gateway.ledger.database import chunks, insert_ignore
 from gateway.ledger.rows import aware, now
 from gateway.ledger.schema import gateways, leases
 from gateway.ledger.store import Ledger
@@ -197,17 +196,19 @@ class Leases:
             )
 
     def _want(self, c: Connection, t: datetime, wanted: Collection[Mailbox]) -> None:
+        """Rows for the mailboxes this gateway wants, marked wanted (they count in the share)."""
         until = t + 3 * self.lease
-        for mb in wanted:
-            values = {"source": mb.source, "account": mb.account}
-            if not c.execute(
-                update(leases).where(leases.c.source == mb.source, leases.c.account == mb.account).values(wanted_until=until)
-            ).rowcount:
-                try:
-                    with c.begin_nested():
-                        c.execute(insert_ignore(c, leases), [{**values, "expires_at": EPOCH, "wanted_until": until}])
-                except IntegrityError:
-                    pass
+        existing = {Mailbox(r.source, r.account) for r in c.execute(select(leases.c.source, leases.c.account))}
+        missing = sorted(set(wanted) - existing)
+        if missing:
+            c.execute(
+                insert_ignore(c, leases),
+                [{"source": m.source, "account": m.account, "expires_at": EPOCH, "wanted_until": until} for m in missing],
+            )
+        # in one order on every gateway: two renewing at once never wait for each other in a circle
+        for chunk in chunks(sorted(wanted)):
+            keys = [(m.source, m.account) for m in chunk]
+            c.execute(update(leases).where(tuple_(leases.c.source, leases.c.account).in_(keys)).values(wanted_until=until))
 
     def _ask(self, rows: Sequence[LeaseRow], n: int) -> None:
         """Ask the owners of up to `n` mailboxes this gateway wants for them."""

@@ -96,6 +96,8 @@ class MaildirSource:
         while_held(self.intake, self.name, self.account, stop, self._run)
 
     def _run(self, stop: threading.Event) -> None:
+        with self._lock:  # another gateway may have watched it meanwhile: what is known comes from the ledger
+            self._seen = {}
         self._scan_until_done(None, stop)
         if not self.config.watch:
             while not stop.wait(self.config.poll_interval):
