@@ -48,6 +48,15 @@ def copies(ledger_url):
         led.close()
 
 
+def found_in(ledger_url, sources):
+    led = Ledger(ledger_url)
+    try:
+        with led.reader.connect() as c:
+            return len(c.execute(locations.select().where(locations.c.source.in_(sources))).all())
+    finally:
+        led.close()
+
+
 def split_evenly(gw):
     holders = gw.holders()
     return None not in holders.values() and Counter(holders.values()) == {"gw1": N // 2, "gw2": N // 2}
@@ -68,17 +77,21 @@ def test_each_mailbox_watched_by_one_gateway_and_a_killed_ones_taken_over(pair):
     assert wait_for(lambda: len(gw2.crm()["emails"]) == N, timeout=90)
 
     theirs = sorted(n for n, h in gw1.holders().items() if h == "gw1")
+    for i, name in enumerate(boxes.names):  # in flight when gw1 dies: found, spooled or half done
+        boxes.drop(name, make_mail(sender=f"During {i} <during{i}@d{i}.example>", message_id=f"<during{i}@x>"))
+    # killed once it has found one of them at least (recorded, perhaps not yet done)
+    assert wait_for(lambda: found_in(ledger_url, theirs) > len(theirs), timeout=60, step=0.02)
     gw1.kill()
     shutil.rmtree(gw1.root / "var" / "spool")  # its machine is gone: its spool with it
     for i, name in enumerate(boxes.names):
         boxes.drop(name, make_mail(sender=f"After {i} <after{i}@q{i}.example>", message_id=f"<after{i}@x>"))
     assert wait_for(lambda: set(gw2.holders().values()) == {"gw2"}, timeout=90), gw2.holders()
-    assert wait_for(lambda: len(gw2.crm()["emails"]) == 2 * N, timeout=120)
+    assert wait_for(lambda: len(gw2.crm()["emails"]) == 3 * N, timeout=120)
     crm = gw2.crm()
     assert sorted(e["message_id"] for e in crm["emails"]) == sorted(
-        [f"<before{i}@x>" for i in range(N)] + [f"<after{i}@x>" for i in range(N)]
+        f"<{when}{i}@x>" for when in ("before", "during", "after") for i in range(N)
     )
-    assert len(crm["leads"]) == 2 * N
+    assert len(crm["leads"]) == 3 * N
     assert wait_for(lambda: {r[4] for r in copies(ledger_url)} == {"done"}, timeout=60)
     assert theirs  # gw1 held some: they are gw2's now, and their mail went through once
 
