@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import corpus  # noqa: E402
-from tests.imap.dovecot import Dovecot, available  # noqa: E402
+from tests.mailboxes.imap.dovecot import Dovecot, available  # noqa: E402
 
 
 def load_corpus(work: Path, count: int) -> list[bytes]:

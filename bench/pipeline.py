@@ -41,6 +41,24 @@ sys.path.insert(0, str(HERE))
 import corpus  # noqa: E402
 
 TARGET_RATIO = 0.6
+# `--db postgresql`: the baseline inserts into PostgreSQL and the gateway keeps its ledger and
+# embedded CRM there (127.0.0.1:5432, trust auth, user postgres; a fresh database per phase).
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+
+
+def _on_postgres() -> bool:
+    return os.environ.get("BENCH_DB") == "postgresql"
+
+
+def _fresh_pg_database(name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return PG_URL.format(db=name)
+
+
 TARGET_RSS_MB = 250
 
 
@@ -117,13 +135,32 @@ def phase_baseline(corpus_dir: Path, work: Path) -> dict[str, Any]:
 
     items = corpus.files(corpus_dir)
     rss_start = _peak_rss_mb()
-    db = sqlite3.connect(work / "baseline.db", isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute(
-        "CREATE TABLE mail (id INTEGER PRIMARY KEY, folder TEXT, message_id TEXT, subject TEXT, "
-        "from_addr TEXT, to_addr TEXT, date TEXT, size INTEGER, attachments INTEGER, body TEXT)"
-    )
+    db: Any
+    if _on_postgres():
+        import psycopg
+
+        _fresh_pg_database("bench_baseline")
+        db = psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="bench_baseline", autocommit=True)
+        db.execute(
+            "CREATE TABLE mail (id SERIAL PRIMARY KEY, folder TEXT, message_id TEXT, subject TEXT, "
+            "from_addr TEXT, to_addr TEXT, date TEXT, size INTEGER, attachments INTEGER, body TEXT)"
+        )
+        insert = (
+            "INSERT INTO mail (folder, message_id, subject, from_addr, to_addr, date, size, attachments, body) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+    else:
+        db = sqlite3.connect(work / "baseline.db", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(
+            "CREATE TABLE mail (id INTEGER PRIMARY KEY, folder TEXT, message_id TEXT, subject TEXT, "
+            "from_addr TEXT, to_addr TEXT, date TEXT, size INTEGER, attachments INTEGER, body TEXT)"
+        )
+        insert = (
+            "INSERT INTO mail (folder, message_id, subject, from_addr, to_addr, date, size, attachments, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
     n = nbytes = 0
     t0 = time.perf_counter()
     for folder, path in items:
@@ -133,8 +170,7 @@ def phase_baseline(corpus_dir: Path, work: Path) -> dict[str, Any]:
         to = ", ".join(a for _, a in mail.to)
         db.execute("BEGIN")
         db.execute(
-            "INSERT INTO mail (folder, message_id, subject, from_addr, to_addr, date, size, attachments, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            insert,
             (
                 folder,
                 mail.message_id,
@@ -144,7 +180,7 @@ def phase_baseline(corpus_dir: Path, work: Path) -> dict[str, Any]:
                 str(mail.date),
                 len(raw),
                 len(mail.attachments),
-                mail.text_plain[0][:2000] if mail.text_plain else "",
+                (mail.text_plain[0][:2000] if mail.text_plain else "").replace("\x00", ""),
             ),
         )
         db.execute("COMMIT")
@@ -177,9 +213,10 @@ def make_home(root: Path, workers: int | None, processes: int = 1) -> Path:
     for f in corpus.FOLDERS:
         for sub in ("new", "cur", "tmp"):
             (mail / f / sub).mkdir(parents=True, exist_ok=True)
+    on_pg = _on_postgres()
     cfg = {
-        "ledger": {"url": "sqlite:///var/gateway.db"},
-        "crm": {"backend": "sql", "url": "sqlite:///var/crm.db"},
+        "ledger": {"url": _fresh_pg_database(f"bench_ledger_{processes}") if on_pg else "sqlite:///var/gateway.db"},
+        "crm": {"backend": "sql", "url": _fresh_pg_database(f"bench_crm_{processes}") if on_pg else "sqlite:///var/crm.db"},
         "rules": ["rules/*.yaml"],
         "processes": processes,
         "internal_domains": ["example.com"],
@@ -234,7 +271,7 @@ def phase_gateway(corpus_dir: Path, work: Path, workers: int | None, processes: 
             t2 = time.perf_counter()
             gw.close()
     elapsed = t2 - t1
-    crm = _crm_counts(home / "var" / "crm.db")
+    crm = _pg_crm_counts(gw.config.crm.url) if _on_postgres() else _crm_counts(home / "var" / "crm.db")
     return {
         "phase": "gateway",
         "messages": delivered,
@@ -251,6 +288,18 @@ def phase_gateway(corpus_dir: Path, work: Path, workers: int | None, processes: 
         "peak_rss_mb": max(tree.peak_rss, _peak_rss_mb()) if processes > 1 else _peak_rss_mb(),
         "peak_pss_mb": tree.peak_pss if processes > 1 else None,
     }
+
+
+def _pg_crm_counts(url: str) -> dict[str, int]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as c:
+            names = [t for t in sa.inspect(c).get_table_names() if t != "alembic_version"]
+            return {t: c.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar_one() for t in sorted(names)}
+    finally:
+        engine.dispose()
 
 
 def _crm_counts(db: Path) -> dict[str, int]:
@@ -319,12 +368,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--processes", default="1,2", help="gateway runs to measure, by worker processes (default '1,2': one process, then two)"
     )
+    ap.add_argument(
+        "--db",
+        choices=["sqlite", "postgresql"],
+        default=os.environ.get("BENCH_DB", "sqlite"),
+        help="where the baseline inserts and the gateway keeps its ledger and CRM (postgresql: 127.0.0.1:5432, user postgres)",
+    )
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (corpus, databases) and print it")
     ap.add_argument("--phase", choices=["baseline", "gateway"], help=argparse.SUPPRESS)
     ap.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    os.environ["BENCH_DB"] = args.db  # the phases run in child processes, which read it
     if not args.phase:
         corpus.byte_compile_gateway()
 
@@ -349,19 +405,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{manifest['by_kind']}, folders {manifest['by_folder']}, {manifest['outbound']} sent, "
             f"{manifest['automated']} automated, {manifest['new_senders']} from new senders, written in {gen_s:.1f}s"
         )
-        say("phase a: baseline (read + mail-parser + SQLite insert, commit per message) ...")
+        say(f"phase a: baseline (read + mail-parser + {args.db} insert, commit per message) ...")
         base = run_child("baseline", tmp / "corpus", tmp / "a", args.workers)
         say(f"  {base['msgs_per_s']:.0f} msgs/s in {base['seconds']:.1f}s")
         gws = []
         for n in runs:
             label = f"{n} worker processes" if n > 1 else f"one process, {args.workers or 'default'} threads"
-            say(f"phase b: gateway run_once, {label} (shipped rules, embedded SQLite CRM, ledger) ...")
+            say(f"phase b: gateway run_once, {label} (shipped rules, embedded CRM and ledger on {args.db}) ...")
             gws.append(run_child("gateway", tmp / "corpus", tmp / f"b{n}", args.workers, n))
             say(f"  {gws[-1]['msgs_per_s']:.0f} msgs/s in {gws[-1]['seconds']:.1f}s")
 
         ok = base["rows"] == count and all(sum(g["states"].values()) == count for g in gws)
         result = {
             "count": count,
+            "db": args.db,
             "seed": args.seed,
             "corpus_mb": round(manifest["bytes"] / 1e6, 1),
             "largest_mb": round(manifest["largest"] / 1e6, 1),

@@ -22,11 +22,9 @@ FOLDERS = ["VLeads", "VContacts", "VAccounts", "CRM sync"]
 class Home:
     """A gateway installation: config.yaml, rules/, var/mail (Maildir), SQLite CRM and ledger."""
 
-    def __init__(self, root: Path, extra: dict[str, Any] | None = None, rules: list[str] | None = None) -> None:
+    def __init__(self, root: Path, extra: dict[str, Any] | None = None) -> None:
         self.root = root
         shutil.copytree(REPO / "rules", root / "rules")
-        for _name in rules or []:
-            pass
         self.mail = root / "var" / "mail"
         for f in FOLDERS:
             for sub in ("new", "cur", "tmp"):
@@ -36,6 +34,9 @@ class Home:
             "crm": {"backend": "sql", "url": "sqlite:///var/crm.db"},
             "rules": ["rules/*.yaml"],
             "workers": 2,
+            # threads, whatever the cores: a test's handful of mails would wait for worker
+            # processes to start (tests of `processes` set it; test_worker_processes checks "auto")
+            "processes": 1,
             "internal_domains": ["example.com"],
             "retry": {"base_delay": 0, "max_attempts": 3},
             "sources": [

@@ -1,7 +1,7 @@
 """The `crm:` section of config.yaml: one model per backend, picked by `backend`.
 
 Each connector reads only its own model (sql: url; tryton, vtiger, odoo and webhook reach a
-server at `url` within `timeout`). gateway/config.py assembles the union from `MODELS` with
+server at `url` within `timeout`). gateway/config/model.py assembles the union from `MODELS` with
 `backend_tag` as its discriminator.
 
 Two habits of the single model that came before are kept on purpose, so a config that loaded
@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import field_validator, model_validator
 
-from gateway.config_base import Model, Size, parse_size, read_secret_files
+from gateway.reading.config_base import Model, Size, parse_size, read_secret_files
 
 __all__ = [
     "MODELS",

@@ -28,7 +28,6 @@ import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway import addresses
 from gateway.crm import odoo_notes
 from gateway.crm.base import (
     PARTY_KINDS,
@@ -58,6 +57,7 @@ from gateway.crm.odoo_records import (
 )
 from gateway.crm.odoo_rpc import Json2, JsonRpc
 from gateway.errors import ConfigError, Permanent
+from gateway.message import addresses
 
 _RAW = "crm-gateway raw message; content hash "
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway import addresses
 from gateway.crm.base import PartyRef
 from gateway.errors import Permanent
+from gateway.message import addresses
 
 MODEL = {"lead": "crm.lead", "contact": "res.partner", "account": "res.partner"}
 EMAIL_FIELD = {"crm.lead": "email_from", "res.partner": "email"}

@@ -2,7 +2,7 @@
 SQLite or PostgreSQL, through SQLAlchemy 2.
 
 Design notes:
-- Lookups go through `party_emails.address_key` (`gateway.addresses.key`) with `=` and bound
+- Lookups go through `party_emails.address_key` (`gateway.message.addresses.key`) with `=` and bound
   parameters only, so `%`, `_`, `\\`, quotes and non-ASCII addresses match exactly.
 - `attach` writes the email row, its blobs and its links in one short transaction and uses
   `INSERT … ON CONFLICT DO NOTHING` then re-reads, so concurrent attaches of one mail end
@@ -26,7 +26,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway import addresses
 from gateway.crm import migrations, sql_attach, sql_dump, sql_forget, sql_notes
 from gateway.crm.base import (
     PARTY_KINDS,
@@ -57,6 +56,7 @@ from gateway.crm.sql_statements import (
     WRITES,
 )
 from gateway.errors import Permanent
+from gateway.message import addresses
 
 __all__ = ["SqlConnector", "make_engine"]
 

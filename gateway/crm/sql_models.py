@@ -11,7 +11,7 @@ Layout:
 - Text, not VARCHAR(n), wherever a hostile mail writes the value: a long header must not
   turn into a refused (quarantined) mail. Names are cut to 255 characters on create.
 - `party_emails`: any number of addresses per party, with `address_key` (normalised and
-  case-folded by `gateway.addresses.key`) for exact, case-insensitive lookups.
+  case-folded by `gateway.message.addresses.key`) for exact, case-insensitive lookups.
 - `blobs`: bytes stored once per sha256 — raw .eml files and attachment payloads alike.
 - `emails`: one row per (message_id, content_hash); `version_of` points at the first email
   with the same Message-ID but other content.

@@ -11,10 +11,10 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
-from gateway import addresses
 from gateway.crm.base import PARTY_KINDS, EmailRecord, PartyData, PartyRef
 from gateway.crm.sql_models import Blob, Email, EmailAttachment, EmailLink, PartyEmail
 from gateway.errors import Permanent
+from gateway.message import addresses
 
 __all__ = [
     "CHUNK",

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway import addresses
 from gateway.crm import tryton_attach, tryton_forget, tryton_notes
 from gateway.crm import tryton_mail as tm
 from gateway.crm.base import (
@@ -54,6 +53,7 @@ from gateway.crm.tryton_records import (
 )
 from gateway.crm.tryton_rpc import TrytonRpc
 from gateway.errors import Permanent
+from gateway.message import addresses
 
 __all__ = ["CATEGORIES", "OPPORTUNITY", "PARTY", "TrytonConnector"]
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway import addresses
 from gateway.crm import tryton_mail as tm
 from gateway.crm.base import ForgetReport, PartyRef
 from gateway.crm.tryton_records import OPPORTUNITY, PARTY, resource
 from gateway.crm.tryton_rpc import TrytonRpc
+from gateway.message import addresses
 
 
 def forget(rpc: TrytonRpc, address: str, refs: Sequence[PartyRef], made_by_gateway: Callable[[PartyRef], bool]) -> ForgetReport:

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from gateway import addresses
 from gateway.crm.base import PARTY_KINDS, PartyData, PartyRef
 from gateway.errors import Permanent
+from gateway.message import addresses
 
 __all__ = ["CATEGORIES", "OPPORTUNITY", "PARTY", "created", "creation_note", "display_name", "resource", "website_domain"]
 

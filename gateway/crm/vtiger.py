@@ -26,7 +26,6 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway import addresses
 from gateway.crm import note_marker
 from gateway.crm.base import (
     PARTY_KINDS,
@@ -44,6 +43,7 @@ from gateway.crm.config_models import VtigerConfig
 from gateway.crm.vtiger_records import EMAIL_FIELDS, MODULES, crmid, party_ref, website_host, wsid
 from gateway.crm.vtiger_ws import Webservice, literal, matches
 from gateway.errors import ConfigError, Permanent
+from gateway.message import addresses
 
 ID_FIELDS = ("Message-ID", "Content hash")  # labels of the two custom fields on Emails
 _RAW_TAG = "crm-gateway raw message"

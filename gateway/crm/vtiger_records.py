@@ -7,9 +7,9 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway import addresses
 from gateway.crm.base import PartyRef
 from gateway.errors import Permanent
+from gateway.message import addresses
 
 MODULES: dict[str, str] = {"lead": "Leads", "contact": "Contacts", "account": "Accounts"}
 EMAIL_FIELDS = {"lead": ("email", "secondaryemail"), "contact": ("email", "secondaryemail"), "account": ("email1", "email2")}

@@ -23,7 +23,6 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway import addresses
 from gateway.crm.base import (
     PARTY_KINDS,
     EmailRecord,
@@ -39,6 +38,7 @@ from gateway.crm.base import (
 from gateway.crm.config_models import WebhookConfig
 from gateway.crm.http import HttpClient
 from gateway.errors import ConfigError, Permanent
+from gateway.message import addresses
 
 SIGNATURE_HEADER = "X-CRM-Gateway-Signature"
 EVENT_HEADER = "X-CRM-Gateway-Event"

@@ -15,7 +15,7 @@ from yaml.nodes import Node, ScalarNode
 
 from gateway.crm.base import PARTY_KINDS
 from gateway.engine.state import WHO
-from gateway.yamlpos import Checker, did_you_mean, is_null, kind_name, node_at, to_python
+from gateway.reading.yamlpos import Checker, did_you_mean, is_null, kind_name, node_at, to_python
 
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation

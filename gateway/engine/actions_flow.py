@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from yaml.nodes import Node
 
 from gateway.engine.action_base import Action, Args, action
-from gateway.yamlpos import Checker, is_null, kind_name
+from gateway.reading.yamlpos import Checker, is_null, kind_name
 
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation

@@ -19,7 +19,7 @@ from gateway.engine.action_base import Action, Args, action
 from gateway.engine.actions_records import AttachTo, records_for
 from gateway.engine.model import PlannedNote
 from gateway.engine.templates import check_template, render
-from gateway.yamlpos import Checker
+from gateway.reading.yamlpos import Checker
 
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation

@@ -14,11 +14,11 @@ from gateway.engine.action_base import Action, Args, Who, action
 from gateway.engine.model import PlannedCreate, Target
 from gateway.engine.state import account_name, party_data_for
 from gateway.engine.templates import check_template, render
-from gateway.yamlpos import Checker
+from gateway.reading.yamlpos import Checker
 
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation
-    from gateway.message import Address
+    from gateway.message.parsing import Address
 
 # -- find / create / link_account ----------------------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from yaml.nodes import Node
 
-from gateway.yamlpos import Checker
+from gateway.reading.yamlpos import Checker
 
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation

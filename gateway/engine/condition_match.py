@@ -11,9 +11,9 @@ from typing import Any
 import re2
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from gateway import addresses
 from gateway.engine.regex import BadRegex, Pattern, compile_re2
-from gateway.yamlpos import Checker, did_you_mean
+from gateway.message import addresses
+from gateway.reading.yamlpos import Checker, did_you_mean
 
 __all__ = ["MATCH_OPS", "Match", "Test", "match_schema", "parse_match", "parse_match_mapping"]
 

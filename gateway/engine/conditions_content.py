@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from gateway.engine.condition_base import Condition, condition
-from gateway.yamlpos import Checker, kind_name, to_python
+from gateway.reading.yamlpos import Checker, kind_name, to_python
 
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation

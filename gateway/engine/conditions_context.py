@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from yaml.nodes import Node
 
-from gateway import addresses
 from gateway.engine.condition_base import Condition, Names, condition, quoted
-from gateway.yamlpos import Checker
+from gateway.message import addresses
+from gateway.reading.yamlpos import Checker
 
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation

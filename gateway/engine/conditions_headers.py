@@ -10,7 +10,7 @@ from yaml.nodes import MappingNode, Node
 
 from gateway.engine.condition_base import STRINGS_SCHEMA, Condition, Names, condition, short
 from gateway.engine.condition_match import MATCH_OPS, Match, parse_match, parse_match_mapping
-from gateway.yamlpos import Checker
+from gateway.reading.yamlpos import Checker
 
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from yaml.nodes import Node, SequenceNode
 
 from gateway.engine.condition_base import CONDITIONS, Condition, check, condition
-from gateway.yamlpos import Checker, did_you_mean, kind_name
+from gateway.reading.yamlpos import Checker, did_you_mean, kind_name
 
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from gateway.boundedread import RULES_MAX, UnreadableFile, read_bounded
 from gateway.engine.loader import RuleSet
-from gateway.yamlpos import YamlSyntaxError, compose, pairs, position
+from gateway.reading.boundedread import RULES_MAX, UnreadableFile, read_bounded
+from gateway.reading.yamlpos import YamlSyntaxError, compose, pairs, position
 
 
 @dataclass(frozen=True)

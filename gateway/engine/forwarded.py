@@ -20,8 +20,8 @@ import email.policy
 import re
 from dataclasses import dataclass
 
-from gateway import mime
-from gateway.message import Address, Message
+from gateway.message import mime
+from gateway.message.parsing import Address, Message
 
 _MARKER = re.compile(
     r"^[\s>*]*(?:-{2,}\s*(?:forwarded message|original message|weitergeleitete nachricht|original-nachricht|"

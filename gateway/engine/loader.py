@@ -17,13 +17,13 @@ from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from gateway.boundedread import RULES_MAX, RULES_TOTAL_MAX, UnreadableFile, read_bounded
 from gateway.engine.actions import ACTIONS, Action
 from gateway.engine.conditions import Condition, parse_condition
 from gateway.engine.model import OnError
 from gateway.errors import RuleError
-from gateway.foldernames import folder_problem
-from gateway.yamlpos import Checker, Problem, YamlSyntaxError, compose, did_you_mean, position
+from gateway.reading.boundedread import RULES_MAX, RULES_TOTAL_MAX, UnreadableFile, read_bounded
+from gateway.reading.foldernames import folder_problem
+from gateway.reading.yamlpos import Checker, Problem, YamlSyntaxError, compose, did_you_mean, position
 
 RULE_KEYS = ("name", "description", "when", "then", "on_error")
 MAX_MATCHES = 1000  # files one pattern may name: a pattern matching more is a mistake

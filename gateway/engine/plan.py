@@ -16,7 +16,7 @@ from gateway.engine.conditions import evaluate_when
 from gateway.engine.loader import RuleSet
 from gateway.engine.model import CrmView, EvalContext, OnError, Plan
 from gateway.engine.state import Evaluation, RuleFailure
-from gateway.message import Message
+from gateway.message.parsing import Message
 
 __all__ = ["evaluate", "format_plan", "RuleFailure"]
 

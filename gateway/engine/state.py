@@ -14,8 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Literal
 
-from gateway import addresses
-from gateway import message as message_module
 from gateway.crm.base import PartyData, PartyKind, PartyRef
 from gateway.engine.forwarded import Forwarded, original_sender
 from gateway.engine.model import (
@@ -30,7 +28,9 @@ from gateway.engine.model import (
     TraceStep,
 )
 from gateway.errors import Permanent
-from gateway.message import Address, Message
+from gateway.message import addresses
+from gateway.message import parsing as message_module
+from gateway.message.parsing import Address, Message
 
 WHO = ("sender", "counterpart", "recipients", "participants", "original_sender")
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from yaml.nodes import Node
 
-from gateway.yamlpos import Checker, did_you_mean, node_at
+from gateway.reading.yamlpos import Checker, did_you_mean, node_at
 
 if TYPE_CHECKING:
     from gateway.engine.state import Evaluation

@@ -14,9 +14,8 @@ from sqlalchemy.engine import Engine
 from gateway.ledger.database import chunks
 from gateway.ledger.refs import SourceRef
 from gateway.ledger.rows import LocationRow, MessageRow, aware, now
-from gateway.ledger.schema import cursors, events, journal, locations, messages, status
+from gateway.ledger.schema import WORK_PREFIX, cursors, events, journal, locations, messages, status
 from gateway.ledger.states import LOCATION_OPEN, TERMINAL, LocationState, MessageState
-from gateway.ledger.work import PREFIX as WORK_PREFIX
 
 # Built once: SQLAlchemy then reuses its compiled form (read for every message in work).
 _JOURNAL_OF = select(journal.c.step, journal.c.result).where(journal.c.message_pk == bindparam("b_message_pk"))

@@ -122,6 +122,10 @@ status = Table(
     Column("value", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+# The key prefix of a worker's in-hand marks in `status`: gateway/ledger/work.py writes them,
+# gateway/ledger/reads.py leaves them out of the status. Here, below both: reads importing
+# work closed a circle (work takes the Ledger, whose store imports reads).
+WORK_PREFIX = "work:"
 
 gateways = Table(
     "gateways",

@@ -19,12 +19,12 @@ from sqlalchemy import delete, insert, select, update
 
 from gateway.ledger.database import CHUNK
 from gateway.ledger.rows import now
+from gateway.ledger.schema import WORK_PREFIX as PREFIX
 from gateway.ledger.schema import status
 
 if TYPE_CHECKING:
     from gateway.ledger.store import Ledger
 
-PREFIX = "work:"
 # Gateways on several machines may share one PostgreSQL ledger: a start counts only the marks
 # its own machine left.
 HOST = socket.gethostname()

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from gateway.config_base import Model
+from gateway.reading.config_base import Model
 
 
 class SourceBase(Model):
@@ -30,3 +30,13 @@ class SourceBase(Model):
     @property
     def mailbox(self) -> str:
         return self.owners[0] if self.owners else ""
+
+
+class RosterSource(SourceBase):
+    """A source reaching many mailboxes with one service account (gateway/mailboxes/roster.py):
+    named in `mailboxes:`, in `mailboxes_file:` (relative to the config's folder), or by the
+    kind's directory lookup, re-read every `directory_refresh` seconds."""
+
+    mailboxes: list[str] = []
+    mailboxes_file: str | None = Field(None, min_length=1)
+    directory_refresh: float = Field(300.0, gt=0)

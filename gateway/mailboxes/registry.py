@@ -1,7 +1,7 @@
 """Mailbox kinds by their config `type`, like connectors by `crm.backend`.
 
 A kind is a package `gateway/mailboxes/<type>/` with
-- `config.py`: its pydantic model (listed in `SourceConfig` below; config.py builds the
+- `config.py`: its pydantic model (listed in `SourceConfig` below; gateway/config/model.py builds the
   `sources:` union from it, so a kind's keys and defaults live with its code);
 - `source.py`: `make(config, env) -> (Source, Writeback)`, imported only when a source of
   that kind is built (exchangelib, aiosmtpd and imapclient load only for kinds in use);

@@ -15,14 +15,14 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from gateway.budget import Stage
 from gateway.config import Config
 from gateway.errors import Permanent, UnparseableMessage
 from gateway.ledger import Bind, Binding, Ledger, LocationRow, SourceRef
 from gateway.ledger.spool import Spool, SpoolElsewhere
 from gateway.ledger.states import MessageState as M
 from gateway.mailboxes.base import Writeback
-from gateway.message import Message, parse
+from gateway.message.parsing import Message, parse
+from gateway.pipeline.budget import Stage
 from gateway.pipeline.failure import Failure
 from gateway.pipeline.hooks import Hooks
 from gateway.pipeline.items import Claimed, Outcomes

@@ -13,9 +13,8 @@ from dataclasses import replace
 from functools import partial
 from typing import cast
 
-from gateway import addresses
 from gateway.config import Config
-from gateway.context import Contexts
+from gateway.config.context import Contexts
 from gateway.crm.base import PartyKind, PartyRef
 from gateway.engine.model import Plan
 from gateway.engine.state import party_data_for
@@ -25,7 +24,8 @@ from gateway.ledger.locks import KeyedLocks
 from gateway.ledger.states import LocationState as L
 from gateway.ledger.states import MessageState
 from gateway.ledger.states import MessageState as M
-from gateway.message import Address, Message
+from gateway.message import addresses
+from gateway.message.parsing import Address, Message
 from gateway.pipeline.claim import Reader
 from gateway.pipeline.execution import Execution
 from gateway.pipeline.journal import CRM_DONE, email_record, note_data, ref_from_json, ref_to_json

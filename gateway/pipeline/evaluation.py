@@ -12,10 +12,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from gateway import addresses
-from gateway.budget import Stage
 from gateway.config import Config
-from gateway.context import Contexts
+from gateway.config.context import Contexts
+from gateway.config.rulesholder import RulesHolder
 from gateway.crm.base import Connector, PartyKind, PartyRef
 from gateway.engine.model import Plan
 from gateway.engine.plan import evaluate
@@ -23,13 +22,14 @@ from gateway.errors import Permanent, Retryable
 from gateway.ledger import TERMINAL, Ledger, LocationRow, MessageRow
 from gateway.ledger.states import LocationState as L
 from gateway.ledger.states import MessageState as M
-from gateway.message import Message
+from gateway.message import addresses
+from gateway.message.parsing import Message
+from gateway.pipeline.budget import Stage
 from gateway.pipeline.claim import Reader
 from gateway.pipeline.hooks import Hooks
 from gateway.pipeline.items import Claimed, Looked, Work
 from gateway.pipeline.journal import CRM_DONE
 from gateway.pipeline.tagging import Tagging
-from gateway.rulesholder import RulesHolder
 
 log = logging.getLogger("gateway.pipeline")
 

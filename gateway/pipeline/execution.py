@@ -14,8 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from gateway import addresses
-from gateway.context import Contexts
+from gateway.config.context import Contexts
 from gateway.crm.base import (
     PARTY_KINDS,
     Connector,
@@ -31,6 +30,7 @@ from gateway.engine.model import Plan
 from gateway.ledger import Ledger, MessageRow
 from gateway.ledger.locks import AddressLocks
 from gateway.ledger.states import MessageState as M
+from gateway.message import addresses
 from gateway.pipeline.hooks import Hooks
 from gateway.pipeline.items import Work
 from gateway.pipeline.journal import (

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from gateway.budget import Stage
 from gateway.config import Config
-from gateway.context import Contexts
+from gateway.config.context import Contexts
+from gateway.config.rulesholder import RulesHolder
 from gateway.crm.base import Connector, PartyRef
 from gateway.ledger import Ledger, LocationRow
 from gateway.ledger.locks import AddressLocks, KeyedLocks
@@ -22,6 +22,7 @@ from gateway.ledger.spool import Spool
 from gateway.ledger.states import MessageState
 from gateway.ledger.states import MessageState as M
 from gateway.mailboxes.base import Writeback
+from gateway.pipeline.budget import Stage
 from gateway.pipeline.claim import Claims, Reader
 from gateway.pipeline.decisions import Decisions
 from gateway.pipeline.evaluation import Evaluation
@@ -32,7 +33,6 @@ from gateway.pipeline.items import Outcomes
 from gateway.pipeline.recording import Recording
 from gateway.pipeline.runner import Runner
 from gateway.pipeline.tagging import Tagging
-from gateway.rulesholder import RulesHolder
 
 
 class Pipeline:
@@ -64,7 +64,7 @@ class Pipeline:
         self._decisions = Decisions(config, ledger, contexts, reader, execution, tagging, message_locks)
         self._runner = Runner(ledger, self.hooks, claims, evaluation, execution, tagging, recording, failure, message_locks)
 
-    # Told which copies the work is on and at what stage (gateway.budget): the budget's
+    # Told which copies the work is on and at what stage (gateway.pipeline.budget): the budget's
     # watchdog reads it. It may raise `budget.Abandoned` to stop a worker given up on.
     @property
     def on_stage(self) -> Callable[[Sequence[int], Stage], None] | None:

@@ -1,6 +1,6 @@
 """What the pipeline tells the world while it works, and the tests' fault injection.
 
-`on_stage` tells the budget's watchdog (gateway.budget) which copies are at which stage; it
+`on_stage` tells the budget's watchdog (gateway.pipeline.budget) which copies are at which stage; it
 may raise `budget.Abandoned` to stop a worker given up on. `crash_at` is called at each
 journal step: the crash tests make the process die there like `kill -9`.
 """
@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-from gateway.budget import Stage
+from gateway.pipeline.budget import Stage
 
 
 class Hooks:

@@ -18,7 +18,7 @@ from gateway.crm.base import PartyRef
 from gateway.engine.model import Plan
 from gateway.ledger import Finish, LocationRow, MessageRow
 from gateway.mailboxes.base import Applied, TagRequest
-from gateway.message import Message
+from gateway.message.parsing import Message
 
 # What `Pipeline.handle_many` answers per copy: the message's state, or what went wrong
 # (the caller retries that copy; every step before the failure is in the journal).

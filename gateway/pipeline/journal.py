@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.crm.base import AttachmentData, EmailRecord, NoteData, PartyRef
 from gateway.engine.model import Plan, PlannedNote, Target
-from gateway.message import Message
+from gateway.message.parsing import Message
 
 CRM_DONE = "crm_done"  # journal mark: every CRM step of the Plan is done
 

@@ -21,13 +21,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.budget import Stage
 from gateway.engine.model import Plan
 from gateway.errors import Permanent, Retryable
 from gateway.ledger import TERMINAL, Ledger, LocationRow, MessageRow
 from gateway.ledger.locks import KeyedLocks
 from gateway.ledger.states import MessageState as M
 from gateway.pipeline import claim
+from gateway.pipeline.budget import Stage
 from gateway.pipeline.claim import Claims
 from gateway.pipeline.evaluation import Evaluation, creates_for
 from gateway.pipeline.execution import Execution

@@ -15,13 +15,13 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 
-from gateway.budget import Watch
 from gateway.config import Config
+from gateway.config.rulesholder import RulesHolder
 from gateway.crm.base import Connector
 from gateway.errors import ConfigError
 from gateway.ledger import Ledger
 from gateway.ledger.spool import Spool
-from gateway.rulesholder import RulesHolder
+from gateway.pipeline.budget import Watch
 from gateway.runtime import parts, status, tasks
 from gateway.runtime.handler import BatchHandler
 from gateway.runtime.intake import Intake
@@ -36,6 +36,7 @@ log = logging.getLogger("gateway.service")
 class Gateway:
     def __init__(self, config: Config, *, connector: Connector | None = None, rules: RulesHolder | None = None) -> None:
         self.config = config
+        self._own_connector = connector is not None  # a connector object given by the caller (tests, embedding)
 
         def with_sources(ledger: Ledger, spool: Spool, rules: RulesHolder) -> parts.Made:
             # The intake comes with the ledger and spool, before the sources that hand copies to it.
@@ -58,6 +59,7 @@ class Gateway:
         self._threads = ThreadWorkers(self.intake, self.handler.handle_many, self.watch, count=config.workers, batch=config.batch)
         self.pipeline.on_stage = self._threads.on_stage
         self._workers: Workers | None = None
+        self.processes = 1  # worker processes in use, once started (1: threads)
 
     def __enter__(self) -> Gateway:
         return self
@@ -84,14 +86,18 @@ class Gateway:
         """Worker threads, or worker processes with `processes` > 1, and their watchdog."""
         self.intake.stopping.clear()
         workers: Workers = self._threads
-        if self.config.processes > 1:
+        processes = self.config.worker_processes()
+        if processes > 1 and self.config.processes == "auto" and (self.config.path is None or self._own_connector):
+            processes = 1  # worker processes read the config file and make their own connector
+        self.processes = processes
+        if processes > 1:
             from gateway.runtime.processes import ProcessPool
 
             if self.config.path is None:
                 raise ConfigError("processes > 1 needs a config file the worker processes can read")
             pool = ProcessPool(
                 self.config.path,
-                self.config.processes,
+                processes,
                 on_done=self.intake.done,
                 on_lost=self.watchdog.lost,
                 batch=self.config.batch,
@@ -203,7 +209,15 @@ class Gateway:
     def write_status(self, running: bool = True) -> None:
         # only the sources whose mailboxes this gateway watches: another gateway writes the rest
         mine = [s for s in self.sources if self._holds_any(s)]
-        status.write(self.ledger, mine, self.rules, workers=self.config.workers, queued=self.queue.qsize(), running=running)
+        status.write(
+            self.ledger,
+            mine,
+            self.rules,
+            workers=self.config.workers,
+            queued=self.queue.qsize(),
+            running=running,
+            processes=self.processes,
+        )
 
     def summary(self) -> dict[str, int]:
         return status.summary(self.ledger)

@@ -1,7 +1,7 @@
 """The worker loop: one function for worker threads and worker processes.
 
 A worker takes a batch from its queue, handles the copies that must go alone one by one,
-reports what it holds to the budget's watchdog (gateway/budget.py) and every outcome to
+reports what it holds to the budget's watchdog (gateway/pipeline/budget.py) and every outcome to
 whoever counts them. Threads and processes differ only in where those reports go (the
 `Reporter`) and where the batch comes from (`take`); the loop is this one.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from gateway.budget import Abandoned
+from gateway.pipeline.budget import Abandoned
 
 
 @dataclass(frozen=True)

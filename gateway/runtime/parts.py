@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.config import Config
-from gateway.context import FILE_SOURCE
+from gateway.config.context import FILE_SOURCE
+from gateway.config.rulesholder import RulesHolder
 from gateway.crm.base import Connector, make_connector
 from gateway.engine.facts import rule_facts
 from gateway.ledger import Ledger
@@ -19,7 +20,6 @@ from gateway.ledger.spool import Spool
 from gateway.mailboxes.base import IntakePort, LedgerOnly, Source, SourceEnv, SourceRef, Writeback
 from gateway.mailboxes.registry import make_source
 from gateway.pipeline import Pipeline
-from gateway.rulesholder import RulesHolder
 from gateway.runtime.intake import Intake
 
 

@@ -28,7 +28,7 @@ from multiprocessing import connection as mp_connection
 from pathlib import Path
 from typing import Any
 
-from gateway.budget import Watch
+from gateway.pipeline.budget import Watch
 from gateway.runtime.loop import Alone, Control, Copy
 from gateway.runtime.worker_process import Held, Result, StageReport, worker_main
 

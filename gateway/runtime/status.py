@@ -2,7 +2,7 @@
 
 The document is also the service's heartbeat (`service.at`): `status` tells a running
 gateway from a stopped or killed one by `running`, the pid and the heartbeat's age
-(gateway/runtime/liveness.py).
+(gateway/admin/liveness.py).
 """
 
 from __future__ import annotations
@@ -14,13 +14,22 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.config.rulesholder import RulesHolder
 from gateway.ledger import Ledger
-from gateway.rulesholder import RulesHolder
 
 log = logging.getLogger("gateway.service")
 
 
-def write(ledger: Ledger, sources: Sequence[Any], rules: RulesHolder, *, workers: int, queued: int, running: bool = True) -> None:
+def write(
+    ledger: Ledger,
+    sources: Sequence[Any],
+    rules: RulesHolder,
+    *,
+    workers: int,
+    queued: int,
+    running: bool = True,
+    processes: int = 1,
+) -> None:
     try:
         for s in sources:
             ledger.set_status(f"source:{s.name}", s.status())
@@ -31,7 +40,8 @@ def write(ledger: Ledger, sources: Sequence[Any], rules: RulesHolder, *, workers
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
                 "running": running,
-                "workers": workers,
+                "workers": workers,  # threads, when processes is 1
+                "processes": processes,  # worker processes, 1: the workers are threads
                 "queue": queued,
                 "at": datetime.now(UTC).isoformat(),
             },

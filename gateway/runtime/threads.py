@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from gateway.budget import Stage, Watch
+from gateway.pipeline.budget import Stage, Watch
 from gateway.runtime.intake import Intake
 from gateway.runtime.loop import Control, take_batch, work
 

@@ -1,6 +1,6 @@
 """The budget per message, on the main process's side: the watchdog loop, what it does with a
 worker over budget, and what a crash of a worker means for the copies it held
-(gateway/budget.py has the why)."""
+(gateway/pipeline/budget.py has the why)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import logging
 import threading
 from typing import Protocol
 
-from gateway.budget import CRASH_LIMIT, InHand, Watch, crashed, over_budget
 from gateway.ledger import Ledger
 from gateway.ledger import work as ledger_work
 from gateway.pipeline import Pipeline
+from gateway.pipeline.budget import CRASH_LIMIT, InHand, Watch, crashed, over_budget
 from gateway.runtime.intake import Intake
 
 log = logging.getLogger("gateway.service")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.budget import Stage
+from gateway.pipeline.budget import Stage
 from gateway.runtime.loop import take_batch, work
 
 WorkerKey = tuple[int, int]  # (slot, pid): a worker started again in a slot reports under a new key
@@ -53,7 +53,7 @@ class _ProcessReports:
         self._reload = reload  # the worker's own rules
 
     def on_stage(self, pks: Sequence[int], stage: Stage) -> None:
-        # The main process's watchdog keeps the time (gateway/budget.py): it hears of each stage.
+        # The main process's watchdog keeps the time (gateway/pipeline/budget.py): it hears of each stage.
         self.results.send(StageReport(self.me, tuple(pks), stage))
 
     def took(self, held: Sequence[int]) -> None:

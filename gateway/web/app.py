@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from gateway import admin
+from gateway.admin import operations as admin
 
 
 class _LedgerCollector:
@@ -79,6 +79,9 @@ def _page(doc: dict[str, Any], review: int, quarantined: int) -> str:
                 + "</tr>"
             )
     errors = "".join(f"<li>{html.escape(e)}</li>" for e in doc["rules"].get("errors") or [])
+    boxes = "".join(
+        f'<li class="{"down" if bad else ""}">{html.escape(line.strip())}</li>' for line, bad in admin.mailbox_lines(doc)
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>crm-gateway status</title>
 <meta http-equiv="refresh" content="10"><style>body{{font-family:sans-serif;margin:2em}}
 table{{border-collapse:collapse}}.down{{color:#b00;font-weight:bold}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head><body>
@@ -89,7 +92,8 @@ page made {html.escape(str(doc.get("generated_at", ""))[:19])} UTC</p>
 <a href="/quarantine.json">{quarantined} quarantined</a>; <a href="/metrics">metrics</a></p>
 {f"<h2>Rule errors (the previous rules still run)</h2><ul>{errors}</ul>" if errors else ""}
 <table><tr><th>source</th><th>folder</th><th>connected</th><th>mode</th><th>last sync</th><th>counts</th><th>last error</th><th>status written</th></tr>
-{"".join(rows)}</table></body></html>"""
+{"".join(rows)}</table>
+{f"<h2>Mailboxes</h2><ul>{boxes}</ul>" if boxes else ""}</body></html>"""
 
 
 def make_app(gw: Any) -> Starlette:

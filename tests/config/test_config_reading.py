@@ -1,17 +1,14 @@
-"""Reading config and rule files: bounded reads, YAML merge keys and duplicates, folder names."""
+"""Reading config and rule files: YAML merge keys and duplicates, with their positions."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from gateway.boundedread import UnreadableFile, read_bounded
 from gateway.config import load_config
 from gateway.engine.loader import load_rules_text
 from gateway.errors import ConfigError
-from gateway.foldernames import folder_problem
 
 BASE = """\
 crm: {backend: sql, url: 'sqlite:///var/crm.db'}
@@ -47,32 +44,3 @@ def test_duplicate_keys_are_refused_at_any_depth(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert err.value.problems == [f"{path}:4:3: duplicate key 'max_attempts' (first at line 3)"]
-
-
-def test_read_bounded_refuses_a_fifo_at_once_and_reads_a_small_file(tmp_path: Path) -> None:
-    fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)
-    with pytest.raises(UnreadableFile, match="FIFO"):
-        read_bounded(fifo, 100)
-    (tmp_path / "f").write_bytes(b"x" * 100)
-    assert read_bounded(tmp_path / "f", 100) == b"x" * 100
-    with pytest.raises(UnreadableFile, match="over the limit"):
-        read_bounded(tmp_path / "f", 99)
-    with pytest.raises(UnreadableFile, match="device"):
-        read_bounded("/dev/zero", 100)
-
-
-@pytest.mark.parametrize("name", ["INBOX/Sales", "INBOX.Sales", "CRM sync", "[Gmail]/All Mail", "a..b", "\\Sent"])
-def test_imap_hierarchies_are_folder_names(name: str) -> None:
-    assert folder_problem(name) is None
-
-
-@pytest.mark.parametrize("name", ["..", "../x", "INBOX/../x", "/etc", "\\..\\x", "C:\\x", "~/x", "a\x00b", ""])
-def test_paths_are_not_folder_names_anywhere(name: str) -> None:
-    assert folder_problem(name) is not None
-    assert folder_problem(name, maildir=True) is not None
-
-
-@pytest.mark.parametrize("name", ["a//b", "./x", "a/", "a\\b", "\\Sent"])
-def test_a_maildir_folder_name_is_one_clean_relative_path(name: str) -> None:
-    assert folder_problem(name, maildir=True) is not None

@@ -3,7 +3,6 @@ concurrent writers, a missing record, the key's bounds. On SQLite and PostgreSQL
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,19 +12,16 @@ from gateway.crm.base import NoteData, PartyRef
 from gateway.crm.sql import SqlConnector
 from gateway.errors import Permanent
 from tests.crm.contract import person
-from tests.crm.sql_backends import BACKENDS, database_url
+from tests.crm.fixtures import all_at_once, sql_connector
+from tests.crm.sql_backends import BACKENDS
 
 NOTE = NoteData(key="hash-1/rule-2/step-0", text="Call back.", title="Quote", owner="me@example.com", message_id="<m1@x>")
 
 
 @pytest.fixture(params=BACKENDS)
 def crm(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlConnector]:
-    with database_url(request.param, tmp_path) as url:
-        c = SqlConnector(url)
-        try:
-            yield c
-        finally:
-            c.close()
+    with sql_connector(request.param, tmp_path) as c:
+        yield c
 
 
 def test_a_note_keeps_its_title_owner_and_mail(crm: SqlConnector) -> None:
@@ -44,23 +40,8 @@ def test_a_note_keeps_its_title_owner_and_mail(crm: SqlConnector) -> None:
 
 def test_concurrent_notes_with_one_key_make_one_per_record(crm: SqlConnector) -> None:
     parties = [crm.create("lead", person("lead", f"p{i}@x.example")) for i in range(4)]
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
     refs: list[tuple[str, ...]] = []
-
-    def work(p: PartyRef) -> None:
-        try:
-            barrier.wait()
-            refs.append(crm.add_note([p, parties[0]], NOTE).ids)
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=work, args=(p,)) for p in parties]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert all_at_once(lambda p: refs.append(crm.add_note([p, parties[0]], NOTE).ids), parties) == []
     assert [len(crm.notes(p)) for p in parties] == [1, 1, 1, 1]
     assert {r[-1] for r in refs} == {str(crm.notes(parties[0])[0]["id"])}
 

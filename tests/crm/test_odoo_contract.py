@@ -8,6 +8,7 @@ import base64
 import hashlib
 import html
 from collections.abc import Iterator
+from contextlib import closing
 
 import pytest
 
@@ -17,7 +18,6 @@ from gateway.crm.odoo import OdooConnector
 from gateway.errors import Permanent, Retryable
 from tests.crm.contract import (
     CLIENT_TIMEOUT,
-    ConnectorContract,
     StoredEmail,
     StoredFile,
     StoredNote,
@@ -27,6 +27,7 @@ from tests.crm.contract import (
     person,
 )
 from tests.crm.doubles.odoo_double import SUBTYPES, OdooDouble
+from tests.crm.fixtures import OnADouble
 
 KEY = "s3cret-api-key"
 RAW = "crm-gateway raw message"
@@ -102,22 +103,13 @@ def connect(double: OdooDouble, protocol: str, secret: str = KEY, timeout: float
     )
 
 
-class TestOdooContract(ConnectorContract):
+class TestOdooContract(OnADouble):
+    Inspector = OdooInspector
+
     @pytest.fixture
     def connector(self, double: OdooDouble, protocol: str, timeout: float) -> Iterator[OdooConnector]:
-        c = connect(double, protocol, timeout=timeout)
-        try:
+        with closing(connect(double, protocol, timeout=timeout)) as c:
             yield c
-        finally:
-            c.close()
-
-    @pytest.fixture
-    def inspect(self, double: OdooDouble) -> OdooInspector:
-        return OdooInspector(double)
-
-    @pytest.fixture
-    def far_side(self, double: OdooDouble) -> OdooDouble:
-        return double
 
 
 # -- Odoo specifics -------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import pytest
 from gateway.crm.base import PartyRef
 from gateway.crm.sql import SqlConnector
 from tests.crm.contract import ConnectorContract, StoredEmail, StoredFile, StoredNote, StoredParty
-from tests.crm.sql_backends import BACKENDS, database_url
+from tests.crm.fixtures import sql_connector
+from tests.crm.sql_backends import BACKENDS
 
 
 class SqlInspector:
@@ -45,12 +46,8 @@ class SqlInspector:
 class TestSqlContract(ConnectorContract):
     @pytest.fixture(params=BACKENDS)
     def connector(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlConnector]:
-        with database_url(request.param, tmp_path) as url:
-            c = SqlConnector(url)
-            try:
-                yield c
-            finally:
-                c.close()
+        with sql_connector(request.param, tmp_path) as c:
+            yield c
 
     @pytest.fixture
     def inspect(self, connector: SqlConnector) -> SqlInspector:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import closing
 
 import pytest
 
@@ -17,7 +18,6 @@ from gateway.crm.vtiger import VtigerConnector
 from gateway.errors import Permanent, Retryable
 from tests.crm.contract import (
     CLIENT_TIMEOUT,
-    ConnectorContract,
     StoredEmail,
     StoredFile,
     StoredNote,
@@ -27,6 +27,7 @@ from tests.crm.contract import (
     person,
 )
 from tests.crm.doubles.vtiger_double import EMAIL_CF, VtigerDouble
+from tests.crm.fixtures import OnADouble
 
 KEY = "K3yK3yK3y"
 
@@ -79,22 +80,13 @@ def double(request: pytest.FixtureRequest) -> Iterator[VtigerDouble]:
         yield d
 
 
-class TestVtigerContract(ConnectorContract):
+class TestVtigerContract(OnADouble):
+    Inspector = VtigerInspector
+
     @pytest.fixture
     def connector(self, double: VtigerDouble, timeout: float) -> Iterator[VtigerConnector]:
-        c = VtigerConnector(double.url, "admin", KEY, dialect=double.dialect, timeout=timeout)
-        try:
+        with closing(VtigerConnector(double.url, "admin", KEY, dialect=double.dialect, timeout=timeout)) as c:
             yield c
-        finally:
-            c.close()
-
-    @pytest.fixture
-    def inspect(self, double: VtigerDouble) -> VtigerInspector:
-        return VtigerInspector(double)
-
-    @pytest.fixture
-    def far_side(self, double: VtigerDouble) -> VtigerDouble:
-        return double
 
 
 # -- vtiger specifics -----------------------------------------------------------------------

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gateway import addresses
 from gateway.crm.base import PartyRef
+from gateway.message import addresses
 
 
 @dataclass

@@ -3,7 +3,7 @@
 `FakeCrm` below is a dict-backed test double of the read-only CRM view
 (`gateway.engine.model.CrmView`: find, find_by_domain, thread_parents). The engine is pure —
 it only looks things up — so these tests need no CRM; end-to-end tests with the real embedded
-CRM live elsewhere. Messages are built directly as `gateway.message.Message` values.
+CRM live elsewhere. Messages are built directly as `gateway.message.parsing.Message` values.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import email.utils
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from gateway import addresses
 from gateway.engine.model import EvalContext
-from gateway.message import Address, Attachment, AutomatedVerdict, Message
+from gateway.message import addresses
+from gateway.message.parsing import Address, Attachment, AutomatedVerdict, Message
 from tests.engine.fixtures import FakeCrm
 
 ME = "me@example.com"
@@ -89,7 +89,7 @@ def ctx(folder: str = "VLeads", **kw: object) -> EvalContext:
 
 
 def simple_automated(message: Message) -> list[AutomatedVerdict]:
-    """Stand-in for `gateway.message.automated` while the parsing module is unfinished."""
+    """Stand-in for `gateway.message.parsing.automated` while the parsing module is unfinished."""
     out = []
     for name, value in message.headers:
         n, v = name.lower(), value.strip().lower()
@@ -113,11 +113,11 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from gateway import message as message_module  # noqa: E402
 from gateway.engine.loader import RuleSet, load_rules, load_rules_text  # noqa: E402
 from gateway.engine.model import OnError, Plan, Target  # noqa: E402
 from gateway.engine.plan import RuleFailure, evaluate, format_plan  # noqa: E402
 from gateway.errors import Permanent  # noqa: E402
+from gateway.message import parsing as message_module  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -622,7 +622,7 @@ def _parsed(name: str) -> Message:
     try:
         return message_module.parse(raw)
     except NotImplementedError:
-        pytest.skip("gateway.message.parse is not implemented yet")
+        pytest.skip("gateway.message.parsing.parse is not implemented yet")
 
 
 @pytest.mark.parametrize(

@@ -148,7 +148,7 @@ def _run_once_with_cpu_limit(home, cpu_seconds: int):
 def test_quadratic_html_and_header_attacks_end_to_end(home):
     """Issues #1, #10, #11 through the gateway: every mail ends in exactly one ledger state, the
     html.parser bait is processed with its text bounded, and the good mail behind it too."""
-    from gateway.mime_html import TEXT_MAX
+    from gateway.message.mime_html import TEXT_MAX
 
     big = _big_hostile()
     names = [

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway import addresses
+from gateway.message import addresses
 
 ATEXT = string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~"
 # what a quoted local part may hold: anything printable, blanks, quotes and backslashes included

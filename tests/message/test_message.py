@@ -1,4 +1,4 @@
-"""gateway.message: parse() and automated() on the .eml fixtures of tests/data/."""
+"""gateway.message.parsing: parse() and automated() on the .eml fixtures of tests/data/."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import UnparseableMessage
-from gateway.message import Address, AutomatedVerdict, automated, parse
+from gateway.message.parsing import Address, AutomatedVerdict, automated, parse
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 HOSTILE = DATA / "hostile"
@@ -423,7 +423,7 @@ def _mail_with_attachments(sizes, *, text_b64=False, embedded=False, seed=7) -> 
 
 
 def _without_cutting(monkeypatch, raw):
-    from gateway import mime_blobs
+    from gateway.message import mime_blobs
 
     with monkeypatch.context() as mp:
         mp.setattr(mime_blobs, "cut", lambda data, *a, **kw: (data, None))
@@ -449,7 +449,7 @@ def test_cut_base64_bodies_give_the_same_message(monkeypatch, variant):
 
 
 def test_cut_bodies_in_a_large_message(monkeypatch):
-    from gateway import message as message_module
+    from gateway.message import parsing as message_module
 
     monkeypatch.setattr(message_module, "LARGE_MESSAGE", 50_000)
     raw = _mail_with_attachments([3000, 120_000], embedded=True)
@@ -464,7 +464,7 @@ def test_cut_bodies_in_a_large_message(monkeypatch):
 def test_large_message_skips_mail_parser_and_stays_small():
     import tracemalloc
 
-    from gateway.message import LARGE_MESSAGE
+    from gateway.message.parsing import LARGE_MESSAGE
 
     raw = _mail_with_attachments([LARGE_MESSAGE * 3 // 4 + 100_000])
     assert len(raw) > LARGE_MESSAGE
@@ -537,7 +537,7 @@ def _big_hostile() -> dict[str, bytes]:
 
 def test_quadratic_html_shapes_give_their_text():
     """html.parser needed minutes for these (issue #1); CPU is bounded in the integration test."""
-    from gateway.mime_html import HTML_MAX, TEXT_MAX
+    from gateway.message.mime_html import HTML_MAX, TEXT_MAX
 
     big = _big_hostile()
     for name in ("quadratic-html-attr.eml", "quadratic-html-close.eml", "quadratic-html-pi.eml"):
@@ -556,7 +556,7 @@ def test_html_text_keeps_blocks_and_drops_script():
     m = parse(load("newsletter.eml"))
     assert m.text == "Acme monthly\n\nNew products & prices.\n\nSee you."
     assert "<script" not in parse((HOSTILE / "html-script.eml").read_bytes()).html
-    from gateway.mime_html import html_to_text
+    from gateway.message.mime_html import html_to_text
 
     assert html_to_text("line1<br>line2<hr>x<p>para</p>tail<td>a</td><td>b</td>") == "line1\nline2\nx\npara\ntail a b"
     assert html_to_text('<meta charset="iso-8859-1"><p>Grüße €</p>') == "Grüße €"  # the text is decoded already
@@ -567,7 +567,7 @@ def test_html_text_keeps_blocks_and_drops_script():
 
 
 def _parse_or_unparseable(raw: bytes) -> None:
-    from gateway.message import Message
+    from gateway.message.parsing import Message
 
     try:
         m = parse(raw)

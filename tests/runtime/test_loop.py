@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 from collections.abc import Sequence
 
-from gateway.budget import Abandoned
+from gateway.pipeline.budget import Abandoned
 from gateway.runtime.loop import Alone, Control, Item, take_batch, work
 
 

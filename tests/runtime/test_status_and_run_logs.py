@@ -12,7 +12,7 @@ import urllib.request
 
 import yaml
 
-from gateway.runtime.liveness import STALE_AFTER
+from gateway.admin.liveness import STALE_AFTER
 from tests.mail import make_mail
 from tests.waiting import wait_for
 

@@ -6,11 +6,11 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from gateway.config_base import read_secret_files
-from gateway.mailboxes.config import SourceBase
+from gateway.mailboxes.config import RosterSource
+from gateway.reading.config_base import read_secret_files
 
 
-class EwsConfig(SourceBase):
+class EwsConfig(RosterSource):
     """Exchange Server (2016/2019/SE) over EWS with exchangelib."""
 
     type: Literal["ews"]
@@ -22,7 +22,8 @@ class EwsConfig(SourceBase):
     client_id: str | None = None
     client_secret: str | None = None
     tenant_id: str | None = None
-    mailboxes: list[str] = []  # reached by impersonation/delegation; default: the login's own
+    # mailboxes / mailboxes_file (RosterSource) are reached by impersonation or delegation;
+    # with neither, the login's own mailbox
     access: Literal["delegate", "impersonation"] = "delegate"
     create_folders: bool = False
     streaming: bool = True

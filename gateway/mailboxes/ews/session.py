@@ -123,7 +123,9 @@ class EwsSession:
 
     @property
     def mailboxes(self) -> list[str]:
-        return [m.lower() for m in (self.cfg.mailboxes or [self.cfg.username])]
+        """The static list: `mailboxes:`, or the login's own when no list or file is given."""
+        own = [] if self.cfg.mailboxes_file else [self.cfg.username]
+        return [m.lower() for m in (self.cfg.mailboxes or own)]
 
     def _make_account(self, mailbox: str, protocol: Protocol | None = None) -> Account:
         access = IMPERSONATION if self.cfg.access == "impersonation" else DELEGATE

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,6 +37,8 @@ from gateway.mailboxes.base import FolderRef, Found, SourceEnv, SourceRef
 from gateway.mailboxes.ews.config import EwsConfig
 from gateway.mailboxes.ews.session import EwsError, EwsSession
 from gateway.mailboxes.ews.writeback import EwsWriteback
+from gateway.mailboxes.health import Health, sync_each
+from gateway.mailboxes.roster import Roster
 
 log = logging.getLogger("gateway.ews")
 STREAM_MINUTES = 30  # the longest GetStreamingEvents connection EWS allows
@@ -60,8 +63,14 @@ class EwsSource:
         self.session = EwsSession(cfg)
         self.max_size = env.max_message_size
         self._folders: dict[tuple[str, str], Folder] = {}
-        self._locks = {mb: threading.Lock() for mb in self.session.mailboxes}
-        self.stats = {(mb, f): FolderStat() for mb in self.session.mailboxes for f in cfg.folders}
+        # the mailboxes follow the roster (directory lookup: none for EWS); per-mailbox
+        # locks, stats and streams are made as a mailbox joins and dropped as it leaves
+        file = env.resolve(cfg.mailboxes_file) if cfg.mailboxes_file else None
+        self.roster = Roster(self.session.mailboxes, file, None, cfg.directory_refresh)
+        self.health = Health()
+        self._locks: dict[str, threading.Lock] = {}
+        self.stats: dict[tuple[str, str], FolderStat] = {}
+        self._stream_stops: dict[str, threading.Event] = {}
         self.streams: dict[str, Any] = {}  # mailbox → GetStreamingEvents service while connected
         self.moved_in: set[str] = set()  # item ids the write-back moved into a folder: not new mail
         self.connected = False
@@ -71,7 +80,8 @@ class EwsSource:
 
     @property
     def mailboxes(self) -> list[str]:
-        return self.session.mailboxes
+        """The roster as last read; a turn re-reads it when due."""
+        return self.roster.known()
 
     # ---- folders and sync ---------------------------------------------------------------
 
@@ -155,15 +165,37 @@ class EwsSource:
                 try:
                     n += self.sync_folder(mailbox, name)
                 except GatewayError as exc:
-                    self.stats[(mailbox, name)].last_error = str(exc)
+                    self.stats.setdefault((mailbox, name), FolderStat()).last_error = str(exc)
                     raise
         return n
 
-    def scan_once(self, progress: Callable[[int, int], None] | None = None) -> int:
-        total = 0
-        for mb in self.mailboxes:
-            total += self.sync_mailbox(mb)
-        self.connected, self.last_error = True, ""
+    def follow_roster(self) -> tuple[list[str], list[str]]:
+        """Re-read the roster when due; returns the mailboxes (added, removed) since the last turn."""
+        added, removed = self.health.follow(self.roster.mailboxes())
+        for mb in removed:
+            for key in [k for k in self.stats if k[0] == mb]:
+                del self.stats[key]
+            for key in [k for k in self._folders if k[0] == mb]:
+                del self._folders[key]
+            self._locks.pop(mb, None)
+        return added, removed
+
+    def scan_once(self, progress: Callable[[int, int], None] | None = None, only: list[str] | None = None) -> int:
+        """One turn over the mailboxes this gateway holds (`only`: just these), each on its
+        own: one that fails is marked and the others go on. Raises when the roster cannot be
+        read the first time, or when every mailbox tried failed."""
+        if only is None:
+            self.follow_roster()
+        total = sync_each(
+            self.health,
+            self.mailboxes if only is None else only,
+            holds=lambda mb: self.env.intake.holds(self.name, mb),
+            sync=self.sync_mailbox,
+            stopping=self.session.stop,
+            log=log,
+            label=f"ews {self.name}",
+        )
+        self.connected, self.last_error = True, self.health.summary() or self.roster.error
         return total
 
     def pending_count(self) -> int:
@@ -174,21 +206,50 @@ class EwsSource:
     def run(self, stop: threading.Event) -> None:
         self.session.stop = stop
         self._safe(lambda: self.scan_once())
-        threads = []
-        if self.config.streaming:
-            for mb in self.mailboxes:
-                t = threading.Thread(target=self._stream_loop, args=(mb, stop), name=f"ews-stream-{mb}", daemon=True)
-                t.start()
-                threads.append(t)
-        # Safety net: with push working this is rare; without it, it is the poll.
+        threads: list[threading.Thread] = []
+        self._follow_streams(stop, threads)
+        # Safety net: with push working this is rare; without it, it is the poll. The roster
+        # is looked at more often when due, and a mailbox that joins is synced at once.
         interval = self.config.poll_interval * (10 if self.config.streaming else 1)
-        while not stop.wait(interval):
-            self._safe(lambda: self.scan_once())
-        for svc in list(self.streams.values()):
-            with contextlib.suppress(Exception):  # a dead stream needs no stopping
-                svc.stop_streaming()  # unblocks the reader at once
+        tick = min(interval, self.config.directory_refresh)
+        waited = 0.0
+        while not stop.wait(tick):
+            waited += tick
+            if waited >= interval:
+                waited = 0.0
+                self._safe(lambda: self.scan_once())
+            else:
+                self._safe(self._sync_joined)
+            self._follow_streams(stop, threads)
+        for mb in list(self._stream_stops):
+            self._stop_stream(mb)
         for t in threads:
             t.join(timeout=5)
+
+    def _sync_joined(self) -> None:
+        added, _removed = self.follow_roster()
+        if added:
+            self.scan_once(only=added)
+
+    def _follow_streams(self, stop: threading.Event, threads: list[threading.Thread]) -> None:
+        """One stream per mailbox held on the roster: started as one joins, stopped as it leaves."""
+        if not self.config.streaming:
+            return
+        want = {mb for mb in self.mailboxes if self.env.intake.holds(self.name, mb)}
+        for mb in [m for m in self._stream_stops if m not in want]:
+            self._stop_stream(mb)
+        for mb in sorted(want - set(self._stream_stops)):
+            mine = self._stream_stops[mb] = threading.Event()
+            t = threading.Thread(target=self._stream_loop, args=(mb, stop, mine), name=f"ews-stream-{mb}", daemon=True)
+            t.start()
+            threads.append(t)
+        threads[:] = [t for t in threads if t.is_alive()]
+
+    def _stop_stream(self, mailbox: str) -> None:
+        self._stream_stops.pop(mailbox).set()
+        svc = self.streams.get(mailbox)
+        if svc is not None:
+            interrupt_stream(svc)
 
     def _safe(self, fn: Callable[[], Any]) -> None:
         try:
@@ -201,12 +262,10 @@ class EwsSource:
             self.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
             log.warning("ews %s: %s", self.name, self.last_error, exc_info=True)
 
-    def _stream_loop(self, mailbox: str, stop: threading.Event) -> None:
+    def _stream_loop(self, mailbox: str, stop: threading.Event, mine: threading.Event | None = None) -> None:
+        mine = mine or threading.Event()  # set when the mailbox leaves the roster
         backoff = 0.5
-        while not stop.is_set():
-            if not self.env.intake.holds(self.name, mailbox):  # not ours now: no stream, ask again soon
-                stop.wait(1.0)
-                continue
+        while not (stop.is_set() or mine.is_set()):
             try:
                 acct = self.session.streaming_account(mailbox)
                 folders = [self.folder(mailbox, n) for n in self.config.folders]
@@ -216,35 +275,43 @@ class EwsSource:
                 )
                 svc = GetStreamingEvents(account=acct)
                 self.streams[mailbox] = svc
-                self.sync_mailbox(mailbox)  # what arrived while no stream was open
+                self._stream_sync(mailbox)  # what arrived while no stream was open
                 self.connected, self.last_error, backoff = True, "", 0.5
                 for _notification in svc.call(subscription_ids=[sid], connection_timeout=STREAM_MINUTES):
-                    if stop.is_set() or not self.env.intake.holds(self.name, mailbox):
+                    if stop.is_set() or mine.is_set():
                         break
-                    self.sync_mailbox(mailbox)
+                    self._stream_sync(mailbox)
             except Exception as exc:  # a dropped stream, a busy server, a bug: reconnect, never die
-                if stop.is_set():
+                if stop.is_set() or mine.is_set():
                     break
                 self.last_error = f"{mailbox}: stream: {exc}"
                 log.info("ews %s: stream for %s ended (%s); reconnecting in %.1fs", self.name, mailbox, exc, backoff)
             finally:
                 self.streams.pop(mailbox, None)
-            if stop.wait(backoff):
+            if stop.wait(backoff) or mine.is_set():
                 break
             backoff = min(backoff * 2, 30)
 
+    def _stream_sync(self, mailbox: str) -> None:
+        n = self.sync_mailbox(mailbox)
+        health = self.health.of.get(mailbox)  # None: it left the roster meanwhile
+        if health is not None:
+            health.synced(n)
+
     def status(self) -> dict[str, Any]:
-        push = self.config.streaming and len(self.streams) == len(self.mailboxes)
+        held = len(self._stream_stops)  # a stream for every mailbox held, none yet before `run`
+        push = self.config.streaming and held > 0 and len(self.streams) == held
         folders: dict[str, Any] = {}
         for name in self.config.folders:
-            stats = [self.stats[(mb, name)] for mb in self.mailboxes if (mb, name) in self.stats]
+            pairs = [(mb, self.stats[(mb, name)]) for mb in self.mailboxes if (mb, name) in self.stats]
+            stats = [s for _mb, s in pairs]
             last = max((s.last_sync for s in stats if s.last_sync), default=None)
             folders[name] = {
                 "mode": "push" if push else "poll",
                 "connected": self.connected,
                 "last_sync": last.isoformat() if last else None,
                 "items": sum(s.items for s in stats),
-                "cursor": ", ".join(f"{mb}:{s.cursor}" for mb, s in zip(self.mailboxes, stats, strict=False) if s.cursor) or None,
+                "cursor": ", ".join(f"{mb}:{s.cursor}" for mb, s in pairs if s.cursor) or None,
                 "last_error": next((s.last_error for s in stats if s.last_error), ""),
             }
         return {
@@ -254,12 +321,33 @@ class EwsSource:
             "last_sync": self.last_sync.isoformat() if self.last_sync else None,
             "last_error": self.last_error,
             "mailboxes": self.mailboxes,
+            "mailbox_health": self.health.doc(),
+            **self.roster.status(),
             "streams": sorted(self.streams),
             "resyncs": self.resyncs,
             "throttled": self.session.throttle_count,
             "last_throttle": self.session.last_throttle,
             "folders": folders,
         }
+
+
+def interrupt_stream(svc: Any) -> None:
+    """End a GetStreamingEvents read from another thread. exchangelib's `stop_streaming` closes
+    the response, which waits for the reader's lock, so it blocks until the next notification
+    (minutes); shutting the socket down wakes the reader at once with an end of stream."""
+    response = getattr(svc, "_streaming_response", None)
+    conn = getattr(getattr(response, "raw", None), "connection", None)
+    sock = getattr(conn, "sock", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+        return
+    threading.Thread(target=_stop_quietly, args=(svc,), name="ews-stream-stop", daemon=True).start()
+
+
+def _stop_quietly(svc: Any) -> None:
+    with contextlib.suppress(Exception):  # a dead stream needs no stopping
+        svc.stop_streaming()
 
 
 def make(config: EwsConfig, env: SourceEnv) -> tuple[EwsSource, EwsWriteback]:

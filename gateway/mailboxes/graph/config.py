@@ -6,18 +6,18 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from gateway.config_base import read_secret_files
-from gateway.mailboxes.config import SourceBase
+from gateway.mailboxes.config import RosterSource
+from gateway.reading.config_base import read_secret_files
 
 
-class GraphConfig(SourceBase):
+class GraphConfig(RosterSource):
     """Exchange Online through Microsoft Graph (app-only client credentials)."""
 
     type: Literal["graph"]
     tenant_id: str
     client_id: str
     client_secret: str | None = None
-    mailboxes: list[str]
+    mailboxes_group: str | None = Field(None, min_length=1)  # a group's object id or mail address
     authority: str = "https://login.microsoftonline.com"
     endpoint: str = "https://graph.microsoft.com/v1.0"
     create_folders: bool = False
@@ -30,3 +30,12 @@ class GraphConfig(SourceBase):
     @classmethod
     def _secrets(cls, data: Any) -> Any:
         return read_secret_files(data, ("client_secret",))
+
+    @model_validator(mode="after")
+    def _some_mailboxes(self) -> GraphConfig:
+        if not (self.mailboxes or self.mailboxes_file or self.mailboxes_group):
+            raise ValueError(
+                "no mailboxes: give mailboxes (a list of addresses), mailboxes_file (a file of them) "
+                "or mailboxes_group (a group whose members are watched)"
+            )
+        return self

@@ -25,7 +25,10 @@ import httpx
 from gateway.errors import GatewayError, Permanent, Retryable
 from gateway.mailboxes.base import FolderRef, Found, SourceEnv, SourceRef
 from gateway.mailboxes.graph.config import GraphConfig
+from gateway.mailboxes.graph.directory import group_members
 from gateway.mailboxes.graph.writeback import GraphWriteback
+from gateway.mailboxes.health import Health, sync_each
+from gateway.mailboxes.roster import Roster
 
 log = logging.getLogger("gateway.graph")
 PREFER = 'IdType="ImmutableId"'
@@ -84,7 +87,9 @@ class GraphClient:
             raise Retryable(f"Graph token: {got.get('error')}: {got.get('error_description', '')}")
         return str(got["access_token"])
 
-    def request(self, method: str, url: str, what: str, attempts: int = 6, **kw: Any) -> httpx.Response:
+    def request(
+        self, method: str, url: str, what: str, attempts: int = 6, permission: str = "Mail.ReadWrite", **kw: Any
+    ) -> httpx.Response:
         if not url.startswith("http"):
             url = self.cfg.endpoint.rstrip("/") + url
         delay = 0.5
@@ -110,7 +115,7 @@ class GraphClient:
                 raise Gone(what)
             if r.status_code in (401, 403):
                 raise GraphError(
-                    f"Graph refused {what} ({r.status_code} {_code(r)}): the app needs the Mail.ReadWrite "
+                    f"Graph refused {what} ({r.status_code} {_code(r)}): the app needs the {permission} "
                     "application permission with admin consent (see docs/exchange.md)"
                 )
             return r
@@ -137,7 +142,14 @@ class GraphMailSource:
     def __init__(self, cfg: GraphConfig, env: SourceEnv) -> None:
         self.config, self.name, self.env = cfg, cfg.name, env
         self.client = GraphClient(cfg)
-        self.mailboxes = [m.lower() for m in cfg.mailboxes]
+        group = cfg.mailboxes_group
+        self.roster = Roster(
+            cfg.mailboxes,
+            env.resolve(cfg.mailboxes_file) if cfg.mailboxes_file else None,
+            (lambda: group_members(self.client, group)) if group else None,
+            cfg.directory_refresh,
+        )
+        self.health = Health()
         self.max_size = env.max_message_size
         self._folders: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
@@ -253,10 +265,30 @@ class GraphMailSource:
                 return bytes(buf), len(buf)
         raise Retryable(f"Graph kept throttling a message read in {mailbox}")
 
+    @property
+    def mailboxes(self) -> list[str]:
+        """The roster as last read (status, write-back); a turn re-reads it when due."""
+        return self.roster.known()
+
     def scan_once(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """One turn over every mailbox this gateway holds, each on its own: a mailbox that
+        fails (not found, no permission on it) is marked and the others go on. Raises when
+        the roster cannot be read the first time, or when every mailbox failed."""
         with self._lock:
-            total = sum(self.sync_folder(mb, f) for mb in self.mailboxes for f in self.config.folders)
-        self.connected, self.last_error = True, ""
+            mailboxes = self.roster.mailboxes()
+            _added, removed = self.health.follow(mailboxes)
+            for key in [k for k in self._folders if k[0] in removed]:
+                del self._folders[key]
+            total = sync_each(
+                self.health,
+                mailboxes,
+                holds=lambda mb: self.env.intake.holds(self.name, mb),
+                sync=lambda mb: sum(self.sync_folder(mb, f) for f in self.config.folders),
+                stopping=self.client.stop,
+                log=log,
+                label=f"graph {self.name}",
+            )
+        self.connected, self.last_error = True, self.health.summary() or self.roster.error
         return total
 
     def pending_count(self) -> int:
@@ -269,7 +301,7 @@ class GraphMailSource:
                 self.scan_once()
             except GatewayError as exc:
                 self.last_error = str(exc)
-                self.connected = not isinstance(exc, GraphError)
+                self.connected = not isinstance(exc, Permanent)  # a refusal, a group or file missing
                 log.warning("graph %s: %s", self.name, exc)
             except Exception as exc:  # the ledger (locked, restarting), a bug: the poll goes on, the error shows
                 self.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -286,6 +318,8 @@ class GraphMailSource:
             "last_sync": last,
             "last_error": self.last_error,
             "mailboxes": self.mailboxes,
+            "mailbox_health": self.health.doc(),
+            **self.roster.status(),
             "resyncs": self.resyncs,
             "throttled": self.client.throttle_count,
             "poll_interval": self.config.poll_interval,

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from gateway.config_base import Model, read_secret_files
 from gateway.mailboxes.config import SourceBase
+from gateway.reading.config_base import Model, read_secret_files
 
 
 class ImapOAuth2(Model):

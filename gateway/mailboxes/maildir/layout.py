@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from gateway.errors import Permanent
-from gateway.foldernames import folder_problem
+from gateway.reading.foldernames import folder_problem
 
 SUBDIRS = ("new", "cur", "tmp")
 

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gateway.config_base import Model, Size, parse_size, read_secret_files
 from gateway.mailboxes.config import SourceBase
+from gateway.reading.config_base import Model, Size, parse_size, read_secret_files
 
 
 class SmtpUser(Model):

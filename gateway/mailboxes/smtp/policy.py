@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway import addresses, mime
 from gateway.mailboxes.smtp.config import SmtpConfig, SmtpUser
+from gateway.message import addresses, mime
 
 log = logging.getLogger("gateway.smtp")
 

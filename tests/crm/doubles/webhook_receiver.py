@@ -10,8 +10,8 @@ import itertools
 import json
 from typing import Any
 
-from gateway import addresses
 from gateway.crm.webhook import verify
+from gateway.message import addresses
 from tests.crm.doubles.base import HttpDouble, Reply, Request
 
 

@@ -17,7 +17,13 @@ This is NOT Microsoft Graph. It answers with the JSON documents Microsoft publis
 - `Prefer: IdType="ImmutableId"` (graph/outlook-immutable-id): ids that survive a move;
   without the header, ids change on move as the default ids do;
 - throttling: 429 Too Many Requests with Retry-After (graph/throttling), and 403
-  ErrorAccessDenied when the app lacks the Mail.ReadWrite application permission.
+  ErrorAccessDenied when the app lacks the Mail.ReadWrite application permission;
+- groups for `mailboxes_group:`: GET /groups?$filter=mail eq '…' (graph/api/group-list) and
+  GET /groups/{id}/transitiveMembers/microsoft.graph.user?$select=… (graph/api/
+  group-list-transitivemembers): nested groups flattened, the OData cast keeping users only,
+  `$top` honoured up to `member_page_size` so @odata.nextLink paging is exercised;
+  403 Authorization_RequestDenied without GroupMember.Read.All (or Group.Read.All,
+  Directory.Read.All), 404 Request_ResourceNotFound for an unknown group id.
 """
 
 from __future__ import annotations
@@ -31,6 +37,12 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+@dataclass
+class GGroup:
+    mail: str
+    members: list[str] = field(default_factory=list)  # user addresses, or the ids of nested groups
 
 
 @dataclass
@@ -51,7 +63,7 @@ class GraphDouble:
         client_id: str = "app-1",
         secret: str = "s3cret",
         mailboxes: list[str] | None = None,
-        roles: tuple[str, ...] = ("Mail.ReadWrite",),
+        roles: tuple[str, ...] = ("Mail.ReadWrite", "GroupMember.Read.All"),
     ) -> None:
         self.tenant, self.client_id, self.secret, self.roles = tenant, client_id, secret, set(roles)
         self.lock = threading.RLock()
@@ -68,6 +80,8 @@ class GraphDouble:
         self._busy: list[float] = []
         self.tokens: set[str] = set()
         self.mailboxes = {m.lower() for m in mailboxes or []}
+        self.groups: dict[str, GGroup] = {}  # object id → group
+        self.member_page_size = 2
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -126,6 +140,41 @@ class GraphDouble:
     def count(self, method: str, path_part: str) -> int:
         with self.lock:
             return sum(1 for _, m, p, _ in self.requests if m == method and path_part in p)
+
+    def add_group(self, mail: str, members: list[str]) -> str:
+        """A mail-enabled group; its member users get mailboxes. Returns its object id."""
+        with self.lock:
+            gid = f"{next(self.ids):08x}-0000-4000-8000-000000000000"
+            self.groups[gid] = GGroup(mail.lower())
+            for m in members:
+                self.add_member(gid, m)
+            return gid
+
+    def add_member(self, gid: str, member: str) -> None:
+        with self.lock:
+            self.groups[gid].members.append(member if member in self.groups else member.lower())
+            if member not in self.groups:
+                self.mailboxes.add(member.lower())
+
+    def remove_member(self, gid: str, member: str) -> None:
+        with self.lock:
+            self.groups[gid].members.remove(member if member in self.groups else member.lower())
+
+    def transitive_members(self, gid: str) -> list[str]:
+        with self.lock:
+            out: list[str] = []
+            todo, seen = [gid], set()
+            while todo:
+                g = todo.pop(0)
+                if g in seen:
+                    continue
+                seen.add(g)
+                for m in self.groups[g].members:
+                    if m in self.groups:
+                        todo.append(m)
+                    elif m not in out:
+                        out.append(m)
+            return out
 
     def find(self, any_id: str) -> GMessage | None:
         return self.messages.get(any_id) or next((m for m in self.messages.values() if m.rest_id == any_id), None)
@@ -220,6 +269,9 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
             if wait is not None:
                 self._error(429, "TooManyRequests", "Too many requests.", {"Retry-After": str(wait)})
                 return
+            if path == "/v1.0/groups" or path.startswith("/v1.0/groups/"):
+                self._groups(method, path.split("/")[3:], query)
+                return
             if "Mail.ReadWrite" not in g.roles:
                 self._error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
                 return
@@ -234,6 +286,51 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
                 return
             with g.lock:
                 self._mail(method, mailbox, parts[2:], query, body, immutable)
+
+        def _groups(self, method: str, parts: list[str], query: dict[str, str]) -> None:
+            if not g.roles & {"GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"}:
+                self._error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+                return
+            if method != "GET":
+                self._error(405, "Request_BadRequest", "Unsupported method")
+                return
+            with g.lock:
+                if parts == []:
+                    want = query.get("$filter", "")
+                    mail = want.split("eq", 1)[1].strip().strip("'").replace("''", "'").lower() if "mail" in want else None
+                    vals = [
+                        {"id": gid, "mail": grp.mail, "displayName": grp.mail.split("@")[0]}
+                        for gid, grp in g.groups.items()
+                        if mail is None or grp.mail == mail
+                    ]
+                    self._json(200, {"@odata.context": f"{g.base}/v1.0/$metadata#groups", "value": vals})
+                    return
+                if len(parts) != 3 or parts[1:] != ["transitiveMembers", "microsoft.graph.user"]:
+                    self._error(400, "Request_BadRequest", "Unsupported request")
+                    return
+                gid = parts[0]
+                if gid not in g.groups:
+                    self._error(
+                        404,
+                        "Request_ResourceNotFound",
+                        f"Resource '{gid}' does not exist or one of its queried reference-property objects are not present.",
+                    )
+                    return
+                members = g.transitive_members(gid)
+            size = min(int(query.get("$top", "100")), g.member_page_size)
+            skip = int(query.get("$skiptoken", "0"))
+            fields = (query.get("$select") or "id,mail,userPrincipalName").split(",")
+            vals = []
+            for addr in members[skip : skip + size]:
+                user = {"id": f"user-{addr}", "mail": addr, "userPrincipalName": addr}
+                vals.append({k: v for k, v in user.items() if k in fields})
+            doc: dict[str, Any] = {"@odata.context": f"{g.base}/v1.0/$metadata#users({','.join(fields)})", "value": vals}
+            if skip + size < len(members):
+                more = {k: v for k, v in query.items() if k != "$skiptoken"} | {"$skiptoken": str(skip + size)}
+                doc["@odata.nextLink"] = (
+                    f"{g.base}/v1.0/groups/{gid}/transitiveMembers/microsoft.graph.user?" + urllib.parse.urlencode(more)
+                )
+            self._json(200, doc)
 
         def _mid(self, m: GMessage, immutable: bool) -> str:
             return m.immutable_id if immutable else m.rest_id

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from gateway.admin import status_doc
+from gateway.admin.status import status_doc
 from gateway.mailboxes.ews.session import EwsError
 from tests.mailboxes.exchange.fixtures import MAILBOX, Running, emails, ews_source, home_with, mail
 from tests.waiting import wait_until

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.admin import status_doc
+from gateway.admin.status import status_doc
 from gateway.mailboxes.graph.source import GraphError
 from tests.mailboxes.exchange.fixtures import MAILBOX, Running, emails, graph_source, home_with, mail
 from tests.waiting import wait_until

@@ -200,9 +200,9 @@ def test_move_without_move_uses_uid_expunge_of_that_uid_only(imap_home):
 
 
 def test_check_refuses_move_on_a_server_without_move_and_uidplus(imap_home, dovecot):
+    from gateway.config.rulesholder import load_for
     from gateway.engine.facts import rule_facts
     from gateway.mailboxes.registry import check_source
-    from gateway.rulesholder import load_for
 
     def check_imap(cfg):  # as `check` does: the rules' facts handed to each source's check
         facts = rule_facts(load_for(cfg), cfg.base_dir)

@@ -11,7 +11,7 @@ from gateway.engine.forwarded import original_sender
 from gateway.engine.loader import load_rules, load_rules_text
 from gateway.engine.model import EvalContext
 from gateway.engine.plan import evaluate
-from gateway.message import parse
+from gateway.message.parsing import parse
 from tests.engine.fixtures import FakeCrm
 from tests.mail import make_mail
 

@@ -1,6 +1,6 @@
 r"""Address keys compare canonical forms: a quoted local part is unquoted.
 
-`party_emails.address_key` is `gateway.addresses.key(address)`, which now unquotes a quoted
+`party_emails.address_key` is `gateway.message.addresses.key(address)`, which now unquotes a quoted
 local part (`"o'neil\\q"@x` and `o'neil\q@x` are one person). Only rows whose address holds
 a quote can change, so only those are read and rewritten. Where one record held both
 spellings, the second row would repeat the first's key: it is dropped (the record keeps the
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from gateway import addresses
+from gateway.message import addresses
 
 revision = "0003"
 down_revision = "0002"

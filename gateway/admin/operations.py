@@ -1,0 +1,311 @@
+"""What the admin commands do (status, explain, review, quarantine, reprocess, forget).
+
+The CLI only parses arguments and prints; these functions hold the behaviour, so the
+status page can call the same ones.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gateway.admin.liveness import ago  # noqa: F401  (the status page's "N s ago")
+from gateway.admin.status import STATES, liveness_line, mailbox_lines, render_status, status_doc  # noqa: F401  (status: its own module)
+from gateway.crm.base import PARTY_KINDS, PartyRef
+from gateway.errors import Permanent
+from gateway.ledger import Ledger, MessageRow
+from gateway.message import addresses
+from gateway.pipeline.journal import CRM_DONE
+
+if TYPE_CHECKING:
+    from gateway.crm.base import Connector
+    from gateway.ledger.spool import Spool
+    from gateway.pipeline.facade import Pipeline
+
+
+class Gateway(Protocol):
+    """What these functions use of the running gateway (gateway.runtime.gateway.Gateway).
+
+    A protocol, not an import: the runtime serves the status page, which calls these
+    functions, so admin importing the runtime, even for a type, would close a circle."""
+
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def crm(self) -> Connector: ...
+    @property
+    def spool(self) -> Spool: ...
+    @property
+    def pipeline(self) -> Pipeline: ...
+    def handle(self, pk: int) -> str: ...
+
+
+# ---- explain -----------------------------------------------------------------------------
+
+
+def _messages_for(ledger: Ledger, ident: str) -> list[MessageRow]:
+    if ident.isdigit():
+        try:
+            return [ledger.message(int(ident))]
+        except KeyError:
+            raise Permanent(f"no message with id {ident}") from None
+    rows = ledger.find_messages(ident)
+    if not rows:
+        raise Permanent(f"no message with Message-ID {ident}")
+    return rows
+
+
+def explain_doc(gw: Gateway, ident: str) -> list[dict[str, Any]]:
+    docs = []
+    for row in _messages_for(gw.ledger, ident):
+        plan = row.plan or {}
+        docs.append(
+            {
+                "id": row.id,
+                "message_id": row.message_id,
+                "subject": row.subject,
+                "from": row.from_address,
+                "state": row.state,
+                "reason": row.reason,
+                "attempts": row.attempts,
+                "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
+                "rules": plan.get("touched", []),
+                "direction": plan.get("direction"),
+                "counterparts": plan.get("counterparts", []),
+                "found": plan.get("found", {}),
+                "found_by_domain": plan.get("found_by_domain", {}),
+                "journal": gw.ledger.journal(row.id),
+                "review": plan.get("review"),
+                "planned_tags": {
+                    "add": plan.get("tags_add", []),
+                    "remove": plan.get("tags_remove", []),
+                    "move": plan.get("move"),
+                },
+                "locations": [
+                    {
+                        "source": loc.ref.source,
+                        "account": loc.ref.account,
+                        "folder": loc.ref.folder,
+                        "key": loc.ref.item_key,
+                        "uidvalidity": loc.ref.uidvalidity,
+                        "state": loc.state,
+                        "tags": list(loc.tags),
+                    }
+                    for loc in gw.ledger.locations_of(row.id)
+                ],
+                "trace": plan.get("trace", []),
+                "history": [{"at": at.isoformat(), "event": ev, "detail": d} for at, ev, d in gw.ledger.events(row.id)],
+            }
+        )
+    return docs
+
+
+def render_explain(d: dict[str, Any]) -> str:
+    lines = [
+        f"message {d['id']}  {d['message_id']}",
+        f"  from: {d['from']}",
+        f"  subject: {d['subject']}",
+        f"  state: {d['state']}" + (f" — {d['reason']}" if d["reason"] else ""),
+    ]
+    if d["state"] == "ignored" and not d["reason"]:
+        lines.append("  why: no rule's `when` held for it (implicit keep: nothing written)")
+    if d["rules"]:
+        lines.append(f"  rules that touched it: {', '.join(d['rules'])}")
+    if d["direction"]:
+        lines.append(f"  direction: {d['direction']}; counterparts: {', '.join(d['counterparts']) or '-'}")
+    for address, refs in (d["found"] or {}).items():
+        lines.append(
+            f"  found {address}: " + (", ".join(f"{r['kind']}:{r['id']} {r.get('name', '')}" for r in refs) or "nothing")
+        )
+    for step, result in d["journal"].items():
+        lines.append(f"  {_journal_line(step, result)}")
+    if d.get("review"):
+        lines.append(f"  review: {d['review'].get('reason')}")
+        for address, refs in d["review"].get("candidates", []):
+            lines.append(f"    {address}: " + ", ".join(f"{r['kind']}:{r['id']} {r.get('name', '')}" for r in refs))
+    for loc in d["locations"]:
+        tags = ", ".join(loc["tags"]) or "-"
+        lines.append(f"  at {loc['source']}:{loc['account']}/{loc['folder']} [{loc['state']}] tags: {tags}")
+    if d["trace"]:
+        lines.append("  trace:")
+        for step in d["trace"]:
+            mark = {True: "✓", False: "✗", None: "·"}[step.get("result")]
+            lines.append(f"    {mark} {step.get('rule') or '-'}: {step.get('event')}: {step.get('detail')}")
+    lines.append("  history:")
+    for h in d["history"]:
+        lines.append(f"    {h['at'][:19]} {h['event']}: {h['detail']}")
+    return "\n".join(lines)
+
+
+def _journal_line(step: str, result: Any) -> str:
+    """One journal step in words. Steps are `create:…`, `review:create:…` (a record),
+    `attach`, `review:attach` (the mail) and the `crm_done` mark (a bare true); a shape
+    not known here is shown as stored rather than failing the whole explanation."""
+    if result is None:
+        return f"{step}: started, result unknown (will be looked up on retry)"
+    if step == CRM_DONE:
+        return f"{step}: every CRM step done; only the mailbox write-back was left"
+    if isinstance(result, dict) and "kind" in result and "id" in result:
+        return f"{step}: {'created' if result.get('created') else 'adopted existing'} {result['kind']}:{result['id']}"
+    if isinstance(result, dict) and "email_id" in result:
+        on = ", ".join(f"{t.get('kind')}:{t.get('id')}" for t in result.get("targets") or [] if isinstance(t, dict))
+        return f"{step}: email {result.get('email_id')} on {on or '-'}"
+    if isinstance(result, dict) and "note_ids" in result:
+        on = ", ".join(f"{t.get('kind')}:{t.get('id')}" for t in result.get("targets") or [] if isinstance(t, dict))
+        return f"{step}: note {', '.join(map(str, result.get('note_ids') or [])) or '-'} on {on or '-'}"
+    return f"{step}: {json.dumps(result, default=str)}"
+
+
+# ---- listings ----------------------------------------------------------------------------
+
+
+def listing(gw: Gateway, state: str) -> list[dict[str, Any]]:
+    rows = []
+    for row in gw.ledger.messages_in([state]):
+        plan = row.plan or {}
+        loc = gw.ledger.locations_of(row.id)
+        item = {
+            "id": row.id,
+            "message_id": row.message_id,
+            "subject": row.subject,
+            "from": row.from_address,
+            "reason": row.reason,
+            "since": row.updated_at.isoformat(),
+            "attempts": row.attempts,
+            "folder": loc[0].ref.folder if loc else None,
+            "source": loc[0].ref.source if loc else None,
+        }
+        if state == "review":
+            item["candidates"] = (plan.get("review") or {}).get("candidates", [])
+            item["counterparts"] = plan.get("counterparts", [])
+        rows.append(item)
+    return rows
+
+
+def render_listing(rows: list[dict[str, Any]], state: str) -> Any:
+    from rich.table import Table
+
+    t = Table(title=f"{len(rows)} {state}")
+    for col in ("id", "from", "subject", "folder", "reason" if state != "review" else "candidates", "since"):
+        t.add_column(col)
+    for r in rows:
+        extra = (
+            r["reason"]
+            if state != "review"
+            else "; ".join(f"{a}: " + ", ".join(_ref_text(x) for x in refs) for a, refs in r.get("candidates", [])) or r["reason"]
+        )
+        t.add_row(
+            str(r["id"]),
+            r["from"],
+            r["subject"][:50],
+            str(r["folder"]),
+            extra if state == "review" else extra[:80],
+            r["since"][:19],
+        )
+    return t
+
+
+# ---- actions -----------------------------------------------------------------------------
+
+
+def _one(gw: Gateway, ident: str, state: str) -> MessageRow:
+    rows = [r for r in _messages_for(gw.ledger, ident) if r.state == state]
+    if not rows:
+        raise Permanent(f"message {ident} is not {state}")
+    return rows[0]
+
+
+def retry_quarantined(gw: Gateway, ident: str | None) -> list[tuple[int, str]]:
+    rows = [_one(gw, ident, "quarantined")] if ident else gw.ledger.messages_in(["quarantined"])
+    results = []
+    for row in rows:
+        pk = gw.pipeline.reopen(row.id)
+        results.append((row.id, gw.handle(pk)))
+    return results
+
+
+def reprocess_state(gw: Gateway, state: str, since: datetime | None) -> list[tuple[int, str]]:
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    results = []
+    for row in gw.ledger.messages_in([state], since):
+        pk = gw.pipeline.reopen(row.id)
+        results.append((row.id, gw.handle(pk)))
+    return results
+
+
+def parse_target(text: str) -> PartyRef:
+    kind, sep, rid = text.partition(":")
+    if not sep or kind not in PARTY_KINDS or not rid:
+        raise Permanent(f"--to wants KIND:ID with KIND one of {', '.join(PARTY_KINDS)} (got {text!r})")
+    return PartyRef(kind=kind, id=rid)
+
+
+def _ref_text(r: dict[str, Any]) -> str:
+    name = r.get("name") or ""
+    return f"{r['kind']}:{r['id']}" + (f" {name!r}" if name else "")
+
+
+def candidates_of(row: MessageRow) -> list[dict[str, Any]]:
+    """The records the rules proposed for a message in review, once each, in their order."""
+    out: list[dict[str, Any]] = []
+    for _address, refs in ((row.plan or {}).get("review") or {}).get("candidates", []):
+        for r in refs:
+            if all((r["kind"], str(r["id"])) != (x["kind"], str(x["id"])) for x in out):
+                out.append(r)
+    return out
+
+
+@dataclass(frozen=True)
+class Resolved:
+    state: str
+    outside: tuple[str, ...]  # picked records the rules had not proposed (accepted with --force)
+
+
+def resolve_review(
+    gw: Gateway, ident: str, *, to: list[str] | None = None, create_kind: str | None = None, force: bool = False
+) -> Resolved:
+    """Attach a message in review to picked records (or a created one). A record that is not
+    among the proposed candidates is refused without `force`: a typo in an id would otherwise
+    file the mail on a stranger's record without a word."""
+    row = _one(gw, ident, "review")
+    if create_kind is not None and create_kind not in PARTY_KINDS:
+        raise Permanent(f"--kind must be one of {', '.join(PARTY_KINDS)}")
+    targets = [parse_target(t) for t in (to or [])]
+    check = getattr(gw.crm, "get_party", None)
+    for t in targets:
+        if check is not None and check(t) is None:
+            raise Permanent(f"no {t.kind} with id {t.id} in the CRM")
+    proposed = candidates_of(row)
+    keys = {(c["kind"], str(c["id"])) for c in proposed}
+    outside = tuple(t.label() for t in targets if proposed and (t.kind, str(t.id)) not in keys)
+    if outside and not force:
+        raise Permanent(
+            f"{', '.join(outside)} is not among the candidates of message {row.id} "
+            f"({', '.join(_ref_text(c) for c in proposed)}); give --force to attach it there anyway"
+        )
+    return Resolved(gw.pipeline.resolve(row.id, targets, create_kind), outside)
+
+
+def forget_address(gw: Gateway, address: str) -> dict[str, Any]:
+    if "@" not in address:
+        raise Permanent(f"not an address: {address!r}")
+    created = gw.ledger.created_refs()
+    # The journal is one witness; a CRM that marks the records the gateway made (the embedded
+    # one's `created_by_gateway`) is the other, and the only one left once a journal was erased.
+    marked = getattr(gw.crm, "made_by_gateway", None)
+    report = gw.crm.forget(address, lambda ref: (ref.kind, str(ref.id)) in created or (marked is not None and bool(marked(ref))))
+    gone = gw.ledger.forget_address(addresses.key(address))
+    for row in gone:
+        gw.spool.discard(row.spool_path)
+        for loc in gw.ledger.locations_of(row.id):
+            gw.spool.discard(loc.spool_path)
+    return {
+        "address": address,
+        "records_deleted": [r.as_dict() for r in report.parties],
+        "emails_removed": report.emails_removed,
+        "emails_unlinked": report.emails_unlinked,
+        "ledger_messages": len(gone),
+    }
