@@ -166,8 +166,8 @@ class Gateway:
         self.scheduler.recover()
         self.leases.on_taken = self.scheduler.recover_mailboxes
         lease_task = tasks.Task("leases", self.leases.run, label=f"leases of gateway {self.leases.name}")
-        sources = tasks.start_supervised([tasks.source_task(s) for s in self.sources], stop)
-        sources += tasks.start_supervised([lease_task], stop)
+        sources = tasks.start_supervised([lease_task], stop)  # first: the sources ask it
+        sources += tasks.start_supervised([tasks.source_task(s) for s in self.sources], stop)
         folders = sorted({str(self.config.resolve(p).parent) for p in self.config.rules})
         helpers = [
             threading.Thread(target=self.scheduler.run, args=(stop,), name="retries", daemon=True),

@@ -24,6 +24,8 @@ from gateway.ledger.leases import Leases, Mailbox
 log = logging.getLogger("gateway.service")
 # The lease is renewed every third of its time; a gateway stops watching when a quarter is left.
 _RENEW, _MARGIN = 1 / 3, 1 / 4
+_WOKEN_GAP = 1.0  # seconds at least between rounds (a source asking about a new mailbox wakes one)
+_FIRST_ANSWER = 10.0  # seconds a source asking about a new mailbox waits at most for that round
 # What names the mailboxes a source reaches, whatever its kind (the rest of the config is how).
 _IDENTITY_KEYS = ("host", "port", "url", "server", "path", "username", "tenant_id", "mailboxes")
 
@@ -67,6 +69,11 @@ class LeaseKeeper:
         self._until: dict[Mailbox, float] = {}  # held until then (time.monotonic)
         self._leased: frozenset[Mailbox] = frozenset()  # every mailbox the ledger has a lease row for
         self._letting_go: set[Mailbox] = set()
+        self._asked: set[Mailbox] = set()  # mailboxes the last round wanted
+        self._wake = threading.Event()  # a source asks about a mailbox no round has seen: a round now
+        self._rounds = 0  # rounds done, under `_turned`: a source asking about a new mailbox waits for one
+        self._turned = threading.Condition()
+        self._running = False  # the task runs (in `run`): a round will come
         self._lock = threading.Lock()
         self.last_error = ""
 
@@ -76,7 +83,24 @@ class LeaseKeeper:
     # ---- what the sources and the scheduler ask ---------------------------------------------
 
     def holds(self, source: str, account: str) -> bool:
-        until = self._until.get(Mailbox(source, account))
+        mb = Mailbox(source, account)
+        until = self._until.get(mb)
+        if until is None and mb not in self._asked:
+            # new on a source's roster (read after the start): a round for it now, and the answer
+            # after it, so the source does not wait for its own next look to start watching
+            if self._running:
+                with self._turned:
+                    seen = self._rounds
+                    self._wake.set()
+                    self._turned.wait_for(lambda: self._rounds > seen or not self._running, timeout=_FIRST_ANSWER)
+            else:  # no task (`run --once`): the round here
+                with self._lock:
+                    if mb not in self._asked:
+                        try:
+                            self.turn()
+                        except Exception as exc:
+                            log.warning("gateway %s: leases not taken: %s", self.name, exc)
+            until = self._until.get(mb)
         return until is not None and time.monotonic() < until
 
     def owns_work(self, source: str, account: str) -> bool:
@@ -105,10 +129,11 @@ class LeaseKeeper:
             log.info("gateway %s: let go of %s", self.name, ", ".join(f"{m.source}/{m.account}" for m in self._letting_go))
             self._letting_go = set()
         sent = time.monotonic()
-        turn = self.table.turn(self.wanted())
+        wanted = self.wanted()
+        turn = self.table.turn(wanted)
+        self._asked = set(wanted)
         until = sent + self.lease * (1 - _MARGIN)
-        with self._lock:
-            self._until = {mb: until for mb in turn.held}
+        self._until = {mb: until for mb in turn.held}  # one assignment: readers see the old or the new
         self._letting_go = set(turn.let_go)
         self._leased = frozenset(r.mailbox for r in self.table.rows())
         self.last_error = ""
@@ -125,17 +150,35 @@ class LeaseKeeper:
     def run(self, stop: threading.Event) -> None:
         """Renew and take every third of the lease until stopped; a failed round is logged and
         the next one tried (meanwhile the deadlines lapse: the sources stop in time)."""
-        while not stop.wait(self.lease * _RENEW):
+        self._running = True
+        try:
+            self._rounds_until(stop)
+        finally:
+            with self._turned:
+                self._running = False
+                self._turned.notify_all()
+
+    def _rounds_until(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            due = time.monotonic() + self.lease * _RENEW
+            stop.wait(_WOKEN_GAP)  # a woken round at most every second, however often a source asks
+            while not stop.is_set() and not self._wake.is_set() and time.monotonic() < due:
+                self._wake.wait(min(0.25, max(0.0, due - time.monotonic())))
+            self._wake.clear()
+            if stop.is_set():
+                return
             try:
                 self.turn()
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 log.warning("gateway %s: leases not renewed: %s", self.name, self.last_error)
+            with self._turned:  # whoever waits for a round: it is over, with or without success
+                self._rounds += 1
+                self._turned.notify_all()
 
     def leave(self) -> None:
         """At a stop, once the sources have ended: every mailbox free for the others at once."""
-        with self._lock:
-            self._until = {}
+        self._until = {}
         try:
             self.table.leave()
         except Exception as exc:
