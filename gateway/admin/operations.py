@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from gateway.admin.liveness import ago  # noqa: F401  (the status page's "N s ago")
 from gateway.admin.status import STATES, liveness_line, mailbox_lines, render_status, status_doc  # noqa: F401  (status: its own module)
 from gateway.crm.base import PARTY_KINDS, PartyRef
+from gateway.engine.model import Plan, jsonable
 from gateway.errors import Permanent
 from gateway.ledger import Ledger, MessageRow
 from gateway.message import addresses
-from gateway.pipeline.journal import CRM_DONE
+from gateway.pipeline.journal import CRM_DONE, plan_of
 
 if TYPE_CHECKING:
     from gateway.crm.base import Connector
@@ -44,6 +45,10 @@ class Gateway(Protocol):
 
 # ---- explain -----------------------------------------------------------------------------
 
+# What `explain` and the listings show of a message without a stored Plan (not evaluated yet,
+# reopened, forgotten): nothing found, planned or traced, and no direction.
+_NO_PLAN = Plan(outcome="ignored", direction="inbound")
+
 
 def _messages_for(ledger: Ledger, ident: str) -> list[MessageRow]:
     if ident.isdigit():
@@ -60,7 +65,8 @@ def _messages_for(ledger: Ledger, ident: str) -> list[MessageRow]:
 def explain_doc(gw: Gateway, ident: str) -> list[dict[str, Any]]:
     docs = []
     for row in _messages_for(gw.ledger, ident):
-        plan = row.plan or {}
+        stored = plan_of(row)
+        plan = stored or _NO_PLAN
         docs.append(
             {
                 "id": row.id,
@@ -71,18 +77,14 @@ def explain_doc(gw: Gateway, ident: str) -> list[dict[str, Any]]:
                 "reason": row.reason,
                 "attempts": row.attempts,
                 "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
-                "rules": plan.get("touched", []),
-                "direction": plan.get("direction"),
-                "counterparts": plan.get("counterparts", []),
-                "found": plan.get("found", {}),
-                "found_by_domain": plan.get("found_by_domain", {}),
+                "rules": list(plan.touched),
+                "direction": stored.direction if stored else None,
+                "counterparts": list(plan.counterparts),
+                "found": jsonable(plan.found),
+                "found_by_domain": jsonable(plan.found_by_domain),
                 "journal": gw.ledger.journal(row.id),
-                "review": plan.get("review"),
-                "planned_tags": {
-                    "add": plan.get("tags_add", []),
-                    "remove": plan.get("tags_remove", []),
-                    "move": plan.get("move"),
-                },
+                "review": jsonable(plan.review),
+                "planned_tags": {"add": list(plan.tags_add), "remove": list(plan.tags_remove), "move": plan.move},
                 "locations": [
                     {
                         "source": loc.ref.source,
@@ -95,7 +97,7 @@ def explain_doc(gw: Gateway, ident: str) -> list[dict[str, Any]]:
                     }
                     for loc in gw.ledger.locations_of(row.id)
                 ],
-                "trace": plan.get("trace", []),
+                "trace": jsonable(plan.trace),
                 "history": [{"at": at.isoformat(), "event": ev, "detail": d} for at, ev, d in gw.ledger.events(row.id)],
             }
         )
@@ -164,7 +166,7 @@ def _journal_line(step: str, result: Any) -> str:
 def listing(gw: Gateway, state: str) -> list[dict[str, Any]]:
     rows = []
     for row in gw.ledger.messages_in([state]):
-        plan = row.plan or {}
+        plan = plan_of(row) or _NO_PLAN
         loc = gw.ledger.locations_of(row.id)
         item = {
             "id": row.id,
@@ -178,8 +180,8 @@ def listing(gw: Gateway, state: str) -> list[dict[str, Any]]:
             "source": loc[0].ref.source if loc else None,
         }
         if state == "review":
-            item["candidates"] = (plan.get("review") or {}).get("candidates", [])
-            item["counterparts"] = plan.get("counterparts", [])
+            item["candidates"] = jsonable(plan.review.candidates) if plan.review else []
+            item["counterparts"] = list(plan.counterparts)
         rows.append(item)
     return rows
 
@@ -248,12 +250,13 @@ def _ref_text(r: dict[str, Any]) -> str:
     return f"{r['kind']}:{r['id']}" + (f" {name!r}" if name else "")
 
 
-def candidates_of(row: MessageRow) -> list[dict[str, Any]]:
+def candidates_of(row: MessageRow) -> list[PartyRef]:
     """The records the rules proposed for a message in review, once each, in their order."""
-    out: list[dict[str, Any]] = []
-    for _address, refs in ((row.plan or {}).get("review") or {}).get("candidates", []):
+    plan = plan_of(row)
+    out: list[PartyRef] = []
+    for _address, refs in plan.review.candidates if plan is not None and plan.review is not None else ():
         for r in refs:
-            if all((r["kind"], str(r["id"])) != (x["kind"], str(x["id"])) for x in out):
+            if all((r.kind, r.id) != (x.kind, x.id) for x in out):
                 out.append(r)
     return out
 
@@ -279,12 +282,12 @@ def resolve_review(
         if check is not None and check(t) is None:
             raise Permanent(f"no {t.kind} with id {t.id} in the CRM")
     proposed = candidates_of(row)
-    keys = {(c["kind"], str(c["id"])) for c in proposed}
+    keys = {(c.kind, c.id) for c in proposed}
     outside = tuple(t.label() for t in targets if proposed and (t.kind, str(t.id)) not in keys)
     if outside and not force:
         raise Permanent(
             f"{', '.join(outside)} is not among the candidates of message {row.id} "
-            f"({', '.join(_ref_text(c) for c in proposed)}); give --force to attach it there anyway"
+            f"({', '.join(_ref_text(c.as_dict()) for c in proposed)}); give --force to attach it there anyway"
         )
     return Resolved(gw.pipeline.resolve(row.id, targets, create_kind), outside)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from gateway.crm.base import PartyData, PartyKind, PartyRef
@@ -123,12 +124,13 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         """The Plan as `test-rules --json` and the ledger show it."""
-        return _jsonable(self)
+        return jsonable(self)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Plan:
-        """The executable part of a stored Plan (`to_json`'s output): a retry after a crash
-        replays this Plan instead of evaluating again. The trace stays JSON in the ledger."""
+        """A stored Plan (`to_json`'s output, of this version or an earlier one: a key it did
+        not write yet takes its default) read back whole: a retry after a crash replays it
+        instead of evaluating again, and `explain` shows what the rules found and traced."""
         attach = d.get("attach")
         review = d.get("review")
         on_error = d.get("on_error") or {}
@@ -180,11 +182,20 @@ class Plan:
                 move=on_error.get("move"),
             ),
             touched=list(d.get("touched", [])),
+            found={a: [_ref(r) for r in refs] for a, refs in (d.get("found") or {}).items()},
+            found_by_domain={a: [_ref(r) for r in refs] for a, refs in (d.get("found_by_domain") or {}).items()},
+            trace=[
+                TraceStep(rule=t.get("rule", ""), event=t.get("event", ""), detail=t.get("detail", ""), result=t.get("result"))
+                for t in d.get("trace", [])
+            ],
         )
 
 
 def _ref(d: dict[str, Any]) -> PartyRef:
-    return PartyRef(kind=d["kind"], id=str(d["id"]), name=d.get("name", ""))
+    made = d.get("created_at")
+    return PartyRef(
+        kind=d["kind"], id=str(d["id"]), name=d.get("name", ""), created_at=datetime.fromisoformat(made) if made else None
+    )
 
 
 def _target(d: dict[str, Any] | None) -> Target | None:
@@ -208,19 +219,20 @@ def _party_data(d: dict[str, Any]) -> PartyData:
     )
 
 
-def _jsonable(value: Any) -> Any:
-    """Like `json(asdict(value))` without asdict's deep copies (they cost a millisecond a Plan)."""
+def jsonable(value: Any) -> Any:
+    """A Plan or a part of it as JSON values, the form `to_json` gives (`explain` shows parts).
+    Like `json(asdict(value))` without asdict's deep copies (they cost a millisecond a Plan)."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     fields_ = getattr(value, "__dataclass_fields__", None)
     if fields_ is not None:
-        return {name: _jsonable(getattr(value, name)) for name in fields_}
+        return {name: jsonable(getattr(value, name)) for name in fields_}
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (frozenset, set)):
-        return sorted(_jsonable(v) for v in value)
+        return sorted(jsonable(v) for v in value)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value

@@ -11,7 +11,6 @@ guarded by it: concurrent workers never both make one move, and an illegal one r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +29,7 @@ def set_state(
     message_pk: int,
     state: MessageState | str,
     reason: str,
-    plan: dict[str, Any] | None,
+    plan_json: str | None,
     event_detail: str | None,
     only_from: Sequence[MessageState | str] | None,
 ) -> MessageRow | None:
@@ -41,8 +40,8 @@ def set_state(
         return None
     to = check_message_move(frm, state, message_pk)
     values: dict[str, Any] = {"state": to.value, "reason": reason, "updated_at": t}
-    if plan is not None:
-        values["plan_json"] = json.dumps(plan, default=str)
+    if plan_json is not None:
+        values["plan_json"] = plan_json
     if to != MessageState.RETRYING:
         values["next_attempt_at"] = None
     c.execute(update(messages).where(messages.c.id == message_pk, messages.c.state == frm.value).values(**values))

@@ -116,16 +116,14 @@ def location_states(c: Connection, pks: Sequence[int]) -> dict[int, LocationStat
     return out
 
 
-def start_plan_many(
-    c: Connection, t: datetime, items: Sequence[tuple[int, dict[str, Any], Sequence[str], str]]
-) -> list[dict[str, Any]]:
+def start_plan_many(c: Connection, t: datetime, items: Sequence[tuple[int, str, Sequence[str], str]]) -> list[dict[str, Any]]:
     """Store each message's evaluated Plan and the intents of its CRM steps (items: message,
     plan, steps, event detail); each message's journal after it (step → result, None for an
     intent only). See `Ledger.start_plan`."""
     journals: dict[int, dict[str, Any]] = {pk: {} for pk, *_ in items}
     current = message_states(c, list(journals))
     plans = []
-    for pk, plan, _, _ in items:
+    for pk, plan_json, _, _ in items:
         if pk not in current:
             raise KeyError(pk)
         if current[pk] in LEFT_ALONE:
@@ -136,7 +134,7 @@ def start_plan_many(
                 "pk": pk,
                 "b_from": current[pk].value,
                 "b_state": MessageState.PROCESSING.value,
-                "b_plan_json": json.dumps(plan, default=str),
+                "b_plan_json": plan_json,
                 "b_updated_at": t,
             }
         )
@@ -197,8 +195,8 @@ def finish_many(c: Connection, t: datetime, items: Sequence[Finish]) -> list[lis
                 "b_updated_at": t,
             }
             current[f.message_pk] = to
-            if f.plan is not None:
-                with_plan.append(state | {"b_plan_json": json.dumps(f.plan, default=str)})
+            if f.plan_json is not None:
+                with_plan.append(state | {"b_plan_json": f.plan_json})
             else:
                 without_plan.append(state)
         if f.location_pk is not None:

@@ -44,7 +44,10 @@ class MessageRow:
     subject: str
     from_address: str
     size: int
-    plan: dict[str, Any] | None
+    # The message's last Plan as the pipeline stored it (`Plan.to_json`, as JSON text). The
+    # ledger only keeps it: the Plan is the engine's, which the ledger may not import, so the
+    # pipeline reads it back (`gateway.pipeline.journal.plan_of`).
+    plan_json: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -68,7 +71,7 @@ class MessageRow:
             subject=m["subject"] or "",
             from_address=m["from_address"] or "",
             size=m["size"] or 0,
-            plan=json.loads(m["plan_json"]) if m["plan_json"] else None,
+            plan_json=m["plan_json"] or None,
             created_at=aware(m["created_at"]),  # type: ignore[arg-type]
             updated_at=aware(m["updated_at"]),  # type: ignore[arg-type]
         )
@@ -148,7 +151,7 @@ class Finish:
     message_pk: int
     state: MessageState | str
     reason: str = ""
-    plan: dict[str, Any] | None = None
+    plan_json: str | None = None  # the Plan to store (JSON text), None: keep the stored one
     results: dict[str, Any] | None = None
     location_pk: int | None = None
     tags: Sequence[str] = ()

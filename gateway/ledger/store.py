@@ -124,7 +124,7 @@ class Ledger(LedgerReader):
         with self.engine.begin() as c:
             return claims.bind_many(c, now(), items)
 
-    def start_plan(self, message_pk: int, plan: dict[str, Any], steps: Sequence[str], detail: str) -> dict[str, Any]:
+    def start_plan(self, message_pk: int, plan_json: str, steps: Sequence[str], detail: str) -> dict[str, Any]:
         """Store the evaluated Plan and the intent of each of its CRM steps, in one transaction;
         return the journal (step → result, None for an intent only).
 
@@ -132,9 +132,9 @@ class Ledger(LedgerReader):
         and no result is looked up in the CRM and adopted, never done twice. A message sent
         through the rules again keeps the results of its earlier run (`reopen`), so a record
         it created stays adopted as created."""
-        return self.start_plan_many([(message_pk, plan, steps, detail)])[0]
+        return self.start_plan_many([(message_pk, plan_json, steps, detail)])[0]
 
-    def start_plan_many(self, items: Sequence[tuple[int, dict[str, Any], Sequence[str], str]]) -> list[dict[str, Any]]:
+    def start_plan_many(self, items: Sequence[tuple[int, str, Sequence[str], str]]) -> list[dict[str, Any]]:
         """`start_plan` for a batch, in one transaction (gateway.ledger.outcomes)."""
         with self.engine.begin() as c:
             return outcomes.start_plan_many(c, now(), items)
@@ -154,7 +154,7 @@ class Ledger(LedgerReader):
         *,
         state: MessageState | str,
         reason: str = "",
-        plan: dict[str, Any] | None = None,
+        plan_json: str | None = None,
         results: dict[str, Any] | None = None,
         location_pk: int | None = None,
         tags: Sequence[str] = (),
@@ -174,7 +174,7 @@ class Ledger(LedgerReader):
                     message_pk,
                     state,
                     reason,
-                    plan,
+                    plan_json,
                     results,
                     location_pk,
                     tuple(tags),
@@ -201,14 +201,14 @@ class Ledger(LedgerReader):
         state: MessageState | str,
         reason: str = "",
         *,
-        plan: dict[str, Any] | None = None,
+        plan_json: str | None = None,
         event_detail: str | None = None,
         only_from: Sequence[MessageState | str] | None = None,
     ) -> MessageRow | None:
         """Move a message to `state`; the new row, or None when it is not in `only_from` (or
         does not exist). A move the transition table refuses raises IllegalTransition."""
         with self.engine.begin() as c:
-            return moves.set_state(c, now(), message_pk, state, reason, plan, event_detail, only_from)
+            return moves.set_state(c, now(), message_pk, state, reason, plan_json, event_detail, only_from)
 
     def schedule_retry(self, message_pk: int, reason: str, delay: float) -> int:
         """Retry a message later; returns its attempts so far. A message in a final state is

@@ -1,22 +1,23 @@
 """What a person decides about a message (`review resolve/create`, `quarantine retry`,
 `reprocess`), done with the pipeline's CRM execution, journal and tagging.
 
-A resolve journals each step (intent, call, result) as the Plan's steps are: a create that
-may have reached the CRM before a crash is looked up and adopted; the attach is idempotent.
-Once the CRM work is journalled the message is `crm_done`, so a retry only tags it.
+A resolve is a Work whose Plan is the person's pick, run by the same execution steps as the
+rules' Plans; each step is journalled as it goes (intent, call, result) under its `review:`
+key: a create that may have reached the CRM before a crash is looked up and adopted, the
+attach and the notes are idempotent. Once the CRM work is journalled the message is
+`crm_done`, so a retry only tags it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import partial
 from typing import cast
 
 from gateway.config import Config
 from gateway.config.context import Contexts
 from gateway.crm.base import PartyKind, PartyRef
-from gateway.engine.model import Plan
+from gateway.engine.model import Plan, PlannedAttach, PlannedCreate, Target
 from gateway.engine.state import party_data_for
 from gateway.errors import Permanent
 from gateway.ledger import Ledger
@@ -28,7 +29,8 @@ from gateway.message import addresses
 from gateway.message.parsing import Address, Message
 from gateway.pipeline.claim import Reader
 from gateway.pipeline.execution import Execution
-from gateway.pipeline.journal import CRM_DONE, email_record, note_data, ref_from_json, ref_to_json
+from gateway.pipeline.items import DECISION, Work
+from gateway.pipeline.journal import CRM_DONE, plan_of, plan_text, targets_of
 from gateway.pipeline.tagging import Tagging
 
 
@@ -58,66 +60,76 @@ class Decisions:
         return self.ledger.reopen(message_pk, state)
 
     def resolve(self, message_pk: int, to: Sequence[PartyRef] | None = None, create_kind: str | None = None) -> str:
-        """Attach a message in review to the records a person picked (or creates), then tag it."""
+        """Attach a message in review to the records a person picked (or creates), then tag it.
+
+        The person's pick becomes the Plan of a Work that the CRM execution runs as it runs
+        the rules' Plans (creates, attach, notes), with the decision's journal steps
+        (`review:…`, `items.DECISION`): run again after a crash, it adopts what is done."""
         row = self.ledger.message(message_pk)
         if row.state != M.REVIEW:
             raise Permanent(f"message {message_pk} is {row.state}, not in review")
         with self._message_locks(str(message_pk)):
             raw = self.reader.read(row.spool_path)
             message = self.reader.parse(raw, row.created_at)
-            plan = Plan.from_json(row.plan) if row.plan else None
+            stored = plan_of(row)
             loc = self.ledger.location(row.primary_location or self.ledger.locations_of(message_pk)[0].id)
             crm_user = self.contexts.for_ref(loc.ref).crm_user
-            targets = list(to or [])
-            if create_kind:
-                targets += self._creates(message_pk, message, plan, cast(PartyKind, create_kind), crm_user)
-            if not targets:
+            picked = self._picked(stored, message, list(to or []), cast(PartyKind | None, create_kind), crm_user)
+            if picked.attach is None:
                 raise Permanent("nothing to attach to: give --to KIND:ID or --kind")
-            record = email_record(message, raw, plan.direction if plan else "inbound", owner=crm_user)
-            self.ledger.intent(message_pk, "review:attach")
-            email = self.execution.attach_once(targets, record)
-            self.ledger.result(message_pk, "review:attach", {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]})
-            for planned in plan.notes if plan else ():  # the rules' notes go where the person put the mail
-                step = f"review:{planned.key}"
-                self.ledger.intent(message_pk, step)
-                self.ledger.result(
-                    message_pk, step, self.execution.note_once(step, targets, note_data(planned, message, crm_user))
-                )
+            # The records made by an earlier, interrupted decision are adopted (its journal); the
+            # attach and the notes are idempotent and go again to what the person picks now.
+            made = {k: v for k, v in self.ledger.journal(message_pk).items() if k.startswith(DECISION.key("create:"))}
+            work = Work(loc, row, message, raw, picked, fresh=False, journal=made, steps=DECISION)
+            work = self.execution.creates(work)
+            self.execution.attach([work])
+            self.execution.notes(work)  # the rules' notes go where the person put the mail
+            targets = targets_of(picked, work.created)
             # From here the message is done as far as the CRM goes: if tagging fails or the process
             # dies, a retry replays this done Plan and only tags (CRM_DONE), never review again.
-            done_plan = replace(plan, outcome="done", review=None) if plan else None
             self.ledger.intent(message_pk, CRM_DONE)
             self.ledger.result(message_pk, CRM_DONE, True)
-            stored = done_plan.to_json() if done_plan else None
+            self.execution.hooks.step(CRM_DONE)
+            done = plan_text(replace(stored, outcome="done", review=None)) if stored else None
             self.ledger.set_state(
-                message_pk, M.CRM_DONE, plan=stored, event_detail="resolved by a person: " + ", ".join(t.label() for t in targets)
+                message_pk,
+                M.CRM_DONE,
+                plan_json=done,
+                event_detail="resolved by a person: " + ", ".join(t.label() for t in targets),
             )
             for copy in self.ledger.locations_of(message_pk):
                 self.ledger.take_location(copy.id, [L.APPLIED, L.UNTAGGED, L.NONE], L.WAITING)
-            self.tagging.copies(replace(row, state=M.CRM_DONE, reason="", plan=stored or row.plan), final_state=M.DONE)
+            self.tagging.copies(replace(row, state=M.CRM_DONE, reason="", plan_json=done or row.plan_json), final_state=M.DONE)
         return self.ledger.message(message_pk).state
 
-    def _creates(self, message_pk: int, message: Message, plan: Plan | None, kind: PartyKind, crm_user: str) -> list[PartyRef]:
-        """`review create`: a record of `kind` for each address the review was about (else
-        the counterparts, else the sender), each its own journal step."""
-        wanted = [a for a, _ in plan.review.candidates] if plan and plan.review and plan.review.candidates else []
-        wanted = wanted or list(plan.counterparts if plan else ()) or [a.address for a in message.from_[:1]]
-        made: list[PartyRef] = []
-        for address in wanted:
-            step = f"review:create:{kind}:{addresses.key(address)}"
-            journal = self.ledger.journal(message_pk)
-            if journal.get(step) is not None:
-                made.append(ref_from_json(journal[step]))
-                continue
-            who = next(
-                (a for a in (*message.from_, *message.to, *message.cc) if a.key == addresses.key(address)), Address("", address)
-            )
-            data = party_data_for(kind, who, owner=crm_user, freemail=who.domain in self.config.freemail)
-            # After a crash (intent, no result) the record may exist: adopt it. Otherwise the
-            # person asked for a new record, even where the address has others already.
-            ref, _ = self.execution.make(
-                kind, address, data, look_first=step in journal, before_call=partial(self.ledger.intent, message_pk, step)
-            )
-            self.ledger.result(message_pk, step, ref_to_json(ref, created=True))
-            made.append(ref)
-        return made
+    def _picked(self, stored: Plan | None, message: Message, to: list[PartyRef], kind: PartyKind | None, crm_user: str) -> Plan:
+        """The person's decision as a Plan: `review create` makes a record of `kind` for each
+        address the review was about (else the counterparts, else the sender); the mail goes
+        to the picked and the made records, and so do the rules' notes."""
+        creates: list[PlannedCreate] = []
+        if kind is not None:
+            wanted = [a for a, _ in stored.review.candidates] if stored and stored.review else []
+            wanted = wanted or list(stored.counterparts if stored else ()) or [a.address for a in message.from_[:1]]
+            for address in wanted:
+                if any(c.key == f"create:{kind}:{addresses.key(address)}" for c in creates):
+                    continue  # one step an address
+                who = next(
+                    (a for a in (*message.from_, *message.to, *message.cc) if a.key == addresses.key(address)),
+                    Address("", address),
+                )
+                data = party_data_for(kind, who, owner=crm_user, freemail=who.domain in self.config.freemail)
+                creates.append(PlannedCreate(f"create:{kind}:{addresses.key(address)}", kind, address, data, "review"))
+        targets = (*(Target(ref=r) for r in to), *(Target(create_key=c.key) for c in creates))
+        # What the rules found for each address, the review's candidates too: a create replayed
+        # after a crash adopts a record of its address only if it is none of these.
+        found = {k: list(v) for k, v in (stored.found if stored else {}).items()}
+        for address, refs in stored.review.candidates if stored and stored.review else ():
+            found.setdefault(addresses.key(address), []).extend(refs)
+        return Plan(
+            outcome="done",
+            direction=stored.direction if stored else "inbound",
+            found=found,
+            creates=creates,
+            attach=PlannedAttach(targets, attachments=True, rules=("review",)) if targets else None,
+            notes=[replace(n, targets=targets) for n in (stored.notes if stored else ())],
+        )

@@ -28,7 +28,7 @@ from gateway.pipeline.budget import Stage
 from gateway.pipeline.claim import Reader
 from gateway.pipeline.hooks import Hooks
 from gateway.pipeline.items import Claimed, Looked, Work
-from gateway.pipeline.journal import CRM_DONE
+from gateway.pipeline.journal import CRM_DONE, plan_of
 from gateway.pipeline.tagging import Tagging
 
 log = logging.getLogger("gateway.pipeline")
@@ -78,13 +78,13 @@ class Evaluation:
             after = self.ledger.message(row.id)
             self.tagging.copies(after)
             return after
-        journal = self.ledger.journal(row.id) if row.plan and row.state in _REPLAYABLE else {}
-        if journal:  # a replay: the same Plan, adopted step by step
-            assert row.plan is not None
+        journal = self.ledger.journal(row.id) if row.plan_json and row.state in _REPLAYABLE else {}
+        stored = plan_of(row) if journal else None
+        if stored is not None:  # a replay: the same Plan, adopted step by step
             # The CRM work finished before (the tagging failed): it must never be redone or
             # quarantined, whatever state a retry left the row in.
             crm_done = row.state == M.CRM_DONE or journal.get(CRM_DONE) is not None
-            return Work(loc, row, message, raw, Plan.from_json(row.plan), fresh=False, journal=journal, crm_done=crm_done)
+            return Work(loc, row, message, raw, stored, fresh=False, journal=journal, crm_done=crm_done)
         self.hooks.stage((loc.id,), Stage.RULES)
         looked = _Lookups(self.crm)
         plan = evaluate(message, self.contexts.for_ref(loc.ref, frozenset(loc.tags)), self.rules.current, looked)
@@ -113,8 +113,9 @@ class Evaluation:
                 if plan.outcome not in ("ignored", "skipped"):
                     add, remove, move = plan.tags_add, plan.tags_remove, plan.move
             except (Retryable, Permanent) as exc:
-                first = row.plan or {}  # the CRM is away: the first copy's tags will do
-                add, remove, move = first.get("tags_add", []), first.get("tags_remove", []), first.get("move")
+                first = plan_of(row)  # the CRM is away: the first copy's tags will do
+                if first is not None:
+                    add, remove, move = first.tags_add, first.tags_remove, first.move
                 log.info("copy evaluated without the CRM (%s); using the first copy's tags", exc)
             self.ledger.plan_location(loc.id, add, remove, move, state=L.WAITING)
         row = self.ledger.message(row.id)  # set waiting first, then look: one of the two workers tags it

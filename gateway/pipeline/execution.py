@@ -5,20 +5,23 @@ result is recorded with the message's outcome. After a crash, a step with an int
 result may have reached the CRM: its record is looked up and adopted, never made twice, and
 counted as made by the gateway. An attach is idempotent in every connector, so it needs an
 intent only for a connector that wants to know whether a call is a first attempt.
+
+A person's review decision runs these same steps on a Work whose Plan is the person's pick;
+its steps are named `review:…` and journalled one by one as they go (`items.Steps`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from gateway.config.context import Contexts
 from gateway.crm.base import (
     PARTY_KINDS,
     Connector,
-    EmailRecord,
     EmailRef,
     NoteData,
     PartyData,
@@ -38,6 +41,7 @@ from gateway.pipeline.journal import (
     email_record,
     evaluated_note,
     note_data,
+    plan_text,
     ref_from_json,
     ref_to_json,
     resolve_targets,
@@ -70,12 +74,12 @@ class Execution:
         """Store the Plans and the intents of their steps, in one ledger transaction; the
         works with their journals (a message sent through the rules again keeps the results
         of its earlier run, to adopt)."""
-        plans = [w.plan.to_json() for w in works]
+        plans = [plan_text(w.plan) for w in works]
         journals = self.ledger.start_plan_many(
             [(w.row.id, plan, steps_of(w.plan), evaluated_note(w.plan)) for w, plan in zip(works, plans, strict=True)]
         )
         return [
-            replace(w, journal=journal, row=replace(w.row, state=M.PROCESSING, plan=plan))
+            replace(w, journal=journal, row=replace(w.row, state=M.PROCESSING, plan_json=plan))
             for w, plan, journal in zip(works, plans, journals, strict=True)
         ]
 
@@ -89,12 +93,12 @@ class Execution:
     def mark_crm_done(self, row: MessageRow, plan: Plan | None, results: dict[str, Any]) -> None:
         """The write-back failed after the CRM work: record that work, and a CRM_DONE mark that
         no later state change can hide, so a retry only tags and never quarantines."""
-        new = plan is not None and row.plan is None and not self.needs_intents(plan)
+        new = plan is not None and row.plan_json is None and not self.needs_intents(plan)
         self.ledger.finish(
             row.id,
             state=M.CRM_DONE,
             results=results,
-            plan=plan.to_json() if new and plan else None,
+            plan_json=plan_text(plan) if new and plan else None,
             events_=[("note", "CRM work committed; tagging failed")],
             results_are_new=new,
             marks={CRM_DONE: True},
@@ -107,18 +111,31 @@ class Execution:
         from the CRM when another worker, or this one before a crash, made it meanwhile)."""
         created: dict[str, PartyRef] = {}
         for pc in work.plan.creates:
-            if work.journal.get(pc.key) is not None:
-                created[pc.key] = ref_from_json(work.journal[pc.key])
+            key = work.steps.key(pc.key)
+            if work.journal.get(key) is not None:
+                created[pc.key] = ref_from_json(work.journal[key])
                 continue
             data = pc.data
             if pc.account is not None:
                 data = replace(data, account=pc.account.ref or created.get(pc.account.create_key or ""))
-            ref, made = self.make(pc.kind, pc.address, data, look_first=True, step=pc.key)
+            if work.steps.as_they_go:  # a person's pick (`Steps`): what the rules found is not it
+                intent = partial(self.ledger.intent, work.row.id, key)
+                known = work.plan.found.get(addresses.key(pc.address), ())
+                look = key in work.journal
+                ref, made = self.make(pc.kind, pc.address, data, look_first=look, step=key, before_call=intent, known=known)
+            else:
+                ref, made = self.make(pc.kind, pc.address, data, look_first=True, step=key)
             created[pc.key] = ref
             # A record found on a replay was made by the run that died (its intent says so).
-            work.results[pc.key] = ref_to_json(ref, created=made or not work.fresh)
-            self.hooks.step(f"{pc.key}:result")
+            self._done(work, key, ref_to_json(ref, created=made or not work.fresh))
         return replace(work, created=created)
+
+    def _done(self, work: Work, key: str, result: dict[str, Any]) -> None:
+        """A step's result: kept for the outcome's transaction, or journalled now (`Steps`)."""
+        work.results[key] = result
+        if work.steps.as_they_go:
+            self.ledger.result(work.row.id, key, result)
+        self.hooks.step(f"{key}:result")
 
     def make(
         self,
@@ -129,18 +146,20 @@ class Execution:
         look_first: bool,
         step: str | None = None,
         before_call: Callable[[], None] | None = None,
+        known: Collection[PartyRef] = (),
     ) -> tuple[PartyRef, bool]:
         """The record for `address`: the one it has (`look_first`) or a new one; and whether
         this call made it. Creates for one address are serialised across workers.
 
         `step`: the journal step (the crash tests die at its stages); `before_call`: writes
-        the step's intent, where it was not journalled with its Plan."""
+        the step's intent, where it was not journalled with its Plan; `known`: records that
+        were there before the create was asked for, never the one it made."""
         with self._address_locks(addresses.key(address)):
-            existing = self.lookup(kind, address) if look_first else None
-            if step is not None:
-                self.hooks.step(f"{step}:intent")
+            existing = self.lookup(kind, address, known) if look_first else None
             if before_call is not None:
                 before_call()
+            if step is not None:
+                self.hooks.step(f"{step}:intent")
             if existing is not None:
                 return existing, False
             ref = self.crm.create(kind, data)
@@ -148,7 +167,7 @@ class Execution:
                 self.hooks.step(f"{step}:called")
             return ref, True
 
-    def lookup(self, kind: str, address: str) -> PartyRef | None:
+    def lookup(self, kind: str, address: str, known: Collection[PartyRef] = ()) -> PartyRef | None:
         """The record this address already has. Any kind counts: a worker handling the same new
         sender from another folder may have made a lead where this Plan makes a contact, and
         done one after the other the second mail would have found the first record."""
@@ -156,7 +175,8 @@ class Execution:
             found = self.crm.find_by_domain(address.rpartition("@")[2] or address)
         else:
             found = self.crm.find(address, [kind, *(k for k in PARTY_KINDS if k != kind)])  # type: ignore[list-item]
-        return found[0] if found else None
+        before = {(r.kind, r.id) for r in known}
+        return next((r for r in found if (r.kind, r.id) not in before), None)
 
     # ---- attach -------------------------------------------------------------------------
 
@@ -165,15 +185,17 @@ class Execution:
         return (
             not work.crm_done
             and work.plan.attach is not None
-            and work.journal.get("attach") is None
+            and work.journal.get(work.steps.key("attach")) is None
             and bool(targets_of(work.plan, work.created))
         )
 
     def attach(self, works: Sequence[Work]) -> None:
         """Attach the works' mails, in one CRM transaction where the connector can; each one's
-        result goes into its `results`. Raises when the CRM refused (nothing is recorded)."""
+        result goes into its `results`. Raises when the CRM refused (nothing is recorded).
+        The works of one call share their `Steps` (a decision is attached alone)."""
         if not works:
             return
+        step = works[0].steps.key("attach")
         items = []
         for w in works:
             assert w.plan.attach is not None  # `attaches` said so
@@ -185,7 +207,9 @@ class Execution:
                 owner=self.contexts.for_ref(w.loc.ref).crm_user,
             )
             items.append((targets_of(w.plan, w.created), record))
-        self.hooks.step("attach:intent")
+            if w.steps.as_they_go:
+                self.ledger.intent(w.row.id, step)
+        self.hooks.step(f"{step}:intent")
         emails: Sequence[EmailRef]
         if self.hint_attach:
             # A fresh Plan's attach intent was written before any call: nothing can be stored yet.
@@ -194,10 +218,12 @@ class Execution:
             ]
         else:
             emails = attach_each(self.crm, items)
-        self.hooks.step("attach:called")
+        self.hooks.step(f"{step}:called")
         for w, (targets, _), email in zip(works, items, emails, strict=True):
-            w.results["attach"] = {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]}
-        self.hooks.step("attach:result")
+            w.results[step] = {"email_id": email.id, "targets": [ref_to_json(t) for t in targets]}
+            if w.steps.as_they_go:
+                self.ledger.result(w.row.id, step, w.results[step])
+        self.hooks.step(f"{step}:result")
 
     # ---- notes --------------------------------------------------------------------------
 
@@ -209,21 +235,18 @@ class Execution:
             return
         owner = self.contexts.for_ref(work.loc.ref).crm_user
         for planned in work.plan.notes:
-            if work.journal.get(planned.key) is not None:
+            key = work.steps.key(planned.key)
+            if work.journal.get(key) is not None:
                 continue
             targets = resolve_targets(planned.targets, work.created)
             if targets:
-                work.results[planned.key] = self.note_once(planned.key, targets, note_data(planned, work.message, owner))
+                self._note(work, key, targets, note_data(planned, work.message, owner))
 
-    def note_once(self, step: str, targets: Sequence[PartyRef], note: NoteData) -> dict[str, Any]:
-        """One note on `targets`; the journal's form of its result."""
-        self.hooks.step(f"{step}:intent")
+    def _note(self, work: Work, key: str, targets: Sequence[PartyRef], note: NoteData) -> None:
+        """One note on `targets`, and its result in the journal's form."""
+        if work.steps.as_they_go:
+            self.ledger.intent(work.row.id, key)
+        self.hooks.step(f"{key}:intent")
         ref = self.crm.add_note(targets, note)
-        self.hooks.step(f"{step}:called")
-        return {"note_ids": list(ref.ids), "targets": [ref_to_json(t) for t in targets]}
-
-    def attach_once(self, targets: Sequence[PartyRef], record: EmailRecord) -> EmailRef:
-        """One attach outside a Plan (a person's decision): idempotent, so never a first attempt."""
-        if self.hint_attach:
-            return self.crm.attach(targets, record, first_attempt=False)
-        return self.crm.attach(targets, record)
+        self.hooks.step(f"{key}:called")
+        self._done(work, key, {"note_ids": list(ref.ids), "targets": [ref_to_json(t) for t in targets]})

@@ -22,6 +22,7 @@ from gateway.ledger.spool import SpoolElsewhere
 from gateway.ledger.states import LocationState as L
 from gateway.ledger.states import MessageState as M
 from gateway.pipeline.execution import Execution
+from gateway.pipeline.journal import plan_text
 from gateway.pipeline.tagging import Tagging
 
 log = logging.getLogger("gateway.pipeline")
@@ -83,9 +84,9 @@ class Failure:
         """Quarantine the message (its stored Plan: `plan`, else the one it had) and give its
         copies the error tags; those wait for `quarantine retry` if the write-back fails.
         Returns the row after it."""
-        stored: dict[str, Any] | None = plan.to_json() if plan is not None else (row.plan or None)
-        self.ledger.set_state(row.id, M.QUARANTINED, reason, plan=stored)
-        after = replace(row, state=M.QUARANTINED, reason=reason, plan=stored)
+        stored = plan_text(plan) if plan is not None else row.plan_json
+        self.ledger.set_state(row.id, M.QUARANTINED, reason, plan_json=stored)
+        after = replace(row, state=M.QUARANTINED, reason=reason, plan_json=stored)
         try:
             self.tagging.copies(after)
         except Retryable as exc:

@@ -4,8 +4,9 @@ A copy is `Claimed` once it is linked to its message (by this run's claim or an 
 The message's primary copy becomes `Work`: the Plan and how far its CRM work got. Where the
 steps start depends only on these values: a fresh Plan runs every step, a replay (a journal
 already filled by a run that died) adopts what the journal holds, a message whose CRM work
-was done only waits for its tags. A batch of one, a retry, a crash replay and a new mail
-of a batch go through the same steps.
+was done only waits for its tags. A batch of one, a retry, a crash replay, a new mail of a
+batch and a person's review decision go through the same steps; a decision's steps are named
+and journalled its own way (`Steps`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,29 @@ class Looked:
 
 
 @dataclass(frozen=True)
+class Steps:
+    """How a Work's CRM steps are named in the journal, and when each is journalled.
+
+    The rules' steps (`RULES`) carry their Plan's keys; their intents are stored with the Plan
+    before any call and their results with the outcome, one ledger transaction each for a
+    batch. A person's decision (`DECISION`) names its steps `review:<key>`, as the ledgers in
+    the field hold them, and journals each as it goes: the intent just before its call (under
+    the address lock, for a create), the result just after. Its creates make the record the
+    person asked for even where the address has others; only a create whose intent an earlier,
+    interrupted run left behind is looked up in the CRM and adopted."""
+
+    prefix: str = ""
+    as_they_go: bool = False
+
+    def key(self, step: str) -> str:
+        return self.prefix + step
+
+
+RULES = Steps()
+DECISION = Steps("review:", as_they_go=True)
+
+
+@dataclass(frozen=True)
 class Work:
     """A message whose primary copy does its CRM work in this run."""
 
@@ -58,6 +82,7 @@ class Work:
     journal: Mapping[str, Any] = field(default_factory=dict)  # step → earlier result (None: an intent only)
     crm_done: bool = False  # an earlier run finished the CRM work: only the tags are left
     looked: Looked = Looked()
+    steps: Steps = RULES
     created: Mapping[str, PartyRef] = field(default_factory=dict)  # create key → the record made or adopted
     # This run's step results, filled by the CRM execution step by step, so that a failure
     # halfway keeps (and journals) what reached the CRM. The only mutable part of a Work.
@@ -81,3 +106,4 @@ class Outcome:
     row: MessageRow  # before
     finish: Finish
     after: MessageRow
+    rules: tuple[str, ...] = ()  # the rules that touched it, for its log line

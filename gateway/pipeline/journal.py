@@ -1,21 +1,36 @@
 """The journal's vocabulary: the names it gives a Plan's steps, the JSON form of their
 results, and the record of a mail an attach step sends.
 
-The ledger keeps the results as JSON so that a retry after a crash adopts what was done (the
-stored Plan's own form is `Plan.to_json` / `Plan.from_json`, in the engine's model). Shared by
-the CRM execution, the runner and what a person decides; `explain` reads CRM_DONE."""
+The ledger keeps the results as JSON so that a retry after a crash adopts what was done. It
+keeps the Plan as JSON text too (`Plan.to_json`, in the engine's model, which the ledger may
+not import): `plan_text` writes it and `plan_of` reads it back, the one way every reader
+(the pipeline, decisions, `explain`, `review`) gets a stored Plan. Shared by the CRM
+execution, the runner and what a person decides; `explain` reads CRM_DONE."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.crm.base import AttachmentData, EmailRecord, NoteData, PartyRef
 from gateway.engine.model import Plan, PlannedNote, Target
+from gateway.ledger import MessageRow
 from gateway.message.parsing import Message
 
 CRM_DONE = "crm_done"  # journal mark: every CRM step of the Plan is done
+
+
+def plan_text(plan: Plan) -> str:
+    """The Plan as the ledger stores it."""
+    return json.dumps(plan.to_json(), default=str)
+
+
+def plan_of(row: MessageRow) -> Plan | None:
+    """The message's stored Plan, None when it has none (not evaluated yet, reopened, forgotten).
+    Plans stored by earlier versions read back too (`Plan.from_json`)."""
+    return Plan.from_json(json.loads(row.plan_json)) if row.plan_json else None
 
 
 def steps_of(plan: Plan) -> list[str]:

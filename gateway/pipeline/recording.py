@@ -19,7 +19,7 @@ from gateway.ledger.spool import Spool
 from gateway.ledger.states import LocationState as L
 from gateway.ledger.states import MessageState as M
 from gateway.pipeline.items import Outcome, Outcomes, Tagged
-from gateway.pipeline.journal import evaluated_note
+from gateway.pipeline.journal import evaluated_note, plan_of, plan_text
 from gateway.pipeline.tagging import Tagging, tag_note
 
 log = logging.getLogger("gateway.pipeline")
@@ -27,11 +27,12 @@ log = logging.getLogger("gateway.pipeline")
 
 def nothing_to_do(loc: LocationRow, row: MessageRow, plan: Plan) -> Outcome:
     """An ignored or skipped message: nothing to write anywhere, no tags."""
-    plan_json = plan.to_json()
+    text = plan_text(plan)
     finish = Finish(
-        row.id, state=plan.outcome, reason=plan.reason, plan=plan_json, location_pk=loc.id, tags=loc.tags, location_state=L.NONE
+        row.id, state=plan.outcome, reason=plan.reason, plan_json=text, location_pk=loc.id, tags=loc.tags, location_state=L.NONE
     )
-    return Outcome(loc, row, finish, replace(row, state=plan.outcome, reason=plan.reason, plan=plan_json))
+    after = replace(row, state=plan.outcome, reason=plan.reason, plan_json=text)
+    return Outcome(loc, row, finish, after, tuple(plan.touched))
 
 
 def tagged(t: Tagged) -> Outcome:
@@ -41,7 +42,7 @@ def tagged(t: Tagged) -> Outcome:
     review = plan.outcome == "review"
     state = M.REVIEW if review else (M.DONE if applied.ref is not None else M.DONE_UNTAGGED)
     reason = (plan.review.reason if plan.review else plan.reason) if review else ""
-    stored_plan = row.plan is not None  # stored with the intents, or by an earlier run
+    stored_plan = row.plan_json is not None  # stored with the intents, or by an earlier run
     events_ = [] if stored_plan else [("processing", evaluated_note(plan))]
     events_ += [("crm_done", "CRM work committed")] if w.results else []
     if applied.ref is None:
@@ -53,7 +54,7 @@ def tagged(t: Tagged) -> Outcome:
         row.id,
         state=state,
         reason=reason,
-        plan=None if stored_plan else plan.to_json(),
+        plan_json=None if stored_plan else plan_text(plan),
         results=w.results,
         location_pk=loc.id,
         tags=sorted(applied.tags) if applied.ref is not None else loc.tags,
@@ -63,7 +64,7 @@ def tagged(t: Tagged) -> Outcome:
         events_=tuple(events_),
         results_are_new=not stored_plan,
     )
-    return Outcome(loc, row, finish, replace(row, state=state, reason=reason, plan={**(row.plan or {}), "touched": plan.touched}))
+    return Outcome(loc, row, finish, replace(row, state=state, reason=reason), tuple(plan.touched))
 
 
 class Recording:
@@ -92,7 +93,7 @@ class Recording:
                 continue
             try:
                 self._recorded(o, copies)
-                self.log(o.loc, o.after, started)
+                self.log(o.loc, o.after, started, o.rules)
                 out[o.loc.id] = o.after.state
             except Exception as exc:
                 out[o.loc.id] = exc
@@ -106,8 +107,11 @@ class Recording:
             if o.row.spool_path != o.loc.spool_path:
                 self.spool.discard(o.row.spool_path)
 
-    def log(self, loc: LocationRow, row: MessageRow, started: float) -> None:
-        plan = row.plan or {}
+    def log(self, loc: LocationRow, row: MessageRow, started: float, rules: Sequence[str] | None = None) -> None:
+        """The message's log line; `rules`: those that touched it, else read from its stored Plan."""
+        if rules is None:
+            plan = plan_of(row)
+            rules = plan.touched if plan is not None else ()
         # A message that failed for good needs a person: it must show when filtering on warnings.
         log.log(
             logging.WARNING if row.state == M.QUARANTINED else logging.INFO,
@@ -120,7 +124,7 @@ class Recording:
                     "folder": loc.ref.folder,
                     "message_id": row.message_id,
                     "from": row.from_address,
-                    "rules": ",".join(plan.get("touched", [])),
+                    "rules": ",".join(rules),
                     "reason": row.reason[:200],
                     "ms": round((time.monotonic() - started) * 1000, 1),
                 }

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from gateway.config import TagsConfig
+from gateway.engine.model import OnError
 from gateway.errors import Permanent, Retryable
 from gateway.ledger import Ledger, MessageRow, SourceRef
 from gateway.ledger.leases import holder
@@ -26,6 +26,7 @@ from gateway.ledger.states import MessageState
 from gateway.ledger.states import MessageState as M
 from gateway.mailboxes.base import Applied, LedgerOnly, TagRequest, Writeback, apply_each
 from gateway.pipeline.items import Tagged, Work
+from gateway.pipeline.journal import plan_of
 
 log = logging.getLogger("gateway.pipeline")
 
@@ -40,17 +41,18 @@ class TagChange:
 
 
 def tags_for(
-    outcome: str, present: Collection[str], planned: TagChange, on_error: Mapping[str, Any] | None, tags: TagsConfig
+    outcome: str, present: Collection[str], planned: TagChange, on_error: OnError | None, tags: TagsConfig
 ) -> TagChange | None:
     """A copy's tags by its message's outcome; None: nothing is written back (ignored, skipped).
 
     `present`: the copy's tags now; `planned`: the tags its rules set; `on_error`: the stored
-    Plan's `on_error` (its tags replace the configured error tags)."""
+    Plan's `on_error` (its tags replace the configured error tags; None: the message has no Plan)."""
     if outcome in (M.IGNORED, M.SKIPPED):
         return None
     if outcome == M.QUARANTINED:
-        on_error = on_error or {}
-        return TagChange(tuple(on_error.get("tags", tags.error)), tuple(on_error.get("untags", ())), on_error.get("move"))
+        if on_error is None:
+            return TagChange(tuple(tags.error), (), None)
+        return TagChange(on_error.tags, on_error.untags, on_error.move)
     if outcome == M.REVIEW:
         return TagChange(tuple(tags.review), (), None)
     # done: the rule's tags; a review or error tag from an earlier outcome goes
@@ -127,6 +129,10 @@ class Tagging:
         `final_state` "done": a person's decision finished the CRM work of a message whose
         copies were reopened for it; the message becomes done (or done_untagged) here."""
         untagged = False
+        on_error: OnError | None = None
+        if (final_state or row.state) == M.QUARANTINED:  # its tags are the stored Plan's `on_error`
+            plan = plan_of(row)
+            on_error = plan.on_error if plan is not None else None
         for loc in self.ledger.locations_of(row.id):
             if loc.state not in (L.WAITING, L.NEW) or (
                 loc.state == L.NEW and row.state not in (M.QUARANTINED, M.IGNORED, M.SKIPPED)
@@ -137,7 +143,7 @@ class Tagging:
             if not self.ledger.take_location(loc.id, [loc.state], L.TAGGING):
                 continue
             planned = TagChange(tuple(loc.tags_add), tuple(loc.tags_remove), loc.move_to)
-            change = tags_for(final_state or row.state, loc.tags, planned, (row.plan or {}).get("on_error"), self.tags)
+            change = tags_for(final_state or row.state, loc.tags, planned, on_error, self.tags)
             if change is None:
                 self.ledger.location_tagged(loc.id, loc.tags, L.NONE)
                 continue

@@ -118,7 +118,7 @@ def test_an_illegal_move_through_the_ledger_raises_and_changes_nothing(ledger):
     assert done == [] and ledger.message(b.message_pk).state is M.DONE
     before = _snapshot(ledger, b.message_pk)
     with pytest.raises(IllegalTransition, match="from 'done' to 'processing'"):
-        ledger.start_plan(b.message_pk, {"outcome": "done"}, ["create:lead:a@x"], "evaluated again")
+        ledger.start_plan(b.message_pk, '{"outcome": "done"}', ["create:lead:a@x"], "evaluated again")
     with pytest.raises(IllegalTransition, match="from 'done' to 'quarantined'"):
         ledger.set_state(b.message_pk, "quarantined", "too late")
     with pytest.raises(IllegalTransition, match="from 'done' to 'received'"):

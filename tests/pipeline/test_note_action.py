@@ -13,21 +13,9 @@ import yaml
 from gateway.crm.base import PartyData
 from gateway.crm.sql import SqlConnector
 from tests.mail import make_mail
+from tests.pipeline.fixtures import with_notes
 
-NOTE = '      - note: {text: "Mail from {from.name} <{from.address}>: {subject}", title: "Mail of {date}"}\n'
 STEP = "note:Leads folder:0"
-
-
-def _with_notes(home) -> None:
-    """The shipped rules, with a note after each attach of the Leads and CRM sync rules."""
-    for name, anchor in (
-        ("folders.yaml", "      - attach: {to: all}\n"),
-        ("crm-sync.yaml", "      - attach: {to: [found, domain], if_none: review}\n"),
-    ):
-        path = home.root / "rules" / name
-        text = path.read_text()
-        assert anchor in text
-        path.write_text(text.replace(anchor, anchor + NOTE, 1))
 
 
 def _batch(home, n: int) -> None:
@@ -37,7 +25,7 @@ def _batch(home, n: int) -> None:
 
 
 def test_a_note_lands_on_the_created_lead_with_its_template_filled(home):
-    _with_notes(home)
+    with_notes(home)
     home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", subject="Quote for 12 chairs", message_id="<q@x.org>"))
     assert home.run_once() == {"done": 1}
     crm = home.dump()
@@ -53,7 +41,7 @@ def test_a_note_lands_on_the_created_lead_with_its_template_filled(home):
 
 
 def test_a_mail_in_two_folders_gets_one_note_and_two_mails_two(home):
-    _with_notes(home)
+    with_notes(home)
     raw = make_mail(sender="Bob Ray <bob@x.org>", subject="twice", message_id="<twice@x.org>")
     home.drop("VLeads", raw)
     home.drop("VLeads", raw)
@@ -68,7 +56,7 @@ def test_a_mail_in_two_folders_gets_one_note_and_two_mails_two(home):
 @pytest.mark.parametrize("batch", [16, 1])
 @pytest.mark.parametrize("stage", ["intent", "called"])
 def test_killed_at_the_note_step_then_run_again_leaves_one_note(home, stage, batch):
-    _with_notes(home)
+    with_notes(home)
     _batch(home, batch)
     home.drop("VLeads", make_mail(sender="Ann Lee <ann@a.example>", subject="before", message_id="<before@a.example>"))
     home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", subject="crash", message_id="<crash@x.org>"))
@@ -84,7 +72,7 @@ def test_killed_at_the_note_step_then_run_again_leaves_one_note(home, stage, bat
 
 
 def test_in_review_the_note_goes_on_the_record_the_person_picks(home):
-    _with_notes(home)
+    with_notes(home)
     crm = SqlConnector(f"sqlite:///{home.root / 'var' / 'crm.db'}")
     try:
         one = crm.create("contact", PartyData(kind="contact", first_name="Ann", last_name="One", emails=("ann@acme.example",)))
@@ -104,7 +92,7 @@ def test_in_review_the_note_goes_on_the_record_the_person_picks(home):
 
 
 def test_test_rules_shows_the_note_and_writes_nothing(home):
-    _with_notes(home)
+    with_notes(home)
     eml = home.root / "in.eml"
     eml.write_bytes(make_mail(sender="Bob Ray <bob@x.org>", subject="Quote"))
     res = home.cli("test-rules", str(eml), "--folder", "VLeads", "--json")

@@ -35,7 +35,7 @@ def test_review_sets_the_review_tags_only():
 
 def test_quarantined_takes_the_plans_on_error_else_the_configured_error_tags():
     assert tags_for("quarantined", (), PLANNED, None, TAGS) == TagChange(("CRM error",), (), None)
-    on_error = {"tags": ["Broken"], "untags": ["Synced"], "move": "Errors"}
+    on_error = OnError(("Broken",), ("Synced",), "Errors")
     assert tags_for("quarantined", (), PLANNED, on_error, TAGS) == TagChange(("Broken",), ("Synced",), "Errors")
 
 

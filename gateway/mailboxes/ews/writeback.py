@@ -1,53 +1,51 @@
-"""EWS write-back: tags as Outlook categories, then the move, after the CRM committed.
+"""EWS write-back: tags as Outlook categories (`mailboxes/categories.py`), then the move.
 
-Categories are read first and written as a set (`save(update_fields=["categories"])`), so a
-repeat is a no-op and categories a user set by hand stay. The item is addressed by its id
-alone: the changekey changes with every category write.
+Categories are written with `save(update_fields=["categories"])`. The item is addressed by
+its id alone: the changekey changes with every category write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Set
 from typing import Any
 
 from exchangelib import errors as xerr
 
-from gateway.errors import Permanent, Retryable
-from gateway.mailboxes.base import Applied, SourceRef, categories_after, tags_after
+from gateway.errors import Retryable
+from gateway.mailboxes.base import SourceRef
+from gateway.mailboxes.categories import CategoryWriteback
 
 
-class EwsWriteback:
-    keeps_tags_in_mailbox = True
+class EwsItems:
+    noun = "item"
 
     def __init__(self, source: Any) -> None:
         self.source = source
 
-    def apply(
-        self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str], move: str | None, message_id: str
-    ) -> Applied:
-        tags = tags_after(current, add, remove)
+    def read(self, ref: SourceRef) -> tuple[list[str], Any] | None:
         session = self.source.session
-        try:
-            acct = session.account(ref.account)
-            got = session.call(
-                lambda: list(acct.fetch(ids=[(ref.item_key, None)], only_fields=["categories"])),
-                f"reading the categories of {ref.label()}",
-            )
-            if not got or isinstance(got[0], xerr.ErrorItemNotFound):
-                return Applied(None, tags, "the item is no longer in the mailbox")
-            if isinstance(got[0], Exception):
-                raise Retryable(f"{ref.label()}: {got[0]}")
-            item = got[0]
-            have = list(item.categories or [])
-            want = categories_after(have, add, remove)
-            if want != have:
-                item.categories = want or None
-                session.call(lambda: item.save(update_fields=["categories"]), f"setting categories on {ref.label()}")
-            if not move or move == ref.folder:
-                return Applied(ref, tags)
-            target = self.source.folder(ref.account, move, create=True)
-            session.call(lambda: item.move(target), f"moving {ref.label()} to {move}")
-            self.source.moved_in.add(item.id)
-            return Applied(SourceRef(ref.source, ref.account, move, item.id), tags)
-        except Permanent as exc:  # wrong credentials, no rights: after crm_done, wait and say so
-            raise Retryable(str(exc)) from None
+        acct = session.account(ref.account)
+        got = session.call(
+            lambda: list(acct.fetch(ids=[(ref.item_key, None)], only_fields=["categories"])),
+            f"reading the categories of {ref.label()}",
+        )
+        if not got or isinstance(got[0], xerr.ErrorItemNotFound):
+            return None
+        if isinstance(got[0], Exception):
+            raise Retryable(f"{ref.label()}: {got[0]}")
+        return list(got[0].categories or []), got[0]
+
+    def write(self, ref: SourceRef, item: Any, categories: list[str]) -> bool:
+        item.categories = categories or None
+        self.source.session.call(lambda: item.save(update_fields=["categories"]), f"setting categories on {ref.label()}")
+        return True
+
+    def move(self, ref: SourceRef, item: Any, folder: str) -> SourceRef:
+        target = self.source.folder(ref.account, folder, create=True)
+        self.source.session.call(lambda: item.move(target), f"moving {ref.label()} to {folder}")
+        self.source.moved_in.add(item.id)
+        return SourceRef(ref.source, ref.account, folder, item.id)
+
+
+class EwsWriteback(CategoryWriteback[Any]):
+    def __init__(self, source: Any) -> None:
+        super().__init__(EwsItems(source))

@@ -95,3 +95,11 @@ class Running:
 
 def emails(home: Home) -> list[dict[str, Any]]:
     return home.dump()["emails"]
+
+
+def moving_leads_to(home: Home, folder: str) -> None:
+    """The shipped rules, with the Leads rule moving its mail into `folder` after tagging it."""
+    rules = home.root / "rules" / "folders.yaml"
+    text = rules.read_text()
+    assert "      - stop\n" in text
+    rules.write_text(text.replace("      - stop\n", f"      - move: {folder}\n      - stop\n", 1))

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.admin.status import status_doc
 from gateway.mailboxes.ews.session import EwsError
-from tests.mailboxes.exchange.fixtures import MAILBOX, Running, emails, ews_source, home_with, mail
+from tests.mailboxes.exchange.fixtures import MAILBOX, Running, emails, ews_source, home_with, mail, moving_leads_to
 from tests.waiting import wait_until
 
 
@@ -129,3 +129,14 @@ def test_clear_errors_for_credentials_rights_and_missing_folders(ews, tmp_path):
         missing.sources[0].scan_once()
     missing.close()
     assert ews.folder(MAILBOX, "VLeads") is None
+
+
+def test_a_rule_that_moves_sets_the_categories_then_moves_the_item(ews, tmp_path):
+    home = home_with(tmp_path, "h", ews_source(ews))
+    moving_leads_to(home, "Archive")
+    with Running(home):
+        ews.deliver(MAILBOX, "VLeads", mail(1))
+        assert wait_until(lambda: ews.categories(MAILBOX, "Archive") == [["CRM sync", "Synced"]], 30)
+    assert ews.categories(MAILBOX, "VLeads") == []
+    assert home.states() == {"done": 1} and len(emails(home)) == 1
+    assert home.location_tags("Archive") == [["CRM sync", "Synced"]]  # the ledger follows the item

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.admin.status import status_doc
 from gateway.mailboxes.graph.source import GraphError
-from tests.mailboxes.exchange.fixtures import MAILBOX, Running, emails, graph_source, home_with, mail
+from tests.mailboxes.exchange.fixtures import MAILBOX, Running, emails, graph_source, home_with, mail, moving_leads_to
 from tests.waiting import wait_until
 
 
@@ -87,3 +87,14 @@ def test_clear_errors_for_secret_permission_and_missing_folder(graph, tls, tmp_p
     with pytest.raises(GraphError, match="folder 'VLeads' is missing in sales@example.com"):
         missing.sources[0].scan_once()
     missing.close()
+
+
+def test_a_rule_that_moves_sets_the_categories_then_moves_the_message(graph, tls, tmp_path):
+    home = home_with(tmp_path, "h", graph_source(graph, tls[0]))
+    moving_leads_to(home, "Archive")
+    with Running(home):
+        graph.deliver(MAILBOX, "VLeads", mail(1))
+        assert wait_until(lambda: graph.categories(MAILBOX, "Archive") == [["CRM sync", "Synced"]], 30)
+    assert graph.categories(MAILBOX, "VLeads") == []
+    assert home.states() == {"done": 1} and len(emails(home)) == 1
+    assert home.location_tags("Archive") == [["CRM sync", "Synced"]]  # the ledger follows the message
