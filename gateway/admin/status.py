@@ -9,6 +9,7 @@ from typing import Any
 from gateway.admin.liveness import age_of, ago, liveness
 from gateway.config import Config
 from gateway.ledger import Ledger
+from gateway.ledger.leases import Leases, lease_rows, ledger_time
 
 STATES = (
     "done",
@@ -31,14 +32,31 @@ def status_doc(config: Config, ledger: Ledger | None = None) -> dict[str, Any]:
     try:
         stored = led.all_status()
         counts = led.counts()
+        leased, gws, ledger_now = (
+            lease_rows(led),
+            Leases(led, config.gateway_name, config.gateway.lease).gateways(),
+            ledger_time(led),
+        )
     finally:
         if own:
             led.close()
     now = datetime.now(UTC)
     live = liveness(stored.get("service"), now)
+    holders: dict[str, list[dict[str, Any]]] = {}
+    for r in leased:
+        live_lease = r.owner is not None and r.expires_at > ledger_now
+        holders.setdefault(r.mailbox.source, []).append(
+            {
+                "account": r.mailbox.account,
+                "holder": r.owner if live_lease else None,
+                "lease_expires_at": r.expires_at.isoformat() if live_lease else None,
+                "last_holder": r.owner,
+            }
+        )
     sources = []
     for src in config.sources:
         st = stored.get(f"source:{src.name}", {})
+        mine = holders.get(src.name, [])
         folders = []
         for folder in src.folders:
             c = counts.get((src.name, folder), {})
@@ -61,6 +79,9 @@ def status_doc(config: Config, ledger: Ledger | None = None) -> dict[str, Any]:
                 "status_written_at": st.get("updated_at"),
                 "status_age_seconds": _rounded(age_of(st.get("updated_at"), now)),
                 "folders": folders,
+                # who watches each of its mailboxes (gateways sharing the ledger divide them by lease)
+                "leases": mine,
+                "holder": ", ".join(sorted({m["holder"] for m in mine if m["holder"]})) or None,
                 **{
                     k: v
                     for k, v in st.items()
@@ -88,11 +109,32 @@ def status_doc(config: Config, ledger: Ledger | None = None) -> dict[str, Any]:
         "other": other,
         "rules": rules,
         "service": stored.get("service"),
+        "gateway": config.gateway_name,
+        "gateways": [
+            {
+                "name": g.name,
+                "host": g.host,
+                "pid": g.pid,
+                "live": g.expires_at > ledger_now,
+                "heartbeat_expires_at": g.expires_at.isoformat(),
+                "mailboxes": sum(1 for r in leased if r.owner == g.name and r.expires_at > ledger_now),
+            }
+            for g in gws
+        ],
         "totals": totals,
         "running": live.running,
         "liveness": live.to_json(),
         "generated_at": now.isoformat(),
     }
+
+
+def _holder_cell(source: dict[str, Any]) -> str:
+    """Who watches the source's mailboxes and until when its lease runs unrenewed."""
+    cells = [
+        f"{m['holder']} (lease to {str(m['lease_expires_at'])[11:19]})" if m["holder"] else "nobody"
+        for m in source.get("leases") or []
+    ]
+    return "; ".join(cells) or "-"
 
 
 def _rounded(seconds: float | None) -> float | None:
@@ -133,7 +175,7 @@ def render_status(doc: dict[str, Any]) -> Any:
     from rich.table import Table
 
     t = Table(title="crm-gateway status")
-    for col in ("source", "folder", "connected", "mode", "last sync", "cursor", "counts", "last error"):
+    for col in ("source", "folder", "gateway", "connected", "mode", "last sync", "cursor", "counts", "last error"):
         t.add_column(col, overflow="fold")
     running = doc.get("running", True)
     for s in doc["sources"]:
@@ -144,6 +186,7 @@ def render_status(doc: dict[str, Any]) -> Any:
             t.add_row(
                 s["name"],
                 f["folder"],
+                _holder_cell(s),
                 "yes" if s["connected"] else "no",
                 mode if running or mode == "-" else f"({mode})",
                 str(s["last_sync"] or "-")[:19],
@@ -166,6 +209,9 @@ def render_status(doc: dict[str, Any]) -> Any:
         ),
     ]
     lines += [Text(line) for s in doc["sources"] if (line := _watch_line(s))]
+    for g in doc.get("gateways") or []:
+        state = "live" if g["live"] else "gone"
+        lines.append(Text(f"gateway {g['name']} ({g['host']}, pid {g['pid']}): {state}, {g['mailboxes']} mailboxes held"))
     for e in rules.get("errors") or []:
         lines.append(Text(f"rule error (old rules still in force): {e}", style="red"))
     lines += [Text(line, style="red" if bad else "") for line, bad in mailbox_lines(doc)]

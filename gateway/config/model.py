@@ -91,6 +91,17 @@ def _stores_in_process(data: dict[str, Any]) -> bool:
     return backend == "sql" and _on_sqlite(url_of(crm, "sqlite:")) and _on_sqlite(url_of(ledger, "sqlite:"))
 
 
+class GatewayConfig(Model):
+    """This gateway among others sharing one ledger (gateway/runtime/leases.py)."""
+
+    # who holds a mailbox's lease, shown in `status`; default: the host name and a short hash of
+    # the config file's path, stable across restarts, distinct for two configs on one machine
+    name: str | None = Field(None, min_length=1, max_length=100)
+    # seconds a mailbox's lease lasts unrenewed: a dead gateway's mailboxes are taken over
+    # after at most this long; renewed every third of it
+    lease: float = Field(30.0, ge=1.0, le=3600.0)
+
+
 class RetryConfig(Model):
     max_attempts: int = Field(8, ge=1)  # then quarantined
     base_delay: float = Field(30.0, ge=0)  # seconds; doubles each attempt, with jitter
@@ -122,6 +133,7 @@ class Config(Model):
     exclude: list[str] = []
     freemail_domains: Literal["default"] | list[str] = "default"
     tags: TagsConfig = TagsConfig()
+    gateway: GatewayConfig = GatewayConfig()
     retry: RetryConfig = RetryConfig()
     # each kind of mailbox brings its own model (gateway/mailboxes/registry.py); `type` picks it
     sources: list[Annotated[SourceConfig, Field(discriminator="type")]]
@@ -170,6 +182,17 @@ class Config(Model):
             text = resources.files("gateway.data").joinpath("freemail.txt").read_text(encoding="utf-8")
             return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
         return frozenset(d.strip().lower() for d in self.freemail_domains)
+
+    @cached_property
+    def gateway_name(self) -> str:
+        """`gateway.name`, or the host name and a hash of the config file's path."""
+        if self.gateway.name:
+            return self.gateway.name
+        import hashlib
+        import socket
+
+        where = str(self.path) if self.path is not None else str(self.base_dir.resolve())
+        return f"{socket.gethostname()}-{hashlib.sha256(where.encode()).hexdigest()[:6]}"
 
     def resolve(self, path: str | Path) -> Path:
         p = Path(path).expanduser()

@@ -11,7 +11,7 @@ guarded by it: concurrent workers never both make one move, and an illegal one r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -104,14 +104,20 @@ def move_location(
     return LocationRow.of(c.execute(select(locations).where(locations.c.id == location_pk)).one())
 
 
-def reset_interrupted(c: Connection, t: datetime) -> int:
-    """Every copy left 'tagging' waits again; how many there were."""
+def reset_interrupted(c: Connection, t: datetime, owns: Callable[[str, str], bool] | None = None) -> int:
+    """Every copy left 'tagging' (in the mailboxes `owns` owns) waits again; how many there were."""
     check_location_move(LocationState.TAGGING, LocationState.WAITING)
-    return c.execute(
-        update(locations)
-        .where(locations.c.state == LocationState.TAGGING.value)
-        .values(state=LocationState.WAITING.value, updated_at=t)
-    ).rowcount
+    tagging = locations.c.state == LocationState.TAGGING.value
+    if owns is None:
+        return c.execute(update(locations).where(tagging).values(state=LocationState.WAITING.value, updated_at=t)).rowcount
+    rows = c.execute(select(locations.c.id, locations.c.source, locations.c.account).where(tagging)).all()
+    n = 0
+    for r in rows:
+        if owns(r.source, r.account):
+            n += c.execute(
+                update(locations).where(locations.c.id == r.id, tagging).values(state=LocationState.WAITING.value, updated_at=t)
+            ).rowcount
+    return n
 
 
 def message_row(c: Connection, message_pk: int) -> MessageRow:

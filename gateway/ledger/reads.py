@@ -4,7 +4,7 @@ status and counts. `Ledger` (gateway.ledger.store) adds the writes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,12 +15,15 @@ from gateway.ledger.database import chunks
 from gateway.ledger.refs import SourceRef
 from gateway.ledger.rows import LocationRow, MessageRow, aware, now
 from gateway.ledger.schema import WORK_PREFIX, cursors, events, journal, locations, messages, status
-from gateway.ledger.states import LOCATION_OPEN, MessageState
+from gateway.ledger.states import LOCATION_OPEN, TERMINAL, LocationState, MessageState
 
 # Built once: SQLAlchemy then reuses its compiled form (read for every message in work).
 _JOURNAL_OF = select(journal.c.step, journal.c.result).where(journal.c.message_pk == bindparam("b_message_pk"))
 # Messages whose work is not finished: re-queued after a restart or a crash.
 _IN_WORK = [MessageState.RECEIVED.value, MessageState.PROCESSING.value, MessageState.CRM_DONE.value]
+# Whether the work of a copy in mailbox (source, account) is this gateway's: gateways sharing
+# a ledger each take only the work of the mailboxes they hold (gateway/runtime/leases.py).
+Owns = Callable[[str, str], bool]
 
 
 class LedgerReader:
@@ -49,15 +52,16 @@ class LedgerReader:
         with self.reader.connect() as c:
             return [MessageRow.of(r) for r in c.execute(q.order_by(messages.c.id)).all()]
 
-    def due_retries(self, at: datetime | None = None) -> list[int]:
+    def due_retries(self, at: datetime | None = None, owns: Owns | None = None) -> list[int]:
+        """Messages whose retry is due; with `owns`, those whose primary copy's mailbox it owns."""
         with self.reader.connect() as c:
-            return list(
-                c.execute(
-                    select(messages.c.id)
-                    .where(messages.c.state == MessageState.RETRYING.value, messages.c.next_attempt_at <= (at or now()))
-                    .order_by(messages.c.id)
-                ).scalars()
-            )
+            rows = c.execute(
+                select(messages.c.id, locations.c.source, locations.c.account)
+                .select_from(messages.outerjoin(locations, messages.c.primary_location == locations.c.id))
+                .where(messages.c.state == MessageState.RETRYING.value, messages.c.next_attempt_at <= (at or now()))
+                .order_by(messages.c.id)
+            ).all()
+        return [r.id for r in rows if owns is None or r.source is None or owns(r.source, r.account)]
 
     def next_retry_at(self) -> datetime | None:
         with self.reader.connect() as c:
@@ -148,11 +152,12 @@ class LedgerReader:
             rows = c.execute(select(locations).where(locations.c.message_pk == message_pk).order_by(locations.c.id)).all()
         return [LocationRow.of(r) for r in rows]
 
-    def open_locations(self) -> list[int]:
-        """Locations whose work is not finished: to re-queue after a restart or a crash."""
+    def open_locations(self, owns: Owns | None = None) -> list[int]:
+        """Locations whose work is not finished: to re-queue after a restart or a crash. With
+        `owns`, only those in the mailboxes it owns (a copy's work is its own mailbox's holder's)."""
         with self.reader.connect() as c:
             rows = c.execute(
-                select(locations.c.id)
+                select(locations.c.id, locations.c.source, locations.c.account)
                 .select_from(locations.outerjoin(messages, locations.c.message_pk == messages.c.id))
                 .where(
                     or_(
@@ -163,8 +168,23 @@ class LedgerReader:
                     )
                 )
                 .order_by(locations.c.id)
-            ).scalars()
-            return list(rows)
+            ).all()
+        return [r.id for r in rows if owns is None or owns(r.source, r.account)]
+
+    def handed_over(self, owns: Owns) -> list[int]:
+        """Copies waiting for tags whose message has its outcome, in the mailboxes `owns` owns:
+        another gateway finished the message, the tags of this copy are this gateway's to write."""
+        with self.reader.connect() as c:
+            rows = c.execute(
+                select(locations.c.id, locations.c.source, locations.c.account)
+                .select_from(locations.join(messages, locations.c.message_pk == messages.c.id))
+                .where(
+                    locations.c.state == LocationState.WAITING.value,
+                    messages.c.state.in_([s.value for s in TERMINAL if s != MessageState.FORGOTTEN]),
+                )
+                .order_by(locations.c.id)
+            ).all()
+        return [r.id for r in rows if owns(r.source, r.account)]
 
     # ---- cursors, status and counts -----------------------------------------------------
 

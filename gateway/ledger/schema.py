@@ -7,6 +7,8 @@
 - `journal`: intent and result of every CRM step of a message, so a replay after a crash
   adopts what was done instead of doing it twice.
 - `events`: the history `explain` shows. `cursors` and `status` hold per-source progress.
+- `gateways` and `leases`: the gateways sharing this ledger (a heartbeat each, and the
+  sources each runs) and which of them watches each mailbox (gateway/ledger/leases.py).
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ locations = Table(
     UniqueConstraint("source", "account", "folder", "uidvalidity", "item_key", name="uq_location"),
 )
 Index("ix_locations_source_folder", locations.c.source, locations.c.folder)
+# copies waiting for their tags: a mailbox's holder sweeps them (gateway/ledger/leases.py)
+Index("ix_locations_state", locations.c.state)
 
 journal = Table(
     "journal",
@@ -122,3 +126,27 @@ status = Table(
 # gateway/ledger/reads.py leaves them out of the status. Here, below both: reads importing
 # work closed a circle (work takes the Ledger, whose store imports reads).
 WORK_PREFIX = "work:"
+
+gateways = Table(
+    "gateways",
+    metadata,
+    Column("name", String(100), primary_key=True),  # config `gateway.name`
+    Column("host", String(255), nullable=False, default=""),
+    Column("pid", Integer, nullable=False, default=0),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),  # its heartbeat: live until then
+    Column("sources", Text, nullable=False, default="{}"),  # JSON: source name → what it reaches
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("account", String(320), primary_key=True),
+    Column("owner", String(100)),  # the gateway watching this mailbox; NULL: nobody
+    Column("expires_at", DateTime(timezone=True), nullable=False),  # its owner's hold ends then unless renewed
+    Column("acquired_at", DateTime(timezone=True)),
+    Column("wanted_until", DateTime(timezone=True), nullable=False),  # some live gateway has it configured
+    Column("requested_by", String(100)),  # a gateway under its fair share asks the owner for it
+    Column("requested_until", DateTime(timezone=True)),
+)

@@ -19,6 +19,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from gateway.errors import Retryable
+
+
+class SpoolElsewhere(Retryable):
+    """A copy spooled by another gateway (another machine's spool) that its mailbox cannot give
+    again now: tried again later, never quarantined for it (gateway/pipeline/failure.py)."""
+
 
 class Spool:
     def __init__(self, root: Path) -> None:
@@ -90,8 +97,12 @@ class Spool:
         finally:
             os.close(fd)
 
-    @staticmethod
-    def discard(path: str | None) -> None:
-        if path:
+    def discard(self, path: str | None) -> None:
+        """Drop a spooled file of this spool's. A path elsewhere is another gateway's spool (on
+        another machine, or a second gateway on this one): not ours to drop."""
+        if path and self.owns(path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+    def owns(self, path: str) -> bool:
+        return Path(path).resolve().is_relative_to(self.root.resolve())

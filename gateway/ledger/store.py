@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from gateway.errors import Permanent, Retryable
 from gateway.ledger import claims, erasure, moves, outcomes
 from gateway.ledger.database import make_engine
-from gateway.ledger.reads import LedgerReader
+from gateway.ledger.reads import LedgerReader, Owns
 from gateway.ledger.refs import SourceRef
 from gateway.ledger.rows import Bind, Binding, Finish, LocationRow, MessageRow, now
 from gateway.ledger.schema import cursors, events, journal, message_addresses, messages, status
@@ -280,10 +280,11 @@ class Ledger(LedgerReader):
         with self.engine.begin() as c:
             return moves.move_location(c, now(), location_pk, from_states, to_state, **values)
 
-    def reset_interrupted(self) -> int:
-        """At start: a copy left 'tagging' by a process that died mid-write waits again."""
+    def reset_interrupted(self, owns: Owns | None = None) -> int:
+        """At start: a copy left 'tagging' by a process that died mid-write waits again. With
+        `owns`, only the copies in the mailboxes it owns (another gateway may be tagging its own)."""
         with self.engine.begin() as c:
-            return moves.reset_interrupted(c, now())
+            return moves.reset_interrupted(c, now(), owns)
 
     # ---- cursors and status -------------------------------------------------------------
 

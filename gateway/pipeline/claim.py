@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from gateway.config import Config
 from gateway.errors import Permanent, UnparseableMessage
-from gateway.ledger import Bind, Binding, Ledger, LocationRow
+from gateway.ledger import Bind, Binding, Ledger, LocationRow, SourceRef
+from gateway.ledger.spool import Spool, SpoolElsewhere
 from gateway.ledger.states import MessageState as M
+from gateway.mailboxes.base import Writeback
 from gateway.message.parsing import Message, parse
 from gateway.pipeline.budget import Stage
 from gateway.pipeline.failure import Failure
@@ -51,17 +53,32 @@ def by_size(locs: Sequence[LocationRow], budget: int) -> list[list[LocationRow]]
 class Reader:
     """A copy's raw bytes from the spool, and the parsed message."""
 
-    def __init__(self, config: Config, hooks: Hooks) -> None:
+    def __init__(
+        self, config: Config, hooks: Hooks, spool: Spool | None = None, writebacks: Mapping[str, Writeback] | None = None
+    ) -> None:
         self.config = config
         self.hooks = hooks
+        self.spool = spool
+        self.writebacks = writebacks or {}
 
-    def read(self, path: str | None) -> bytes:
+    def read(self, path: str | None, ref: SourceRef | None = None) -> bytes:
+        """The spooled file; when it is not on this machine (another gateway spooled it, and
+        `ref` says where the copy lies), the copy fetched again from its mailbox."""
+        if path:
+            try:
+                return Path(path).read_bytes()
+            except FileNotFoundError:
+                pass
+        if ref is not None:
+            fetch = getattr(self.writebacks.get(ref.source), "fetch", None)  # optional: the mailbox gives a copy again
+            got = fetch(ref) if fetch is not None else None
+            if got is not None:
+                return got.read_bytes() if isinstance(got, Path) else bytes(got)
+            if path and self.spool is not None and not self.spool.owns(path):
+                raise SpoolElsewhere(f"{ref.label()} was spooled by another gateway ({path}) and cannot be fetched again here")
         if not path:
             raise Permanent("the raw message is no longer in the spool")
-        try:
-            return Path(path).read_bytes()
-        except FileNotFoundError:
-            raise Permanent(f"the raw message is no longer in the spool ({path})") from None
+        raise Permanent(f"the raw message is no longer in the spool ({path})")
 
     def parse(self, raw: bytes, arrival: datetime | None, declared_size: int | None = None) -> Message:
         if self.hooks.slow_parse is not None:
@@ -90,7 +107,7 @@ class Claims:
             started = time.monotonic()
             self.hooks.stage((loc.id,), Stage.PARSE)
             try:
-                raw = self.reader.read(loc.spool_path)
+                raw = self.reader.read(loc.spool_path, loc.ref)
                 parsed.append((loc, self.reader.parse(raw, loc.seen_at, loc.declared_size), raw))
             except (UnparseableMessage, Permanent) as exc:
                 try:
@@ -99,6 +116,8 @@ class Claims:
                     out[loc.id] = M.QUARANTINED
                 except Exception as failure:
                     out[loc.id] = failure
+            except SpoolElsewhere as exc:  # the copy stays open; the sweep offers it again
+                out[loc.id] = exc
         binds = [_bind(loc, message) for loc, message, _ in parsed]
         self.hooks.stage([loc.id for loc, _, _ in parsed], Stage.CLAIM)
         try:

@@ -63,7 +63,7 @@ class Evaluation:
         A MessageRow: the message needed no work (dated before `since`), its row after."""
         loc, row = c.loc, c.row
         assert row is not None
-        raw = c.raw if c.raw is not None else self.reader.read(row.spool_path or loc.spool_path)
+        raw = c.raw if c.raw is not None else self.reader.read(row.spool_path or loc.spool_path, loc.ref)
         message = c.message
         if message is None:
             self.hooks.stage((loc.id,), Stage.PARSE)
@@ -108,7 +108,7 @@ class Evaluation:
             move: str | None = None
             try:
                 if message is None:
-                    message = self.reader.parse(self.reader.read(loc.spool_path), loc.seen_at, loc.declared_size)
+                    message = self.reader.parse(self.reader.read(loc.spool_path, loc.ref), loc.seen_at, loc.declared_size)
                 plan = evaluate(message, self.contexts.for_ref(loc.ref, frozenset(loc.tags)), self.rules.current, self.crm)
                 if plan.outcome not in ("ignored", "skipped"):
                     add, remove, move = plan.tags_add, plan.tags_remove, plan.move

@@ -18,6 +18,7 @@ from gateway.config import Config
 from gateway.engine.model import Plan
 from gateway.errors import Permanent, Retryable
 from gateway.ledger import TERMINAL, Binding, Ledger, LocationRow, MessageRow
+from gateway.ledger.spool import SpoolElsewhere
 from gateway.ledger.states import LocationState as L
 from gateway.ledger.states import MessageState as M
 from gateway.pipeline.execution import Execution
@@ -52,7 +53,9 @@ class Failure:
                 reached_crm_done = True
             elif results:
                 self.execution.keep_partial(row, results)
-            return self.retry(row, str(exc), exc.retry_after, never_quarantine=reached_crm_done, plan=plan)
+            # a mail another machine spooled is not this one's to give up on: it waits for its file
+            elsewhere = isinstance(exc, SpoolElsewhere)
+            return self.retry(row, str(exc), exc.retry_after, never_quarantine=reached_crm_done or elsewhere, plan=plan)
         plan = getattr(exc, "plan", None) or plan  # a rule that cannot apply carries its trace and on_error
         if crm_complete or reached_crm_done:  # nothing after crm_done ever quarantines a message
             if not reached_crm_done:

@@ -3,6 +3,10 @@
 One function, `tags_for`, decides every copy's tags, the primary's and the others'. The
 primary copy is written back before its outcome is recorded (one ledger transaction holds
 both); the other copies wait ('waiting') and are tagged once the outcome is in the ledger.
+
+A copy in a mailbox another live gateway holds is left waiting: that gateway's sweep finds
+it and writes its tags (a hand-over through the ledger). It is never recorded tagged here
+without a write-back that reaches its mailbox.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from dataclasses import dataclass
 from gateway.config import TagsConfig
 from gateway.engine.model import OnError
 from gateway.errors import Permanent, Retryable
-from gateway.ledger import Ledger, MessageRow
+from gateway.ledger import Ledger, MessageRow, SourceRef
+from gateway.ledger.leases import holder
 from gateway.ledger.spool import Spool
 from gateway.ledger.states import LocationState as L
 from gateway.ledger.states import MessageState
@@ -56,14 +61,34 @@ def tags_for(
 
 
 class Tagging:
-    def __init__(self, tags: TagsConfig, ledger: Ledger, spool: Spool, writebacks: Mapping[str, Writeback]) -> None:
+    def __init__(self, tags: TagsConfig, ledger: Ledger, spool: Spool, writebacks: Mapping[str, Writeback], me: str = "") -> None:
         self.tags = tags
         self.ledger = ledger
         self.spool = spool
         self.writebacks = writebacks
+        self.me = me  # this gateway's name (config `gateway.name`): who holds a mailbox's lease
 
-    def _writeback(self, source: str) -> Writeback:
-        return self.writebacks.get(source, LedgerOnly())
+    def _ours(self, ref: SourceRef) -> bool:
+        """Whether this gateway writes back a copy in this mailbox: it holds the mailbox; or no
+        live gateway does and it has the mailbox's write-back (a command while the gateway is
+        stopped); or no gateway leases the mailbox at all (SMTP, files: tags in the ledger)."""
+        held = holder(self.ledger, ref.source, ref.account)
+        if held is None:
+            return True
+        owner, live = held
+        return owner == self.me or (not live and ref.source in self.writebacks)
+
+    def _writeback(self, ref: SourceRef) -> Writeback:
+        """The copy's write-back; tags in the ledger only for a mailbox no live gateway holds
+        (SMTP, files, a source no gateway runs any more). A mailbox another live gateway holds
+        is that gateway's to tag: retried until it does (its retries and sweeps are its own)."""
+        got = self.writebacks.get(ref.source)
+        if got is not None:
+            return got
+        held = holder(self.ledger, ref.source, ref.account)
+        if held is not None and held[1] and held[0] != self.me:
+            raise Retryable(f"{ref.source} is not a source of this gateway: the gateway holding {ref.account} tags it")
+        return LedgerOnly()
 
     def primaries(self, works: Sequence[Work]) -> list[Tagged | Exception]:
         """Write back the primary copies' tags by their Plans' outcomes, several at once per
@@ -81,10 +106,10 @@ class Tagging:
                 loc.ref, frozenset(loc.tags), frozenset(change.add), frozenset(change.remove), change.move, w.row.message_id
             )
             by_source.setdefault(loc.ref.source, []).append(n)
-        for source, ns in by_source.items():
+        for ns in by_source.values():
             applied: Sequence[Applied | Exception]
             try:
-                applied = apply_each(self._writeback(source), [requests[n] for n in ns])
+                applied = apply_each(self._writeback(requests[ns[0]].ref), [requests[n] for n in ns])
             except Exception as exc:
                 failure = (
                     exc
@@ -113,6 +138,8 @@ class Tagging:
                 loc.state == L.NEW and row.state not in (M.QUARANTINED, M.IGNORED, M.SKIPPED)
             ):
                 continue
+            if not self._ours(loc.ref):  # another gateway's mailbox: its sweep tags the copy
+                continue
             if not self.ledger.take_location(loc.id, [loc.state], L.TAGGING):
                 continue
             planned = TagChange(tuple(loc.tags_add), tuple(loc.tags_remove), loc.move_to)
@@ -121,7 +148,7 @@ class Tagging:
                 self.ledger.location_tagged(loc.id, loc.tags, L.NONE)
                 continue
             try:
-                applied = self._writeback(loc.ref.source).apply(
+                applied = self._writeback(loc.ref).apply(
                     loc.ref, frozenset(loc.tags), frozenset(change.add), frozenset(change.remove), change.move, row.message_id
                 )
             except BaseException:  # any failure: the copy waits again rather than stay 'tagging'

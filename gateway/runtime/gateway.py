@@ -25,6 +25,7 @@ from gateway.pipeline.budget import Watch
 from gateway.runtime import parts, status, tasks
 from gateway.runtime.handler import BatchHandler
 from gateway.runtime.intake import Intake
+from gateway.runtime.leases import LeaseKeeper, mailboxes_of
 from gateway.runtime.scheduler import Scheduler
 from gateway.runtime.threads import ThreadWorkers
 from gateway.runtime.watchdog import Watchdog, Workers
@@ -48,7 +49,10 @@ class Gateway:
         self.queue = self.intake.queue
         self.watch = Watch()
         self.watchdog = Watchdog(config.message_budget, self.watch, self.intake, self.ledger, self.pipeline)
-        self.scheduler = Scheduler(self.ledger, self.intake, self.watchdog, copy_delay=config.retry.base_delay)
+        self.leases = LeaseKeeper(config, self.ledger, self.sources)
+        self.scheduler = Scheduler(
+            self.ledger, self.intake, self.watchdog, copy_delay=config.retry.base_delay, owns=self.leases.owns_work
+        )
         self.handler = BatchHandler(
             config, self.ledger, self.pipeline, fresh=self.intake.take_fresh, copies_later=self.scheduler.copies_later
         )
@@ -129,24 +133,41 @@ class Gateway:
                 progress(done, max(total, done))
 
         self.intake.on_processed = count
+        self._join()
         self.start_workers()
         try:
-            total = sum(getattr(s, "pending_count", lambda: 0)() for s in self.sources)
+            held = [s for s in self.sources if self._holds_any(s)]
+            total = sum(getattr(s, "pending_count", lambda: 0)() for s in held)
             total += self.scheduler.recover()
             if progress:
                 progress(0, total)
-            for source in self.sources:
+            for source in held:
                 source.scan_once()
             self.scheduler.drain_backlog()
         finally:
             self.stop_workers()
             self.write_status(running=False)
+            self.leases.leave()
         return status.summary(self.ledger)
 
+    def _join(self) -> None:
+        """Take this gateway's share of the mailboxes (all of them, alone on its ledger); a
+        source named like another live gateway's but reaching other mailboxes stops the start."""
+        self.intake.holder = self.leases.holds
+        self.leases.join()
+
+    def _holds_any(self, source: object) -> bool:
+        mailboxes = mailboxes_of(source)
+        return not mailboxes or any(self.leases.holds(mb.source, mb.account) for mb in mailboxes)
+
     def run(self, stop: threading.Event) -> None:
+        self._join()
         self.start_workers()
         self.scheduler.recover()
-        sources = tasks.start_supervised([tasks.source_task(s) for s in self.sources], stop)
+        self.leases.on_taken = self.scheduler.recover_mailboxes
+        lease_task = tasks.Task("leases", self.leases.run, label=f"leases of gateway {self.leases.name}")
+        sources = tasks.start_supervised([lease_task], stop)  # first: the sources ask it
+        sources += tasks.start_supervised([tasks.source_task(s) for s in self.sources], stop)
         folders = sorted({str(self.config.resolve(p).parent) for p in self.config.rules})
         helpers = [
             threading.Thread(target=self.scheduler.run, args=(stop,), name="retries", daemon=True),
@@ -173,6 +194,7 @@ class Gateway:
         self.stop_workers()
         tasks.join_together(sources, tasks.SOURCE_STOP_GRACE)
         self.write_status(running=False)
+        self.leases.leave()  # the sources have stopped: the others may take their mailboxes now
         log.info("gateway stopped")
 
     def reload(self) -> bool:
@@ -193,9 +215,11 @@ class Gateway:
     # ---- status ---------------------------------------------------------------------------
 
     def write_status(self, running: bool = True) -> None:
+        # only the sources whose mailboxes this gateway watches: another gateway writes the rest
+        mine = [s for s in self.sources if self._holds_any(s)]
         status.write(
             self.ledger,
-            self.sources,
+            mine,
             self.rules,
             workers=self.config.workers,
             queued=self.queue.qsize(),

@@ -55,6 +55,9 @@ class Intake:
         self._idle = threading.Condition(self._lock)
         self._fresh: dict[int, Any] = {}  # rows just received, handed to a worker thread to save a read
         self._grouped: GroupCommit[Found, int] = GroupCommit(lambda found: self.hand_over(found, wait=False))
+        # whether this gateway holds a mailbox: the lease keeper's answer (gateway/runtime/leases.py)
+        # once the gateway runs; yes for a command that handles mail now
+        self.holder: Callable[[str, str], bool] = lambda _source, _account: True
 
     # ---- from the sources: the intake port (gateway.mailboxes.base.IntakePort) ----------
 
@@ -109,7 +112,7 @@ class Intake:
         return False
 
     def holds(self, source: str, account: str) -> bool:
-        return True
+        return self.holder(source, account)
 
     def record(self, ref: SourceRef, raw: bytes) -> int:
         """A copy handed in by a person (`process FILE.eml`): recorded, not queued, for the

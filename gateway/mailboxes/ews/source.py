@@ -157,6 +157,8 @@ class EwsSource:
         return True
 
     def sync_mailbox(self, mailbox: str) -> int:
+        if not self.env.intake.holds(self.name, mailbox):  # another gateway watches it (or none does yet)
+            return 0
         n = 0
         with self._locks.setdefault(mailbox, threading.Lock()):
             for name in self.config.folders:

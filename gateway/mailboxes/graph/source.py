@@ -187,6 +187,8 @@ class GraphMailSource:
         return fid
 
     def sync_folder(self, mailbox: str, name: str) -> int:
+        if not self.env.intake.holds(self.name, mailbox):  # another gateway watches it (or none does yet)
+            return 0
         fid = self.folder_id(mailbox, name)
         cursor = self.env.intake.cursor(FolderRef(self.name, mailbox, name)) or {}
         first = f"/users/{mailbox}/mailFolders/{fid}/messages/delta?" + urllib.parse.urlencode(

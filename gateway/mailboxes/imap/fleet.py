@@ -67,6 +67,10 @@ class ImapFleet:
             return list(dict.fromkeys(self.config.mailboxes))
         return read_roster_file(Path(self.env.resolve(self.config.mailboxes_file)), fold_case=False)
 
+    def mailboxes(self) -> list[str]:
+        """The mailboxes listed now: what this gateway asks leases for (gateway/runtime/leases.py)."""
+        return list(self.listed)
+
     def reload_mailboxes(self) -> None:
         """SIGHUP: read the list again now."""
         self._reread.set()

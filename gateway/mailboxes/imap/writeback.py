@@ -81,6 +81,19 @@ class ImapWriteback:
             except (GatewayError, *NETWORK_ERRORS, IMAPClientError) as exc:
                 raise self._lost(ref, exc) from exc
 
+    def fetch(self, ref: SourceRef) -> bytes | None:
+        """The copy's bytes again (`BODY.PEEK[]`, never `\\Seen`) for a gateway that took over a
+        mailbox whose mail another machine spooled; None when that UID is no longer there."""
+        with self._lock:
+            try:
+                server = self._server(ref.folder)
+                if server is None or int(self._select(server).get(b"UIDVALIDITY", 0)) != ref.uidvalidity:
+                    return None
+                got = self._conn().fetch([int(ref.item_key)], ["BODY.PEEK[]"]).get(int(ref.item_key))
+                return bytes(got[b"BODY[]"]) if got and b"BODY[]" in got else None
+            except (GatewayError, *NETWORK_ERRORS, IMAPClientError) as exc:
+                raise self._lost(ref, exc) from exc
+
     def apply_many(self, requests: Sequence[TagRequest]) -> list[Applied | Retryable]:
         """`apply` for a batch: the copies that share a folder and the same tags get one UID
         STORE for all of them; a copy that needs more (a move, or it is no longer at its UID:

@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway.errors import Retryable
 from gateway.mailboxes.base import FolderRef, Found, IntakePort, SourceEnv, SourceRef
+from gateway.mailboxes.holding import while_held
 from gateway.mailboxes.maildir.config import MaildirConfig
 from gateway.mailboxes.maildir.layout import MaildirLayout, item_key
 from gateway.mailboxes.maildir.writeback import MaildirWriteback
@@ -91,6 +92,12 @@ class MaildirSource:
     # ---- running ------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        """Watch while this gateway holds the mailbox (gateways sharing a ledger divide them)."""
+        while_held(self.intake, self.name, self.account, stop, self._run)
+
+    def _run(self, stop: threading.Event) -> None:
+        with self._lock:  # another gateway may have watched it meanwhile: what is known comes from the ledger
+            self._seen = {}
         self._scan_until_done(None, stop)
         if not self.config.watch:
             while not stop.wait(self.config.poll_interval):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence, Set
+from pathlib import Path
 
 from gateway.mailboxes.base import Applied, SourceRef, tags_after
 from gateway.mailboxes.maildir.layout import MaildirLayout
@@ -19,6 +20,10 @@ class MaildirWriteback:
         self.layout = layout
         self.folders = folders  # where a copy the user moved meanwhile is looked for
         self.mark_seen = mark_seen  # the source's: a copy moved into a watched folder is not new mail
+
+    def fetch(self, ref: SourceRef) -> Path | None:
+        """The copy's file in its folder again (another gateway spooled it elsewhere)."""
+        return self.layout.locate(ref.folder, ref.item_key)
 
     def apply(
         self, ref: SourceRef, current: Set[str], add: Set[str], remove: Set[str], move: str | None, message_id: str
