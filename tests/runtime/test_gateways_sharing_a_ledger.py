@@ -18,7 +18,7 @@ from tests.runtime.fixtures import Mailboxes, SharingGateway
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
-N = 6
+N = 50  # the issue: "the same 50 mailboxes configured in both"
 
 
 @pytest.fixture
