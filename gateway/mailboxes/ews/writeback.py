@@ -49,3 +49,18 @@ class EwsItems:
 class EwsWriteback(CategoryWriteback[Any]):
     def __init__(self, source: Any) -> None:
         super().__init__(EwsItems(source))
+        self.source = source
+
+    def fetch(self, ref: SourceRef) -> bytes | None:
+        """The copy's MIME content again (GetItem) for a gateway that took over a mailbox whose
+        mail another machine spooled; None when the item is no longer there."""
+        session = self.source.session
+        acct = session.account(ref.account)
+        got = session.call(
+            lambda: list(acct.fetch(ids=[(ref.item_key, None)], only_fields=["mime_content"])), f"reading {ref.label()} again"
+        )
+        if not got or isinstance(got[0], xerr.ErrorItemNotFound):
+            return None
+        if isinstance(got[0], Exception):
+            raise Retryable(f"{ref.label()}: {got[0]}")
+        return bytes(got[0].mime_content) if got[0].mime_content is not None else None

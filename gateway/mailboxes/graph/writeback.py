@@ -47,3 +47,11 @@ class GraphItems:
 class GraphWriteback(CategoryWriteback[str]):
     def __init__(self, source: Any) -> None:
         super().__init__(GraphItems(source))
+        self.source = source
+
+    def fetch(self, ref: SourceRef) -> bytes | None:
+        """The copy's MIME content again (`/messages/{id}/$value`; above max_message_size its
+        headers) for a gateway that took over a mailbox whose mail another machine spooled;
+        None when the message is no longer there."""
+        raw, _size = self.source._mime(ref.account, ref.item_key)
+        return raw
