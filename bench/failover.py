@@ -31,18 +31,7 @@ sys.path.insert(0, str(REPO))
 from tests.crm.sql_backends import postgres_url  # noqa: E402
 from tests.mail import make_mail  # noqa: E402
 from tests.runtime.fixtures import Mailboxes, SharingGateway  # noqa: E402
-
-
-def _wait(pred, timeout: float, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return True
-        except Exception:
-            pass
-        time.sleep(step)
-    return False
+from tests.waiting import wait_for  # noqa: E402
 
 
 def _tagged(ledger, message_ids: set[str]) -> bool:
@@ -81,7 +70,7 @@ def main() -> None:
             for g in gws:
                 g.start()
             for n in range(args.rounds):
-                if not _wait(lambda: Counter(gws[1].holders().values()) == half, timeout=30 * args.lease, step=0.5):
+                if not wait_for(lambda: Counter(gws[1].holders().values()) == half, timeout=30 * args.lease, step=0.5):
                     raise SystemExit(f"the mailboxes were not divided: {gws[1].holders()}")
                 theirs = [b for b, h in gws[1].holders().items() if h == "gw1"]
                 ids = {f"<round{n}-{b}@failover>" for b in theirs}
@@ -89,7 +78,7 @@ def main() -> None:
                 killed = time.monotonic()
                 for b in theirs:
                     boxes.drop(b, make_mail(sender=f"Failover {b} <{b}.{n}@f.example>", message_id=f"<round{n}-{b}@failover>"))
-                if not _wait(lambda: _tagged(ledger, ids), timeout=20 * args.lease):  # noqa: B023 (called at once)
+                if not wait_for(lambda: _tagged(ledger, ids), timeout=20 * args.lease):  # noqa: B023 (called at once)
                     raise SystemExit("no mail of the killed gateway's mailboxes was tagged")
                 times.append(time.monotonic() - killed)
                 print(f"round {n + 1}: {times[-1]:.2f} s = {times[-1] / args.lease:.2f} × lease", file=sys.stderr)

@@ -187,3 +187,24 @@ def apply_tag_batch(
         return requests, writeback.apply_many(requests), stores, bool(writeback._info.gmail)
     finally:
         gw.close()
+
+
+def user_sources(dovecot: Dovecot, users: list[str], folder: str = "VLeads") -> list[dict[str, Any]]:
+    """One `imap` source per Dovecot user, named as the user: the mailboxes of gateways sharing
+    a ledger in the tests (tests/runtime/fixtures.py SharingGateway)."""
+    return [
+        {
+            "name": user,
+            "type": "imap",
+            "host": dovecot.host,
+            "port": dovecot.port,
+            "security": "none",
+            "username": user,
+            "password": dovecot.users[user],
+            "owner": [f"{user}@example.com"],
+            "folders": [folder],
+            "create_folders": True,
+            "poll_interval": 1,
+        }
+        for user in users
+    ]

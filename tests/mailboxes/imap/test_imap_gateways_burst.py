@@ -30,6 +30,7 @@ from gateway.ledger.states import LocationState, MessageState
 from tests.crm.sql_backends import postgres_url
 from tests.mail import make_mail
 from tests.mailboxes.imap.dovecot import Dovecot, available
+from tests.mailboxes.imap.fixtures import user_sources
 from tests.runtime.fixtures import SharingGateway
 from tests.waiting import wait_for
 
@@ -50,25 +51,6 @@ def four_users() -> Iterator[Dovecot]:
         yield d
     finally:
         d.close()
-
-
-def sources(dovecot: Dovecot, users: list[str]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": user,
-            "type": "imap",
-            "host": dovecot.host,
-            "port": dovecot.port,
-            "security": "none",
-            "username": user,
-            "password": dovecot.users[user],
-            "owner": [f"{user}@example.com"],
-            "folders": [FOLDER],
-            "create_folders": True,
-            "poll_interval": 1,
-        }
-        for user in users
-    ]
 
 
 def burst() -> tuple[dict[str, list[bytes]], dict[str, set[str]]]:
@@ -130,7 +112,7 @@ def test_a_cc_burst_into_mailboxes_of_two_gateways_is_tagged_everywhere_once(tmp
     raws, went = burst()
     with postgres_url() as ledger_url, postgres_url() as crm_url:
         gws = [
-            SharingGateway(tmp_path / name, name, ledger_url, crm_url, sources(dovecot, configured[name]))
+            SharingGateway(tmp_path / name, name, ledger_url, crm_url, user_sources(dovecot, configured[name], FOLDER))
             for name in ("gw1", "gw2")
         ]
         try:
@@ -186,7 +168,10 @@ def test_a_gateway_killed_in_a_cc_burst_leaves_its_mailboxes_to_the_other_and_ev
     dovecot = four_users
     raws, went = burst()
     with postgres_url() as ledger_url, postgres_url() as crm_url:
-        gws = [SharingGateway(tmp_path / name, name, ledger_url, crm_url, sources(dovecot, USERS)) for name in ("gw1", "gw2")]
+        gws = [
+            SharingGateway(tmp_path / name, name, ledger_url, crm_url, user_sources(dovecot, USERS, FOLDER))
+            for name in ("gw1", "gw2")
+        ]
         try:
             for g in gws:
                 g.start()

@@ -11,33 +11,16 @@ import pytest
 from gateway.ledger import SourceRef
 from tests.crm.sql_backends import postgres_url
 from tests.mail import make_mail
-from tests.mailboxes.imap.fixtures import message_id_of, wait_for
+from tests.mailboxes.imap.fixtures import message_id_of, user_sources, wait_for
 from tests.runtime.fixtures import SharingGateway
-
-
-def imap_sources(dovecot):
-    return [
-        {
-            "name": user,
-            "type": "imap",
-            "host": dovecot.host,
-            "port": dovecot.port,
-            "security": "none",
-            "username": user,
-            "password": dovecot.users[user],
-            "owner": [f"{user}@example.com"],
-            "folders": ["VLeads"],
-            "create_folders": True,
-            "poll_interval": 1,
-        }
-        for user in ("alice", "bob")
-    ]
 
 
 @pytest.mark.postgres
 def test_a_mail_in_mailboxes_of_both_gateways_is_tagged_in_each_by_its_holder(tmp_path, dovecot):
     with postgres_url() as ledger_url, postgres_url() as crm_url:
-        gws = [SharingGateway(tmp_path / n, n, ledger_url, crm_url, imap_sources(dovecot)) for n in ("gw1", "gw2")]
+        gws = [
+            SharingGateway(tmp_path / n, n, ledger_url, crm_url, user_sources(dovecot, ["alice", "bob"])) for n in ("gw1", "gw2")
+        ]
         try:
             for g in gws:
                 g.start()
