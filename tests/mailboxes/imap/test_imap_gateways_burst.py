@@ -105,6 +105,11 @@ def ledger_rows(url: str) -> tuple[list[Any], list[Any], list[Any]]:
         led.close()
 
 
+def settled(url: str) -> bool:
+    """Every copy the ledger knows has its outcome recorded (none new, waiting or tagging)."""
+    return {loc.state for loc in ledger_rows(url)[1]} <= {LocationState.APPLIED}
+
+
 @pytest.mark.parametrize("split", ["disjoint mailboxes", "same mailboxes in both"])
 def test_a_cc_burst_into_mailboxes_of_two_gateways_is_tagged_everywhere_once(tmp_path, four_users, split):
     dovecot = four_users
@@ -126,6 +131,10 @@ def test_a_cc_burst_into_mailboxes_of_two_gateways_is_tagged_everywhere_once(tmp
                     if hi > lo:
                         dovecot.multiappend(FOLDER, share[lo:hi], user=user)
             assert wait_for(lambda: untagged(dovecot, went) == 0, timeout=1500, step=3), untagged(dovecot, went)
+            # a STORE answered is in the mailbox before its gateway records it: wait for the ledger too
+            assert wait_for(lambda: settled(ledger_url), timeout=300, step=1), Counter(
+                loc.state for loc in ledger_rows(ledger_url)[1]
+            )
 
             copies = sum(len(u) for u in went.values())
             for user in USERS:  # what each user sees: every copy once, with its keywords
@@ -187,6 +196,10 @@ def test_a_gateway_killed_in_a_cc_burst_leaves_its_mailboxes_to_the_other_and_ev
                 dovecot.multiappend(FOLDER, raws[user][len(raws[user]) // 2 :], user=user)
             assert wait_for(lambda: set(gws[1].holders().values()) == {"gw2"}, timeout=120, step=1), gws[1].holders()
             assert wait_for(lambda: untagged(dovecot, went) == 0, timeout=1500, step=3), untagged(dovecot, went)
+            # a STORE answered is in the mailbox before its gateway records it: wait for the ledger too
+            assert wait_for(lambda: settled(ledger_url), timeout=300, step=1), Counter(
+                loc.state for loc in ledger_rows(ledger_url)[1]
+            )
 
             for user in USERS:
                 flags = dovecot.flags(FOLDER, user=user)
