@@ -56,8 +56,34 @@ class TagsConfig(Model):
     keywords: dict[str, str] = {}
 
 
+class WebUser(Model):
+    """A person who may sign in to the console and the API (`crm-gateway user add` prints one)."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\s:]+$")
+    password_hash: str = Field(min_length=1)  # argon2 (`$argon2id$...`): never the password itself
+    role: Literal["admin", "user"] = "user"
+    # the person's mail addresses: the mailboxes they own (a source's `owner`/`crm_user`, or an
+    # account of a source reaching many mailboxes) and the CRM user whose records they may see
+    addresses: list[str] = []
+
+
 class WebConfig(Model):
     listen: str = "127.0.0.1:8025"
+    users: list[WebUser] = []
+    # the key signing session cookies; made (random) on first start when missing, so sessions
+    # survive a restart. Relative to the config's folder.
+    secret_file: str = "var/web-secret"
+    # API tokens (`crm-gateway token add`): their sha256 only, never the token
+    tokens_file: str = "var/api-tokens.json"
+    session_hours: float = Field(12.0, gt=0, le=24 * 90)
+
+    @model_validator(mode="after")
+    def _unique_users(self) -> WebConfig:
+        names = [u.name for u in self.users]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"web.users: names must be unique: {', '.join(dupes)}")
+        return self
 
 
 # `processes: auto` stops here: past four processes the ledger's and the embedded CRM's
