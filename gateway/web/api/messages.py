@@ -14,7 +14,8 @@ from gateway.admin.scope import Visibility
 from gateway.admin.status import status_doc
 from gateway.ledger import MessageState
 from gateway.ledger.search import MessageFilter
-from gateway.web.api.common import BadRequest, endpoint, int_param, off_loop, scope
+from gateway.web.api.common import BadRequest, endpoint, int_param, off_loop, principal, scope
+from gateway.web.auth import csrf_token
 
 
 def visible_status(doc: dict[str, Any], seen: Visibility | None) -> dict[str, Any]:
@@ -82,7 +83,22 @@ def routes_for(gw: Any) -> list[tuple[str, str, Any]]:
             raise BadRequest("give ?message_id=<the Message-ID>")
         return JSONResponse(await off_loop(admin_messages.lookup, gw, message_id, scope(request)))
 
+    @endpoint
+    async def me(request: Request) -> Response:
+        p = principal(request)
+        return JSONResponse(
+            {
+                "name": p.name,
+                "role": str(p.role),
+                "mailboxes": sorted(p.mailboxes),
+                "crm_users": sorted(p.crm_users),
+                "via_token": p.via_token,
+                "csrf_token": csrf_token(request),
+            }
+        )
+
     return [
+        ("GET", "/me", me),
         ("GET", "/status", status),
         ("GET", "/messages", listing),
         ("GET", "/messages/lookup", lookup),

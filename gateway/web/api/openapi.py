@@ -38,6 +38,12 @@ _OBJ = {"type": "object"}
 _RECORD = {"type": "string", "description": "KIND:ID of a CRM record, e.g. contact:12", "example": "contact:12"}
 
 PATHS: dict[str, dict[str, Any]] = {
+    "/api/v1/me": {
+        "get": _op(
+            "Who is signed in: name, role, mailboxes, and the CSRF token a browser's writes carry (X-CSRF-Token)",
+            _json("the principal", _OBJ),
+        )
+    },
     "/api/v1/status": {
         "get": _op("The gateway's status document (`status --json`); a user sees their own sources", _json("status", _OBJ))
     },

@@ -30,6 +30,7 @@ async def token_given(request: Request) -> str:
         return header
     kind = request.headers.get("content-type", "")
     if kind.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        await request.body()  # read whole first: the endpoint after the middleware reads it again
         form = await request.form()
         value = form.get(FIELD)
         return value if isinstance(value, str) else ""
