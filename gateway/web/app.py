@@ -30,7 +30,7 @@ from gateway.admin.status import status_doc
 from gateway.web import api
 from gateway.web.api.common import off_loop, scope
 from gateway.web.api.messages import visible_status
-from gateway.web.auth import Access, AuthMiddleware
+from gateway.web.auth import Access, AuthMiddleware, oidc
 from gateway.web.auth import signin as signin_pages
 from gateway.web.metrics import registry_for
 from gateway.web.status_page import page
@@ -71,6 +71,7 @@ def make_app(gw: Any) -> Starlette:
             Route("/metrics", metrics),
             Route("/healthz", healthz),
             *signin_pages.routes(access),
+            *oidc.routes(access),
             api.mount(gw),
         ],
         middleware=[Middleware(AuthMiddleware, access=access)],

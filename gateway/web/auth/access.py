@@ -52,10 +52,15 @@ class Access:
 
     def sign_in(self, name: str, password: str) -> WebUser | None:
         user = self.user(name)
-        if user is None:
+        if user is None or user.password_hash is None:  # unknown, or signs in through OIDC only
             password_matches(_dummy_hash(), password)  # as slow as a wrong password: names are not probed
             return None
         return user if password_matches(user.password_hash, password) else None
+
+    def by_claim(self, value: str) -> WebUser | None:
+        """The user an OpenID Connect provider's claim names: by address, else by name."""
+        key = value.strip().lower()
+        return next((u for u in self.web.users if key in {a.lower() for a in u.addresses}), None) or self.user(value.strip())
 
     def principal_of(self, user: WebUser) -> Principal:
         return principal_for(self.config, user.name, user.role, user.addresses)
@@ -71,7 +76,7 @@ class Access:
         session = self.sessions.read(request)
         if session is not None:
             user = self.user(session.name)
-            if user is not None and fingerprint(user.password_hash) == session.fingerprint:
+            if user is not None and fingerprint(user.password_hash or "") == session.fingerprint:
                 return Caller(self.principal_of(user), session)
         if self.open_to_all():
             return Caller(Principal(ANONYMOUS, Role.ADMIN, frozenset()), None)

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 from gateway.web.auth.access import Access
 from gateway.web.auth.csrf import UNSAFE, matches, token_given
 
-OPEN_PATHS = frozenset({"/metrics", "/healthz", "/signin"})
+OPEN_PATHS = frozenset({"/metrics", "/healthz", "/signin", "/signin/oidc", "/signin/oidc/callback"})
 
 
 def _wants_json(request: Request) -> bool:

@@ -52,6 +52,7 @@ def load_secret(path: Path) -> bytes:
 
 class Sessions:
     def __init__(self, secret: bytes, max_age_seconds: int) -> None:
+        self.secret = secret
         self._signer = URLSafeTimedSerializer(secret, salt="crm-gateway-session")
         self.max_age = max_age_seconds
 
