@@ -46,3 +46,26 @@ def test_search_by_name_address_domain_and_kind(tmp_path):
         sign_in(client, "me")  # bob's lead is not hers; the shared records are everyone's
         res = client.get("/api/v1/crm/search", params={"q": "pump"}).json()["records"]
         assert [r["record"] for r in res] == [f"account:{acme}"]
+
+
+def test_the_command_line_searches_and_links_with_the_same_functions(tmp_path):
+    from tests.mail import make_mail
+
+    home = web_home(tmp_path)
+    home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", message_id="<cli@x.org>"))
+    home.run_once()
+    c = crm(home)
+    try:
+        acme = c.create("account", PartyData(kind="account", name="Acme Pumps", domain="acme.example")).id
+    finally:
+        c.close()
+    found = home.cli("crm", "search", "pumps", check=True).stdout
+    assert f"account:{acme}  Acme Pumps  acme.example" in found
+    for _ in range(2):
+        res = home.cli("link", "<cli@x.org>", "--to", f"account:{acme}")
+        assert res.returncode == 0, res.stderr
+        assert f"on account:{acme}" in res.stdout
+    (email,) = home.dump()["emails"]
+    assert email["links"].count({"kind": "account", "id": int(acme)}) == 1
+    missing = home.cli("link", "<nope@x.org>", "--to", f"account:{acme}")
+    assert missing.returncode == 1 and "no message with Message-ID <nope@x.org>" in missing.stderr
