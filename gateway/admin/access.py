@@ -84,22 +84,32 @@ def _digest(token: str) -> str:
 
 
 class TokenStore:
-    """The tokens file. Read at each check, so a token added while the gateway runs works at once."""
+    """The tokens file. Read again whenever it changed (its mtime and size), so a token added or
+    removed by `crm-gateway token` while the gateway runs counts at the next request."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._seen: tuple[int, int] | None = None
+        self._records: list[TokenRecord] = []
 
     def records(self) -> list[TokenRecord]:
         try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            st = self.path.stat()
         except FileNotFoundError:
+            self._seen, self._records = None, []
             return []
-        except (OSError, ValueError) as exc:
+        if self._seen == (st.st_mtime_ns, st.st_size):
+            return list(self._records)
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            records = [
+                TokenRecord(r["name"], r["sha256"], r["role"], tuple(r.get("addresses") or ()), r.get("created_at", ""))
+                for r in raw.get("tokens", [])
+            ]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise Permanent(f"{self.path}: cannot read the API tokens: {exc}") from exc
-        return [
-            TokenRecord(r["name"], r["sha256"], r["role"], tuple(r.get("addresses") or ()), r.get("created_at", ""))
-            for r in raw.get("tokens", [])
-        ]
+        self._seen, self._records = (st.st_mtime_ns, st.st_size), records
+        return list(records)
 
     def add(self, name: str, role: str, addresses: list[str]) -> str:
         """Make a token for `name` (replacing its earlier one) and return it: the only time it is seen."""

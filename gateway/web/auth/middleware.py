@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp
 
+from gateway.errors import GatewayError
 from gateway.web.auth.access import Access
 from gateway.web.auth.csrf import UNSAFE, matches, token_given
 
@@ -33,7 +34,10 @@ class AuthMiddleware(BaseHTTPMiddleware):
         self.access = access
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        caller = self.access.caller(request)
+        try:
+            caller = self.access.caller(request)
+        except GatewayError as exc:  # an unreadable tokens file: say so rather than let anyone in
+            return refuse(request, 500, str(exc))
         request.state.principal = caller.principal
         request.state.session = caller.session
         path = request.url.path
