@@ -7,6 +7,8 @@ from __future__ import annotations
 import functools
 import ipaddress
 import secrets
+import time
+from collections import deque
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -36,8 +38,15 @@ class Caller:
     session: Session | None  # set for a signed-in browser: its CSRF token guards its writes
 
 
+# Password guessing: after this many wrong passwords for one name within the window, that name
+# is refused until the oldest of them leaves the window (the counts live in this process only).
+TRIES = 10
+TRIES_WINDOW = 15 * 60.0
+
+
 class Access:
     def __init__(self, config: Config) -> None:
+        self._failures: dict[str, deque[float]] = {}
         self.config = config
         self.web = config.web or WebConfig()
         self.tokens = TokenStore(config.resolve(self.web.tokens_file))
@@ -50,7 +59,26 @@ class Access:
         """No user and no token configured, on loopback: nobody signs in (as before sign-in existed)."""
         return not self.web.users and not self.tokens.records() and is_loopback(self.web.listen)
 
+    def wait_before_trying(self, name: str) -> float:
+        """Seconds until `name` may try a password again (0: now)."""
+        now = time.monotonic()
+        tries = self._failures.get(name)
+        while tries and now - tries[0] > TRIES_WINDOW:
+            tries.popleft()
+        return 0.0 if not tries or len(tries) < TRIES else TRIES_WINDOW - (now - tries[0])
+
     def sign_in(self, name: str, password: str) -> WebUser | None:
+        found = self._check_password(name, password)
+        if found is None:
+            if len(self._failures) > 10_000:  # names made up by the thousand: forget the stale ones
+                now = time.monotonic()
+                self._failures = {n: t for n, t in self._failures.items() if t and now - t[-1] <= TRIES_WINDOW}
+            self._failures.setdefault(name, deque(maxlen=TRIES)).append(time.monotonic())
+        else:
+            self._failures.pop(name, None)
+        return found
+
+    def _check_password(self, name: str, password: str) -> WebUser | None:
         user = self.user(name)
         if user is None or user.password_hash is None:  # unknown, or signs in through OIDC only
             password_matches(_dummy_hash(), password)  # as slow as a wrong password: names are not probed

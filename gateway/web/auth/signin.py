@@ -44,6 +44,10 @@ def routes(access: Access) -> list[Route]:
     async def submit(request: Request) -> Response:
         form = await request.form()
         name, password, next_ = (str(form.get(k) or "") for k in ("name", "password", "next"))
+        wait = access.wait_before_trying(name)
+        if wait > 0:
+            why = f"Too many wrong passwords for {name}: try again in {int(wait // 60) + 1} minutes."
+            return HTMLResponse(form_page(next_, why, name, sso), status_code=429)
         user = access.sign_in(name, password)
         if user is None:
             return HTMLResponse(form_page(next_, "Wrong name or password.", name, sso), status_code=401)

@@ -130,3 +130,16 @@ def test_without_users_on_another_address_nothing_but_metrics_is_served(tmp_path
         res = client.get("/status.json")
         assert res.status_code == 403 and "crm-gateway user add" in res.text
         assert client.get("/healthz").status_code == 200
+
+
+def test_ten_wrong_passwords_hold_that_name_back(tmp_path):
+    home = web_home(tmp_path)
+    with web(home) as client:
+        for _ in range(10):
+            res = client.post("/signin", data={"name": "me", "password": "a wrong guess", "next": "/"}, follow_redirects=False)
+            assert res.status_code == 401
+        held = client.post("/signin", data={"name": "me", "password": PASSWORD, "next": "/"}, follow_redirects=False)
+        assert held.status_code == 429 and "Too many wrong passwords for me" in held.text
+        assert client.get("/api/v1/me").status_code == 401
+        other = client.post("/signin", data={"name": "bob", "password": PASSWORD, "next": "/"}, follow_redirects=False)
+        assert other.status_code == 303  # another name is not held back
