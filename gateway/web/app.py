@@ -16,6 +16,7 @@ before it had users (gateway/web/auth/access.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import generate_latest
@@ -23,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from gateway.admin import operations as admin
 from gateway.admin.status import status_doc
@@ -36,7 +37,8 @@ from gateway.web.metrics import registry_for
 from gateway.web.status_page import page
 
 
-def make_app(gw: Any) -> Starlette:
+def make_app(gw: Any, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The app; `extra_routes` (the console's pages) come first and get the same sign-in."""
     registry = registry_for(gw)
     access = Access(gw.config)
 
@@ -64,6 +66,7 @@ def make_app(gw: Any) -> Starlette:
 
     return Starlette(
         routes=[
+            *extra_routes,
             Route("/", index),
             Route("/status.json", status),
             Route("/review.json", review),
