@@ -207,3 +207,41 @@ def crm_dump(
         print_json(crm.dump())  # type: ignore[attr-defined]
     finally:
         crm.close()
+
+
+@crm_app.command("search", cls=PlainCommand)
+@guarded
+def crm_search(
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="part of a name, address or domain")],
+    kind: Annotated[str | None, typer.Option("--kind", metavar="KIND", help="lead | contact | account")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """CRM records by name, address or domain (the API's /api/v1/crm/search)."""
+    from gateway.admin.records import search
+
+    with open_gateway(config) as gw:
+        hits = search(gw, text, kind, None)
+    if as_json:
+        print_json({"records": hits})
+        return
+    for h in hits:
+        out.print(f"{h['record']}  {h['name']}  {', '.join(h['emails']) or h['domain'] or '-'}", markup=False, highlight=False)
+
+
+@app.command(cls=PlainCommand)
+@guarded
+def link(
+    ident: IdArg,
+    to: Annotated[str, typer.Option("--to", metavar="KIND:ID", help="the record to file the message on")],
+    config: ConfigOpt = None,
+) -> None:
+    """File a handled message on one more CRM record (linking twice leaves one link)."""
+    from gateway.admin.records import link as link_message
+
+    logs.setup("warning")
+    with open_gateway(config) as gw:
+        done = link_message(
+            gw, to, message=int(ident) if ident.isdigit() else None, message_id=None if ident.isdigit() else ident, scope=None
+        )
+    out.print(f"{done['message']}: on {done['record']} (email {done['email_id']})", markup=False, highlight=False)

@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.crm import migrations, sql_attach, sql_dump, sql_forget, sql_notes
+from gateway.crm import migrations, sql_attach, sql_dump, sql_forget, sql_notes, sql_search
 from gateway.crm.base import (
     PARTY_KINDS,
     EmailRecord,
@@ -37,6 +37,7 @@ from gateway.crm.base import (
     PartyData,
     PartyKind,
     PartyRef,
+    RecordHit,
     register_connector,
 )
 from gateway.crm.config_models import SqlConfig
@@ -266,6 +267,23 @@ class SqlConnector:
                 return None
             q = sa.select(pe.c.address).where(pe.c.kind == ref.kind, pe.c.party_id == pid).order_by(pe.c.id)
             return sql_dump.party_dict(ref.kind, row, list(conn.execute(q).scalars()))
+
+    @_translate
+    def search(
+        self, text: str, kinds: Sequence[PartyKind] = PARTY_KINDS, users: frozenset[str] | None = None, limit: int = 50
+    ) -> list[RecordHit]:
+        """Records whose name, company, domain or address contains `text` (gateway/crm/sql_search.py)."""
+        for kind in kinds:
+            if kind not in TABLES:
+                raise Permanent(f"unknown record kind {kind!r}")
+        with self._read() as conn:
+            return sql_search.search(conn, text, kinds, users, limit)
+
+    @_translate
+    def visible_to(self, ref: PartyRef, users: frozenset[str]) -> bool:
+        """Whether the record is one of `users`' or shared (no owner)."""
+        with self._read() as conn:
+            return sql_search.visible_to(conn, ref, users)
 
     @_translate
     def attachment_bytes(self, sha256: str) -> bytes | None:

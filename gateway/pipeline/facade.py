@@ -108,3 +108,7 @@ class Pipeline:
     def resolve(self, message_pk: int, to: list[PartyRef] | None = None, create_kind: str | None = None) -> str:
         """Attach a message in review to the records a person picked (or creates), then tag it."""
         return self._decisions.resolve(message_pk, to, create_kind)
+
+    def link(self, message_pk: int, ref: PartyRef) -> str:
+        """Attach a handled message to one more record (idempotent); the CRM's email id."""
+        return self._decisions.link(message_pk, ref)
