@@ -140,14 +140,17 @@ class Ledger(LedgerReader):
         with self.engine.begin() as c:
             return outcomes.start_plan_many(c, now(), items)
 
-    def reopen(self, message_pk: int, state: MessageState | str = MessageState.RECEIVED) -> int:
+    def reopen(self, message_pk: int, state: MessageState | str = MessageState.RECEIVED, *, redo: Sequence[str] = ()) -> int:
         """Send a message through the current rules again (quarantine retry, reprocess).
 
         Its old Plan and the intents that never got a result go (the next evaluation makes its
         own); results stay, to be adopted. The primary copy is handled again; the other copies
-        wait for its outcome with the tags they planned. Returns the primary location."""
+        wait for its outcome with the tags they planned. Returns the primary location.
+
+        `redo`: journal steps done before whose results go as well, so they are done again
+        (`reconcile --fix`: the attach of a mail whose CRM email is gone)."""
         with self.engine.begin() as c:
-            return outcomes.reopen(c, now(), message_pk, state)
+            return outcomes.reopen(c, now(), message_pk, state, redo)
 
     def finish(
         self,

@@ -14,6 +14,7 @@ proxy with authentication before exposing it.
 from __future__ import annotations
 
 import html
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -24,6 +25,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from gateway.admin import operations as admin
+from gateway.admin.reconcile import FindingKind
+from gateway.admin.reconcile import last_result as reconcile_result
 
 
 class _LedgerCollector:
@@ -54,6 +57,21 @@ class _LedgerCollector:
             "crm_gateway_rule_errors", "Errors of the last rule edit (old rules still run)", value=len(rules.get("errors") or [])
         )
         yield GaugeMetricFamily("crm_gateway_queue", "Copies waiting for a pipeline worker", value=self.gw.queue.qsize())
+        yield from _reconcile_gauges(self.gw.ledger)
+
+
+def _reconcile_gauges(ledger: Any) -> Any:
+    """The last `reconcile`'s findings per kind and its age: nothing before the first run."""
+    last = reconcile_result(ledger)
+    if last is None:
+        return
+    counts, at = last
+    findings = GaugeMetricFamily("crm_gateway_reconcile_findings", "Findings of the last reconcile, by kind", labels=["kind"])
+    for kind in FindingKind:
+        findings.add_metric([kind.value], float(counts.get(kind.value, 0)))
+    yield findings
+    age = (datetime.now(UTC) - at).total_seconds()
+    yield GaugeMetricFamily("crm_gateway_reconcile_age_seconds", "Seconds since the last reconcile ran", value=age)
 
 
 def _page(doc: dict[str, Any], review: int, quarantined: int) -> str:
