@@ -1,6 +1,6 @@
 """What the watched folders of one IMAP mailbox hold now, for `reconcile`.
 
-One connection, one EXAMINE (read-only: nothing is marked \\Seen, nothing expunged) and one
+One connection, one SELECT (to learn whether the folder keeps keywords) and one
 UID SEARCH per folder, then UID FETCH of FLAGS and the Message-ID header in batches of
 `BATCH` UIDs: a 10,000-message folder is a handful of round trips, not one per message.
 """
@@ -54,7 +54,9 @@ def _one(
     progress: Callable[[str, int, int], None] | None,
     keywords: bool,
 ) -> FolderListing:
-    info = client.select_folder(server, readonly=True)
+    # SELECT, not EXAMINE: a read-only view answers PERMANENTFLAGS () whatever the folder takes.
+    # Nothing is written: FLAGS and BODY.PEEK set no \Seen, and LOGOUT (never CLOSE) expunges nothing.
+    info = client.select_folder(server)
     uv = int(info[b"UIDVALIDITY"])
     takes_keywords = keywords and b"\\*" in info.get(b"PERMANENTFLAGS", ())
     uids = sorted(client.search(["SINCE", since.date()] if since is not None else ["ALL"])) if info.get(b"EXISTS") else []
