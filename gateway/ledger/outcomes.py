@@ -27,6 +27,7 @@ from gateway.ledger.rows import Finish
 from gateway.ledger.schema import events, journal, locations, messages
 from gateway.ledger.states import (
     LOCATION_OPEN,
+    IllegalTransition,
     LocationState,
     MessageState,
     check_location_move,
@@ -266,6 +267,10 @@ def reopen(c: Connection, t: datetime, message_pk: int, state: MessageState | st
     if primary is None:
         raise KeyError(message_pk)  # no such message: nothing to reopen
     frm = message_states(c, [message_pk])[message_pk]
+    if frm in (MessageState.DONE, MessageState.DONE_UNTAGGED) and not redo:
+        # a done mail is sent again only to redo named CRM steps (`reconcile --fix`), never
+        # by a plain reopen (`quarantine retry`, `reprocess`)
+        raise IllegalTransition("message", frm, state, message_pk)
     to = check_message_move(frm, state, message_pk)
     copies = c.execute(select(locations.c.id, locations.c.state).where(locations.c.message_pk == message_pk)).all()
     for pk, was in copies:

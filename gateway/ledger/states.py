@@ -74,7 +74,8 @@ MESSAGE_MOVES: Mapping[MessageState, frozenset[MessageState]] = {
     M.QUARANTINED: _REOPENED | {M.QUARANTINED},  # a worker given up on may quarantine it again
     M.IGNORED: _REOPENED,
     M.SKIPPED: _REOPENED,
-    # `reconcile --fix` sends a done mail whose CRM email is gone through the rules again.
+    # `reconcile --fix` sends a done mail whose CRM email is gone through the rules again
+    # (only a reopen that names the steps to redo: gateway.ledger.outcomes.reopen).
     M.DONE: frozenset({M.FORGOTTEN, M.RECEIVED}),
     M.DONE_UNTAGGED: frozenset({M.FORGOTTEN, M.RECEIVED}),
     M.FORGOTTEN: frozenset({M.FORGOTTEN}),

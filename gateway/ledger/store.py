@@ -221,6 +221,15 @@ class Ledger(LedgerReader):
         with self.engine.begin() as c:
             return moves.schedule_retry(c, now(), message_pk, reason, delay)
 
+    def retry_now(self, message_pks: Sequence[int]) -> None:
+        """Make these messages' retries due now (`reconcile --fix`); their attempts so far stay."""
+        with self.engine.begin() as c:
+            c.execute(
+                update(messages)
+                .where(messages.c.id.in_(list(message_pks)), messages.c.state == MessageState.RETRYING.value)
+                .values(next_attempt_at=now())
+            )
+
     def reset_attempts(self, message_pk: int) -> MessageRow:
         with self.engine.begin() as c:
             c.execute(update(messages).where(messages.c.id == message_pk).values(attempts=0, next_attempt_at=None))

@@ -4,7 +4,7 @@ second `--fix` finds nothing to do and the CRM never gets a mail twice:
 
 - a copy unknown to the ledger is fetched from the mailbox and recorded at its place, as
   `process FILE.eml` records a file (a copy known by then keeps its row), then handled;
-- a copy not done is handled again (as a restart's recovery would queue it);
+- a copy not done is handled again (as a restart's recovery would queue it), a retry now;
 - a done mail missing in the CRM is reopened with its attach result dropped (the rules run
   again, the records it made are adopted from the journal, the attach stores it once);
 - an untagged copy gets the ledger's tags set again (`+FLAGS` sets a keyword once).
@@ -34,9 +34,15 @@ class Reopener(Protocol):
     def reopen(self, message_pk: int, *, redo: Sequence[str] = ()) -> int: ...
 
 
+class Retrier(Protocol):
+    def retry_now(self, message_pks: Sequence[int]) -> None: ...
+
+
 class Fixer(Protocol):
     """What fixing uses of the gateway (gateway.runtime.gateway.Gateway)."""
 
+    @property
+    def ledger(self) -> Retrier: ...
     @property
     def intake(self) -> Recorder: ...
     @property
@@ -62,6 +68,8 @@ def fix(gw: Fixer, reopen: Reopener, findings: Sequence[Finding]) -> list[Findin
         else:
             continue
         done.append(f)
+    # a retry whose time has not come is not handled: it is made due now
+    gw.ledger.retry_now([f.message_pk for f in done if f.kind == FindingKind.NOT_DONE and f.message_pk is not None])
     unique = list(dict.fromkeys(pks))
     for i in range(0, len(unique), HANDLE_BATCH):
         gw.handle_many(unique[i : i + HANDLE_BATCH])
