@@ -113,3 +113,39 @@ def test_reconcile_maildir_fix_and_metrics(home: Any) -> None:
 
     _sql(home.root / "var" / "crm.db", ("DELETE FROM emails WHERE content_hash = 'imported-by-hand'", ()))
     assert eid and home.cli("reconcile").returncode == 0
+
+
+def test_a_source_that_cannot_list_its_folders_is_said_not_supported(home: Any) -> None:
+    """An Exchange source (never reached: listing is not asked of it) beside the Maildir one."""
+    import yaml
+
+    cfg = yaml.safe_load(home.config_path.read_text())
+    cfg["sources"].append(
+        {
+            "name": "exchange",
+            "type": "ews",
+            "url": "http://127.0.0.1:9/EWS/Exchange.asmx",
+            "auth": "basic",
+            "username": "svc-crm",
+            "password": "secret",
+            "mailboxes": ["sales@example.com"],
+            "access": "impersonation",
+            "build": "15.1.2507.6",
+            "folders": ["VLeads"],
+            "streaming": False,
+            "owner": ["sales@example.com"],
+            "crm_user": "sales@example.com",
+        }
+    )
+    home.config_path.write_text(yaml.safe_dump(cfg))
+    home.drop("VLeads", make_mail(sender="Ann <ann@unsupported.example>"))
+    text = home.cli("reconcile")
+    assert text.returncode == 1  # the Maildir's new file is unknown to the ledger
+    assert "exchange: not supported by this source yet" in text.stdout
+    doc = json.loads(home.cli("reconcile", "--json").stdout)
+    (ews,) = [f for f in doc["folders"] if f["source"] == "exchange"]
+    assert ews["supported"] is False and ews["findings"]["unknown"] == []
+    assert doc["counts"]["unknown"] == 1
+    only = home.cli("reconcile", "--source", "exchange")
+    assert only.returncode == 0 and "not supported by this source yet" in only.stdout
+    assert home.cli("reconcile", "--source", "nosuch").returncode == 1

@@ -111,7 +111,7 @@ class ReconcileReport:
         for f in self.folders:
             head = f"{f.source}:{f.account}/{f.folder}"
             if not f.supported:
-                lines.append(f"{head}: {f.note}")
+                lines.append(f"{f.source}: {f.note}")
                 continue
             lines.append(f"{head}: {f.copies} copies, " + (f"{len(f.findings)} findings" if f.findings else "reconciled"))
             if f.note:
