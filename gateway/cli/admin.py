@@ -141,7 +141,7 @@ def _progress() -> Iterator[Callable[[str, int, int], None] | None]:
     from rich.progress import Progress
 
     tasks: dict[str, Any] = {}
-    with Progress(console=err, transient=True) as bar:
+    with Progress(console=err) as bar:
 
         def advance(label: str, done: int, total: int) -> None:
             if total < 1000 and label not in tasks:

@@ -6,7 +6,11 @@ there); the last run's counts reach /metrics."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +153,23 @@ def test_a_source_that_cannot_list_its_folders_is_said_not_supported(home: Any) 
     only = home.cli("reconcile", "--source", "exchange")
     assert only.returncode == 0 and "not supported by this source yet" in only.stdout
     assert home.cli("reconcile", "--source", "nosuch").returncode == 1
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="util-linux `script` is needed to give the CLI a terminal")
+def test_a_long_folder_shows_a_progress_bar_on_a_terminal(home: Any) -> None:
+    for i in range(1000):
+        home.drop("VContacts", f"From: p{i}@bar.example\r\nSubject: {i}\r\n\r\nbody\r\n".encode())
+    cmd = f"{sys.executable} -m gateway reconcile --folder VContacts -c {home.config_path}"
+    res = subprocess.run(
+        ["script", "-qec", cmd, "/dev/null"],
+        cwd=home.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+    )
+    assert res.returncode == 1, res.stdout  # 1,000 files the ledger never saw
+    assert "local/VContacts" in res.stdout and "100%" in res.stdout
+    assert "(unknown): 1000" in res.stdout
+    plain = home.cli("reconcile", "--folder", "VContacts")
+    assert "100%" not in plain.stdout + plain.stderr  # no terminal: no bar
