@@ -54,7 +54,7 @@ def _kinds(doc: dict[str, Any]) -> dict[str, list[str]]:
     return out
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # starlette's TestClient on httpx
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")  # its own deprecation notice
 def test_reconcile_maildir_fix_and_metrics(home: Any) -> None:
     raws = [make_mail(sender=f"M {i} <m{i}@maildir{i}.example>", subject=f"maildir {i}") for i in range(4)]
     paths = [home.drop("VLeads", raw) for raw in raws]
@@ -153,6 +153,8 @@ def test_a_source_that_cannot_list_its_folders_is_said_not_supported(home: Any) 
     only = home.cli("reconcile", "--source", "exchange")
     assert only.returncode == 0 and "not supported by this source yet" in only.stdout
     assert home.cli("reconcile", "--source", "nosuch").returncode == 1
+    later = home.cli("reconcile", "--since", "2999-01-01", "--json")  # nothing arrived since then
+    assert later.returncode == 0 and json.loads(later.stdout)["counts"]["unknown"] == 0
 
 
 @pytest.mark.skipif(shutil.which("script") is None, reason="util-linux `script` is needed to give the CLI a terminal")
