@@ -194,6 +194,7 @@ class FolderListing:
     where: FolderRef
     items: tuple[Held, ...]
     uidvalidity: int = 0  # IMAP: the folder's, the one every `items` ref carries
+    note: str = ""  # why it holds nothing it could show (the folder does not exist)
 
 
 @runtime_checkable

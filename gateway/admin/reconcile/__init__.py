@@ -120,6 +120,7 @@ def _folder(gw: Gateway, lister: Lister, listing: FolderListing, since: datetime
     crm, note = compare.crm_findings(known, attached, ids, gw.crm, since)
     order = list(FindingKind)
     findings = sorted(findings + crm, key=lambda f: (order.index(f.kind), f.ref.uidvalidity, _num(f.ref.item_key)))
+    note = "; ".join(n for n in (listing.note, note) if n)
     return FolderReport(where.source, where.account, where.folder, True, note, len(listing.items), tuple(findings))
 
 

@@ -11,10 +11,12 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 
+from gateway.errors import Retryable
 from gateway.mailboxes.base import FolderListing, FolderRef, Held
 from gateway.mailboxes.imap.account import ImapAccount
-from gateway.mailboxes.imap.conn import logout_quietly, resolve_folder, server_folders
+from gateway.mailboxes.imap.conn import NETWORK_ERRORS, logout_quietly, resolve_folder, server_folders
 
 BATCH = 5000  # UIDs per FETCH: one answer of a few hundred kB
 _MID = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
@@ -38,9 +40,15 @@ def listings(
                 continue
             server = resolve_folder(name, on_server)
             if server is None:
-                yield FolderListing(FolderRef(src.name, src.account, name), ())
+                yield FolderListing(
+                    FolderRef(src.name, src.account, name), (), note=f"folder {name!r} does not exist on the server"
+                )
                 continue
-            yield _one(src, client, name, server, since, progress, keywords)
+            try:
+                listed = _one(src, client, name, server, since, progress, keywords)
+            except (*NETWORK_ERRORS, IMAPClientError) as exc:  # the connection failed: try again later
+                raise Retryable(f"imap {src.name}: cannot list {name}: {exc}") from exc
+            yield listed
     finally:
         logout_quietly(client)
 
