@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from gateway.admin.reconcile import compare
-from gateway.admin.reconcile.fix import Recorder, Reopener, fix
+from gateway.admin.reconcile.fix import Recorder, Reopener
+from gateway.admin.reconcile.fix import fix as repair
 from gateway.admin.reconcile.report import TITLES, Finding, FindingKind, FolderReport, ReconcileReport
 from gateway.crm.base import Connector
 from gateway.errors import Permanent
@@ -70,7 +71,7 @@ def reconcile(
         raise Permanent(f"no source named {source!r} (sources: {', '.join(s.name for s in gw.sources) or '-'})")
     folders = _look(gw, sources, folder, since, progress)
     if fix:
-        fixed = _fix(gw, [f for r in folders for f in r.findings])
+        fixed = repair(gw, gw.pipeline, [f for r in folders for f in r.findings])
         again = _look(gw, sources, folder, since, progress)
         folders = [replace(r, fixed=tuple(f for f in fixed if _in(f, r))) for r in again]
     report = ReconcileReport(datetime.now(UTC), tuple(folders), fix)
@@ -90,10 +91,6 @@ def _in(f: Finding, r: FolderReport) -> bool:
     return (f.ref.source, f.ref.account, f.ref.folder) == (r.source, r.account, r.folder)
 
 
-def _fix(gw: Gateway, findings: list[Finding]) -> list[Finding]:
-    return fix(gw, gw.pipeline, findings)
-
-
 def _look(
     gw: Gateway, sources: Sequence[Source], folder: str | None, since: datetime | None, progress: Progress | None
 ) -> list[FolderReport]:
@@ -109,10 +106,11 @@ def _look(
 
 def _folder(gw: Gateway, lister: Lister, listing: FolderListing, since: datetime | None) -> FolderReport:
     where = listing.where
-    known = inventory.folder_copies(gw.ledger.reader, where.source, where.account, where.folder)
-    if since is not None:  # the listing holds only what arrived since: so does the ledger's side
-        known = [k for k in known if k.location.seen_at >= since]
-    findings = compare.mailbox_findings(listing, known, lister.marks_for)
+    every = inventory.folder_copies(gw.ledger.reader, where.source, where.account, where.folder)
+    # the listing is matched against every copy (IMAP's SINCE counts whole days); what the
+    # ledger alone says is looked at for the copies it saw since then
+    findings = compare.mailbox_findings(listing, every, lister.marks_for)
+    known = [k for k in every if since is None or k.location.seen_at >= since]
     findings += compare.not_done(known, since)
     primaries = [k.location.message_pk for k in known if k.primary and k.location.message_pk is not None]
     attached = inventory.attached(gw.ledger.reader, primaries)
