@@ -120,3 +120,37 @@ def test_reconcile_finds_what_was_lost_and_fix_brings_it_back(imap_home: Any, do
     home.run_once()
     assert sorted(e["message_id"] for e in home.emails()) == sorted(every)
     assert home.cli("reconcile").returncode == 0
+
+
+def test_reconcile_lists_every_mailbox_of_a_master_user_entry(imap_home: Any, many_dovecot: Any) -> None:
+    """One `imap` entry reaching two users' mailboxes through the master user: each mailbox's
+    folder is its own report, and a keyword removed in one of them is found and set again."""
+    from tests.mailboxes.imap.fixtures import fleet
+
+    home = imap_home(server=many_dovecot, source=fleet(["u001", "u002"]))
+    raws = {u: make_mail(sender=f"Fleet {u} <{u}@fleet{u}.example>", subject=f"for {u}") for u in ("u001", "u002")}
+    for u, raw in raws.items():
+        many_dovecot.append("VLeads", raw, user=u)
+    home.run_once()
+    _unflag_as(many_dovecot, "u002", message_id_of(raws["u002"]), "Synced")
+
+    found = home.cli("reconcile", "--json")
+    assert found.returncode == 1, found.stdout + found.stderr
+    doc = json.loads(found.stdout)
+    assert sorted((f["account"], f["folder"], f["copies"]) for f in doc["folders"]) == [
+        ("u001", "VLeads", 1),
+        ("u002", "VLeads", 1),
+    ]
+    untagged = {f["account"]: [x["message_id"] for x in f["findings"]["untagged"]] for f in doc["folders"]}
+    assert untagged == {"u001": [], "u002": [message_id_of(raws["u002"])]}
+
+    assert home.cli("reconcile", "--fix").returncode == 0
+    flags = many_dovecot.flags("VLeads", user="u002")[message_id_of(raws["u002"])]
+    assert {"CRM_sync", "Synced"} <= flags
+    assert home.cli("reconcile").returncode == 0
+
+
+def _unflag_as(dovecot: Any, user: str, message_id: str, keyword: str) -> None:
+    with dovecot.client(user) as c:
+        c.select_folder("VLeads")
+        c.remove_flags(c.search(["HEADER", "Message-ID", message_id]), [keyword])
