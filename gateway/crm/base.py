@@ -210,6 +210,18 @@ class Connector(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class EmailLookup(Protocol):
+    """Optional capability of a connector: the emails stored for many Message-IDs in one go
+    (`reconcile` checks thousands at once: missing ones, and mails stored twice). A connector
+    without it is asked `find_email` one mail at a time, which cannot see a second record."""
+
+    def emails_for(self, message_ids: Sequence[str]) -> Mapping[str, Sequence[EmailRef]]:
+        """Message-ID → every email record stored with it (each version and each duplicate);
+        a Message-ID with none is left out."""
+        ...
+
+
 ConnectorFactory = Callable[[Any], Connector]
 CONNECTORS: Registry[ConnectorFactory] = Registry("connector", "gateway.crm")
 

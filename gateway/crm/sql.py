@@ -48,6 +48,7 @@ from gateway.crm.sql_models import utcnow
 from gateway.crm.sql_rows import CHUNK, bl, chunks, clean, em, new_ref, party_id, party_values, pe, ref_from_row
 from gateway.crm.sql_statements import (
     BY_DOMAIN,
+    EMAILS_OF,
     EXISTS,
     FIND,
     FIND_EMAIL,
@@ -123,6 +124,17 @@ class SqlConnector:
         else:
             rows = self._query(FIND_VERSION, {"mid": message_id, "h": content_hash})
         return EmailRef(str(rows[0].id), rows[0].message_id, rows[0].content_hash) if rows else None
+
+    @_translate
+    def emails_for(self, message_ids: Sequence[str]) -> dict[str, list[EmailRef]]:
+        """gateway.crm.base.EmailLookup: one query per chunk of Message-IDs."""
+        out: dict[str, list[EmailRef]] = {}
+        ids = list(dict.fromkeys(m for m in message_ids if m))
+        with self._read() as conn:
+            for chunk in chunks(ids):
+                for row in conn.execute(EMAILS_OF, {"mids": list(chunk)}):
+                    out.setdefault(row.message_id, []).append(EmailRef(str(row.id), row.message_id, row.content_hash))
+        return out
 
     @_translate
     def thread_parents(self, message_ids: Sequence[str]) -> list[PartyRef]:

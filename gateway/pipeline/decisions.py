@@ -56,11 +56,11 @@ class Decisions:
         self.tagging = tagging
         self._message_locks = message_locks
 
-    def reopen(self, message_pk: int, state: MessageState = M.RECEIVED) -> int:
+    def reopen(self, message_pk: int, state: MessageState = M.RECEIVED, *, redo: Sequence[str] = ()) -> int:
         """Send a message through the current rules again; returns its primary location."""
         if not self.ledger.locations_of(message_pk):
             raise Permanent(f"message {message_pk} has no location left")
-        return self.ledger.reopen(message_pk, state)
+        return self.ledger.reopen(message_pk, state, redo=redo)
 
     def resolve(self, message_pk: int, to: Sequence[PartyRef] | None = None, create_kind: str | None = None) -> str:
         """Attach a message in review to the records a person picked (or creates), then tag it.

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
+
+from gateway.admin.reconcile import FindingKind
+from gateway.admin.reconcile import last_result as reconcile_result
+from gateway.ledger import Ledger
 
 
 class LedgerCollector:
@@ -36,6 +42,21 @@ class LedgerCollector:
             "crm_gateway_rule_errors", "Errors of the last rule edit (old rules still run)", value=len(rules.get("errors") or [])
         )
         yield GaugeMetricFamily("crm_gateway_queue", "Copies waiting for a pipeline worker", value=self.gw.queue.qsize())
+        yield from _reconcile_gauges(self.gw.ledger)
+
+
+def _reconcile_gauges(ledger: Ledger) -> Iterator[GaugeMetricFamily]:
+    """The last `reconcile`'s findings per kind and its age: nothing before the first run."""
+    last = reconcile_result(ledger)
+    if last is None:
+        return
+    counts, at = last
+    findings = GaugeMetricFamily("crm_gateway_reconcile_findings", "Findings of the last reconcile, by kind", labels=["kind"])
+    for kind in FindingKind:
+        findings.add_metric([kind.value], float(counts.get(kind.value, 0)))
+    yield findings
+    age = (datetime.now(UTC) - at).total_seconds()
+    yield GaugeMetricFamily("crm_gateway_reconcile_age_seconds", "Seconds since the last reconcile ran", value=age)
 
 
 def registry_for(gw: Any) -> CollectorRegistry:
