@@ -137,6 +137,22 @@ PATHS: dict[str, dict[str, Any]] = {
             },
         )
     },
+    "/api/v1/reconcile": {
+        "get": _op("The last reconcile's findings per kind and when it ran (admin)", _json("counts and time", _OBJ)),
+        "post": _op(
+            "Compare the watched folders with the ledger and the CRM; with fix, repair and look again (admin)",
+            _json("the report, per folder; `reconciled` is true when nothing is left", _OBJ),
+            body={
+                "type": "object",
+                "properties": {
+                    "source": {"type": "string"},
+                    "folder": {"type": "string"},
+                    "since": {"type": "string", "description": "ISO 8601 date or time"},
+                    "fix": {"type": "boolean"},
+                },
+            },
+        ),
+    },
     "/api/v1/openapi.json": {"get": _op("This document", _json("OpenAPI 3", _OBJ))},
 }
 
