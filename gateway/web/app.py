@@ -21,9 +21,11 @@ from prometheus_client.core import GaugeMetricFamily
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from gateway.admin import operations as admin
+from gateway.web import console, outlook
 
 
 class _LedgerCollector:
@@ -152,6 +154,9 @@ def make_app(gw: Any) -> Starlette:
             Route("/quarantine.json", quarantine),
             Route("/metrics", metrics),
             Route("/healthz", healthz),
+            *console.routes(gw),
+            *outlook.routes(gw),
+            Mount("/static", StaticFiles(packages=[("gateway.web", "static")]), name="static"),
         ]
     )
 

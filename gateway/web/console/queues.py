@@ -1,0 +1,142 @@
+"""The review queue and the quarantine: what waits for a person, and their decisions.
+
+Each decision is a POSTed form carrying the CSRF token, and calls the gateway.admin function
+the command line calls (`review resolve`, `review create`, `quarantine retry`); the page then
+says in words what happened (303 back to the list, the outcome in the query)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from gateway.admin import operations as admin
+from gateway.crm.base import PARTY_KINDS
+from gateway.errors import GatewayError, Permanent
+from gateway.web.console import render
+from gateway.web.console.viewer import Viewer, sees_message, sign_in_first, viewer_of
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def visible_items(gw: Any, who: Viewer, state: str) -> list[dict[str, Any]]:
+    """`review list` / `quarantine list`, less what lies in mailboxes the viewer may not see."""
+    return [item for item in admin.listing(gw, state) if sees_message(gw, who, int(item["id"]))]
+
+
+def _back(path: str, **said: str) -> Response:
+    return RedirectResponse(f"{path}?{urlencode(said)}", status_code=303)
+
+
+def _said(request: Request) -> dict[str, str]:
+    """What the previous decision did, for the banner at the top of the list."""
+    return {k: request.query_params[k] for k in ("done", "failed") if request.query_params.get(k)}
+
+
+def review_page(gw: Any) -> Handler:
+    async def review(request: Request) -> Response:
+        who = viewer_of(request)
+        if who is None:
+            return sign_in_first(request)
+        items = await run_in_threadpool(visible_items, gw, who, "review")
+        return render.page(request, "console/review.html", items=items, kinds=PARTY_KINDS, said=_said(request))
+
+    return review
+
+
+async def _decide(gw: Any, request: Request, back: str, act: Callable[[Viewer, Any], str]) -> Response:
+    """Run one decision for the signed-in viewer if they may see the message; say what it did."""
+    who = viewer_of(request)
+    if who is None:
+        return sign_in_first(request)
+    pk = int(request.path_params.get("id", 0))
+    if pk and not await run_in_threadpool(sees_message, gw, who, pk):
+        return render.error(request, 404, "No such message", f"There is no message {pk} in your mailboxes.")
+    form = await request.form()
+    try:
+        said = await run_in_threadpool(act, who, form)
+    except GatewayError as exc:  # Permanent: the decision was refused, say why in words
+        return _back(back, failed=str(exc))
+    return _back(back, done=said)
+
+
+def resolve(gw: Any) -> Handler:
+    async def handler(request: Request) -> Response:
+        pk = request.path_params["id"]
+
+        def act(_who: Viewer, form: Any) -> str:
+            record = str(form.get("record") or "").strip()
+            if not record:
+                raise Permanent("pick a record, or search for one")
+            # A record found by searching the CRM is the person's choice, as `--force` is on the
+            # command line: the search shows what it is before it is picked.
+            force = form.get("searched") == "1"
+            done = admin.resolve_review(gw, str(pk), to=[record], force=force)
+            return f"message {pk} attached to {record}: {done.state}"
+
+        return await _decide(gw, request, "/console/review", act)
+
+    return handler
+
+
+def create(gw: Any) -> Handler:
+    async def handler(request: Request) -> Response:
+        pk = request.path_params["id"]
+
+        def act(_who: Viewer, form: Any) -> str:
+            kind = str(form.get("kind") or "")
+            done = admin.resolve_review(gw, str(pk), create_kind=kind)
+            return f"message {pk}: a new {kind} made from it: {done.state}"
+
+        return await _decide(gw, request, "/console/review", act)
+
+    return handler
+
+
+def quarantine_page(gw: Any) -> Handler:
+    async def quarantine(request: Request) -> Response:
+        who = viewer_of(request)
+        if who is None:
+            return sign_in_first(request)
+        items = await run_in_threadpool(visible_items, gw, who, "quarantined")
+        reasons: dict[str, int] = {}
+        for item in items:
+            reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
+        return render.page(request, "console/quarantine.html", items=items, reasons=reasons, said=_said(request))
+
+    return quarantine
+
+
+def _outcome(results: list[tuple[int, str]]) -> str:
+    return "; ".join(f"message {pk}: {state}" for pk, state in results) or "nothing to retry"
+
+
+def retry_one(gw: Any) -> Handler:
+    async def handler(request: Request) -> Response:
+        pk = request.path_params["id"]
+        return await _decide(
+            gw, request, "/console/quarantine", lambda _who, _form: _outcome(admin.retry_quarantined(gw, str(pk)))
+        )
+
+    return handler
+
+
+def retry_reason(gw: Any) -> Handler:
+    """Retry every quarantined message of one reason that the viewer may see."""
+
+    async def handler(request: Request) -> Response:
+        def act(who: Viewer, form: Any) -> str:
+            reason = str(form.get("reason") or "")
+            results: list[tuple[int, str]] = []
+            for item in visible_items(gw, who, "quarantined"):
+                if item["reason"] == reason:
+                    results += admin.retry_quarantined(gw, str(item["id"]))
+            return _outcome(results)
+
+        return await _decide(gw, request, "/console/quarantine", act)
+
+    return handler

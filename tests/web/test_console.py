@@ -1,0 +1,132 @@
+"""The console in a browser: a person signs in, picks a record for mail in review, makes one,
+retries quarantined mail; what they see, then what the CRM and the ledger hold."""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.web.browser import ADMIN, Site, sign_in
+from tests.web.seeds import links_of, seeded
+
+
+def _has_api(site: Site) -> bool:
+    try:
+        urllib.request.urlopen(site.base + "/api/v1/status", timeout=10)
+    except urllib.error.HTTPError as exc:
+        return exc.code != 404
+    return True
+
+
+def test_sign_in_and_see_the_overview(site: Site, page) -> None:
+    seeded(site.home)
+    site.start()
+    page.goto(site.base + "/console/")
+    assert "/signin" in page.url  # not signed in: sent to sign in, and back after
+    sign_in(page, site, ADMIN)
+    page.goto(site.base + "/console/")
+    assert page.get_by_role("heading", name="Overview").is_visible()
+    card = page.locator("article.card", has_text="me@example.com")
+    assert "local" in card.inner_text()
+    # `run --once` wrote the status and stopped: the page says it is stale, and why
+    assert "This status is stale" in page.locator(".stale").inner_text()
+    counts = card.locator(".count").all_inner_texts()
+    assert sorted(counts) == ["done 1", "quarantined 1", "review 2"]
+    assert page.get_by_role("link", name="2 waiting for review").is_visible()
+    headers = page.request.get(site.base + "/console/").headers
+    assert "script-src 'self'" in headers["content-security-policy"] and headers["x-content-type-options"] == "nosniff"
+
+
+def test_resolve_review_by_picking_a_candidate_and_create_from_review(site: Site, page) -> None:
+    ids = seeded(site.home)
+    site.start()
+    sign_in(page, site, ADMIN)
+    page.goto(site.base + "/console/review")
+    ann = page.locator("article.item", has_text="Quote for 40 chairs")
+    assert "ann@acme.example" in ann.locator(".from").inner_text()
+    assert ann.get_by_text(f"matched ann@acme.example (contact:{ids['Ann Two']})").is_visible()
+    ann.get_by_role("button", name="Attach to contact Ann Two").click()
+    assert re.search(r"message \d+ attached to contact:\d+: done", page.get_by_role("status").inner_text())
+    assert page.locator("article.item", has_text="Quote for 40 chairs").count() == 0
+    assert links_of(site.home, "Quote for 40 chairs") == [{"kind": "contact", "id": int(ids["Ann Two"])}]
+
+    who = page.locator("article.item", has_text="Are you open on Sunday?")
+    assert "No record matched who@nowhere.example" in who.inner_text()
+    who.get_by_label("Create a new").select_option("lead")
+    who.get_by_role("button", name="Create and attach").click()
+    assert "a new lead made from it: done" in page.get_by_role("status").inner_text()
+    assert "Nothing waits for review." in page.locator("main").inner_text()
+    leads = {e for lead in site.home.dump()["leads"] for e in lead["emails"]}
+    assert "who@nowhere.example" in leads
+    assert site.home.states() == {"done": 3, "quarantined": 1}
+
+
+def test_a_record_outside_the_candidates_is_refused_in_words(site: Site, page) -> None:
+    ids = seeded(site.home)
+    site.start()
+    sign_in(page, site, ADMIN)
+    page.goto(site.base + "/console/review")
+    ann = page.locator("article.item", has_text="Quote for 40 chairs")
+    # typed, not picked from a search: a typo must not file the mail on a stranger's record
+    page.evaluate("document.querySelectorAll('input[name=searched]').forEach(e => e.remove())")
+    ann.get_by_label("or its KIND:ID").fill(f"contact:{ids['Carl Vance']}")
+    ann.get_by_role("button", name="Attach", exact=True).click()
+    assert "is not among the candidates" in page.get_by_role("alert").inner_text()
+    assert links_of(site.home, "Quote for 40 chairs") == []
+
+
+def test_resolve_review_by_searching_another_record(site: Site, page) -> None:
+    ids = seeded(site.home)
+    site.start()
+    if not _has_api(site):
+        pytest.skip("the search box asks the JSON API (/api/v1/crm/search), which this web app does not serve")
+    sign_in(page, site, ADMIN)
+    page.goto(site.base + "/console/review")
+    ann = page.locator("article.item", has_text="Quote for 40 chairs")
+    ann.get_by_label("Another record").fill("Carl")
+    ann.get_by_label("Another record").press("Enter")
+    ann.get_by_role("button", name=re.compile("Attach to contact Carl Vance")).click()
+    assert f"attached to contact:{ids['Carl Vance']}: done" in page.get_by_role("status").inner_text()
+    assert links_of(site.home, "Quote for 40 chairs") == [{"kind": "contact", "id": int(ids["Carl Vance"])}]
+
+
+def test_retry_a_quarantined_message(site: Site, page) -> None:
+    seeded(site.home)
+    site.start()
+    sign_in(page, site, ADMIN)
+    page.goto(site.base + "/console/quarantine")
+    ben = page.locator("article.item", has_text="ben@big.example")
+    assert "max_message_size" in ben.locator(".why").inner_text()
+    assert "max_message_size" in page.locator(".reasons").inner_text()
+    ben.get_by_role("button", name="Retry").click()
+    assert re.search(r"message \d+: done", page.get_by_role("status").inner_text())
+    assert "Nothing is quarantined." in page.locator("main").inner_text()
+    assert [lead["emails"] for lead in site.home.dump()["leads"] if "ben@big.example" in lead["emails"]] == [["ben@big.example"]]
+    assert site.home.states()["done"] == 2
+
+
+def test_the_console_is_usable_on_a_phone_and_by_keyboard(site: Site, chromium) -> None:
+    seeded(site.home)
+    site.start()
+    context = chromium.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        sign_in(page, site, ADMIN)
+        page.goto(site.base + "/console/review")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, f"the review page is {width} px wide on a 375 px screen"
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Skip to the content"
+        for _ in range(40):  # every decision is reachable with Tab
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.textContent").startswith("Attach to contact Ann"):
+                break
+        else:
+            pytest.fail("no candidate button reached with Tab")
+        page.keyboard.press("Enter")
+        assert "attached to contact" in page.get_by_role("status").inner_text()
+    finally:
+        context.close()
