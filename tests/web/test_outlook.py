@@ -1,0 +1,99 @@
+"""The Outlook add-in: its manifest, and its pane in chromium with a stand-in for Office.js
+(tests/web/office_standin.js) holding the open mail."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from lxml import etree
+
+from tests.mail import make_mail
+from tests.web.browser import ADMIN, Site, sign_in
+from tests.web.seeds import crm_records, links_of
+
+OFFICE = "{http://schemas.microsoft.com/office/appforoffice/1.1}"
+XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
+
+
+def _api_or_skip(site: Site) -> None:
+    try:
+        urllib.request.urlopen(site.base + "/api/v1/status", timeout=10)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            pytest.skip("the pane asks the JSON API (/api/v1/), which this web app does not serve")
+
+
+def _open_mail(page, site: Site, *, message_id: str, subject: str, sender: tuple[str, str]) -> None:
+    from tests.web.browser import route_office_js
+
+    mail = {
+        "internetMessageId": message_id,
+        "subject": subject,
+        "from": {"displayName": sender[0], "emailAddress": sender[1]},
+        "to": [{"displayName": "Me", "emailAddress": "me@example.com"}],
+    }
+    page.add_init_script(f"window.standinMail = {json.dumps(mail)};")
+    route_office_js(page)
+    page.goto(site.base + "/outlook/pane.html")
+
+
+def test_the_manifest_is_a_mail_add_in_naming_the_public_url(site: Site) -> None:
+    site.public_url = "https://crm.acme.example/gateway"
+    site.start()
+    with urllib.request.urlopen(site.base + "/outlook/manifest.xml", timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("application/xml")
+        root = etree.fromstring(r.read())  # well-formed, or this raises
+    assert root.tag == f"{OFFICE}OfficeApp" and root.get(f"{XSI}type") == "MailApp"
+    names = [child.tag.removeprefix(OFFICE) for child in root if isinstance(child.tag, str)]
+    # the schema's order of the elements a MailApp must or may have
+    assert names[:6] == ["Id", "Version", "ProviderName", "DefaultLocale", "DisplayName", "Description"]
+    assert names.index("FormSettings") < names.index("Permissions") < names.index("Rule")
+    source = root.find(f"{OFFICE}FormSettings/{OFFICE}Form/{OFFICE}DesktopSettings/{OFFICE}SourceLocation")
+    assert source is not None and source.get("DefaultValue") == "https://crm.acme.example/gateway/outlook/pane.html"
+    assert root.findtext(f"{OFFICE}AppDomains/{OFFICE}AppDomain") == "https://crm.acme.example/gateway"
+    assert root.findtext(f"{OFFICE}Permissions") == "ReadItem"
+    urls = [e.get("DefaultValue") for e in root.iter() if e.get("DefaultValue", "").startswith("http")]
+    assert urls and all(u.startswith("https://crm.acme.example/gateway/") for u in urls), urls
+    # the same gateway, the same add-in Id
+    with urllib.request.urlopen(site.base + "/outlook/manifest.xml", timeout=10) as r:
+        assert etree.fromstring(r.read()).findtext(f"{OFFICE}Id") == root.findtext(f"{OFFICE}Id")
+
+
+def test_the_pane_reads_the_open_mail_from_office_js(site: Site, page) -> None:
+    site.start()
+    sign_in(page, site, ADMIN)
+    _open_mail(page, site, message_id="<x1@mail.test>", subject="Chairs again", sender=("Ann Lee", "ann@acme.example"))
+    assert page.locator("[data-subject]").inner_text() == "Chairs again"
+    assert page.locator("[data-from]").inner_text() == "From Ann Lee <ann@acme.example> to me@example.com"
+    csp = page.request.get(site.base + "/outlook/pane.html").headers["content-security-policy"]
+    assert "script-src 'self' https://appsforoffice.microsoft.com" in csp
+
+
+def test_the_pane_shows_the_records_of_a_mail_in_the_crm_and_links_a_new_one(site: Site, page) -> None:
+    ids = crm_records(site.home)
+    site.home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", subject="Brochure please", message_id="<bob1@mail.test>"))
+    # seen by the gateway, in no record yet: it waits for review
+    site.home.drop(
+        "CRM sync", make_mail(sender="Dora <dora@nowhere.example>", subject="Met at the fair", message_id="<dora1@mail.test>")
+    )
+    assert site.home.run_once() == {"done": 1, "review": 1}
+    site.start()
+    _api_or_skip(site)
+    sign_in(page, site, ADMIN)
+
+    _open_mail(page, site, message_id="<bob1@mail.test>", subject="Brochure please", sender=("Bob Ray", "bob@x.org"))
+    assert "In the CRM on 1 record" in page.locator("[data-status]").inner_text()
+    assert "Bob" in page.locator("[data-records]").inner_text()
+
+    page.goto("about:blank")
+    _open_mail(page, site, message_id="<dora1@mail.test>", subject="Met at the fair", sender=("Dora", "dora@nowhere.example"))
+    assert page.locator("[data-status]").inner_text() == "Not in the CRM yet."
+    page.get_by_label("Search the CRM").fill("Carl")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("button", name="File on contact Carl Vance", exact=False).click()
+    assert "Filed on contact Carl Vance" in page.locator("[data-linked]").inner_text()
+    assert "In the CRM on 1 record" in page.locator("[data-status]").inner_text()
+    assert links_of(site.home, "Met at the fair") == [{"kind": "contact", "id": int(ids["Carl Vance"])}]
