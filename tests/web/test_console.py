@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 
+from tests.mail import make_mail
 from tests.web.browser import ADMIN, Site, sign_in
 from tests.web.seeds import links_of, seeded
 
@@ -130,3 +131,42 @@ def test_the_console_is_usable_on_a_phone_and_by_keyboard(site: Site, chromium) 
         assert "attached to contact" in page.get_by_role("status").inner_text()
     finally:
         context.close()
+
+
+def test_the_message_page_shows_headers_body_attachments_trace_and_where_it_is_in_the_crm(site: Site, page) -> None:
+    site.home.drop(
+        "CRM sync",
+        make_mail(
+            sender="Ann Lee <ann@acme.example>",
+            subject="Plans attached",
+            html="<p>See the <b>plans</b>.</p>",
+            attachments=[("plans.pdf", "application/pdf", b"%PDF-1.4 plans")],
+        ),
+    )
+    site.home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", subject="Brochure please"))
+    assert site.home.run_once() == {"review": 1, "done": 1}
+    led = site.home.ledger()
+    try:
+        pks = {r.subject: r.id for r in led.messages_in(["review", "done"])}
+    finally:
+        led.close()
+    site.start()
+    sign_in(page, site, ADMIN)
+
+    page.goto(f"{site.base}/console/messages/{pks['Plans attached']}")
+    assert page.locator("dd.from").inner_text() == "Ann Lee <ann@acme.example>"
+    assert "+0100" in page.locator("dl.headers").inner_text()  # the Date header's own zone
+    assert page.frame_locator("iframe.body").get_by_text("plans").first.is_visible()
+    assert "plans.pdf · application/pdf · 14 bytes" in page.locator("main").inner_text()
+    assert "Not in the CRM yet" in page.locator("main").inner_text()
+    assert "CRM sync folder" in page.locator("ol.trace").inner_text()
+    csp = page.request.get(f"{site.base}/console/messages/{pks['Plans attached']}").headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-src 'none'" in csp
+
+    page.goto(f"{site.base}/console/messages/{pks['Brochure please']}")
+    (lead,) = [x for x in site.home.dump()["leads"] if "bob@x.org" in x["emails"]]
+    assert f"on lead:{lead['id']}" in page.locator("ul.crm").inner_text()
+    assert "The gateway no longer keeps this mail" in page.locator("main").inner_text()
+
+    page.goto(f"{site.base}/console/messages/999")
+    assert page.get_by_role("heading", name="No such message").is_visible()

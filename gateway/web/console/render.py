@@ -3,7 +3,7 @@ page carries, times shown with their zone, and errors in words."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,15 @@ def when(stamp: str | datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S ") + zone
 
 
+def sent(at: datetime, offset_minutes: int) -> str:
+    """A mail's Date as its sender's clock said it, with that zone, and in UTC."""
+    local = at.astimezone(timezone(timedelta(minutes=offset_minutes)))
+    return f"{local.strftime('%Y-%m-%d %H:%M:%S %z')} ({when(at)})"
+
+
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "xml"]))
 _env.filters["when"] = when
+_env.globals["sent"] = sent
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
