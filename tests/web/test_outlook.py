@@ -90,7 +90,7 @@ def test_the_pane_shows_the_records_of_a_mail_in_the_crm_and_links_a_new_one(sit
 
     page.goto("about:blank")
     _open_mail(page, site, message_id="<dora1@mail.test>", subject="Met at the fair", sender=("Dora", "dora@nowhere.example"))
-    assert page.locator("[data-status]").inner_text() == "Not in the CRM yet."
+    assert page.locator("[data-status]").inner_text() == "Not in the CRM yet: it waits for review."
     page.get_by_label("Search the CRM").fill("Carl")
     page.get_by_role("button", name="Search").click()
     page.get_by_role("button", name="File on contact Carl Vance", exact=False).click()

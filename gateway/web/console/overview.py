@@ -72,7 +72,7 @@ def mailbox_rows(doc: dict[str, Any], who: Viewer) -> list[MailboxRow]:
         for account, state, error in each:
             if not is_admin(who) and not who.sees(src["name"], account):
                 continue
-            watched = state if running else f"not watched (last: {state})"
+            watched = state if running or state.startswith("not watched") else f"not watched (last known: {state})"
             rows.append(MailboxRow(mailbox=account, watched=watched, last_error=error or "", **common))
     return rows
 

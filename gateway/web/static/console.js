@@ -19,7 +19,8 @@ function searchResults(form, records) {
     const label = `${r.kind}:${r.id}`;
     button.type = "submit";
     button.className = "result";
-    button.textContent = `Attach to ${r.kind} ${r.name || r.id}` + (r.email ? ` <${r.email}>` : "");
+    const address = (r.emails && r.emails[0]) || r.domain;
+    button.textContent = `Attach to ${r.kind} ${r.name || r.id}` + (address ? ` <${address}>` : "");
     button.addEventListener("click", () => { field.value = label; });
     li.append(button);
     list.append(li);
@@ -41,7 +42,7 @@ async function search(form, query) {
     });
     const body = await response.json();
     if (!response.ok) { say(form, `The search failed: ${body.error || response.status}`); return; }
-    searchResults(form, body.records || body.results || []);
+    searchResults(form, body.records || []);
   } catch (error) {
     say(form, `The search failed: ${error.message}`);
   }

@@ -13,21 +13,22 @@ async function api(path, options = {}) {
   const response = await fetch(path, { credentials: "same-origin", ...options, headers });
   let body = {};
   try { body = await response.json(); } catch (_) { /* an empty or HTML answer: said below */ }
-  if (!response.ok) throw new Error(body.error || `the gateway answered ${response.status}`);
+  if (!response.ok) {
+    const error = new Error(body.error || `the gateway answered ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
   return body;
 }
 
-// The records a lookup names, whether it lists them at the top or per stored copy.
+// The records the CRM files the mail on, as the look-up names them (`crm_records`).
 function recordsOf(body) {
-  const seen = new Map();
-  const add = (r) => { if (r && r.kind && r.id !== undefined) seen.set(`${r.kind}:${r.id}`, r); };
-  (body.records || []).forEach(add);
-  for (const m of body.messages || []) (m.records || m.links || []).forEach(add);
-  return [...seen.values()];
+  return body.crm_records || [];
 }
 
 function recordText(r) {
-  return `${r.kind} ${r.name || r.id}` + (r.email ? ` <${r.email}>` : "") + ` (${r.kind}:${r.id})`;
+  const address = (r.emails && r.emails[0]) || r.domain;
+  return `${r.kind} ${r.name || r.id}` + (address ? ` <${address}>` : "") + ` (${r.kind}:${r.id})`;
 }
 
 function item(text, className) {
@@ -44,11 +45,16 @@ async function lookup(messageId) {
     const body = await api(`/api/v1/messages/lookup?message_id=${encodeURIComponent(messageId)}`);
     const records = recordsOf(body);
     list.replaceChildren(...records.map((r) => item(recordText(r), "record")));
+    status.className = "";
     status.textContent = records.length
       ? `In the CRM on ${records.length} record${records.length > 1 ? "s" : ""}:`
-      : "Not in the CRM yet.";
+      : body.state === "review" ? "Not in the CRM yet: it waits for review." : "Not in the CRM yet.";
   } catch (error) {
     list.replaceChildren();
+    if (error.status === 404) {
+      status.textContent = "The gateway has not seen this mail (it files only the mail of the folders it watches).";
+      return;
+    }
     status.textContent = `Could not ask the gateway: ${error.message}`;
     status.className = "bad";
   }
@@ -71,7 +77,7 @@ async function search(messageId, query) {
   const results = $("[data-results]");
   try {
     const body = await api(`/api/v1/crm/search?q=${encodeURIComponent(query)}`);
-    const records = body.records || body.results || [];
+    const records = body.records || [];
     if (!records.length) { results.replaceChildren(item("No record found.")); return; }
     results.replaceChildren(...records.map((r) => {
       const li = document.createElement("li");
