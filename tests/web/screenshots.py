@@ -41,7 +41,11 @@ def main(out: Path = REPO / "docs" / "images") -> None:
                 context = b.new_context(viewport={"width": 1100, "height": 760})
                 page = context.new_page()
                 sign_in(page, site, ADMIN)
-                for name, path in (("overview", "/console/"), ("review", "/console/review"), ("message", f"/console/messages/{dora}")):
+                for name, path in (
+                    ("overview", "/console/"),
+                    ("review", "/console/review"),
+                    ("message", f"/console/messages/{dora}"),
+                ):
                     page.goto(site.base + path)
                     page.wait_for_load_state("networkidle")
                     page.screenshot(path=str(out / f"console-{name}.png"), full_page=False)
