@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.web.seeds import set_config
+from tests.web.console.seeds import set_config
 
 
 def test_check_refuses_a_public_url_that_is_not_https(home) -> None:

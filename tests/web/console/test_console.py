@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 
 from tests.mail import make_mail
-from tests.web.browser import ADMIN, Site, sign_in
-from tests.web.seeds import links_of, seeded
+from tests.web.console.browser import ADMIN, Site, sign_in
+from tests.web.console.seeds import links_of, seeded
 
 
 def _has_api(site: Site) -> bool:

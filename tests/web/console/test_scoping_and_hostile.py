@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.mail import make_mail
-from tests.web.browser import ADMIN, Person, Site, Watch, sign_in
-from tests.web.seeds import set_config
+from tests.web.console.browser import ADMIN, Person, Site, Watch, sign_in
+from tests.web.console.seeds import set_config
 
 ME = Person("mel", "user", frozenset({"me@example.com"}))
 

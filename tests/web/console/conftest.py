@@ -1,4 +1,4 @@
-"""Fixtures of the console's browser tests (the machinery is tests/web/browser.py)."""
+"""Fixtures of the console's browser tests (the machinery is tests/web/console/browser.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.browser import Site, browser
+from tests.web.console.browser import Site, browser
 
 
 @pytest.fixture(scope="module")

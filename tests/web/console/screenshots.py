@@ -1,4 +1,4 @@
-"""Screenshots of the console for the README: `.venv/bin/python -m tests.web.screenshots`
+"""Screenshots of the console for the README: `.venv/bin/python -m tests.web.console.screenshots`
 writes docs/images/console-{overview,review,message}.png from a seeded gateway home in a
 temporary folder, in Debian's chromium (as the browser tests use it)."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tests.fixtures import REPO, Home
 from tests.mail import make_mail
-from tests.web.browser import ADMIN, Site, browser, sign_in
-from tests.web.seeds import seeded
+from tests.web.console.browser import ADMIN, Site, browser, sign_in
+from tests.web.console.seeds import seeded
 
 
 def main(out: Path = REPO / "docs" / "images") -> None:

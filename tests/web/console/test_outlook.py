@@ -1,5 +1,5 @@
 """The Outlook add-in: its manifest, and its pane in chromium with a stand-in for Office.js
-(tests/web/office_standin.js) holding the open mail."""
+(tests/web/console/office_standin.js) holding the open mail."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from lxml import etree
 
 from tests.mail import make_mail
-from tests.web.browser import ADMIN, Site, sign_in
-from tests.web.seeds import crm_records, links_of
+from tests.web.console.browser import ADMIN, Site, sign_in
+from tests.web.console.seeds import crm_records, links_of
 
 OFFICE = "{http://schemas.microsoft.com/office/appforoffice/1.1}"
 XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
@@ -27,7 +27,7 @@ def _api_or_skip(site: Site) -> None:
 
 
 def _open_mail(page, site: Site, *, message_id: str, subject: str, sender: tuple[str, str]) -> None:
-    from tests.web.browser import route_office_js
+    from tests.web.console.browser import route_office_js
 
     mail = {
         "internetMessageId": message_id,

@@ -180,7 +180,7 @@ def browser() -> Iterator[Any]:
 
 
 def route_office_js(page: Any) -> None:
-    """Office.js from Microsoft's CDN is answered by the test stand-in (tests/web/office_standin.js)."""
+    """Office.js from Microsoft's CDN is answered by the test stand-in (tests/web/console/office_standin.js)."""
     page.route(OFFICE_JS, lambda route: route.fulfill(path=str(STANDIN), content_type="text/javascript"))
 
 
