@@ -46,3 +46,19 @@ class Permanent(GatewayError):
 
 class UnparseableMessage(Permanent):
     """No parser could make sense of the bytes; they are kept and the message quarantined."""
+
+
+class NotFound(Permanent):
+    """What was asked for does not exist (no such message, record, user)."""
+
+
+class NotAllowed(Permanent):
+    """The person asking may not see or do this (another person's mailbox, a record they cannot see)."""
+
+
+class Conflict(Permanent):
+    """The thing is not in a state that allows this now (a message not in review, not quarantined)."""
+
+
+class NotSupported(Permanent):
+    """The configured backend cannot do this (e.g. a record search on a CRM without one)."""

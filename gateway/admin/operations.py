@@ -6,19 +6,20 @@ status page can call the same ones.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gateway.admin.explain_text import render_explain  # noqa: F401  (explain in words: its own module)
 from gateway.admin.liveness import ago  # noqa: F401  (the status page's "N s ago")
+from gateway.admin.scope import Visibility, require_record_visible, require_sees
 from gateway.admin.status import STATES, liveness_line, mailbox_lines, render_status, status_doc  # noqa: F401  (status: its own module)
 from gateway.crm.base import PARTY_KINDS, PartyRef
 from gateway.engine.model import Plan, jsonable
-from gateway.errors import Permanent
+from gateway.errors import Conflict, NotFound, Permanent
 from gateway.ledger import Ledger, MessageRow
 from gateway.message import addresses
-from gateway.pipeline.journal import CRM_DONE, plan_of
+from gateway.pipeline.journal import plan_of
 
 if TYPE_CHECKING:
     from gateway.crm.base import Connector
@@ -55,10 +56,10 @@ def _messages_for(ledger: Ledger, ident: str) -> list[MessageRow]:
         try:
             return [ledger.message(int(ident))]
         except KeyError:
-            raise Permanent(f"no message with id {ident}") from None
+            raise NotFound(f"no message with id {ident}") from None
     rows = ledger.find_messages(ident)
     if not rows:
-        raise Permanent(f"no message with Message-ID {ident}")
+        raise NotFound(f"no message with Message-ID {ident}")
     return rows
 
 
@@ -104,70 +105,17 @@ def explain_doc(gw: Gateway, ident: str) -> list[dict[str, Any]]:
     return docs
 
 
-def render_explain(d: dict[str, Any]) -> str:
-    lines = [
-        f"message {d['id']}  {d['message_id']}",
-        f"  from: {d['from']}",
-        f"  subject: {d['subject']}",
-        f"  state: {d['state']}" + (f" — {d['reason']}" if d["reason"] else ""),
-    ]
-    if d["state"] == "ignored" and not d["reason"]:
-        lines.append("  why: no rule's `when` held for it (implicit keep: nothing written)")
-    if d["rules"]:
-        lines.append(f"  rules that touched it: {', '.join(d['rules'])}")
-    if d["direction"]:
-        lines.append(f"  direction: {d['direction']}; counterparts: {', '.join(d['counterparts']) or '-'}")
-    for address, refs in (d["found"] or {}).items():
-        lines.append(
-            f"  found {address}: " + (", ".join(f"{r['kind']}:{r['id']} {r.get('name', '')}" for r in refs) or "nothing")
-        )
-    for step, result in d["journal"].items():
-        lines.append(f"  {_journal_line(step, result)}")
-    if d.get("review"):
-        lines.append(f"  review: {d['review'].get('reason')}")
-        for address, refs in d["review"].get("candidates", []):
-            lines.append(f"    {address}: " + ", ".join(f"{r['kind']}:{r['id']} {r.get('name', '')}" for r in refs))
-    for loc in d["locations"]:
-        tags = ", ".join(loc["tags"]) or "-"
-        lines.append(f"  at {loc['source']}:{loc['account']}/{loc['folder']} [{loc['state']}] tags: {tags}")
-    if d["trace"]:
-        lines.append("  trace:")
-        for step in d["trace"]:
-            mark = {True: "✓", False: "✗", None: "·"}[step.get("result")]
-            lines.append(f"    {mark} {step.get('rule') or '-'}: {step.get('event')}: {step.get('detail')}")
-    lines.append("  history:")
-    for h in d["history"]:
-        lines.append(f"    {h['at'][:19]} {h['event']}: {h['detail']}")
-    return "\n".join(lines)
-
-
-def _journal_line(step: str, result: Any) -> str:
-    """One journal step in words. Steps are `create:…`, `review:create:…` (a record),
-    `attach`, `review:attach` (the mail) and the `crm_done` mark (a bare true); a shape
-    not known here is shown as stored rather than failing the whole explanation."""
-    if result is None:
-        return f"{step}: started, result unknown (will be looked up on retry)"
-    if step == CRM_DONE:
-        return f"{step}: every CRM step done; only the mailbox write-back was left"
-    if isinstance(result, dict) and "kind" in result and "id" in result:
-        return f"{step}: {'created' if result.get('created') else 'adopted existing'} {result['kind']}:{result['id']}"
-    if isinstance(result, dict) and "email_id" in result:
-        on = ", ".join(f"{t.get('kind')}:{t.get('id')}" for t in result.get("targets") or [] if isinstance(t, dict))
-        return f"{step}: email {result.get('email_id')} on {on or '-'}"
-    if isinstance(result, dict) and "note_ids" in result:
-        on = ", ".join(f"{t.get('kind')}:{t.get('id')}" for t in result.get("targets") or [] if isinstance(t, dict))
-        return f"{step}: note {', '.join(map(str, result.get('note_ids') or [])) or '-'} on {on or '-'}"
-    return f"{step}: {json.dumps(result, default=str)}"
-
-
 # ---- listings ----------------------------------------------------------------------------
 
 
-def listing(gw: Gateway, state: str) -> list[dict[str, Any]]:
+def listing(gw: Gateway, state: str, scope: Visibility | None = None) -> list[dict[str, Any]]:
+    """The messages in `state` (review, quarantined), those `scope` sees when given."""
     rows = []
     for row in gw.ledger.messages_in([state]):
         plan = plan_of(row) or _NO_PLAN
         loc = gw.ledger.locations_of(row.id)
+        if scope is not None and not scope.sees_any(loc):
+            continue
         item = {
             "id": row.id,
             "message_id": row.message_id,
@@ -178,6 +126,7 @@ def listing(gw: Gateway, state: str) -> list[dict[str, Any]]:
             "attempts": row.attempts,
             "folder": loc[0].ref.folder if loc else None,
             "source": loc[0].ref.source if loc else None,
+            "account": loc[0].ref.account if loc else None,
         }
         if state == "review":
             item["candidates"] = jsonable(plan.review.candidates) if plan.review else []
@@ -212,15 +161,29 @@ def render_listing(rows: list[dict[str, Any]], state: str) -> Any:
 # ---- actions -----------------------------------------------------------------------------
 
 
-def _one(gw: Gateway, ident: str, state: str) -> MessageRow:
-    rows = [r for r in _messages_for(gw.ledger, ident) if r.state == state]
+def _one(gw: Gateway, ident: str, state: str, scope: Visibility | None = None) -> MessageRow:
+    found = _messages_for(gw.ledger, ident)
+    if scope is not None:
+        found = [r for r in found if scope.sees_any(gw.ledger.locations_of(r.id))]
+        if not found:
+            require_sees(scope, [], f"message {ident}")
+    rows = [r for r in found if r.state == state]
     if not rows:
-        raise Permanent(f"message {ident} is not {state}")
+        raise Conflict(f"message {ident} is not {state}")
     return rows[0]
 
 
-def retry_quarantined(gw: Gateway, ident: str | None) -> list[tuple[int, str]]:
-    rows = [_one(gw, ident, "quarantined")] if ident else gw.ledger.messages_in(["quarantined"])
+def retry_quarantined(
+    gw: Gateway, ident: str | None, *, reason: str | None = None, scope: Visibility | None = None
+) -> list[tuple[int, str]]:
+    """Send one quarantined message (`ident`), or all (with `reason`: those quarantined for
+    exactly that reason) through the current rules again; those `scope` sees when given."""
+    if ident:
+        rows = [_one(gw, ident, "quarantined", scope)]
+    else:
+        rows = [r for r in gw.ledger.messages_in(["quarantined"]) if reason is None or r.reason == reason]
+        if scope is not None:
+            rows = [r for r in rows if scope.sees_any(gw.ledger.locations_of(r.id))]
     results = []
     for row in rows:
         pk = gw.pipeline.reopen(row.id)
@@ -268,19 +231,28 @@ class Resolved:
 
 
 def resolve_review(
-    gw: Gateway, ident: str, *, to: list[str] | None = None, create_kind: str | None = None, force: bool = False
+    gw: Gateway,
+    ident: str,
+    *,
+    to: list[str] | None = None,
+    create_kind: str | None = None,
+    force: bool = False,
+    scope: Visibility | None = None,
 ) -> Resolved:
     """Attach a message in review to picked records (or a created one). A record that is not
     among the proposed candidates is refused without `force`: a typo in an id would otherwise
-    file the mail on a stranger's record without a word."""
-    row = _one(gw, ident, "review")
+    file the mail on a stranger's record without a word. With `scope`, the message must lie in
+    the person's mailbox and each record be one their CRM user may see."""
+    row = _one(gw, ident, "review", scope)
     if create_kind is not None and create_kind not in PARTY_KINDS:
         raise Permanent(f"--kind must be one of {', '.join(PARTY_KINDS)}")
     targets = [parse_target(t) for t in (to or [])]
     check = getattr(gw.crm, "get_party", None)
     for t in targets:
         if check is not None and check(t) is None:
-            raise Permanent(f"no {t.kind} with id {t.id} in the CRM")
+            raise NotFound(f"no {t.kind} with id {t.id} in the CRM")
+        if scope is not None:
+            require_record_visible(gw.crm, t, scope)
     proposed = candidates_of(row)
     keys = {(c.kind, c.id) for c in proposed}
     outside = tuple(t.label() for t in targets if proposed and (t.kind, str(t.id)) not in keys)

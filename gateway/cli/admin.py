@@ -4,8 +4,11 @@ module after its own commands, so the help keeps its order)."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -100,6 +103,54 @@ def forget(
             markup=False,
             highlight=False,
         )
+
+
+@app.command(cls=PlainCommand)
+@guarded
+def reconcile(
+    source: Annotated[str | None, typer.Option("--source", metavar="S", help="only this source")] = None,
+    folder: Annotated[str | None, typer.Option("--folder", metavar="F", help="only this watched folder")] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option("--since", metavar="DATE", help="only copies that arrived since then (UTC unless an offset is given)"),
+    ] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="hand what is missing to the pipeline again, tag untagged copies")] = False,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare the watched folders with the ledger and the CRM; exit 1 while findings remain."""
+    from gateway.admin.reconcile import reconcile as run_reconcile
+
+    logs.setup("warning")
+    with open_gateway(config) as gw, _progress() as progress:
+        report = run_reconcile(gw, source, folder, since, fix, progress)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        out.print(report.text(), markup=False, highlight=False)
+    if not report.reconciled:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int], None] | None]:
+    """A bar per long folder on a terminal (stderr); nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    tasks: dict[str, Any] = {}
+    with Progress(console=err) as bar:
+
+        def advance(label: str, done: int, total: int) -> None:
+            if total < 1000 and label not in tasks:
+                return
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done, total=total)
+
+        yield advance
 
 
 # ---- quarantine and review ---------------------------------------------------------------
@@ -207,3 +258,41 @@ def crm_dump(
         print_json(crm.dump())  # type: ignore[attr-defined]
     finally:
         crm.close()
+
+
+@crm_app.command("search", cls=PlainCommand)
+@guarded
+def crm_search(
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="part of a name, address or domain")],
+    kind: Annotated[str | None, typer.Option("--kind", metavar="KIND", help="lead | contact | account")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """CRM records by name, address or domain (the API's /api/v1/crm/search)."""
+    from gateway.admin.records import search
+
+    with open_gateway(config) as gw:
+        hits = search(gw, text, kind, None)
+    if as_json:
+        print_json({"records": hits})
+        return
+    for h in hits:
+        out.print(f"{h['record']}  {h['name']}  {', '.join(h['emails']) or h['domain'] or '-'}", markup=False, highlight=False)
+
+
+@app.command(cls=PlainCommand)
+@guarded
+def link(
+    ident: IdArg,
+    to: Annotated[str, typer.Option("--to", metavar="KIND:ID", help="the record to file the message on")],
+    config: ConfigOpt = None,
+) -> None:
+    """File a handled message on one more CRM record (linking twice leaves one link)."""
+    from gateway.admin.records import link as link_message
+
+    logs.setup("warning")
+    with open_gateway(config) as gw:
+        done = link_message(
+            gw, to, message=int(ident) if ident.isdigit() else None, message_id=None if ident.isdigit() else ident, scope=None
+        )
+    out.print(f"{done['message']}: on {done['record']} (email {done['email_id']})", markup=False, highlight=False)

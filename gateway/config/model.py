@@ -29,7 +29,7 @@ from gateway.crm.config_models import (
 )
 from gateway.errors import ConfigError
 from gateway.mailboxes.registry import SourceConfig
-from gateway.reading.config_base import Model, Size, parse_size
+from gateway.reading.config_base import Model, Size, parse_size, read_secret_files
 
 
 class LedgerConfig(Model):
@@ -56,8 +56,59 @@ class TagsConfig(Model):
     keywords: dict[str, str] = {}
 
 
+class WebUser(Model):
+    """A person who may sign in to the console and the API (`crm-gateway user add` prints one)."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\s:]+$")
+    # argon2 (`$argon2id$...`): never the password itself; none: this person signs in only
+    # through OpenID Connect (`web.oidc`)
+    password_hash: str | None = Field(None, min_length=1)
+    role: Literal["admin", "user"] = "user"
+    # the person's mail addresses: the mailboxes they own (a source's `owner`/`crm_user`, or an
+    # account of a source reaching many mailboxes) and the CRM user whose records they may see
+    addresses: list[str] = []
+
+
+class WebOidc(Model):
+    """Sign-in through an OpenID Connect provider (authorization code flow with PKCE). The
+    provider's `claim` (a verified e-mail address by default) names the person: the `web.users`
+    entry with that address (or that name) signs in, with its role."""
+
+    issuer: str = Field(pattern=r"^https?://")  # its /.well-known/openid-configuration is read
+    client_id: str = Field(min_length=1)
+    client_secret: str | None = None
+    scopes: list[str] = ["openid", "email", "profile"]
+    claim: str = "email"
+    # where the provider sends the person back; default: this server's /signin/oidc/callback as
+    # the request reached it (give it behind a proxy that rewrites the host)
+    redirect_url: str | None = None
+    label: str = "Sign in with single sign-on"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, data: Any) -> Any:
+        return read_secret_files(data, ("client_secret",))
+
+
 class WebConfig(Model):
     listen: str = "127.0.0.1:8025"
+    users: list[WebUser] = []
+    oidc: WebOidc | None = None
+    # the key signing session cookies; made (random) on first start when missing, so sessions
+    # survive a restart. Relative to the config's folder.
+    secret_file: str = "var/web-secret"
+    # API tokens (`crm-gateway token add`): their sha256 only, never the token
+    tokens_file: str = "var/api-tokens.json"
+    session_hours: float = Field(12.0, gt=0, le=24 * 90)
+
+    @model_validator(mode="after")
+    def _unique_users(self) -> WebConfig:
+        names = [u.name for u in self.users]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"web.users: names must be unique: {', '.join(dupes)}")
+        return self
+
     # The HTTPS address people and Outlook reach the gateway at (its proxy's, usually): the
     # Outlook add-in's manifest names it, and Outlook loads add-ins over HTTPS only.
     public_url: str | None = None

@@ -130,6 +130,25 @@ class ForgetReport:
     emails_unlinked: int = 0
 
 
+@dataclass(frozen=True)
+class RecordHit:
+    """A record a search found, with what a person picks it by."""
+
+    ref: PartyRef
+    emails: tuple[str, ...] = ()
+    domain: str = ""  # accounts
+    owner: str = ""  # the CRM user it is assigned to ("": nobody, shared)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.ref.as_dict(),
+            "record": self.ref.label(),
+            "emails": list(self.emails),
+            "domain": self.domain,
+            "owner": self.owner,
+        }
+
+
 @runtime_checkable
 class Connector(Protocol):
     """One CRM. Every method is safe to call again after a crash (see DESIGN.md's journal)."""
@@ -157,6 +176,12 @@ class Connector(Protocol):
         ledger write per message to know it).
         """
 
+    # Optional: `search(text: str, kinds: Sequence[PartyKind], users: frozenset[str] | None,
+    # limit: int) -> list[RecordHit]`, records whose name, address or domain contains `text`,
+    # of these kinds, visible to one of `users` (None: to anyone); and `visible_to(ref,
+    # users) -> bool`. The console and the API use them through `search_records` and
+    # `record_visible` below, which say plainly when a backend has neither.
+
     # Optional: `attach_many(items: Sequence[tuple[Sequence[PartyRef], EmailRecord]]) -> list[EmailRef]`,
     # `attach` for several mails at once, all or none (one transaction). The gateway batches
     # its attaches through it where a connector has it, and one by one otherwise
@@ -183,6 +208,18 @@ class Connector(Protocol):
         address's mail links (and keep their notes)."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class EmailLookup(Protocol):
+    """Optional capability of a connector: the emails stored for many Message-IDs in one go
+    (`reconcile` checks thousands at once: missing ones, and mails stored twice). A connector
+    without it is asked `find_email` one mail at a time, which cannot see a second record."""
+
+    def emails_for(self, message_ids: Sequence[str]) -> Mapping[str, Sequence[EmailRef]]:
+        """Message-ID → every email record stored with it (each version and each duplicate);
+        a Message-ID with none is left out."""
+        ...
 
 
 ConnectorFactory = Callable[[Any], Connector]
@@ -216,3 +253,27 @@ def attach_each(crm: Connector, items: Sequence[tuple[Sequence[PartyRef], EmailR
     if many is not None and len(items) > 1:
         return list(many(items))
     return [crm.attach(parents, mail) for parents, mail in items]
+
+
+def search_records(
+    crm: Connector, text: str, kinds: Sequence[PartyKind], users: frozenset[str] | None, limit: int = 50
+) -> list[RecordHit]:
+    """Records found by name, address or domain, where the connector can search."""
+    search = getattr(crm, "search", None)
+    if search is None:
+        from gateway.errors import NotSupported
+
+        raise NotSupported(f"the {crm.name} CRM connector cannot search records; look the record up in the CRM itself")
+    return list(search(text, kinds, users, limit))
+
+
+def record_visible(crm: Connector, ref: PartyRef, users: frozenset[str] | None) -> bool:
+    """Whether one of `users` (None: anyone) may see the record in the CRM."""
+    if users is None:
+        return True
+    visible = getattr(crm, "visible_to", None)
+    if visible is None:
+        from gateway.errors import NotSupported
+
+        raise NotSupported(f"the {crm.name} CRM connector cannot tell who may see a record: only an admin may pick one")
+    return bool(visible(ref, users))

@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.crm import migrations, sql_attach, sql_dump, sql_forget, sql_notes
+from gateway.crm import migrations, sql_attach, sql_dump, sql_forget, sql_notes, sql_search
 from gateway.crm.base import (
     PARTY_KINDS,
     EmailRecord,
@@ -37,6 +37,7 @@ from gateway.crm.base import (
     PartyData,
     PartyKind,
     PartyRef,
+    RecordHit,
     register_connector,
 )
 from gateway.crm.config_models import SqlConfig
@@ -47,6 +48,7 @@ from gateway.crm.sql_models import utcnow
 from gateway.crm.sql_rows import CHUNK, bl, chunks, clean, em, new_ref, party_id, party_values, pe, ref_from_row
 from gateway.crm.sql_statements import (
     BY_DOMAIN,
+    EMAILS_OF,
     EXISTS,
     FIND,
     FIND_EMAIL,
@@ -122,6 +124,17 @@ class SqlConnector:
         else:
             rows = self._query(FIND_VERSION, {"mid": message_id, "h": content_hash})
         return EmailRef(str(rows[0].id), rows[0].message_id, rows[0].content_hash) if rows else None
+
+    @_translate
+    def emails_for(self, message_ids: Sequence[str]) -> dict[str, list[EmailRef]]:
+        """gateway.crm.base.EmailLookup: one query per chunk of Message-IDs."""
+        out: dict[str, list[EmailRef]] = {}
+        ids = list(dict.fromkeys(m for m in message_ids if m))
+        with self._read() as conn:
+            for chunk in chunks(ids):
+                for row in conn.execute(EMAILS_OF, {"mids": list(chunk)}):
+                    out.setdefault(row.message_id, []).append(EmailRef(str(row.id), row.message_id, row.content_hash))
+        return out
 
     @_translate
     def thread_parents(self, message_ids: Sequence[str]) -> list[PartyRef]:
@@ -266,6 +279,23 @@ class SqlConnector:
                 return None
             q = sa.select(pe.c.address).where(pe.c.kind == ref.kind, pe.c.party_id == pid).order_by(pe.c.id)
             return sql_dump.party_dict(ref.kind, row, list(conn.execute(q).scalars()))
+
+    @_translate
+    def search(
+        self, text: str, kinds: Sequence[PartyKind] = PARTY_KINDS, users: frozenset[str] | None = None, limit: int = 50
+    ) -> list[RecordHit]:
+        """Records whose name, company, domain or address contains `text` (gateway/crm/sql_search.py)."""
+        for kind in kinds:
+            if kind not in TABLES:
+                raise Permanent(f"unknown record kind {kind!r}")
+        with self._read() as conn:
+            return sql_search.search(conn, text, kinds, users, limit)
+
+    @_translate
+    def visible_to(self, ref: PartyRef, users: frozenset[str]) -> bool:
+        """Whether the record is one of `users`' or shared (no owner)."""
+        with self._read() as conn:
+            return sql_search.visible_to(conn, ref, users)
 
     @_translate
     def attachment_bytes(self, sha256: str) -> bytes | None:

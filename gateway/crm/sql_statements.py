@@ -18,7 +18,7 @@ from gateway.crm.base import PARTY_KINDS
 from gateway.crm.sql_dump import TABLES
 from gateway.crm.sql_rows import at, bl, em, ln, pe
 
-__all__ = ["BY_DOMAIN", "EXISTS", "FIND", "FIND_EMAIL", "FIND_VERSION", "INSERT_PARTY", "THREAD", "WRITES", "Writes"]
+__all__ = ["BY_DOMAIN", "EMAILS_OF", "EXISTS", "FIND", "FIND_EMAIL", "FIND_VERSION", "INSERT_PARTY", "THREAD", "WRITES", "Writes"]
 
 
 def _name_columns(kind: str, t: sa.Table) -> tuple[Any, Any]:
@@ -71,6 +71,11 @@ FIND_EMAIL = (
     .where(em.c.message_id == sa.bindparam("mid"))
     .order_by(em.c.id)
     .limit(1)
+)
+EMAILS_OF = (
+    sa.select(em.c.id, em.c.message_id, em.c.content_hash)
+    .where(em.c.message_id.in_(sa.bindparam("mids", expanding=True)))
+    .order_by(em.c.id)
 )
 FIND_VERSION = FIND_EMAIL.where(em.c.content_hash == sa.bindparam("h"))
 EXISTS = {kind: sa.select(t.c.id).where(t.c.id == sa.bindparam("id")) for kind, t in TABLES.items()}

@@ -27,6 +27,7 @@ from gateway.ledger.rows import Finish
 from gateway.ledger.schema import events, journal, locations, messages
 from gateway.ledger.states import (
     LOCATION_OPEN,
+    IllegalTransition,
     LocationState,
     MessageState,
     check_location_move,
@@ -259,19 +260,25 @@ def finish_many(c: Connection, t: datetime, items: Sequence[Finish]) -> list[lis
     return [[pk for pk in waiting.get(f.message_pk, []) if pk != (f.location_pk or 0)] for f in items]
 
 
-def reopen(c: Connection, t: datetime, message_pk: int, state: MessageState | str) -> int:
+def reopen(c: Connection, t: datetime, message_pk: int, state: MessageState | str, redo: Sequence[str] = ()) -> int:
     """See `Ledger.reopen`: the message moves to `state`, its primary copy to new, the others
-    to waiting; returns the primary copy."""
+    to waiting; returns the primary copy. `redo`: journal steps whose results go too."""
     primary = c.execute(select(messages.c.primary_location).where(messages.c.id == message_pk)).scalar()
     if primary is None:
         raise KeyError(message_pk)  # no such message: nothing to reopen
     frm = message_states(c, [message_pk])[message_pk]
+    if frm in (MessageState.DONE, MessageState.DONE_UNTAGGED) and not redo:
+        # a done mail is sent again only to redo named CRM steps (`reconcile --fix`), never
+        # by a plain reopen (`quarantine retry`, `reprocess`)
+        raise IllegalTransition("message", frm, state, message_pk)
     to = check_message_move(frm, state, message_pk)
     copies = c.execute(select(locations.c.id, locations.c.state).where(locations.c.message_pk == message_pk)).all()
     for pk, was in copies:
         check_location_move(was, LocationState.NEW if pk == primary else LocationState.WAITING, pk)
     c.execute(delete(journal).where(journal.c.message_pk == message_pk, journal.c.result.is_(None)))
     c.execute(delete(journal).where(journal.c.message_pk == message_pk, journal.c.step == CRM_DONE_MARK))
+    if redo:
+        c.execute(delete(journal).where(journal.c.message_pk == message_pk, journal.c.step.in_(list(redo))))
     c.execute(
         update(messages)
         .where(messages.c.id == message_pk, messages.c.state == frm.value)

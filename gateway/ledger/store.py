@@ -140,14 +140,17 @@ class Ledger(LedgerReader):
         with self.engine.begin() as c:
             return outcomes.start_plan_many(c, now(), items)
 
-    def reopen(self, message_pk: int, state: MessageState | str = MessageState.RECEIVED) -> int:
+    def reopen(self, message_pk: int, state: MessageState | str = MessageState.RECEIVED, *, redo: Sequence[str] = ()) -> int:
         """Send a message through the current rules again (quarantine retry, reprocess).
 
         Its old Plan and the intents that never got a result go (the next evaluation makes its
         own); results stay, to be adopted. The primary copy is handled again; the other copies
-        wait for its outcome with the tags they planned. Returns the primary location."""
+        wait for its outcome with the tags they planned. Returns the primary location.
+
+        `redo`: journal steps done before whose results go as well, so they are done again
+        (`reconcile --fix`: the attach of a mail whose CRM email is gone)."""
         with self.engine.begin() as c:
-            return outcomes.reopen(c, now(), message_pk, state)
+            return outcomes.reopen(c, now(), message_pk, state, redo)
 
     def finish(
         self,
@@ -217,6 +220,15 @@ class Ledger(LedgerReader):
         then nothing changes and 0 is returned."""
         with self.engine.begin() as c:
             return moves.schedule_retry(c, now(), message_pk, reason, delay)
+
+    def retry_now(self, message_pks: Sequence[int]) -> None:
+        """Make these messages' retries due now (`reconcile --fix`); their attempts so far stay."""
+        with self.engine.begin() as c:
+            c.execute(
+                update(messages)
+                .where(messages.c.id.in_(list(message_pks)), messages.c.state == MessageState.RETRYING.value)
+                .values(next_attempt_at=now())
+            )
 
     def reset_attempts(self, message_pk: int) -> MessageRow:
         with self.engine.begin() as c:

@@ -8,11 +8,12 @@ engine or a CRM: what a mailbox needs to know of the rules comes in as `RuleFact
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from threading import Event
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from gateway.errors import GatewayError, Retryable
 from gateway.ledger.refs import SourceRef
@@ -173,6 +174,56 @@ class Writeback(Protocol):
 
     # Optional: `apply_many(requests: Sequence[TagRequest]) -> list[Applied | Retryable]`, the
     # same for several copies at once (see `apply_each`).
+
+
+@dataclass(frozen=True)
+class Held:
+    """A copy a folder holds now, as a listing of the folder sees it (`reconcile`)."""
+
+    ref: SourceRef
+    message_id: str = ""  # "" where the listing does not read headers (Maildir: the ledger knows it)
+    # What the mailbox shows on the copy, in its own spelling (IMAP keywords); None where the
+    # tags are kept in the ledger only (Maildir, a folder without keywords, Gmail labels)
+    marks: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """What one folder of one mailbox holds now."""
+
+    where: FolderRef
+    items: tuple[Held, ...]
+    uidvalidity: int = 0  # IMAP: the folder's, the one every `items` ref carries
+    note: str = ""  # why it holds nothing it could show (the folder does not exist)
+
+
+@runtime_checkable
+class Lister(Protocol):
+    """Optional capability of a source: list what its watched folders hold now, in bulk (one
+    request per folder, not per message), for `reconcile` to compare with the ledger."""
+
+    def listings(
+        self,
+        folder: str | None = None,
+        since: datetime | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> Iterator[FolderListing]:
+        """Each watched folder (only `folder` when given) of each mailbox the source reaches;
+        `since`: only the copies that arrived then or later; `progress(label, done, total)`."""
+        ...
+
+    def marks_for(self, tags: Set[str]) -> frozenset[str]:
+        """How these ledger tags show on a copy in this mailbox (`Held.marks`' spelling)."""
+        ...
+
+
+@runtime_checkable
+class Refetch(Protocol):
+    """Optional capability of a write-back: a copy's bytes (or its file) again, from the mailbox;
+    None when it is no longer there. Used for a copy another machine spooled, and by
+    `reconcile --fix` for a copy the ledger never recorded."""
+
+    def fetch(self, ref: SourceRef) -> bytes | Path | None: ...
 
 
 class LedgerOnly:

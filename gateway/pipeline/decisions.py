@@ -19,8 +19,8 @@ from gateway.config.context import Contexts
 from gateway.crm.base import PartyKind, PartyRef
 from gateway.engine.model import Plan, PlannedAttach, PlannedCreate, Target
 from gateway.engine.state import party_data_for
-from gateway.errors import Permanent
-from gateway.ledger import Ledger
+from gateway.errors import Conflict, Permanent
+from gateway.ledger import Ledger, LocationRow
 from gateway.ledger.locks import KeyedLocks
 from gateway.ledger.states import LocationState as L
 from gateway.ledger.states import MessageState
@@ -29,9 +29,12 @@ from gateway.message import addresses
 from gateway.message.parsing import Address, Message
 from gateway.pipeline.claim import Reader
 from gateway.pipeline.execution import Execution
-from gateway.pipeline.items import DECISION, Work
+from gateway.pipeline.items import DECISION, Steps, Work
 from gateway.pipeline.journal import CRM_DONE, plan_of, plan_text, targets_of
 from gateway.pipeline.tagging import Tagging
+
+# States in which a message's CRM work is over and a person may file it on more records.
+LINKABLE = (M.DONE, M.DONE_UNTAGGED, M.IGNORED, M.SKIPPED)
 
 
 class Decisions:
@@ -53,11 +56,11 @@ class Decisions:
         self.tagging = tagging
         self._message_locks = message_locks
 
-    def reopen(self, message_pk: int, state: MessageState = M.RECEIVED) -> int:
+    def reopen(self, message_pk: int, state: MessageState = M.RECEIVED, *, redo: Sequence[str] = ()) -> int:
         """Send a message through the current rules again; returns its primary location."""
         if not self.ledger.locations_of(message_pk):
             raise Permanent(f"message {message_pk} has no location left")
-        return self.ledger.reopen(message_pk, state)
+        return self.ledger.reopen(message_pk, state, redo=redo)
 
     def resolve(self, message_pk: int, to: Sequence[PartyRef] | None = None, create_kind: str | None = None) -> str:
         """Attach a message in review to the records a person picked (or creates), then tag it.
@@ -101,6 +104,47 @@ class Decisions:
                 self.ledger.take_location(copy.id, [L.APPLIED, L.UNTAGGED, L.NONE], L.WAITING)
             self.tagging.copies(replace(row, state=M.CRM_DONE, reason="", plan_json=done or row.plan_json), final_state=M.DONE)
         return self.ledger.message(message_pk).state
+
+    def link(self, message_pk: int, ref: PartyRef) -> str:
+        """Attach a handled message to one more record a person picked (the console's and the
+        Outlook add-in's "file this mail here"), through the same attach step as the rules':
+        idempotent, so linking twice leaves one link. Journalled as `link:<record>:attach`.
+        Returns the CRM's email id."""
+        row = self.ledger.message(message_pk)
+        if row.state not in LINKABLE:
+            hint = "; resolve the review instead" if row.state == M.REVIEW else ""
+            raise Conflict(f"message {message_pk} is {row.state}: only a handled message can be linked{hint}")
+        with self._message_locks(str(message_pk)):
+            copies = self.ledger.locations_of(message_pk)
+            if not copies:
+                raise Permanent(f"message {message_pk} has no location left")
+            loc = self.ledger.location(row.primary_location or copies[0].id)
+            raw = self._raw(row.spool_path, loc, row.message_id, row.content_hash)
+            message = self.reader.parse(raw, row.created_at)
+            stored = plan_of(row)
+            plan = Plan(
+                outcome="done",
+                direction=stored.direction if stored else "inbound",
+                attach=PlannedAttach((Target(ref=ref),), attachments=True, rules=("link",)),
+            )
+            work = Work(loc, row, message, raw, plan, fresh=False, steps=Steps(f"link:{ref.label()}:", as_they_go=True))
+            self.execution.attach([work])
+            self.ledger.add_event(message_pk, "linked", f"attached by a person to {ref.label()}")
+            result = work.results[work.steps.key("attach")]
+        return str(result["email_id"])
+
+    def _raw(self, spool_path: str | None, loc: LocationRow, message_id: str, content_hash: str) -> bytes:
+        """The message's bytes: spooled, fetched again from its mailbox, or as the CRM stored it."""
+        try:
+            return self.reader.read(spool_path, loc.ref)
+        except Permanent:
+            crm = self.execution.crm
+            stored = crm.find_email(message_id, content_hash) or crm.find_email(message_id)
+            raw_email = getattr(crm, "raw_email", None)
+            raw = raw_email(stored) if stored is not None and raw_email is not None else None
+            if not raw:
+                raise Permanent(f"the raw message {message_id} is neither in the spool, its mailbox nor the CRM") from None
+            return bytes(raw)
 
     def _picked(self, stored: Plan | None, message: Message, to: list[PartyRef], kind: PartyKind | None, crm_user: str) -> Plan:
         """The person's decision as a Plan: `review create` makes a record of `kind` for each

@@ -101,10 +101,14 @@ class Pipeline:
         """The budget watchdog (or the crash count) gave up on a copy: quarantine its message."""
         return self._failure.give_up(location_pk, reason)
 
-    def reopen(self, message_pk: int, state: MessageState = M.RECEIVED) -> int:
+    def reopen(self, message_pk: int, state: MessageState = M.RECEIVED, *, redo: Sequence[str] = ()) -> int:
         """Send a message through the current rules again; returns its primary location."""
-        return self._decisions.reopen(message_pk, state)
+        return self._decisions.reopen(message_pk, state, redo=redo)
 
     def resolve(self, message_pk: int, to: list[PartyRef] | None = None, create_kind: str | None = None) -> str:
         """Attach a message in review to the records a person picked (or creates), then tag it."""
         return self._decisions.resolve(message_pk, to, create_kind)
+
+    def link(self, message_pk: int, ref: PartyRef) -> str:
+        """Attach a handled message to one more record (idempotent); the CRM's email id."""
+        return self._decisions.link(message_pk, ref)

@@ -1,2 +1,3 @@
-"""The status page: what `status`, `review list` and `quarantine list` show, over HTTP, and
-Prometheus metrics. Read-only: decisions stay on the command line."""
+"""The web face: the status page, the sign-in and the JSON API under /api/v1/, and Prometheus
+metrics. `app` assembles; `auth` says who asks; `api` answers; `metrics` and `status_page` are
+the two views kept from the read-only page."""

@@ -19,14 +19,15 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Iterator, Sequence, Set
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gateway.errors import GatewayError, Retryable
-from gateway.mailboxes.base import Applied, SourceEnv, SourceRef, TagRequest
+from gateway.mailboxes.base import Applied, FolderListing, SourceEnv, SourceRef, TagRequest
 from gateway.mailboxes.imap.config import ImapConfig
+from gateway.mailboxes.imap.keywords import keywords_for
 from gateway.mailboxes.imap.source import HOLDS_EVERY, ImapSource
 from gateway.mailboxes.imap.watch import WatchState
 from gateway.mailboxes.imap.writeback import ImapWriteback
@@ -116,6 +117,20 @@ class ImapFleet:
 
     def pending_count(self) -> int:
         return sum(self.box(u).pending_count() for u in self.listed or self.users())
+
+    def listings(
+        self,
+        folder: str | None = None,
+        since: datetime | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> Iterator[FolderListing]:
+        """What every listed mailbox's watched folders hold now, one mailbox after the other."""
+        self._refresh()
+        for u in self.listed:
+            yield from self.box(u).listings(folder, since, progress)
+
+    def marks_for(self, tags: Set[str]) -> frozenset[str]:
+        return frozenset(keywords_for(tags, self.env.tag_keywords))
 
     # ---- status -------------------------------------------------------------------------
 

@@ -17,14 +17,15 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Set
 from datetime import UTC, datetime
 from typing import Any
 
 from imapclient import IMAPClient
 
 from gateway.errors import ConfigError, GatewayError, Retryable
-from gateway.mailboxes.base import FolderRef, SourceEnv, SourceRef
+from gateway.mailboxes.base import FolderListing, FolderRef, SourceEnv, SourceRef
+from gateway.mailboxes.imap import listing
 from gateway.mailboxes.imap.check import labels_that_file_mail
 from gateway.mailboxes.imap.config import ImapConfig
 from gateway.mailboxes.imap.conn import (
@@ -36,6 +37,7 @@ from gateway.mailboxes.imap.conn import (
     server_folders,
 )
 from gateway.mailboxes.imap.folder import IDLE_RENEW, FolderState, scan_settled
+from gateway.mailboxes.imap.keywords import keywords_for
 from gateway.mailboxes.imap.notify import can_notify
 from gateway.mailboxes.imap.watch import AUTH_BACKOFF_MAX, TALK_ERRORS, Backoff, FolderWatch, WatchState
 from gateway.mailboxes.imap.watcher import Timer, watcher
@@ -331,6 +333,19 @@ class ImapSource:
             return 0
         finally:
             logout_quietly(client)
+
+    def listings(
+        self,
+        folder: str | None = None,
+        since: datetime | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> Iterator[FolderListing]:
+        """What the watched folders hold now (`reconcile`; gateway.mailboxes.base.Lister)."""
+        client, info = self._connect_once()
+        return listing.listings(self, client, folder, since, progress, keywords=not info.gmail)
+
+    def marks_for(self, tags: Set[str]) -> frozenset[str]:
+        return frozenset(keywords_for(tags, self.env.tag_keywords))
 
     def _connect_once(self) -> tuple[IMAPClient, ServerInfo]:
         try:

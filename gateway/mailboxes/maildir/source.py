@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Set
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gateway.errors import Retryable
-from gateway.mailboxes.base import FolderRef, Found, IntakePort, SourceEnv, SourceRef
+from gateway.mailboxes.base import FolderListing, FolderRef, Found, Held, IntakePort, SourceEnv, SourceRef
 from gateway.mailboxes.holding import while_held
 from gateway.mailboxes.maildir.config import MaildirConfig
 from gateway.mailboxes.maildir.layout import MaildirLayout, item_key
@@ -88,6 +88,27 @@ class MaildirSource:
             seen = self._seen.get(folder) or self._known(folder)
             n += sum(1 for f in self.layout.files(folder) if item_key(f.name) not in seen)
         return n
+
+    def listings(
+        self,
+        folder: str | None = None,
+        since: datetime | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> Iterator[FolderListing]:
+        """The files of the watched folders now (`reconcile`; gateway.mailboxes.base.Lister):
+        a copy is its file's key; tags live in the ledger only, so `marks` is None."""
+        for name in self.config.folders:
+            if folder is not None and name != folder:
+                continue
+            after = since.timestamp() if since is not None else None
+            files = [f for f in self.layout.files(name) if after is None or _mtime(f) >= after]
+            items = tuple(Held(SourceRef(self.name, self.account, name, item_key(f.name))) for f in files)
+            if progress is not None:
+                progress(f"{self.name}/{name}", len(items), len(items))
+            yield FolderListing(FolderRef(self.name, self.account, name), items)
+
+    def marks_for(self, tags: Set[str]) -> frozenset[str]:
+        return frozenset()  # nothing shows in a Maildir
 
     # ---- running ------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """One message: its headers, its sanitised HTML body in a sandboxed frame, its attachments,
-the rules' trace, and where it is in the CRM. What `explain` prints (`explain_doc`), plus the
-body read back from the gateway's spool while it still keeps the mail (until it is done)."""
+the rules' trace, and where it is in the CRM. The document `GET /api/v1/messages/{id}` gives
+(`message_doc`: `explain`'s, with the CRM records the mail is on), plus the body read back
+from the gateway's spool while it still keeps the mail (until it is done)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.admin import operations as admin
-from gateway.errors import GatewayError
+from gateway.admin import messages as admin_messages
+from gateway.admin.scope import Visibility
+from gateway.errors import GatewayError, NotAllowed, NotFound
 from gateway.message.model import Message
 from gateway.message.parsing import parse
 from gateway.web.console import render
-from gateway.web.console.viewer import sees_message, sign_in_first, viewer_of
+from gateway.web.console.viewer import scope_of, sign_in_first, viewer_of
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,8 @@ def kept_mail(gw: Any, pk: int) -> Message | None:
     return None
 
 
-def _load(gw: Any, pk: int) -> tuple[dict[str, Any], Message | None]:
-    (doc,) = admin.explain_doc(gw, str(pk))
+def _load(gw: Any, pk: int, scope: Visibility | None) -> tuple[dict[str, Any], Message | None]:
+    doc = admin_messages.message_doc(gw, pk, scope)
     try:
         mail = kept_mail(gw, pk)
     except GatewayError:  # unparseable: the page still shows what the ledger knows
@@ -68,12 +70,11 @@ def page(gw: Any) -> Callable[[Request], Awaitable[Response]]:
             return sign_in_first(request)
         pk = int(request.path_params["id"])
         try:
-            visible = await run_in_threadpool(sees_message, gw, who, pk)
-            doc, mail = await run_in_threadpool(_load, gw, pk) if visible else ({}, None)
-        except GatewayError:
-            visible = False
-        if not visible:
-            return render.error(request, 404, "No such message", f"There is no message {pk} in your mailboxes.")
+            doc, mail = await run_in_threadpool(_load, gw, pk, scope_of(who))
+        except NotFound as exc:
+            return render.error(request, 404, "No such message", f"{exc}.")
+        except NotAllowed as exc:
+            return render.error(request, 403, "Not one of your messages", f"{exc}.")
         return render.page(request, "console/message.html", doc=doc, mail=mail, in_crm=in_crm(doc["journal"]))
 
     return message

@@ -13,7 +13,8 @@ from starlette.responses import Response
 
 from gateway.admin import operations as admin
 from gateway.web.console import render
-from gateway.web.console.viewer import Viewer, is_admin, sign_in_first, viewer_of
+from gateway.web.console.queues import visible_items
+from gateway.web.console.viewer import Principal, sign_in_first, viewer_of
 
 # What a mode in the status means to a reader.
 _MODES = {
@@ -42,7 +43,7 @@ def _mode(raw: object) -> str:
     return _MODES.get(text, text or "unknown")
 
 
-def mailbox_rows(doc: dict[str, Any], who: Viewer) -> list[MailboxRow]:
+def mailbox_rows(doc: dict[str, Any], who: Principal) -> list[MailboxRow]:
     rows: list[MailboxRow] = []
     running = bool(doc.get("running"))
     for src in doc["sources"]:
@@ -70,7 +71,7 @@ def mailbox_rows(doc: dict[str, Any], who: Viewer) -> list[MailboxRow]:
             )
             each = [(a, state, src.get("last_error") or folder_error) for a in accounts]
         for account, state, error in each:
-            if not is_admin(who) and not who.sees(src["name"], account):
+            if not who.sees(src["name"], account):
                 continue
             watched = state if running or state.startswith("not watched") else f"not watched (last known: {state})"
             rows.append(MailboxRow(mailbox=account, watched=watched, last_error=error or "", **common))
@@ -84,8 +85,8 @@ def page(gw: Any) -> Callable[[Request], Awaitable[Response]]:
             return sign_in_first(request)
         doc = admin.status_doc(gw.config, gw.ledger)
         rows = mailbox_rows(doc, who)
-        review = sum(1 for _ in admin.listing(gw, "review"))
-        quarantined = sum(1 for _ in admin.listing(gw, "quarantined"))
+        review = len(visible_items(gw, who, "review"))
+        quarantined = len(visible_items(gw, who, "quarantined"))
         return render.page(
             request,
             "console/overview.html",
@@ -94,8 +95,8 @@ def page(gw: Any) -> Callable[[Request], Awaitable[Response]]:
             liveness=admin.liveness_line(doc),
             rule_errors=doc["rules"].get("errors") or [],
             rules=len(doc["rules"].get("rules") or []),
-            review=review if is_admin(who) else None,
-            quarantined=quarantined if is_admin(who) else None,
+            review=review,
+            quarantined=quarantined,
         )
 
     return overview

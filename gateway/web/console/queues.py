@@ -18,14 +18,14 @@ from gateway.admin import operations as admin
 from gateway.crm.base import PARTY_KINDS
 from gateway.errors import GatewayError, Permanent
 from gateway.web.console import render
-from gateway.web.console.viewer import Viewer, sees_message, sign_in_first, viewer_of
+from gateway.web.console.viewer import Principal, scope_of, sign_in_first, viewer_of
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def visible_items(gw: Any, who: Viewer, state: str) -> list[dict[str, Any]]:
-    """`review list` / `quarantine list`, less what lies in mailboxes the viewer may not see."""
-    return [item for item in admin.listing(gw, state) if sees_message(gw, who, int(item["id"]))]
+def visible_items(gw: Any, who: Principal, state: str) -> list[dict[str, Any]]:
+    """`review list` / `quarantine list`, of the mailboxes the viewer sees."""
+    return admin.listing(gw, state, scope_of(who))
 
 
 def _back(path: str, **said: str) -> Response:
@@ -48,14 +48,12 @@ def review_page(gw: Any) -> Handler:
     return review
 
 
-async def _decide(gw: Any, request: Request, back: str, act: Callable[[Viewer, Any], str]) -> Response:
-    """Run one decision for the signed-in viewer if they may see the message; say what it did."""
+async def _decide(gw: Any, request: Request, back: str, act: Callable[[Principal, Any], str]) -> Response:
+    """Run one decision for the signed-in viewer (the admin functions refuse what they may not
+    see or pick); say what it did, or why not."""
     who = viewer_of(request)
     if who is None:
         return sign_in_first(request)
-    pk = int(request.path_params.get("id", 0))
-    if pk and not await run_in_threadpool(sees_message, gw, who, pk):
-        return render.error(request, 404, "No such message", f"There is no message {pk} in your mailboxes.")
     form = await request.form()
     try:
         said = await run_in_threadpool(act, who, form)
@@ -68,14 +66,14 @@ def resolve(gw: Any) -> Handler:
     async def handler(request: Request) -> Response:
         pk = request.path_params["id"]
 
-        def act(_who: Viewer, form: Any) -> str:
+        def act(who: Principal, form: Any) -> str:
             record = str(form.get("record") or "").strip()
             if not record:
                 raise Permanent("pick a record, or search for one")
             # A record found by searching the CRM is the person's choice, as `--force` is on the
             # command line: the search shows what it is before it is picked.
             force = form.get("searched") == "1"
-            done = admin.resolve_review(gw, str(pk), to=[record], force=force)
+            done = admin.resolve_review(gw, str(pk), to=[record], force=force, scope=scope_of(who))
             return f"message {pk} attached to {record}: {done.state}"
 
         return await _decide(gw, request, "/console/review", act)
@@ -87,9 +85,9 @@ def create(gw: Any) -> Handler:
     async def handler(request: Request) -> Response:
         pk = request.path_params["id"]
 
-        def act(_who: Viewer, form: Any) -> str:
+        def act(who: Principal, form: Any) -> str:
             kind = str(form.get("kind") or "")
-            done = admin.resolve_review(gw, str(pk), create_kind=kind)
+            done = admin.resolve_review(gw, str(pk), create_kind=kind, scope=scope_of(who))
             return f"message {pk}: a new {kind} made from it: {done.state}"
 
         return await _decide(gw, request, "/console/review", act)
@@ -119,7 +117,10 @@ def retry_one(gw: Any) -> Handler:
     async def handler(request: Request) -> Response:
         pk = request.path_params["id"]
         return await _decide(
-            gw, request, "/console/quarantine", lambda _who, _form: _outcome(admin.retry_quarantined(gw, str(pk)))
+            gw,
+            request,
+            "/console/quarantine",
+            lambda who, _form: _outcome(admin.retry_quarantined(gw, str(pk), scope=scope_of(who))),
         )
 
     return handler
@@ -129,13 +130,11 @@ def retry_reason(gw: Any) -> Handler:
     """Retry every quarantined message of one reason that the viewer may see."""
 
     async def handler(request: Request) -> Response:
-        def act(who: Viewer, form: Any) -> str:
+        def act(who: Principal, form: Any) -> str:
             reason = str(form.get("reason") or "")
-            results: list[tuple[int, str]] = []
-            for item in visible_items(gw, who, "quarantined"):
-                if item["reason"] == reason:
-                    results += admin.retry_quarantined(gw, str(item["id"]))
-            return _outcome(results)
+            if not reason:
+                raise Permanent("say which reason's messages to retry")
+            return _outcome(admin.retry_quarantined(gw, None, reason=reason, scope=scope_of(who)))
 
         return await _decide(gw, request, "/console/quarantine", act)
 

@@ -1,7 +1,8 @@
 """GET /outlook/pane.html: the task pane Outlook shows beside a read message.
 
-The page is static but for the signed-in person's name and CSRF token (the pane's POST to
-/api/v1/link carries it); its script (static/pane.js) reads the open mail through Office.js.
+The page is the same for everyone and served without a session (Outlook fetches it so); its
+script (static/pane.js) asks /api/v1/me who is signed in and their CSRF token (the pane's
+POST to /api/v1/link carries it), and reads the open mail through Office.js.
 Outlook frames the pane (Outlook on the web) or shows it in a web view (desktop), so unlike
 the console it may be framed by Outlook's origins, and it loads Office.js from Microsoft's
 CDN, the one script from elsewhere."""
@@ -16,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from gateway.web.console.render import TEMPLATES
-from gateway.web.console.viewer import csrf_token, viewer_of
 
 OFFICE_JS = "https://appsforoffice.microsoft.com/lib/1/hosted/office.js"
 _OFFICE_CDN = "https://appsforoffice.microsoft.com"
@@ -38,11 +38,7 @@ _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_au
 
 
 def handler(_gw: Any) -> Callable[[Request], Awaitable[Response]]:
-    async def serve(request: Request) -> Response:
-        who = viewer_of(request)
-        body = _env.get_template("outlook/pane.html").render(
-            office_js=OFFICE_JS, viewer=who, csrf=csrf_token(request) if who is not None else ""
-        )
-        return HTMLResponse(body, headers=HEADERS)
+    async def serve(_: Request) -> Response:
+        return HTMLResponse(_env.get_template("outlook/pane.html").render(office_js=OFFICE_JS), headers=HEADERS)
 
     return serve

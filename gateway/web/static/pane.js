@@ -1,10 +1,12 @@
 // The Outlook task pane: reads the open mail through Office.js (Office.context.mailbox.item),
 // asks the gateway whether it is in the CRM and on which records, searches the CRM and links
 // the mail to a chosen record. Every call goes to the gateway's JSON API (/api/v1/) with the
-// pane's session; its POST carries the CSRF token the page was served with.
+// pane's session; its POST carries the session's CSRF token, which /api/v1/me tells.
 "use strict";
 
-const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
+let csrfToken = "";
+let seen = null; // what the gateway knows of the open mail (its look-up), null when nothing
+const csrf = () => csrfToken;
 const $ = (selector) => document.querySelector(selector);
 
 async function api(path, options = {}) {
@@ -43,6 +45,7 @@ async function lookup(messageId) {
   const list = $("[data-records]");
   try {
     const body = await api(`/api/v1/messages/lookup?message_id=${encodeURIComponent(messageId)}`);
+    seen = body;
     const records = recordsOf(body);
     list.replaceChildren(...records.map((r) => item(recordText(r), "record")));
     status.className = "";
@@ -64,7 +67,13 @@ async function link(messageId, record) {
   const said = $("[data-linked]");
   said.className = "";
   try {
-    await api("/api/v1/link", { method: "POST", body: JSON.stringify({ record: `${record.kind}:${record.id}`, message_id: messageId }) });
+    const label = `${record.kind}:${record.id}`;
+    if (seen && seen.state === "review") {
+      // waiting for a person: picking the record is the review's decision
+      await api(`/api/v1/review/${seen.id}/resolve`, { method: "POST", body: JSON.stringify({ record: label }) });
+    } else {
+      await api("/api/v1/link", { method: "POST", body: JSON.stringify({ record: label, message_id: messageId }) });
+    }
     said.textContent = `Filed on ${recordText(record)}.`;
     await lookup(messageId);
   } catch (error) {
@@ -100,7 +109,22 @@ function show(mail) {
   $("[data-from]").textContent = `From ${from}` + (to ? ` to ${to}` : "");
 }
 
-Office.onReady((info) => {
+// Who is signed in, and their CSRF token; false (and a sign-in link shown) when nobody is.
+async function whoAmI() {
+  try {
+    const me = await api("/api/v1/me");
+    csrfToken = me.csrf_token || "";
+    $("[data-who]").textContent = `Signed in as ${me.name}`;
+    return true;
+  } catch (error) {
+    $("[data-who]").textContent = "";
+    if (error.status === 401) { $("[data-signin]").hidden = false; return false; }
+    $("[data-who]").textContent = `Could not ask the gateway: ${error.message}`;
+    return false;
+  }
+}
+
+Office.onReady(async (info) => {
   if (info.host !== Office.HostType.Outlook || !Office.context.mailbox || !Office.context.mailbox.item) {
     $("[data-status]").textContent = "Open a mail in Outlook to see it here.";
     return;
@@ -108,6 +132,7 @@ Office.onReady((info) => {
   const mail = Office.context.mailbox.item;
   const messageId = mail.internetMessageId;
   show(mail);
+  if (!(await whoAmI())) { $("[data-status]").textContent = "Sign in to see whether it is in the CRM."; return; }
   lookup(messageId);
   $("[data-search-form]").addEventListener("submit", (event) => {
     event.preventDefault();

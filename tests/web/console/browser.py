@@ -46,15 +46,13 @@ def chromium_or_skip() -> str:
 
 @dataclass(frozen=True)
 class Person:
-    """Who signs in to the console in a test: a name, a role and the addresses of their mailboxes."""
+    """Who signs in to the console in a test: a name, a role and their addresses (the
+    mailboxes they own), written into `web.users` with an argon2 hash of the password."""
 
     name: str
     role: str
-    mailboxes: frozenset[str] = frozenset()
+    addresses: tuple[str, ...] = ()
     password: str = "correct horse battery staple"
-
-    def sees(self, source: str, account: str) -> bool:
-        return self.role == "admin" or account in self.mailboxes
 
 
 ADMIN = Person("ada", "admin")
@@ -78,7 +76,14 @@ class Site:
 
     def configure(self) -> None:
         cfg = yaml.safe_load(self.home.config_path.read_text())
-        cfg["web"] = {**(cfg.get("web") or {}), "listen": f"127.0.0.1:{self.port}", "public_url": self.public_url}
+        from gateway.admin.access import hash_password
+
+        hashes = {p.password: hash_password(p.password) for p in self.people}
+        users = [
+            {"name": p.name, "password_hash": hashes[p.password], "role": p.role, "addresses": list(p.addresses)}
+            for p in self.people
+        ]
+        cfg["web"] = {**(cfg.get("web") or {}), "listen": f"127.0.0.1:{self.port}", "public_url": self.public_url, "users": users}
         self.home.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
     def start(self) -> None:
@@ -88,7 +93,7 @@ class Site:
 
         self.configure()
         self.gw = self.home.gateway().__enter__()
-        app = signed_in_by_cookie(make_app(self.gw), {p.name: p for p in self.people})
+        app = make_app(self.gw)
         self._server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="off")
         )
@@ -110,42 +115,14 @@ def _get(url: str) -> int:
         return r.status
 
 
-# The name of the cookie the test stand-in for sign-in reads (see signed_in_by_cookie).
-TEST_COOKIE = "test-principal"
-
-
-def signed_in_by_cookie(app: Any, people: dict[str, Person]) -> Any:
-    """An ASGI wrapper setting `request.state.principal` from a test cookie, for a web app
-    without its own sign-in; with one (gateway.web.auth), the app is returned as it is."""
-    try:
-        import gateway.web.auth  # noqa: F401
-
-        return app
-    except ImportError:
-        pass
-    from starlette.requests import Request
-
-    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            name = Request(scope).cookies.get(TEST_COOKIE)
-            scope.setdefault("state", {})["principal"] = people.get(name or "")
-        await app(scope, receive, send)
-
-    return wrapped
-
-
 def sign_in(page: Any, site: Site, person: Person) -> None:
-    """Sign in as a person would: the sign-in form when the app has one, else the test cookie."""
-    try:
-        import gateway.web.auth  # noqa: F401
-    except ImportError:
-        page.context.add_cookies([{"name": TEST_COOKIE, "value": person.name, "url": site.base}])
-        return
+    """Sign in as a person does: the sign-in form, name and password."""
     page.goto(site.base + "/signin")
     page.get_by_label("Name").fill(person.name)
     page.get_by_label("Password").fill(person.password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_load_state()
+    assert "/signin" not in page.url, page.locator("body").inner_text()
 
 
 @dataclass
@@ -179,9 +156,14 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-def route_office_js(page: Any) -> None:
-    """Office.js from Microsoft's CDN is answered by the test stand-in (tests/web/console/office_standin.js)."""
-    page.route(OFFICE_JS, lambda route: route.fulfill(path=str(STANDIN), content_type="text/javascript"))
+def route_office_js(page: Any, mail: dict[str, Any]) -> None:
+    """Office.js from Microsoft's CDN is answered by the test stand-in
+    (tests/web/console/office_standin.js), with `mail` as the open item."""
+    import json
+
+    script = f"window.standinMail = {json.dumps(mail)};\n" + STANDIN.read_text()
+    page.unroute(OFFICE_JS)
+    page.route(OFFICE_JS, lambda route: route.fulfill(body=script, content_type="text/javascript"))
 
 
 SitePeople = Callable[..., Site]

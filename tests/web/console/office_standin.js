@@ -4,7 +4,7 @@
 // mode: Office.onReady(callback) resolving {host, platform}, Office.HostType.Outlook, and
 // Office.context.mailbox.item with internetMessageId, subject, itemType, from and to (each an
 // EmailAddressDetails: displayName, emailAddress, recipientType). The test sets the open mail
-// with page.add_init_script as window.standinMail = {internetMessageId, subject, from, to}.
+// as window.standinMail = {internetMessageId, subject, from, to}, prepended to this file.
 "use strict";
 (function () {
   const mail = window.standinMail || {};

@@ -89,6 +89,7 @@ def test_resolve_review_by_searching_another_record(site: Site, page) -> None:
     ann = page.locator("article.item", has_text="Quote for 40 chairs")
     ann.get_by_label("Another record").fill("Carl")
     ann.get_by_label("Another record").press("Enter")
+    # the results come from the API, after a moment: the click waits for the button
     ann.get_by_role("button", name=re.compile("Attach to contact Carl Vance")).click()
     assert f"attached to contact:{ids['Carl Vance']}: done" in page.get_by_role("status").inner_text()
     assert links_of(site.home, "Quote for 40 chairs") == [{"kind": "contact", "id": int(ids["Carl Vance"])}]

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 
 import pytest
 from lxml import etree
+from playwright.sync_api import expect
 
 from tests.mail import make_mail
 from tests.web.console.browser import ADMIN, Site, sign_in
@@ -35,8 +35,7 @@ def _open_mail(page, site: Site, *, message_id: str, subject: str, sender: tuple
         "from": {"displayName": sender[0], "emailAddress": sender[1]},
         "to": [{"displayName": "Me", "emailAddress": "me@example.com"}],
     }
-    page.add_init_script(f"window.standinMail = {json.dumps(mail)};")
-    route_office_js(page)
+    route_office_js(page, mail)
     page.goto(site.base + "/outlook/pane.html")
 
 
@@ -66,8 +65,9 @@ def test_the_pane_reads_the_open_mail_from_office_js(site: Site, page) -> None:
     site.start()
     sign_in(page, site, ADMIN)
     _open_mail(page, site, message_id="<x1@mail.test>", subject="Chairs again", sender=("Ann Lee", "ann@acme.example"))
-    assert page.locator("[data-subject]").inner_text() == "Chairs again"
-    assert page.locator("[data-from]").inner_text() == "From Ann Lee <ann@acme.example> to me@example.com"
+    expect(page.locator("[data-subject]")).to_have_text("Chairs again")
+    expect(page.locator("[data-from]")).to_have_text("From Ann Lee <ann@acme.example> to me@example.com")
+    expect(page.locator("[data-who]")).to_have_text("Signed in as ada")
     csp = page.request.get(site.base + "/outlook/pane.html").headers["content-security-policy"]
     assert "script-src 'self' https://appsforoffice.microsoft.com" in csp
 
@@ -75,25 +75,56 @@ def test_the_pane_reads_the_open_mail_from_office_js(site: Site, page) -> None:
 def test_the_pane_shows_the_records_of_a_mail_in_the_crm_and_links_a_new_one(site: Site, page) -> None:
     ids = crm_records(site.home)
     site.home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", subject="Brochure please", message_id="<bob1@mail.test>"))
-    # seen by the gateway, in no record yet: it waits for review
+    # seen by the gateway, on no record: an auto-reply it skipped, and a stranger's mail in review
     site.home.drop(
-        "CRM sync", make_mail(sender="Dora <dora@nowhere.example>", subject="Met at the fair", message_id="<dora1@mail.test>")
+        "CRM sync",
+        make_mail(
+            sender="Carl Vance <carl@vance.example>",
+            subject="Out of office",
+            message_id="<carl1@mail.test>",
+            headers={"Auto-Submitted": "auto-replied"},
+            body="I am away until Monday.",
+        ),
     )
-    assert site.home.run_once() == {"done": 1, "review": 1}
+    site.home.drop(
+        "CRM sync",
+        make_mail(
+            sender="Dora <dora@nowhere.example>",
+            subject="Met at the fair",
+            message_id="<dora1@mail.test>",
+            body="Nice to meet you.",
+        ),
+    )
+    assert site.home.run_once() == {"done": 1, "skipped": 1, "review": 1}
     site.start()
     _api_or_skip(site)
     sign_in(page, site, ADMIN)
 
     _open_mail(page, site, message_id="<bob1@mail.test>", subject="Brochure please", sender=("Bob Ray", "bob@x.org"))
-    assert "In the CRM on 1 record" in page.locator("[data-status]").inner_text()
-    assert "Bob" in page.locator("[data-records]").inner_text()
+    expect(page.locator("[data-status]")).to_contain_text("In the CRM on 1 record")
+    expect(page.locator("[data-records]")).to_contain_text("lead Bob Ray")
 
-    page.goto("about:blank")
-    _open_mail(page, site, message_id="<dora1@mail.test>", subject="Met at the fair", sender=("Dora", "dora@nowhere.example"))
-    assert page.locator("[data-status]").inner_text() == "Not in the CRM yet: it waits for review."
-    page.get_by_label("Search the CRM").fill("Carl")
-    page.get_by_role("button", name="Search").click()
-    page.get_by_role("button", name="File on contact Carl Vance", exact=False).click()
-    assert "Filed on contact Carl Vance" in page.locator("[data-linked]").inner_text()
-    assert "In the CRM on 1 record" in page.locator("[data-status]").inner_text()
-    assert links_of(site.home, "Met at the fair") == [{"kind": "contact", "id": int(ids["Carl Vance"])}]
+    for message_id, subject, sender, before in (
+        ("<carl1@mail.test>", "Out of office", ("Carl Vance", "carl@vance.example"), "Not in the CRM yet."),
+        ("<dora1@mail.test>", "Met at the fair", ("Dora", "dora@nowhere.example"), "Not in the CRM yet: it waits for review."),
+    ):
+        page.goto("about:blank")
+        _open_mail(page, site, message_id=message_id, subject=subject, sender=sender)
+        expect(page.locator("[data-status]")).to_have_text(before)
+        page.get_by_label("Search the CRM").fill("Carl")
+        page.get_by_role("button", name="Search").click()
+        page.get_by_role("button", name="File on contact Carl Vance", exact=False).click()
+        expect(page.locator("[data-linked]")).to_contain_text("Filed on contact Carl Vance")
+        expect(page.locator("[data-status]")).to_contain_text("In the CRM on 1 record")
+        expect(page.locator("[data-records]")).to_contain_text(f"contact Carl Vance (contact:{ids['Carl Vance']})")
+        assert links_of(site.home, subject) == [{"kind": "contact", "id": int(ids["Carl Vance"])}]
+    # the review was decided; the skipped auto-reply stays skipped, filed on the record now
+    assert site.home.states() == {"done": 2, "skipped": 1}
+
+
+def test_the_pane_without_a_session_offers_to_sign_in(site: Site, page) -> None:
+    site.start()
+    _open_mail(page, site, message_id="<x2@mail.test>", subject="Hello", sender=("Ann Lee", "ann@acme.example"))
+    expect(page.locator("[data-signin]")).to_be_visible()
+    expect(page.locator("[data-status]")).to_have_text("Sign in to see whether it is in the CRM.")
+    assert page.get_by_role("link", name="Sign in to the gateway").get_attribute("href") == "/signin?next=%2Foutlook%2Fpane.html"

@@ -1,0 +1,142 @@
+"""Who may use the console and the API: password hashes for `web.users` and API tokens.
+
+`crm-gateway user add` and `token add` and the web layer's sign-in call these functions, so a
+hash made on the command line is checked by the same code that made it.
+
+Passwords: argon2id (argon2-cffi), stored in the config as `password_hash`. API tokens: random,
+shown once; the tokens file (`web.tokens_file`, JSON, mode 0600) keeps only their sha256, which
+is enough for a secret of 256 random bits (no dictionary to guess from, unlike a password).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from gateway.errors import Permanent
+
+ROLES = ("admin", "user")
+TOKEN_PREFIX = "cgw_"  # recognisable in a log or a secret scanner
+_HASHER = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 8:
+        raise Permanent("the password must have at least 8 characters")
+    return _HASHER.hash(password)
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise Permanent(f"--role must be one of {', '.join(ROLES)} (got {role!r})")
+    return role
+
+
+def user_entry(name: str, password: str, role: str, addresses: list[str]) -> dict[str, object]:
+    """The `web.users` entry for a person, as the config holds it."""
+    if not name or any(c.isspace() or c == ":" for c in name):
+        raise Permanent(f"a user name has no blanks or colons (got {name!r})")
+    for a in addresses:
+        if "@" not in a:
+            raise Permanent(f"not an address: {a!r}")
+    return {"name": name, "password_hash": hash_password(password), "role": check_role(role), "addresses": list(addresses)}
+
+
+def user_yaml(entry: dict[str, object]) -> str:
+    """The entry as YAML to paste under `web: users:`."""
+    return yaml.safe_dump([entry], sort_keys=False, allow_unicode=True)
+
+
+# ---- API tokens --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """One API token as stored: its name (the principal it signs in as), its role and
+    addresses (as a `web.users` entry's), and the sha256 of the token."""
+
+    name: str
+    sha256: str
+    role: str
+    addresses: tuple[str, ...]
+    created_at: str
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenStore:
+    """The tokens file. Read again whenever it changed (its mtime and size), so a token added or
+    removed by `crm-gateway token` while the gateway runs counts at the next request."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[int, int] | None = None
+        self._records: list[TokenRecord] = []
+
+    def records(self) -> list[TokenRecord]:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._seen, self._records = None, []
+            return []
+        if self._seen == (st.st_mtime_ns, st.st_size):
+            return list(self._records)
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            records = [
+                TokenRecord(r["name"], r["sha256"], r["role"], tuple(r.get("addresses") or ()), r.get("created_at", ""))
+                for r in raw.get("tokens", [])
+            ]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise Permanent(f"{self.path}: cannot read the API tokens: {exc}") from exc
+        self._seen, self._records = (st.st_mtime_ns, st.st_size), records
+        return list(records)
+
+    def add(self, name: str, role: str, addresses: list[str]) -> str:
+        """Make a token for `name` (replacing its earlier one) and return it: the only time it is seen."""
+        check_role(role)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        kept = [r for r in self.records() if r.name != name]
+        kept.append(TokenRecord(name, _digest(token), role, tuple(addresses), datetime.now(UTC).isoformat()))
+        self._write(kept)
+        return token
+
+    def remove(self, name: str) -> bool:
+        records = self.records()
+        kept = [r for r in records if r.name != name]
+        self._write(kept)
+        return len(kept) != len(records)
+
+    def check(self, token: str) -> TokenRecord | None:
+        want = _digest(token)
+        for r in self.records():
+            if hmac.compare_digest(r.sha256, want):
+                return r
+        return None
+
+    def _write(self, records: list[TokenRecord]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"tokens": [asdict(r) for r in records]}, f, indent=2)
+        os.replace(tmp, self.path)

@@ -1,0 +1,99 @@
+"""Messages as the API and the console show them: a filtered page, one message in full (its
+headers, trace, copies and the records it is on in the CRM), and a look-up by Message-ID.
+
+Each takes the asker's `Visibility` (None: everything); a message none of whose copies lies in
+a mailbox the person owns is refused, not hidden, so a wrong link says why."""
+
+from __future__ import annotations
+
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from typing import Any
+
+from gateway.admin.operations import Gateway, explain_doc
+from gateway.admin.scope import Visibility, require_sees
+from gateway.errors import GatewayError, NotFound
+from gateway.ledger import MessageRow
+from gateway.ledger.search import MessageFilter, search_messages
+
+LIMIT_MAX = 500
+
+
+def message_item(gw: Gateway, row: MessageRow) -> dict[str, Any]:
+    """One line of a listing: where the message's first copy lies and what became of it."""
+    copies = gw.ledger.locations_of(row.id)
+    first = copies[0].ref if copies else None
+    return {
+        "id": row.id,
+        "message_id": row.message_id,
+        "subject": row.subject,
+        "sender": row.from_address,
+        "date": row.created_at.isoformat() if row.created_at else None,  # first seen by the gateway
+        "state": str(row.state),
+        "reason": row.reason,
+        "source": first.source if first else None,
+        "account": first.account if first else None,
+        "folder": first.folder if first else None,
+    }
+
+
+def list_messages(gw: Gateway, f: MessageFilter, limit: int, offset: int, scope: Visibility | None) -> dict[str, Any]:
+    if scope is not None:
+        f = MessageFilter(**{**f.__dict__, "sources_any": scope.sources, "accounts_any": scope.accounts})
+    limit = max(1, min(limit, LIMIT_MAX))
+    rows, total = search_messages(gw.ledger.reader, f, limit, max(0, offset))
+    return {"messages": [message_item(gw, r) for r in rows], "total": total, "limit": limit, "offset": max(0, offset)}
+
+
+def message_doc(gw: Gateway, message_pk: int, scope: Visibility | None) -> dict[str, Any]:
+    """One message in full: `explain`'s document, its headers (while its bytes can be read) and
+    the records the CRM links its stored mail to."""
+    try:
+        row = gw.ledger.message(message_pk)
+    except KeyError:
+        raise NotFound(f"no message with id {message_pk}") from None
+    copies = gw.ledger.locations_of(message_pk)
+    require_sees(scope, copies, f"message {message_pk}")
+    (doc,) = [d for d in explain_doc(gw, str(message_pk))]
+    doc["item"] = message_item(gw, row)
+    doc["headers"] = _headers(gw, row)
+    try:
+        doc["crm_records"] = [r.as_dict() | {"record": r.label()} for r in gw.crm.thread_parents([row.message_id])]
+    except GatewayError as exc:
+        doc["crm_records"] = None
+        doc["crm_error"] = str(exc)
+    return doc
+
+
+def lookup(gw: Gateway, message_id: str, scope: Visibility | None) -> dict[str, Any]:
+    """The message with this Message-ID (the newest version the person may see)."""
+    rows = gw.ledger.find_messages(message_id)
+    if not rows:
+        raise NotFound(f"no message with Message-ID {message_id}")
+    mine = [r for r in rows if scope is None or scope.sees_any(gw.ledger.locations_of(r.id))]
+    if not mine:
+        require_sees(scope, [], f"message {message_id}")
+    return message_doc(gw, mine[-1].id, scope)
+
+
+def _headers(gw: Gateway, row: MessageRow) -> list[list[str]] | None:
+    """The header fields in order, from the spool, else as the CRM stored the mail; None when
+    neither has its bytes any more."""
+    raw: bytes | None = None
+    if row.spool_path:
+        try:
+            with open(row.spool_path, "rb") as f:
+                raw = f.read(256 * 1024)
+        except OSError:
+            raw = None
+    if raw is None:
+        try:
+            stored = gw.crm.find_email(row.message_id, row.content_hash)
+            raw_email = getattr(gw.crm, "raw_email", None)
+            raw = raw_email(stored) if stored is not None and raw_email is not None else None
+        except GatewayError:
+            raw = None
+    if not raw:
+        return None
+    parsed = BytesHeaderParser(policy=default_policy).parsebytes(raw)
+    return [[k, str(v)] for k, v in parsed.items()]

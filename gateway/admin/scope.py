@@ -1,0 +1,38 @@
+"""What one person may see and pick, as the admin functions take it (`None`: everything).
+
+The web layer makes one from the signed-in person (gateway/web/auth/principal.py); the CLI
+passes none: whoever runs it can read the config and the ledger anyway."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.crm.base import Connector, PartyRef, record_visible
+from gateway.errors import NotAllowed
+from gateway.ledger import LocationRow
+
+
+@dataclass(frozen=True)
+class Visibility:
+    sources: frozenset[str]  # every copy in these sources
+    accounts: frozenset[str]  # every copy in these accounts (lower-case addresses), in any source
+    crm_users: frozenset[str] = frozenset()  # the CRM users whose records may be picked (lower-case)
+
+    def sees(self, source: str, account: str) -> bool:
+        return source in self.sources or account.strip().lower() in self.accounts
+
+    def sees_any(self, copies: Iterable[LocationRow]) -> bool:
+        return any(self.sees(c.ref.source, c.ref.account) for c in copies)
+
+
+def require_sees(scope: Visibility | None, copies: Iterable[LocationRow], what: str) -> None:
+    """Refuse a message none of whose copies lies in a mailbox the person owns."""
+    if scope is not None and not scope.sees_any(copies):
+        raise NotAllowed(f"{what} is in a mailbox you do not own")
+
+
+def require_record_visible(crm: Connector, ref: PartyRef, scope: Visibility | None) -> None:
+    """Refuse a record the person's CRM users may not see (their own, or shared)."""
+    if scope is not None and not record_visible(crm, ref, scope.crm_users):
+        raise NotAllowed(f"{ref.label()} is not a record you may see in the CRM")

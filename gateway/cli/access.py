@@ -1,0 +1,118 @@
+"""`crm-gateway user add` and `token add|list|remove`: who may use the console and the API
+(gateway/admin/access.py does the hashing and keeps the tokens; this module asks and prints)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from gateway.cli.app import ConfigOpt, app, config_at, err, guarded, out, print_json
+from gateway.cli.help import PlainCommand
+from gateway.errors import Permanent
+
+user_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="People who may sign in to the console and the API.")
+token_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="API tokens (Authorization: Bearer).")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+
+RoleOpt = Annotated[str | None, typer.Option("--role", metavar="ROLE", help="admin | user [user]")]
+AddressOpt = Annotated[
+    list[str] | None, typer.Option("--address", metavar="ADDR", help="the person's mail address (their mailboxes); may repeat")
+]
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise Permanent("no terminal to ask the password on: give --password-stdin and the password on stdin")
+    first = typer.prompt("password", hide_input=True, err=True)
+    if typer.prompt("the same again", hide_input=True, err=True) != first:
+        raise Permanent("the two passwords differ; nothing was made")
+    return str(first)
+
+
+@user_app.command("add", cls=PlainCommand)
+@guarded
+def user_add(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="the name to sign in with")],
+    role: RoleOpt = None,
+    address: AddressOpt = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin (one line)")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Print a `web.users` entry (argon2 hash of a password asked twice) to paste into the config."""
+    from gateway.admin.access import user_entry, user_yaml
+
+    entry = user_entry(name, _password(password_stdin), role or "user", list(address or []))
+    out.print(user_yaml(entry), markup=False, highlight=False, end="")
+    existing = _configured_users(config)
+    where = "replace the entry of the same name" if name in existing else "add it"
+    err.print(f"paste it under `web:` → `users:` in the config ({where}); the gateway reads it at start", markup=False)
+
+
+def _configured_users(config: ConfigOpt) -> list[str]:
+    try:
+        web = config_at(config).web
+    except Exception:  # no config here yet: the entry is still worth printing
+        return []
+    return [u.name for u in web.users] if web else []
+
+
+@token_app.command("add", cls=PlainCommand)
+@guarded
+def token_add(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="a web user's name (the token acts as them), or a new name")],
+    role: RoleOpt = None,
+    address: AddressOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Make an API token and print it once (only its hash is kept, in web.tokens_file)."""
+    from gateway.admin.access import TokenStore
+    from gateway.config import WebConfig
+
+    cfg = config_at(config)
+    web = cfg.web or WebConfig()
+    user = next((u for u in web.users if u.name == name), None)
+    if user is not None and (role or address):
+        raise Permanent(f"{name} is a web user: the token has their role and addresses; give no --role or --address")
+    if user is None and role is None:
+        raise Permanent(f"{name} is not in web.users: give --role admin|user (and --address for a user)")
+    store = TokenStore(cfg.resolve(web.tokens_file))
+    token = store.add(name, user.role if user else str(role), list(user.addresses if user else address or []))
+    out.print(token, markup=False, highlight=False)
+    err.print(f"the token of {name}: shown this once; send it as `Authorization: Bearer <token>`", markup=False)
+
+
+@token_app.command("list", cls=PlainCommand)
+@guarded
+def token_list(config: ConfigOpt = None) -> None:
+    """The API tokens' names, roles and when they were made (never the tokens)."""
+    from gateway.admin.access import TokenStore
+    from gateway.config import WebConfig
+
+    cfg = config_at(config)
+    store = TokenStore(cfg.resolve((cfg.web or WebConfig()).tokens_file))
+    print_json(
+        {
+            "tokens": [
+                {"name": r.name, "role": r.role, "addresses": list(r.addresses), "created_at": r.created_at}
+                for r in store.records()
+            ]
+        }
+    )
+
+
+@token_app.command("remove", cls=PlainCommand)
+@guarded
+def token_remove(name: Annotated[str, typer.Argument(metavar="NAME")], config: ConfigOpt = None) -> None:
+    """Revoke the API token of NAME at once."""
+    from gateway.admin.access import TokenStore
+    from gateway.config import WebConfig
+
+    cfg = config_at(config)
+    if not TokenStore(cfg.resolve((cfg.web or WebConfig()).tokens_file)).remove(name):
+        raise Permanent(f"no API token named {name}")
+    err.print(f"removed the token of {name}", markup=False)

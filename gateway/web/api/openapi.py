@@ -1,0 +1,204 @@
+"""The API's OpenAPI 3 document (`GET /api/v1/openapi.json`), written as data: the contract
+the console and the Outlook add-in are built against. A test checks it lists every route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+VERSION = "1"
+
+_ERROR = {
+    "description": "what went wrong, in words a person can act on",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+_ERRORS = {str(code): _ERROR for code in (400, 401, 403, 404, 409)}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(
+    summary: str, ok: dict[str, Any], *, params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {"200": ok, **_ERRORS}}
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _q(name: str, description: str, kind: str = "string", *, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": {"type": kind}}
+
+
+_ID = {"name": "id", "in": "path", "required": True, "description": "the message's ledger id", "schema": {"type": "integer"}}
+_OBJ = {"type": "object"}
+_RECORD = {"type": "string", "description": "KIND:ID of a CRM record, e.g. contact:12", "example": "contact:12"}
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/api/v1/me": {
+        "get": _op(
+            "Who is signed in: name, role, mailboxes, and the CSRF token a browser's writes carry (X-CSRF-Token)",
+            _json("the principal", _OBJ),
+        )
+    },
+    "/api/v1/status": {
+        "get": _op("The gateway's status document (`status --json`); a user sees their own sources", _json("status", _OBJ))
+    },
+    "/api/v1/messages": {
+        "get": _op(
+            "Messages, newest first, filtered",
+            _json("a page of messages", {"$ref": "#/components/schemas/MessagePage"}),
+            params=[
+                _q("state", "one state or several, comma-separated (done, review, quarantined, ...)"),
+                _q("source", "a configured source's name"),
+                _q("folder", "a folder a copy lies in"),
+                _q("sender", "part of the From address"),
+                _q("since", "first seen at or after (ISO date or time; UTC unless an offset is given)"),
+                _q("until", "first seen before (ISO date or time)"),
+                _q("q", "part of the subject, the From address or the Message-ID"),
+                _q("limit", "how many (1-500, default 50)", "integer"),
+                _q("offset", "how many to skip", "integer"),
+            ],
+        )
+    },
+    "/api/v1/messages/{id}": {
+        "get": _op(
+            "One message: headers, trace (explain), copies and the CRM records it is on", _json("the message", _OBJ), params=[_ID]
+        )
+    },
+    "/api/v1/messages/lookup": {
+        "get": _op(
+            "The message with this Message-ID (404 if the gateway never saw it)",
+            _json("the message", _OBJ),
+            params=[_q("message_id", "the Message-ID, with or without <>", required=True)],
+        )
+    },
+    "/api/v1/review": {
+        "get": _op("Messages waiting for a person, with their candidate records and what each matched", _json("items", _OBJ))
+    },
+    "/api/v1/review/{id}/resolve": {
+        "post": _op(
+            "Attach the message to a record (a candidate or any record the asker may see), then tag it",
+            _json("the new state", _OBJ),
+            params=[_ID],
+            body={"type": "object", "required": ["record"], "properties": {"record": _RECORD}},
+        )
+    },
+    "/api/v1/review/{id}/create": {
+        "post": _op(
+            "Create a record of `kind` for the message's counterpart, attach the message, tag it",
+            _json("the new state", _OBJ),
+            params=[_ID],
+            body={
+                "type": "object",
+                "required": ["kind"],
+                "properties": {"kind": {"type": "string", "enum": ["lead", "contact", "account"]}},
+            },
+        )
+    },
+    "/api/v1/quarantine": {"get": _op("Messages that failed for good, and why", _json("items", _OBJ))},
+    "/api/v1/quarantine/{id}/retry": {
+        "post": _op(
+            "Send one quarantined message through the current rules again",
+            _json("each message's new state", _OBJ),
+            params=[_ID],
+            body=_OBJ,
+        )
+    },
+    "/api/v1/quarantine/retry": {
+        "post": _op(
+            "Send every quarantined message of one reason through the rules again",
+            _json("each message's new state", _OBJ),
+            body={
+                "type": "object",
+                "required": ["reason"],
+                "properties": {"reason": {"type": "string", "description": "exactly as listed"}},
+            },
+        )
+    },
+    "/api/v1/crm/search": {
+        "get": _op(
+            "CRM records by name, address or domain (those the asker may see)",
+            _json("records", _OBJ),
+            params=[_q("q", "at least 2 characters", required=True), _q("kind", "lead, contact or account")],
+        )
+    },
+    "/api/v1/link": {
+        "post": _op(
+            "File a handled message on a record; linking twice leaves one link",
+            _json("the link", _OBJ),
+            body={
+                "type": "object",
+                "required": ["record"],
+                "properties": {"record": _RECORD, "message": {"type": "integer"}, "message_id": {"type": "string"}},
+            },
+        )
+    },
+    "/api/v1/reconcile": {
+        "get": _op("The last reconcile's findings per kind and when it ran (admin)", _json("counts and time", _OBJ)),
+        "post": _op(
+            "Compare the watched folders with the ledger and the CRM; with fix, repair and look again (admin)",
+            _json("the report, per folder; `reconciled` is true when nothing is left", _OBJ),
+            body={
+                "type": "object",
+                "properties": {
+                    "source": {"type": "string"},
+                    "folder": {"type": "string"},
+                    "since": {"type": "string", "description": "ISO 8601 date or time"},
+                    "fix": {"type": "boolean"},
+                },
+            },
+        ),
+    },
+    "/api/v1/openapi.json": {"get": _op("This document", _json("OpenAPI 3", _OBJ))},
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "crm-gateway API",
+        "version": VERSION,
+        "description": "Sign in (POST /signin, then the session cookie and X-CSRF-Token on writes) "
+        'or send `Authorization: Bearer <token>` (crm-gateway token add). Errors: {"error": "..."}.',
+    },
+    "paths": PATHS,
+    "components": {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "crm_gateway_session"},
+        },
+        "schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "MessageItem": {
+                "type": "object",
+                "properties": {
+                    k: {"type": t}
+                    for k, t in (
+                        ("id", "integer"),
+                        ("message_id", "string"),
+                        ("subject", "string"),
+                        ("sender", "string"),
+                        ("date", "string"),
+                        ("state", "string"),
+                        ("source", "string"),
+                        ("account", "string"),
+                        ("folder", "string"),
+                    )
+                },
+            },
+            "MessagePage": {
+                "type": "object",
+                "properties": {
+                    "messages": {"type": "array", "items": {"$ref": "#/components/schemas/MessageItem"}},
+                    "total": {"type": "integer"},
+                    "limit": {"type": "integer"},
+                    "offset": {"type": "integer"},
+                },
+            },
+        },
+    },
+    "security": [{"bearer": []}, {"session": []}],
+}

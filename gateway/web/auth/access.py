@@ -1,0 +1,116 @@
+"""Who a request comes from: a signed-in person (session cookie), an API token (Bearer), or,
+on a loopback address with no user and no token configured, everyone as admin (the status
+page as it always was). `Access` answers it; the middleware asks it for every request."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from gateway.admin.access import TokenStore, hash_password, password_matches
+from gateway.config import Config, WebConfig
+from gateway.config.model import WebUser
+from gateway.web.auth.principal import Principal, Role, principal_for
+from gateway.web.auth.sessions import Session, Sessions, fingerprint, load_secret
+
+ANONYMOUS = "anonymous"
+
+
+def is_loopback(listen: str) -> bool:
+    host = listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Caller:
+    principal: Principal | None
+    session: Session | None  # set for a signed-in browser: its CSRF token guards its writes
+
+
+# Password guessing: after this many wrong passwords for one name within the window, that name
+# is refused until the oldest of them leaves the window (the counts live in this process only).
+TRIES = 10
+TRIES_WINDOW = 15 * 60.0
+
+
+class Access:
+    def __init__(self, config: Config) -> None:
+        self._failures: dict[str, deque[float]] = {}
+        self.config = config
+        self.web = config.web or WebConfig()
+        self.tokens = TokenStore(config.resolve(self.web.tokens_file))
+        self.sessions = Sessions(load_secret(config.resolve(self.web.secret_file)), int(self.web.session_hours * 3600))
+
+    def user(self, name: str) -> WebUser | None:
+        return next((u for u in self.web.users if u.name == name), None)
+
+    def open_to_all(self) -> bool:
+        """No user and no token configured, on loopback: nobody signs in (as before sign-in existed)."""
+        return not self.web.users and not self.tokens.records() and is_loopback(self.web.listen)
+
+    def wait_before_trying(self, name: str) -> float:
+        """Seconds until `name` may try a password again (0: now)."""
+        now = time.monotonic()
+        tries = self._failures.get(name)
+        while tries and now - tries[0] > TRIES_WINDOW:
+            tries.popleft()
+        return 0.0 if not tries or len(tries) < TRIES else TRIES_WINDOW - (now - tries[0])
+
+    def sign_in(self, name: str, password: str) -> WebUser | None:
+        found = self._check_password(name, password)
+        if found is None:
+            if len(self._failures) > 10_000:  # names made up by the thousand: forget the stale ones
+                now = time.monotonic()
+                self._failures = {n: t for n, t in self._failures.items() if t and now - t[-1] <= TRIES_WINDOW}
+            self._failures.setdefault(name, deque(maxlen=TRIES)).append(time.monotonic())
+        else:
+            self._failures.pop(name, None)
+        return found
+
+    def _check_password(self, name: str, password: str) -> WebUser | None:
+        user = self.user(name)
+        if user is None or user.password_hash is None:  # unknown, or signs in through OIDC only
+            password_matches(_dummy_hash(), password)  # as slow as a wrong password: names are not probed
+            return None
+        return user if password_matches(user.password_hash, password) else None
+
+    def by_claim(self, value: str) -> WebUser | None:
+        """The user an OpenID Connect provider's claim names: by address, else by name."""
+        key = value.strip().lower()
+        return next((u for u in self.web.users if key in {a.lower() for a in u.addresses}), None) or self.user(value.strip())
+
+    def principal_of(self, user: WebUser) -> Principal:
+        return principal_for(self.config, user.name, user.role, user.addresses)
+
+    def caller(self, request: Request) -> Caller:
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            record = self.tokens.check(auth[7:].strip())
+            if record is None:
+                return Caller(None, None)
+            p = principal_for(self.config, record.name, record.role, record.addresses)
+            return Caller(Principal(p.name, p.role, p.mailboxes, p.crm_users, via_token=True), None)
+        session = self.sessions.read(request)
+        if session is not None:
+            user = self.user(session.name)
+            if user is not None and fingerprint(user.password_hash or "") == session.fingerprint:
+                return Caller(self.principal_of(user), session)
+        if self.open_to_all():
+            return Caller(Principal(ANONYMOUS, Role.ADMIN, frozenset()), None)
+        return Caller(None, None)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_hex(16))
