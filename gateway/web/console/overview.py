@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -83,10 +84,10 @@ def page(gw: Any) -> Callable[[Request], Awaitable[Response]]:
         who = viewer_of(request)
         if who is None:
             return sign_in_first(request)
-        doc = admin.status_doc(gw.config, gw.ledger)
+        doc = await run_in_threadpool(admin.status_doc, gw.config, gw.ledger)
         rows = mailbox_rows(doc, who)
-        review = len(visible_items(gw, who, "review"))
-        quarantined = len(visible_items(gw, who, "quarantined"))
+        review = len(await run_in_threadpool(visible_items, gw, who, "review"))
+        quarantined = len(await run_in_threadpool(visible_items, gw, who, "quarantined"))
         return render.page(
             request,
             "console/overview.html",

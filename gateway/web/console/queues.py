@@ -70,8 +70,8 @@ def resolve(gw: Any) -> Handler:
             record = str(form.get("record") or "").strip()
             if not record:
                 raise Permanent("pick a record, or search for one")
-            # A record found by searching the CRM is the person's choice, as `--force` is on the
-            # command line: the search shows what it is before it is picked.
+            # A record picked from the CRM search is the person's choice, as `--force` is on the
+            # command line: the search showed what it is. A typed KIND:ID is not forced.
             force = form.get("searched") == "1"
             done = admin.resolve_review(gw, str(pk), to=[record], force=force, scope=scope_of(who))
             return f"message {pk} attached to {record}: {done.state}"

@@ -1,6 +1,8 @@
 // The console's only script: the search box of a review item asks the gateway's API for CRM
 // records (GET /api/v1/crm/search) and lists them; picking one fills the form's KIND:ID.
-// Without it the form still works: type the record's KIND:ID and send.
+// Without it the form still works: type the record's KIND:ID and send (a record outside the
+// candidates typed so is refused, as on the command line without --force: a typo must not
+// file the mail on a stranger's record).
 "use strict";
 
 function searchResults(form, records) {
@@ -21,7 +23,8 @@ function searchResults(form, records) {
     button.className = "result";
     const address = (r.emails && r.emails[0]) || r.domain;
     button.textContent = `Attach to ${r.kind} ${r.name || r.id}` + (address ? ` <${address}>` : "");
-    button.addEventListener("click", () => { field.value = label; });
+    // picked from what the CRM search showed: the person saw the record (as `--force` says)
+    button.addEventListener("click", () => { field.value = label; form.querySelector("[data-searched]").value = "1"; });
     li.append(button);
     list.append(li);
   }
