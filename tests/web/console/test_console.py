@@ -9,7 +9,7 @@ import pytest
 
 from tests.mail import make_mail
 from tests.web.console.browser import ADMIN, Site, sign_in
-from tests.web.console.seeds import links_of, seeded
+from tests.web.console.seeds import links_of, seeded, set_config
 
 
 def test_sign_in_and_see_the_overview(site: Site, page) -> None:
@@ -158,3 +158,28 @@ def test_the_message_page_shows_headers_body_attachments_trace_and_where_it_is_i
 
     page.goto(f"{site.base}/console/messages/999")
     assert page.get_by_role("heading", name="No such message").is_visible()
+
+
+def test_retry_every_quarantined_message_of_one_reason(site: Site, page) -> None:
+    set_config(site.home, max_message_size="2KB")
+    # of one size, so of one reason ("over max_message_size (N bytes > 2048)…")
+    for n, who in enumerate(("Big Ben <ben@big.example>", "Big Bea <bea@big.example>")):
+        big = make_mail(
+            sender=who, message_id=f"<big{n}@mail.test>", attachments=[("a.bin", "application/octet-stream", b"x" * 5000)]
+        )
+        site.home.drop("VLeads", big)
+    site.home.drop("VLeads", b"", name="zz-empty.1.host")  # unparseable: another reason, left alone
+    assert site.home.run_once() == {"quarantined": 3}
+    set_config(site.home, max_message_size="10MB")
+    site.start()
+    sign_in(page, site, ADMIN)
+    page.goto(site.base + "/console/quarantine")
+    reasons = page.locator(".reasons li")
+    assert reasons.count() == 2, reasons.all_inner_texts()
+    big = reasons.filter(has_text="max_message_size")
+    big.get_by_role("button", name="Retry all 2").click()
+    assert re.fullmatch(r"message \d+: done; message \d+: done", page.get_by_role("status").inner_text())
+    assert [i.count("unparseable") for i in page.locator("article.item .why").all_inner_texts()] == [1]
+    leads = sorted(e for lead in site.home.dump()["leads"] for e in lead["emails"])
+    assert leads == ["bea@big.example", "ben@big.example"]
+    assert site.home.states() == {"done": 2, "quarantined": 1}
