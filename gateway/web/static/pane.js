@@ -1,8 +1,17 @@
 // The Outlook task pane: reads the open mail through Office.js (Office.context.mailbox.item),
 // asks the gateway whether it is in the CRM and on which records, searches the CRM and links
 // the mail to a chosen record. Every call goes to the gateway's JSON API (/api/v1/) with the
-// pane's session; its POST carries the session's CSRF token, which /api/v1/me tells.
+// pane's session, its POST with the session's CSRF token (which /api/v1/me tells), or with an
+// API token the person pasted (kept in this browser's storage for the gateway's origin):
+// Outlook on the web frames the pane on another site, where the session cookie is not sent.
 "use strict";
+
+const TOKEN_KEY = "crm-gateway-api-token";
+const storage = {
+  get() { try { return localStorage.getItem(TOKEN_KEY) || ""; } catch (_) { return ""; } },
+  set(value) { try { if (value) localStorage.setItem(TOKEN_KEY, value); else localStorage.removeItem(TOKEN_KEY); } catch (_) { /* storage off: this pane only */ } },
+};
+let bearer = storage.get();
 
 let csrfToken = "";
 let seen = null; // what the gateway knows of the open mail (its look-up), null when nothing
@@ -11,7 +20,8 @@ const $ = (selector) => document.querySelector(selector);
 
 async function api(path, options = {}) {
   const headers = { Accept: "application/json", ...(options.body ? { "Content-Type": "application/json" } : {}) };
-  if (options.method === "POST") headers["X-CSRF-Token"] = csrf();
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  else if (options.method === "POST") headers["X-CSRF-Token"] = csrf();
   const response = await fetch(path, { credentials: "same-origin", ...options, headers });
   let body = {};
   try { body = await response.json(); } catch (_) { /* an empty or HTML answer: said below */ }
@@ -114,29 +124,47 @@ async function whoAmI() {
   try {
     const me = await api("/api/v1/me");
     csrfToken = me.csrf_token || "";
-    $("[data-who]").textContent = `Signed in as ${me.name}`;
+    $("[data-who]").textContent = `Signed in as ${me.name}` + (me.via_token ? " (API token)" : "");
+    $("[data-signin]").hidden = true;
+    $("[data-token-form]").hidden = true;
     return true;
   } catch (error) {
     $("[data-who]").textContent = "";
-    if (error.status === 401) { $("[data-signin]").hidden = false; return false; }
+    if (error.status === 401) {
+      if (bearer) { bearer = ""; storage.set(""); } // refused (removed?): ask again
+      $("[data-signin]").hidden = false;
+      $("[data-token-form]").hidden = false;
+      return false;
+    }
     $("[data-who]").textContent = `Could not ask the gateway: ${error.message}`;
     return false;
   }
 }
 
-Office.onReady(async (info) => {
+async function start(mail) {
+  const messageId = mail.internetMessageId;
+  if (!(await whoAmI())) { $("[data-status]").textContent = "Sign in to see whether it is in the CRM."; return; }
+  lookup(messageId);
+}
+
+Office.onReady((info) => {
   if (info.host !== Office.HostType.Outlook || !Office.context.mailbox || !Office.context.mailbox.item) {
     $("[data-status]").textContent = "Open a mail in Outlook to see it here.";
     return;
   }
   const mail = Office.context.mailbox.item;
-  const messageId = mail.internetMessageId;
   show(mail);
-  if (!(await whoAmI())) { $("[data-status]").textContent = "Sign in to see whether it is in the CRM."; return; }
-  lookup(messageId);
   $("[data-search-form]").addEventListener("submit", (event) => {
     event.preventDefault();
     const query = $("#q").value.trim();
-    if (query) search(messageId, query);
+    if (query) search(mail.internetMessageId, query);
   });
+  $("[data-token-form]").addEventListener("submit", (event) => {
+    event.preventDefault();
+    bearer = $("#token").value.trim();
+    storage.set(bearer);
+    $("#token").value = "";
+    start(mail);
+  });
+  start(mail);
 });

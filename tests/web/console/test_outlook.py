@@ -8,6 +8,7 @@ import urllib.request
 from lxml import etree
 from playwright.sync_api import expect
 
+from gateway.admin.access import TokenStore
 from tests.mail import make_mail
 from tests.web.console.browser import ADMIN, Site, sign_in
 from tests.web.console.seeds import crm_records, links_of
@@ -111,9 +112,25 @@ def test_the_pane_shows_the_records_of_a_mail_in_the_crm_and_links_a_new_one(sit
     assert site.home.states() == {"done": 2, "skipped": 1}
 
 
-def test_the_pane_without_a_session_offers_to_sign_in(site: Site, page) -> None:
+def test_the_pane_without_a_session_offers_to_sign_in_or_an_api_token(site: Site, page) -> None:
+    site.home.drop("VLeads", make_mail(sender="Bob Ray <bob@x.org>", subject="Brochure please", message_id="<bob1@mail.test>"))
+    assert site.home.run_once() == {"done": 1}
     site.start()
-    _open_mail(page, site, message_id="<x2@mail.test>", subject="Hello", sender=("Ann Lee", "ann@acme.example"))
+    config = site.home.config()
+    token = TokenStore(config.resolve(config.web.tokens_file)).add("outlook", "admin", [])
+    _open_mail(page, site, message_id="<bob1@mail.test>", subject="Brochure please", sender=("Bob Ray", "bob@x.org"))
     expect(page.locator("[data-signin]")).to_be_visible()
     expect(page.locator("[data-status]")).to_have_text("Sign in to see whether it is in the CRM.")
     assert page.get_by_role("link", name="Sign in to the gateway").get_attribute("href") == "/signin?next=%2Foutlook%2Fpane.html"
+
+    page.get_by_label("Or paste an API token").fill("not-a-token")
+    page.get_by_role("button", name="Use the token").click()
+    expect(page.locator("[data-token-form]")).to_be_visible()  # refused: asked again
+    page.get_by_label("Or paste an API token").fill(token)
+    page.get_by_role("button", name="Use the token").click()
+    expect(page.locator("[data-who]")).to_have_text("Signed in as outlook (API token)")
+    expect(page.locator("[data-status]")).to_contain_text("In the CRM on 1 record")
+    expect(page.locator("[data-signin]")).to_be_hidden()
+    # kept for the next mail opened in this browser
+    _open_mail(page, site, message_id="<bob1@mail.test>", subject="Brochure please", sender=("Bob Ray", "bob@x.org"))
+    expect(page.locator("[data-who]")).to_have_text("Signed in as outlook (API token)")
