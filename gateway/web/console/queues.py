@@ -57,7 +57,7 @@ async def _decide(gw: Any, request: Request, back: str, act: Callable[[Principal
     form = await request.form()
     try:
         said = await run_in_threadpool(act, who, form)
-    except GatewayError as exc:  # Permanent: the decision was refused, say why in words
+    except GatewayError as exc:  # refused (gone, not theirs, no longer in review) or the CRM was not reached: in words
         return _back(back, failed=str(exc))
     return _back(back, done=said)
 
