@@ -29,13 +29,15 @@ run: $(STAMP) var/mail
 check: $(STAMP)
 	$(BIN)/crm-gateway check
 
-# Debian packages the tests run against: Dovecot (IMAP), swaks (a second SMTP client) and
-# util-linux's `script` (a terminal for the progress bar test). Installed when missing.
+# Debian packages the tests run against: Dovecot (IMAP), swaks (a second SMTP client),
+# util-linux's `script` (a terminal for the progress bar test) and chromium (the console's
+# browser tests, driven by Playwright without a browser of its own). Installed when missing.
 test-deps:
 	@missing=""; \
 	command -v dovecot >/dev/null 2>&1 || missing="$$missing dovecot-imapd"; \
 	command -v swaks >/dev/null 2>&1 || missing="$$missing swaks"; \
 	command -v script >/dev/null 2>&1 || missing="$$missing bsdutils"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \

@@ -109,6 +109,21 @@ class WebConfig(Model):
             raise ValueError(f"web.users: names must be unique: {', '.join(dupes)}")
         return self
 
+    # The HTTPS address people and Outlook reach the gateway at (its proxy's, usually): the
+    # Outlook add-in's manifest names it, and Outlook loads add-ins over HTTPS only.
+    public_url: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _https(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        if not v.startswith("https://") or len(v) <= len("https://") or any(c in v for c in " ?#\"'<>"):
+            raise ValueError(
+                f"must be an https:// address without query or fragment, e.g. https://crm-gateway.example.com (got {v!r})"
+            )
+        return v.rstrip("/")
+
 
 # `processes: auto` stops here: past four processes the ledger's and the embedded CRM's
 # single writer, not the CPU, bounds the rate.

@@ -8,6 +8,8 @@ GET /metrics       Prometheus text format, read from the ledger at scrape time [
 GET /healthz       200 while the gateway runs                                 [open]
 GET|POST /signin, POST /signout   the sign-in form (gateway/web/auth/signin.py)
 /api/v1/...        the JSON API (gateway/web/api/, described at /api/v1/openapi.json)
+/console/...       the console's pages (gateway/web/console/)                 [signed in]
+GET /outlook/manifest.xml, /outlook/pane.html, /static/...  the Outlook add-in, styles, scripts [open]
 
 "Signed in" means a session (web.users) or an API token; with neither configured and
 `web.listen` on a loopback address, nobody signs in and everyone is admin, as the page was
@@ -24,11 +26,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from gateway.admin import operations as admin
 from gateway.admin.status import status_doc
-from gateway.web import api
+from gateway.web import api, console, outlook
 from gateway.web.api.common import off_loop, scope
 from gateway.web.api.messages import visible_status
 from gateway.web.auth import Access, AuthMiddleware, oidc
@@ -64,7 +67,7 @@ def make_app(gw: Any, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok")
 
-    return Starlette(
+    signed_in = Starlette(
         routes=[
             *extra_routes,
             Route("/", index),
@@ -76,8 +79,18 @@ def make_app(gw: Any, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
             *signin_pages.routes(access),
             *oidc.routes(access),
             api.mount(gw),
+            *console.routes(gw),
         ],
         middleware=[Middleware(AuthMiddleware, access=access)],
+    )
+    # What Outlook fetches without a session: the add-in's manifest and pane, and the styles,
+    # scripts and icons (the pane asks /api/v1/me who is signed in).
+    return Starlette(
+        routes=[
+            *outlook.routes(gw),
+            Mount("/static", StaticFiles(packages=[("gateway.web", "static")]), name="static"),
+            Mount("", app=signed_in),
+        ]
     )
 
 

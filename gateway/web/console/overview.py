@@ -1,0 +1,103 @@
+"""The overview: each mailbox, whether it is watched, push or poll, its last sync and last
+error in words, the counts of its source, and a warning when the status is stale because the
+gateway stopped. It reads `status_doc`, the document `status` prints."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.admin import operations as admin
+from gateway.web.console import render
+from gateway.web.console.queues import visible_items
+from gateway.web.console.viewer import Principal, sign_in_first, viewer_of
+
+# What a mode in the status means to a reader.
+_MODES = {
+    "idle": "push (IMAP IDLE)",
+    "push": "push",
+    "streaming": "push (streaming)",
+    "poll": "poll",
+    "watch": "push (file watch)",
+}
+
+
+@dataclass(frozen=True)
+class MailboxRow:
+    source: str
+    mailbox: str
+    watched: str  # in words: "watched", "not watched", "reconnecting", …
+    mode: str
+    last_sync: str | None
+    last_error: str
+    counts: dict[str, int]
+    status_age: str
+
+
+def _mode(raw: object) -> str:
+    text = str(raw or "")
+    return _MODES.get(text, text or "unknown")
+
+
+def mailbox_rows(doc: dict[str, Any], who: Principal) -> list[MailboxRow]:
+    rows: list[MailboxRow] = []
+    running = bool(doc.get("running"))
+    for src in doc["sources"]:
+        counts: dict[str, int] = {}
+        for f in src["folders"]:
+            for state, n in f["counts"].items():
+                counts[state] = counts.get(state, 0) + n
+        folder_error = next((f.get("last_error") for f in src["folders"] if f.get("last_error")), "")
+        common = {
+            "source": src["name"],
+            "mode": _mode(src.get("mode") or next((f.get("mode") for f in src["folders"] if f.get("mode")), "")),
+            "last_sync": src.get("last_sync"),
+            "counts": counts,
+            "status_age": admin.ago(src.get("status_age_seconds")),
+        }
+        # IMAP reaching many: `mailboxes` {user: its watch}; EWS and Graph: `mailbox_health`
+        listed = src.get("mailboxes") if isinstance(src.get("mailboxes"), dict) else {}
+        health = src.get("mailbox_health") if isinstance(src.get("mailbox_health"), dict) else {}
+        each = [(u, str(b.get("watch") or "unknown"), b.get("last_error") or "") for u, b in listed.items()]
+        each += [(a, str(h.get("state") or "unknown"), h.get("last_error") or "") for a, h in health.items()]
+        if not each:
+            accounts = [m["account"] for m in src.get("leases") or []] or [str(src.get("mailbox") or src["name"])]
+            state = (
+                "watched" if src["connected"] else ("not watched: the gateway is not running" if not running else "not watched")
+            )
+            each = [(a, state, src.get("last_error") or folder_error) for a in accounts]
+        for account, state, error in each:
+            if not who.sees(src["name"], account):
+                continue
+            watched = state if running or state.startswith("not watched") else f"not watched (last known: {state})"
+            rows.append(MailboxRow(mailbox=account, watched=watched, last_error=error or "", **common))
+    return rows
+
+
+def page(gw: Any) -> Callable[[Request], Awaitable[Response]]:
+    async def overview(request: Request) -> Response:
+        who = viewer_of(request)
+        if who is None:
+            return sign_in_first(request)
+        doc = await run_in_threadpool(admin.status_doc, gw.config, gw.ledger)
+        rows = mailbox_rows(doc, who)
+        review = len(await run_in_threadpool(visible_items, gw, who, "review"))
+        quarantined = len(await run_in_threadpool(visible_items, gw, who, "quarantined"))
+        return render.page(
+            request,
+            "console/overview.html",
+            doc=doc,
+            rows=rows,
+            liveness=admin.liveness_line(doc),
+            rule_errors=doc["rules"].get("errors") or [],
+            rules=len(doc["rules"].get("rules") or []),
+            review=review,
+            quarantined=quarantined,
+        )
+
+    return overview
