@@ -17,7 +17,8 @@ from gateway.admin.status import STATES, liveness_line, mailbox_lines, render_st
 from gateway.crm.base import PARTY_KINDS, PartyRef
 from gateway.engine.model import Plan, jsonable
 from gateway.errors import Conflict, NotFound, Permanent
-from gateway.ledger import Ledger, MessageRow
+from gateway.ledger import Ledger, MessageRow, MessageState
+from gateway.ledger.search import MessageFilter, count_by_reason, search_messages
 from gateway.message import addresses
 from gateway.pipeline.journal import plan_of
 
@@ -110,12 +111,20 @@ def explain_doc(gw: Gateway, ident: str) -> list[dict[str, Any]]:
 
 def listing(gw: Gateway, state: str, scope: Visibility | None = None) -> list[dict[str, Any]]:
     """The messages in `state` (review, quarantined), those `scope` sees when given."""
-    rows = []
-    for row in gw.ledger.messages_in([state]):
+    return queue_page(gw, state, scope)[0]
+
+
+def queue_page(
+    gw: Gateway, state: str, scope: Visibility | None = None, limit: int | None = None, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of `listing`, oldest first (a queue), and how many there are in all: one query
+    for the page and one for its copies, however long the queue is."""
+    rows, total = search_messages(gw.ledger.reader, _in_state(state, scope), limit, max(0, offset), oldest_first=True)
+    copies = gw.ledger.copies_of([r.id for r in rows])
+    items = []
+    for row in rows:
         plan = plan_of(row) or _NO_PLAN
-        loc = gw.ledger.locations_of(row.id)
-        if scope is not None and not scope.sees_any(loc):
-            continue
+        loc = copies[row.id]
         item = {
             "id": row.id,
             "message_id": row.message_id,
@@ -131,8 +140,21 @@ def listing(gw: Gateway, state: str, scope: Visibility | None = None) -> list[di
         if state == "review":
             item["candidates"] = jsonable(plan.review.candidates) if plan.review else []
             item["counterparts"] = list(plan.counterparts)
-        rows.append(item)
-    return rows
+        items.append(item)
+    return items, total
+
+
+def reasons(gw: Gateway, state: str, scope: Visibility | None = None) -> dict[str, int]:
+    """How many messages in `state` per reason, most first (the quarantine's groups)."""
+    return count_by_reason(gw.ledger.reader, _in_state(state, scope))
+
+
+def _in_state(state: str, scope: Visibility | None) -> MessageFilter:
+    return MessageFilter(
+        states=(MessageState(state),),
+        sources_any=scope.sources if scope is not None else None,
+        accounts_any=scope.accounts if scope is not None else None,
+    )
 
 
 def render_listing(rows: list[dict[str, Any]], state: str) -> Any:

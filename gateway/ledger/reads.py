@@ -152,6 +152,17 @@ class LedgerReader:
             rows = c.execute(select(locations).where(locations.c.message_pk == message_pk).order_by(locations.c.id)).all()
         return [LocationRow.of(r) for r in rows]
 
+    def copies_of(self, message_pks: Sequence[int]) -> dict[int, list[LocationRow]]:
+        """`locations_of` for many messages in one query per chunk (a page of a listing)."""
+        out: dict[int, list[LocationRow]] = {pk: [] for pk in message_pks}
+        with self.reader.connect() as c:
+            for i in range(0, len(message_pks), 500):
+                chunk = list(message_pks[i : i + 500])
+                q = select(locations).where(locations.c.message_pk.in_(chunk)).order_by(locations.c.id)
+                for r in c.execute(q).all():
+                    out[r.message_pk].append(LocationRow.of(r))
+        return out
+
     def open_locations(self, owns: Owns | None = None) -> list[int]:
         """Locations whose work is not finished: to re-queue after a restart or a crash. With
         `owns`, only those in the mailboxes it owns (a copy's work is its own mailbox's holder's)."""

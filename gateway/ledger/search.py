@@ -69,12 +69,29 @@ def _where(q: Select[Any], f: MessageFilter) -> Select[Any]:
     return q
 
 
-def search_messages(reader: Engine, f: MessageFilter, limit: int, offset: int) -> tuple[list[MessageRow], int]:
-    """The page of messages (newest first) and how many match in all."""
+def search_messages(
+    reader: Engine, f: MessageFilter, limit: int | None, offset: int, *, oldest_first: bool = False
+) -> tuple[list[MessageRow], int]:
+    """The page of messages (newest first; a queue: oldest first) and how many match in all;
+    `limit` None: every one from `offset` on."""
     ids = _where(select(messages.c.id), f)
     with reader.connect() as c:
         total = c.execute(select(func.count()).select_from(ids.subquery())).scalar_one()
-        page: list[int] = [r[0] for r in c.execute(ids.order_by(messages.c.id.desc()).limit(limit).offset(offset))]
+        order = messages.c.id.asc() if oldest_first else messages.c.id.desc()
+        page: list[int] = [r[0] for r in c.execute(ids.order_by(order).limit(limit).offset(offset))]
         rows = c.execute(select(messages).where(messages.c.id.in_(page))).all() if page else []
     by_id = {r.id: MessageRow.of(r) for r in rows}
     return [by_id[i] for i in page if i in by_id], int(total)
+
+
+def count_by_reason(reader: Engine, f: MessageFilter) -> dict[str, int]:
+    """How many messages match, per `reason` (the quarantine's "retry all of one reason")."""
+    ids = _where(select(messages.c.id), f).subquery()
+    q = (
+        select(messages.c.reason, func.count())
+        .where(messages.c.id.in_(select(ids.c.id)))
+        .group_by(messages.c.reason)
+        .order_by(func.count().desc(), messages.c.reason)
+    )
+    with reader.connect() as c:
+        return {str(reason): int(n) for reason, n in c.execute(q).all()}

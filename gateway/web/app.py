@@ -48,9 +48,9 @@ def make_app(gw: Any, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     async def index(request: Request) -> Response:
         seen = scope(request)
         doc = visible_status(await off_loop(status_doc, gw.config, gw.ledger), seen)
-        review = await off_loop(admin.listing, gw, "review", seen)
-        quarantined = await off_loop(admin.listing, gw, "quarantined", seen)
-        return HTMLResponse(page(doc, len(review), len(quarantined)))
+        _, review = await off_loop(admin.queue_page, gw, "review", seen, 0)
+        _, quarantined = await off_loop(admin.queue_page, gw, "quarantined", seen, 0)
+        return HTMLResponse(page(doc, review, quarantined))
 
     async def status(request: Request) -> Response:
         return JSONResponse(visible_status(await off_loop(status_doc, gw.config, gw.ledger), scope(request)))

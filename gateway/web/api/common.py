@@ -117,6 +117,19 @@ def int_param(text: str | None, name: str, default: int) -> int:
         raise BadRequest(f"`{name}` must be a whole number (got {text!r})") from None
 
 
+PAGE_DEFAULT, PAGE_MAX = 50, 500
+
+
+def page_params(request: Request) -> tuple[int, int]:
+    """`limit` (1 to 500, default 50) and `offset` of a listing's query."""
+    q = request.query_params
+    limit = int_param(q.get("limit"), "limit", PAGE_DEFAULT)
+    offset = int_param(q.get("offset"), "offset", 0)
+    if limit < 1 or offset < 0:
+        raise BadRequest("`limit` is at least 1 and `offset` at least 0")
+    return min(limit, PAGE_MAX), offset
+
+
 async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run the gateway's blocking work (ledger, CRM, mailboxes) in a worker thread."""
     return await run_in_threadpool(fn, *args, **kwargs)

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.admin import operations as admin
 from gateway.admin import records
-from gateway.web.api.common import BadRequest, body, endpoint, field, off_loop, scope
+from gateway.web.api.common import BadRequest, body, endpoint, field, off_loop, page_params, scope
 
 
 def review_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -34,8 +34,9 @@ def review_item(item: dict[str, Any]) -> dict[str, Any]:
 def routes_for(gw: Any) -> list[tuple[str, str, Any]]:
     @endpoint
     async def review(request: Request) -> Response:
-        items = await off_loop(admin.listing, gw, "review", scope(request))
-        return JSONResponse({"review": [review_item(i) for i in items]})
+        limit, offset = page_params(request)
+        items, total = await off_loop(admin.queue_page, gw, "review", scope(request), limit, offset)
+        return JSONResponse({"review": [review_item(i) for i in items], "total": total, "limit": limit, "offset": offset})
 
     @endpoint
     async def resolve(request: Request) -> Response:
@@ -55,7 +56,9 @@ def routes_for(gw: Any) -> list[tuple[str, str, Any]]:
 
     @endpoint
     async def quarantine(request: Request) -> Response:
-        return JSONResponse({"quarantined": await off_loop(admin.listing, gw, "quarantined", scope(request))})
+        limit, offset = page_params(request)
+        items, total = await off_loop(admin.queue_page, gw, "quarantined", scope(request), limit, offset)
+        return JSONResponse({"quarantined": items, "total": total, "limit": limit, "offset": offset})
 
     @endpoint
     async def retry_one(request: Request) -> Response:

@@ -35,6 +35,7 @@ def _q(name: str, description: str, kind: str = "string", *, required: bool = Fa
 
 _ID = {"name": "id", "in": "path", "required": True, "description": "the message's ledger id", "schema": {"type": "integer"}}
 _OBJ = {"type": "object"}
+_PAGE = [_q("limit", "items per page, 1 to 500 (default 50)", "integer"), _q("offset", "items to skip", "integer")]
 _RECORD = {"type": "string", "description": "KIND:ID of a CRM record, e.g. contact:12", "example": "contact:12"}
 
 PATHS: dict[str, dict[str, Any]] = {
@@ -77,7 +78,11 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     "/api/v1/review": {
-        "get": _op("Messages waiting for a person, with their candidate records and what each matched", _json("items", _OBJ))
+        "get": _op(
+            "Messages waiting for a person, oldest first, with their candidate records and what each matched; `total` for paging",
+            _json("items", _OBJ),
+            params=_PAGE,
+        )
     },
     "/api/v1/review/{id}/resolve": {
         "post": _op(
@@ -99,7 +104,9 @@ PATHS: dict[str, dict[str, Any]] = {
             },
         )
     },
-    "/api/v1/quarantine": {"get": _op("Messages that failed for good, and why", _json("items", _OBJ))},
+    "/api/v1/quarantine": {
+        "get": _op("Messages that failed for good, and why, oldest first; `total` for paging", _json("items", _OBJ), params=_PAGE)
+    },
     "/api/v1/quarantine/{id}/retry": {
         "post": _op(
             "Send one quarantined message through the current rules again",

@@ -23,9 +23,30 @@ from gateway.web.console.viewer import Principal, scope_of, sign_in_first, viewe
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def visible_items(gw: Any, who: Principal, state: str) -> list[dict[str, Any]]:
-    """`review list` / `quarantine list`, of the mailboxes the viewer sees."""
-    return admin.listing(gw, state, scope_of(who))
+PER_PAGE = 50
+
+
+def visible_items(gw: Any, who: Principal, state: str, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """A page of `review list` / `quarantine list` (oldest first), of the mailboxes the viewer
+    sees, and how many there are in all."""
+    return admin.queue_page(gw, state, scope_of(who), PER_PAGE, offset)
+
+
+def _offset(request: Request) -> int:
+    text = request.query_params.get("offset", "")
+    return int(text) if text.isdigit() else 0
+
+
+def _paging(offset: int, total: int) -> dict[str, Any]:
+    """What the list's "earlier"/"later" links need."""
+    return {
+        "offset": offset,
+        "total": total,
+        "first": offset + 1,
+        "last": min(offset + PER_PAGE, total),
+        "earlier": max(0, offset - PER_PAGE) if offset > 0 else None,
+        "later": offset + PER_PAGE if offset + PER_PAGE < total else None,
+    }
 
 
 def _back(path: str, **said: str) -> Response:
@@ -42,8 +63,11 @@ def review_page(gw: Any) -> Handler:
         who = viewer_of(request)
         if who is None:
             return sign_in_first(request)
-        items = await run_in_threadpool(visible_items, gw, who, "review")
-        return render.page(request, "console/review.html", items=items, kinds=PARTY_KINDS, said=_said(request))
+        offset = _offset(request)
+        items, total = await run_in_threadpool(visible_items, gw, who, "review", offset)
+        return render.page(
+            request, "console/review.html", items=items, kinds=PARTY_KINDS, said=_said(request), paging=_paging(offset, total)
+        )
 
     return review
 
@@ -100,11 +124,17 @@ def quarantine_page(gw: Any) -> Handler:
         who = viewer_of(request)
         if who is None:
             return sign_in_first(request)
-        items = await run_in_threadpool(visible_items, gw, who, "quarantined")
-        reasons: dict[str, int] = {}
-        for item in items:
-            reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
-        return render.page(request, "console/quarantine.html", items=items, reasons=reasons, said=_said(request))
+        offset = _offset(request)
+        items, total = await run_in_threadpool(visible_items, gw, who, "quarantined", offset)
+        reasons = await run_in_threadpool(admin.reasons, gw, "quarantined", scope_of(who))
+        return render.page(
+            request,
+            "console/quarantine.html",
+            items=items,
+            reasons=reasons,
+            said=_said(request),
+            paging=_paging(offset, total),
+        )
 
     return quarantine
 
