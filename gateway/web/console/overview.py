@@ -14,8 +14,7 @@ from starlette.responses import Response
 
 from gateway.admin import operations as admin
 from gateway.web.console import render
-from gateway.web.console.queues import visible_items
-from gateway.web.console.viewer import Principal, sign_in_first, viewer_of
+from gateway.web.console.viewer import Principal, scope_of, sign_in_first, viewer_of
 
 # What a mode in the status means to a reader.
 _MODES = {
@@ -86,8 +85,8 @@ def page(gw: Any) -> Callable[[Request], Awaitable[Response]]:
             return sign_in_first(request)
         doc = await run_in_threadpool(admin.status_doc, gw.config, gw.ledger)
         rows = mailbox_rows(doc, who)
-        review = len(await run_in_threadpool(visible_items, gw, who, "review"))
-        quarantined = len(await run_in_threadpool(visible_items, gw, who, "quarantined"))
+        _, review = await run_in_threadpool(admin.queue_page, gw, "review", scope_of(who), 0)
+        _, quarantined = await run_in_threadpool(admin.queue_page, gw, "quarantined", scope_of(who), 0)
         return render.page(
             request,
             "console/overview.html",

@@ -31,6 +31,7 @@ def test_the_review_queue_pages_oldest_first_and_a_user_counts_only_their_own(tm
         sign_in(client, "me")
         mine = client.get("/api/v1/review?limit=2").json()
         assert mine["total"] == 5 and [i["subject"] for i in mine["review"]] == ["wait 0", "wait 1"]
+        assert "5 waiting for review" in client.get("/console/").text  # the overview counts the same
         page = client.get("/console/review?offset=2")
         assert page.status_code == 200
         assert "3–5 of 5" in page.text and "wait 4" in page.text and "wait 1" not in page.text  # 50 a page
