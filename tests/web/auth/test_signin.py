@@ -116,7 +116,7 @@ def test_metrics_and_healthz_stay_open(tmp_path):
 def test_without_users_on_loopback_everyone_is_admin_as_before(tmp_path):
     home = web_home(tmp_path, users=False)
     review_in_each(home)
-    with web(home) as client:
+    with web(home, "http://127.0.0.1:8025") as client:
         assert [r["id"] for r in client.get("/review.json").json()["review"]] == [1, 2]
         assert client.get("/api/v1/me").json()["role"] == "admin"
         # a page of another site can post a form, not JSON: nobody signed in, only JSON is taken
