@@ -2,21 +2,26 @@
 headers, trace, copies and the records it is on in the CRM), and a look-up by Message-ID.
 
 Each takes the asker's `Visibility` (None: everything); a message none of whose copies lies in
-a mailbox the person owns is refused, not hidden, so a wrong link says why."""
+a mailbox the person owns is refused, not hidden, so a wrong link says why. The CRM records a
+message is on are shown only when the person's CRM users may see them (their own or shared),
+in `crm_records` and in the journal's targets alike."""
 
 from __future__ import annotations
 
+import re
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from typing import Any
 
 from gateway.admin.operations import Gateway, explain_doc
 from gateway.admin.scope import Visibility, require_sees
+from gateway.crm.base import PARTY_KINDS, PartyRef, record_visible
 from gateway.errors import GatewayError, NotFound
 from gateway.ledger import MessageRow
 from gateway.ledger.search import MessageFilter, search_messages
 
 LIMIT_MAX = 500
+_LABEL = re.compile(r"\b(" + "|".join(PARTY_KINDS) + r"):([\w.-]+)")
 
 
 def message_item(gw: Gateway, row: MessageRow) -> dict[str, Any]:
@@ -58,11 +63,48 @@ def message_doc(gw: Gateway, message_pk: int, scope: Visibility | None) -> dict[
     doc["item"] = message_item(gw, row)
     doc["headers"] = _headers(gw, row)
     try:
-        doc["crm_records"] = [r.as_dict() | {"record": r.label()} for r in gw.crm.thread_parents([row.message_id])]
-    except GatewayError as exc:
+        parents = gw.crm.thread_parents([row.message_id])
+        if scope is not None:
+            parents = [r for r in parents if record_visible(gw.crm, r, scope.crm_users)]
+            _leave_out_hidden_records(gw, doc, scope)
+        doc["crm_records"] = [r.as_dict() | {"record": r.label()} for r in parents]
+    except GatewayError as exc:  # unreachable, or a CRM that cannot say who sees a record
         doc["crm_records"] = None
         doc["crm_error"] = str(exc)
+        if scope is not None:  # the journal's and the rules' records cannot be checked either
+            doc["journal"], doc["found"], doc["found_by_domain"] = {}, {}, {}
     return doc
+
+
+def _leave_out_hidden_records(gw: Gateway, doc: dict[str, Any], scope: Visibility) -> None:
+    """Leave out of the document the records the person may not see: a journal step that made
+    or adopted one is dropped, a write's `targets` and what the rules found keep the visible."""
+    seen: dict[tuple[str, str], bool] = {}
+
+    def visible(t: Any) -> bool:
+        if not isinstance(t, dict) or "kind" not in t or "id" not in t:
+            return True  # not a record
+        key = (str(t["kind"]), str(t["id"]))
+        if key not in seen:
+            seen[key] = key[0] in PARTY_KINDS and record_visible(gw.crm, PartyRef(key[0], key[1]), scope.crm_users)
+        return seen[key]
+
+    journal: dict[str, Any] = {}
+    for step, result in doc["journal"].items():
+        if isinstance(result, dict) and "targets" in result:
+            result = {**result, "targets": [t for t in result.get("targets") or [] if visible(t)]}
+        elif not visible(result):
+            continue
+        journal[step] = result
+    doc["journal"] = journal
+    for event in doc.get("history") or []:  # `resolved by a person: contact:1, …`
+        if isinstance(event.get("detail"), str):
+            event["detail"] = _LABEL.sub(
+                lambda m: m[0] if visible({"kind": m[1], "id": m[2]}) else "(a record you may not see)", event["detail"]
+            )
+    for key in ("found", "found_by_domain"):
+        if isinstance(doc.get(key), dict):
+            doc[key] = {k: [r for r in v if visible(r)] if isinstance(v, list) else v for k, v in doc[key].items()}
 
 
 def lookup(gw: Gateway, message_id: str, scope: Visibility | None) -> dict[str, Any]:
