@@ -14,7 +14,7 @@ from email.policy import default as default_policy
 from typing import Any
 
 from gateway.admin.operations import Gateway, explain_doc
-from gateway.admin.scope import Visibility, require_sees
+from gateway.admin.scope import Visibility, require_sees, visible_copies
 from gateway.crm.base import PARTY_KINDS, PartyRef, record_visible
 from gateway.errors import GatewayError, NotFound
 from gateway.ledger import MessageRow
@@ -24,9 +24,10 @@ LIMIT_MAX = 500
 _LABEL = re.compile(r"\b(" + "|".join(PARTY_KINDS) + r"):([\w.-]+)")
 
 
-def message_item(gw: Gateway, row: MessageRow) -> dict[str, Any]:
-    """One line of a listing: where the message's first copy lies and what became of it."""
-    copies = gw.ledger.locations_of(row.id)
+def message_item(gw: Gateway, row: MessageRow, scope: Visibility | None = None) -> dict[str, Any]:
+    """One line of a listing: where the message's first copy (of those the person sees) lies
+    and what became of it."""
+    copies = visible_copies(scope, gw.ledger.locations_of(row.id))
     first = copies[0].ref if copies else None
     return {
         "id": row.id,
@@ -47,7 +48,7 @@ def list_messages(gw: Gateway, f: MessageFilter, limit: int, offset: int, scope:
         f = MessageFilter(**{**f.__dict__, "sources_any": scope.sources, "accounts_any": scope.accounts})
     limit = max(1, min(limit, LIMIT_MAX))
     rows, total = search_messages(gw.ledger.reader, f, limit, max(0, offset))
-    return {"messages": [message_item(gw, r) for r in rows], "total": total, "limit": limit, "offset": max(0, offset)}
+    return {"messages": [message_item(gw, r, scope) for r in rows], "total": total, "limit": limit, "offset": max(0, offset)}
 
 
 def message_doc(gw: Gateway, message_pk: int, scope: Visibility | None) -> dict[str, Any]:
@@ -59,8 +60,8 @@ def message_doc(gw: Gateway, message_pk: int, scope: Visibility | None) -> dict[
         raise NotFound(f"no message with id {message_pk}") from None
     copies = gw.ledger.locations_of(message_pk)
     require_sees(scope, copies, f"message {message_pk}")
-    (doc,) = [d for d in explain_doc(gw, str(message_pk))]
-    doc["item"] = message_item(gw, row)
+    (doc,) = [d for d in explain_doc(gw, str(message_pk), scope)]
+    doc["item"] = message_item(gw, row, scope)
     doc["headers"] = _headers(gw, row)
     try:
         parents = gw.crm.thread_parents([row.message_id])

@@ -26,6 +26,12 @@ class Visibility:
         return any(self.sees(c.ref.source, c.ref.account) for c in copies)
 
 
+def visible_copies(scope: Visibility | None, copies: Iterable[LocationRow]) -> list[LocationRow]:
+    """The copies in the mailboxes the person owns (all of them for `None`): another's mailbox
+    holding the same message is not theirs to see."""
+    return [c for c in copies if scope is None or scope.sees(c.ref.source, c.ref.account)]
+
+
 def require_sees(scope: Visibility | None, copies: Iterable[LocationRow], what: str) -> None:
     """Refuse a message none of whose copies lies in a mailbox the person owns."""
     if scope is not None and not scope.sees_any(copies):

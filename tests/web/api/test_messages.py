@@ -138,3 +138,35 @@ def test_a_user_sees_only_the_crm_records_they_may_see_on_their_message(tmp_path
         page = client.get("/console/messages/1")
         assert page.status_code == 200 and "Zuhidden" not in page.text and f"contact:{bobs}" not in page.text
         assert f"contact:{mine}" in page.text
+
+
+def test_a_message_in_two_mailboxes_shows_each_person_only_their_copy(tmp_path):
+    home = web_home(tmp_path)
+    raw = make_mail(
+        sender="Who <who@nowhere.example>",
+        to="me@example.com, bob@example.com",
+        subject="to both",
+        message_id="<both@nowhere.example>",
+    )
+    drop_other(home, "CRM sync", raw)  # bob's copy first: the message's first copy is his
+    home.run_once()
+    home.drop("CRM sync", raw)
+    home.run_once()
+    with web(home) as client:
+        sign_in(client, "root")
+        assert client.get("/api/v1/messages").json()["total"] == 1  # one message, a copy in each mailbox
+        doc = client.get("/api/v1/messages/1").json()
+        assert sorted(loc["account"] for loc in doc["locations"]) == ["bob@example.com", "me@example.com"]
+        assert doc["item"]["account"] == "bob@example.com"
+    with web(home) as client:
+        sign_in(client, "me")
+        doc = client.get("/api/v1/messages/1").json()
+        assert [loc["account"] for loc in doc["locations"]] == ["me@example.com"]
+        assert doc["item"]["account"] == "me@example.com"
+        assert "bob@example.com" not in json.dumps(doc["history"])
+        (listed,) = client.get("/api/v1/messages").json()["messages"]
+        assert listed["account"] == "me@example.com" and listed["source"] == "local"
+        (queued,) = client.get("/review.json").json()["review"]
+        assert queued["account"] == "me@example.com" and queued["source"] == "local"
+        page = client.get("/console/messages/1")
+        assert page.status_code == 200 and "other:bob@example.com" not in page.text
