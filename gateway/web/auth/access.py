@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import secrets
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ TRIES_WINDOW = 15 * 60.0
 class Access:
     def __init__(self, config: Config) -> None:
         self._failures: dict[str, deque[float]] = {}
+        self._failures_lock = threading.Lock()  # sign-ins run in worker threads, several at once
         self.config = config
         self.web = config.web or WebConfig()
         self.tokens = TokenStore(config.resolve(self.web.tokens_file))
@@ -61,21 +63,24 @@ class Access:
 
     def wait_before_trying(self, name: str) -> float:
         """Seconds until `name` may try a password again (0: now)."""
-        now = time.monotonic()
-        tries = self._failures.get(name)
-        while tries and now - tries[0] > TRIES_WINDOW:
-            tries.popleft()
-        return 0.0 if not tries or len(tries) < TRIES else TRIES_WINDOW - (now - tries[0])
+        with self._failures_lock:
+            now = time.monotonic()
+            tries = self._failures.get(name)
+            while tries and now - tries[0] > TRIES_WINDOW:
+                tries.popleft()
+            return 0.0 if not tries or len(tries) < TRIES else TRIES_WINDOW - (now - tries[0])
 
     def sign_in(self, name: str, password: str) -> WebUser | None:
+        """Check the password (argon2: slow on purpose, so call it off the event loop)."""
         found = self._check_password(name, password)
-        if found is None:
-            if len(self._failures) > 10_000:  # names made up by the thousand: forget the stale ones
-                now = time.monotonic()
-                self._failures = {n: t for n, t in self._failures.items() if t and now - t[-1] <= TRIES_WINDOW}
-            self._failures.setdefault(name, deque(maxlen=TRIES)).append(time.monotonic())
-        else:
-            self._failures.pop(name, None)
+        with self._failures_lock:
+            if found is None:
+                if len(self._failures) > 10_000:  # names made up by the thousand: forget the stale ones
+                    now = time.monotonic()
+                    self._failures = {n: t for n, t in self._failures.items() if t and now - t[-1] <= TRIES_WINDOW}
+                self._failures.setdefault(name, deque(maxlen=TRIES)).append(time.monotonic())
+            else:
+                self._failures.pop(name, None)
         return found
 
     def _check_password(self, name: str, password: str) -> WebUser | None:
