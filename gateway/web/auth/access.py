@@ -90,10 +90,12 @@ class Access:
             return None
         return user if password_matches(user.password_hash, password) else None
 
-    def by_claim(self, value: str) -> WebUser | None:
-        """The user an OpenID Connect provider's claim names: by address, else by name."""
+    def by_claim(self, value: str, claim: str) -> WebUser | None:
+        """The user an OpenID Connect provider's claim names: by address, else by name, but
+        never by name for the `email` claim (an address `root` must not be the user root)."""
         key = value.strip().lower()
-        return next((u for u in self.web.users if key in {a.lower() for a in u.addresses}), None) or self.user(value.strip())
+        found = next((u for u in self.web.users if key in {a.lower() for a in u.addresses}), None)
+        return found or (self.user(value.strip()) if claim != "email" else None)
 
     def principal_of(self, user: WebUser) -> Principal:
         return principal_for(self.config, user.name, user.role, user.addresses)
