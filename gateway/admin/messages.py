@@ -14,7 +14,7 @@ from email.policy import default as default_policy
 from typing import Any
 
 from gateway.admin.operations import Gateway, explain_doc
-from gateway.admin.scope import Visibility, require_sees, visible_copies
+from gateway.admin.scope import Visibility, require_found_by_message_id, require_sees, visible_copies
 from gateway.crm.base import PARTY_KINDS, PartyRef, record_visible
 from gateway.errors import GatewayError, NotFound
 from gateway.ledger import MessageRow
@@ -109,13 +109,13 @@ def _leave_out_hidden_records(gw: Gateway, doc: dict[str, Any], scope: Visibilit
 
 
 def lookup(gw: Gateway, message_id: str, scope: Visibility | None) -> dict[str, Any]:
-    """The message with this Message-ID (the newest version the person may see)."""
+    """The message with this Message-ID (the newest version the person may see); one only in
+    another's mailbox is as unknown as one never seen."""
     rows = gw.ledger.find_messages(message_id)
     if not rows:
         raise NotFound(f"no message with Message-ID {message_id}")
     mine = [r for r in rows if scope is None or scope.sees_any(gw.ledger.locations_of(r.id))]
-    if not mine:
-        require_sees(scope, [], f"message {message_id}")
+    require_found_by_message_id(scope, bool(mine), message_id)
     return message_doc(gw, mine[-1].id, scope)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gateway.crm.base import Connector, PartyRef, record_visible
-from gateway.errors import NotAllowed
+from gateway.errors import NotAllowed, NotFound
 from gateway.ledger import LocationRow
 
 
@@ -39,6 +39,14 @@ def require_sees(scope: Visibility | None, copies: Iterable[LocationRow], what: 
 
 
 def require_record_visible(crm: Connector, ref: PartyRef, scope: Visibility | None) -> None:
-    """Refuse a record the person's CRM users may not see (their own, or shared)."""
+    """Refuse a record the person's CRM users may not see (their own, or shared) as if it did
+    not exist: another's record id is not theirs to learn of."""
     if scope is not None and not record_visible(crm, ref, scope.crm_users):
-        raise NotAllowed(f"{ref.label()} is not a record you may see in the CRM")
+        raise NotFound(f"no {ref.kind} with id {ref.id} in the CRM")
+
+
+def require_found_by_message_id(scope: Visibility | None, visible: bool, message_id: str) -> None:
+    """Refuse a Message-ID none of whose messages lies in the person's mailboxes as unknown:
+    a Message-ID names a mail, and whether another mailbox holds it is not theirs to learn."""
+    if scope is not None and not visible:
+        raise NotFound(f"no message with Message-ID {message_id}")
