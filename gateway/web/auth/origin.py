@@ -3,7 +3,7 @@ token; gateway/web/auth/access.py). There is no session and so no CSRF token: a 
 site could post a plain form to the console, and a name it controls that resolves to 127.0.0.1
 (DNS rebinding) could read the pages. So in open mode:
 - a write is taken from the page's own origin (the `Origin` header, or `Sec-Fetch-Site:
-  same-origin`), or as JSON without a cross-site `Origin` (another site's page cannot send
+  same-origin` with no `Origin` or `Origin: null`), or as JSON without a cross-site `Origin` (another site's page cannot send
   JSON without the browser asking first, and this server never says yes);
 - only requests naming this host are served (Starlette's TrustedHostMiddleware): localhost,
   127.0.0.1, [::1], the host of `web.listen`, the host of `web.public_url`.
@@ -38,16 +38,19 @@ def own_origins(request: Request, web: WebConfig) -> frozenset[str]:
 
 def same_origin(request: Request, web: WebConfig) -> bool:
     origin = request.headers.get("origin")
-    if origin is not None:
-        return origin.lower() in own_origins(request, web)
-    return request.headers.get("sec-fetch-site") == "same-origin"
+    if origin is not None and origin.lower() in own_origins(request, web):
+        return True
+    # The console's pages are sent with `Referrer-Policy: no-referrer`, under which a browser
+    # posts their forms with `Origin: null`; its `Sec-Fetch-Site` (which no page can set) says
+    # where the form came from.
+    return origin in (None, "null") and request.headers.get("sec-fetch-site") == "same-origin"
 
 
 def cross_site(request: Request, web: WebConfig) -> bool:
+    if request.headers.get("sec-fetch-site") in {"cross-site", "same-site"}:
+        return True
     origin = request.headers.get("origin")
-    if origin is not None and origin.lower() not in own_origins(request, web):
-        return True  # another site's, or "null" (a sandboxed frame, a redirect)
-    return request.headers.get("sec-fetch-site") in {"cross-site", "same-site"}
+    return origin is not None and not same_origin(request, web)  # another site's, or "null" from anywhere else
 
 
 def anonymous_may_write(request: Request, web: WebConfig) -> bool:
