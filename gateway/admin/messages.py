@@ -14,8 +14,8 @@ from email.policy import default as default_policy
 from typing import Any
 
 from gateway.admin.operations import Gateway, explain_doc
-from gateway.admin.scope import Visibility, require_found_by_message_id, require_sees, visible_copies
-from gateway.crm.base import PARTY_KINDS, PartyRef, record_visible
+from gateway.admin.scope import RecordSight, Visibility, require_found_by_message_id, require_sees, visible_copies
+from gateway.crm.base import PARTY_KINDS, record_visible
 from gateway.errors import GatewayError, NotFound
 from gateway.ledger import MessageRow
 from gateway.ledger.search import MessageFilter, search_messages
@@ -74,21 +74,17 @@ def message_doc(gw: Gateway, message_pk: int, scope: Visibility | None) -> dict[
         doc["crm_error"] = str(exc)
         if scope is not None:  # the journal's and the rules' records cannot be checked either
             doc["journal"], doc["found"], doc["found_by_domain"] = {}, {}, {}
+            if isinstance(doc.get("review"), dict):
+                doc["review"] = {**doc["review"], "candidates": []}
     return doc
 
 
 def _leave_out_hidden_records(gw: Gateway, doc: dict[str, Any], scope: Visibility) -> None:
     """Leave out of the document the records the person may not see: a journal step that made
-    or adopted one is dropped, a write's `targets` and what the rules found keep the visible."""
-    seen: dict[tuple[str, str], bool] = {}
-
-    def visible(t: Any) -> bool:
-        if not isinstance(t, dict) or "kind" not in t or "id" not in t:
-            return True  # not a record
-        key = (str(t["kind"]), str(t["id"]))
-        if key not in seen:
-            seen[key] = key[0] in PARTY_KINDS and record_visible(gw.crm, PartyRef(key[0], key[1]), scope.crm_users)
-        return seen[key]
+    or adopted one is dropped; a write's `targets`, what the rules found and the review's
+    candidates keep the visible ones; the history's words name none of them."""
+    sight = RecordSight(gw.crm, scope)
+    visible = sight.sees_doc
 
     journal: dict[str, Any] = {}
     for step, result in doc["journal"].items():
@@ -101,8 +97,10 @@ def _leave_out_hidden_records(gw: Gateway, doc: dict[str, Any], scope: Visibilit
     for event in doc.get("history") or []:  # `resolved by a person: contact:1, …`
         if isinstance(event.get("detail"), str):
             event["detail"] = _LABEL.sub(
-                lambda m: m[0] if visible({"kind": m[1], "id": m[2]}) else "(a record you may not see)", event["detail"]
+                lambda m: m[0] if sight.sees(m[1], m[2]) else "(a record you may not see)", event["detail"]
             )
+    if isinstance(doc.get("review"), dict) and "candidates" in doc["review"]:
+        doc["review"] = {**doc["review"], "candidates": sight.candidates(doc["review"]["candidates"])}
     for key in ("found", "found_by_domain"):
         if isinstance(doc.get(key), dict):
             doc[key] = {k: [r for r in v if visible(r)] if isinstance(v, list) else v for k, v in doc[key].items()}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.admin.explain_text import render_explain  # noqa: F401  (explain in words: its own module)
 from gateway.admin.liveness import ago  # noqa: F401  (the status page's "N s ago")
-from gateway.admin.scope import Visibility, require_record_visible, require_sees, visible_copies
+from gateway.admin.scope import RecordSight, Visibility, require_record_visible, require_sees, visible_copies
 from gateway.admin.status import STATES, liveness_line, mailbox_lines, render_status, status_doc  # noqa: F401  (status: its own module)
 from gateway.crm.base import PARTY_KINDS, PartyRef
 from gateway.engine.model import Plan, jsonable
@@ -131,6 +131,7 @@ def queue_page(
     for the page and one for its copies, however long the queue is."""
     rows, total = search_messages(gw.ledger.reader, _in_state(state, scope), limit, max(0, offset), oldest_first=True)
     copies = gw.ledger.copies_of([r.id for r in rows])
+    sight = RecordSight(gw.crm, scope)  # a person's candidates: only records they may see
     items = []
     for row in rows:
         plan = plan_of(row) or _NO_PLAN
@@ -148,7 +149,7 @@ def queue_page(
             "account": loc[0].ref.account if loc else None,
         }
         if state == "review":
-            item["candidates"] = jsonable(plan.review.candidates) if plan.review else []
+            item["candidates"] = sight.candidates(jsonable(plan.review.candidates)) if plan.review else []
             item["counterparts"] = list(plan.counterparts)
         items.append(item)
     return items, total

@@ -6,9 +6,10 @@ passes none: whoever runs it can read the config and the ledger anyway."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from gateway.crm.base import Connector, PartyRef, record_visible
+from gateway.crm.base import PARTY_KINDS, Connector, PartyRef, record_visible
 from gateway.errors import NotAllowed, NotFound
 from gateway.ledger import LocationRow
 
@@ -50,3 +51,35 @@ def require_found_by_message_id(scope: Visibility | None, visible: bool, message
     a Message-ID names a mail, and whether another mailbox holds it is not theirs to learn."""
     if scope is not None and not visible:
         raise NotFound(f"no message with Message-ID {message_id}")
+
+
+@dataclass
+class RecordSight:
+    """Which CRM records a person may see, asked of the CRM once per record (a page shows
+    the same records many times). `scope` None: every record."""
+
+    crm: Connector
+    scope: Visibility | None
+    _seen: dict[tuple[str, str], bool] = field(default_factory=dict)
+
+    def sees(self, kind: str, ident: str) -> bool:
+        if self.scope is None:
+            return True
+        key = (kind, ident)
+        if key not in self._seen:
+            self._seen[key] = kind in PARTY_KINDS and record_visible(self.crm, PartyRef(kind, ident), self.scope.crm_users)
+        return self._seen[key]
+
+    def sees_doc(self, doc: Any) -> bool:
+        """A record as documents carry it (`{"kind": …, "id": …}`); anything else is no record."""
+        if not isinstance(doc, dict) or "kind" not in doc or "id" not in doc:
+            return True
+        return self.sees(str(doc["kind"]), str(doc["id"]))
+
+    def candidates(self, pairs: Any) -> Any:
+        """A review's candidates (`[[address, [record, …]], …]`) with the hidden records left out."""
+        if self.scope is None or not isinstance(pairs, list):
+            return pairs
+        return [
+            [p[0], [r for r in p[1] if self.sees_doc(r)]] if isinstance(p, (list, tuple)) and len(p) == 2 else p for p in pairs
+        ]

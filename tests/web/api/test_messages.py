@@ -170,3 +170,24 @@ def test_a_message_in_two_mailboxes_shows_each_person_only_their_copy(tmp_path):
         assert queued["account"] == "me@example.com" and queued["source"] == "local"
         page = client.get("/console/messages/1")
         assert page.status_code == 200 and "other:bob@example.com" not in page.text
+
+
+def test_a_users_review_candidates_are_only_records_they_may_see(tmp_path):
+    home = web_home(tmp_path)
+    bobs = make_record(home, "contact", "Bob", "Zuhidden", "pal@nowhere.example", owner="bob@example.com")
+    shared = make_record(home, "contact", "Sam", "Shared", "pal@nowhere.example")
+    home.drop("CRM sync", make_mail(sender="Pal <pal@nowhere.example>", subject="hi", message_id="<p1@nowhere.example>"))
+    home.run_once()
+    assert home.states() == {"review": 1}  # two contacts with that address: a person picks
+    with web(home) as client:
+        sign_in(client, "root")
+        (item,) = client.get("/api/v1/review").json()["review"]
+        assert sorted(c["record"] for c in item["candidates"]) == sorted([f"contact:{bobs}", f"contact:{shared}"])
+    with web(home) as client:
+        sign_in(client, "me")
+        (item,) = client.get("/api/v1/review").json()["review"]
+        assert [c["record"] for c in item["candidates"]] == [f"contact:{shared}"]
+        doc = client.get("/api/v1/messages/1").json()
+        assert "Zuhidden" not in json.dumps(doc)
+        assert "Zuhidden" not in client.get("/console/review").text
+        assert "Zuhidden" not in client.get("/console/messages/1").text
