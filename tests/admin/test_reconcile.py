@@ -175,3 +175,34 @@ def test_a_long_folder_shows_a_progress_bar_on_a_terminal(home: Any) -> None:
     assert "(unknown): 1000" in res.stdout
     plain = home.cli("reconcile", "--folder", "VContacts")
     assert "100%" not in plain.stdout + plain.stderr  # no terminal: no bar
+
+
+def _delete_crm_email(home: Any, message_id: str) -> None:
+    """A person deletes a stored mail from the embedded CRM with sqlite3."""
+    crm = home.root / "var" / "crm.db"
+    ((eid,),) = _sql(crm, ("SELECT id FROM emails WHERE message_id = ?", (message_id,)))
+    _sql(
+        crm,
+        ("DELETE FROM email_links WHERE email_id = ?", (eid,)),
+        ("DELETE FROM email_attachments WHERE email_id = ?", (eid,)),
+        ("DELETE FROM emails WHERE id = ?", (eid,)),
+    )
+
+
+def test_a_mail_missing_in_the_crm_whose_file_is_gone_is_reported_not_reopened(home: Any) -> None:
+    kept, gone = (make_mail(sender=f"K {i} <k{i}@keep{i}.example>", subject=f"keep {i}") for i in range(2))
+    home.drop("VLeads", kept)
+    path = home.drop("VLeads", gone)
+    assert home.run_once() == {"done": 2}
+    _delete_crm_email(home, _mid(kept))
+    _delete_crm_email(home, _mid(gone))
+    path.unlink()  # the folder no longer holds it: its bytes are nowhere the gateway can read
+
+    fixed = home.cli("reconcile", "--fix", "--json")
+    assert fixed.returncode == 1, fixed.stdout + fixed.stderr  # one could not be fixed: said, not hidden
+    doc = json.loads(fixed.stdout)
+    assert doc["fixed"] == 1
+    (left,) = doc["folders"][0]["findings"]["missing_in_crm"]
+    assert left["message_id"] == _mid(gone) and "cannot be stored again" in left["detail"]
+    assert home.states() == {"done": 2}  # not reopened into a quarantine
+    assert sorted(e["message_id"] for e in home.dump()["emails"]) == [_mid(kept)]

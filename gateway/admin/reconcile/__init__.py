@@ -72,8 +72,13 @@ def reconcile(
     folders = _look(gw, sources, folder, since, progress)
     if fix:
         fixed = repair(gw, gw.pipeline, [f for r in folders for f in r.findings])
+        missing = _still_missing(gw, fixed)
+        fixed = [f for f in fixed if not any(m.message_pk == f.message_pk and m.kind == f.kind for m in missing)]
         again = _look(gw, sources, folder, since, progress)
-        folders = [replace(r, fixed=tuple(f for f in fixed if _in(f, r))) for r in again]
+        folders = [
+            replace(r, fixed=tuple(f for f in fixed if _in(f, r)), findings=r.findings + tuple(m for m in missing if _in(m, r)))
+            for r in again
+        ]
     report = ReconcileReport(datetime.now(UTC), tuple(folders), fix)
     gw.ledger.set_status(STATUS_KEY, {"at": report.at.isoformat(), "counts": report.to_json()["counts"], "fix": fix})
     return report
@@ -116,10 +121,31 @@ def _folder(gw: Gateway, lister: Lister, listing: FolderListing, since: datetime
     attached = inventory.attached(gw.ledger.reader, primaries)
     ids = inventory.identities(gw.ledger.reader, [k.message_id for k in known if k.location.message_pk in attached])
     crm, note = compare.crm_findings(known, attached, ids, gw.crm, since)
+    # a mail can be stored again only while the folder still holds it (its spool file went
+    # when it was done): the others are reported, never reopened into a quarantine
+    held = {(h.ref.uidvalidity, h.ref.item_key) for h in listing.items}
+    crm = [f if f.kind != FindingKind.MISSING_IN_CRM or (f.ref.uidvalidity, f.ref.item_key) in held else _gone(f) for f in crm]
     order = list(FindingKind)
     findings = sorted(findings + crm, key=lambda f: (order.index(f.kind), f.ref.uidvalidity, _num(f.ref.item_key)))
     note = "; ".join(n for n in (listing.note, note) if n)
     return FolderReport(where.source, where.account, where.folder, True, note, len(listing.items), tuple(findings))
+
+
+def _gone(f: Finding) -> Finding:
+    return replace(f, fixable=False, detail=f"{f.detail}; the folder no longer holds it, so it cannot be stored again")
+
+
+def _still_missing(gw: Gateway, fixed: Sequence[Finding]) -> list[Finding]:
+    """Fixed mails missing in the CRM that are there now are fixed; the others (the rules sent
+    them to review, or they failed) stay findings, with the state they reached."""
+    out = []
+    for f in fixed:
+        if f.kind != FindingKind.MISSING_IN_CRM or f.message_pk is None:
+            continue
+        row = gw.ledger.message(f.message_pk)
+        if gw.crm.find_email(row.message_id, row.content_hash) is None:
+            out.append(replace(f, fixable=False, detail=f"sent through the rules again, no email in the CRM: now {row.state}"))
+    return out
 
 
 def _num(key: str) -> tuple[int, str]:
