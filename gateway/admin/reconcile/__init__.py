@@ -13,7 +13,9 @@ status page's /metrics serves `crm_gateway_reconcile_findings{kind}` and its age
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
@@ -30,6 +32,10 @@ from gateway.mailboxes.base import FolderListing, Lister, Source, Writeback
 __all__ = ["STATUS_KEY", "TITLES", "Finding", "FindingKind", "FolderReport", "ReconcileReport", "last_result", "reconcile"]
 
 STATUS_KEY = "reconcile"  # the ledger status row of the last run
+# One `fix` at a time in a process: a second (a double click on the console, the API beside
+# it) waits, then finds what the first fixed and does nothing twice. Two processes (the CLI
+# beside a service) are not serialised: the CRM's attach finds the stored email instead.
+_FIXING = threading.Lock()
 NOT_SUPPORTED = "not supported by this source yet (it cannot list its folders)"
 Progress = Callable[[str, int, int], None]  # (folder, done, total)
 
@@ -69,6 +75,13 @@ def reconcile(
     sources = [s for s in gw.sources if source is None or s.name == source]
     if source is not None and not sources:
         raise Permanent(f"no source named {source!r} (sources: {', '.join(s.name for s in gw.sources) or '-'})")
+    with _FIXING if fix else nullcontext():
+        return _run(gw, sources, folder, since, fix, progress)
+
+
+def _run(
+    gw: Gateway, sources: Sequence[Source], folder: str | None, since: datetime | None, fix: bool, progress: Progress | None
+) -> ReconcileReport:
     folders = _look(gw, sources, folder, since, progress)
     if fix:
         fixed = repair(gw, gw.pipeline, [f for r in folders for f in r.findings])
