@@ -7,7 +7,8 @@ second `--fix` finds nothing to do and the CRM never gets a mail twice:
 - a copy not done is handled again (as a restart's recovery would queue it), a retry now;
 - a done mail missing in the CRM is reopened with its attach result dropped (the rules run
   again, the records it made are adopted from the journal, the attach stores it once);
-- an untagged copy gets the ledger's tags set again (`+FLAGS` sets a keyword once).
+- an untagged copy gets the ledger's tags set again (`+FLAGS` sets a keyword once; Exchange
+  and Graph categories are written only where they lack one).
 
 A mail in the CRM twice is only reported: which record to delete is a person's call.
 """
