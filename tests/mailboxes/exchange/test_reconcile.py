@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.fixtures import Home
 from tests.mailboxes.exchange.ews_double import EwsDouble
-from tests.mailboxes.exchange.fixtures import MAILBOX, ews_source, graph_source, home_with, mail
+from tests.mailboxes.exchange.fixtures import MAILBOX, ews_source, graph_source, home_with, mail, moving_leads_to
 
 OTHER = "support@example.com"  # a second mailbox the EWS service account impersonates
 TAGS = ["CRM sync", "Synced"]  # what the shipped rules write back on a VLeads mail
@@ -103,6 +103,8 @@ def test_ews_reconcile_finds_and_fixes_per_mailbox(tmp_path: Any) -> None:
         _check(home, (OTHER, 4), (MAILBOX, 1), (OTHER, 2), writes)
         assert [sorted(c) for c in ews.categories(MAILBOX, "VLeads")] == [TAGS] * 2  # "CRM sync" added after "Synced"
         assert ews.categories(OTHER, "VLeads") == [TAGS] * 3
+        later = home.cli("reconcile", "--since", "2999-01-01", "--json")  # by DateTimeReceived: none
+        assert later.returncode == 0 and all(f["copies"] == 0 for f in json.loads(later.stdout)["folders"])
     finally:
         ews.stop()
 
@@ -130,3 +132,29 @@ def test_graph_reconcile_finds_and_fixes(graph: Any, tls: tuple[str, str, str], 
     assert [sorted(c) for c in graph.categories(MAILBOX, "VLeads")] == [TAGS] * 5
     later = home.cli("reconcile", "--since", "2999-01-01", "--json")  # $filter=receivedDateTime ge …: none
     assert later.returncode == 0 and all(f["copies"] == 0 for f in json.loads(later.stdout)["folders"])
+
+
+def test_copies_moved_by_the_rules_are_matched_at_their_new_place(graph: Any, tls: tuple[str, str, str], tmp_path: Any) -> None:
+    """EWS gives a moved item a new id, Graph keeps its immutable id: either way the ledger's
+    copy is where the listing finds it, so a move is no finding, and a category cleared there is."""
+    ews = EwsDouble(mailboxes=[MAILBOX]).start()
+    try:
+        homes = [
+            (home_with(tmp_path, "e", ews_source(ews)), ews),
+            (home_with(tmp_path, "g", graph_source(graph, tls[0])), graph),
+        ]
+        for home, double in homes:
+            moving_leads_to(home, "CRM sync")
+            double.deliver(MAILBOX, "VLeads", mail(1))
+            assert home.run_once().get("done") == 1
+            assert double.categories(MAILBOX, "VLeads") == [] and double.categories(MAILBOX, "CRM sync") == [TAGS]
+            code, doc = _reconcile(home)
+            assert code == 0, doc
+            assert {f["folder"]: f["copies"] for f in doc["folders"]}["CRM sync"] == 1
+            with double.lock:
+                (moved,) = [m for m in (ews.items if double is ews else graph.messages).values() if m.categories]
+                moved.categories = ["Synced"]
+            code, doc = _reconcile(home, "--folder", "CRM sync")
+            assert code == 1 and _findings(doc) == {"untagged": [(MAILBOX, _mid(1))]}
+    finally:
+        ews.stop()
