@@ -158,3 +158,17 @@ def test_copies_moved_by_the_rules_are_matched_at_their_new_place(graph: Any, tl
             assert code == 1 and _findings(doc) == {"untagged": [(MAILBOX, _mid(1))]}
     finally:
         ews.stop()
+
+
+def test_a_mailbox_without_the_folder_is_a_note_and_the_others_are_listed(
+    graph: Any, tls: tuple[str, str, str], tmp_path: Any
+) -> None:
+    graph.mailboxes.add(OTHER)  # on the roster, none of the watched folders made there
+    home = home_with(tmp_path, "h", graph_source(graph, tls[0], mailboxes=[MAILBOX, OTHER], create_folders=False))
+    graph.deliver(MAILBOX, "VLeads", mail(1))
+    res = home.cli("reconcile", "--folder", "VLeads")
+    assert res.returncode == 1, res.stdout + res.stderr  # the mail in MAILBOX was never synced
+    doc = json.loads(home.cli("reconcile", "--folder", "VLeads", "--json").stdout)
+    by_box = {f["account"]: f for f in doc["folders"]}
+    assert by_box[MAILBOX]["copies"] == 1 and _findings(doc) == {"unknown": [(MAILBOX, _mid(1))]}
+    assert by_box[OTHER]["copies"] == 0 and "folder 'VLeads' is missing in support@example.com" in by_box[OTHER]["note"]
