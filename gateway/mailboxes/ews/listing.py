@@ -49,13 +49,13 @@ def listings(
             if folder is not None and name != folder:
                 continue
             where = FolderRef(src.name, mailbox, name)
+            label = f"{src.name}:{mailbox}/{name}"
             try:
                 found = src.folder(mailbox, name, create=False)
+                items = src.session.call(partial(_items, src, found, label, since, progress), f"listing {name} in {mailbox}")
             except EwsError as exc:  # missing folder, no rights on that mailbox: said, the others go on
                 yield FolderListing(where, (), note=str(exc))
                 continue
-            label = f"{src.name}:{mailbox}/{name}"
-            items = src.session.call(partial(_items, src, found, label, since, progress), f"listing {name} in {mailbox}")
             yield FolderListing(where, tuple(Held(SourceRef(src.name, mailbox, name, i), m, c) for i, m, c in items))
 
 
