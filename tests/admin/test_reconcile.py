@@ -120,37 +120,29 @@ def test_reconcile_maildir_fix_and_metrics(home: Any) -> None:
 
 
 def test_a_source_that_cannot_list_its_folders_is_said_not_supported(home: Any) -> None:
-    """An Exchange source (never reached: listing is not asked of it) beside the Maildir one."""
+    """The SMTP intake (mail reaches it, it has no folder to list) beside the Maildir one."""
     import yaml
 
     cfg = yaml.safe_load(home.config_path.read_text())
     cfg["sources"].append(
         {
-            "name": "exchange",
-            "type": "ews",
-            "url": "http://127.0.0.1:9/EWS/Exchange.asmx",
-            "auth": "basic",
-            "username": "svc-crm",
-            "password": "secret",
-            "mailboxes": ["sales@example.com"],
-            "access": "impersonation",
-            "build": "15.1.2507.6",
-            "folders": ["VLeads"],
-            "streaming": False,
-            "owner": ["sales@example.com"],
-            "crm_user": "sales@example.com",
+            "name": "bcc",
+            "type": "smtp",
+            "listen": "127.0.0.1:9",  # never opened: reconcile starts no listener
+            "hostname": "gw.test",
+            "users": [{"address": "me@example.com", "token": "s3cretToken0123456789", "crm_user": "me@example.com"}],
         }
     )
     home.config_path.write_text(yaml.safe_dump(cfg))
     home.drop("VLeads", make_mail(sender="Ann <ann@unsupported.example>"))
     text = home.cli("reconcile")
     assert text.returncode == 1  # the Maildir's new file is unknown to the ledger
-    assert "exchange: not supported by this source yet" in text.stdout
+    assert "bcc: not supported by this source yet" in text.stdout
     doc = json.loads(home.cli("reconcile", "--json").stdout)
-    (ews,) = [f for f in doc["folders"] if f["source"] == "exchange"]
-    assert ews["supported"] is False and ews["findings"]["unknown"] == []
+    (bcc,) = [f for f in doc["folders"] if f["source"] == "bcc"]
+    assert bcc["supported"] is False and bcc["findings"]["unknown"] == []
     assert doc["counts"]["unknown"] == 1
-    only = home.cli("reconcile", "--source", "exchange")
+    only = home.cli("reconcile", "--source", "bcc")
     assert only.returncode == 0 and "not supported by this source yet" in only.stdout
     assert home.cli("reconcile", "--source", "nosuch").returncode == 1
     later = home.cli("reconcile", "--since", "2999-01-01", "--json")  # nothing arrived since then

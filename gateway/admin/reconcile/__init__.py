@@ -1,7 +1,7 @@
 """`reconcile`: proof that nothing was lost between the mailboxes, the ledger and the CRM.
 
 Per watched folder of each source that can list its folders (`gateway.mailboxes.base.Lister`:
-IMAP and Maildir), what the folder holds now is compared with what the ledger recorded there
+IMAP, Maildir, EWS and Graph; not the SMTP intake), what the folder holds now is compared with what the ledger recorded there
 and with the CRM's emails (compare.py); the findings are typed values (report.py) that the
 CLI prints, and the HTTP API and console can show. With `fix`, what is missing goes through
 the one flow again (fix.py), then everything is looked at once more: the report says what

@@ -9,7 +9,8 @@ second `--fix` finds nothing to do and the CRM never gets a mail twice:
   result dropped (the rules run again, the records it made are adopted from the journal, the
   attach stores it once); one whose mail is gone is only reported, and one the rules now send
   elsewhere (review, a failure) stays a finding after the fix, with the state it reached;
-- an untagged copy gets the ledger's tags set again (`+FLAGS` sets a keyword once).
+- an untagged copy gets the ledger's tags set again (`+FLAGS` sets a keyword once; Exchange
+  and Graph categories are written only where they lack one).
 
 A mail in the CRM twice is only reported: which record to delete is a person's call.
 """
