@@ -97,7 +97,8 @@ def _hit(kind: PartyKind, row: dict[str, Any], logins: dict[int, str]) -> Record
 
 
 def visible_to(call: Call, ref: PartyRef, users: frozenset[str]) -> bool:
-    rows = call(MODEL[ref.kind], "read", [record_id(ref)], fields=["id", "user_id"])
+    # search_read, not read: Odoo's `read` of a missing id is a MissingError, not an empty list
+    rows = call(MODEL[ref.kind], "search_read", domain=[["id", "=", record_id(ref)]], fields=["id", "user_id"])
     if not rows:
         raise NotFound(f"no {ref.kind} with id {ref.id} in Odoo")
     uid = _m2o(rows[0].get("user_id"))

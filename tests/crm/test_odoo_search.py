@@ -96,6 +96,10 @@ def test_the_api_shows_each_person_the_records_of_their_salesperson_and_the_unas
             "/api/v1/link", json={"record": records["acme"], "message_id": "<none@x.org>"}, headers={"X-CSRF-Token": token}
         )
         assert shared.status_code == 404 and "no message" in shared.json()["error"]  # the record passed
+        missing = client.post(
+            "/api/v1/link", json={"record": "contact:99999", "message_id": "<none@x.org>"}, headers={"X-CSRF-Token": token}
+        )
+        assert missing.status_code == 404 and "no contact with id 99999" in missing.json()["error"]
     with web(home) as client:
         token = sign_in(client, "bob")
         assert found(client, q="ann") == []
