@@ -14,7 +14,7 @@ from gateway.crm.base import PartyData
 from gateway.crm.odoo import OdooConnector
 from tests.crm.doubles.odoo_double import OdooDouble
 from tests.fixtures import Home
-from tests.web.fixtures import sign_in, web, web_home
+from tests.web.fixtures import review_in_each, sign_in, web, web_home
 
 KEY = "s3cret-api-key"
 
@@ -108,3 +108,19 @@ def test_the_api_shows_each_person_the_records_of_their_salesperson_and_the_unas
             "/api/v1/link", json={"record": records["ann"], "message_id": "<none@x.org>"}, headers={"X-CSRF-Token": token}
         )
         assert refused.status_code == 403
+
+
+def test_a_person_resolves_review_to_a_shared_partner_and_is_refused_anothers_lead(
+    home: Home, double: OdooDouble, records: dict[str, str]
+) -> None:
+    review_in_each(home)  # item 1 in me's mailbox, item 2 in bob's
+    with web(home) as client:
+        h = {"X-CSRF-Token": sign_in(client, "me")}
+        refused = client.post("/api/v1/review/1/resolve", json={"record": records["lead"]}, headers=h)
+        assert refused.status_code == 403 and "not a record you may see" in refused.json()["error"]
+        ok = client.post("/api/v1/review/1/resolve", json={"record": records["acme"]}, headers=h)
+        assert ok.status_code == 200, ok.text
+    posted = [
+        (m["model"], m["res_id"]) for m in double.tables["mail.message"].values() if m["message_id"] == "<r1@nowhere.example>"
+    ]
+    assert posted == [("res.partner", int(records["acme"].split(":")[1]))]
