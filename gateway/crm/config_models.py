@@ -65,6 +65,9 @@ class _TrytonKeys(_Remote):
     username: str | None = None
     password: str | None = None
     company: int | None = None
+    # who may pick a record in the console and the API: everyone (Tryton gives a party no
+    # owner), or admins only
+    record_visibility: Literal["shared", "admins"] = "shared"
 
 
 class _VtigerKeys(_Remote):

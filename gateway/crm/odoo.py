@@ -18,7 +18,8 @@ address (quoted and plain local part; a partner's `email` may hold several addre
 comma-separated); the rows are then filtered here by the exact, case-insensitive canonical
 address. Tested against tests/crm/doubles/odoo_double.py.
 
-The wires are in odoo_rpc.py, the record mapping in odoo_records.py, the notes in odoo_notes.py.
+The wires are in odoo_rpc.py, the record mapping in odoo_records.py, the notes in odoo_notes.py,
+the record search and who may see a record in odoo_search.py.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.crm import odoo_notes
+from gateway.crm import odoo_notes, odoo_search
 from gateway.crm.base import (
     PARTY_KINDS,
     EmailRecord,
@@ -39,6 +40,7 @@ from gateway.crm.base import (
     PartyData,
     PartyKind,
     PartyRef,
+    RecordHit,
     register_connector,
 )
 from gateway.crm.config_models import OdooConfig
@@ -127,6 +129,14 @@ class OdooConnector:
             order="id",
         )
         return [party_ref("account", r) for r in rows if website_host(r.get("website") or "") == d]
+
+    def search(self, text: str, kinds: Sequence[PartyKind], users: frozenset[str] | None, limit: int) -> list[RecordHit]:
+        """Partners and leads by name, address or website, those `users` may see
+        (gateway/crm/odoo_search.py: unassigned or theirs by `user_id`)."""
+        return odoo_search.search(self._call, text, kinds, users, limit)
+
+    def visible_to(self, ref: PartyRef, users: frozenset[str]) -> bool:
+        return odoo_search.visible_to(self._call, ref, users)
 
     def _messages(self, message_ids: Sequence[str]) -> list[dict[str, Any]]:
         return self._call(

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.crm import tryton_attach, tryton_forget, tryton_notes
+from gateway.crm import tryton_attach, tryton_forget, tryton_notes, tryton_search
 from gateway.crm import tryton_mail as tm
 from gateway.crm.base import (
     PARTY_KINDS,
@@ -38,6 +38,7 @@ from gateway.crm.base import (
     PartyData,
     PartyKind,
     PartyRef,
+    RecordHit,
     register_connector,
 )
 from gateway.crm.config_models import TrytonConfig
@@ -65,8 +66,9 @@ _PARTY_FIELDS = ["value", "party", "party.name", "party.categories", "party.crea
 class TrytonConnector:
     name = "tryton"
 
-    def __init__(self, rpc: TrytonRpc) -> None:
+    def __init__(self, rpc: TrytonRpc, *, shared: bool = True) -> None:
         self.rpc = rpc
+        self.shared = shared  # every record may be picked by anyone (crm.record_visibility: shared)
         self._cats: dict[str, int] | None = None
         self._currency: int | None = None
         self._lock = threading.Lock()
@@ -208,6 +210,19 @@ class TrytonConnector:
                 seen.setdefault(r["party"], PartyRef("account", str(r["party"]), p.get("name") or "", created(p)))
         return [seen[pid] for pid in sorted(seen)]
 
+    # -- what a person may pick (gateway/crm/tryton_search.py) ----------------------------
+
+    def search(self, text: str, kinds: Sequence[PartyKind], users: frozenset[str] | None, limit: int) -> list[RecordHit]:
+        """Parties and lead opportunities by name, address or website; every record is shared
+        unless `crm.record_visibility: admins`, when a person (not an admin) finds none."""
+        if users is not None and not self.shared:
+            return []
+        return tryton_search.Search(self.rpc, self._categories()).run(text, kinds, limit)
+
+    def visible_to(self, ref: PartyRef, users: frozenset[str]) -> bool:
+        tryton_search.exists(self.rpc, ref)
+        return self.shared
+
     # -- creates ---------------------------------------------------------------------------
 
     def create(self, kind: PartyKind, data: PartyData) -> PartyRef:
@@ -307,4 +322,4 @@ class TrytonConnector:
 @register_connector("tryton")
 def _from_config(crm: TrytonConfig) -> TrytonConnector:
     rpc = TrytonRpc(crm.url, crm.database or "", crm.username or "", crm.password or "", timeout=crm.timeout, company=crm.company)
-    return TrytonConnector(rpc)
+    return TrytonConnector(rpc, shared=crm.record_visibility == "shared")

@@ -16,7 +16,7 @@ ignores accents (`zoe` = `zoë`) and a `like` pattern matches more than the one 
 Tested against tests/crm/doubles/vtiger_double.py — no vtiger can run here.
 
 The webservice and its VTQL literals are in vtiger_ws.py, the record mapping in
-vtiger_records.py.
+vtiger_records.py, the record search and who may see a record in vtiger_search.py.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.crm import note_marker
+from gateway.crm import note_marker, vtiger_search
 from gateway.crm.base import (
     PARTY_KINDS,
     EmailRecord,
@@ -37,6 +37,7 @@ from gateway.crm.base import (
     PartyData,
     PartyKind,
     PartyRef,
+    RecordHit,
     register_connector,
 )
 from gateway.crm.config_models import VtigerConfig
@@ -116,6 +117,14 @@ class VtigerConnector:
         rows = self._ws.query("Accounts", "website like " + literal(f"%{d}%".replace(chr(92), "%")))
         hits = [r for r in rows if website_host(str(r.get("website") or "")) == d]
         return [party_ref("account", r) for r in sorted(hits, key=lambda r: crmid(r["id"]))]
+
+    def search(self, text: str, kinds: Sequence[PartyKind], users: frozenset[str] | None, limit: int) -> list[RecordHit]:
+        """Leads, Contacts and Accounts by name, address or website, those `users` may see
+        (gateway/crm/vtiger_search.py: assigned to one of them, or to the gateway's user)."""
+        return vtiger_search.search(self._ws, text, kinds, users, limit)
+
+    def visible_to(self, ref: PartyRef, users: frozenset[str]) -> bool:
+        return vtiger_search.visible_to(self._ws, ref, users)
 
     def find_email(self, message_id: str, content_hash: str | None = None) -> EmailRef | None:
         rows = self._emails(message_id, content_hash)

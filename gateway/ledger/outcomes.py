@@ -27,6 +27,7 @@ from gateway.ledger.rows import Finish
 from gateway.ledger.schema import events, journal, locations, messages
 from gateway.ledger.states import (
     LOCATION_OPEN,
+    REDO_MOVES,
     IllegalTransition,
     LocationState,
     MessageState,
@@ -267,11 +268,14 @@ def reopen(c: Connection, t: datetime, message_pk: int, state: MessageState | st
     if primary is None:
         raise KeyError(message_pk)  # no such message: nothing to reopen
     frm = message_states(c, [message_pk])[message_pk]
-    if frm in (MessageState.DONE, MessageState.DONE_UNTAGGED) and not redo:
-        # a done mail is sent again only to redo named CRM steps (`reconcile --fix`), never
-        # by a plain reopen (`quarantine retry`, `reprocess`)
-        raise IllegalTransition("message", frm, state, message_pk)
-    to = check_message_move(frm, state, message_pk)
+    if redo and frm in REDO_MOVES:
+        # a done mail is sent again only to redo named CRM steps (`reconcile --fix`), never by
+        # a plain reopen (`quarantine retry`, `reprocess`): that one the table refuses
+        to = MessageState(state)
+        if to not in REDO_MOVES[frm]:
+            raise IllegalTransition("message", frm, to, message_pk)
+    else:
+        to = check_message_move(frm, state, message_pk)
     copies = c.execute(select(locations.c.id, locations.c.state).where(locations.c.message_pk == message_pk)).all()
     for pk, was in copies:
         check_location_move(was, LocationState.NEW if pk == primary else LocationState.WAITING, pk)

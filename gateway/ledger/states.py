@@ -14,7 +14,7 @@ A message (DESIGN.md "Flow of one message"):
     retrying ─▶ everything processing may reach, and processing
     review ─▶ crm_done (a person resolved it)
     quarantined, review, ignored, skipped ─▶ received (quarantine retry, reprocess)
-    done, done_untagged ─▶ received (reconcile --fix: its email is missing in the CRM)
+    done, done_untagged ─▶ received (only `reopen` naming steps to redo, REDO_MOVES: reconcile --fix)
     any state ─▶ forgotten (erased on request)
 
 A copy: new ─▶ waiting ─▶ tagging ─▶ applied | untagged | none, with the ways back that
@@ -74,11 +74,17 @@ MESSAGE_MOVES: Mapping[MessageState, frozenset[MessageState]] = {
     M.QUARANTINED: _REOPENED | {M.QUARANTINED},  # a worker given up on may quarantine it again
     M.IGNORED: _REOPENED,
     M.SKIPPED: _REOPENED,
-    # `reconcile --fix` sends a done mail whose CRM email is gone through the rules again
-    # (only a reopen that names the steps to redo: gateway.ledger.outcomes.reopen).
-    M.DONE: frozenset({M.FORGOTTEN, M.RECEIVED}),
-    M.DONE_UNTAGGED: frozenset({M.FORGOTTEN, M.RECEIVED}),
+    M.DONE: frozenset({M.FORGOTTEN}),
+    M.DONE_UNTAGGED: frozenset({M.FORGOTTEN}),
     M.FORGOTTEN: frozenset({M.FORGOTTEN}),
+}
+
+# `reconcile --fix` sends a done mail whose CRM email is gone through the rules again. Not a
+# move of the table above, which every writer checks: only a reopen that names the journal
+# steps to redo may make it (gateway.ledger.outcomes.reopen).
+REDO_MOVES: Mapping[MessageState, frozenset[MessageState]] = {
+    M.DONE: frozenset({M.RECEIVED}),
+    M.DONE_UNTAGGED: frozenset({M.RECEIVED}),
 }
 
 _SETTLED = frozenset({L.APPLIED, L.UNTAGGED, L.NONE})

@@ -182,8 +182,9 @@ class Held:
 
     ref: SourceRef
     message_id: str = ""  # "" where the listing does not read headers (Maildir: the ledger knows it)
-    # What the mailbox shows on the copy, in its own spelling (IMAP keywords); None where the
-    # tags are kept in the ledger only (Maildir, a folder without keywords, Gmail labels)
+    # What the mailbox shows on the copy, in its own spelling (IMAP keywords, Exchange and Graph
+    # categories); None where the tags are kept in the ledger only (Maildir, a folder without
+    # keywords, Gmail labels)
     marks: frozenset[str] | None = None
 
 

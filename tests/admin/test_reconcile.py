@@ -120,37 +120,29 @@ def test_reconcile_maildir_fix_and_metrics(home: Any) -> None:
 
 
 def test_a_source_that_cannot_list_its_folders_is_said_not_supported(home: Any) -> None:
-    """An Exchange source (never reached: listing is not asked of it) beside the Maildir one."""
+    """The SMTP intake (mail reaches it, it has no folder to list) beside the Maildir one."""
     import yaml
 
     cfg = yaml.safe_load(home.config_path.read_text())
     cfg["sources"].append(
         {
-            "name": "exchange",
-            "type": "ews",
-            "url": "http://127.0.0.1:9/EWS/Exchange.asmx",
-            "auth": "basic",
-            "username": "svc-crm",
-            "password": "secret",
-            "mailboxes": ["sales@example.com"],
-            "access": "impersonation",
-            "build": "15.1.2507.6",
-            "folders": ["VLeads"],
-            "streaming": False,
-            "owner": ["sales@example.com"],
-            "crm_user": "sales@example.com",
+            "name": "bcc",
+            "type": "smtp",
+            "listen": "127.0.0.1:9",  # never opened: reconcile starts no listener
+            "hostname": "gw.test",
+            "users": [{"address": "me@example.com", "token": "s3cretToken0123456789", "crm_user": "me@example.com"}],
         }
     )
     home.config_path.write_text(yaml.safe_dump(cfg))
     home.drop("VLeads", make_mail(sender="Ann <ann@unsupported.example>"))
     text = home.cli("reconcile")
     assert text.returncode == 1  # the Maildir's new file is unknown to the ledger
-    assert "exchange: not supported by this source yet" in text.stdout
+    assert "bcc: not supported by this source yet" in text.stdout
     doc = json.loads(home.cli("reconcile", "--json").stdout)
-    (ews,) = [f for f in doc["folders"] if f["source"] == "exchange"]
-    assert ews["supported"] is False and ews["findings"]["unknown"] == []
+    (bcc,) = [f for f in doc["folders"] if f["source"] == "bcc"]
+    assert bcc["supported"] is False and bcc["findings"]["unknown"] == []
     assert doc["counts"]["unknown"] == 1
-    only = home.cli("reconcile", "--source", "exchange")
+    only = home.cli("reconcile", "--source", "bcc")
     assert only.returncode == 0 and "not supported by this source yet" in only.stdout
     assert home.cli("reconcile", "--source", "nosuch").returncode == 1
     later = home.cli("reconcile", "--since", "2999-01-01", "--json")  # nothing arrived since then
@@ -175,3 +167,34 @@ def test_a_long_folder_shows_a_progress_bar_on_a_terminal(home: Any) -> None:
     assert "(unknown): 1000" in res.stdout
     plain = home.cli("reconcile", "--folder", "VContacts")
     assert "100%" not in plain.stdout + plain.stderr  # no terminal: no bar
+
+
+def _delete_crm_email(home: Any, message_id: str) -> None:
+    """A person deletes a stored mail from the embedded CRM with sqlite3."""
+    crm = home.root / "var" / "crm.db"
+    ((eid,),) = _sql(crm, ("SELECT id FROM emails WHERE message_id = ?", (message_id,)))
+    _sql(
+        crm,
+        ("DELETE FROM email_links WHERE email_id = ?", (eid,)),
+        ("DELETE FROM email_attachments WHERE email_id = ?", (eid,)),
+        ("DELETE FROM emails WHERE id = ?", (eid,)),
+    )
+
+
+def test_a_mail_missing_in_the_crm_whose_file_is_gone_is_reported_not_reopened(home: Any) -> None:
+    kept, gone = (make_mail(sender=f"K {i} <k{i}@keep{i}.example>", subject=f"keep {i}") for i in range(2))
+    home.drop("VLeads", kept)
+    path = home.drop("VLeads", gone)
+    assert home.run_once() == {"done": 2}
+    _delete_crm_email(home, _mid(kept))
+    _delete_crm_email(home, _mid(gone))
+    path.unlink()  # the folder no longer holds it: its bytes are nowhere the gateway can read
+
+    fixed = home.cli("reconcile", "--fix", "--json")
+    assert fixed.returncode == 1, fixed.stdout + fixed.stderr  # one could not be fixed: said, not hidden
+    doc = json.loads(fixed.stdout)
+    assert doc["fixed"] == 1
+    (left,) = doc["folders"][0]["findings"]["missing_in_crm"]
+    assert left["message_id"] == _mid(gone) and "cannot be stored again" in left["detail"]
+    assert home.states() == {"done": 2}  # not reopened into a quarantine
+    assert sorted(e["message_id"] for e in home.dump()["emails"]) == [_mid(kept)]

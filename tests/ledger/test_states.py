@@ -68,6 +68,7 @@ def test_every_legal_location_move_is_accepted(frm, to):
     ("frm", "to"),
     [
         (M.DONE, M.PROCESSING),
+        (M.DONE, M.RECEIVED),  # only `reopen` with steps to redo (REDO_MOVES)
         (M.DONE, M.RETRYING),
         (M.DONE, M.QUARANTINED),
         (M.DONE_UNTAGGED, M.DONE),

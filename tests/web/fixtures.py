@@ -21,7 +21,8 @@ PASSWORD = "correct horse battery"
 PEOPLE = {"root": ("admin", []), "me": ("user", ["me@example.com"]), "bob": ("user", ["bob@example.com"])}
 
 
-def web_home(root: Path, *, users: bool = True, listen: str = "127.0.0.1:8025") -> Home:
+def web_home(root: Path, *, users: bool = True, listen: str = "127.0.0.1:8025", crm: dict[str, Any] | None = None) -> Home:
+    """`crm`: the config's `crm:` section (default: the embedded CRM in var/crm.db)."""
     sources: list[dict[str, Any]] = []
     for name, path, owner in (("local", "var/mail", "me@example.com"), ("other", "var/mail2", "bob@example.com")):
         sources.append(
@@ -42,7 +43,7 @@ def web_home(root: Path, *, users: bool = True, listen: str = "127.0.0.1:8025") 
     if users:
         hashed = hash_password(PASSWORD)
         web["users"] = [{"name": n, "password_hash": hashed, "role": r, "addresses": a} for n, (r, a) in PEOPLE.items()]
-    return Home(root, extra={"sources": sources, "web": web})
+    return Home(root, extra={"sources": sources, "web": web} | ({"crm": crm} if crm else {}))
 
 
 def drop_other(home: Home, folder: str, raw: bytes) -> None:

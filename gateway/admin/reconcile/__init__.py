@@ -1,7 +1,7 @@
 """`reconcile`: proof that nothing was lost between the mailboxes, the ledger and the CRM.
 
 Per watched folder of each source that can list its folders (`gateway.mailboxes.base.Lister`:
-IMAP and Maildir), what the folder holds now is compared with what the ledger recorded there
+IMAP, Maildir, EWS and Graph; not the SMTP intake), what the folder holds now is compared with what the ledger recorded there
 and with the CRM's emails (compare.py); the findings are typed values (report.py) that the
 CLI prints, and the HTTP API and console can show. With `fix`, what is missing goes through
 the one flow again (fix.py), then everything is looked at once more: the report says what
@@ -13,7 +13,9 @@ status page's /metrics serves `crm_gateway_reconcile_findings{kind}` and its age
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
@@ -30,6 +32,10 @@ from gateway.mailboxes.base import FolderListing, Lister, Source, Writeback
 __all__ = ["STATUS_KEY", "TITLES", "Finding", "FindingKind", "FolderReport", "ReconcileReport", "last_result", "reconcile"]
 
 STATUS_KEY = "reconcile"  # the ledger status row of the last run
+# One `fix` at a time in a process: a second (a double click on the console, the API beside
+# it) waits, then finds what the first fixed and does nothing twice. Two processes (the CLI
+# beside a service) are not serialised: the CRM's attach finds the stored email instead.
+_FIXING = threading.Lock()
 NOT_SUPPORTED = "not supported by this source yet (it cannot list its folders)"
 Progress = Callable[[str, int, int], None]  # (folder, done, total)
 
@@ -69,11 +75,23 @@ def reconcile(
     sources = [s for s in gw.sources if source is None or s.name == source]
     if source is not None and not sources:
         raise Permanent(f"no source named {source!r} (sources: {', '.join(s.name for s in gw.sources) or '-'})")
+    with _FIXING if fix else nullcontext():
+        return _run(gw, sources, folder, since, fix, progress)
+
+
+def _run(
+    gw: Gateway, sources: Sequence[Source], folder: str | None, since: datetime | None, fix: bool, progress: Progress | None
+) -> ReconcileReport:
     folders = _look(gw, sources, folder, since, progress)
     if fix:
         fixed = repair(gw, gw.pipeline, [f for r in folders for f in r.findings])
+        missing = _still_missing(gw, fixed)
+        fixed = [f for f in fixed if not any(m.message_pk == f.message_pk and m.kind == f.kind for m in missing)]
         again = _look(gw, sources, folder, since, progress)
-        folders = [replace(r, fixed=tuple(f for f in fixed if _in(f, r))) for r in again]
+        folders = [
+            replace(r, fixed=tuple(f for f in fixed if _in(f, r)), findings=r.findings + tuple(m for m in missing if _in(m, r)))
+            for r in again
+        ]
     report = ReconcileReport(datetime.now(UTC), tuple(folders), fix)
     gw.ledger.set_status(STATUS_KEY, {"at": report.at.isoformat(), "counts": report.to_json()["counts"], "fix": fix})
     return report
@@ -116,10 +134,31 @@ def _folder(gw: Gateway, lister: Lister, listing: FolderListing, since: datetime
     attached = inventory.attached(gw.ledger.reader, primaries)
     ids = inventory.identities(gw.ledger.reader, [k.message_id for k in known if k.location.message_pk in attached])
     crm, note = compare.crm_findings(known, attached, ids, gw.crm, since)
+    # a mail can be stored again only while the folder still holds it (its spool file went
+    # when it was done): the others are reported, never reopened into a quarantine
+    held = {(h.ref.uidvalidity, h.ref.item_key) for h in listing.items}
+    crm = [f if f.kind != FindingKind.MISSING_IN_CRM or (f.ref.uidvalidity, f.ref.item_key) in held else _gone(f) for f in crm]
     order = list(FindingKind)
     findings = sorted(findings + crm, key=lambda f: (order.index(f.kind), f.ref.uidvalidity, _num(f.ref.item_key)))
     note = "; ".join(n for n in (listing.note, note) if n)
     return FolderReport(where.source, where.account, where.folder, True, note, len(listing.items), tuple(findings))
+
+
+def _gone(f: Finding) -> Finding:
+    return replace(f, fixable=False, detail=f"{f.detail}; the folder no longer holds it, so it cannot be stored again")
+
+
+def _still_missing(gw: Gateway, fixed: Sequence[Finding]) -> list[Finding]:
+    """Fixed mails missing in the CRM that are there now are fixed; the others (the rules sent
+    them to review, or they failed) stay findings, with the state they reached."""
+    out = []
+    for f in fixed:
+        if f.kind != FindingKind.MISSING_IN_CRM or f.message_pk is None:
+            continue
+        row = gw.ledger.message(f.message_pk)
+        if gw.crm.find_email(row.message_id, row.content_hash) is None:
+            out.append(replace(f, fixable=False, detail=f"sent through the rules again, no email in the CRM: now {row.state}"))
+    return out
 
 
 def _num(key: str) -> tuple[int, str]:

@@ -5,9 +5,12 @@ second `--fix` finds nothing to do and the CRM never gets a mail twice:
 - a copy unknown to the ledger is fetched from the mailbox and recorded at its place, as
   `process FILE.eml` records a file (a copy known by then keeps its row), then handled;
 - a copy not done is handled again (as a restart's recovery would queue it), a retry now;
-- a done mail missing in the CRM is reopened with its attach result dropped (the rules run
-  again, the records it made are adopted from the journal, the attach stores it once);
-- an untagged copy gets the ledger's tags set again (`+FLAGS` sets a keyword once).
+- a done mail missing in the CRM, while its folder still holds it, is reopened with its attach
+  result dropped (the rules run again, the records it made are adopted from the journal, the
+  attach stores it once); one whose mail is gone is only reported, and one the rules now send
+  elsewhere (review, a failure) stays a finding after the fix, with the state it reached;
+- an untagged copy gets the ledger's tags set again (`+FLAGS` sets a keyword once; Exchange
+  and Graph categories are written only where they lack one).
 
 A mail in the CRM twice is only reported: which record to delete is a person's call.
 """
@@ -63,7 +66,7 @@ def fix(gw: Fixer, reopen: Reopener, findings: Sequence[Finding]) -> list[Findin
             pks.append(gw.intake.record(f.ref, raw.read_bytes() if isinstance(raw, Path) else raw))
         elif f.kind == FindingKind.NOT_DONE and f.location_pk is not None:
             pks.append(f.location_pk)
-        elif f.kind == FindingKind.MISSING_IN_CRM and f.message_pk is not None:
+        elif f.kind == FindingKind.MISSING_IN_CRM and f.message_pk is not None and f.fixable:
             pks.append(reopen.reopen(f.message_pk, redo=ATTACH_STEPS))
         else:
             continue

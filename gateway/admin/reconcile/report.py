@@ -37,6 +37,7 @@ class Finding:
     location_pk: int | None = None
     detail: str = ""  # the state, the missing keywords, the CRM ids
     tags: tuple[str, ...] = ()  # UNTAGGED: the tags the ledger says the copy has
+    fixable: bool = True  # False: `--fix` cannot act on it (the mail is gone), a person must
 
     def to_json(self) -> dict[str, Any]:
         return {

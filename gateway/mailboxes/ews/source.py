@@ -22,7 +22,7 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Set
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +33,8 @@ from exchangelib.items import ID_ONLY, Message
 from exchangelib.services import GetStreamingEvents, SyncFolderItems
 
 from gateway.errors import ConfigError, GatewayError
-from gateway.mailboxes.base import FolderRef, Found, SourceEnv, SourceRef
+from gateway.mailboxes.base import FolderListing, FolderRef, Found, SourceEnv, SourceRef
+from gateway.mailboxes.ews import listing
 from gateway.mailboxes.ews.config import EwsConfig
 from gateway.mailboxes.ews.session import EwsError, EwsSession
 from gateway.mailboxes.ews.writeback import EwsWriteback
@@ -200,6 +201,18 @@ class EwsSource:
 
     def pending_count(self) -> int:
         return 0  # unknown until SyncFolderItems answers
+
+    def listings(
+        self,
+        folder: str | None = None,
+        since: datetime | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> Iterator[FolderListing]:
+        """What the watched folders hold now (`reconcile`; gateway.mailboxes.base.Lister): listing.py."""
+        return listing.listings(self, folder, since, progress)
+
+    def marks_for(self, tags: Set[str]) -> frozenset[str]:
+        return frozenset(tags)  # a tag is written back as the category of the same name
 
     # ---- running ------------------------------------------------------------------------
 

@@ -16,14 +16,15 @@ import logging
 import ssl
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Set
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from gateway.errors import GatewayError, Permanent, Retryable
-from gateway.mailboxes.base import FolderRef, Found, SourceEnv, SourceRef
+from gateway.mailboxes.base import FolderListing, FolderRef, Found, SourceEnv, SourceRef
+from gateway.mailboxes.graph import listing
 from gateway.mailboxes.graph.config import GraphConfig
 from gateway.mailboxes.graph.directory import group_members
 from gateway.mailboxes.graph.writeback import GraphWriteback
@@ -293,6 +294,18 @@ class GraphMailSource:
 
     def pending_count(self) -> int:
         return 0
+
+    def listings(
+        self,
+        folder: str | None = None,
+        since: datetime | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> Iterator[FolderListing]:
+        """What the watched folders hold now (`reconcile`; gateway.mailboxes.base.Lister): listing.py."""
+        return listing.listings(self, folder, since, progress)
+
+    def marks_for(self, tags: Set[str]) -> frozenset[str]:
+        return frozenset(tags)  # a tag is written back as the category of the same name
 
     def run(self, stop: threading.Event) -> None:
         self.client.stop = stop

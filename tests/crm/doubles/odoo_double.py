@@ -16,6 +16,7 @@ documentation, not the connector:
 - ORM semantics the connector relies on: domains in prefix notation (`|`, `&`, `!`) with `=`,
   `in`, `ilike`, `=ilike` (PostgreSQL ILIKE: `%`/`_` wildcards, `\\` escapes, case-insensitive
   but accent-sensitive); `create(vals_list)` returns ids; `write` with `(4, id)` commands;
+  `read`/`search_read` give a many2one field as `[id, display name]` (false when empty);
   `res.partner.website` is stored with `http://` prepended when it has no scheme;
   `mail.thread.message_post(**kwargs)` on a record returns the new `mail.message` id; unlinking a
   record removes its messages.
@@ -79,6 +80,8 @@ FIELDS = {
         "file_size": 0,
     },
 }
+# many2one fields: `read` and `search_read` give them as `[id, display name]`, or false when empty
+MANY2ONE = {"res.partner": {"parent_id": "res.partner", "user_id": "res.users"}, "crm.lead": {"user_id": "res.users"}}
 SUBTYPES = {"mail.mt_comment": 1, "mail.mt_note": 2}  # ir.model.data of the mail module
 REQUIRED = {"res.partner": ("name",), "crm.lead": ("name",), "ir.attachment": ("name",)}
 
@@ -203,9 +206,9 @@ class OdooDouble(HttpDouble):
             rows = [r for r in sorted(table.values(), key=lambda r: r["id"]) if self._match(r, list(params.get("domain") or []))]
             if params.get("limit"):
                 rows = rows[: params["limit"]]
-            return [self._read(r, params.get("fields")) for r in rows]
+            return [self._read(model, r, params.get("fields")) for r in rows]
         if method == "read":
-            return [self._read(table[i], params.get("fields")) for i in ids or [] if i in table]
+            return [self._read(model, table[i], params.get("fields")) for i in ids or [] if i in table]
         if method == "create":
             vals = params.get("vals_list")
             return self._create(model, vals if isinstance(vals, list) else [vals])
@@ -269,9 +272,13 @@ class OdooDouble(HttpDouble):
                 v = "http://" + v
             rec[k] = v
 
-    @staticmethod
-    def _read(rec: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
-        return {k: v for k, v in rec.items() if not fields or k in fields or k == "id"}
+    def _read(self, model: str, rec: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+        out = {k: v for k, v in rec.items() if not fields or k in fields or k == "id"}
+        for f, target in MANY2ONE.get(model, {}).items():
+            if out.get(f):
+                other = self.tables[target].get(out[f], {})
+                out[f] = [out[f], other.get("name") or other.get("login") or ""]
+        return out
 
     def _match(self, rec: dict[str, Any], domain: list[Any]) -> bool:
         def term(t: list[Any]) -> bool:

@@ -8,6 +8,13 @@ publishes for these operations, for the small part of EWS the gateway uses:
 - SyncFolderItems with SyncState, IncludesLastItemInRange, Changes/Create|Update|Delete, paging
   by MaxChangesReturned, and the ErrorInvalidSyncStateData error response
   (…/syncfolderitems-operation, …/syncfolderitemsresponsemessage);
+- FindItem with a shallow Traversal, BaseShape IdOnly plus AdditionalProperties
+  (item:Categories, item:DateTimeReceived, message:InternetMessageId) and paging by
+  IndexedPageItemView MaxEntriesReturned/Offset, answered with RootFolder IndexedPagingOffset,
+  TotalItemsInView and IncludesLastItemInRange (…/finditem-operation,
+  …/indexedpageitemview, …/rootfolder-finditemresponsemessage); no Restriction;
+- GetItem with AdditionalProperties item:DateTimeReceived and message:InternetMessageId
+  (…/getitem-operation-email-message, …/additionalproperties, …/internetmessageid);
 - GetItem with MimeContent as base64 (…/getitem-operation-email-message, …/mimecontent,
   …/includemimecontent), UpdateItem with SetItemField/DeleteItemField item:Categories
   (…/updateitem-operation, …/setitemfield), MoveItem (…/moveitem-operation);
@@ -63,6 +70,7 @@ class Item:
     folder: str
     mime: bytes
     categories: list[str] = field(default_factory=list)
+    received: float = field(default_factory=time.time)  # DateTimeReceived
 
     def xml_id(self) -> str:
         return f'<t:ItemId Id="{self.id}" ChangeKey="CK{self.changekey}"/>'
@@ -241,6 +249,19 @@ class EwsDouble:
             f"<t:DisplayName>{escape(f.name)}</t:DisplayName><t:TotalCount>{total}</t:TotalCount>"
             f"<t:ChildFolderCount>{kids}</t:ChildFolderCount><t:UnreadCount>0</t:UnreadCount></t:Folder>"
         )
+
+    def found_xml(self, item: Item, uris: set[str | None]) -> str:
+        """An item as FindItem returns it: its id and the AdditionalProperties asked for."""
+        out = f"<t:Message>{item.xml_id()}"
+        if "item:DateTimeReceived" in uris:
+            out += f"<t:DateTimeReceived>{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(item.received))}</t:DateTimeReceived>"
+        if "item:Categories" in uris and item.categories:
+            out += "<t:Categories>" + "".join(f"<t:String>{escape(c)}</t:String>" for c in item.categories) + "</t:Categories>"
+        if "message:InternetMessageId" in uris:
+            head = item.mime.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+            mid = next((h.split(":", 1)[1].strip() for h in head.split("\r\n") if h.lower().startswith("message-id:")), "")
+            out += f"<t:InternetMessageId>{escape(mid)}</t:InternetMessageId>" if mid else ""
+        return out + "</t:Message>"
 
     def message_xml(self, item: Item, mime: bool, headers: bool = False) -> str:
         out = "<t:Message>"
@@ -492,6 +513,32 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
                 f"{'true' if last else 'false'}</m:IncludesLastItemInRange><m:Changes>{''.join(changes)}</m:Changes>",
             )
 
+        def op_FindItem(self, el: ET.Element, mailbox: str | None) -> list[str]:
+            uris = {u.get("FieldURI") for u in el.find(_q(M, "ItemShape")).iter(_q(T, "FieldURI"))}  # type: ignore[union-attr]
+            view = el.find(_q(M, "IndexedPageItemView"))
+            offset = int(view.get("Offset", "0")) if view is not None else 0
+            limit = min(int(view.get("MaxEntriesReturned", "1000")) if view is not None else 1000, double.page_size)
+            out = []
+            for ref in el.find(_q(M, "ParentFolderIds")):  # type: ignore[union-attr]
+                f = self._folder_ref(ref, mailbox)
+                if f is None:
+                    out.append(
+                        double.error("FindItem", "ErrorFolderNotFound", "The specified folder could not be found in the store.")
+                    )
+                    continue
+                held = [i for i in double.items.values() if i.folder == f.id]
+                page, last = held[offset : offset + limit], offset + limit >= len(held)
+                rows = "".join(double.found_xml(i, uris) for i in page)
+                paging = "" if last else f' IndexedPagingOffset="{offset + len(page)}"'
+                out.append(
+                    double.ok(
+                        "FindItem",
+                        f'<m:RootFolder{paging} TotalItemsInView="{len(held)}" '
+                        f'IncludesLastItemInRange="{"true" if last else "false"}"><t:Items>{rows}</t:Items></m:RootFolder>',
+                    )
+                )
+            return out
+
         def op_GetItem(self, el: ET.Element, _mailbox: str | None) -> list[str]:
             shape = el.find(_q(M, "ItemShape"))
             uris = {u.get("FieldURI") for u in shape.iter(_q(T, "FieldURI"))}  # type: ignore[union-attr]
@@ -504,7 +551,10 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
                     out.append(double.error("GetItem", "ErrorItemNotFound", "The specified object was not found in the store."))
                 else:
                     double.mime_reads += int(mime)
-                    out.append(double.ok("GetItem", f"<m:Items>{double.message_xml(item, mime, headers)}</m:Items>"))
+                    xml = double.message_xml(item, mime, headers)
+                    extra = double.found_xml(item, uris & {"item:DateTimeReceived", "message:InternetMessageId"})
+                    xml = xml.removesuffix("</t:Message>") + extra.split("/>", 1)[1].removesuffix("</t:Message>") + "</t:Message>"
+                    out.append(double.ok("GetItem", f"<m:Items>{xml}</m:Items>"))
             return out
 
         def op_UpdateItem(self, el: ET.Element, _mailbox: str | None) -> list[str]:

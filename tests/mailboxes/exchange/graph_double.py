@@ -11,6 +11,10 @@ This is NOT Microsoft Graph. It answers with the JSON documents Microsoft publis
 - GET /users/{id}/mailFolders/{id}/messages/delta with @odata.nextLink / @odata.deltaLink
   paging (learn.microsoft.com/graph/delta-query-messages, graph/api/message-delta), and
   410 Gone with error code SyncStateNotFound for an expired delta token;
+- GET /users/{id}/mailFolders/{id}/messages ("List messages", graph/api/user-list-messages,
+  graph/api/mailfolder-list-messages) with $select, $top (honoured up to `list_page_size`,
+  so paging is exercised) and @odata.nextLink carrying the query with the server's $skip,
+  and $filter=receivedDateTime ge {DateTimeOffset} (graph/query-parameters, filter);
 - GET /users/{id}/messages/{id}/$value (graph/api/message-get, "Get MIME content"),
   GET/PATCH …/messages/{id} with `categories` (graph/api/message-update),
   POST …/messages/{id}/move with destinationId (graph/api/message-move);
@@ -52,6 +56,7 @@ class GMessage:
     folder: str
     mime: bytes
     categories: list[str] = field(default_factory=list)
+    received: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))  # receivedDateTime
 
 
 class GraphDouble:
@@ -82,6 +87,7 @@ class GraphDouble:
         self.mailboxes = {m.lower() for m in mailboxes or []}
         self.groups: dict[str, GGroup] = {}  # object id → group
         self.member_page_size = 2
+        self.list_page_size = 2
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -372,6 +378,9 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
                     },
                 )
                 return
+            if len(parts) == 3 and parts[0] == "mailFolders" and parts[2] == "messages" and method == "GET":
+                self._list(base, parts[1], query, immutable)
+                return
             if len(parts) == 4 and parts[0] == "mailFolders" and parts[2:] == ["messages", "delta"]:
                 self._delta(base, mailbox, parts[1], query, immutable)
                 return
@@ -406,6 +415,36 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
                 return
             self._error(400, "BadRequest", "Unsupported request")
 
+        def _list(self, base: str, fid: str, query: dict[str, str], immutable: bool) -> None:
+            if fid not in g.folders:
+                self._error(404, "ErrorItemNotFound", "The specified folder could not be found in the store.")
+                return
+            want = query.get("$filter", "")
+            since = want.split(" ge ", 1)[1].strip() if want.startswith("receivedDateTime ge ") else None
+            if want and since is None:
+                self._error(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.")
+                return
+            held = [m for m in g.messages.values() if m.folder == fid and (since is None or m.received >= since)]
+            skip = int(query.get("$skip", "0"))
+            size = min(int(query.get("$top", "10")), g.list_page_size)
+            fields = (query.get("$select") or "id,internetMessageId,categories,receivedDateTime").split(",")
+            vals = []
+            for m in held[skip : skip + size]:
+                full = {
+                    "id": self._mid(m, immutable),
+                    "internetMessageId": _message_id(m.mime),
+                    "categories": m.categories,
+                    "receivedDateTime": m.received,
+                }
+                vals.append(
+                    {"@odata.etag": f'W/"{m.immutable_id}"'} | {k: v for k, v in full.items() if k in fields or k == "id"}
+                )
+            doc: dict[str, Any] = {"@odata.context": f"{base}/mailFolders('{fid}')/messages", "value": vals}
+            if skip + size < len(held):
+                more = {k: v for k, v in query.items() if k != "$skip"} | {"$skip": str(skip + size)}
+                doc["@odata.nextLink"] = f"{base}/mailFolders/{fid}/messages?" + urllib.parse.urlencode(more)
+            self._json(200, doc)
+
         def _delta(self, base: str, mailbox: str, fid: str, query: dict[str, str], immutable: bool) -> None:
             if fid not in g.folders:
                 self._error(404, "ErrorItemNotFound", "The specified folder could not be found in the store.")
@@ -438,11 +477,7 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
                         }
                     )
                 else:
-                    mid = (
-                        m.mime.split(b"Message-ID:", 1)[1].split(b"\r\n", 1)[0].strip().decode()
-                        if b"Message-ID:" in m.mime
-                        else None
-                    )
+                    mid = _message_id(m.mime)
                     vals.append(
                         {
                             "@odata.type": "#microsoft.graph.message",
@@ -460,3 +495,7 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
             self._json(200, doc)
 
     return Handler
+
+
+def _message_id(mime: bytes) -> str | None:
+    return mime.split(b"Message-ID:", 1)[1].split(b"\r\n", 1)[0].strip().decode() if b"Message-ID:" in mime else None
