@@ -2,26 +2,32 @@
 headers, trace, copies and the records it is on in the CRM), and a look-up by Message-ID.
 
 Each takes the asker's `Visibility` (None: everything); a message none of whose copies lies in
-a mailbox the person owns is refused, not hidden, so a wrong link says why."""
+a mailbox the person owns is refused, not hidden, so a wrong link says why. The CRM records a
+message is on are shown only when the person's CRM users may see them (their own or shared),
+in `crm_records` and in the journal's targets alike."""
 
 from __future__ import annotations
 
+import re
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from typing import Any
 
 from gateway.admin.operations import Gateway, explain_doc
-from gateway.admin.scope import Visibility, require_sees
+from gateway.admin.scope import RecordSight, Visibility, require_found_by_message_id, require_sees, visible_copies
+from gateway.crm.base import PARTY_KINDS, record_visible
 from gateway.errors import GatewayError, NotFound
 from gateway.ledger import MessageRow
 from gateway.ledger.search import MessageFilter, search_messages
 
 LIMIT_MAX = 500
+_LABEL = re.compile(r"\b(" + "|".join(PARTY_KINDS) + r"):([\w.-]+)")
 
 
-def message_item(gw: Gateway, row: MessageRow) -> dict[str, Any]:
-    """One line of a listing: where the message's first copy lies and what became of it."""
-    copies = gw.ledger.locations_of(row.id)
+def message_item(gw: Gateway, row: MessageRow, scope: Visibility | None = None) -> dict[str, Any]:
+    """One line of a listing: where the message's first copy (of those the person sees) lies
+    and what became of it."""
+    copies = visible_copies(scope, gw.ledger.locations_of(row.id))
     first = copies[0].ref if copies else None
     return {
         "id": row.id,
@@ -42,7 +48,7 @@ def list_messages(gw: Gateway, f: MessageFilter, limit: int, offset: int, scope:
         f = MessageFilter(**{**f.__dict__, "sources_any": scope.sources, "accounts_any": scope.accounts})
     limit = max(1, min(limit, LIMIT_MAX))
     rows, total = search_messages(gw.ledger.reader, f, limit, max(0, offset))
-    return {"messages": [message_item(gw, r) for r in rows], "total": total, "limit": limit, "offset": max(0, offset)}
+    return {"messages": [message_item(gw, r, scope) for r in rows], "total": total, "limit": limit, "offset": max(0, offset)}
 
 
 def message_doc(gw: Gateway, message_pk: int, scope: Visibility | None) -> dict[str, Any]:
@@ -54,25 +60,60 @@ def message_doc(gw: Gateway, message_pk: int, scope: Visibility | None) -> dict[
         raise NotFound(f"no message with id {message_pk}") from None
     copies = gw.ledger.locations_of(message_pk)
     require_sees(scope, copies, f"message {message_pk}")
-    (doc,) = [d for d in explain_doc(gw, str(message_pk))]
-    doc["item"] = message_item(gw, row)
+    (doc,) = [d for d in explain_doc(gw, str(message_pk), scope)]
+    doc["item"] = message_item(gw, row, scope)
     doc["headers"] = _headers(gw, row)
     try:
-        doc["crm_records"] = [r.as_dict() | {"record": r.label()} for r in gw.crm.thread_parents([row.message_id])]
-    except GatewayError as exc:
+        parents = gw.crm.thread_parents([row.message_id])
+        if scope is not None:
+            parents = [r for r in parents if record_visible(gw.crm, r, scope.crm_users)]
+            _leave_out_hidden_records(gw, doc, scope)
+        doc["crm_records"] = [r.as_dict() | {"record": r.label()} for r in parents]
+    except GatewayError as exc:  # unreachable, or a CRM that cannot say who sees a record
         doc["crm_records"] = None
         doc["crm_error"] = str(exc)
+        if scope is not None:  # the journal's and the rules' records cannot be checked either
+            doc["journal"], doc["found"], doc["found_by_domain"] = {}, {}, {}
+            if isinstance(doc.get("review"), dict):
+                doc["review"] = {**doc["review"], "candidates": []}
     return doc
 
 
+def _leave_out_hidden_records(gw: Gateway, doc: dict[str, Any], scope: Visibility) -> None:
+    """Leave out of the document the records the person may not see: a journal step that made
+    or adopted one is dropped; a write's `targets`, what the rules found and the review's
+    candidates keep the visible ones; the history's words name none of them."""
+    sight = RecordSight(gw.crm, scope)
+    visible = sight.sees_doc
+
+    journal: dict[str, Any] = {}
+    for step, result in doc["journal"].items():
+        if isinstance(result, dict) and "targets" in result:
+            result = {**result, "targets": [t for t in result.get("targets") or [] if visible(t)]}
+        elif not visible(result):
+            continue
+        journal[step] = result
+    doc["journal"] = journal
+    for event in doc.get("history") or []:  # `resolved by a person: contact:1, …`
+        if isinstance(event.get("detail"), str):
+            event["detail"] = _LABEL.sub(
+                lambda m: m[0] if sight.sees(m[1], m[2]) else "(a record you may not see)", event["detail"]
+            )
+    if isinstance(doc.get("review"), dict) and "candidates" in doc["review"]:
+        doc["review"] = {**doc["review"], "candidates": sight.candidates(doc["review"]["candidates"])}
+    for key in ("found", "found_by_domain"):
+        if isinstance(doc.get(key), dict):
+            doc[key] = {k: [r for r in v if visible(r)] if isinstance(v, list) else v for k, v in doc[key].items()}
+
+
 def lookup(gw: Gateway, message_id: str, scope: Visibility | None) -> dict[str, Any]:
-    """The message with this Message-ID (the newest version the person may see)."""
+    """The message with this Message-ID (the newest version the person may see); one only in
+    another's mailbox is as unknown as one never seen."""
     rows = gw.ledger.find_messages(message_id)
     if not rows:
         raise NotFound(f"no message with Message-ID {message_id}")
     mine = [r for r in rows if scope is None or scope.sees_any(gw.ledger.locations_of(r.id))]
-    if not mine:
-        require_sees(scope, [], f"message {message_id}")
+    require_found_by_message_id(scope, bool(mine), message_id)
     return message_doc(gw, mine[-1].id, scope)
 
 

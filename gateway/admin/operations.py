@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.admin.explain_text import render_explain  # noqa: F401  (explain in words: its own module)
 from gateway.admin.liveness import ago  # noqa: F401  (the status page's "N s ago")
-from gateway.admin.scope import Visibility, require_record_visible, require_sees
+from gateway.admin.scope import RecordSight, Visibility, require_record_visible, require_sees, visible_copies
 from gateway.admin.status import STATES, liveness_line, mailbox_lines, render_status, status_doc  # noqa: F401  (status: its own module)
 from gateway.crm.base import PARTY_KINDS, PartyRef
 from gateway.engine.model import Plan, jsonable
@@ -64,11 +64,17 @@ def _messages_for(ledger: Ledger, ident: str) -> list[MessageRow]:
     return rows
 
 
-def explain_doc(gw: Gateway, ident: str) -> list[dict[str, Any]]:
+def explain_doc(gw: Gateway, ident: str, scope: Visibility | None = None) -> list[dict[str, Any]]:
+    """What the gateway knows of a message; with `scope`, only its copies in the person's mailboxes."""
     docs = []
     for row in _messages_for(gw.ledger, ident):
         stored = plan_of(row)
         plan = stored or _NO_PLAN
+        hidden = [
+            c.ref.label()
+            for c in gw.ledger.locations_of(row.id)
+            if scope is not None and not scope.sees(c.ref.source, c.ref.account)
+        ]
         docs.append(
             {
                 "id": row.id,
@@ -97,10 +103,14 @@ def explain_doc(gw: Gateway, ident: str) -> list[dict[str, Any]]:
                         "state": loc.state,
                         "tags": list(loc.tags),
                     }
-                    for loc in gw.ledger.locations_of(row.id)
+                    for loc in visible_copies(scope, gw.ledger.locations_of(row.id))
                 ],
                 "trace": jsonable(plan.trace),
-                "history": [{"at": at.isoformat(), "event": ev, "detail": d} for at, ev, d in gw.ledger.events(row.id)],
+                "history": [
+                    {"at": at.isoformat(), "event": ev, "detail": d}
+                    for at, ev, d in gw.ledger.events(row.id)
+                    if not any(h in str(d) for h in hidden)  # what was done to another's copy
+                ],
             }
         )
     return docs
@@ -121,10 +131,11 @@ def queue_page(
     for the page and one for its copies, however long the queue is."""
     rows, total = search_messages(gw.ledger.reader, _in_state(state, scope), limit, max(0, offset), oldest_first=True)
     copies = gw.ledger.copies_of([r.id for r in rows])
+    sight = RecordSight(gw.crm, scope)  # a person's candidates: only records they may see
     items = []
     for row in rows:
         plan = plan_of(row) or _NO_PLAN
-        loc = copies[row.id]
+        loc = visible_copies(scope, copies[row.id])  # the first copy the person may see
         item = {
             "id": row.id,
             "message_id": row.message_id,
@@ -138,7 +149,7 @@ def queue_page(
             "account": loc[0].ref.account if loc else None,
         }
         if state == "review":
-            item["candidates"] = jsonable(plan.review.candidates) if plan.review else []
+            item["candidates"] = sight.candidates(jsonable(plan.review.candidates)) if plan.review else []
             item["counterparts"] = list(plan.counterparts)
         items.append(item)
     return items, total

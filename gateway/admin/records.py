@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.admin.operations import Gateway, parse_target
-from gateway.admin.scope import Visibility, require_record_visible, require_sees
+from gateway.admin.scope import Visibility, require_found_by_message_id, require_record_visible, require_sees
 from gateway.crm.base import PARTY_KINDS, PartyKind, search_records
 from gateway.errors import NotFound, Permanent
 
@@ -46,8 +46,10 @@ def link(
     else:
         raise Permanent("give `message` (its id) or `message_id`")
     mine = [r for r in rows if scope is None or scope.sees_any(gw.ledger.locations_of(r.id))]
+    if not mine and message is None:
+        require_found_by_message_id(scope, False, str(message_id))
     if not mine:
-        require_sees(scope, [], f"message {message if message is not None else message_id}")
+        require_sees(scope, [], f"message {message}")
     row = mine[-1]
     email_id = gw.pipeline.link(row.id, ref)
     return {"message": row.id, "record": ref.label(), "email_id": email_id}

@@ -13,7 +13,8 @@ GET /outlook/manifest.xml, /outlook/pane.html, /static/...  the Outlook add-in, 
 
 "Signed in" means a session (web.users) or an API token; with neither configured and
 `web.listen` on a loopback address, nobody signs in and everyone is admin, as the page was
-before it had users (gateway/web/auth/access.py).
+before it had users (gateway/web/auth/access.py); then only this host's names are served and a
+write must come from its own pages or be JSON (gateway/web/auth/origin.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from gateway.web.api.common import off_loop, scope
 from gateway.web.api.messages import visible_status
 from gateway.web.auth import Access, AuthMiddleware, oidc
 from gateway.web.auth import signin as signin_pages
+from gateway.web.auth.origin import OpenModeHosts
 from gateway.web.metrics import registry_for
 from gateway.web.status_page import page
 
@@ -90,7 +92,8 @@ def make_app(gw: Any, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
             *outlook.routes(gw),
             Mount("/static", StaticFiles(packages=[("gateway.web", "static")]), name="static"),
             Mount("", app=signed_in),
-        ]
+        ],
+        middleware=[Middleware(OpenModeHosts, access=access)],
     )
 
 

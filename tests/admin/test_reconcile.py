@@ -110,7 +110,7 @@ def test_reconcile_maildir_fix_and_metrics(home: Any) -> None:
     from gateway.web.app import make_app
 
     with home.gateway() as gw:
-        metrics = TestClient(make_app(gw)).get("/metrics").text
+        metrics = TestClient(make_app(gw), base_url="http://127.0.0.1:8025").get("/metrics").text
     assert 'crm_gateway_reconcile_findings{kind="duplicate_in_crm"} 1.0' in metrics
     assert 'crm_gateway_reconcile_findings{kind="unknown"} 0.0' in metrics
     assert "crm_gateway_reconcile_age_seconds " in metrics

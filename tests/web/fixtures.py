@@ -83,10 +83,11 @@ def make_record(home: Home, kind: str, first: str, last: str, email: str, owner:
 
 
 @contextmanager
-def web(home: Home) -> Iterator[TestClient]:
+def web(home: Home, base_url: str = "http://testserver") -> Iterator[TestClient]:
+    """`base_url` names the host asked (with nobody signing in, only this host's names are served)."""
     from gateway.web.app import make_app
 
-    with home.gateway() as gw, TestClient(make_app(gw)) as client:
+    with home.gateway() as gw, TestClient(make_app(gw), base_url=base_url) as client:
         yield client
 
 

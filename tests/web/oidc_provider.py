@@ -31,7 +31,7 @@ CLIENT_ID, CLIENT_SECRET = "crm-gateway", "provider-secret"
 class Provider:
     issuer: str
     email: str = "me@example.com"
-    email_verified: bool = True
+    email_verified: bool | None = True  # None: the claim is left out
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "k1"}, private=True))
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -72,8 +72,9 @@ class Provider:
                 "exp": now + 300,
                 "nonce": asked["nonce"],
                 "email": self.email,
-                "email_verified": self.email_verified,
             }
+            if self.email_verified is not None:
+                claims["email_verified"] = self.email_verified
             id_token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, self.key)
             return JSONResponse({"access_token": "at", "token_type": "Bearer", "expires_in": 300, "id_token": id_token})
 

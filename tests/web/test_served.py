@@ -40,7 +40,7 @@ def test_a_running_gateway_serves_the_api_behind_sign_in(tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=30) as client:
-            assert wait_for(lambda: client.get("/healthz").text == "ok"), "the web face did not come up"
+            assert wait_for(lambda: client.get("/healthz").text == "ok", timeout=120), "the web face did not come up"
             assert client.get("/api/v1/review").status_code == 401
             res = client.post("/signin", data={"name": "me", "password": PASSWORD, "next": "/"})
             assert res.status_code == 303

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import secrets
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ TRIES_WINDOW = 15 * 60.0
 class Access:
     def __init__(self, config: Config) -> None:
         self._failures: dict[str, deque[float]] = {}
+        self._failures_lock = threading.Lock()  # sign-ins run in worker threads, several at once
         self.config = config
         self.web = config.web or WebConfig()
         self.tokens = TokenStore(config.resolve(self.web.tokens_file))
@@ -61,21 +63,24 @@ class Access:
 
     def wait_before_trying(self, name: str) -> float:
         """Seconds until `name` may try a password again (0: now)."""
-        now = time.monotonic()
-        tries = self._failures.get(name)
-        while tries and now - tries[0] > TRIES_WINDOW:
-            tries.popleft()
-        return 0.0 if not tries or len(tries) < TRIES else TRIES_WINDOW - (now - tries[0])
+        with self._failures_lock:
+            now = time.monotonic()
+            tries = self._failures.get(name)
+            while tries and now - tries[0] > TRIES_WINDOW:
+                tries.popleft()
+            return 0.0 if not tries or len(tries) < TRIES else TRIES_WINDOW - (now - tries[0])
 
     def sign_in(self, name: str, password: str) -> WebUser | None:
+        """Check the password (argon2: slow on purpose, so call it off the event loop)."""
         found = self._check_password(name, password)
-        if found is None:
-            if len(self._failures) > 10_000:  # names made up by the thousand: forget the stale ones
-                now = time.monotonic()
-                self._failures = {n: t for n, t in self._failures.items() if t and now - t[-1] <= TRIES_WINDOW}
-            self._failures.setdefault(name, deque(maxlen=TRIES)).append(time.monotonic())
-        else:
-            self._failures.pop(name, None)
+        with self._failures_lock:
+            if found is None:
+                if len(self._failures) > 10_000:  # names made up by the thousand: forget the stale ones
+                    now = time.monotonic()
+                    self._failures = {n: t for n, t in self._failures.items() if t and now - t[-1] <= TRIES_WINDOW}
+                self._failures.setdefault(name, deque(maxlen=TRIES)).append(time.monotonic())
+            else:
+                self._failures.pop(name, None)
         return found
 
     def _check_password(self, name: str, password: str) -> WebUser | None:
@@ -85,10 +90,12 @@ class Access:
             return None
         return user if password_matches(user.password_hash, password) else None
 
-    def by_claim(self, value: str) -> WebUser | None:
-        """The user an OpenID Connect provider's claim names: by address, else by name."""
+    def by_claim(self, value: str, claim: str) -> WebUser | None:
+        """The user an OpenID Connect provider's claim names: by address, else by name, but
+        never by name for the `email` claim (an address `root` must not be the user root)."""
         key = value.strip().lower()
-        return next((u for u in self.web.users if key in {a.lower() for a in u.addresses}), None) or self.user(value.strip())
+        found = next((u for u in self.web.users if key in {a.lower() for a in u.addresses}), None)
+        return found or (self.user(value.strip()) if claim != "email" else None)
 
     def principal_of(self, user: WebUser) -> Principal:
         return principal_for(self.config, user.name, user.role, user.addresses)

@@ -2,8 +2,9 @@
 
 Every POST/PUT/PATCH/DELETE that comes with a session cookie carries the token as the form
 field `csrf_token` or the header `X-CSRF-Token`; an API token (Bearer) needs none, a browser
-never sends one by itself. With nobody signed in (loopback, no users), the API takes only
-JSON bodies, which a page of another site cannot send without the browser asking first.
+never sends one by itself. With nobody signed in (loopback, no users) there is no token: a
+write must come from this server's own pages or be JSON from no other site
+(gateway/web/auth/origin.py), and the API takes only JSON bodies.
 """
 
 from __future__ import annotations

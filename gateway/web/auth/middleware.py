@@ -1,6 +1,7 @@
 """Sets `request.state.principal` (and `.session`) for every request, and keeps out who may not
 come in: pages and API need a principal, except the open paths (`/metrics`, `/healthz`, the
-sign-in form); a browser's write needs its CSRF token (gateway/web/auth/csrf.py)."""
+sign-in form); a browser's write needs its CSRF token (gateway/web/auth/csrf.py); with nobody
+signed in, a write must come from this server's own pages or be JSON (gateway/web/auth/origin.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.types import ASGIApp
 
 from gateway.errors import GatewayError
-from gateway.web.auth.access import Access
+from gateway.web.auth.access import ANONYMOUS, Access
 from gateway.web.auth.csrf import UNSAFE, matches, token_given
+from gateway.web.auth.origin import anonymous_may_write
 
 OPEN_PATHS = frozenset({"/metrics", "/healthz", "/signin", "/signin/oidc", "/signin/oidc/callback"})
 
@@ -54,6 +56,15 @@ class AuthMiddleware(BaseHTTPMiddleware):
             if request.method == "GET" and not _wants_json(request):
                 return RedirectResponse("/signin?next=" + quote(path), status_code=303)
             return refuse(request, 401, "sign in first (POST /signin) or send an API token (Authorization: Bearer …)")
+        p = caller.principal
+        anonymous = p is not None and p.name == ANONYMOUS and not p.via_token and caller.session is None
+        if request.method in UNSAFE and anonymous and not anonymous_may_write(request, self.access.web):
+            return refuse(
+                request,
+                403,
+                "nobody signs in here, so a write must come from this server's own pages, or be JSON "
+                "(Content-Type: application/json) sent from no other site",
+            )
         guarded = request.method in UNSAFE and caller.session is not None and path != "/signin"
         if guarded and caller.session is not None and not matches(caller.session.csrf, await token_given(request)):
             return refuse(request, 403, "the form is stale or came from another site: reload the page and try again")

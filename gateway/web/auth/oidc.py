@@ -121,9 +121,10 @@ def routes(access: Access) -> list[Route]:
         value = claims.get(oidc.claim)
         if not isinstance(value, str) or not value:
             return failed(flow["next"], f"The sign-in provider did not say the {oidc.claim} of this person.")
-        if oidc.claim == "email" and claims.get("email_verified") is False:
-            return failed(flow["next"], "The sign-in provider has not verified this e-mail address.")
-        user = access.by_claim(value)
+        # An address the provider has not vouched for (false, or not said) could be anyone's.
+        if oidc.claim == "email" and claims.get("email_verified") is not True:
+            return failed(flow["next"], "The sign-in provider has not verified this e-mail address (email_verified is not true).")
+        user = access.by_claim(value, oidc.claim)
         if user is None:
             return failed(flow["next"], f"{value} may not use this gateway: an admin adds them to web.users.")
         response = RedirectResponse(flow["next"], status_code=303)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -48,7 +49,7 @@ def routes(access: Access) -> list[Route]:
         if wait > 0:
             why = f"Too many wrong passwords for {name}: try again in {int(wait // 60) + 1} minutes."
             return HTMLResponse(form_page(next_, why, name, sso), status_code=429)
-        user = access.sign_in(name, password)
+        user = await run_in_threadpool(access.sign_in, name, password)  # argon2 takes a while: not on the loop
         if user is None:
             return HTMLResponse(form_page(next_, "Wrong name or password.", name, sso), status_code=401)
         response = RedirectResponse(safe_next(next_ or "/"), status_code=303)

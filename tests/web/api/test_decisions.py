@@ -49,7 +49,7 @@ def test_admin_sees_candidates_with_names_and_resolves_a_review_item(tmp_path):
     assert _links(home, "contact", ann) == []
 
 
-def test_a_user_sees_only_their_mailbox_and_gets_403_on_another(tmp_path):
+def test_a_user_sees_only_their_mailbox_and_gets_403_on_another_404_on_others_records_and_message_ids(tmp_path):
     home = web_home(tmp_path)
     review_in_each(home)
     shared = make_record(home, "contact", "Sam", "Shared", "sam@shared.example")  # no owner: everyone's
@@ -61,13 +61,21 @@ def test_a_user_sees_only_their_mailbox_and_gets_403_on_another(tmp_path):
         assert client.get("/api/v1/messages/1").status_code == 200
         theirs = client.get("/api/v1/messages/2")
         assert theirs.status_code == 403 and "mailbox you do not own" in theirs.json()["error"]
-        assert client.get("/api/v1/messages/lookup", params={"message_id": "<r2@nowhere.example>"}).status_code == 403
+        # another's Message-ID or record id is as unknown as one that never was: 404, the same words
+        unknown = client.get("/api/v1/messages/lookup", params={"message_id": "<r2@nowhere.example>"})
+        assert unknown.status_code == 404 and unknown.json() == {"error": "no message with Message-ID <r2@nowhere.example>"}
         assert [s["name"] for s in client.get("/api/v1/status").json()["sources"]] == ["local"]
         assert [r["id"] for r in client.get("/review.json").json()["review"]] == [1]
         h = {"X-CSRF-Token": token}
         assert client.post("/api/v1/review/2/resolve", json={"record": f"contact:{shared}"}, headers=h).status_code == 403
         refused = client.post("/api/v1/review/1/resolve", json={"record": f"contact:{bobs}"}, headers=h)
-        assert refused.status_code == 403 and "not a record you may see" in refused.json()["error"]
+        assert refused.status_code == 404 and refused.json() == {"error": f"no contact with id {bobs} in the CRM"}
+        gone = client.post("/api/v1/review/1/resolve", json={"record": "contact:9999"}, headers=h)
+        assert gone.status_code == 404 and gone.json() == {"error": "no contact with id 9999 in the CRM"}
+        link = client.post("/api/v1/link", json={"record": f"contact:{bobs}", "message": 1}, headers=h)
+        assert link.status_code == 404 and link.json() == {"error": f"no contact with id {bobs} in the CRM"}
+        link = client.post("/api/v1/link", json={"record": f"contact:{shared}", "message_id": "<r2@nowhere.example>"}, headers=h)
+        assert link.status_code == 404 and link.json() == {"error": "no message with Message-ID <r2@nowhere.example>"}
         names = [r["name"] for r in client.get("/api/v1/crm/search", params={"q": "private"}).json()["records"]]
         assert names == []
         ok = client.post("/api/v1/review/1/resolve", json={"record": f"contact:{shared}"}, headers=h)

@@ -3,12 +3,14 @@ Message-ID, errors as words; and the OpenAPI document lists every route there is
 
 from __future__ import annotations
 
+import json
+
 from starlette.routing import Mount
 
 from gateway.web.api import documented_path, route_table
 from gateway.web.api.openapi import DOCUMENT
 from tests.mail import make_mail
-from tests.web.fixtures import drop_other, sign_in, web, web_home
+from tests.web.fixtures import drop_other, make_record, review_in_each, sign_in, web, web_home
 
 
 def _home_with_mail(tmp_path):
@@ -106,3 +108,86 @@ def _mounts(app) -> list[str]:
             out.append(r.path)
             out += _mounts(r.app)
     return out
+
+
+def test_a_user_sees_only_the_crm_records_they_may_see_on_their_message(tmp_path):
+    from gateway.admin import operations as admin
+
+    home = web_home(tmp_path)
+    review_in_each(home)
+    bobs = make_record(home, "contact", "Bob", "Zuhidden", "private@nowhere.example", owner="bob@example.com")
+    mine = make_record(home, "contact", "Me", "Own", "own@nowhere.example", owner="me@example.com")
+    with home.gateway() as gw:  # an admin files me's message on both (the command line sees everything)
+        admin.resolve_review(gw, "1", to=[f"contact:{bobs}", f"contact:{mine}"], force=True)
+    assert home.states() == {"done": 1, "review": 1}
+    with web(home) as client:
+        sign_in(client, "root")
+        everything = client.get("/api/v1/messages/1").json()
+        assert sorted(r["record"] for r in everything["crm_records"]) == sorted([f"contact:{bobs}", f"contact:{mine}"])
+    with web(home) as client:
+        sign_in(client, "me")
+        for doc in (
+            client.get("/api/v1/messages/1").json(),
+            client.get("/api/v1/messages/lookup", params={"message_id": "<r1@nowhere.example>"}).json(),
+        ):
+            assert [r["record"] for r in doc["crm_records"]] == [f"contact:{mine}"], doc
+            assert f"contact:{bobs}" not in json.dumps(doc)  # nor in the history's words
+            shown = json.dumps(doc["journal"])
+            assert f'"id": "{mine}"' in shown or f'"id": {mine}' in shown
+            assert f'"id": "{bobs}"' not in shown and f'"id": {bobs}' not in shown, shown
+        page = client.get("/console/messages/1")
+        assert page.status_code == 200 and "Zuhidden" not in page.text and f"contact:{bobs}" not in page.text
+        assert f"contact:{mine}" in page.text
+
+
+def test_a_message_in_two_mailboxes_shows_each_person_only_their_copy(tmp_path):
+    home = web_home(tmp_path)
+    raw = make_mail(
+        sender="Who <who@nowhere.example>",
+        to="me@example.com, bob@example.com",
+        subject="to both",
+        message_id="<both@nowhere.example>",
+    )
+    drop_other(home, "CRM sync", raw)  # bob's copy first: the message's first copy is his
+    home.run_once()
+    home.drop("CRM sync", raw)
+    home.run_once()
+    with web(home) as client:
+        sign_in(client, "root")
+        assert client.get("/api/v1/messages").json()["total"] == 1  # one message, a copy in each mailbox
+        doc = client.get("/api/v1/messages/1").json()
+        assert sorted(loc["account"] for loc in doc["locations"]) == ["bob@example.com", "me@example.com"]
+        assert doc["item"]["account"] == "bob@example.com"
+    with web(home) as client:
+        sign_in(client, "me")
+        doc = client.get("/api/v1/messages/1").json()
+        assert [loc["account"] for loc in doc["locations"]] == ["me@example.com"]
+        assert doc["item"]["account"] == "me@example.com"
+        assert "bob@example.com" not in json.dumps(doc["history"])
+        (listed,) = client.get("/api/v1/messages").json()["messages"]
+        assert listed["account"] == "me@example.com" and listed["source"] == "local"
+        (queued,) = client.get("/review.json").json()["review"]
+        assert queued["account"] == "me@example.com" and queued["source"] == "local"
+        page = client.get("/console/messages/1")
+        assert page.status_code == 200 and "other:bob@example.com" not in page.text
+
+
+def test_a_users_review_candidates_are_only_records_they_may_see(tmp_path):
+    home = web_home(tmp_path)
+    bobs = make_record(home, "contact", "Bob", "Zuhidden", "pal@nowhere.example", owner="bob@example.com")
+    shared = make_record(home, "contact", "Sam", "Shared", "pal@nowhere.example")
+    home.drop("CRM sync", make_mail(sender="Pal <pal@nowhere.example>", subject="hi", message_id="<p1@nowhere.example>"))
+    home.run_once()
+    assert home.states() == {"review": 1}  # two contacts with that address: a person picks
+    with web(home) as client:
+        sign_in(client, "root")
+        (item,) = client.get("/api/v1/review").json()["review"]
+        assert sorted(c["record"] for c in item["candidates"]) == sorted([f"contact:{bobs}", f"contact:{shared}"])
+    with web(home) as client:
+        sign_in(client, "me")
+        (item,) = client.get("/api/v1/review").json()["review"]
+        assert [c["record"] for c in item["candidates"]] == [f"contact:{shared}"]
+        doc = client.get("/api/v1/messages/1").json()
+        assert "Zuhidden" not in json.dumps(doc)
+        assert "Zuhidden" not in client.get("/console/review").text
+        assert "Zuhidden" not in client.get("/console/messages/1").text

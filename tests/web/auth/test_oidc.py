@@ -71,3 +71,26 @@ def test_strangers_unverified_addresses_and_forged_answers_are_refused(tmp_path)
         with web(home) as client:  # no flow started in this browser
             res = client.get("/signin/oidc/callback?code=abc&state=def", follow_redirects=False)
             assert res.status_code == 401 and "start it again" in res.text
+
+
+def test_an_address_the_provider_does_not_vouch_for_or_a_user_name_as_address_is_refused(tmp_path):
+    with provider() as p:
+        home = _home(tmp_path, p)
+        p.email_verified = None  # the provider does not say whether it checked the address
+        with web(home) as client:
+            res = _through_provider(client)
+            assert res.status_code == 401 and "not verified" in res.text
+            assert client.get("/api/v1/me").status_code == 401
+        p.email_verified = True
+        p.email = "root"  # a verified "address" that is the admin's user name: not the admin
+        with web(home) as client:
+            res = _through_provider(client)
+            assert res.status_code == 401 and "root may not use this gateway" in res.text
+            assert client.get("/api/v1/me").status_code == 401
+        cfg = yaml.safe_load(home.config_path.read_text())
+        cfg["web"]["oidc"]["claim"] = "sub"  # a claim that names users: matched by name
+        cfg["web"]["users"].append({"name": "person-1", "role": "user", "addresses": []})
+        home.config_path.write_text(yaml.safe_dump(cfg))
+        with web(home) as client:
+            assert _through_provider(client).status_code == 303
+            assert client.get("/api/v1/me").json()["name"] == "person-1"

@@ -116,7 +116,7 @@ def test_metrics_and_healthz_stay_open(tmp_path):
 def test_without_users_on_loopback_everyone_is_admin_as_before(tmp_path):
     home = web_home(tmp_path, users=False)
     review_in_each(home)
-    with web(home) as client:
+    with web(home, "http://127.0.0.1:8025") as client:
         assert [r["id"] for r in client.get("/review.json").json()["review"]] == [1, 2]
         assert client.get("/api/v1/me").json()["role"] == "admin"
         # a page of another site can post a form, not JSON: nobody signed in, only JSON is taken
@@ -143,3 +143,34 @@ def test_ten_wrong_passwords_hold_that_name_back(tmp_path):
         assert client.get("/api/v1/me").status_code == 401
         other = client.post("/signin", data={"name": "bob", "password": PASSWORD, "next": "/"}, follow_redirects=False)
         assert other.status_code == 303  # another name is not held back
+
+
+def test_a_password_being_checked_does_not_hold_up_other_requests(tmp_path, monkeypatch):
+    import threading
+
+    from gateway.web.auth import access as access_module
+
+    checking, answered = threading.Event(), threading.Event()
+    held_up: list[bool] = []
+    real = access_module.password_matches
+
+    def slow_check(hashed: str, password: str) -> bool:
+        checking.set()
+        held_up.append(not answered.wait(60))  # the other request is answered meanwhile, or never
+        return real(hashed, password)
+
+    monkeypatch.setattr(access_module, "password_matches", slow_check)
+    home = web_home(tmp_path)
+    with web(home) as client:
+        results: list[int] = []
+        signing = threading.Thread(
+            target=lambda: results.append(
+                client.post("/signin", data={"name": "me", "password": PASSWORD, "next": "/"}, follow_redirects=False).status_code
+            )
+        )
+        signing.start()
+        assert checking.wait(60)
+        assert client.get("/healthz").text == "ok"
+        answered.set()
+        signing.join(120)
+        assert results == [303] and held_up == [False]
