@@ -9,9 +9,9 @@ hang (a FIFO must not block): it is generous and its expiry fails the test by it
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -40,42 +40,55 @@ class Outcome:
     hung: bool
 
 
-def _limit_cpu() -> None:
-    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS + 1))
+# The CLI is started by a small launcher, not forked from pytest: Linux keeps a process's peak
+# RSS across exec, so a child forked from a pytest grown past 200 MB would be charged for it.
+# The launcher forks the CLI from its own few MB, caps its CPU, and reports its wait4 figures.
+_LAUNCHER = """
+import json, os, resource, sys
+cpu, report, *cmd = sys.argv[1:]
+pid = os.fork()
+if pid == 0:
+    resource.setrlimit(resource.RLIMIT_CPU, (int(cpu), int(cpu) + 1))
+    os.execv(sys.executable, [sys.executable, *cmd])
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as f:
+    json.dump({"code": os.waitstatus_to_exitcode(status), "cpu": usage.ru_utime + usage.ru_stime, "rss_kb": usage.ru_maxrss}, f)
+"""
 
 
 def run_bounded(args: list[str], cwd: Path) -> Outcome:
     """Run the CLI under the CPU cap; measure this child alone (wait4), kill it if it hangs."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "usage.json"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", *args],
+            [sys.executable, "-c", _LAUNCHER, str(CPU_SECONDS), str(report), "-m", "gateway", *args],
             cwd=cwd,
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_limit_cpu,
+            start_new_session=True,  # the launcher and the CLI: one group to kill if they hang
         )
         hung = threading.Event()
 
         def kill() -> None:
             hung.set()
-            os.kill(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)
 
         timer = threading.Timer(WALL_SAFETY_NET, kill)
         timer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            proc.wait()
         finally:
             timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        usage = json.loads(report.read_text()) if report.exists() else {"code": proc.returncode, "cpu": 0.0, "rss_kb": 0}
         out.seek(0)
         err.seek(0)
         return Outcome(
-            proc.returncode,
+            int(usage["code"]),
             err.read().decode("utf-8", "replace"),
             out.read().decode("utf-8", "replace"),
-            usage.ru_utime + usage.ru_stime,
-            usage.ru_maxrss / 1024,
+            float(usage["cpu"]),
+            int(usage["rss_kb"]) / 1024,
             hung.is_set(),
         )
 
