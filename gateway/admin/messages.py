@@ -17,17 +17,19 @@ from gateway.admin.operations import Gateway, explain_doc
 from gateway.admin.scope import RecordSight, Visibility, require_found_by_message_id, require_sees, visible_copies
 from gateway.crm.base import PARTY_KINDS, record_visible
 from gateway.errors import GatewayError, NotFound
-from gateway.ledger import MessageRow
+from gateway.ledger import LocationRow, MessageRow
 from gateway.ledger.search import MessageFilter, search_messages
 
 LIMIT_MAX = 500
 _LABEL = re.compile(r"\b(" + "|".join(PARTY_KINDS) + r"):([\w.-]+)")
 
 
-def message_item(gw: Gateway, row: MessageRow, scope: Visibility | None = None) -> dict[str, Any]:
+def message_item(
+    gw: Gateway, row: MessageRow, scope: Visibility | None = None, copies: list[LocationRow] | None = None
+) -> dict[str, Any]:
     """One line of a listing: where the message's first copy (of those the person sees) lies
-    and what became of it."""
-    copies = visible_copies(scope, gw.ledger.locations_of(row.id))
+    and what became of it. `copies`: the message's, when the caller read them for a page."""
+    copies = visible_copies(scope, gw.ledger.locations_of(row.id) if copies is None else copies)
     first = copies[0].ref if copies else None
     return {
         "id": row.id,
@@ -48,7 +50,13 @@ def list_messages(gw: Gateway, f: MessageFilter, limit: int, offset: int, scope:
         f = MessageFilter(**{**f.__dict__, "sources_any": scope.sources, "accounts_any": scope.accounts})
     limit = max(1, min(limit, LIMIT_MAX))
     rows, total = search_messages(gw.ledger.reader, f, limit, max(0, offset))
-    return {"messages": [message_item(gw, r, scope) for r in rows], "total": total, "limit": limit, "offset": max(0, offset)}
+    copies = gw.ledger.copies_of([r.id for r in rows])  # one query for the page, not one a row
+    return {
+        "messages": [message_item(gw, r, scope, copies[r.id]) for r in rows],
+        "total": total,
+        "limit": limit,
+        "offset": max(0, offset),
+    }
 
 
 def message_doc(gw: Gateway, message_pk: int, scope: Visibility | None) -> dict[str, Any]:

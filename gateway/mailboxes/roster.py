@@ -17,12 +17,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gateway.errors import GatewayError, Permanent
+from gateway.mailboxes.base import FolderRef
 from gateway.reading.boundedread import UnreadableFile, read_text_bounded
 
 ROSTER_FILE_MAX = 4 * 1024 * 1024  # ~100,000 addresses: far above any real company
@@ -136,3 +137,12 @@ class Roster:
             "roster_refreshed": self.refreshed.isoformat() if self.refreshed else None,
             "roster_error": self.error,
         }
+
+
+def watched_folders(source: str, roster: Roster, folders: Iterable[str], only: str | None = None) -> Iterator[FolderRef]:
+    """Each watched folder (only `only` when given) of each mailbox on the roster: what a
+    listing for `reconcile` walks, the same for every kind that reaches many mailboxes."""
+    for mailbox in roster.mailboxes():
+        for name in folders:
+            if only is None or name == only:
+                yield FolderRef(source, mailbox, name)

@@ -17,10 +17,10 @@ from typing import Any, Protocol
 from exchangelib import errors as xerr
 
 from gateway.errors import Retryable
-from gateway.mailboxes.base import FolderListing, FolderRef, Held, SourceRef
+from gateway.mailboxes.base import FolderListing, Held, SourceRef
 from gateway.mailboxes.ews.config import EwsConfig
 from gateway.mailboxes.ews.session import EwsError, EwsSession
-from gateway.mailboxes.roster import Roster
+from gateway.mailboxes.roster import Roster, watched_folders
 
 
 class EwsSource(Protocol):
@@ -44,19 +44,16 @@ def listings(
     progress: Callable[[str, int, int], None] | None,
 ) -> Iterator[FolderListing]:
     """Each watched folder (or only `folder`) of each mailbox on the roster."""
-    for mailbox in src.roster.mailboxes():
-        for name in src.config.folders:
-            if folder is not None and name != folder:
-                continue
-            where = FolderRef(src.name, mailbox, name)
-            label = f"{src.name}:{mailbox}/{name}"
-            try:
-                found = src.folder(mailbox, name, create=False)
-                items = src.session.call(partial(_items, src, found, label, since, progress), f"listing {name} in {mailbox}")
-            except EwsError as exc:  # missing folder, no rights on that mailbox: said, the others go on
-                yield FolderListing(where, (), note=str(exc))
-                continue
-            yield FolderListing(where, tuple(Held(SourceRef(src.name, mailbox, name, i), m, c) for i, m, c in items))
+    for where in watched_folders(src.name, src.roster, src.config.folders, folder):
+        mailbox, name = where.account, where.folder
+        label = f"{src.name}:{mailbox}/{name}"
+        try:
+            found = src.folder(mailbox, name, create=False)
+            items = src.session.call(partial(_items, src, found, label, since, progress), f"listing {name} in {mailbox}")
+        except EwsError as exc:  # missing folder, no rights on that mailbox: said, the others go on
+            yield FolderListing(where, (), note=str(exc))
+            continue
+        yield FolderListing(where, tuple(Held(SourceRef(src.name, mailbox, name, i), m, c) for i, m, c in items))
 
 
 def _items(

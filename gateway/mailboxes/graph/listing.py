@@ -19,9 +19,9 @@ from typing import Any, Protocol
 import httpx
 
 from gateway.errors import Permanent, Retryable
-from gateway.mailboxes.base import FolderListing, FolderRef, Held, SourceRef
+from gateway.mailboxes.base import FolderListing, Held, SourceRef
 from gateway.mailboxes.graph.config import GraphConfig
-from gateway.mailboxes.roster import Roster
+from gateway.mailboxes.roster import Roster, watched_folders
 
 
 class Client(Protocol):
@@ -53,18 +53,15 @@ def listings(
     progress: Callable[[str, int, int], None] | None,
 ) -> Iterator[FolderListing]:
     """Each watched folder (or only `folder`) of each mailbox on the roster."""
-    for mailbox in src.roster.mailboxes():
-        for name in src.config.folders:
-            if folder is not None and name != folder:
-                continue
-            where = FolderRef(src.name, mailbox, name)
-            try:
-                fid = src.folder_id(mailbox, name, create=False)
-            except Permanent as exc:  # GraphError: a missing folder or mailbox, said; the others go on
-                yield FolderListing(where, (), note=str(exc))
-                continue
-            items = _items(src, mailbox, name, fid, since, progress)
-            yield FolderListing(where, tuple(items))
+    for where in watched_folders(src.name, src.roster, src.config.folders, folder):
+        mailbox, name = where.account, where.folder
+        try:
+            fid = src.folder_id(mailbox, name, create=False)
+        except Permanent as exc:  # GraphError: a missing folder or mailbox, said; the others go on
+            yield FolderListing(where, (), note=str(exc))
+            continue
+        items = _items(src, mailbox, name, fid, since, progress)
+        yield FolderListing(where, tuple(items))
 
 
 def _items(
