@@ -28,6 +28,7 @@ from gateway.crm.config_models import (
     backend_tag,
 )
 from gateway.errors import ConfigError
+from gateway.mailboxes.carddav.config import PimsyncConfig
 from gateway.mailboxes.registry import SourceConfig
 from gateway.reading.config_base import Model, Size, parse_size, read_secret_files
 
@@ -203,6 +204,8 @@ class Config(Model):
     # each kind of mailbox brings its own model (gateway/mailboxes/registry.py); `type` picks it
     sources: list[Annotated[SourceConfig, Field(discriminator="type")]]
     web: WebConfig | None = None
+    # the contact sync with the users' address books (gateway/pimsync/, `crm-gateway pimsync`)
+    pimsync: PimsyncConfig = PimsyncConfig()
     base_dir: Path = Path(".")  # set by load_config: the config file's folder
     path: Path | None = None  # the config file itself
 
