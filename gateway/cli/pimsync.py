@@ -48,10 +48,13 @@ def pimsync(ctx: typer.Context, config: ConfigOpt = None, book: BookOpt = None, 
             out.print(
                 f"{r.book}: cards {r.cards_created} created, {r.cards_updated} updated, {r.cards_deleted} removed; "
                 f"records {r.records_created} created, {r.records_updated} updated, {r.records_deleted} deleted, "
-                f"{r.unlinked} unlinked; {r.conflicts} conflicts",
+                f"{r.unlinked} unlinked; {r.conflicts} conflicts" + (f"; {r.skipped} skipped" if r.skipped else ""),
                 markup=False,
                 highlight=False,
             )
+    for r in reports:
+        for note in r.notes:
+            err.print(f"warning: {r.book}: {note}", markup=False, highlight=False)
     for name, exc in failed.items():
         err.print(f"error: {name}: {logs.redact_urls(str(exc))}", markup=False, highlight=False)
     if failed:

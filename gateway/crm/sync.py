@@ -91,13 +91,19 @@ class Change:
 
 
 @runtime_checkable
-class ContactSync(Protocol):
-    """A CRM's side of the contact sync. Every write is safe to repeat after a crash."""
+class ChangeFeed(Protocol):
+    """What changed in the CRM since a version: every kind the CRM feeds (contacts so far;
+    events and tasks will come through the same feed, told apart by `Change.kind`)."""
 
     def changes_since(self, version: int, limit: int = 1000) -> tuple[list[Change], int]:
         """Records changed after `version` (at most `limit` feed entries read), and the version
         to ask from next time; the same version back when nothing changed."""
         ...
+
+
+@runtime_checkable
+class ContactStore(Protocol):
+    """Contacts read and written whole. Every write is safe to repeat after a crash."""
 
     def get_contact(self, contact_id: str) -> SyncContact | None: ...
 
@@ -114,6 +120,11 @@ class ContactSync(Protocol):
     def delete_contact(self, contact_id: str) -> None:
         """Delete the contact (no error when it is gone already)."""
         ...
+
+
+@runtime_checkable
+class ContactSync(ChangeFeed, ContactStore, Protocol):
+    """A CRM's side of the contact sync: its feed and its contacts."""
 
 
 def contact_sync(crm: object) -> ContactSync:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.crm.sync import Change, ContactSync, SyncContact
+from gateway.errors import Permanent
 from gateway.ledger.pim import Link, LinkState, PimLedger
 from gateway.mailboxes.carddav.client import CardDavClient
 from gateway.mailboxes.carddav.config import AddressBookConfig
@@ -34,6 +35,8 @@ class BookReport:
     records_deleted: int
     unlinked: int
     conflicts: int
+    skipped: int
+    notes: tuple[str, ...]
 
     @classmethod
     def of(cls, book: str, t: Tally) -> BookReport:
@@ -47,6 +50,8 @@ class BookReport:
             t.records_deleted,
             t.unlinked,
             t.conflicts,
+            t.skipped,
+            tuple(t.notes),
         )
 
 
@@ -106,15 +111,16 @@ def sync_book(
     handled: set[str] = set()
     for href, card in cards.items():
         link = links.get(href)
-        if link is None:
-            steps.create_record(card)
-        else:
-            rec = records.get(link.crm_id)
-            if rec is not None and rec.owner != book.crm_user:
-                tick()
-                continue  # moving away: the CRM pass below removes the card
-            steps.reconcile(link, card, feed.get(link.crm_id))
-            handled.add(link.crm_id)
+        try:
+            if link is None:
+                steps.create_record(card)
+            elif (rec := records.get(link.crm_id)) is None or rec.owner == book.crm_user:
+                steps.reconcile(link, card, feed.get(link.crm_id))
+                handled.add(link.crm_id)
+            # else: moving away; the CRM pass below removes the card
+        except Permanent as exc:  # this card only: the others still sync, and it is said why
+            steps.tally.skipped += 1
+            steps.tally.notes.append(f"{href}: skipped: {exc}")
         tick()
     for cid, change in feed.items():
         _record_changed(steps, book, by_record.get(cid), change, records.get(cid), handled)
@@ -134,13 +140,13 @@ def _record_changed(
 ) -> None:
     if change.deleted or rec is None:
         if link is not None and link.state is LinkState.LINKED:
-            steps.remove_card(link, "deleted in the CRM")
+            steps.remove_card(link)  # deleted in the CRM
         elif link is not None:
             steps.pim.drop_link(book.name, link.href)
         return
     if rec.owner != book.crm_user:
         if link is not None and link.state is LinkState.LINKED:
-            steps.remove_card(link, f"assigned to {rec.owner or 'nobody'}")
+            steps.remove_card(link)  # assigned to someone else
         elif link is not None:
             steps.pim.drop_link(book.name, link.href)
         return

@@ -47,7 +47,8 @@ class Tally:
     records_deleted: int = 0
     unlinked: int = 0
     conflicts: int = 0
-    notes: list[str] = field(default_factory=list)
+    skipped: int = 0  # cards or records a side refused (a card that is no vCard): the round goes on
+    notes: list[str] = field(default_factory=list)  # why each skipped one was skipped
 
 
 class BookSteps:
@@ -98,7 +99,7 @@ class BookSteps:
         self.pim.done(self.book.name, "put_card", rec.id)
         self.tally.cards_created += 1
 
-    def remove_card(self, link: Link, why: str) -> None:
+    def remove_card(self, link: Link) -> None:
         """The record left this address book (deleted, or assigned to someone else). Journalled:
         a crash after the DELETE must not read as "the user deleted the card" next round."""
         self.pim.intend(self.book.name, "delete_card", link.href)
@@ -108,7 +109,6 @@ class BookSteps:
         self.pim.drop_link(self.book.name, link.href)
         self.pim.done(self.book.name, "delete_card", link.href)
         self.tally.cards_deleted += 1
-        self.tally.notes.append(f"{link.href}: removed ({why})")
 
     # -- card → CRM --------------------------------------------------------------------
 
