@@ -27,20 +27,56 @@ app.add_typer(pimsync_app, name="pimsync")
 BookOpt = Annotated[list[str] | None, typer.Option("--book", metavar="NAME", help="only this address book (repeatable)")]
 
 
+WatchOpt = Annotated[bool, typer.Option("--watch", help="rounds until SIGINT/SIGTERM: a CRM change within seconds")]
+EveryOpt = Annotated[
+    float, typer.Option("--every", metavar="SECONDS", min=1, help="with --watch: read the address books this often [300]")
+]
+
+
 @pimsync_app.callback(invoke_without_command=True)
 @guarded
-def pimsync(ctx: typer.Context, config: ConfigOpt = None, book: BookOpt = None, as_json: JsonOpt = False) -> None:
+def pimsync(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    book: BookOpt = None,
+    as_json: JsonOpt = False,
+    watch: WatchOpt = False,
+    every: EveryOpt = 300.0,
+) -> None:
     """One sync round for every configured address book (or those named with --book)."""
     if ctx.invoked_subcommand is not None:
         return
-    from gateway.pimsync.rounds import sync_all
+    from gateway.pimsync.rounds import PimSync
 
     cfg = config_at(config)
     if not cfg.pimsync.addressbooks:
         err.print("pimsync: no address books configured (pimsync.addressbooks in config.yaml)", markup=False)
         raise typer.Exit(1)
-    with _progress() as advance:
-        reports, failed = sync_all(cfg, book, progress=advance)
+    with PimSync(cfg, book) as sync:
+        if watch:
+            _watch(sync, every, as_json)
+            return
+        with _progress() as advance:
+            reports, failed = sync.round(progress=advance)
+    _report(reports, failed, as_json)
+    if failed:
+        raise typer.Exit(1 if all(isinstance(e, Permanent) for e in failed.values()) else 2)
+
+
+def _watch(sync: Any, every: float, as_json: bool) -> None:
+    """Rounds until a signal; each round's lines as a round prints them (failures included)."""
+    import signal
+    import threading
+
+    from gateway.pimsync.watch import watch
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    watch(sync, stop, lambda results: _report(*results, as_json), every=every)
+
+
+def _report(reports: list[Any], failed: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json({"books": [r.__dict__ for r in reports], "failed": {n: str(e) for n, e in failed.items()}})
     else:
@@ -57,8 +93,6 @@ def pimsync(ctx: typer.Context, config: ConfigOpt = None, book: BookOpt = None, 
             err.print(f"warning: {r.book}: {note}", markup=False, highlight=False)
     for name, exc in failed.items():
         err.print(f"error: {name}: {logs.redact_urls(str(exc))}", markup=False, highlight=False)
-    if failed:
-        raise typer.Exit(1 if all(isinstance(e, Permanent) for e in failed.values()) else 2)
 
 
 @pimsync_app.command("conflicts", cls=PlainCommand)
