@@ -12,10 +12,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from gateway.crm import sql_notes
 from gateway.crm.sql_dump import TABLES
 from gateway.crm.sql_engine import translate_errors
 from gateway.crm.sql_models import CrmChange, utcnow
-from gateway.crm.sql_rows import clean, pe
+from gateway.crm.sql_rows import clean, ln, pe
 from gateway.crm.sync import Change, ContactFields, SyncContact
 from gateway.errors import Permanent
 from gateway.message import addresses
@@ -120,10 +121,14 @@ class SqlContactSync:
 
     @translate_errors
     def delete_contact(self, contact_id: str) -> None:
+        """The record, its addresses, its notes and its mail links (the mails stay stored: other
+        records may hold them; `forget` is the way to erase a person's mail)."""
         pid = _id(contact_id)
         with self._writer.connect() as conn, conn.begin():
             conn.execute(sa.delete(ct).where(ct.c.id == pid))
             conn.execute(sa.delete(pe).where(pe.c.kind == "contact", pe.c.party_id == pid))
+            conn.execute(sa.delete(ln).where(ln.c.kind == "contact", ln.c.party_id == pid))
+            sql_notes.delete(conn, "contact", pid)
 
     def _write(self, conn: sa.Connection, pid: int, data: ContactFields) -> None:
         values: dict[str, Any] = {

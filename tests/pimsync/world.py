@@ -18,7 +18,16 @@ PROPFIND = '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/>
 
 
 class World:
-    def __init__(self, root: Path, radicale: Radicale, alice: str, bob: str, on_card_deleted: str = "unlink") -> None:
+    def __init__(
+        self,
+        root: Path,
+        radicale: Radicale,
+        alice: str,
+        bob: str,
+        on_card_deleted: str = "unlink",
+        crm_url: str | None = None,
+        ledger_url: str | None = None,
+    ) -> None:
         self.radicale, self.alice, self.bob = radicale, alice, bob
         books = [
             {
@@ -30,10 +39,15 @@ class World:
             }
             for user in (alice, bob)
         ]
-        self.home = Home(root, {"pimsync": {"on_card_deleted": on_card_deleted, "addressbooks": books}})
+        extra: dict[str, Any] = {"pimsync": {"on_card_deleted": on_card_deleted, "addressbooks": books}}
+        if crm_url:
+            extra["crm"] = {"backend": "sql", "url": crm_url}
+        if ledger_url:
+            extra["ledger"] = {"url": ledger_url}
+        self.home = Home(root, extra)
         (root / "var").mkdir(exist_ok=True)
         self.crm_path = root / "var" / "crm.db"
-        self.crm = SqlConnector(f"sqlite:///{self.crm_path}")
+        self.crm = SqlConnector(crm_url or f"sqlite:///{self.crm_path}")
         self.contacts = self.crm.contact_sync()
 
     def close(self) -> None:
@@ -53,7 +67,15 @@ class World:
         return self.contacts.update_contact(cid, ContactFields.from_dict({**rec.fields.as_dict(), **changes}))
 
     def sql(self, statement: str, *params: Any) -> list[Any]:
-        """Plain SQL on the CRM's file, as another program would write it."""
+        """Plain SQL on the CRM's database (`?` for parameters), as another program would write it."""
+        if self.crm._engine.dialect.name == "postgresql":
+            import sqlalchemy as sa
+
+            parts = statement.split("?")
+            text = parts[0] + "".join(f":p{i}{part}" for i, part in enumerate(parts[1:]))
+            with self.crm._engine.connect() as conn, conn.begin():
+                result = conn.execute(sa.text(text), {f"p{i}": v for i, v in enumerate(params)})
+                return list(result) if result.returns_rows else []
         with sqlite3.connect(self.crm_path) as db:
             rows = db.execute(statement, params).fetchall()
         db.close()
