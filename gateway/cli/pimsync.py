@@ -29,7 +29,10 @@ BookOpt = Annotated[list[str] | None, typer.Option("--book", metavar="NAME", hel
 
 WatchOpt = Annotated[bool, typer.Option("--watch", help="rounds until SIGINT/SIGTERM: a CRM change within seconds")]
 EveryOpt = Annotated[
-    float, typer.Option("--every", metavar="SECONDS", min=1, help="with --watch: read the address books this often [300]")
+    float,
+    typer.Option(
+        "--every", metavar="SECONDS", min=1, show_default=False, help="with --watch: read the address books this often [300]"
+    ),
 ]
 
 
@@ -98,7 +101,9 @@ def _report(reports: list[Any], failed: dict[str, Any], as_json: bool) -> None:
 @pimsync_app.command("conflicts", cls=PlainCommand)
 @guarded
 def pimsync_conflicts(
-    config: ConfigOpt = None, book: Annotated[str | None, typer.Option("--book", metavar="NAME")] = None, as_json: JsonOpt = False
+    config: ConfigOpt = None,
+    book: Annotated[str | None, typer.Option("--book", metavar="NAME", help="only this address book's")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Fields changed on both sides since a sync: both values, and which (the newer) won."""
     from gateway.pimsync.rounds import conflicts
