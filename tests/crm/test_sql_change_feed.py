@@ -56,6 +56,24 @@ def test_every_writer_is_in_the_feed_and_a_delete_is_a_tombstone(crm: SqlConnect
     assert feed.changes_since(v2) == ([], v2)
 
 
+def test_a_renamed_account_or_manager_changes_the_contacts_that_show_its_name(crm: SqlConnector) -> None:
+    feed = crm.contact_sync()
+    boss = feed.create_contact(ContactFields(first_name="Big", last_name="Boss"), "u1", key="boss")
+    staff = feed.create_contact(ContactFields(first_name="Staff", organization="Old Name", manager="Big Boss"), "u2", key="staff")
+    _, v = feed.changes_since(0)
+    sql(crm, "UPDATE accounts SET name = 'New Name'")
+    changes, v = feed.changes_since(v)
+    assert [c.id for c in changes] == [staff.id]
+    sql(crm, "UPDATE accounts SET domain = 'x.example'")  # not a name a card shows
+    assert feed.changes_since(v) == ([], v)
+
+    feed.update_contact(boss.id, ContactFields(first_name="Bigger", last_name="Boss"))
+    changes, v = feed.changes_since(v)
+    assert sorted(c.id for c in changes) == sorted([boss.id, staff.id])
+    now = feed.get_contact(staff.id)
+    assert now is not None and (now.fields.organization, now.fields.manager) == ("New Name", "Bigger Boss")
+
+
 def test_contacts_are_written_whole_and_created_once_per_key(crm: SqlConnector) -> None:
     feed = crm.contact_sync()
     boss = feed.create_contact(ContactFields(first_name="Big", last_name="Boss"), "u1", key="k-boss")

@@ -5,7 +5,8 @@
   the insert finds its record on the replay instead of making a second one.
 - `crm_changes`: one row per insert, update or delete of a contact (or of a contact's
   address), written by database triggers, so a change made through the gateway, the CLI, an
-  import or plain SQL is seen alike. Its `version` is monotonic; a delete row is the
+  import or plain SQL is seen alike; so is a change of what a contact shows of another record
+  (its account renamed, its manager renamed: a card carries their names). Its `version` is monotonic; a delete row is the
   tombstone. On PostgreSQL the trigger takes a transaction-level advisory lock before it draws
   the version, so versions become visible in the order they were drawn: a reader that has seen
   version N never sees a later commit with a version below N (sequences alone do not promise
@@ -46,8 +47,24 @@ _SQLITE = [
     f"""CREATE TRIGGER crm_contact_emails_del AFTER DELETE ON party_emails WHEN OLD.kind = 'contact' BEGIN
         INSERT INTO crm_changes (kind, party_id, op, owner, changed_at)
         SELECT 'contact', c.id, 'upsert', c.owner, {_SQLITE_NOW} FROM contacts c WHERE c.id = OLD.party_id; END""",
+    # names a contact shows of other records: its account's, its manager's
+    f"""CREATE TRIGGER crm_accounts_renamed AFTER UPDATE OF name ON accounts WHEN NEW.name IS NOT OLD.name BEGIN
+        INSERT INTO crm_changes (kind, party_id, op, owner, changed_at)
+        SELECT 'contact', c.id, 'upsert', c.owner, {_SQLITE_NOW} FROM contacts c WHERE c.account_id = NEW.id; END""",
+    f"""CREATE TRIGGER crm_managers_renamed AFTER UPDATE OF first_name, last_name ON contacts
+        WHEN NEW.first_name IS NOT OLD.first_name OR NEW.last_name IS NOT OLD.last_name BEGIN
+        INSERT INTO crm_changes (kind, party_id, op, owner, changed_at)
+        SELECT 'contact', c.id, 'upsert', c.owner, {_SQLITE_NOW} FROM contacts c WHERE c.manager_id = NEW.id; END""",
 ]
-_SQLITE_DROP = ["crm_contacts_ins", "crm_contacts_upd", "crm_contacts_del", "crm_contact_emails_ins", "crm_contact_emails_del"]
+_SQLITE_DROP = [
+    "crm_contacts_ins",
+    "crm_contacts_upd",
+    "crm_contacts_del",
+    "crm_contact_emails_ins",
+    "crm_contact_emails_del",
+    "crm_accounts_renamed",
+    "crm_managers_renamed",
+]
 
 _PG = [
     f"""CREATE FUNCTION crm_contact_changed() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -60,6 +77,10 @@ _PG = [
       END IF;
       INSERT INTO crm_changes (kind, party_id, op, owner, changed_at)
       VALUES ('contact', NEW.id, 'upsert', NEW.owner, extract(epoch FROM clock_timestamp()));
+      IF TG_OP = 'UPDATE' AND (NEW.first_name IS DISTINCT FROM OLD.first_name OR NEW.last_name IS DISTINCT FROM OLD.last_name) THEN
+        INSERT INTO crm_changes (kind, party_id, op, owner, changed_at)
+        SELECT 'contact', c.id, 'upsert', c.owner, extract(epoch FROM clock_timestamp()) FROM contacts c WHERE c.manager_id = NEW.id;
+      END IF;
       RETURN NEW;
     END $$""",
     """CREATE TRIGGER crm_contacts_changed AFTER INSERT OR UPDATE OR DELETE ON contacts
@@ -77,8 +98,20 @@ _PG = [
     END $$""",
     """CREATE TRIGGER crm_contact_emails_changed AFTER INSERT OR UPDATE OR DELETE ON party_emails
        FOR EACH ROW EXECUTE FUNCTION crm_contact_email_changed()""",
+    f"""CREATE FUNCTION crm_account_renamed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.name IS DISTINCT FROM OLD.name THEN
+        PERFORM pg_advisory_xact_lock({FEED_LOCK});
+        INSERT INTO crm_changes (kind, party_id, op, owner, changed_at)
+        SELECT 'contact', c.id, 'upsert', c.owner, extract(epoch FROM clock_timestamp()) FROM contacts c WHERE c.account_id = NEW.id;
+      END IF;
+      RETURN NULL;
+    END $$""",
+    """CREATE TRIGGER crm_accounts_renamed AFTER UPDATE ON accounts FOR EACH ROW EXECUTE FUNCTION crm_account_renamed()""",
 ]
 _PG_DROP = [
+    "DROP TRIGGER IF EXISTS crm_accounts_renamed ON accounts",
+    "DROP FUNCTION IF EXISTS crm_account_renamed()",
     "DROP TRIGGER IF EXISTS crm_contact_emails_changed ON party_emails",
     "DROP TRIGGER IF EXISTS crm_contacts_changed ON contacts",
     "DROP FUNCTION IF EXISTS crm_contact_email_changed()",
