@@ -90,6 +90,9 @@ def sync_book(
     fresh = {h for h, etag in listing.changed.items() if h not in links or not etag or links[h].etag != etag}
     # records changed in the CRM whose card did not change: read them only if they differ
     # from the snapshot (the echo of the sync's own writes does not)
+    # the feed is every user's: a record read only when it was this user's at its change or
+    # is in this book (a reassignment away); the others are another book's business
+    feed = {cid: ch for cid, ch in feed.items() if ch.owner == book.crm_user or cid in by_record}
     records: dict[str, SyncContact | None] = {cid: crm.get_contact(cid) for cid, ch in feed.items() if not ch.deleted}
     for cid, rec in records.items():
         link = by_record.get(cid)
@@ -123,7 +126,11 @@ def sync_book(
             steps.tally.notes.append(f"{href}: skipped: {exc}")
         tick()
     for cid, change in feed.items():
-        _record_changed(steps, book, by_record.get(cid), change, records.get(cid), handled)
+        try:
+            _record_changed(steps, book, by_record.get(cid), change, records.get(cid), handled)
+        except Permanent as exc:  # the server refused this card: the others still sync
+            steps.tally.skipped += 1
+            steps.tally.notes.append(f"contact:{cid}: skipped: {exc}")
         tick()
     checkpoint("cursor:before")
     pim.save_cursor(book.name, new_version, listing.token)
