@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"(a) {a['cards']} bare PUTs:                     {a['seconds']:8.3f}s")
-    print(f"(b) first round, {report.cards_created} cards created:       {first:8.3f}s   ratio b/a {result['ratio']}")
+    print(f"(a) {a['cards']} bare PUTs:                  {a['seconds']:8.3f}s")
+    print(f"(b) first round, {report.cards_created} cards created: {first:8.3f}s   ratio b/a {result['ratio']}")
     c = result["changes_round"]
     print(
         f"(c) {args.changes} edits each side, one round:   {second:8.3f}s   {c['crm_to_card']} CRM→card, {c['card_to_crm']} card→CRM, {c['items_per_second']} items/s"
