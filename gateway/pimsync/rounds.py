@@ -81,7 +81,7 @@ class PimSync:
 
 
 def _chosen(cfg: Config, books: list[str] | None) -> list[AddressBookConfig]:
-    chosen = cfg.pimsync.addressbooks
+    chosen = cfg.addressbooks()
     if books:
         unknown = [n for n in books if cfg.pimsync.book(n) is None]
         if unknown:

@@ -65,3 +65,40 @@ def test_a_vcard_4_book_gets_vcard_4_cards(tmp_path: Path, radicale: Radicale, u
         assert "VERSION:4.0" in text and "EMAIL:v4@x.example" in text
     finally:
         w.close()
+
+
+def test_a_book_may_name_a_source_whose_crm_user_and_login_it_takes(tmp_path: Path) -> None:
+    imap = {
+        "name": "groupware",
+        "type": "imap",
+        "host": "mail.example.com",
+        "username": "carol",
+        "password": "imap-secret",
+        "crm_user": "carol@example.com",
+    }
+    books = [
+        {"name": "carol", "url": "https://dav.example.com/carol/contacts", "source": "groupware"},
+        {"name": "me", "url": "https://dav.example.com/me/contacts/", "source": "local", "username": "me", "password": "x"},
+    ]
+    home = Home(tmp_path, {"pimsync": {"addressbooks": books}})
+    cfg = yaml.safe_load(home.config_path.read_text())
+    cfg["sources"].append(imap)
+    home.config_path.write_text(yaml.safe_dump(cfg))
+    carol, me = home.config().addressbooks()
+    assert (carol.crm_user, carol.username, carol.password, carol.url) == (
+        "carol@example.com",
+        "carol",
+        "imap-secret",
+        "https://dav.example.com/carol/contacts/",
+    )
+    assert (me.crm_user, me.username, me.password) == ("me@example.com", "me", "x")
+
+    cfg["pimsync"]["addressbooks"] = [{"name": "x", "url": "https://dav.example.com/x/", "source": "nowhere"}]
+    home.config_path.write_text(yaml.safe_dump(cfg))
+    proc = home.cli("check")
+    assert proc.returncode == 1 and "'nowhere' is no configured source" in proc.stderr
+
+    cfg["pimsync"]["addressbooks"] = [{"name": "x", "url": "https://dav.example.com/x/"}]
+    home.config_path.write_text(yaml.safe_dump(cfg))
+    proc = home.cli("check")
+    assert proc.returncode == 1 and "give crm_user" in proc.stderr

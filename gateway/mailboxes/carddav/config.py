@@ -16,8 +16,11 @@ class AddressBookConfig(Model):
     url: str  # the address book collection, e.g. https://dav.example.com/alice/contacts/
     username: str = ""
     password: str = ""  # or password_file
-    # the CRM user whose contacts this address book holds (contacts assigned to them)
-    crm_user: str = Field(min_length=1, max_length=320)
+    # the CRM user whose contacts this address book holds (contacts assigned to them); or
+    # `source`: a configured mailbox whose `crm_user` (else its owner) it takes, with its
+    # login when this book gives none (a groupware server's one account for mail and contacts)
+    crm_user: str = Field("", max_length=320)
+    source: str | None = Field(None, min_length=1)
     vcard_version: Literal["3.0", "4.0"] = "3.0"  # what new cards are written as
     verify_tls: bool = True
     timeout: float = Field(60.0, gt=0, le=600)  # seconds per request
@@ -26,6 +29,12 @@ class AddressBookConfig(Model):
     @classmethod
     def _secrets(cls, data: Any) -> Any:
         return read_secret_files(data, ("password",))
+
+    @model_validator(mode="after")
+    def _whose(self) -> AddressBookConfig:
+        if not self.crm_user and not self.source:
+            raise ValueError("give crm_user (whose contacts this book holds) or source (a mailbox whose user it is)")
+        return self
 
     @field_validator("url")
     @classmethod
