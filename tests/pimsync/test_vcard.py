@@ -12,9 +12,9 @@ from gateway.pimsync.vcard import parse, render
 
 # what people type in a field: any printable text, with the vCard's own separators, but no
 # line breaks (the CRM's columns are one line) and no surrounding blanks (both sides trim)
-text = st.text(
-    st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters="\r\n"), max_size=40
-).map(str.strip)
+text = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters="\r\n"), max_size=40).map(
+    str.strip
+)
 emails = st.lists(st.from_regex(r"[a-z0-9._-]{1,10}@[a-z0-9-]{1,10}\.example", fullmatch=True), max_size=3, unique=True)
 
 
