@@ -109,7 +109,11 @@ def sync_book(
             progress(done, total)
 
     for href in gone:
-        steps.card_gone(links[href], delete_records)
+        now = steps.card_gone(links[href], delete_records)
+        if now is None:
+            by_record.pop(links[href].crm_id, None)
+        else:
+            by_record[now.crm_id] = now
         tick()
     handled: set[str] = set()
     for href, card in cards.items():

@@ -125,17 +125,21 @@ class BookSteps:
         if rec.fields != parsed.fields:  # the CRM keeps less (a manager it cannot link): say so on the card
             self.reconcile(link, card, None)
 
-    def card_gone(self, link: Link, delete_record: bool) -> None:
+    def card_gone(self, link: Link, delete_record: bool) -> Link | None:
+        """The card was deleted in the mailbox; the link as it is now (None: dropped)."""
         if link.state is LinkState.UNLINKED:
-            return
+            return link
         if delete_record:
             self.crm.delete_contact(link.crm_id)
             self.checkpoint("delete_record:done")
             self.pim.drop_link(self.book.name, link.href)
             self.tally.records_deleted += 1
-        else:  # kept in the CRM; the link stays, unlinked, so the record is not sent back
-            self.pim.save_link(replace(link, state=LinkState.UNLINKED, etag=""))
-            self.tally.unlinked += 1
+            return None
+        # kept in the CRM; the link stays, unlinked, so the record is not sent back
+        unlinked = replace(link, state=LinkState.UNLINKED, etag="")
+        self.pim.save_link(unlinked)
+        self.tally.unlinked += 1
+        return unlinked
 
     # -- both --------------------------------------------------------------------------
 

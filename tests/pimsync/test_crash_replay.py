@@ -84,3 +84,27 @@ def test_a_round_crashed_at_any_step_then_run_again_duplicates_nothing(
         assert merged is not None and (merged.fields.city, merged.fields.phone_work) == ("Bergen", "+47 1")
     finally:
         w.close()
+
+
+def test_with_on_card_deleted_delete_a_crash_after_the_record_went_leaves_it_gone_once(
+    tmp_path: Path, radicale: Radicale, users: tuple[str, str]
+) -> None:
+    w = World(tmp_path, radicale, *users, on_card_deleted="delete")
+    try:
+        w.add_contact(w.alice, "stays", first_name="Stays")
+        w.add_contact(w.alice, "goes", first_name="Goes")
+        assert w.home.cli("pimsync").returncode == 0
+        href = next(h for h, (_, c) in w.cards(w.alice).items() if c.fields.first_name == "Goes")
+        w.delete_card(w.alice, href)
+
+        checkpoint, _ = crash_at("delete_record:done")
+        with pytest.raises(Crash):
+            sync_all(w.home.config(), checkpoint=checkpoint)
+        proc = w.home.cli("pimsync")
+        assert proc.returncode == 0, proc.stderr
+        assert f"{w.alice}-contacts: cards 0 created, 0 updated, 0 removed" in proc.stdout  # nothing more to do
+        assert [c.fields.first_name for c in w.crm_contacts(w.alice)] == ["Stays"]
+        assert [c.fields.first_name for _, c in w.cards(w.alice).values()] == ["Stays"]
+        assert w.sql("SELECT count(*) FROM contacts") == [(1,)]
+    finally:
+        w.close()
