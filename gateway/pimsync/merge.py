@@ -7,6 +7,10 @@ card's REV, or the time the sync saw the card change when it has none) and the c
 returned, with both values, for the ledger to list. Without a snapshot (a link made after a
 crash, before its snapshot was saved) the CRM's non-empty values win and the card fills the
 rest: no conflict can be told then.
+
+A list field (`emails`) merges by member, not whole: an address added on either side is
+kept, one removed on either side goes (the mail pipeline adds addresses to CRM contacts as
+mail comes in; a person adds one on the phone: both stay, and neither is a conflict).
 """
 
 from __future__ import annotations
@@ -41,6 +45,19 @@ def _norm(value: Any) -> Any:
     return tuple(value) if isinstance(value, list | tuple) else (value or "")
 
 
+def _merge_members(was: tuple[str, ...], a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    """Members of `a` then the new ones of `b`, less those either side removed (compared
+    case-insensitively, as addresses are)."""
+    key = str.casefold
+    base, in_a, in_b = {key(x) for x in was}, {key(x) for x in a}, {key(x) for x in b}
+    gone = (base - in_a) | (base - in_b)
+    out: dict[str, str] = {}
+    for item in (*a, *b):
+        if key(item) not in gone:
+            out.setdefault(key(item), item)
+    return tuple(out.values())
+
+
 def merge(base: dict[str, Any] | None, crm: ContactFields, card: ContactFields, crm_at: float, card_at: float) -> Merged:
     ours, theirs = crm.as_dict(), card.as_dict()
     out: dict[str, Any] = {}
@@ -54,6 +71,9 @@ def merge(base: dict[str, Any] | None, crm: ContactFields, card: ContactFields, 
             out[name] = a if a else b
             continue
         was = _norm(base.get(name, ""))
+        if isinstance(a, tuple):
+            out[name] = _merge_members(was if isinstance(was, tuple) else (), a, b)
+            continue
         if a == was:
             out[name] = b
         elif b == was:
