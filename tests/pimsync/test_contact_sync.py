@@ -168,3 +168,19 @@ def test_reassigning_a_hundred_contacts_moves_their_cards_once(world: World) -> 
     out = sync(world)  # once: a second round moves nothing
     assert out.count("cards 0 created, 0 updated, 0 removed") == 2
     assert len(world.cards(world.bob)) == 100 and world.sql("SELECT count(*) FROM contacts") == [(100,)]
+
+
+def test_an_address_the_mail_pipeline_adds_and_one_added_on_the_phone_both_stay(world: World) -> None:
+    from gateway.crm.base import PartyRef
+
+    rec = world.add_contact(world.alice, "t8", first_name="Mia", emails=("mia@a.example",))
+    sync(world)
+    href, etag, text = only_card(world, world.alice)
+    world.crm.add_email_address(PartyRef("contact", rec.id), "mia@mail.example")  # as the pipeline does
+    world.put_card(world.alice, href, text.replace("END:VCARD", "EMAIL;TYPE=INTERNET:mia@phone.example\r\nEND:VCARD"), etag)
+    assert "0 conflicts" in sync(world)
+    want = ("mia@a.example", "mia@mail.example", "mia@phone.example")
+    now = world.contacts.get_contact(rec.id)
+    assert now is not None and now.fields.emails == want
+    (_, card) = next(iter(world.cards(world.alice).values()))
+    assert card.fields.emails == want
