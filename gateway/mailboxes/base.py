@@ -227,6 +227,42 @@ class Refetch(Protocol):
     def fetch(self, ref: SourceRef) -> bytes | Path | None: ...
 
 
+@runtime_checkable
+class MessageFinder(Protocol):
+    """Optional capability of a source: the copy of one mail in one of its mailboxes, found by
+    its Message-ID with a search on the server (not a listing): in the inbox, the watched
+    folders and the sent mail, where the mail a person reads lies. For a mail the gateway
+    never handled that a person files on a record by hand (`POST /api/v1/link`, the Outlook
+    add-in). None when that mailbox holds no such mail; raises Retryable when it cannot be
+    reached."""
+
+    def find_message(self, account: str, message_id: str) -> Found | None: ...
+
+
+def mailbox_names(source: object) -> list[str]:
+    """The mailboxes a source reaches: its `mailboxes` (EWS, Graph, an IMAP master user's
+    list), or its one `account` (IMAP, Maildir); none for a source that watches no mailbox
+    (the SMTP intake)."""
+    many = getattr(source, "mailboxes", None)
+    if callable(many):
+        many = many()
+    if many is not None:
+        return [str(m) for m in many]
+    account = getattr(source, "account", None)
+    return [account] if isinstance(account, str) else []
+
+
+def same_message_id(a: str, b: str) -> bool:
+    """Whether two Message-IDs name one mail: the angle brackets and the case of the domain
+    part aside (a server's search may match a substring; this is the exact check)."""
+
+    def norm(m: str) -> str:
+        local, _, domain = m.strip().strip("<>").rpartition("@")
+        return f"{local}@{domain.lower()}" if local else domain
+
+    return bool(a.strip()) and norm(a) == norm(b)
+
+
 class LedgerOnly:
     """Tags kept in the ledger only: the source has nowhere to put them (Maildir, SMTP, files)."""
 

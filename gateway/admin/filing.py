@@ -1,0 +1,116 @@
+"""A mail the gateway never handled, filed by a person from their own mailbox: found there by
+its Message-ID (`POST /api/v1/link`, `link MESSAGE-ID`, the Outlook add-in on a mail still in
+the inbox), then handed over through the one flow.
+
+The search asks each source that can (gateway.mailboxes.base.MessageFinder), one mailbox at a
+time, only the mailboxes the person owns (an admin: every one). What is found is recorded at
+its place as `process FILE.eml` and `reconcile --fix` record a copy, then filed on the
+person's record by the review's decision path without the rules (gateway.pipeline.decisions
+`file_found`): done in the ledger, the attach journalled, tagged in the mailbox as synced mail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any, Protocol
+
+from gateway.admin.scope import Visibility
+from gateway.crm.base import PartyRef
+from gateway.errors import GatewayError, NotFound
+from gateway.ledger.refs import SourceRef
+from gateway.mailboxes.base import Found, MessageFinder, Source, mailbox_names
+
+
+class Recorder(Protocol):
+    def record(self, ref: SourceRef, raw: bytes) -> int: ...
+
+
+class Filer(Protocol):
+    def file_found(self, location_pk: int, ref: PartyRef) -> int: ...
+    def link(self, message_pk: int, ref: PartyRef) -> str: ...
+
+
+class Mailboxes(Protocol):
+    """What filing uses of the gateway (gateway.runtime.gateway.Gateway)."""
+
+    @property
+    def sources(self) -> Sequence[Source]: ...
+    @property
+    def intake(self) -> Recorder: ...
+    @property
+    def pipeline(self) -> Filer: ...
+
+
+def nowhere(message_id: str, scope: Visibility | None) -> NotFound:
+    whose = "no mailbox of the gateway's sources" if scope is None else "no mailbox you own"
+    return NotFound(f"no message with Message-ID {message_id}: the gateway has not handled it, and {whose} holds it")
+
+
+def find(gw: Mailboxes, message_id: str, scope: Visibility | None) -> Found | None:
+    """The first copy of the mail in a mailbox the person owns. A mailbox that cannot be
+    reached is passed over; when no other has the mail, its failure is raised (the mail may
+    well be there), not a 404."""
+    failed: GatewayError | None = None
+    for src in gw.sources:
+        if not isinstance(src, MessageFinder):
+            continue
+        for account in mailbox_names(src):
+            if scope is not None and not scope.sees(src.name, account):
+                continue
+            try:
+                found = src.find_message(account, message_id)
+            except GatewayError as exc:
+                failed = failed or exc
+                continue
+            if found is not None:
+                return found
+    if failed is not None:
+        raise failed
+    return None
+
+
+def where(ref: SourceRef) -> str:
+    """The folder a copy lies in, as a person names it: `source:account/folder`."""
+    return f"{ref.source}:{ref.account}/{ref.folder}"
+
+
+def raw_of(found: Found) -> bytes:
+    return found.raw.read_bytes() if isinstance(found.raw, Path) else found.raw
+
+
+def file_from_mailbox(gw: Mailboxes, message_id: str, ref: PartyRef, scope: Visibility | None) -> dict[str, Any]:
+    """Find the mail, record it, file it on `ref`; `link`'s answer. NotFound in words when no
+    mailbox of the person holds it."""
+    found = find(gw, message_id, scope)
+    if found is None:
+        raise nowhere(message_id, scope)
+    location_pk = gw.intake.record(found.ref, raw_of(found))
+    message_pk = gw.pipeline.file_found(location_pk, ref)
+    # The attach again, idempotent: its email id for the answer (and the way a mail another
+    # copy of which was handled meanwhile gets this record too).
+    email_id = gw.pipeline.link(message_pk, ref)
+    return {"message": message_pk, "record": ref.label(), "email_id": email_id, "fetched_from": where(found.ref)}
+
+
+def unfiled_doc(gw: Mailboxes, message_id: str, scope: Visibility | None) -> dict[str, Any]:
+    """`lookup`'s answer for a mail only a mailbox of the person holds: not in the CRM yet,
+    and where it lies, so it can be filed (`POST /api/v1/link` with its Message-ID)."""
+    found = find(gw, message_id, scope)
+    if found is None:
+        raise nowhere(message_id, scope)
+    head = raw_of(found).split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    headers = BytesHeaderParser(policy=default_policy).parsebytes(head)
+    return {
+        "id": None,
+        "message_id": message_id,
+        "known": False,
+        "state": None,
+        "subject": str(headers.get("Subject", "") or ""),
+        "from": str(headers.get("From", "") or ""),
+        "mailbox": where(found.ref),
+        "crm_records": [],
+        "can_link": True,
+    }
