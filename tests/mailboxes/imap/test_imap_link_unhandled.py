@@ -1,0 +1,68 @@
+"""The Outlook add-in's "file this mail here" on a mail the gateway never handled, on a real
+Dovecot: the mail lies in INBOX, which the gateway does not watch. `POST /api/v1/link` by its
+Message-ID finds it there (UID SEARCH HEADER Message-ID), files it on the record without the
+rules, tags the copy as synced mail; linking again leaves one link. A person who does not own
+the mailbox, and a Message-ID in no mailbox, get a 404 in words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.admin.access import hash_password
+from tests.mail import make_mail
+from tests.mailboxes.imap.fixtures import message_id_of
+from tests.web.fixtures import PASSWORD, make_record, sign_in, web
+
+PEOPLE = [("me", ["me@example.com"]), ("bob", ["bob@example.com"])]
+
+
+def _home(imap_home: Any) -> Any:
+    hashed = hash_password(PASSWORD)
+    users = [{"name": n, "password_hash": hashed, "role": "user", "addresses": a} for n, a in PEOPLE]
+    return imap_home(folders=["VLeads"], extra={"web": {"listen": "127.0.0.1:8025", "users": users}})
+
+
+def _post_link(client: Any, token: str, record: str, message_id: str) -> Any:
+    return client.post("/api/v1/link", json={"record": record, "message_id": message_id}, headers={"X-CSRF-Token": token})
+
+
+def test_a_mail_in_the_inbox_is_fetched_filed_and_tagged(imap_home: Any, dovecot: Any) -> None:
+    home = _home(imap_home)
+    raw = make_mail(sender="Ann Lee <ann@far.example>", subject="still in the inbox")
+    mid = message_id_of(raw)
+    dovecot.append("INBOX", raw)
+    home.run_once()  # the watched folder is empty; INBOX is nobody's rule
+    assert home.states() == {}
+    rec = make_record(home, "contact", "Car", "Ol", "carol@y.example", owner="me@example.com")
+    with web(home) as client:
+        token = sign_in(client, "me")
+        seen = client.get("/api/v1/messages/lookup", params={"message_id": mid})
+        assert seen.status_code == 200, seen.text
+        assert (seen.json()["known"], seen.json()["mailbox"]) == (False, "mail:alice/INBOX")
+        for _ in range(2):
+            res = _post_link(client, token, f"contact:{rec}", mid)
+            assert res.status_code == 200, res.text
+        nowhere = _post_link(client, token, f"contact:{rec}", "<nowhere@far.example>")
+        assert nowhere.status_code == 404
+        assert nowhere.json()["error"] == (
+            "no message with Message-ID <nowhere@far.example>: the gateway has not handled it, and no mailbox you own holds it"
+        )
+        client.post("/signout", headers={"X-CSRF-Token": token})
+        token = sign_in(client, "bob")
+        bobs = make_record(home, "contact", "Bo", "B", "bo@y.example", owner="bob@example.com")
+        refused = _post_link(client, token, f"contact:{bobs}", mid)
+        assert refused.status_code == 404, refused.text
+        assert client.get("/api/v1/messages/lookup", params={"message_id": mid}).status_code == 404
+    (email,) = home.emails()
+    assert email["message_id"] == mid
+    assert email["links"] == [{"kind": "contact", "id": int(rec)}]
+    assert home.states() == {"done": 1}
+    assert home.tagged("INBOX", mid, "CRM_sync", "Synced")
+    assert dovecot.count("INBOX") == 1  # fetched and tagged, never moved or copied
+    led = home.ledger()
+    try:
+        (row,) = led.find_messages(mid)
+        journal = led.journal(row.id)
+    finally:
+        led.close()
+    assert any(step.endswith("attach") for step in journal), journal
