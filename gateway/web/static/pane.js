@@ -1,6 +1,7 @@
 // The Outlook task pane: reads the open mail through Office.js (Office.context.mailbox.item),
 // asks the gateway whether it is in the CRM and on which records, searches the CRM and links
-// the mail to a chosen record. Every call goes to the gateway's JSON API (/api/v1/) with the
+// the mail to a chosen record (a mail the gateway never handled is fetched from the person's
+// mailbox by its Message-ID, and filed). Every call goes to the gateway's JSON API (/api/v1/) with the
 // pane's session, its POST with the session's CSRF token (which /api/v1/me tells), or with an
 // API token the person pasted (kept in this browser's storage for the gateway's origin):
 // Outlook on the web frames the pane on another site, where the session cookie is not sent.
@@ -61,11 +62,14 @@ async function lookup(messageId) {
     status.className = "";
     status.textContent = records.length
       ? `In the CRM on ${records.length} record${records.length > 1 ? "s" : ""}:`
-      : body.state === "review" ? "Not in the CRM yet: it waits for review." : "Not in the CRM yet.";
+      : body.state === "review" ? "Not in the CRM yet: it waits for review."
+      : body.known === false ? `Not in the CRM yet. It is in the mailbox ${body.mailbox}: search a record to file it on.`
+      : "Not in the CRM yet.";
   } catch (error) {
     list.replaceChildren();
     if (error.status === 404) {
-      status.textContent = "The gateway has not seen this mail (it files only the mail of the folders it watches).";
+      // neither handled nor in a mailbox of this person that the gateway reaches
+      status.textContent = "The gateway has not seen this mail, and it is in none of your mailboxes it reaches.";
       return;
     }
     status.textContent = `Could not ask the gateway: ${error.message}`;
