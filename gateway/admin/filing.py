@@ -21,7 +21,7 @@ from gateway.admin.scope import Visibility
 from gateway.crm.base import PartyRef
 from gateway.errors import GatewayError, NotFound
 from gateway.ledger.refs import SourceRef
-from gateway.mailboxes.base import Found, MessageFinder, Source, mailbox_names
+from gateway.mailboxes.base import Found, MessageFinder, Source
 
 
 class Recorder(Protocol):
@@ -57,7 +57,13 @@ def find(gw: Mailboxes, message_id: str, scope: Visibility | None) -> Found | No
     for src in gw.sources:
         if not isinstance(src, MessageFinder):
             continue
-        for account in mailbox_names(src):
+        try:
+            accounts = src.reachable()
+        except GatewayError as exc:  # its roster cannot be read: said only to whom the source is theirs
+            if scope is None or src.name in scope.sources:
+                failed = failed or exc
+            continue
+        for account in accounts:
             if scope is not None and not scope.sees(src.name, account):
                 continue
             try:

@@ -236,20 +236,12 @@ class MessageFinder(Protocol):
     add-in). None when that mailbox holds no such mail; raises Retryable when it cannot be
     reached."""
 
+    def reachable(self) -> list[str]:
+        """The mailboxes (accounts) it can search now: its roster read when it has not been yet
+        (a command or the console may ask before the source ever ran)."""
+        ...
+
     def find_message(self, account: str, message_id: str) -> Found | None: ...
-
-
-def mailbox_names(source: object) -> list[str]:
-    """The mailboxes a source reaches: its `mailboxes` (EWS, Graph, an IMAP master user's
-    list), or its one `account` (IMAP, Maildir); none for a source that watches no mailbox
-    (the SMTP intake)."""
-    many = getattr(source, "mailboxes", None)
-    if callable(many):
-        many = many()
-    if many is not None:
-        return [str(m) for m in many]
-    account = getattr(source, "account", None)
-    return [account] if isinstance(account, str) else []
 
 
 def same_message_id(a: str, b: str) -> bool:

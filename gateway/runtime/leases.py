@@ -20,7 +20,6 @@ from typing import Any
 from gateway.config import Config
 from gateway.ledger import Ledger
 from gateway.ledger.leases import Leases, Mailbox
-from gateway.mailboxes.base import mailbox_names
 
 log = logging.getLogger("gateway.service")
 # The lease is renewed every third of its time; a gateway stops watching when a quarter is left.
@@ -32,10 +31,16 @@ _IDENTITY_KEYS = ("host", "port", "url", "server", "path", "username", "tenant_i
 
 
 def mailboxes_of(source: Any) -> list[Mailbox]:
-    """The mailboxes a source watches (gateway.mailboxes.base.mailbox_names). A source with
-    none (the SMTP intake listens, it watches no mailbox) runs on every gateway and is leased
-    by none."""
-    return [Mailbox(source.name, m) for m in mailbox_names(source)]
+    """The mailboxes a source watches: its `mailboxes` (EWS, Graph), or its one `account`
+    (IMAP, Maildir). A source with neither (the SMTP intake listens, it watches no mailbox)
+    runs on every gateway and is leased by none."""
+    many = getattr(source, "mailboxes", None)
+    if callable(many):
+        many = many()
+    if many is not None:
+        return [Mailbox(source.name, str(m)) for m in many]
+    account = getattr(source, "account", None)
+    return [Mailbox(source.name, account)] if isinstance(account, str) else []
 
 
 def source_identity(config: Config, name: str) -> str:

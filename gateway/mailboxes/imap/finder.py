@@ -80,6 +80,9 @@ def _in_folder(src: ImapAccount, client: IMAPClient, name: str, server: str, mes
 class FindsMessages:
     """`find_message` of an IMAP source (one mailbox), kept here beside the search it runs."""
 
+    def reachable(self) -> list[str]:
+        return [cast(ImapAccount, self).account]
+
     def find_message(self, account: str, message_id: str) -> Found | None:
         src = cast(ImapAccount, self)
         if account != src.account:

@@ -132,9 +132,13 @@ class ImapFleet:
     def marks_for(self, tags: Set[str]) -> frozenset[str]:
         return frozenset(keywords_for(tags, self.env.tag_keywords))
 
+    def reachable(self) -> list[str]:
+        """The mailboxes listed now (read from the list when the entry has not run yet)."""
+        return list(self.listed) or self.users()
+
     def find_message(self, account: str, message_id: str) -> Found | None:
         """The mail in one listed mailbox, through its master-user login (finder.py)."""
-        if account not in (self.listed or self.users()):
+        if account not in self.reachable():
             return None
         return self.box(account).find_message(account, message_id)
 

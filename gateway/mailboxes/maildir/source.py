@@ -111,6 +111,9 @@ class MaildirSource:
     def marks_for(self, tags: Set[str]) -> frozenset[str]:
         return frozenset()  # nothing shows in a Maildir
 
+    def reachable(self) -> list[str]:
+        return [self.account]
+
     def find_message(self, account: str, message_id: str) -> Found | None:
         """The mail's file by its Message-ID (gateway.mailboxes.base.MessageFinder): finder.py."""
         if account != self.account:
