@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from gateway.admin.access import hash_password
 from tests.mail import make_mail
 from tests.mailboxes.imap.fixtures import message_id_of
@@ -66,3 +68,36 @@ def test_a_mail_in_the_inbox_is_fetched_filed_and_tagged(imap_home: Any, dovecot
     finally:
         led.close()
     assert any(step.endswith("attach") for step in journal), journal
+
+
+def test_a_master_user_entry_searches_only_the_askers_mailbox(tmp_path: Any) -> None:
+    """One `imap` entry reaching two mailboxes through a master user: the mail in u1's INBOX is
+    found by logging in as u1 and filed for u1's owner; u2's owner cannot reach it."""
+    from tests.mailboxes.imap.dovecot import Dovecot, available
+    from tests.mailboxes.imap.fixtures import MASTER, ImapHome, fleet
+
+    if not available():
+        pytest.skip("dovecot is not installed (Debian package dovecot-imapd; `make test` installs it)")
+    server = Dovecot({"u1": "pw1", "u2": "pw2"}, master=MASTER)
+    hashed = hash_password(PASSWORD)
+    users = [{"name": n, "password_hash": hashed, "role": "user", "addresses": [n]} for n in ("u1", "u2")]
+    home = ImapHome(tmp_path, server, source=fleet(["u1", "u2"]), extra={"web": {"listen": "127.0.0.1:8025", "users": users}})
+    try:
+        raw = make_mail(sender="Ann Lee <ann@far.example>", subject="to u1 only")
+        mid = message_id_of(raw)
+        server.append("INBOX", raw, user="u1")
+        rec = make_record(home, "contact", "Car", "Ol", "carol@y.example", owner="u1")
+        with web(home) as client:
+            token = sign_in(client, "u2")
+            theirs = make_record(home, "contact", "Bo", "B", "bo@y.example", owner="u2")
+            refused = _post_link(client, token, f"contact:{theirs}", mid)
+            assert refused.status_code == 404 and "no mailbox you own holds it" in refused.json()["error"]
+            client.post("/signout", headers={"X-CSRF-Token": token})
+            token = sign_in(client, "u1")
+            res = _post_link(client, token, f"contact:{rec}", mid)
+            assert res.status_code == 200, res.text
+            assert res.json()["fetched_from"] == "mail:u1/INBOX"
+        assert [e["message_id"] for e in home.emails()] == [mid]
+        assert "CRM_sync" in server.flags("INBOX", user="u1")[mid]
+    finally:
+        server.close()
