@@ -45,8 +45,13 @@ class Mailboxes(Protocol):
 
 
 def nowhere(message_id: str, scope: Visibility | None) -> NotFound:
-    whose = "no mailbox of the gateway's sources" if scope is None else "no mailbox you own"
-    return NotFound(f"no message with Message-ID {message_id}: the gateway has not handled it, and {whose} holds it")
+    """The same words for a mail never seen and one only in another's mailbox: which mailbox
+    holds a mail is not the asker's to learn."""
+    if scope is None:
+        return NotFound(
+            f"no message with Message-ID {message_id}: the gateway has not handled it, and no mailbox of its sources holds it"
+        )
+    return NotFound(f"no message with Message-ID {message_id} in the mailboxes you own, handled or not")
 
 
 def find(gw: Mailboxes, message_id: str, scope: Visibility | None) -> Found | None:

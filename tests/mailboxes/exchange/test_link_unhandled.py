@@ -47,7 +47,7 @@ def _file_it(home: Home, message_id: str) -> None:
         again = _link(client, token, f"contact:{rec}", message_id)
         assert again.status_code == 200, again.text
         nowhere = _link(client, token, f"contact:{rec}", "<nowhere@far.example>")
-        assert nowhere.status_code == 404 and "no mailbox you own holds it" in nowhere.json()["error"]
+        assert nowhere.status_code == 404 and "in the mailboxes you own, handled or not" in nowhere.json()["error"]
         client.post("/signout", headers={"X-CSRF-Token": token})
         token = sign_in(client, "bob")
         bobs = make_record(home, "contact", "Bo", "B", "bo@y.example", owner="bob@example.com")

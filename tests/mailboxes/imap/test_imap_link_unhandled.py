@@ -47,7 +47,7 @@ def test_a_mail_in_the_inbox_is_fetched_filed_and_tagged(imap_home: Any, dovecot
         nowhere = _post_link(client, token, f"contact:{rec}", "<nowhere@far.example>")
         assert nowhere.status_code == 404
         assert nowhere.json()["error"] == (
-            "no message with Message-ID <nowhere@far.example>: the gateway has not handled it, and no mailbox you own holds it"
+            "no message with Message-ID <nowhere@far.example> in the mailboxes you own, handled or not"
         )
         client.post("/signout", headers={"X-CSRF-Token": token})
         token = sign_in(client, "bob")
@@ -91,7 +91,7 @@ def test_a_master_user_entry_searches_only_the_askers_mailbox(tmp_path: Any) -> 
             token = sign_in(client, "u2")
             theirs = make_record(home, "contact", "Bo", "B", "bo@y.example", owner="u2")
             refused = _post_link(client, token, f"contact:{theirs}", mid)
-            assert refused.status_code == 404 and "no mailbox you own holds it" in refused.json()["error"]
+            assert refused.status_code == 404 and "in the mailboxes you own, handled or not" in refused.json()["error"]
             client.post("/signout", headers={"X-CSRF-Token": token})
             token = sign_in(client, "u1")
             res = _post_link(client, token, f"contact:{rec}", mid)

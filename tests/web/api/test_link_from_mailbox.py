@@ -76,7 +76,5 @@ def test_a_message_id_in_no_mailbox_answers_404_in_words(tmp_path):
             "/api/v1/link", json={"record": f"contact:{rec}", "message_id": "<none@x.example>"}, headers={"X-CSRF-Token": token}
         )
         assert res.status_code == 404
-        assert res.json()["error"] == (
-            "no message with Message-ID <none@x.example>: the gateway has not handled it, and no mailbox you own holds it"
-        )
+        assert res.json()["error"] == ("no message with Message-ID <none@x.example> in the mailboxes you own, handled or not")
     assert home.states() == {}
