@@ -44,21 +44,30 @@ class Mailboxes(Protocol):
     def pipeline(self) -> Filer: ...
 
 
-def nowhere(message_id: str, scope: Visibility | None) -> NotFound:
+# Mailboxes one look-up or link searches at most: each is a login or a request to a server, and
+# an admin of a thousand-mailbox entry must not make the add-in wait for a thousand of them.
+# The mailbox the asker names (the add-in: the signed-in Outlook user's) is searched first.
+SEARCH_MAX = 25
+
+
+def nowhere(message_id: str, scope: Visibility | None, left: int = 0) -> NotFound:
     """The same words for a mail never seen and one only in another's mailbox: which mailbox
-    holds a mail is not the asker's to learn."""
+    holds a mail is not the asker's to learn. `left`: mailboxes not searched (SEARCH_MAX)."""
+    more = f" (searched {SEARCH_MAX} mailboxes and left {left}: name the one with `mailbox`)" if left else ""
     if scope is None:
         return NotFound(
-            f"no message with Message-ID {message_id}: the gateway has not handled it, and no mailbox of its sources holds it"
+            f"no message with Message-ID {message_id}: the gateway has not handled it, and no mailbox of its sources holds it{more}"
         )
-    return NotFound(f"no message with Message-ID {message_id} in the mailboxes you own, handled or not")
+    return NotFound(f"no message with Message-ID {message_id} in the mailboxes you own, handled or not{more}")
 
 
-def find(gw: Mailboxes, message_id: str, scope: Visibility | None) -> Found | None:
-    """The first copy of the mail in a mailbox the person owns. A mailbox that cannot be
-    reached is passed over; when no other has the mail, its failure is raised (the mail may
-    well be there), not a 404."""
+def find(gw: Mailboxes, message_id: str, scope: Visibility | None, mailbox: str | None = None) -> Found:
+    """The first copy of the mail in a mailbox the person owns, `mailbox` (an address or an
+    account) first; NotFound in words when none holds it. A mailbox that cannot be reached is
+    passed over; when no other has the mail, its failure is raised (the mail may well be
+    there), not a 404."""
     failed: GatewayError | None = None
+    candidates: list[tuple[MessageFinder, str]] = []
     for src in gw.sources:
         if not isinstance(src, MessageFinder):
             continue
@@ -68,19 +77,26 @@ def find(gw: Mailboxes, message_id: str, scope: Visibility | None) -> Found | No
             if scope is None or src.name in scope.sources:
                 failed = failed or exc
             continue
-        for account in accounts:
-            if scope is not None and not scope.sees(src.name, account):
-                continue
-            try:
-                found = src.find_message(account, message_id)
-            except GatewayError as exc:
-                failed = failed or exc
-                continue
-            if found is not None:
-                return found
+        candidates += [(src, a) for a in accounts if scope is None or scope.sees(src.name, a)]
+    if mailbox:
+        candidates.sort(key=lambda c: not _named(c[0], c[1], mailbox.strip().lower()))  # stable: the named first
+    for finder, account in candidates[:SEARCH_MAX]:
+        try:
+            found = finder.find_message(account, message_id)
+        except GatewayError as exc:
+            failed = failed or exc
+            continue
+        if found is not None:
+            return found
     if failed is not None:
         raise failed
-    return None
+    raise nowhere(message_id, scope, max(0, len(candidates) - SEARCH_MAX))
+
+
+def _named(src: object, account: str, name: str) -> bool:
+    """Whether `name` names this mailbox: its account, or an owner of its source's entry."""
+    owners = getattr(getattr(src, "config", None), "owners", None) or []
+    return account.lower() == name or name in {str(o).lower() for o in owners}
 
 
 def where(ref: SourceRef) -> str:
@@ -92,12 +108,12 @@ def raw_of(found: Found) -> bytes:
     return found.raw.read_bytes() if isinstance(found.raw, Path) else found.raw
 
 
-def file_from_mailbox(gw: Mailboxes, message_id: str, ref: PartyRef, scope: Visibility | None) -> dict[str, Any]:
+def file_from_mailbox(
+    gw: Mailboxes, message_id: str, ref: PartyRef, scope: Visibility | None, mailbox: str | None = None
+) -> dict[str, Any]:
     """Find the mail, record it, file it on `ref`; `link`'s answer. NotFound in words when no
     mailbox of the person holds it."""
-    found = find(gw, message_id, scope)
-    if found is None:
-        raise nowhere(message_id, scope)
+    found = find(gw, message_id, scope, mailbox)
     location_pk = gw.intake.record(found.ref, raw_of(found))
     message_pk = gw.pipeline.file_found(location_pk, ref)
     # The attach again, idempotent: its email id for the answer (and the way a mail another
@@ -106,12 +122,10 @@ def file_from_mailbox(gw: Mailboxes, message_id: str, ref: PartyRef, scope: Visi
     return {"message": message_pk, "record": ref.label(), "email_id": email_id, "fetched_from": where(found.ref)}
 
 
-def unfiled_doc(gw: Mailboxes, message_id: str, scope: Visibility | None) -> dict[str, Any]:
+def unfiled_doc(gw: Mailboxes, message_id: str, scope: Visibility | None, mailbox: str | None = None) -> dict[str, Any]:
     """`lookup`'s answer for a mail only a mailbox of the person holds: not in the CRM yet,
     and where it lies, so it can be filed (`POST /api/v1/link` with its Message-ID)."""
-    found = find(gw, message_id, scope)
-    if found is None:
-        raise nowhere(message_id, scope)
+    found = find(gw, message_id, scope, mailbox)
     head = raw_of(found).split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     headers = BytesHeaderParser(policy=default_policy).parsebytes(head)
     return {

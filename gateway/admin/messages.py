@@ -115,15 +115,15 @@ def _leave_out_hidden_records(gw: Gateway, doc: dict[str, Any], scope: Visibilit
             doc[key] = {k: [r for r in v if visible(r)] if isinstance(v, list) else v for k, v in doc[key].items()}
 
 
-def lookup(gw: Gateway, message_id: str, scope: Visibility | None) -> dict[str, Any]:
+def lookup(gw: Gateway, message_id: str, scope: Visibility | None, mailbox: str | None = None) -> dict[str, Any]:
     """The message with this Message-ID (the newest version the person may see); one only in
     another's mailbox is as unknown as one never seen. A mail the gateway never handled that a
     mailbox of the person holds is not in the CRM yet and can be filed (filing.unfiled_doc);
-    in none of them: NotFound."""
+    in none of them: NotFound. `mailbox`: the one to search first (the add-in's Outlook user)."""
     rows = gw.ledger.find_messages(message_id)
     mine = [r for r in rows if scope is None or scope.sees_any(gw.ledger.locations_of(r.id))]
     if not mine:
-        return filing.unfiled_doc(cast(filing.Mailboxes, gw), message_id, scope)
+        return filing.unfiled_doc(cast(filing.Mailboxes, gw), message_id, scope, mailbox)
     return {**message_doc(gw, mine[-1].id, scope), "known": True}
 
 

@@ -27,10 +27,16 @@ def search(gw: Gateway, text: str, kind: str | None, scope: Visibility | None, l
 
 
 def link(
-    gw: Gateway, record: str, *, message: int | None = None, message_id: str | None = None, scope: Visibility | None
+    gw: Gateway,
+    record: str,
+    *,
+    message: int | None = None,
+    message_id: str | None = None,
+    scope: Visibility | None,
+    mailbox: str | None = None,
 ) -> dict[str, Any]:
     """File the message (by ledger id or Message-ID) on `record` (KIND:ID); linking twice
-    leaves one link."""
+    leaves one link. `mailbox`: where to look first for a mail the gateway never handled."""
     ref = parse_target(record)
     check = getattr(gw.crm, "get_party", None)
     if check is not None and check(ref) is None:
@@ -48,7 +54,7 @@ def link(
     mine = [r for r in rows if scope is None or scope.sees_any(gw.ledger.locations_of(r.id))]
     if not mine and message is None:
         # never handled (or only in another's mailbox): fetched from the person's own mailbox
-        return filing.file_from_mailbox(cast(filing.Mailboxes, gw), str(message_id), ref, scope)
+        return filing.file_from_mailbox(cast(filing.Mailboxes, gw), str(message_id), ref, scope, mailbox)
     if not mine:
         require_sees(scope, [], f"message {message}")
     row = mine[-1]

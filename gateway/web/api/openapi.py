@@ -87,7 +87,10 @@ PATHS: dict[str, dict[str, Any]] = {
                     },
                 },
             ),
-            params=[_q("message_id", "the Message-ID, with or without <>", required=True)],
+            params=[
+                _q("message_id", "the Message-ID, with or without <>", required=True),
+                _q("mailbox", "for a mail not handled: the mailbox (address or account) to search first"),
+            ],
         )
     },
     "/api/v1/review": {
@@ -171,6 +174,10 @@ PATHS: dict[str, dict[str, Any]] = {
                     "record": _RECORD,
                     "message": {"type": "integer", "description": "the ledger id of a handled message"},
                     "message_id": {"type": "string", "description": "the Message-ID, with or without <>"},
+                    "mailbox": {
+                        "type": "string",
+                        "description": "for a mail not handled: the mailbox (address or account) to search first",
+                    },
                 },
             },
         )

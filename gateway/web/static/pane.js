@@ -16,6 +16,7 @@ let bearer = storage.get();
 
 let csrfToken = "";
 let seen = null; // what the gateway knows of the open mail (its look-up), null when nothing
+let user = ""; // the signed-in Outlook user's address: the mailbox the gateway searches first
 const csrf = () => csrfToken;
 const $ = (selector) => document.querySelector(selector);
 
@@ -55,7 +56,8 @@ async function lookup(messageId) {
   const status = $("[data-status]");
   const list = $("[data-records]");
   try {
-    const body = await api(`/api/v1/messages/lookup?message_id=${encodeURIComponent(messageId)}`);
+    const mailbox = user ? `&mailbox=${encodeURIComponent(user)}` : "";
+    const body = await api(`/api/v1/messages/lookup?message_id=${encodeURIComponent(messageId)}${mailbox}`);
     seen = body;
     const records = recordsOf(body);
     list.replaceChildren(...records.map((r) => item(recordText(r), "record")));
@@ -86,7 +88,8 @@ async function link(messageId, record) {
       // waiting for a person: picking the record is the review's decision
       await api(`/api/v1/review/${seen.id}/resolve`, { method: "POST", body: JSON.stringify({ record: label }) });
     } else {
-      await api("/api/v1/link", { method: "POST", body: JSON.stringify({ record: label, message_id: messageId }) });
+      const body = { record: label, message_id: messageId, ...(user ? { mailbox: user } : {}) };
+      await api("/api/v1/link", { method: "POST", body: JSON.stringify(body) });
     }
     said.textContent = `Filed on ${recordText(record)}.`;
     await lookup(messageId);
@@ -157,6 +160,8 @@ Office.onReady((info) => {
     return;
   }
   const mail = Office.context.mailbox.item;
+  const profile = Office.context.mailbox.userProfile;
+  user = (profile && profile.emailAddress) || "";
   show(mail);
   $("[data-search-form]").addEventListener("submit", (event) => {
     event.preventDefault();
