@@ -29,8 +29,7 @@ class Recorder(Protocol):
 
 
 class Filer(Protocol):
-    def file_found(self, location_pk: int, ref: PartyRef) -> int: ...
-    def link(self, message_pk: int, ref: PartyRef) -> str: ...
+    def file_found(self, location_pk: int, ref: PartyRef) -> tuple[int, str]: ...
 
 
 class Mailboxes(Protocol):
@@ -115,10 +114,7 @@ def file_from_mailbox(
     mailbox of the person holds it."""
     found = find(gw, message_id, scope, mailbox)
     location_pk = gw.intake.record(found.ref, raw_of(found))
-    message_pk = gw.pipeline.file_found(location_pk, ref)
-    # The attach again, idempotent: its email id for the answer (and the way a mail another
-    # copy of which was handled meanwhile gets this record too).
-    email_id = gw.pipeline.link(message_pk, ref)
+    message_pk, email_id = gw.pipeline.file_found(location_pk, ref)
     return {"message": message_pk, "record": ref.label(), "email_id": email_id, "fetched_from": where(found.ref)}
 
 

@@ -31,6 +31,7 @@ def test_a_mail_in_the_inbox_is_looked_up_filed_and_linked_once(tmp_path):
         doc = seen.json()
         assert (doc["known"], doc["can_link"], doc["crm_records"], doc["subject"]) == (False, True, [], "quote")
         assert doc["mailbox"] == "local:me@example.com/INBOX"
+        answers = []
         for _ in range(2):
             res = client.post(
                 "/api/v1/link",
@@ -39,6 +40,9 @@ def test_a_mail_in_the_inbox_is_looked_up_filed_and_linked_once(tmp_path):
             )
             assert res.status_code == 200, res.text
             assert res.json()["record"] == f"contact:{rec}"
+            answers.append(res.json())
+        assert answers[0]["fetched_from"] == "local:me@example.com/INBOX" and "fetched_from" not in answers[1]
+        assert answers[0]["email_id"] == answers[1]["email_id"] == str(home.dump()["emails"][0]["id"])
         after = client.get("/api/v1/messages/lookup", params={"message_id": "<in@far.example>"}).json()
         assert after["known"] is True and after["state"] == "done"
         assert [r["record"] for r in after["crm_records"]] == [f"contact:{rec}"]
