@@ -25,7 +25,7 @@ from gateway.mailboxes.base import Found, MessageFinder, Source
 
 
 class Recorder(Protocol):
-    def record(self, ref: SourceRef, raw: bytes) -> int: ...
+    def record(self, ref: SourceRef, raw: bytes, declared_size: int | None = None) -> int: ...
 
 
 class Filer(Protocol):
@@ -113,7 +113,7 @@ def file_from_mailbox(
     """Find the mail, record it, file it on `ref`; `link`'s answer. NotFound in words when no
     mailbox of the person holds it."""
     found = find(gw, message_id, scope, mailbox)
-    location_pk = gw.intake.record(found.ref, raw_of(found))
+    location_pk = gw.intake.record(found.ref, raw_of(found), found.declared_size)
     message_pk, email_id = gw.pipeline.file_found(location_pk, ref)
     return {"message": message_pk, "record": ref.label(), "email_id": email_id, "fetched_from": where(found.ref)}
 

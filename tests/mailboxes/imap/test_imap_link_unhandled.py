@@ -101,3 +101,29 @@ def test_a_master_user_entry_searches_only_the_askers_mailbox(tmp_path: Any) -> 
         assert "CRM_sync" in server.flags("INBOX", user="u1")[mid]
     finally:
         server.close()
+
+
+def test_a_mail_bigger_than_max_message_size_is_filed_from_its_headers(imap_home: Any, dovecot: Any) -> None:
+    """As the watching source hands such a mail over: its headers and its size, not its bytes."""
+    hashed = hash_password(PASSWORD)
+    users = [{"name": "me", "password_hash": hashed, "role": "user", "addresses": ["me@example.com"]}]
+    home = imap_home(folders=["VLeads"], extra={"max_message_size": "4KB", "web": {"listen": "127.0.0.1:8025", "users": users}})
+    raw = make_mail(sender="Ann Lee <ann@far.example>", subject="a big one", body="x" * 20_000)
+    mid = message_id_of(raw)
+    dovecot.append("INBOX", raw)
+    rec = make_record(home, "contact", "Car", "Ol", "carol@y.example", owner="me@example.com")
+    with web(home) as client:
+        token = sign_in(client, "me")
+        res = _post_link(client, token, f"contact:{rec}", mid)
+        assert res.status_code == 200, res.text
+    (email,) = home.emails()
+    assert (email["message_id"], email["links"]) == (mid, [{"kind": "contact", "id": int(rec)}])
+    led = home.ledger()
+    try:
+        (row,) = led.find_messages(mid)
+        assert row.size >= 20_000 and row.state == "done"
+        (copy,) = led.locations_of(row.id)
+        assert copy.declared_size is not None and copy.declared_size >= 20_000  # only its headers were fetched
+    finally:
+        led.close()
+    assert home.tagged("INBOX", mid, "CRM_sync", "Synced")
