@@ -43,7 +43,9 @@ def find(src: GraphMailSource, mailbox: str, message_id: str, mime: Mime, max_si
 
 def _folder_name(src: GraphMailSource, mailbox: str, folder_id: str) -> str:
     r = src.client.request(
-        "GET", f"/users/{mailbox}/mailFolders/{urllib.parse.quote(folder_id)}?$select=displayName", "reading a folder's name"
+        "GET",
+        f"/users/{mailbox}/mailFolders/{urllib.parse.quote(folder_id, safe='')}?$select=displayName",
+        "reading a folder's name",
     )
     if r.status_code >= 400:
         return folder_id  # its id names it well enough for the ledger; the write-back goes by item id
