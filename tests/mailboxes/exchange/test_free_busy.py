@@ -120,3 +120,25 @@ def test_a_question_that_cannot_be_asked_is_a_user_error(tmp_path, ews: EwsDoubl
     too_fine = home.cli("freebusy", MAILBOX, *WINDOW, "--interval", "1")
     assert too_fine.returncode == 1 and "5 to 1440 minutes" in too_fine.stderr
     assert ews.count("GetUserAvailabilityRequest") == 0
+
+
+def test_the_source_whose_mailbox_it_is_answers_and_a_failing_source_fails_only_its_own(tmp_path, ews: EwsDouble):
+    """Two sources of one organisation: each address goes to the source holding its mailbox,
+    though the other (listed first) could ask for it too; a source that cannot be reached
+    fails its own address only; a throttled request is waited out as the server asks."""
+    ews.add_mailbox(BOSS)
+    ews.allowed.add(BOSS)
+    _calendar(ews.add_event, "Busy", "Tentative", "OOF")
+    first = ews_source(ews, name="first")
+    second = ews_source(ews, name="second", mailboxes=[BOSS], owner=[BOSS], crm_user=BOSS)
+    dead = ews_source(ews, name="dead", url="http://127.0.0.1:9/EWS/Exchange.asmx", mailboxes=[STRANGER], owner=[], crm_user=None)
+    (tmp_path / "two").mkdir()
+    home = Home(tmp_path / "two", extra={"sources": [first, second, dead]})
+    ews.throttle(1, 0.5)
+    code, doc = _json(home, BOSS, MAILBOX, STRANGER)
+    assert code == 1
+    by = {s["address"]: s for s in doc["schedules"]}
+    assert (by[BOSS]["source"], by[MAILBOX]["source"]) == ("second", "first")
+    assert by[BOSS]["answered"] and by[MAILBOX]["answered"]
+    assert by[STRANGER]["source"] == "dead" and by[STRANGER]["error"].startswith("dead: EWS unreachable")
+    assert len(ews.throttled) == 1 and ews.count("GetUserAvailabilityRequest") == 3  # the busy answer, then one per source
