@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.errors import GatewayError, Permanent
 from gateway.mailboxes.base import Availability, Reach
@@ -93,6 +93,20 @@ class FreeBusyReport:
     def _span(self, a: datetime, b: datetime) -> str:
         a, b = a.astimezone(self.zone), b.astimezone(self.zone)
         return f"{self._when(a)}-{b.strftime('%H:%M') if b.date() == a.date() else self._when(b)}"
+
+
+class Gateway(Protocol):
+    """What `answerers` uses of the gateway (gateway.runtime.gateway.Gateway)."""
+
+    @property
+    def sources(self) -> Sequence[object]: ...
+
+
+def answerers(gw: Gateway) -> list[object]:
+    """What may answer for an address, in the order asked: the configured sources (those
+    without the Availability capability are passed over by `ask`). CalDAV calendars
+    (gateway.mailboxes.caldav_freebusy.CalDavCalendars) join here once the config names them."""
+    return list(gw.sources)
 
 
 def ask(

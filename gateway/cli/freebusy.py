@@ -35,12 +35,12 @@ def freebusy(
     as_json: JsonOpt = False,
 ) -> None:
     """When the attendees are free or busy (Exchange, Microsoft 365) and their common free time; exit 1 if one is not answered."""
-    from gateway.admin.freebusy import ask
+    from gateway.admin.freebusy import answerers, ask
 
     begin, finish = parse_when(start, "--from"), parse_when(end, "--to")
     logs.setup("warning")
     with open_gateway(config) as gw:
-        report = ask(gw.sources, addresses, begin, finish, interval)
+        report = ask(answerers(gw), addresses, begin, finish, interval)
     if as_json:
         print_json(report.to_json())
     else:

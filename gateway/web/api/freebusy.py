@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.admin.freebusy import ask
+from gateway.admin.freebusy import answerers, ask
 from gateway.web.api.common import BadRequest, endpoint, int_param, off_loop, principal
 
 
@@ -33,7 +33,7 @@ def routes_for(gw: Any) -> list[tuple[str, str, Any]]:
         addresses = q.getlist("address")
         start, end = _when(q.get("from"), "from"), _when(q.get("to"), "to")
         interval = int_param(q.get("interval"), "interval", 30)
-        report = await off_loop(ask, gw.sources, addresses, start, end, interval)
+        report = await off_loop(ask, answerers(gw), addresses, start, end, interval)
         return JSONResponse(report.to_json())
 
     return [("GET", "/freebusy", freebusy)]
