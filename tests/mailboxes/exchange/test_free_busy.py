@@ -8,7 +8,7 @@ without Calendars.Read is told which permission it lacks."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from tests.fixtures import Home
@@ -142,3 +142,35 @@ def test_the_source_whose_mailbox_it_is_answers_and_a_failing_source_fails_only_
     assert by[BOSS]["answered"] and by[MAILBOX]["answered"]
     assert by[STRANGER]["source"] == "dead" and by[STRANGER]["error"].startswith("dead: EWS unreachable")
     assert len(ews.throttled) == 1 and ews.count("GetUserAvailabilityRequest") == 3  # the busy answer, then one per source
+
+
+def test_graph_documented_example_gives_the_documented_availability_view(tmp_path, tls):
+    """The example of "calendar: getSchedule" (learn.microsoft.com/graph/api/calendar-getschedule):
+    adelev and meganb on 2019-03-15, 09:00-18:00 Pacific time (PDT, UTC-7 that day), 60-minute
+    slots; their items put into the double in UTC. The merged view the gateway computes from the
+    blocks is the availabilityView the document shows: overlapping items take the stronger
+    status, an item begun before the window counts from its start."""
+    adele, megan = "adelev@contoso.onmicrosoft.com", "meganb@contoso.onmicrosoft.com"
+    d = GraphDouble(tls[1], tls[2], mailboxes=[MAILBOX], roles=("Mail.ReadWrite", "Calendars.Read")).start()
+    try:
+
+        def pdt(hour: int, minute: int = 0) -> datetime:
+            return datetime(2019, 3, 15, hour, minute, tzinfo=timezone(timedelta(hours=-7))).astimezone(UTC)
+
+        d.add_event(adele, pdt(12), pdt(14), "busy", "Let's go for lunch")
+        for start, end, status in (
+            (pdt(8, 30), pdt(9, 30), "busy"),
+            (pdt(12), pdt(14), "busy"),
+            (pdt(12), pdt(13), "tentative"),
+            (pdt(13), pdt(14), "busy"),
+            (pdt(16), pdt(17), "tentative"),
+        ):
+            d.add_event(megan, start, end, status)
+        home = home_with(tmp_path, "graph", graph_source(d, tls[0], mailboxes=[MAILBOX, adele, megan]))
+        window = ("--from", "2019-03-15T09:00:00-07:00", "--to", "2019-03-15T18:00:00-07:00", "--interval", "60")
+        res = home.cli("freebusy", adele, megan, *window, "--json")
+        assert res.returncode == 0, res.stdout + res.stderr
+        views = {s["address"]: s["view"] for s in json.loads(res.stdout)["schedules"]}
+        assert views == {adele: "000220000", megan: "200220010"}
+    finally:
+        d.stop()
