@@ -12,10 +12,11 @@ a source that fails (unreachable, refused) fails its own addresses only. The CLI
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
+from gateway import logs
 from gateway.errors import GatewayError, Permanent
 from gateway.mailboxes.base import Availability, Reach
 from gateway.mailboxes.schedule import Schedule, common_free, failed
@@ -134,8 +135,13 @@ def ask(
         except GatewayError as exc:  # this source's failure is its addresses'; the others stand
             name = str(getattr(src, "name", ""))
             answers.update({a: failed(a, start, end, f"{name}: {exc}", name) for a in group})
-    schedules = tuple(answers.get(a) or failed(a, start, end, "no answer came for this address") for a in wanted)
+    schedules = tuple(_said(answers.get(a) or failed(a, start, end, "no answer came for this address")) for a in wanted)
     return FreeBusyReport(start, end, interval, schedules, tuple(common_free(schedules, start, end)))
+
+
+def _said(schedule: Schedule) -> Schedule:
+    """A server's words may quote a URL with its credentials (a CalDAV calendar's): masked."""
+    return replace(schedule, error=logs.redact_urls(schedule.error)) if schedule.error else schedule
 
 
 def _addresses(addresses: Sequence[str]) -> list[str]:

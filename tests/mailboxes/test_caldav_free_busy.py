@@ -144,3 +144,10 @@ def test_the_rfc_4791_example_answer_with_durations() -> None:
         BusyBlock(jan4.replace(hour=19), jan4.replace(hour=20), FreeBusy.BUSY),
         BusyBlock(jan4.replace(day=5, hour=17), jan4.replace(day=5, hour=18), FreeBusy.OOF),
     ]
+
+
+def test_credentials_in_a_calendar_url_are_not_shown(radicale: str) -> None:
+    leaky = radicale.replace("http://", "http://ann:hunter2@") + "/nobody/calendar/"
+    report = ask([CalDavCalendars("dav", {"ann@example.org": CalendarAccess(leaky)})], ["ann@example.org"], _utc(8), _utc(9))
+    (only,) = report.schedules
+    assert only.error and "hunter2" not in only.error and "hunter2" not in report.text() and "ann:***@" in only.error

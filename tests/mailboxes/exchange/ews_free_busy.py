@@ -2,7 +2,8 @@
 documents for the operation (learn.microsoft.com/exchange/client-developer/web-service-reference/
 getuseravailability-operation, its request and response examples; …/getuseravailabilityrequest,
 …/timezone-availability, …/freebusyviewoptions, …/timewindow, …/mailboxdataarray,
-…/freebusyresponsearray, …/freebusyview, …/calendareventarray, …/calendarevent, …/busytype).
+…/freebusyresponsearray, …/freebusyview, …/calendareventarray, …/calendarevent, …/busytype;
+and the example response of [MS-OXWAVLS] section 4.2, whose event times carry no offset).
 
 The request's TimeZone gives the zone of the TimeWindow and of the answered event times, which
 carry no offset; the double applies its Bias (and only that: no daylight-saving transitions). A
