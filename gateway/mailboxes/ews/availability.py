@@ -31,7 +31,7 @@ from exchangelib.properties import (
 )
 from exchangelib.services import GetUserAvailability
 
-from gateway.mailboxes.ews.session import EwsSession
+from gateway.mailboxes.ews.session import EwsError, EwsSession
 from gateway.mailboxes.schedule import BusyBlock, FreeBusy, Schedule, clipped, failed
 
 UTC_ZONE = TimeZone(
@@ -72,7 +72,10 @@ def free_busy(
             PerMailbox(protocol=protocol).call(tzinfo=utc, mailbox_data=boxes, timezone=UTC_ZONE, free_busy_view_options=options)
         )
 
-    views = session.call(ask, f"asking the free/busy of {len(addresses)} addresses")
+    try:
+        views = session.call(ask, f"asking the free/busy of {len(addresses)} addresses")
+    except xerr.EWSError as exc:  # a refusal of the whole request (rights, a bad answer): said, not a crash
+        raise EwsError(f"Exchange refused GetUserAvailability: {type(exc).__name__}: {exc}") from None
     out = []
     for address, view in zip(addresses, views, strict=False):
         if isinstance(view, Exception):

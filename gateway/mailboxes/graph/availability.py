@@ -62,7 +62,10 @@ def _batch(
     if r.status_code >= 400:
         kind = Retryable if r.status_code >= 500 else Permanent
         raise kind(f"graph {source}: getSchedule answered {r.status_code} {r.reason_phrase}: {r.text[:200]}")
-    answers = {str(doc.get("scheduleId", "")).lower(): doc for doc in r.json().get("value", [])}
+    try:
+        answers = {str(doc.get("scheduleId", "")).lower(): doc for doc in r.json().get("value", [])}
+    except (ValueError, AttributeError):
+        raise Permanent(f"graph {source}: getSchedule answered something that is not its JSON: {r.text[:200]}") from None
     out = []
     for address in addresses:
         doc = answers.get(address.lower())
@@ -74,7 +77,11 @@ def _batch(
                 failed(address, start, end, f"Microsoft Graph: {err.get('responseCode', '')}: {err.get('message', '')}", source)
             )
         else:
-            blocks = [_block(item) for item in doc.get("scheduleItems") or ()]
+            try:
+                blocks = [_block(item) for item in doc.get("scheduleItems") or ()]
+            except (KeyError, TypeError, ValueError) as exc:  # an item without its times: that address's error
+                out.append(failed(address, start, end, f"Microsoft Graph answered an item without its times ({exc!r})", source))
+                continue
             out.append(Schedule(address, start, end, clipped(blocks, start, end), source))
     return out
 

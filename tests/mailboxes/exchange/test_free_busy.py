@@ -174,3 +174,11 @@ def test_graph_documented_example_gives_the_documented_availability_view(tmp_pat
         assert views == {adele: "000220000", megan: "200220010"}
     finally:
         d.stop()
+
+
+def test_ews_wrong_credentials_are_said_per_address(tmp_path, ews: EwsDouble):
+    home = home_with(tmp_path, "ews", ews_source(ews, password="not-it"))
+    code, doc = _json(home, MAILBOX)
+    assert code == 1
+    (only,) = doc["schedules"]
+    assert only["source"] == "exchange" and "wrong credentials for 'svc-crm'" in only["error"] and "401" in only["error"]
