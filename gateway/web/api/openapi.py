@@ -198,8 +198,31 @@ PATHS: dict[str, dict[str, Any]] = {
             },
         ),
     },
+    "/api/v1/freebusy": {
+        "get": _op(
+            "The attendees' free/busy from their calendars (Exchange, Microsoft 365) and their common free time "
+            "(any signed-in person); an address that could not be answered carries its `error`, `complete` is then false",
+            _json("busy blocks per address, the merged view, the common free time", {"$ref": "#/components/schemas/FreeBusy"}),
+            params=[
+                {
+                    "name": "address",
+                    "in": "query",
+                    "required": True,
+                    "description": "an attendee's mail address; repeat for each (at most 100)",
+                    "schema": {"type": "array", "items": {"type": "string"}},
+                    "style": "form",
+                    "explode": True,
+                },
+                _q("from", "start, ISO 8601 date or time (UTC unless an offset is given); answers use its offset", required=True),
+                _q("to", "end, ISO 8601 (at most 42 days after from)", required=True),
+                _q("interval", "minutes per digit of `view`, 5 to 1440 (default 30)", "integer"),
+            ],
+        )
+    },
     "/api/v1/openapi.json": {"get": _op("This document", _json("OpenAPI 3", _OBJ))},
 }
+
+_SPAN = {"type": "object", "properties": {"start": {"type": "string"}, "end": {"type": "string"}}}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -232,6 +255,46 @@ DOCUMENT: dict[str, Any] = {
                         ("account", "string"),
                         ("folder", "string"),
                     )
+                },
+            },
+            "FreeBusy": {
+                "type": "object",
+                "properties": {
+                    "from": {"type": "string"},
+                    "to": {"type": "string"},
+                    "interval": {"type": "integer"},
+                    "complete": {"type": "boolean", "description": "every address was answered"},
+                    "schedules": {"type": "array", "items": {"$ref": "#/components/schemas/Schedule"}},
+                    "free": {"type": "array", "items": _SPAN, "description": "when every answered address is free"},
+                },
+            },
+            "Schedule": {
+                "type": "object",
+                "properties": {
+                    "address": {"type": "string"},
+                    "source": {"type": "string", "nullable": True, "description": "the configured source that answered"},
+                    "answered": {"type": "boolean"},
+                    "error": {"type": "string", "nullable": True, "description": "why it was not answered"},
+                    "busy": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "start": {"type": "string"},
+                                "end": {"type": "string"},
+                                "status": {
+                                    "type": "string",
+                                    "enum": ["tentative", "busy", "oof", "working-elsewhere", "unknown"],
+                                },
+                            },
+                        },
+                    },
+                    "view": {
+                        "type": "string",
+                        "nullable": True,
+                        "description": "one digit per interval: 0 free, 1 tentative, 2 busy, 3 out of office, "
+                        "4 working elsewhere, 5 no data",
+                    },
                 },
             },
             "MessagePage": {

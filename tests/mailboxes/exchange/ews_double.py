@@ -27,6 +27,8 @@ publishes for these operations, for the small part of EWS the gateway uses:
 - ConvertId, as exchangelib's version probe sends it (an id of "DUMMY", answered
   ErrorInvalidIdMalformed in a response whose header carries ServerVersionInfo:
   …/convertid-operation, …/serverversioninfo), for configurations without `build`;
+- GetUserAvailability with FreeBusyViewOptions, answered from calendars the tests fill
+  (ews_free_busy.py says which documents);
 - throttling as a soap:Fault whose detail carries ResponseCode ErrorServerBusy and
   MessageXml/Value Name="BackOffMilliseconds" ("EWS throttling in Exchange",
   …/exchange-web-services/ews-throttling-in-exchange), and HTTP 503 with Retry-After;
@@ -53,6 +55,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from xml.sax.saxutils import escape
+
+from tests.mailboxes.exchange import ews_free_busy
 
 S = "http://schemas.xmlsoap.org/soap/envelope/"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -117,6 +121,7 @@ class EwsDouble:
         self.subscriptions: dict[str, tuple[str, set[str]]] = {}  # id → (mailbox, folder ids)
         self.events: dict[str, list[tuple[str, str, str]]] = {}  # subscription → pending (type, item, folder)
         self.streams: list[Any] = []
+        self.calendars: dict[str, list[ews_free_busy.Event]] = {}  # address → its events (GetUserAvailability)
         for mb in mailboxes or []:
             self.add_mailbox(mb)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -138,8 +143,14 @@ class EwsDouble:
         self.server.shutdown()
         self.server.server_close()
 
+    def add_event(self, mailbox: str, start: Any, end: Any, busy_type: str = "Busy", subject: str = "") -> None:
+        """An event in a mailbox's calendar (its free/busy, as GetUserAvailability answers it)."""
+        with self.lock:
+            self.calendars.setdefault(mailbox.lower(), []).append(ews_free_busy.Event(start, end, busy_type, subject))
+
     def add_mailbox(self, mailbox: str) -> None:
         with self.lock:
+            self.calendars.setdefault(mailbox.lower(), [])
             root = self._new_folder(mailbox, "Top of Information Store", "")
             self.roots[mailbox] = root.id
             self._new_folder(mailbox, "Inbox", root.id)
@@ -381,6 +392,11 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
                 return
             if op == "GetStreamingEvents":
                 self._stream(op_el)
+                return
+            if op == "GetUserAvailabilityRequest":  # the request element is named so; no ResponseMessages in its answer
+                with double.lock:
+                    body = ews_free_busy.answer(double.calendars, op_el)
+                self._send(200, double.envelope(body))
                 return
             fn = getattr(self, "op_" + op, None)
             if fn is None:

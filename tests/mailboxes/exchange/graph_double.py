@@ -25,6 +25,8 @@ This is NOT Microsoft Graph. It answers with the JSON documents Microsoft publis
   POST …/messages/{id}/move with destinationId (graph/api/message-move);
 - `Prefer: IdType="ImmutableId"` (graph/outlook-immutable-id): ids that survive a move;
   without the header, ids change on move as the default ids do;
+- POST /users/{id}/calendar/getSchedule from calendars the tests fill (graph_free_busy.py
+  says which documents);
 - throttling: 429 Too Many Requests with Retry-After (graph/throttling), and 403
   ErrorAccessDenied when the app lacks the Mail.ReadWrite application permission;
 - groups for `mailboxes_group:`: GET /groups?$filter=mail eq '…' (graph/api/group-list) and
@@ -46,6 +48,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.mailboxes.exchange import graph_free_busy
 
 
 @dataclass
@@ -91,6 +95,7 @@ class GraphDouble:
         self._busy: list[float] = []
         self.tokens: set[str] = set()
         self.mailboxes = {m.lower() for m in mailboxes or []}
+        self.calendars: dict[str, list[graph_free_busy.Item]] = {m: [] for m in self.mailboxes}  # getSchedule's
         self.groups: dict[str, GGroup] = {}  # object id → group
         self.member_page_size = 2
         self.list_page_size = 2
@@ -114,6 +119,11 @@ class GraphDouble:
         self.server.server_close()
 
     # ---- test controls ------------------------------------------------------------------
+
+    def add_event(self, mailbox: str, start: Any, end: Any, status: str = "busy", subject: str = "") -> None:
+        """An event in a user's calendar (its free/busy, as getSchedule answers it)."""
+        with self.lock:
+            self.calendars.setdefault(mailbox.lower(), []).append(graph_free_busy.Item(start, end, status, subject))
 
     def folder_id(self, mailbox: str, name: str) -> str | None:
         with self.lock:
@@ -283,6 +293,17 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
                 return
             if path == "/v1.0/groups" or path.startswith("/v1.0/groups/"):
                 self._groups(method, path.split("/")[3:], query)
+                return
+            if path.endswith("/calendar/getSchedule") and method == "POST":
+                if not g.roles & {"Calendars.Read", "Calendars.ReadWrite"}:
+                    self._error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+                    return
+                if path.split("/")[3].lower() not in g.mailboxes:
+                    self._error(404, "ErrorInvalidUser", f"The requested user '{path.split('/')[3]}' is invalid.")
+                    return
+                with g.lock:
+                    status, doc = graph_free_busy.answer(g.calendars, json.loads(body), self.headers.get("Prefer", ""))
+                self._json(status, doc)
                 return
             if "Mail.ReadWrite" not in g.roles:
                 self._error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")

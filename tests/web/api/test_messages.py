@@ -96,7 +96,7 @@ def test_openapi_lists_every_route(tmp_path):
         assert served == documented
         for path in ("/api/v1/status", "/api/v1/messages", "/api/v1/messages/{id}", "/api/v1/messages/lookup", "/api/v1/review",
                      "/api/v1/review/{id}/resolve", "/api/v1/review/{id}/create", "/api/v1/quarantine", "/api/v1/quarantine/{id}/retry",
-                     "/api/v1/quarantine/retry", "/api/v1/crm/search", "/api/v1/link"):  # fmt: skip
+                     "/api/v1/quarantine/retry", "/api/v1/crm/search", "/api/v1/link", "/api/v1/freebusy"):  # fmt: skip
             assert path in doc["paths"], path
         # one API mount, wherever the app nests it (the console's and the add-in's mounts beside it)
         assert [path for path in _mounts(client.app) if path.startswith("/api")] == ["/api/v1"]
