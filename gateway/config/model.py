@@ -53,6 +53,9 @@ CrmSettings = Annotated[
 class TagsConfig(Model):
     error: list[str] = ["CRM error"]
     review: list[str] = ["CRM review"]
+    # what a mail a person files by hand from their mailbox gets (no rule ran to tag it): the
+    # tags the shipped rules give synced mail
+    linked: list[str] = ["CRM sync", "Synced"]
     keywords: dict[str, str] = {}
 
 

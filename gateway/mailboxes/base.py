@@ -229,6 +229,34 @@ class Refetch(Protocol):
     def fetch(self, ref: SourceRef) -> bytes | Path | None: ...
 
 
+@runtime_checkable
+class MessageFinder(Protocol):
+    """Optional capability of a source: the copy of one mail in one of its mailboxes, found by
+    its Message-ID with a search on the server (not a listing): in the inbox, the watched
+    folders and the sent mail, where the mail a person reads lies. For a mail the gateway
+    never handled that a person files on a record by hand (`POST /api/v1/link`, the Outlook
+    add-in). None when that mailbox holds no such mail; raises Retryable when it cannot be
+    reached."""
+
+    def reachable(self) -> list[str]:
+        """The mailboxes (accounts) it can search now: its roster read when it has not been yet
+        (a command or the console may ask before the source ever ran)."""
+        ...
+
+    def find_message(self, account: str, message_id: str) -> Found | None: ...
+
+
+def same_message_id(a: str, b: str) -> bool:
+    """Whether two Message-IDs name one mail: the angle brackets and the case of the domain
+    part aside (a server's search may match a substring; this is the exact check)."""
+
+    def norm(m: str) -> str:
+        local, _, domain = m.strip().strip("<>").rpartition("@")
+        return f"{local}@{domain.lower()}" if local else domain
+
+    return bool(a.strip()) and norm(a) == norm(b)
+
+
 class Reach(StrEnum):
     """How a source stands to an address's calendar (`Availability.reach`)."""
 

@@ -123,3 +123,8 @@ class Pipeline:
     def link(self, message_pk: int, ref: PartyRef) -> str:
         """Attach a handled message to one more record (idempotent); the CRM's email id."""
         return self._decisions.link(message_pk, ref)
+
+    def file_found(self, location_pk: int, ref: PartyRef) -> tuple[int, str]:
+        """File a copy a person handed in by hand on the record they picked, without the rules
+        (review resolved at once); its message's id and the CRM's email id."""
+        return self._decisions.file_found(location_pk, ref)

@@ -34,7 +34,7 @@ from exchangelib.services import GetStreamingEvents, SyncFolderItems
 
 from gateway.errors import ConfigError, GatewayError
 from gateway.mailboxes.base import FolderListing, FolderRef, Found, Reach, SourceEnv, SourceRef
-from gateway.mailboxes.ews import availability, listing
+from gateway.mailboxes.ews import availability, finder, listing
 from gateway.mailboxes.ews.config import EwsConfig
 from gateway.mailboxes.ews.session import EwsError, EwsSession
 from gateway.mailboxes.ews.writeback import EwsWriteback
@@ -212,6 +212,17 @@ class EwsSource:
     ) -> Iterator[FolderListing]:
         """What the watched folders hold now (`reconcile`; gateway.mailboxes.base.Lister): listing.py."""
         return listing.listings(self, folder, since, progress)
+
+    @property
+    def watched(self) -> list[str]:
+        return list(self.config.folders)
+
+    def reachable(self) -> list[str]:
+        return self.roster.mailboxes()
+
+    def find_message(self, account: str, message_id: str) -> Found | None:
+        """The mail by its Message-ID (gateway.mailboxes.base.MessageFinder): finder.py."""
+        return finder.find(self, account, message_id)
 
     def marks_for(self, tags: Set[str]) -> frozenset[str]:
         return frozenset(tags)  # a tag is written back as the category of the same name

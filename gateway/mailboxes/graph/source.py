@@ -24,7 +24,7 @@ import httpx
 
 from gateway.errors import GatewayError, Permanent, Retryable
 from gateway.mailboxes.base import FolderListing, FolderRef, Found, Reach, SourceEnv, SourceRef
-from gateway.mailboxes.graph import availability, listing
+from gateway.mailboxes.graph import availability, finder, listing
 from gateway.mailboxes.graph.config import GraphConfig
 from gateway.mailboxes.graph.directory import group_members
 from gateway.mailboxes.graph.writeback import GraphWriteback
@@ -308,6 +308,15 @@ class GraphMailSource:
 
     def marks_for(self, tags: Set[str]) -> frozenset[str]:
         return frozenset(tags)  # a tag is written back as the category of the same name
+
+    def reachable(self) -> list[str]:
+        return self.roster.mailboxes()
+
+    def find_message(self, account: str, message_id: str) -> Found | None:
+        """The mail by its Message-ID, anywhere in the mailbox (gateway.mailboxes.base.MessageFinder): finder.py."""
+        if account not in self.reachable():
+            return None
+        return finder.find(self, account, message_id, self._mime, self.max_size)
 
     # ---- free/busy (gateway.mailboxes.base.Availability): availability.py ----------------
 

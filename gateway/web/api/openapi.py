@@ -72,9 +72,25 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/messages/lookup": {
         "get": _op(
-            "The message with this Message-ID (404 if the gateway never saw it)",
-            _json("the message", _OBJ),
-            params=[_q("message_id", "the Message-ID, with or without <>", required=True)],
+            "The message with this Message-ID (`known`: true). A mail the gateway never handled that a mailbox"
+            " of the asker holds: `known` false, `can_link` true, `mailbox` where it lies, `crm_records` empty, so it"
+            " can be filed with POST /api/v1/link. 404 in words when neither the ledger nor such a mailbox has it",
+            _json(
+                "the message",
+                {
+                    "type": "object",
+                    "properties": {
+                        "known": {"type": "boolean", "description": "whether the gateway has handled it"},
+                        "can_link": {"type": "boolean"},
+                        "mailbox": {"type": "string", "description": "source:account/folder, when not known"},
+                        "crm_records": {"type": "array", "items": _OBJ},
+                    },
+                },
+            ),
+            params=[
+                _q("message_id", "the Message-ID, with or without <>", required=True),
+                _q("mailbox", "for a mail not handled: the mailbox (address or account) to search first"),
+            ],
         )
     },
     "/api/v1/review": {
@@ -135,12 +151,34 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/link": {
         "post": _op(
-            "File a handled message on a record; linking twice leaves one link",
-            _json("the link", _OBJ),
+            "File a message on a record: a handled one (by `message`, its ledger id, or `message_id`), or a mail"
+            " the gateway never handled, fetched by `message_id` from a mailbox the asker owns (an admin: any) and"
+            " filed without the rules, then tagged as synced mail; linking twice leaves one link. 404 in words when"
+            " no such mailbox holds it",
+            _json(
+                "the link",
+                {
+                    "type": "object",
+                    "properties": {
+                        "message": {"type": "integer"},
+                        "record": _RECORD,
+                        "email_id": {"type": "string"},
+                        "fetched_from": {"type": "string", "description": "source:account/folder, for a mail fetched now"},
+                    },
+                },
+            ),
             body={
                 "type": "object",
                 "required": ["record"],
-                "properties": {"record": _RECORD, "message": {"type": "integer"}, "message_id": {"type": "string"}},
+                "properties": {
+                    "record": _RECORD,
+                    "message": {"type": "integer", "description": "the ledger id of a handled message"},
+                    "message_id": {"type": "string", "description": "the Message-ID, with or without <>"},
+                    "mailbox": {
+                        "type": "string",
+                        "description": "for a mail not handled: the mailbox (address or account) to search first",
+                    },
+                },
             },
         )
     },

@@ -15,6 +15,11 @@ This is NOT Microsoft Graph. It answers with the JSON documents Microsoft publis
   graph/api/mailfolder-list-messages) with $select, $top (honoured up to `list_page_size`,
   so paging is exercised) and @odata.nextLink carrying the query with the server's $skip,
   and $filter=receivedDateTime ge {DateTimeOffset} (graph/query-parameters, filter);
+- GET /users/{id}/messages (user-list-messages: every folder of the mailbox) with
+  $filter=internetMessageId eq '<…>' (a quote in the value doubled, graph/query-parameters,
+  filter) and $select of id, internetMessageId, parentFolderId; any other $filter there answers
+  400 ErrorInvalidUrlQueryFilter; GET /users/{id}/mailFolders/{id} with $select=displayName
+  (graph/api/mailfolder-get);
 - GET /users/{id}/messages/{id}/$value (graph/api/message-get, "Get MIME content"),
   GET/PATCH …/messages/{id} with `categories` (graph/api/message-update),
   POST …/messages/{id}/move with destinationId (graph/api/message-move);
@@ -86,6 +91,7 @@ class GraphDouble:
         self.requests: list[tuple[float, str, str, dict[str, str]]] = []
         self.throttled: list[tuple[float, float]] = []
         self.mime_reads = 0
+        self.searched: list[str] = []  # the internetMessageIds a $filter asked for
         self._busy: list[float] = []
         self.tokens: set[str] = set()
         self.mailboxes = {m.lower() for m in mailboxes or []}
@@ -399,6 +405,15 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
                     },
                 )
                 return
+            if parts == ["messages"] and method == "GET":
+                self._search(base, mailbox, query, immutable)
+                return
+            if len(parts) == 2 and parts[0] == "mailFolders" and method == "GET":
+                if parts[1] not in g.folders or g.folders[parts[1]][0] != mailbox:
+                    self._error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+                    return
+                self._json(200, {"id": parts[1], "displayName": g.folders[parts[1]][1]})
+                return
             if len(parts) == 3 and parts[0] == "mailFolders" and parts[2] == "messages" and method == "GET":
                 self._list(base, parts[1], query, immutable)
                 return
@@ -435,6 +450,22 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
                     self._error(405, "ErrorInvalidRequest", "Unsupported method")
                 return
             self._error(400, "BadRequest", "Unsupported request")
+
+        def _search(self, base: str, mailbox: str, query: dict[str, str], immutable: bool) -> None:
+            want = query.get("$filter", "")
+            prefix = "internetMessageId eq '"
+            if not (want.startswith(prefix) and want.endswith("'")):
+                self._error(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.")
+                return
+            value = want[len(prefix) : -1].replace("''", "'")
+            g.searched.append(value)
+            fields = (query.get("$select") or "id,internetMessageId,parentFolderId").split(",")
+            vals = []
+            for m in g.messages.values():
+                if g.folders[m.folder][0] == mailbox and _message_id(m.mime) == value:
+                    full = {"id": self._mid(m, immutable), "internetMessageId": value, "parentFolderId": m.folder}
+                    vals.append({k: v for k, v in full.items() if k in fields or k == "id"})
+            self._json(200, {"@odata.context": f"{base}/messages", "value": vals})
 
         def _list(self, base: str, fid: str, query: dict[str, str], immutable: bool) -> None:
             if fid not in g.folders:

@@ -69,7 +69,9 @@ def test_filters_paging_and_one_message(tmp_path):
             m["id"] for m in client.get("/api/v1/messages").json()["messages"] if m["message_id"] == "<m2@acme.example>"
         )
         missing = client.get("/api/v1/messages/lookup", params={"message_id": "<never@x.org>"})
-        assert missing.status_code == 404 and missing.json() == {"error": "no message with Message-ID <never@x.org>"}
+        assert missing.status_code == 404 and missing.json() == {
+            "error": "no message with Message-ID <never@x.org>: the gateway has not handled it, and no mailbox of its sources holds it"
+        }
         assert client.get("/api/v1/nothing/here").status_code == 404
 
 
