@@ -16,7 +16,7 @@ import json
 import os
 import secrets
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -77,6 +77,10 @@ class TokenRecord:
     role: str
     addresses: tuple[str, ...]
     created_at: str
+    expires_at: str = ""  # ISO time it stops working; "" never (until `token remove`)
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return bool(self.expires_at) and datetime.fromisoformat(self.expires_at) <= (now or datetime.now(UTC))
 
 
 def _digest(token: str) -> str:
@@ -103,7 +107,14 @@ class TokenStore:
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
             records = [
-                TokenRecord(r["name"], r["sha256"], r["role"], tuple(r.get("addresses") or ()), r.get("created_at", ""))
+                TokenRecord(
+                    r["name"],
+                    r["sha256"],
+                    r["role"],
+                    tuple(r.get("addresses") or ()),
+                    r.get("created_at", ""),
+                    r.get("expires_at", ""),
+                )
                 for r in raw.get("tokens", [])
             ]
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -111,12 +122,17 @@ class TokenStore:
         self._seen, self._records = (st.st_mtime_ns, st.st_size), records
         return list(records)
 
-    def add(self, name: str, role: str, addresses: list[str]) -> str:
-        """Make a token for `name` (replacing its earlier one) and return it: the only time it is seen."""
+    def add(self, name: str, role: str, addresses: list[str], days: float | None = None) -> str:
+        """Make a token for `name` (replacing its earlier one), working `days` days (None: until
+        removed), and return it: the only time it is seen."""
         check_role(role)
+        if days is not None and days <= 0:
+            raise Permanent(f"--days must be more than 0 (got {days:g})")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        expires = (now + timedelta(days=days)).isoformat(timespec="seconds") if days is not None else ""
         kept = [r for r in self.records() if r.name != name]
-        kept.append(TokenRecord(name, _digest(token), role, tuple(addresses), datetime.now(UTC).isoformat()))
+        kept.append(TokenRecord(name, _digest(token), role, tuple(addresses), now.isoformat(), expires))
         self._write(kept)
         return token
 
@@ -130,7 +146,7 @@ class TokenStore:
         want = _digest(token)
         for r in self.records():
             if hmac.compare_digest(r.sha256, want):
-                return r
+                return None if r.expired() else r
         return None
 
     def _write(self, records: list[TokenRecord]) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
-from typing import Any
+from typing import Any, cast
 
+from gateway.admin import filing
 from gateway.admin.operations import Gateway, explain_doc
-from gateway.admin.scope import RecordSight, Visibility, require_found_by_message_id, require_sees, visible_copies
+from gateway.admin.scope import RecordSight, Visibility, require_sees, visible_copies
 from gateway.crm.base import PARTY_KINDS, record_visible
 from gateway.errors import GatewayError, NotFound
 from gateway.ledger import LocationRow, MessageRow
@@ -114,15 +115,16 @@ def _leave_out_hidden_records(gw: Gateway, doc: dict[str, Any], scope: Visibilit
             doc[key] = {k: [r for r in v if visible(r)] if isinstance(v, list) else v for k, v in doc[key].items()}
 
 
-def lookup(gw: Gateway, message_id: str, scope: Visibility | None) -> dict[str, Any]:
+def lookup(gw: Gateway, message_id: str, scope: Visibility | None, mailbox: str | None = None) -> dict[str, Any]:
     """The message with this Message-ID (the newest version the person may see); one only in
-    another's mailbox is as unknown as one never seen."""
+    another's mailbox is as unknown as one never seen. A mail the gateway never handled that a
+    mailbox of the person holds is not in the CRM yet and can be filed (filing.unfiled_doc);
+    in none of them: NotFound. `mailbox`: the one to search first (the add-in's Outlook user)."""
     rows = gw.ledger.find_messages(message_id)
-    if not rows:
-        raise NotFound(f"no message with Message-ID {message_id}")
     mine = [r for r in rows if scope is None or scope.sees_any(gw.ledger.locations_of(r.id))]
-    require_found_by_message_id(scope, bool(mine), message_id)
-    return message_doc(gw, mine[-1].id, scope)
+    if not mine:
+        return filing.unfiled_doc(cast(filing.Mailboxes, gw), message_id, scope, mailbox)
+    return {**message_doc(gw, mine[-1].id, scope), "known": True}
 
 
 def _headers(gw: Gateway, row: MessageRow) -> list[list[str]] | None:

@@ -1,12 +1,14 @@
-"""The CRM records a person may pick, and filing a handled message on one more of them
-(`POST /api/v1/link`, the Outlook add-in's "file this mail here")."""
+"""The CRM records a person may pick, and filing a message on one more of them (`POST
+/api/v1/link`, the Outlook add-in's "file this mail here"): a handled one, or one the gateway
+never handled, fetched from the person's mailbox by its Message-ID (filing.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from gateway.admin import filing
 from gateway.admin.operations import Gateway, parse_target
-from gateway.admin.scope import Visibility, require_found_by_message_id, require_record_visible, require_sees
+from gateway.admin.scope import Visibility, require_record_visible, require_sees
 from gateway.crm.base import PARTY_KINDS, PartyKind, search_records
 from gateway.errors import NotFound, Permanent
 
@@ -25,10 +27,16 @@ def search(gw: Gateway, text: str, kind: str | None, scope: Visibility | None, l
 
 
 def link(
-    gw: Gateway, record: str, *, message: int | None = None, message_id: str | None = None, scope: Visibility | None
+    gw: Gateway,
+    record: str,
+    *,
+    message: int | None = None,
+    message_id: str | None = None,
+    scope: Visibility | None,
+    mailbox: str | None = None,
 ) -> dict[str, Any]:
     """File the message (by ledger id or Message-ID) on `record` (KIND:ID); linking twice
-    leaves one link."""
+    leaves one link. `mailbox`: where to look first for a mail the gateway never handled."""
     ref = parse_target(record)
     check = getattr(gw.crm, "get_party", None)
     if check is not None and check(ref) is None:
@@ -41,13 +49,12 @@ def link(
             raise NotFound(f"no message with id {message}") from None
     elif message_id:
         rows = gw.ledger.find_messages(message_id)
-        if not rows:
-            raise NotFound(f"no message with Message-ID {message_id}")
     else:
         raise Permanent("give `message` (its id) or `message_id`")
     mine = [r for r in rows if scope is None or scope.sees_any(gw.ledger.locations_of(r.id))]
     if not mine and message is None:
-        require_found_by_message_id(scope, False, str(message_id))
+        # never handled (or only in another's mailbox): fetched from the person's own mailbox
+        return filing.file_from_mailbox(cast(filing.Mailboxes, gw), str(message_id), ref, scope, mailbox)
     if not mine:
         require_sees(scope, [], f"message {message}")
     row = mine[-1]

@@ -1,4 +1,4 @@
-"""`crm-gateway user add` and `token add|list|remove`: who may use the console and the API
+"""`crm-gateway user add|list|remove` and `token add|list|remove`: who may use the console and the API
 (gateway/admin/access.py does the hashing and keeps the tokens; this module asks and prints)."""
 
 from __future__ import annotations
@@ -41,24 +41,76 @@ def user_add(
     role: RoleOpt = None,
     address: AddressOpt = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin (one line)")] = False,
+    print_only: Annotated[
+        bool, typer.Option("--print", help="print the entry to paste under web.users instead of writing it")
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Print a `web.users` entry (argon2 hash of a password asked twice) to paste into the config."""
+    """Add a person (argon2 hash of a password asked twice) to web.users_file, or replace
+    the entry of the same name; they may sign in at once, no restart."""
     from gateway.admin.access import user_entry, user_yaml
+    from gateway.admin.users import UserStore
+    from gateway.config import WebConfig
+    from gateway.config.model import WebUser
 
+    if print_only:
+        entry = user_entry(name, _password(password_stdin), role or "user", list(address or []))
+        out.print(user_yaml(entry), markup=False, highlight=False, end="")
+        err.print("paste it under `web:` → `users:` in the config; the gateway reads the config at start", markup=False)
+        return
+    cfg = config_at(config)
+    web = cfg.web or WebConfig()
+    if any(u.name == name for u in web.users):
+        raise Permanent(f"{name} is in the config's web.users: change that entry there, or remove it there first")
     entry = user_entry(name, _password(password_stdin), role or "user", list(address or []))
-    out.print(user_yaml(entry), markup=False, highlight=False, end="")
-    existing = _configured_users(config)
-    where = "replace the entry of the same name" if name in existing else "add it"
-    err.print(f"paste it under `web:` → `users:` in the config ({where}); the gateway reads it at start", markup=False)
+    path = cfg.resolve(web.users_file)
+    replaced = UserStore(path).put(WebUser.model_validate(entry))
+    did = "replaced" if replaced else "added"
+    err.print(f"{did} {name} ({entry['role']}) in {path}; they may sign in now", markup=False)
 
 
-def _configured_users(config: ConfigOpt) -> list[str]:
-    try:
-        web = config_at(config).web
-    except Exception:  # no config here yet: the entry is still worth printing
-        return []
-    return [u.name for u in web.users] if web else []
+@user_app.command("list", cls=PlainCommand)
+@guarded
+def user_list(config: ConfigOpt = None) -> None:
+    """The people who may sign in: name, role, addresses, and where each is kept (never a hash)."""
+    from gateway.admin.users import UserStore
+    from gateway.config import WebConfig
+
+    cfg = config_at(config)
+    web = cfg.web or WebConfig()
+    listed = [(u, "config") for u in web.users]
+    names = {u.name for u in web.users}
+    listed += [(u, "users_file") for u in UserStore(cfg.resolve(web.users_file)).users() if u.name not in names]
+    print_json(
+        {
+            "users": [
+                {
+                    "name": u.name,
+                    "role": u.role,
+                    "addresses": list(u.addresses),
+                    "password": u.password_hash is not None,
+                    "kept_in": where,
+                }
+                for u, where in listed
+            ]
+        }
+    )
+
+
+@user_app.command("remove", cls=PlainCommand)
+@guarded
+def user_remove(name: Annotated[str, typer.Argument(metavar="NAME")], config: ConfigOpt = None) -> None:
+    """Remove a person `user add` added: their sessions and sign-ins end at their next request."""
+    from gateway.admin.users import UserStore
+    from gateway.config import WebConfig
+
+    cfg = config_at(config)
+    web = cfg.web or WebConfig()
+    if not UserStore(cfg.resolve(web.users_file)).remove(name):
+        if any(u.name == name for u in web.users):
+            raise Permanent(f"{name} is in the config's web.users: remove that entry there")
+        raise Permanent(f"no web user named {name}")
+    err.print(f"removed {name}", markup=False)
 
 
 @token_app.command("add", cls=PlainCommand)
@@ -67,23 +119,29 @@ def token_add(
     name: Annotated[str, typer.Argument(metavar="NAME", help="a web user's name (the token acts as them), or a new name")],
     role: RoleOpt = None,
     address: AddressOpt = None,
+    days: Annotated[
+        float | None, typer.Option("--days", metavar="N", help="the token stops working after N days [never]")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Make an API token and print it once (only its hash is kept, in web.tokens_file)."""
     from gateway.admin.access import TokenStore
+    from gateway.admin.users import UserStore, all_users
     from gateway.config import WebConfig
 
     cfg = config_at(config)
     web = cfg.web or WebConfig()
-    user = next((u for u in web.users if u.name == name), None)
+    user = next((u for u in all_users(web.users, UserStore(cfg.resolve(web.users_file))) if u.name == name), None)
     if user is not None and (role or address):
         raise Permanent(f"{name} is a web user: the token has their role and addresses; give no --role or --address")
     if user is None and role is None:
         raise Permanent(f"{name} is not in web.users: give --role admin|user (and --address for a user)")
     store = TokenStore(cfg.resolve(web.tokens_file))
-    token = store.add(name, user.role if user else str(role), list(user.addresses if user else address or []))
+    token = store.add(name, user.role if user else str(role), list(user.addresses if user else address or []), days)
     out.print(token, markup=False, highlight=False)
-    err.print(f"the token of {name}: shown this once; send it as `Authorization: Bearer <token>`", markup=False)
+    made = store.check(token)
+    until = f", until {made.expires_at}" if made is not None and made.expires_at else ""
+    err.print(f"the token of {name}{until}: shown this once; send it as `Authorization: Bearer <token>`", markup=False)
 
 
 @token_app.command("list", cls=PlainCommand)
@@ -98,7 +156,14 @@ def token_list(config: ConfigOpt = None) -> None:
     print_json(
         {
             "tokens": [
-                {"name": r.name, "role": r.role, "addresses": list(r.addresses), "created_at": r.created_at}
+                {
+                    "name": r.name,
+                    "role": r.role,
+                    "addresses": list(r.addresses),
+                    "created_at": r.created_at,
+                    "expires_at": r.expires_at or None,
+                    "expired": r.expired(),
+                }
                 for r in store.records()
             ]
         }

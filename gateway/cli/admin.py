@@ -105,6 +105,9 @@ def forget(
         )
 
 
+WAITING_FOR_FIX = "another reconcile --fix is running on this ledger: waiting for it to end"
+
+
 @app.command(cls=PlainCommand)
 @guarded
 def reconcile(
@@ -123,7 +126,7 @@ def reconcile(
 
     logs.setup("warning")
     with open_gateway(config) as gw, _progress() as progress:
-        report = run_reconcile(gw, source, folder, since, fix, progress)
+        report = run_reconcile(gw, source, folder, since, fix, progress, waiting=lambda: err.print(WAITING_FOR_FIX, markup=False))
     if as_json:
         print_json(report.to_json())
     else:

@@ -54,11 +54,15 @@ CrmSettings = Annotated[
 class TagsConfig(Model):
     error: list[str] = ["CRM error"]
     review: list[str] = ["CRM review"]
+    # what a mail a person files by hand from their mailbox gets (no rule ran to tag it): the
+    # tags the shipped rules give synced mail
+    linked: list[str] = ["CRM sync", "Synced"]
     keywords: dict[str, str] = {}
 
 
 class WebUser(Model):
-    """A person who may sign in to the console and the API (`crm-gateway user add` prints one)."""
+    """A person who may sign in to the console and the API (`crm-gateway user add` writes one
+    to `web.users_file`; the config may list them too)."""
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[^\s:]+$")
     # argon2 (`$argon2id$...`): never the password itself; none: this person signs in only
@@ -100,6 +104,9 @@ class WebConfig(Model):
     secret_file: str = "var/web-secret"
     # API tokens (`crm-gateway token add`): their sha256 only, never the token
     tokens_file: str = "var/api-tokens.json"
+    # people added by `crm-gateway user add` (YAML, 0600), read again when it changes; the
+    # config's `users` count too, and a name the config lists is the config's
+    users_file: str = "var/web-users.yaml"
     session_hours: float = Field(12.0, gt=0, le=24 * 90)
 
     @model_validator(mode="after")

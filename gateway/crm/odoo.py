@@ -19,17 +19,15 @@ comma-separated); the rows are then filtered here by the exact, case-insensitive
 address. Tested against tests/crm/doubles/odoo_double.py.
 
 The wires are in odoo_rpc.py, the record mapping in odoo_records.py, the notes in odoo_notes.py,
-the record search and who may see a record in odoo_search.py.
+the record search and who may see a record in odoo_search.py, a mail's files in odoo_files.py.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.crm import odoo_notes, odoo_search
+from gateway.crm import odoo_files, odoo_notes, odoo_search
 from gateway.crm.base import (
     PARTY_KINDS,
     EmailRecord,
@@ -45,6 +43,7 @@ from gateway.crm.base import (
 )
 from gateway.crm.config_models import OdooConfig
 from gateway.crm.http import HttpClient
+from gateway.crm.odoo_files import RAW
 from gateway.crm.odoo_records import (
     EMAIL_FIELD,
     MODEL,
@@ -60,8 +59,6 @@ from gateway.crm.odoo_records import (
 from gateway.crm.odoo_rpc import Json2, JsonRpc
 from gateway.errors import ConfigError, Permanent
 from gateway.message import addresses
-
-_RAW = "crm-gateway raw message; content hash "
 
 
 class OdooConnector:
@@ -155,7 +152,7 @@ class OdooConnector:
         out: dict[str, list[dict[str, Any]]] = {}
         for m in messages:
             tags = [str(atts.get(a, {}).get("description") or "") for a in m["attachment_ids"]]
-            h = next((t.removeprefix(_RAW) for t in tags if t.startswith(_RAW)), "")
+            h = next((t.removeprefix(RAW) for t in tags if t.startswith(RAW)), "")
             out.setdefault(h, []).append(m)
         return out
 
@@ -222,7 +219,7 @@ class OdooConnector:
         if not targets and not group:
             raise Permanent("odoo: a mail needs a record to be posted on")
         home = (group[0]["model"], group[0]["res_id"]) if group else targets[0]  # where its files live
-        att_ids = self._files(home, mail, group)
+        att_ids = odoo_files.files(self._call, home, mail)
         for message in group:  # complete a message stored before all its files were
             missing = [a for a in att_ids if a not in message["attachment_ids"]]
             if missing:
@@ -245,37 +242,6 @@ class OdooConnector:
                     )
                 )
         return EmailRef(str(min(ids)), mail.message_id, mail.content_hash)
-
-    def _files(self, home: tuple[str, int], mail: EmailRecord, group: list[dict[str, Any]]) -> list[int]:
-        """The ir.attachment ids of this mail's files and raw .eml, creating the missing ones."""
-        files = [
-            (a.filename or "attachment", a.content_type, a.payload, f"sha256:{hashlib.sha256(a.payload).hexdigest()} #{i}")
-            for i, a in enumerate(mail.attachments)
-        ]
-        files.append(("message.eml", "message/rfc822", mail.raw, _RAW + mail.content_hash))
-        model, res_id = home
-        have = self._call(
-            "ir.attachment",
-            "search_read",
-            domain=[["res_model", "=", model], ["res_id", "=", res_id], ["description", "in", [f[3] for f in files]]],
-            fields=["id", "description"],
-            order="id",
-        )
-        by_tag = {a["description"]: a["id"] for a in reversed(have)}
-        out = []
-        for name, ctype, payload, tag in files:
-            if tag not in by_tag:
-                vals = {
-                    "name": name,
-                    "datas": base64.b64encode(payload).decode(),
-                    "mimetype": ctype or "application/octet-stream",
-                    "res_model": model,
-                    "res_id": res_id,
-                    "description": tag,
-                }
-                by_tag[tag] = self._call("ir.attachment", "create", vals_list=[vals])[0]
-            out.append(by_tag[tag])
-        return out
 
     def add_note(self, parents: Sequence[PartyRef], note: NoteData) -> NoteRef:
         """An internal note (`mail.mt_note`) in each record's chatter, once per key

@@ -21,8 +21,11 @@ from gateway.ledger.schema import locations, message_addresses, messages
 from gateway.ledger.states import IllegalTransition, LocationState, MessageState
 
 # A new message starts as received (its copy parsed it) or processing (it goes straight to
-# quarantine: nothing could parse it, or the budget gave up on it before its identity was known).
-FIRST_STATES = frozenset({MessageState.RECEIVED, MessageState.PROCESSING})
+# quarantine: nothing could parse it, or the budget gave up on it before its identity was known)
+# or in review: a mail a person files by hand (found in their mailbox by its Message-ID) waits
+# for nobody's rules, only for that person's decision, taken the moment after (never evaluated,
+# and a worker finding the copy meanwhile finds its message final and leaves it alone).
+FIRST_STATES = frozenset({MessageState.RECEIVED, MessageState.PROCESSING, MessageState.REVIEW})
 
 INSERT_LOCATION = insert(locations)
 _INSERT_ADDRESS = insert(message_addresses)

@@ -12,7 +12,7 @@ import fcntl
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -80,3 +80,58 @@ class AddressLocks:
                 yield
             finally:
                 os.close(fd)  # closing releases the flock
+
+
+class NamedLock:
+    """One lock for a whole task (`reconcile --fix`), held across threads, processes on this
+    machine (flock on a file of its own) and machines sharing a PostgreSQL ledger (an advisory
+    lock). Kept apart from `AddressLocks`' stripes and files on purpose: its holder goes on to
+    create people under address locks, and sharing a stripe or a file with one would deadlock."""
+
+    def __init__(self, lock_dir: Path, name: str, ledger_engine: Engine | None = None) -> None:
+        self.name = name
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        self._path = lock_dir / f"{name}.lock"
+        self._thread = threading.Lock()
+        pg = ledger_engine is not None and ledger_engine.dialect.name == "postgresql"
+        self._pg_engine = ledger_engine if pg else None
+        self._key = _key_hash("task:" + name)
+
+    @contextmanager
+    def held(self, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the lock; `waiting()` is called once when another holds it, before waiting."""
+        told = False
+
+        def tell() -> None:
+            nonlocal told
+            if waiting is not None and not told:
+                told = True
+                waiting()
+
+        if not self._thread.acquire(blocking=False):
+            tell()
+            self._thread.acquire()
+        try:
+            if self._pg_engine is not None:
+                with self._pg_engine.connect() as conn:
+                    if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar():
+                        tell()
+                        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+                    try:
+                        yield
+                    finally:
+                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+                        conn.commit()
+                return
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    tell()
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing releases the flock
+        finally:
+            self._thread.release()

@@ -229,3 +229,17 @@ class LedgerReader:
             for source, folder, state, n in rows:
                 out.setdefault((source, folder), {})[state or MessageState.RECEIVED.value] = n
         return out
+
+    def counts_by_mailbox(self) -> dict[tuple[str, str], dict[str, int]]:
+        """(source, account) → {state: number of copies}: a source reaching many mailboxes
+        counted per mailbox (the console shows a person their own mailbox's counts only)."""
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        with self.reader.connect() as c:
+            rows = c.execute(
+                select(locations.c.source, locations.c.account, messages.c.state, func.count())
+                .select_from(locations.outerjoin(messages, locations.c.message_pk == messages.c.id))
+                .group_by(locations.c.source, locations.c.account, messages.c.state)
+            )
+            for source, account, state, n in rows:
+                out.setdefault((source, account), {})[state or MessageState.RECEIVED.value] = n
+        return out

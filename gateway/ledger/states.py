@@ -8,6 +8,7 @@ comes from and is checked against the tables below: a move not in them raises
 
 A message (DESIGN.md "Flow of one message"):
 
+    (new) ─▶ received | processing | review (a mail a person files by hand: ledger/claims.py)
     received ─▶ processing ─▶ crm_done ─▶ done | done_untagged | review
         │            │            └──▶ retrying (tagging failed; never quarantined now)
         └────────────┴──▶ done | done_untagged | review | ignored | skipped | retrying | quarantined

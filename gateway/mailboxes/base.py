@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from threading import Event
 from typing import Any, Protocol, runtime_checkable
 
 from gateway.errors import GatewayError, Retryable
 from gateway.ledger.refs import SourceRef
+from gateway.mailboxes.schedule import Schedule
 
 # Threads a process's mailbox watchers use for blocking work (logins, scans), whatever the
 # number of mailboxes: the ledger's connection pool is sized with it (gateway/runtime/parts.py).
@@ -225,6 +227,58 @@ class Refetch(Protocol):
     `reconcile --fix` for a copy the ledger never recorded."""
 
     def fetch(self, ref: SourceRef) -> bytes | Path | None: ...
+
+
+@runtime_checkable
+class MessageFinder(Protocol):
+    """Optional capability of a source: the copy of one mail in one of its mailboxes, found by
+    its Message-ID with a search on the server (not a listing): in the inbox, the watched
+    folders and the sent mail, where the mail a person reads lies. For a mail the gateway
+    never handled that a person files on a record by hand (`POST /api/v1/link`, the Outlook
+    add-in). None when that mailbox holds no such mail; raises Retryable when it cannot be
+    reached."""
+
+    def reachable(self) -> list[str]:
+        """The mailboxes (accounts) it can search now: its roster read when it has not been yet
+        (a command or the console may ask before the source ever ran)."""
+        ...
+
+    def find_message(self, account: str, message_id: str) -> Found | None: ...
+
+
+def same_message_id(a: str, b: str) -> bool:
+    """Whether two Message-IDs name one mail: the angle brackets and the case of the domain
+    part aside (a server's search may match a substring; this is the exact check)."""
+
+    def norm(m: str) -> str:
+        local, _, domain = m.strip().strip("<>").rpartition("@")
+        return f"{local}@{domain.lower()}" if local else domain
+
+    return bool(a.strip()) and norm(a) == norm(b)
+
+
+class Reach(StrEnum):
+    """How a source stands to an address's calendar (`Availability.reach`)."""
+
+    OWN = "own"  # the address's mailbox is this source's (its owner, its CRM user, on its roster)
+    ORGANISATION = "organisation"  # another mailbox of the same organisation: the server answers for it too
+    NONE = "none"
+
+
+@runtime_checkable
+class Availability(Protocol):
+    """Optional capability of a source: when people are free or busy, from their calendars
+    (EWS GetUserAvailability, Graph getSchedule), so a CRM can offer a meeting time."""
+
+    def reach(self, address: str) -> Reach:
+        """Whether this source can answer for `address` (lower-case), and how well."""
+        ...
+
+    def free_busy(self, addresses: Sequence[str], start: datetime, end: datetime, interval: int) -> list[Schedule]:
+        """One Schedule per address, in order, over [start, end) (aware times); an address the
+        server could not answer for is a Schedule with its `error`. Raises Retryable when the
+        server cannot be reached, Permanent when it refuses the service account."""
+        ...
 
 
 class LedgerOnly:

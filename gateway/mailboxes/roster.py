@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import GatewayError, Permanent
-from gateway.mailboxes.base import FolderRef
+from gateway.mailboxes.base import FolderRef, Reach
 from gateway.reading.boundedread import UnreadableFile, read_text_bounded
 
 ROSTER_FILE_MAX = 4 * 1024 * 1024  # ~100,000 addresses: far above any real company
@@ -146,3 +146,22 @@ def watched_folders(source: str, roster: Roster, folders: Iterable[str], only: s
         for name in folders:
             if only is None or name == only:
                 yield FolderRef(source, mailbox, name)
+
+
+def reach(address: str, roster: Roster, people: Iterable[str | None] = ()) -> Reach:
+    """How a source reaching the mailboxes of `roster` stands to `address`'s calendar: OWN
+    when it is on the roster or among `people` (the config's owners and CRM user); else
+    ORGANISATION when it shares a domain with one of them (an Exchange organisation answers
+    free/busy for every mailbox it hosts, and its domains are what the config shows of it)."""
+    address = address.strip().lower()
+    try:
+        names = roster.mailboxes()
+    except GatewayError:  # the roster cannot be read: what was last read, and the config's people
+        names = roster.known()
+    mine = set(merge(names, (p for p in people if p)))
+    if address in mine:
+        return Reach.OWN
+    domain = address.rpartition("@")[2]
+    if domain and domain in {m.rpartition("@")[2] for m in mine if "@" in m}:
+        return Reach.ORGANISATION
+    return Reach.NONE

@@ -118,7 +118,7 @@ class Claims:
                     out[loc.id] = failure
             except SpoolElsewhere as exc:  # the copy stays open; the sweep offers it again
                 out[loc.id] = exc
-        binds = [_bind(loc, message) for loc, message, _ in parsed]
+        binds = [bind_of(loc, message) for loc, message, _ in parsed]
         self.hooks.stage([loc.id for loc, _, _ in parsed], Stage.CLAIM)
         try:
             bindings: list[Binding | Exception] = list(self.ledger.bind_many(binds)) if binds else []
@@ -140,7 +140,8 @@ class Claims:
         return claimed
 
 
-def _bind(loc: LocationRow, message: Message) -> Bind:
+def bind_of(loc: LocationRow, message: Message, state: M = M.RECEIVED, reason: str = "") -> Bind:
+    """The claim of a parsed copy: its message's identity, what the listings show of it."""
     keys = {a.key for a in (*message.from_, *message.sender, *message.to, *message.cc, *message.reply_to)}
     return Bind(
         loc.id,
@@ -151,6 +152,7 @@ def _bind(loc: LocationRow, message: Message) -> Bind:
         size=message.raw_size,
         addresses=keys,
         spool_path=loc.spool_path,
-        state=M.RECEIVED,
+        state=state,
+        reason=reason,
         label=loc.ref.label(),
     )

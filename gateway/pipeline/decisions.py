@@ -27,7 +27,7 @@ from gateway.ledger.states import MessageState
 from gateway.ledger.states import MessageState as M
 from gateway.message import addresses
 from gateway.message.parsing import Address, Message
-from gateway.pipeline.claim import Reader
+from gateway.pipeline.claim import Reader, bind_of
 from gateway.pipeline.execution import Execution
 from gateway.pipeline.items import DECISION, Steps, Work
 from gateway.pipeline.journal import CRM_DONE, plan_of, plan_text, targets_of
@@ -132,6 +132,33 @@ class Decisions:
             self.ledger.add_event(message_pk, "linked", f"attached by a person to {ref.label()}")
             result = work.results[work.steps.key("attach")]
         return str(result["email_id"])
+
+    def file_found(self, location_pk: int, ref: PartyRef) -> tuple[int, str]:
+        """File a copy a person handed in by hand (found in their mailbox by its Message-ID, the
+        gateway never handled its mail) on the record they picked, without the rules: its
+        message is claimed straight into review (the person's decision is all it waits for) and
+        resolved to `ref` at once, by `resolve`; the copy gets the tags of synced mail
+        (config `tags.linked`). A copy whose mail the ledger knows by now (another copy was
+        handled meanwhile) joins that message, tagged when it is final, and is linked as a
+        handled message is (409 while it is still in work). Returns the message's id and the
+        CRM's email id."""
+        loc = self.ledger.location(location_pk)
+        raw = self.reader.read(loc.spool_path, loc.ref)
+        message = self.reader.parse(raw, loc.seen_at, loc.declared_size)
+        why = f"filed by a person on {ref.label()}"
+        binding = self.ledger.bind_many([bind_of(loc, message, M.REVIEW, why)])[0]
+        if loc.state == L.NEW:
+            self.ledger.plan_location(loc.id, self.config.tags.linked, (), None, state=L.WAITING)
+        row = self.ledger.message(binding.message_pk)
+        if binding.primary and row.state == M.REVIEW and not row.plan_json:
+            self.resolve(row.id, [ref])
+            attached = self.ledger.journal(row.id).get(DECISION.key("attach"))
+            if isinstance(attached, dict) and attached.get("email_id") is not None:
+                return row.id, str(attached["email_id"])
+        elif row.state in LINKABLE:
+            self.tagging.copies(row)  # the new copy only: the message's row stays as it is
+        # known by now (or its decision's journal says no email): linked as a handled one is
+        return row.id, self.link(row.id, ref)
 
     def _raw(self, spool_path: str | None, loc: LocationRow, message_id: str, content_hash: str) -> bytes:
         """The message's bytes: spooled, fetched again from its mailbox, or as the CRM stored it."""

@@ -10,6 +10,7 @@ are what a person decides about a message, done with the same execution and tagg
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from gateway.config import Config
@@ -17,7 +18,7 @@ from gateway.config.context import Contexts
 from gateway.config.rulesholder import RulesHolder
 from gateway.crm.base import Connector, PartyRef
 from gateway.ledger import Ledger, LocationRow
-from gateway.ledger.locks import AddressLocks, KeyedLocks
+from gateway.ledger.locks import AddressLocks, KeyedLocks, NamedLock
 from gateway.ledger.spool import Spool
 from gateway.ledger.states import MessageState
 from gateway.ledger.states import MessageState as M
@@ -63,6 +64,16 @@ class Pipeline:
         self._failure = failure
         self._decisions = Decisions(config, ledger, contexts, reader, execution, tagging, message_locks)
         self._runner = Runner(ledger, self.hooks, claims, evaluation, execution, tagging, recording, failure, message_locks)
+        self._task_locks: dict[str, NamedLock] = {}
+        self._task_locks_guard = threading.Lock()
+
+    def task_lock(self, name: str) -> NamedLock:
+        """The lock of a task only one may run at a time over this ledger (`reconcile --fix`):
+        across threads, the processes of this machine and the gateways sharing a PostgreSQL ledger."""
+        with self._task_locks_guard:
+            if name not in self._task_locks:
+                self._task_locks[name] = NamedLock(self.spool.root / "locks" / "tasks", name, self.ledger.engine)
+            return self._task_locks[name]
 
     # Told which copies the work is on and at what stage (gateway.pipeline.budget): the budget's
     # watchdog reads it. It may raise `budget.Abandoned` to stop a worker given up on.
@@ -112,3 +123,8 @@ class Pipeline:
     def link(self, message_pk: int, ref: PartyRef) -> str:
         """Attach a handled message to one more record (idempotent); the CRM's email id."""
         return self._decisions.link(message_pk, ref)
+
+    def file_found(self, location_pk: int, ref: PartyRef) -> tuple[int, str]:
+        """File a copy a person handed in by hand on the record they picked, without the rules
+        (review resolved at once); its message's id and the CRM's email id."""
+        return self._decisions.file_found(location_pk, ref)

@@ -114,12 +114,14 @@ class Intake:
     def holds(self, source: str, account: str) -> bool:
         return self.holder(source, account)
 
-    def record(self, ref: SourceRef, raw: bytes) -> int:
-        """A copy handed in by a person (`process FILE.eml`): recorded, not queued, for the
-        caller to handle now. A copy known already keeps its location (and its spooled file)."""
+    def record(self, ref: SourceRef, raw: bytes, declared_size: int | None = None) -> int:
+        """A copy handed in by a person (`process FILE.eml`, a mail filed from a mailbox):
+        recorded, not queued, for the caller to handle now. A copy known already keeps its
+        location (and its spooled file). `declared_size`: `raw` is only the headers of a mail
+        this big."""
         if self.ledger.location_at(ref):
             return self.ledger.receive(ref, None).id
-        return self.ledger.receive(ref, str(self.spool.store(raw))).id
+        return self.ledger.receive(ref, str(self.spool.store(raw)), declared_size).id
 
     def _keep_fresh(self, row: Any) -> None:
         if self.sink is self.queue:  # a worker process reads its own rows

@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,37 @@ def test_a_mail_missing_in_the_crm_whose_file_is_gone_is_reported_not_reopened(h
     assert left["message_id"] == _mid(gone) and "cannot be stored again" in left["detail"]
     assert home.states() == {"done": 2}  # not reopened into a quarantine
     assert sorted(e["message_id"] for e in home.dump()["emails"]) == [_mid(kept)]
+
+
+def test_a_second_fix_waits_for_the_first_and_finds_nothing_left(home: Any) -> None:
+    """Two `reconcile --fix` over one ledger (here: a fix holding the lock in this process, the
+    CLI in another) run one after the other: the second says it waits, then fixes what is there
+    once; the mail delivered while the gateway was down reaches the CRM once."""
+    home.drop("VLeads", make_mail(sender="Down <down@while.example>", subject="delivered while down"))
+    err_path = home.root / "fix.err"
+    with home.gateway() as gw, gw.pipeline.task_lock("reconcile-fix").held():
+        with err_path.open("w") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "reconcile", "--fix", "--json", "-c", str(home.config_path)],
+                cwd=home.root,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+        deadline = time.monotonic() + 120
+        while "waiting for it to end" not in err_path.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "another reconcile --fix is running on this ledger" in err_path.read_text()
+        assert proc.poll() is None  # it waits while the lock is held
+        assert home.dump()["emails"] == []
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err_path.read_text()
+    doc = json.loads(out)
+    assert not any(_kinds(doc).values())
+    assert [f["kind"] for folder in doc["folders"] for f in folder["fixed"]] == ["unknown"]
+    emails = home.dump()["emails"]
+    assert [e["subject"] for e in emails] == ["delivered while down"]
+    again = home.cli("reconcile", "--fix", "--json")
+    assert again.returncode == 0 and "waiting" not in again.stderr
+    assert not [f for folder in json.loads(again.stdout)["folders"] for f in folder["fixed"]]
+    assert len(home.dump()["emails"]) == 1

@@ -35,6 +35,7 @@ COMMANDS = [
     ["review", "create"],
     ["crm"],
     ["crm", "dump"],
+    ["freebusy"],
 ]
 
 
@@ -56,6 +57,7 @@ def _gw(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
         (["explain"], "Missing argument 'ID|MESSAGE-ID'"),
         (["reprocess", "--state", "review", "--since", "yesterday-ish"], "Invalid value for '--since'"),
         (["no-such-command"], "No such command"),
+        (["freebusy", "ann@example.com", "--to", "2026-12-07T17:00"], "Missing option '--from'"),
     ],
 )
 def test_bad_arguments_are_a_user_error_exit_1(args, says):
@@ -81,6 +83,7 @@ def test_help_names_no_python_types_and_every_option_has_help():
     assert "--to KIND:ID" in usage and "--force" in usage
     assert "retry [OPTIONS] [ID|MESSAGE-ID]" in _gw("quarantine", "retry", "--help").stdout
     assert "process [OPTIONS] FILE.eml..." in _gw("process", "--help").stdout
+    assert "freebusy [OPTIONS] ADDRESS..." in _gw("freebusy", "--help").stdout
 
 
 def test_version():

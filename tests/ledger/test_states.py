@@ -194,3 +194,11 @@ def test_a_message_starts_received_or_processing(ledger):
     with pytest.raises(IllegalTransition, match="to 'done'"):
         ledger.bind(loc.id, message_id="<k9@x>", content_hash="h", state="done")
     assert ledger.location(loc.id).message_pk is None
+
+
+def test_a_mail_a_person_files_by_hand_starts_in_review_and_only_a_decision_moves_it(ledger):
+    _loc, bound = _message(ledger, state="review", key="k10")
+    assert (bound.primary, bound.state) == (True, "review")
+    with pytest.raises(IllegalTransition, match="from 'review' to 'processing'"):
+        ledger.set_state(bound.message_pk, "processing")  # no worker evaluates it
+    assert ledger.set_state(bound.message_pk, "crm_done").state == "crm_done"  # the person's decision

@@ -13,7 +13,6 @@ status page's /metrics serves `crm_gateway_reconcile_findings{kind}` and its age
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import replace
@@ -32,10 +31,10 @@ from gateway.mailboxes.base import FolderListing, Lister, Source, Writeback
 __all__ = ["STATUS_KEY", "TITLES", "Finding", "FindingKind", "FolderReport", "ReconcileReport", "last_result", "reconcile"]
 
 STATUS_KEY = "reconcile"  # the ledger status row of the last run
-# One `fix` at a time in a process: a second (a double click on the console, the API beside
-# it) waits, then finds what the first fixed and does nothing twice. Two processes (the CLI
-# beside a service) are not serialised: the CRM's attach finds the stored email instead.
-_FIXING = threading.Lock()
+# One `fix` at a time over a ledger: a second (a double click on the console, the CLI beside
+# the service, another gateway on the same PostgreSQL ledger) waits, then finds what the first
+# fixed and does nothing twice.
+FIX_LOCK = "reconcile-fix"
 NOT_SUPPORTED = "not supported by this source yet (it cannot list its folders)"
 Progress = Callable[[str, int, int], None]  # (folder, done, total)
 
@@ -66,16 +65,18 @@ def reconcile(
     since: datetime | None = None,
     fix: bool = False,
     progress: Progress | None = None,
+    waiting: Callable[[], None] | None = None,
 ) -> ReconcileReport:
     """Compare (and with `fix`, repair, then compare again) the watched folders: of `source`
     only, `folder` only, copies that arrived `since` then only. Raises Permanent for a
-    source name that is not configured."""
+    source name that is not configured. `waiting()`: told once when another fix runs (this
+    one waits for it)."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     sources = [s for s in gw.sources if source is None or s.name == source]
     if source is not None and not sources:
         raise Permanent(f"no source named {source!r} (sources: {', '.join(s.name for s in gw.sources) or '-'})")
-    with _FIXING if fix else nullcontext():
+    with gw.pipeline.task_lock(FIX_LOCK).held(waiting) if fix else nullcontext():
         return _run(gw, sources, folder, since, fix, progress)
 
 

@@ -17,7 +17,8 @@ A mail in the CRM twice is only reported: which record to delete is a person's c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -33,8 +34,16 @@ class Recorder(Protocol):
     def record(self, ref: SourceRef, raw: bytes) -> int: ...
 
 
+class TaskLock(Protocol):
+    def held(self, waiting: Callable[[], None] | None = None) -> AbstractContextManager[None]: ...
+
+
 class Reopener(Protocol):
     def reopen(self, message_pk: int, *, redo: Sequence[str] = ()) -> int: ...
+
+    def task_lock(self, name: str) -> TaskLock:
+        """One holder at a time over the ledger (gateway.ledger.locks.NamedLock)."""
+        ...
 
 
 class Retrier(Protocol):

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterator, Set
+from collections.abc import Callable, Iterator, Sequence, Set
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,13 +33,15 @@ from exchangelib.items import ID_ONLY, Message
 from exchangelib.services import GetStreamingEvents, SyncFolderItems
 
 from gateway.errors import ConfigError, GatewayError
-from gateway.mailboxes.base import FolderListing, FolderRef, Found, SourceEnv, SourceRef
-from gateway.mailboxes.ews import listing
+from gateway.mailboxes.base import FolderListing, FolderRef, Found, Reach, SourceEnv, SourceRef
+from gateway.mailboxes.ews import availability, finder, listing
 from gateway.mailboxes.ews.config import EwsConfig
 from gateway.mailboxes.ews.session import EwsError, EwsSession
 from gateway.mailboxes.ews.writeback import EwsWriteback
 from gateway.mailboxes.health import Health, sync_each
 from gateway.mailboxes.roster import Roster
+from gateway.mailboxes.roster import reach as roster_reach
+from gateway.mailboxes.schedule import Schedule
 
 log = logging.getLogger("gateway.ews")
 STREAM_MINUTES = 30  # the longest GetStreamingEvents connection EWS allows
@@ -211,8 +213,30 @@ class EwsSource:
         """What the watched folders hold now (`reconcile`; gateway.mailboxes.base.Lister): listing.py."""
         return listing.listings(self, folder, since, progress)
 
+    @property
+    def watched(self) -> list[str]:
+        return list(self.config.folders)
+
+    def reachable(self) -> list[str]:
+        return self.roster.mailboxes()
+
+    def find_message(self, account: str, message_id: str) -> Found | None:
+        """The mail by its Message-ID (gateway.mailboxes.base.MessageFinder): finder.py."""
+        return finder.find(self, account, message_id)
+
     def marks_for(self, tags: Set[str]) -> frozenset[str]:
         return frozenset(tags)  # a tag is written back as the category of the same name
+
+    # ---- free/busy (gateway.mailboxes.base.Availability): availability.py ----------------
+
+    def reach(self, address: str) -> Reach:
+        return roster_reach(address, self.roster, [*self.config.owners, self.config.crm_user, self.config.username])
+
+    def free_busy(self, addresses: Sequence[str], start: datetime, end: datetime, interval: int) -> list[Schedule]:
+        mailboxes = self.roster.mailboxes()
+        if not mailboxes:
+            raise EwsError(f"ews {self.name}: no mailbox on the roster to ask the free/busy through")
+        return availability.free_busy(self.session, self.name, mailboxes[0], addresses, start, end, interval)
 
     # ---- running ------------------------------------------------------------------------
 

@@ -16,20 +16,22 @@ import logging
 import ssl
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterator, Set
+from collections.abc import Callable, Iterator, Sequence, Set
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from gateway.errors import GatewayError, Permanent, Retryable
-from gateway.mailboxes.base import FolderListing, FolderRef, Found, SourceEnv, SourceRef
-from gateway.mailboxes.graph import listing
+from gateway.mailboxes.base import FolderListing, FolderRef, Found, Reach, SourceEnv, SourceRef
+from gateway.mailboxes.graph import availability, finder, listing
 from gateway.mailboxes.graph.config import GraphConfig
 from gateway.mailboxes.graph.directory import group_members
 from gateway.mailboxes.graph.writeback import GraphWriteback
 from gateway.mailboxes.health import Health, sync_each
 from gateway.mailboxes.roster import Roster
+from gateway.mailboxes.roster import reach as roster_reach
+from gateway.mailboxes.schedule import Schedule
 
 log = logging.getLogger("gateway.graph")
 PREFER = 'IdType="ImmutableId"'
@@ -306,6 +308,26 @@ class GraphMailSource:
 
     def marks_for(self, tags: Set[str]) -> frozenset[str]:
         return frozenset(tags)  # a tag is written back as the category of the same name
+
+    def reachable(self) -> list[str]:
+        return self.roster.mailboxes()
+
+    def find_message(self, account: str, message_id: str) -> Found | None:
+        """The mail by its Message-ID, anywhere in the mailbox (gateway.mailboxes.base.MessageFinder): finder.py."""
+        if account not in self.reachable():
+            return None
+        return finder.find(self, account, message_id, self._mime, self.max_size)
+
+    # ---- free/busy (gateway.mailboxes.base.Availability): availability.py ----------------
+
+    def reach(self, address: str) -> Reach:
+        return roster_reach(address, self.roster, [*self.config.owners, self.config.crm_user])
+
+    def free_busy(self, addresses: Sequence[str], start: datetime, end: datetime, interval: int) -> list[Schedule]:
+        mailboxes = self.roster.mailboxes()
+        if not mailboxes:
+            raise GraphError(f"graph {self.name}: no mailbox on the roster to ask the free/busy through")
+        return availability.free_busy(self.client, self.name, mailboxes[0], addresses, start, end, interval)
 
     def run(self, stop: threading.Event) -> None:
         self.client.stop = stop

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import GatewayError, Retryable
-from gateway.mailboxes.base import Applied, FolderListing, SourceEnv, SourceRef, TagRequest
+from gateway.mailboxes.base import Applied, FolderListing, Found, SourceEnv, SourceRef, TagRequest
 from gateway.mailboxes.imap.config import ImapConfig
 from gateway.mailboxes.imap.keywords import keywords_for
 from gateway.mailboxes.imap.source import HOLDS_EVERY, ImapSource
@@ -131,6 +131,16 @@ class ImapFleet:
 
     def marks_for(self, tags: Set[str]) -> frozenset[str]:
         return frozenset(keywords_for(tags, self.env.tag_keywords))
+
+    def reachable(self) -> list[str]:
+        """The mailboxes listed now (read from the list when the entry has not run yet)."""
+        return list(self.listed) or self.users()
+
+    def find_message(self, account: str, message_id: str) -> Found | None:
+        """The mail in one listed mailbox, through its master-user login (finder.py)."""
+        if account not in self.reachable():
+            return None
+        return self.box(account).find_message(account, message_id)
 
     # ---- status -------------------------------------------------------------------------
 

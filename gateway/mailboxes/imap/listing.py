@@ -74,13 +74,13 @@ def _one(
         chunk = uids[i : i + BATCH]
         for uid, d in sorted(client.fetch(chunk, ["FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]).items()):
             marks = frozenset(f.decode() for f in d.get(b"FLAGS", ()) if not f.startswith(_SYSTEM)) if takes_keywords else None
-            items.append(Held(src.ref(name, uv, uid), _message_id(d.get(_MID, b"")), marks))
+            items.append(Held(src.ref(name, uv, uid), message_id_of(d.get(_MID, b"")), marks))
         if progress is not None:
             progress(label, min(i + BATCH, len(uids)), len(uids))
     return FolderListing(FolderRef(src.name, src.account, name), tuple(items), uv)
 
 
-def _message_id(header: bytes) -> str:
+def message_id_of(header: bytes) -> str:
     """`Message-ID: <x@y>` (folded or not) → `<x@y>`; "" when the mail has none."""
     text = bytes(header).decode("ascii", "replace").replace("\r\n", "").replace("\n", "")
     _, _, value = text.partition(":")

@@ -36,6 +36,7 @@ from gateway.mailboxes.imap.conn import (
     resolve_folder,
     server_folders,
 )
+from gateway.mailboxes.imap.finder import FindsMessages
 from gateway.mailboxes.imap.folder import IDLE_RENEW, FolderState, scan_settled
 from gateway.mailboxes.imap.keywords import keywords_for
 from gateway.mailboxes.imap.notify import can_notify
@@ -47,7 +48,7 @@ HOLDS_EVERY = 5.0  # seconds between asking the gateway whether it still holds t
 __all__ = ["AUTH_BACKOFF_MAX", "Backoff", "ImapSource"]
 
 
-class ImapSource:
+class ImapSource(FindsMessages):  # find_message: finder.py
     type = "imap"
 
     def __init__(self, config: ImapConfig, env: SourceEnv) -> None:

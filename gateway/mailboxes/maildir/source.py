@@ -19,6 +19,7 @@ from typing import Any
 from gateway.errors import Retryable
 from gateway.mailboxes.base import FolderListing, FolderRef, Found, Held, IntakePort, SourceEnv, SourceRef
 from gateway.mailboxes.holding import while_held
+from gateway.mailboxes.maildir import finder
 from gateway.mailboxes.maildir.config import MaildirConfig
 from gateway.mailboxes.maildir.layout import MaildirLayout, item_key
 from gateway.mailboxes.maildir.writeback import MaildirWriteback
@@ -109,6 +110,15 @@ class MaildirSource:
 
     def marks_for(self, tags: Set[str]) -> frozenset[str]:
         return frozenset()  # nothing shows in a Maildir
+
+    def reachable(self) -> list[str]:
+        return [self.account]
+
+    def find_message(self, account: str, message_id: str) -> Found | None:
+        """The mail's file by its Message-ID (gateway.mailboxes.base.MessageFinder): finder.py."""
+        if account != self.account:
+            return None
+        return finder.find(self.name, self.account, self.layout, list(self.config.folders), message_id)
 
     # ---- running ------------------------------------------------------------------------
 

@@ -77,7 +77,9 @@ def routes_for(gw: Any) -> list[tuple[str, str, Any]]:
     async def link(request: Request) -> Response:
         doc = await body(request)
         record = field(doc, "record")
-        message, message_id = doc.get("message"), doc.get("message_id")
+        message, message_id, mailbox = doc.get("message"), doc.get("message_id"), doc.get("mailbox")
+        if mailbox is not None and not isinstance(mailbox, str):
+            raise BadRequest("`mailbox` is the address of the mailbox to look in first (a string)")
         if message is not None and not (isinstance(message, int) or (isinstance(message, str) and message.isdigit())):
             raise BadRequest("`message` is the ledger id of the message (a number)")
         if message is None and not (isinstance(message_id, str) and message_id.strip()):
@@ -89,6 +91,7 @@ def routes_for(gw: Any) -> list[tuple[str, str, Any]]:
             message=int(message) if message is not None else None,
             message_id=message_id if message is None else None,
             scope=scope(request),
+            mailbox=mailbox or None,
         )
         return JSONResponse(done)
 

@@ -81,7 +81,8 @@ def routes_for(gw: Any) -> list[tuple[str, str, Any]]:
         message_id = request.query_params.get("message_id", "").strip()
         if not message_id:
             raise BadRequest("give ?message_id=<the Message-ID>")
-        return JSONResponse(await off_loop(admin_messages.lookup, gw, message_id, scope(request)))
+        mailbox = request.query_params.get("mailbox", "").strip() or None
+        return JSONResponse(await off_loop(admin_messages.lookup, gw, message_id, scope(request), mailbox))
 
     @endpoint
     async def me(request: Request) -> Response:

@@ -72,9 +72,25 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/messages/lookup": {
         "get": _op(
-            "The message with this Message-ID (404 if the gateway never saw it)",
-            _json("the message", _OBJ),
-            params=[_q("message_id", "the Message-ID, with or without <>", required=True)],
+            "The message with this Message-ID (`known`: true). A mail the gateway never handled that a mailbox"
+            " of the asker holds: `known` false, `can_link` true, `mailbox` where it lies, `crm_records` empty, so it"
+            " can be filed with POST /api/v1/link. 404 in words when neither the ledger nor such a mailbox has it",
+            _json(
+                "the message",
+                {
+                    "type": "object",
+                    "properties": {
+                        "known": {"type": "boolean", "description": "whether the gateway has handled it"},
+                        "can_link": {"type": "boolean"},
+                        "mailbox": {"type": "string", "description": "source:account/folder, when not known"},
+                        "crm_records": {"type": "array", "items": _OBJ},
+                    },
+                },
+            ),
+            params=[
+                _q("message_id", "the Message-ID, with or without <>", required=True),
+                _q("mailbox", "for a mail not handled: the mailbox (address or account) to search first"),
+            ],
         )
     },
     "/api/v1/review": {
@@ -135,12 +151,34 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/link": {
         "post": _op(
-            "File a handled message on a record; linking twice leaves one link",
-            _json("the link", _OBJ),
+            "File a message on a record: a handled one (by `message`, its ledger id, or `message_id`), or a mail"
+            " the gateway never handled, fetched by `message_id` from a mailbox the asker owns (an admin: any) and"
+            " filed without the rules, then tagged as synced mail; linking twice leaves one link. 404 in words when"
+            " no such mailbox holds it",
+            _json(
+                "the link",
+                {
+                    "type": "object",
+                    "properties": {
+                        "message": {"type": "integer"},
+                        "record": _RECORD,
+                        "email_id": {"type": "string"},
+                        "fetched_from": {"type": "string", "description": "source:account/folder, for a mail fetched now"},
+                    },
+                },
+            ),
             body={
                 "type": "object",
                 "required": ["record"],
-                "properties": {"record": _RECORD, "message": {"type": "integer"}, "message_id": {"type": "string"}},
+                "properties": {
+                    "record": _RECORD,
+                    "message": {"type": "integer", "description": "the ledger id of a handled message"},
+                    "message_id": {"type": "string", "description": "the Message-ID, with or without <>"},
+                    "mailbox": {
+                        "type": "string",
+                        "description": "for a mail not handled: the mailbox (address or account) to search first",
+                    },
+                },
             },
         )
     },
@@ -160,8 +198,31 @@ PATHS: dict[str, dict[str, Any]] = {
             },
         ),
     },
+    "/api/v1/freebusy": {
+        "get": _op(
+            "The attendees' free/busy from their calendars (Exchange, Microsoft 365) and their common free time "
+            "(any signed-in person); an address that could not be answered carries its `error`, `complete` is then false",
+            _json("busy blocks per address, the merged view, the common free time", {"$ref": "#/components/schemas/FreeBusy"}),
+            params=[
+                {
+                    "name": "address",
+                    "in": "query",
+                    "required": True,
+                    "description": "an attendee's mail address; repeat for each (at most 100)",
+                    "schema": {"type": "array", "items": {"type": "string"}},
+                    "style": "form",
+                    "explode": True,
+                },
+                _q("from", "start, ISO 8601 date or time (UTC unless an offset is given); answers use its offset", required=True),
+                _q("to", "end, ISO 8601 (at most 42 days after from)", required=True),
+                _q("interval", "minutes per digit of `view`, 5 to 1440 (default 30)", "integer"),
+            ],
+        )
+    },
     "/api/v1/openapi.json": {"get": _op("This document", _json("OpenAPI 3", _OBJ))},
 }
+
+_SPAN = {"type": "object", "properties": {"start": {"type": "string"}, "end": {"type": "string"}}}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -194,6 +255,46 @@ DOCUMENT: dict[str, Any] = {
                         ("account", "string"),
                         ("folder", "string"),
                     )
+                },
+            },
+            "FreeBusy": {
+                "type": "object",
+                "properties": {
+                    "from": {"type": "string"},
+                    "to": {"type": "string"},
+                    "interval": {"type": "integer"},
+                    "complete": {"type": "boolean", "description": "every address was answered"},
+                    "schedules": {"type": "array", "items": {"$ref": "#/components/schemas/Schedule"}},
+                    "free": {"type": "array", "items": _SPAN, "description": "when every answered address is free"},
+                },
+            },
+            "Schedule": {
+                "type": "object",
+                "properties": {
+                    "address": {"type": "string"},
+                    "source": {"type": "string", "nullable": True, "description": "the configured source that answered"},
+                    "answered": {"type": "boolean"},
+                    "error": {"type": "string", "nullable": True, "description": "why it was not answered"},
+                    "busy": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "start": {"type": "string"},
+                                "end": {"type": "string"},
+                                "status": {
+                                    "type": "string",
+                                    "enum": ["tentative", "busy", "oof", "working-elsewhere", "unknown"],
+                                },
+                            },
+                        },
+                    },
+                    "view": {
+                        "type": "string",
+                        "nullable": True,
+                        "description": "one digit per interval: 0 free, 1 tentative, 2 busy, 3 out of office, "
+                        "4 working elsewhere, 5 no data",
+                    },
                 },
             },
             "MessagePage": {

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from gateway.admin.access import TokenStore, hash_password, password_matches
+from gateway.admin.users import UserStore, all_users
 from gateway.config import Config, WebConfig
 from gateway.config.model import WebUser
 from gateway.web.auth.principal import Principal, Role, principal_for
@@ -52,14 +53,22 @@ class Access:
         self.config = config
         self.web = config.web or WebConfig()
         self.tokens = TokenStore(config.resolve(self.web.tokens_file))
+        self.user_store = UserStore(config.resolve(self.web.users_file))
         self.sessions = Sessions(load_secret(config.resolve(self.web.secret_file)), int(self.web.session_hours * 3600))
 
+    def users(self) -> list[WebUser]:
+        """The config's `web.users` and those `crm-gateway user add` wrote (read again when changed)."""
+        return all_users(self.web.users, self.user_store)
+
     def user(self, name: str) -> WebUser | None:
-        return next((u for u in self.web.users if u.name == name), None)
+        return next((u for u in self.users() if u.name == name), None)
+
+    def nobody_configured(self) -> bool:
+        return not self.users() and not self.tokens.records()
 
     def open_to_all(self) -> bool:
         """No user and no token configured, on loopback: nobody signs in (as before sign-in existed)."""
-        return not self.web.users and not self.tokens.records() and is_loopback(self.web.listen)
+        return self.nobody_configured() and is_loopback(self.web.listen)
 
     def wait_before_trying(self, name: str) -> float:
         """Seconds until `name` may try a password again (0: now)."""
@@ -94,7 +103,7 @@ class Access:
         """The user an OpenID Connect provider's claim names: by address, else by name, but
         never by name for the `email` claim (an address `root` must not be the user root)."""
         key = value.strip().lower()
-        found = next((u for u in self.web.users if key in {a.lower() for a in u.addresses}), None)
+        found = next((u for u in self.users() if key in {a.lower() for a in u.addresses}), None)
         return found or (self.user(value.strip()) if claim != "email" else None)
 
     def principal_of(self, user: WebUser) -> Principal:

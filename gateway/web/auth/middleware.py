@@ -46,7 +46,7 @@ class AuthMiddleware(BaseHTTPMiddleware):
         if path not in OPEN_PATHS and caller.principal is None:
             if request.headers.get("authorization", "").lower().startswith("bearer "):
                 return refuse(request, 401, "the API token is not known (make one with `crm-gateway token add NAME`)")
-            if not self.access.web.users and not self.access.tokens.records():
+            if self.access.nobody_configured():
                 return refuse(
                     request,
                     403,

@@ -1,5 +1,5 @@
 """The overview: each mailbox, whether it is watched, push or poll, its last sync and last
-error in words, the counts of its source, and a warning when the status is stale because the
+error in words, its counts (per mailbox where a source reaches several), and a warning when the status is stale because the
 gateway stopped. It reads `status_doc`, the document `status` prints."""
 
 from __future__ import annotations
@@ -43,9 +43,18 @@ def _mode(raw: object) -> str:
     return _MODES.get(text, text or "unknown")
 
 
-def mailbox_rows(doc: dict[str, Any], who: Principal) -> list[MailboxRow]:
+def mailbox_rows(
+    doc: dict[str, Any], who: Principal, by_mailbox: dict[tuple[str, str], dict[str, int]] | None = None
+) -> list[MailboxRow]:
+    """`by_mailbox`: the ledger's counts per (source, account); a source of several mailboxes
+    shows each its own (else each row would carry the whole source's, everyone's mail)."""
     rows: list[MailboxRow] = []
     running = bool(doc.get("running"))
+    per_mailbox: dict[tuple[str, str], dict[str, int]] = {}
+    for (source, account), states in (by_mailbox or {}).items():
+        mine = per_mailbox.setdefault((source, account.strip().lower()), {})
+        for state, n in states.items():
+            mine[state] = mine.get(state, 0) + n
     for src in doc["sources"]:
         counts: dict[str, int] = {}
         for f in src["folders"]:
@@ -70,11 +79,15 @@ def mailbox_rows(doc: dict[str, Any], who: Principal) -> list[MailboxRow]:
                 "watched" if src["connected"] else ("not watched: the gateway is not running" if not running else "not watched")
             )
             each = [(a, state, src.get("last_error") or folder_error) for a in accounts]
+        several = len({a for a, _, _ in each}) > 1 or bool(listed or health)
         for account, state, error in each:
             if not who.sees(src["name"], account):
                 continue
             watched = state if running or state.startswith("not watched") else f"not watched (last known: {state})"
-            rows.append(MailboxRow(mailbox=account, watched=watched, last_error=error or "", **common))
+            own = dict(common)
+            if several and by_mailbox is not None:
+                own["counts"] = per_mailbox.get((src["name"], account.strip().lower()), {})
+            rows.append(MailboxRow(mailbox=account, watched=watched, last_error=error or "", **own))
     return rows
 
 
@@ -84,7 +97,7 @@ def page(gw: Any) -> Callable[[Request], Awaitable[Response]]:
         if who is None:
             return sign_in_first(request)
         doc = await run_in_threadpool(admin.status_doc, gw.config, gw.ledger)
-        rows = mailbox_rows(doc, who)
+        rows = mailbox_rows(doc, who, await run_in_threadpool(gw.ledger.counts_by_mailbox))
         _, review = await run_in_threadpool(admin.queue_page, gw, "review", scope_of(who), 0)
         _, quarantined = await run_in_threadpool(admin.queue_page, gw, "quarantined", scope_of(who), 0)
         return render.page(

@@ -1,6 +1,7 @@
 // The Outlook task pane: reads the open mail through Office.js (Office.context.mailbox.item),
 // asks the gateway whether it is in the CRM and on which records, searches the CRM and links
-// the mail to a chosen record. Every call goes to the gateway's JSON API (/api/v1/) with the
+// the mail to a chosen record (a mail the gateway never handled is fetched from the person's
+// mailbox by its Message-ID, and filed). Every call goes to the gateway's JSON API (/api/v1/) with the
 // pane's session, its POST with the session's CSRF token (which /api/v1/me tells), or with an
 // API token the person pasted (kept in this browser's storage for the gateway's origin):
 // Outlook on the web frames the pane on another site, where the session cookie is not sent.
@@ -15,6 +16,7 @@ let bearer = storage.get();
 
 let csrfToken = "";
 let seen = null; // what the gateway knows of the open mail (its look-up), null when nothing
+let user = ""; // the signed-in Outlook user's address: the mailbox the gateway searches first
 const csrf = () => csrfToken;
 const $ = (selector) => document.querySelector(selector);
 
@@ -54,18 +56,22 @@ async function lookup(messageId) {
   const status = $("[data-status]");
   const list = $("[data-records]");
   try {
-    const body = await api(`/api/v1/messages/lookup?message_id=${encodeURIComponent(messageId)}`);
+    const mailbox = user ? `&mailbox=${encodeURIComponent(user)}` : "";
+    const body = await api(`/api/v1/messages/lookup?message_id=${encodeURIComponent(messageId)}${mailbox}`);
     seen = body;
     const records = recordsOf(body);
     list.replaceChildren(...records.map((r) => item(recordText(r), "record")));
     status.className = "";
     status.textContent = records.length
       ? `In the CRM on ${records.length} record${records.length > 1 ? "s" : ""}:`
-      : body.state === "review" ? "Not in the CRM yet: it waits for review." : "Not in the CRM yet.";
+      : body.state === "review" ? "Not in the CRM yet: it waits for review."
+      : body.known === false ? `Not in the CRM yet. It is in the mailbox ${body.mailbox}: search a record to file it on.`
+      : "Not in the CRM yet.";
   } catch (error) {
     list.replaceChildren();
     if (error.status === 404) {
-      status.textContent = "The gateway has not seen this mail (it files only the mail of the folders it watches).";
+      // neither handled nor in a mailbox of this person that the gateway reaches
+      status.textContent = "The gateway has not seen this mail, and it is in none of your mailboxes it reaches.";
       return;
     }
     status.textContent = `Could not ask the gateway: ${error.message}`;
@@ -82,7 +88,8 @@ async function link(messageId, record) {
       // waiting for a person: picking the record is the review's decision
       await api(`/api/v1/review/${seen.id}/resolve`, { method: "POST", body: JSON.stringify({ record: label }) });
     } else {
-      await api("/api/v1/link", { method: "POST", body: JSON.stringify({ record: label, message_id: messageId }) });
+      const body = { record: label, message_id: messageId, ...(user ? { mailbox: user } : {}) };
+      await api("/api/v1/link", { method: "POST", body: JSON.stringify(body) });
     }
     said.textContent = `Filed on ${recordText(record)}.`;
     await lookup(messageId);
@@ -153,6 +160,8 @@ Office.onReady((info) => {
     return;
   }
   const mail = Office.context.mailbox.item;
+  const profile = Office.context.mailbox.userProfile;
+  user = (profile && profile.emailAddress) || "";
   show(mail);
   $("[data-search-form]").addEventListener("submit", (event) => {
     event.preventDefault();

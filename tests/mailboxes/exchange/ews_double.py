@@ -12,7 +12,10 @@ publishes for these operations, for the small part of EWS the gateway uses:
   (item:Categories, item:DateTimeReceived, message:InternetMessageId) and paging by
   IndexedPageItemView MaxEntriesReturned/Offset, answered with RootFolder IndexedPagingOffset,
   TotalItemsInView and IncludesLastItemInRange (…/finditem-operation,
-  …/indexedpageitemview, …/rootfolder-finditemresponsemessage); no Restriction;
+  …/indexedpageitemview, …/rootfolder-finditemresponsemessage); a Restriction only of the form
+  IsEqualTo FieldURI message:InternetMessageId / FieldURIOrConstant Constant Value (…/restriction,
+  …/isequalto, …/internetmessageid), as a search for one mail by its Message-ID sends it, plus
+  the AdditionalProperty item:Size (…/size);
 - GetItem with AdditionalProperties item:DateTimeReceived and message:InternetMessageId
   (…/getitem-operation-email-message, …/additionalproperties, …/internetmessageid);
 - GetItem with MimeContent as base64 (…/getitem-operation-email-message, …/mimecontent,
@@ -24,11 +27,15 @@ publishes for these operations, for the small part of EWS the gateway uses:
 - ConvertId, as exchangelib's version probe sends it (an id of "DUMMY", answered
   ErrorInvalidIdMalformed in a response whose header carries ServerVersionInfo:
   …/convertid-operation, …/serverversioninfo), for configurations without `build`;
+- GetUserAvailability with FreeBusyViewOptions, answered from calendars the tests fill
+  (ews_free_busy.py says which documents);
 - throttling as a soap:Fault whose detail carries ResponseCode ErrorServerBusy and
   MessageXml/Value Name="BackOffMilliseconds" ("EWS throttling in Exchange",
   …/exchange-web-services/ews-throttling-in-exchange), and HTTP 503 with Retry-After;
 - HTTP Basic authentication (401 on a wrong password), ExchangeImpersonation headers
-  (…/exchangeimpersonation) and delegate access through DistinguishedFolderId/Mailbox.
+  (…/exchangeimpersonation) and delegate access through DistinguishedFolderId/Mailbox;
+  DistinguishedFolderId `inbox` and `sentitems` (…/distinguishedfolderid) name the mailbox's
+  "Inbox" and "Sent Items" folders (the latter exists once a test delivers into it).
 
 Item ids change when an item moves (as on Exchange Server); folder and item ids carry the
 mailbox so any id names its mailbox. Tests drive it through the Python methods below and
@@ -48,6 +55,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from xml.sax.saxutils import escape
+
+from tests.mailboxes.exchange import ews_free_busy
 
 S = "http://schemas.xmlsoap.org/soap/envelope/"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -105,12 +114,14 @@ class EwsDouble:
         self.page_size = 2  # at most this many changes per SyncFolderItems answer, to force paging
         self.requests: list[tuple[float, str, str]] = []  # (time, operation, mailbox)
         self.mime_reads = 0  # items whose MimeContent was sent
+        self.searched: list[str] = []  # the InternetMessageIds FindItem restrictions asked for
         self.throttled: list[tuple[float, float]] = []  # (when answered busy, back-off asked in seconds)
         self._busy: list[tuple[str, float]] = []  # queued throttling answers: ("fault"|"503", seconds)
         self._drop_next = 0
         self.subscriptions: dict[str, tuple[str, set[str]]] = {}  # id → (mailbox, folder ids)
         self.events: dict[str, list[tuple[str, str, str]]] = {}  # subscription → pending (type, item, folder)
         self.streams: list[Any] = []
+        self.calendars: dict[str, list[ews_free_busy.Event]] = {}  # address → its events (GetUserAvailability)
         for mb in mailboxes or []:
             self.add_mailbox(mb)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -132,8 +143,14 @@ class EwsDouble:
         self.server.shutdown()
         self.server.server_close()
 
+    def add_event(self, mailbox: str, start: Any, end: Any, busy_type: str = "Busy", subject: str = "") -> None:
+        """An event in a mailbox's calendar (its free/busy, as GetUserAvailability answers it)."""
+        with self.lock:
+            self.calendars.setdefault(mailbox.lower(), []).append(ews_free_busy.Event(start, end, busy_type, subject))
+
     def add_mailbox(self, mailbox: str) -> None:
         with self.lock:
+            self.calendars.setdefault(mailbox.lower(), [])
             root = self._new_folder(mailbox, "Top of Information Store", "")
             self.roots[mailbox] = root.id
             self._new_folder(mailbox, "Inbox", root.id)
@@ -258,10 +275,17 @@ class EwsDouble:
         if "item:Categories" in uris and item.categories:
             out += "<t:Categories>" + "".join(f"<t:String>{escape(c)}</t:String>" for c in item.categories) + "</t:Categories>"
         if "message:InternetMessageId" in uris:
-            head = item.mime.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
-            mid = next((h.split(":", 1)[1].strip() for h in head.split("\r\n") if h.lower().startswith("message-id:")), "")
+            mid = self.message_id(item)
             out += f"<t:InternetMessageId>{escape(mid)}</t:InternetMessageId>" if mid else ""
+        if "item:Size" in uris:
+            out += f"<t:Size>{len(item.mime)}</t:Size>"
         return out + "</t:Message>"
+
+    @staticmethod
+    def message_id(item: Item) -> str:
+        """The item's InternetMessageId: its MIME's Message-ID header, as Exchange stores it."""
+        head = item.mime.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+        return next((h.split(":", 1)[1].strip() for h in head.split("\r\n") if h.lower().startswith("message-id:")), "")
 
     def message_xml(self, item: Item, mime: bool, headers: bool = False) -> str:
         out = "<t:Message>"
@@ -369,6 +393,11 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
             if op == "GetStreamingEvents":
                 self._stream(op_el)
                 return
+            if op == "GetUserAvailabilityRequest":  # the request element is named so; no ResponseMessages in its answer
+                with double.lock:
+                    body = ews_free_busy.answer(double.calendars, op_el)
+                self._send(200, double.envelope(body))
+                return
             fn = getattr(self, "op_" + op, None)
             if fn is None:
                 self._send(
@@ -402,6 +431,8 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
                 return double.folders[double.roots[mailbox]]
             if dist == "inbox":
                 return double.folder(mailbox, "Inbox")
+            if dist == "sentitems":
+                return double.folder(mailbox, "Sent Items")
             return None
 
         def op_GetFolder(self, el: ET.Element, mailbox: str | None) -> list[str]:
@@ -518,6 +549,20 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
             view = el.find(_q(M, "IndexedPageItemView"))
             offset = int(view.get("Offset", "0")) if view is not None else 0
             limit = min(int(view.get("MaxEntriesReturned", "1000")) if view is not None else 1000, double.page_size)
+            restriction = el.find(_q(M, "Restriction"))
+            wanted: str | None = None
+            if restriction is not None:
+                equal = restriction.find(_q(T, "IsEqualTo"))
+                uri = equal.find(_q(T, "FieldURI")) if equal is not None else None
+                value = equal.find(f"{_q(T, 'FieldURIOrConstant')}/{_q(T, 'Constant')}") if equal is not None else None
+                if uri is None or uri.get("FieldURI") != "message:InternetMessageId" or value is None:
+                    return [double.error("FindItem", "ErrorUnsupportedQueryFilter", "The double knows no such restriction.")]
+                wanted = value.get("Value", "")
+                double.searched.append(wanted)
+
+            def restricted(item: Item) -> bool:
+                return wanted is None or double.message_id(item) == wanted
+
             out = []
             for ref in el.find(_q(M, "ParentFolderIds")):  # type: ignore[union-attr]
                 f = self._folder_ref(ref, mailbox)
@@ -526,7 +571,7 @@ def _handler(double: EwsDouble) -> type[BaseHTTPRequestHandler]:
                         double.error("FindItem", "ErrorFolderNotFound", "The specified folder could not be found in the store.")
                     )
                     continue
-                held = [i for i in double.items.values() if i.folder == f.id]
+                held = [i for i in double.items.values() if i.folder == f.id and restricted(i)]
                 page, last = held[offset : offset + limit], offset + limit >= len(held)
                 rows = "".join(double.found_xml(i, uris) for i in page)
                 paging = "" if last else f' IndexedPagingOffset="{offset + len(page)}"'

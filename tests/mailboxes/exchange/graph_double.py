@@ -15,11 +15,18 @@ This is NOT Microsoft Graph. It answers with the JSON documents Microsoft publis
   graph/api/mailfolder-list-messages) with $select, $top (honoured up to `list_page_size`,
   so paging is exercised) and @odata.nextLink carrying the query with the server's $skip,
   and $filter=receivedDateTime ge {DateTimeOffset} (graph/query-parameters, filter);
+- GET /users/{id}/messages (user-list-messages: every folder of the mailbox) with
+  $filter=internetMessageId eq '<…>' (a quote in the value doubled, graph/query-parameters,
+  filter) and $select of id, internetMessageId, parentFolderId; any other $filter there answers
+  400 ErrorInvalidUrlQueryFilter; GET /users/{id}/mailFolders/{id} with $select=displayName
+  (graph/api/mailfolder-get);
 - GET /users/{id}/messages/{id}/$value (graph/api/message-get, "Get MIME content"),
   GET/PATCH …/messages/{id} with `categories` (graph/api/message-update),
   POST …/messages/{id}/move with destinationId (graph/api/message-move);
 - `Prefer: IdType="ImmutableId"` (graph/outlook-immutable-id): ids that survive a move;
   without the header, ids change on move as the default ids do;
+- POST /users/{id}/calendar/getSchedule from calendars the tests fill (graph_free_busy.py
+  says which documents);
 - throttling: 429 Too Many Requests with Retry-After (graph/throttling), and 403
   ErrorAccessDenied when the app lacks the Mail.ReadWrite application permission;
 - groups for `mailboxes_group:`: GET /groups?$filter=mail eq '…' (graph/api/group-list) and
@@ -41,6 +48,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.mailboxes.exchange import graph_free_busy
 
 
 @dataclass
@@ -82,9 +91,11 @@ class GraphDouble:
         self.requests: list[tuple[float, str, str, dict[str, str]]] = []
         self.throttled: list[tuple[float, float]] = []
         self.mime_reads = 0
+        self.searched: list[str] = []  # the internetMessageIds a $filter asked for
         self._busy: list[float] = []
         self.tokens: set[str] = set()
         self.mailboxes = {m.lower() for m in mailboxes or []}
+        self.calendars: dict[str, list[graph_free_busy.Item]] = {m: [] for m in self.mailboxes}  # getSchedule's
         self.groups: dict[str, GGroup] = {}  # object id → group
         self.member_page_size = 2
         self.list_page_size = 2
@@ -108,6 +119,11 @@ class GraphDouble:
         self.server.server_close()
 
     # ---- test controls ------------------------------------------------------------------
+
+    def add_event(self, mailbox: str, start: Any, end: Any, status: str = "busy", subject: str = "") -> None:
+        """An event in a user's calendar (its free/busy, as getSchedule answers it)."""
+        with self.lock:
+            self.calendars.setdefault(mailbox.lower(), []).append(graph_free_busy.Item(start, end, status, subject))
 
     def folder_id(self, mailbox: str, name: str) -> str | None:
         with self.lock:
@@ -278,6 +294,17 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
             if path == "/v1.0/groups" or path.startswith("/v1.0/groups/"):
                 self._groups(method, path.split("/")[3:], query)
                 return
+            if path.endswith("/calendar/getSchedule") and method == "POST":
+                if not g.roles & {"Calendars.Read", "Calendars.ReadWrite"}:
+                    self._error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+                    return
+                if path.split("/")[3].lower() not in g.mailboxes:
+                    self._error(404, "ErrorInvalidUser", f"The requested user '{path.split('/')[3]}' is invalid.")
+                    return
+                with g.lock:
+                    status, doc = graph_free_busy.answer(g.calendars, json.loads(body), self.headers.get("Prefer", ""))
+                self._json(status, doc)
+                return
             if "Mail.ReadWrite" not in g.roles:
                 self._error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
                 return
@@ -378,6 +405,15 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
                     },
                 )
                 return
+            if parts == ["messages"] and method == "GET":
+                self._search(base, mailbox, query, immutable)
+                return
+            if len(parts) == 2 and parts[0] == "mailFolders" and method == "GET":
+                if parts[1] not in g.folders or g.folders[parts[1]][0] != mailbox:
+                    self._error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+                    return
+                self._json(200, {"id": parts[1], "displayName": g.folders[parts[1]][1]})
+                return
             if len(parts) == 3 and parts[0] == "mailFolders" and parts[2] == "messages" and method == "GET":
                 self._list(base, parts[1], query, immutable)
                 return
@@ -414,6 +450,22 @@ def _handler(g: GraphDouble) -> type[BaseHTTPRequestHandler]:
                     self._error(405, "ErrorInvalidRequest", "Unsupported method")
                 return
             self._error(400, "BadRequest", "Unsupported request")
+
+        def _search(self, base: str, mailbox: str, query: dict[str, str], immutable: bool) -> None:
+            want = query.get("$filter", "")
+            prefix = "internetMessageId eq '"
+            if not (want.startswith(prefix) and want.endswith("'")):
+                self._error(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.")
+                return
+            value = want[len(prefix) : -1].replace("''", "'")
+            g.searched.append(value)
+            fields = (query.get("$select") or "id,internetMessageId,parentFolderId").split(",")
+            vals = []
+            for m in g.messages.values():
+                if g.folders[m.folder][0] == mailbox and _message_id(m.mime) == value:
+                    full = {"id": self._mid(m, immutable), "internetMessageId": value, "parentFolderId": m.folder}
+                    vals.append({k: v for k, v in full.items() if k in fields or k == "id"})
+            self._json(200, {"@odata.context": f"{base}/messages", "value": vals})
 
         def _list(self, base: str, fid: str, query: dict[str, str], immutable: bool) -> None:
             if fid not in g.folders:

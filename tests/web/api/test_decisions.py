@@ -63,7 +63,9 @@ def test_a_user_sees_only_their_mailbox_and_gets_403_on_another_404_on_others_re
         assert theirs.status_code == 403 and "mailbox you do not own" in theirs.json()["error"]
         # another's Message-ID or record id is as unknown as one that never was: 404, the same words
         unknown = client.get("/api/v1/messages/lookup", params={"message_id": "<r2@nowhere.example>"})
-        assert unknown.status_code == 404 and unknown.json() == {"error": "no message with Message-ID <r2@nowhere.example>"}
+        assert unknown.status_code == 404 and unknown.json() == {
+            "error": "no message with Message-ID <r2@nowhere.example> in the mailboxes you own, handled or not"
+        }
         assert [s["name"] for s in client.get("/api/v1/status").json()["sources"]] == ["local"]
         assert [r["id"] for r in client.get("/review.json").json()["review"]] == [1]
         h = {"X-CSRF-Token": token}
@@ -75,7 +77,9 @@ def test_a_user_sees_only_their_mailbox_and_gets_403_on_another_404_on_others_re
         link = client.post("/api/v1/link", json={"record": f"contact:{bobs}", "message": 1}, headers=h)
         assert link.status_code == 404 and link.json() == {"error": f"no contact with id {bobs} in the CRM"}
         link = client.post("/api/v1/link", json={"record": f"contact:{shared}", "message_id": "<r2@nowhere.example>"}, headers=h)
-        assert link.status_code == 404 and link.json() == {"error": "no message with Message-ID <r2@nowhere.example>"}
+        assert link.status_code == 404 and link.json() == {
+            "error": "no message with Message-ID <r2@nowhere.example> in the mailboxes you own, handled or not"
+        }
         names = [r["name"] for r in client.get("/api/v1/crm/search", params={"q": "private"}).json()["records"]]
         assert names == []
         ok = client.post("/api/v1/review/1/resolve", json={"record": f"contact:{shared}"}, headers=h)

@@ -69,7 +69,9 @@ def test_filters_paging_and_one_message(tmp_path):
             m["id"] for m in client.get("/api/v1/messages").json()["messages"] if m["message_id"] == "<m2@acme.example>"
         )
         missing = client.get("/api/v1/messages/lookup", params={"message_id": "<never@x.org>"})
-        assert missing.status_code == 404 and missing.json() == {"error": "no message with Message-ID <never@x.org>"}
+        assert missing.status_code == 404 and missing.json() == {
+            "error": "no message with Message-ID <never@x.org>: the gateway has not handled it, and no mailbox of its sources holds it"
+        }
         assert client.get("/api/v1/nothing/here").status_code == 404
 
 
@@ -94,7 +96,7 @@ def test_openapi_lists_every_route(tmp_path):
         assert served == documented
         for path in ("/api/v1/status", "/api/v1/messages", "/api/v1/messages/{id}", "/api/v1/messages/lookup", "/api/v1/review",
                      "/api/v1/review/{id}/resolve", "/api/v1/review/{id}/create", "/api/v1/quarantine", "/api/v1/quarantine/{id}/retry",
-                     "/api/v1/quarantine/retry", "/api/v1/crm/search", "/api/v1/link"):  # fmt: skip
+                     "/api/v1/quarantine/retry", "/api/v1/crm/search", "/api/v1/link", "/api/v1/freebusy"):  # fmt: skip
             assert path in doc["paths"], path
         # one API mount, wherever the app nests it (the console's and the add-in's mounts beside it)
         assert [path for path in _mounts(client.app) if path.startswith("/api")] == ["/api/v1"]

@@ -1,5 +1,6 @@
-"""`crm-gateway user add` and `token add|list|remove`: what they print, their exit codes, and
-that what `user add` prints signs in once pasted into the config."""
+"""`crm-gateway user add|list|remove` and `token add|list|remove`: what they print, their exit
+codes, and that a person `user add` writes signs in at once (no restart), as does what
+`user add --print` prints once pasted into the config."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import yaml
 from tests.web.fixtures import web, web_home
 
 
-def test_user_add_prints_an_entry_that_signs_in_once_pasted(tmp_path):
+def test_user_add_print_gives_an_entry_that_signs_in_once_pasted(tmp_path):
     home = web_home(tmp_path, users=False)
     res = home.cli(
         "user",
         "add",
+        "--print",
         "carol",
         "--role",
         "admin",
@@ -51,6 +53,82 @@ def test_user_add_refuses_what_it_cannot_use(tmp_path):
     assert no_tty.returncode == 1 and "--password-stdin" in no_tty.stderr
     usage = home.cli("user", "add")
     assert usage.returncode == 1 and "Missing argument 'NAME'" in usage.stderr  # usage errors are user errors
+
+
+def test_user_add_writes_the_users_file_and_the_person_signs_in_without_a_restart(tmp_path):
+    home = web_home(tmp_path)  # the config lists root (admin), me and bob (users)
+    with web(home) as client:
+        refused = client.post(
+            "/signin", data={"name": "erin", "password": "erin's passphrase", "next": "/"}, follow_redirects=False
+        )
+        assert refused.status_code == 401
+        added = home.cli("user", "add", "erin", "--address", "me@example.com", "--password-stdin", stdin="erin's passphrase\n")
+        assert added.returncode == 0, added.stderr
+        assert added.stdout == "" and "added erin (user)" in added.stderr and "web-users.yaml" in added.stderr
+        path = home.root / "var" / "web-users.yaml"
+        assert path.stat().st_mode & 0o777 == 0o600 and "erin's passphrase" not in path.read_text()
+        ok = client.post("/signin", data={"name": "erin", "password": "erin's passphrase", "next": "/"}, follow_redirects=False)
+        assert ok.status_code == 303
+        me = client.get("/api/v1/me").json()
+        assert me["name"] == "erin" and me["role"] == "user" and "local" in " ".join(me["mailboxes"])
+        # a new password replaces the entry: the old session's fingerprint no longer matches
+        again = home.cli("user", "add", "erin", "--address", "me@example.com", "--password-stdin", stdin="a new passphrase\n")
+        assert again.returncode == 0 and "replaced erin" in again.stderr
+        assert client.get("/api/v1/me").status_code == 401
+        listed = json.loads(home.cli("user", "list", check=True).stdout)["users"]
+        assert [(u["name"], u["role"], u["kept_in"]) for u in listed] == [
+            ("root", "admin", "config"),
+            ("me", "user", "config"),
+            ("bob", "user", "config"),
+            ("erin", "user", "users_file"),
+        ]
+        assert "argon2" not in home.cli("user", "list", check=True).stdout
+        # removed: signing in fails at once
+        assert (
+            client.post(
+                "/signin", data={"name": "erin", "password": "a new passphrase", "next": "/"}, follow_redirects=False
+            ).status_code
+            == 303
+        )
+        removed = home.cli("user", "remove", "erin")
+        assert removed.returncode == 0 and "removed erin" in removed.stderr
+        assert client.get("/api/v1/me").status_code == 401
+        gone = client.post("/signin", data={"name": "erin", "password": "a new passphrase", "next": "/"}, follow_redirects=False)
+        assert gone.status_code == 401
+    assert home.cli("user", "remove", "erin").returncode == 1
+    in_config = home.cli("user", "add", "me", "--password-stdin", stdin="long enough pw\n")
+    assert in_config.returncode == 1 and "is in the config's web.users" in in_config.stderr
+    config_remove = home.cli("user", "remove", "root")
+    assert config_remove.returncode == 1 and "remove that entry there" in config_remove.stderr
+
+
+def test_a_written_user_ends_the_open_mode(tmp_path):
+    home = web_home(tmp_path, users=False)  # loopback, nobody configured: open to all
+    with web(home, "http://127.0.0.1:8025") as client:
+        assert client.get("/api/v1/me").json()["role"] == "admin"
+        home.cli("user", "add", "root", "--role", "admin", "--password-stdin", stdin="root passphrase\n", check=True)
+        assert client.get("/api/v1/me").status_code == 401
+
+
+def test_a_token_with_days_stops_working_when_it_expires(tmp_path):
+    home = web_home(tmp_path)
+    bad = home.cli("token", "add", "robot", "--role", "admin", "--days", "0")
+    assert bad.returncode == 1 and "--days must be more than 0" in bad.stderr
+    made = home.cli("token", "add", "robot", "--role", "admin", "--days", "30", check=True)
+    token = made.stdout.strip()
+    assert ", until 20" in made.stderr
+    (listed,) = json.loads(home.cli("token", "list", check=True).stdout)["tokens"]
+    assert listed["expired"] is False and listed["expires_at"]
+    with web(home) as client:
+        assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        # the clock passes the token's end: the file says it ended yesterday
+        path = home.root / "var" / "api-tokens.json"
+        doc = json.loads(path.read_text())
+        doc["tokens"][0]["expires_at"] = "2020-01-01T00:00:00+00:00"
+        path.write_text(json.dumps(doc))
+        assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    (listed,) = json.loads(home.cli("token", "list", check=True).stdout)["tokens"]
+    assert listed["expired"] is True
 
 
 def test_token_add_list_remove(tmp_path):

@@ -134,3 +134,35 @@ def test_the_pane_without_a_session_offers_to_sign_in_or_an_api_token(site: Site
     # kept for the next mail opened in this browser
     _open_mail(page, site, message_id="<bob1@mail.test>", subject="Brochure please", sender=("Bob Ray", "bob@x.org"))
     expect(page.locator("[data-who]")).to_have_text("Signed in as outlook (API token)")
+
+
+def test_the_pane_files_a_mail_the_gateway_never_handled(site: Site, page) -> None:
+    """A mail still in the inbox (no folder the gateway watches): the pane says it is not in
+    the CRM, and filing it on a searched record fetches it from the mailbox by its Message-ID."""
+    ids = crm_records(site.home)
+    inbox = site.home.mail
+    for sub in ("new", "cur", "tmp"):
+        (inbox / sub).mkdir(parents=True, exist_ok=True)
+    raw = make_mail(sender="Eve Stone <eve@stone.example>", subject="Still in my inbox", message_id="<eve1@mail.test>")
+    (inbox / "new" / "1700000099.eve.host").write_bytes(raw)
+    assert site.home.run_once() == {}
+    site.start()
+    sign_in(page, site, ADMIN)
+    _open_mail(page, site, message_id="<eve1@mail.test>", subject="Still in my inbox", sender=("Eve Stone", "eve@stone.example"))
+    expect(page.locator("[data-status]")).to_have_text(
+        "Not in the CRM yet. It is in the mailbox local:me@example.com/INBOX: search a record to file it on."
+    )
+    page.get_by_label("Search the CRM").fill("Carl")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("button", name="File on contact Carl Vance", exact=False).click()
+    expect(page.locator("[data-linked]")).to_contain_text("Filed on contact Carl Vance")
+    expect(page.locator("[data-status]")).to_contain_text("In the CRM on 1 record")
+    expect(page.locator("[data-records]")).to_contain_text(f"contact Carl Vance (contact:{ids['Carl Vance']})")
+    assert links_of(site.home, "Still in my inbox") == [{"kind": "contact", "id": int(ids["Carl Vance"])}]
+    assert site.home.states() == {"done": 1}
+
+    page.goto("about:blank")
+    _open_mail(page, site, message_id="<gone@mail.test>", subject="Elsewhere", sender=("Nobody", "no@where.example"))
+    expect(page.locator("[data-status]")).to_have_text(
+        "The gateway has not seen this mail, and it is in none of your mailboxes it reaches."
+    )
