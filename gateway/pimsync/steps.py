@@ -170,6 +170,8 @@ class BookSteps:
                 card = self.client.get(link.href)
                 if card is None:
                     return  # gone meanwhile: the next listing says so
+                if link.etag and card.etag != link.etag:  # edited since the listing: merge that too
+                    return self.reconcile(link, card, change)
                 etag = card.etag
             self.checkpoint("update_card:before")
             text = vcard.render(final, link.uid or self.card_uid(rec.id), f"{KIND}:{rec.id}", self.book.vcard_version, card.text)
