@@ -259,6 +259,7 @@ def process(
 from gateway.cli import access as cli_access  # noqa: E402, F401  (user and token commands)
 from gateway.cli import admin as cli_admin  # noqa: E402, F401  (registers its commands on `app`)
 from gateway.cli import freebusy as cli_freebusy  # noqa: E402, F401  (the attendees' free/busy)
+from gateway.cli import pimsync as cli_pimsync  # noqa: E402, F401  (the contact sync's commands)
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from gateway.crm.config_models import (
     backend_tag,
 )
 from gateway.errors import ConfigError
+from gateway.mailboxes.carddav.config import AddressBookConfig, PimsyncConfig
 from gateway.mailboxes.registry import SourceConfig
 from gateway.reading.config_base import Model, Size, parse_size, read_secret_files
 
@@ -210,6 +211,8 @@ class Config(Model):
     # each kind of mailbox brings its own model (gateway/mailboxes/registry.py); `type` picks it
     sources: list[Annotated[SourceConfig, Field(discriminator="type")]]
     web: WebConfig | None = None
+    # the contact sync with the users' address books (gateway/pimsync/, `crm-gateway pimsync`)
+    pimsync: PimsyncConfig = PimsyncConfig()
     base_dir: Path = Path(".")  # set by load_config: the config file's folder
     path: Path | None = None  # the config file itself
 
@@ -232,6 +235,30 @@ class Config(Model):
         if dupes:
             raise ValueError(f"source names must be unique: {', '.join(dupes)}")
         return self
+
+    @model_validator(mode="after")
+    def _pimsync_sources(self) -> Config:
+        for i, book in enumerate(self.pimsync.addressbooks):
+            if book.source is not None and not self._book_of_source(book).crm_user:
+                raise ValueError(
+                    f"pimsync.addressbooks.{i}.source: {book.source!r} is no configured source with a crm_user or owner"
+                    f" (sources: {', '.join(s.name for s in self.sources) or 'none'})"
+                )
+        return self
+
+    def addressbooks(self) -> list[AddressBookConfig]:
+        """`pimsync.addressbooks`, each with what its `source` gives filled in."""
+        return [self._book_of_source(b) if b.source else b for b in self.pimsync.addressbooks]
+
+    def _book_of_source(self, book: AddressBookConfig) -> AddressBookConfig:
+        src = next((s for s in self.sources if s.name == book.source), None)
+        if src is None:
+            return book
+        update: dict[str, Any] = {"crm_user": book.crm_user or src.crm_user or src.mailbox}
+        login, password = getattr(src, "username", ""), getattr(src, "password", None)
+        if not book.username and login and password:
+            update.update(username=login, password=password)
+        return book.model_copy(update=update)
 
     @field_validator("processes")
     @classmethod

@@ -41,6 +41,7 @@ from gateway.crm.base import (
     register_connector,
 )
 from gateway.crm.config_models import SqlConfig
+from gateway.crm.sql_contacts import SqlContactSync
 from gateway.crm.sql_dump import TABLES
 from gateway.crm.sql_engine import make_engine
 from gateway.crm.sql_engine import translate_errors as _translate
@@ -309,6 +310,10 @@ class SqlConnector:
         with self._read() as conn:
             q = sa.select(bl.c.data).join(em, em.c.raw_sha256 == bl.c.sha256).where(em.c.id == int(ref.id))
             return conn.execute(q).scalar()
+
+    def contact_sync(self) -> SqlContactSync:
+        """The change feed and contact read/write of the contact sync (gateway/crm/sync.py)."""
+        return SqlContactSync(self._engine)
 
     def close(self) -> None:
         self._engine.dispose()

@@ -17,6 +17,7 @@ Layout:
   with the same Message-ID but other content.
 - `email_links`: which parties an email is attached to; `email_attachments`: its files.
 - `notes`: notes the rules put on records, unique per (key, record) (migration 0004).
+- contacts' address-book fields and `crm_changes`, the change feed kept by triggers (0006).
 """
 
 from __future__ import annotations
@@ -75,9 +76,27 @@ class Account(_Party, Base):
 
 class Contact(_Party, Base):
     __tablename__ = "contacts"
+    __table_args__ = (
+        sa.UniqueConstraint("sync_key", name="uq_contacts_sync_key"),
+        sa.Index("ix_contacts_owner", "owner"),
+    )
     first_name: Mapped[str] = mapped_column(sa.String(255), default="")
     last_name: Mapped[str] = mapped_column(sa.String(255), default="")
     account_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    # what an address book carries besides names and addresses (migration 0006)
+    title: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    phone_work: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    phone_mobile: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    street: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    city: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    region: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    postal_code: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    country: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    manager_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("contacts.id", ondelete="SET NULL", name="fk_contacts_manager"), index=True
+    )
+    # the key a sync created this record under (a card's UID): its replay finds the record
+    sync_key: Mapped[str | None] = mapped_column(sa.String(255))
 
 
 class Lead(_Party, Base):
@@ -94,6 +113,21 @@ PARTY_MODELS: dict[str, type[Account] | type[Contact] | type[Lead]] = {
     "contact": Contact,
     "lead": Lead,
 }
+
+
+class CrmChange(Base):
+    """The change feed (migration 0006): one row per write of a contact, by database triggers,
+    whoever wrote (gateway, CLI, import, plain SQL). `version` only grows; `op` "delete" rows
+    are the tombstones. Readers: gateway/crm/sql_feed.py."""
+
+    __tablename__ = "crm_changes"
+    __table_args__ = (sa.Index("ix_crm_changes_party", "kind", "party_id"),)
+    version: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    party_id: Mapped[int]
+    op: Mapped[str] = mapped_column(sa.String(8))  # upsert | delete
+    owner: Mapped[str | None] = mapped_column(sa.String(320))
+    changed_at: Mapped[float] = mapped_column(sa.Float)  # seconds since the epoch, UTC, as the database's clock said
 
 
 class PartyEmail(Base):

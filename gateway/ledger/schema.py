@@ -150,3 +150,58 @@ leases = Table(
     Column("requested_by", String(100)),  # a gateway under its fair share asks the owner for it
     Column("requested_until", DateTime(timezone=True)),
 )
+
+# ---- the contact sync (gateway/ledger/pim.py, gateway/pimsync/) --------------------------
+# A link per (address book, card href) ↔ (CRM kind, id), with the fields both sides had at
+# the last sync (the base of the three-way merge); "unlinked": a card deleted in the mailbox
+# whose CRM record stays, and is not sent back to that address book.
+pim_links = Table(
+    "pim_links",
+    metadata,
+    Column("book", String(100), primary_key=True),  # pimsync.addressbooks[].name
+    Column("href", String(1000), primary_key=True),  # the card's path on the server
+    Column("uid", String(500), nullable=False, default=""),
+    Column("kind", String(16), nullable=False),
+    Column("crm_id", String(100), nullable=False),
+    Column("state", String(16), nullable=False, default="linked"),  # linked | unlinked
+    Column("etag", Text, nullable=False, default=""),
+    Column("snapshot", Text, nullable=False, default="{}"),  # JSON: the fields at the last sync
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("book", "kind", "crm_id", name="uq_pim_links_record"),
+)
+# Intent before a write that a replay could repeat: "create_crm" (a record from a card) and
+# "put_card" (a card from a record). A row still "intent" at the start of a round is redone;
+# the writes themselves are idempotent by key (sync_key, If-None-Match on a fixed href).
+pim_journal = Table(
+    "pim_journal",
+    metadata,
+    Column("book", String(100), primary_key=True),
+    Column("action", String(20), primary_key=True),
+    Column("key", String(1000), primary_key=True),  # a card href, or a CRM id
+    Column("state", String(10), nullable=False),  # intent | done
+    Column("intent_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", DateTime(timezone=True)),
+)
+pim_conflicts = Table(
+    "pim_conflicts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("book", String(100), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("crm_id", String(100), nullable=False),
+    Column("href", String(1000), nullable=False),
+    Column("field", String(40), nullable=False),
+    Column("crm_value", Text, nullable=False),  # JSON
+    Column("card_value", Text, nullable=False),  # JSON
+    Column("winner", String(8), nullable=False),  # crm | card: the newer change
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+# per address book: the CRM feed version and the server's sync-token seen last
+pim_cursors = Table(
+    "pim_cursors",
+    metadata,
+    Column("book", String(100), primary_key=True),
+    Column("crm_version", BigInteger, nullable=False, default=0),
+    Column("sync_token", Text, nullable=False, default=""),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

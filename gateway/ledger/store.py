@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from gateway.errors import Permanent, Retryable
 from gateway.ledger import claims, erasure, moves, outcomes
 from gateway.ledger.database import make_engine
+from gateway.ledger.pim import PimLedger
 from gateway.ledger.reads import LedgerReader, Owns
 from gateway.ledger.refs import SourceRef
 from gateway.ledger.rows import Bind, Binding, Finish, LocationRow, MessageRow, now
@@ -45,6 +46,10 @@ class Ledger(LedgerReader):
             raise Retryable(f"ledger unreachable: {exc.orig}") from None
         except SchemaTooNew as exc:  # a revision this version does not know: written by a newer one
             raise Permanent(f"the ledger at {url} was written by a newer version of the gateway ({exc})") from None
+
+    def pim(self) -> PimLedger:
+        """The contact sync's links, journal, conflicts and cursors (gateway/ledger/pim.py)."""
+        return PimLedger(self.reader, self.engine)
 
     def close(self) -> None:
         self.reader.dispose()

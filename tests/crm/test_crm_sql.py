@@ -230,6 +230,10 @@ def test_address_keys_of_an_older_crm_are_made_canonical(tmp_path) -> None:
     ann = crm.create("contact", person("contact", '"o\'neil\\\\q"@example.org', "ann@example.org"))
     crm.close()
     engine = sa.create_engine(url)
+    with engine.begin() as conn:  # the later migrations undone by their own scripts (0006: triggers, columns)
+        from alembic import command
+
+        command.downgrade(migrations.SCHEMA.config(conn), "0005")
     with engine.begin() as conn:  # as the previous release left it: the key kept the quotes
         conn.execute(sa.text("UPDATE party_emails SET address_key = lower(address)"))
         conn.execute(sa.text("DROP TABLE notes"))  # a later migration's (0004)

@@ -25,6 +25,8 @@ COMMANDS = [
     ["forget"],
     ["quarantine"],
     ["quarantine", "list"],
+    ["pimsync"],
+    ["pimsync", "conflicts"],
     ["quarantine", "show"],
     ["quarantine", "retry"],
     ["review"],

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from gateway.crm.sql_models import VERSION_TABLE, Base
 from gateway.database.migrations import Schema
 
-SCHEMA = Schema(Path(__file__).resolve().parent, VERSION_TABLE, Base.metadata, pg_lock=0x63726D31, head_revision="0005")  # "crm1"
+SCHEMA = Schema(Path(__file__).resolve().parent, VERSION_TABLE, Base.metadata, pg_lock=0x63726D31, head_revision="0006")  # "crm1"
 
 
 def head() -> str:
