@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ import yaml
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from gateway.admin.kept_file import KeptFile
 from gateway.errors import Permanent
 
 ROLES = ("admin", "user")
@@ -88,39 +88,15 @@ def _digest(token: str) -> str:
 
 
 class TokenStore:
-    """The tokens file. Read again whenever it changed (its mtime and size), so a token added or
-    removed by `crm-gateway token` while the gateway runs counts at the next request."""
+    """The tokens file. Read again whenever it changed, so a token added or removed by
+    `crm-gateway token` while the gateway runs counts at the next request."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._seen: tuple[int, int] | None = None
-        self._records: list[TokenRecord] = []
+        self._file = KeptFile(path, _parse_tokens, "API tokens")
 
     def records(self) -> list[TokenRecord]:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            self._seen, self._records = None, []
-            return []
-        if self._seen == (st.st_mtime_ns, st.st_size):
-            return list(self._records)
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-            records = [
-                TokenRecord(
-                    r["name"],
-                    r["sha256"],
-                    r["role"],
-                    tuple(r.get("addresses") or ()),
-                    r.get("created_at", ""),
-                    r.get("expires_at", ""),
-                )
-                for r in raw.get("tokens", [])
-            ]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise Permanent(f"{self.path}: cannot read the API tokens: {exc}") from exc
-        self._seen, self._records = (st.st_mtime_ns, st.st_size), records
-        return list(records)
+        return self._file.read()
 
     def add(self, name: str, role: str, addresses: list[str], days: float | None = None) -> str:
         """Make a token for `name` (replacing its earlier one), working `days` days (None: until
@@ -150,9 +126,18 @@ class TokenStore:
         return None
 
     def _write(self, records: list[TokenRecord]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"tokens": [asdict(r) for r in records]}, f, indent=2)
-        os.replace(tmp, self.path)
+        self._file.write(json.dumps({"tokens": [asdict(r) for r in records]}, indent=2))
+
+
+def _parse_tokens(text: str) -> list[TokenRecord]:
+    return [
+        TokenRecord(
+            r["name"],
+            r["sha256"],
+            r["role"],
+            tuple(r.get("addresses") or ()),
+            r.get("created_at", ""),
+            r.get("expires_at", ""),
+        )
+        for r in json.loads(text).get("tokens", [])
+    ]

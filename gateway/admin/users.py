@@ -9,44 +9,29 @@ config's: `user add` refuses it, and a same-named entry in the file is ignored.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
+from gateway.admin.kept_file import KeptFile
 from gateway.config.model import WebUser
-from gateway.errors import Permanent
 
 
 class UserStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._seen: tuple[int, int] | None = None
-        self._users: list[WebUser] = []
+        self._file = KeptFile(path, _parse_users, "web users")
 
     def users(self) -> list[WebUser]:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            self._seen, self._users = None, []
-            return []
-        if self._seen == (st.st_mtime_ns, st.st_size):
-            return list(self._users)
-        try:
-            doc = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
-            users = [WebUser.model_validate(u) for u in doc.get("users") or []]
-        except (OSError, yaml.YAMLError, ValidationError, AttributeError, TypeError) as exc:
-            raise Permanent(f"{self.path}: cannot read the web users: {exc}") from exc
-        self._seen, self._users = (st.st_mtime_ns, st.st_size), users
-        return list(users)
+        return self._file.read()
 
     def put(self, user: WebUser) -> bool:
         """Add `user`, or replace the entry of the same name; True when it replaced one."""
-        kept = [u for u in self.users() if u.name != user.name]
-        replaced = len(kept) != len(self._users)
+        users = self.users()
+        kept = [u for u in users if u.name != user.name]
         self._write([*kept, user])
-        return replaced
+        return len(kept) != len(users)
 
     def remove(self, name: str) -> bool:
         users = self.users()
@@ -56,14 +41,17 @@ class UserStore:
         return len(kept) != len(users)
 
     def _write(self, users: list[WebUser]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         doc = {"users": [u.model_dump(exclude_none=True) for u in users]}
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("# web users kept by `crm-gateway user add|remove`; the config's web.users count too\n")
-            yaml.safe_dump(doc, f, sort_keys=False, allow_unicode=True)
-        os.replace(tmp, self.path)
+        head = "# web users kept by `crm-gateway user add|remove`; the config's web.users count too\n"
+        self._file.write(head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+
+
+def _parse_users(text: str) -> list[WebUser]:
+    try:
+        doc = yaml.safe_load(text) or {}
+        return [WebUser.model_validate(u) for u in doc.get("users") or []]
+    except (yaml.YAMLError, ValidationError) as exc:  # as ValueError: KeptFile says which file
+        raise ValueError(str(exc)) from exc
 
 
 def all_users(configured: list[WebUser], store: UserStore) -> list[WebUser]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.ledger.database import chunks
 from gateway.ledger.refs import SourceRef
@@ -219,27 +220,21 @@ class LedgerReader:
 
     def counts(self) -> dict[tuple[str, str], dict[str, int]]:
         """(source, folder) → {state: number of copies}; a copy's state is its message's."""
-        out: dict[tuple[str, str], dict[str, int]] = {}
-        with self.reader.connect() as c:
-            rows = c.execute(
-                select(locations.c.source, locations.c.folder, messages.c.state, func.count())
-                .select_from(locations.outerjoin(messages, locations.c.message_pk == messages.c.id))
-                .group_by(locations.c.source, locations.c.folder, messages.c.state)
-            )
-            for source, folder, state, n in rows:
-                out.setdefault((source, folder), {})[state or MessageState.RECEIVED.value] = n
-        return out
+        return self._counts_by(locations.c.folder)
 
     def counts_by_mailbox(self) -> dict[tuple[str, str], dict[str, int]]:
         """(source, account) → {state: number of copies}: a source reaching many mailboxes
         counted per mailbox (the console shows a person their own mailbox's counts only)."""
+        return self._counts_by(locations.c.account)
+
+    def _counts_by(self, column: ColumnElement[str]) -> dict[tuple[str, str], dict[str, int]]:
         out: dict[tuple[str, str], dict[str, int]] = {}
         with self.reader.connect() as c:
             rows = c.execute(
-                select(locations.c.source, locations.c.account, messages.c.state, func.count())
+                select(locations.c.source, column, messages.c.state, func.count())
                 .select_from(locations.outerjoin(messages, locations.c.message_pk == messages.c.id))
-                .group_by(locations.c.source, locations.c.account, messages.c.state)
+                .group_by(locations.c.source, column, messages.c.state)
             )
-            for source, account, state, n in rows:
-                out.setdefault((source, account), {})[state or MessageState.RECEIVED.value] = n
+            for source, where, state, n in rows:
+                out.setdefault((source, where), {})[state or MessageState.RECEIVED.value] = n
         return out
