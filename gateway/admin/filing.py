@@ -21,7 +21,7 @@ from gateway.admin.scope import Visibility
 from gateway.crm.base import PartyRef
 from gateway.errors import GatewayError, NotFound
 from gateway.ledger.refs import SourceRef
-from gateway.mailboxes.base import Found, MessageFinder, Source
+from gateway.mailboxes.base import Found, MessageFinder, Source, checked_message_id
 
 
 class Recorder(Protocol):
@@ -65,6 +65,7 @@ def find(gw: Mailboxes, message_id: str, scope: Visibility | None, mailbox: str 
     account) first; NotFound in words when none holds it. A mailbox that cannot be reached is
     passed over; when no other has the mail, its failure is raised (the mail may well be
     there), not a 404."""
+    message_id = checked_message_id(message_id)
     failed: GatewayError | None = None
     candidates: list[tuple[MessageFinder, str]] = []
     for src in gw.sources:

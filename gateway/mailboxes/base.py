@@ -16,7 +16,7 @@ from pathlib import Path
 from threading import Event
 from typing import Any, Protocol, runtime_checkable
 
-from gateway.errors import GatewayError, Retryable
+from gateway.errors import GatewayError, Permanent, Retryable
 from gateway.ledger.refs import SourceRef
 from gateway.mailboxes.schedule import Schedule
 
@@ -244,6 +244,24 @@ class MessageFinder(Protocol):
         ...
 
     def find_message(self, account: str, message_id: str) -> Found | None: ...
+
+
+MESSAGE_ID_MAX = 998  # RFC 5322's longest line: no real Message-ID is longer
+
+
+def checked_message_id(text: str) -> str:
+    """A Message-ID a person typed (the API, the add-in, `link`), fit to go into a mailbox's
+    search: printable ASCII, no spaces, at most 998 characters. A CR or LF would end an IMAP
+    command and start another one in the gateway's session; Permanent in words otherwise."""
+    mid = text.strip()
+    if not mid:
+        raise Permanent("the Message-ID is empty")
+    if len(mid) > MESSAGE_ID_MAX or not all(33 <= ord(c) <= 126 for c in mid):
+        raise Permanent(
+            "not a Message-ID: give it as the mail's header shows it, e.g. <abc123@example.com> "
+            f"(printable ASCII without spaces, at most {MESSAGE_ID_MAX} characters)"
+        )
+    return mid
 
 
 def same_message_id(a: str, b: str) -> bool:

@@ -17,7 +17,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from gateway.errors import ConfigError, Retryable
-from gateway.mailboxes.base import Found, same_message_id
+from gateway.mailboxes.base import Found, checked_message_id, same_message_id
 from gateway.mailboxes.imap.account import ImapAccount
 from gateway.mailboxes.imap.conn import NETWORK_ERRORS, ImapAuthError, connect, logout_quietly, resolve_folder, server_folders
 from gateway.mailboxes.imap.listing import message_id_of
@@ -32,6 +32,7 @@ def folders_to_search(watched: list[str]) -> list[str]:
 
 def find(src: ImapAccount, message_id: str) -> Found | None:
     """The first copy of the mail with this Message-ID in the folders above; None if none has it."""
+    message_id = checked_message_id(message_id)  # goes into a SEARCH command: no CR or LF
     try:
         client, _info = connect(src.config)
     except (ImapAuthError, ConfigError):

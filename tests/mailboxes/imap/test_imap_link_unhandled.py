@@ -127,3 +127,25 @@ def test_a_mail_bigger_than_max_message_size_is_filed_from_its_headers(imap_home
     finally:
         led.close()
     assert home.tagged("INBOX", mid, "CRM_sync", "Synced")
+
+
+def test_a_message_id_carrying_an_imap_command_is_refused_before_any_search(imap_home: Any, dovecot: Any) -> None:
+    """A Message-ID with CR LF in it would end the SEARCH command and run the next line in the
+    gateway's IMAP session (here: delete a folder): it is refused in words (400), and the
+    folder is still there. A non-ASCII one is refused the same way, not a 500."""
+    home = _home(imap_home)
+    with dovecot.client() as c:
+        c.create_folder("Archive")
+    rec = make_record(home, "contact", "Car", "Ol", "carol@y.example", owner="me@example.com")
+    hostile = "<x@y>\r\nZ1 DELETE Archive\r\nZ2 NOOP"
+    with web(home) as client:
+        token = sign_in(client, "me")
+        for mid in (hostile, "<jé@y.example>"):
+            seen = client.get("/api/v1/messages/lookup", params={"message_id": mid})
+            assert seen.status_code == 400, seen.text
+            assert "not a Message-ID" in seen.json()["error"]
+            res = _post_link(client, token, f"contact:{rec}", mid)
+            assert res.status_code == 400 and "not a Message-ID" in res.json()["error"]
+    with dovecot.client() as c:
+        assert c.folder_exists("Archive")
+    assert home.states() == {}
