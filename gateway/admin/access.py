@@ -78,9 +78,18 @@ class TokenRecord:
     addresses: tuple[str, ...]
     created_at: str
     expires_at: str = ""  # ISO time it stops working; "" never (until `token remove`)
+    # made for a web user: it acts as that user as they are now (their role and addresses at
+    # each request), and stops when they are removed; else `role` and `addresses` above
+    of_user: bool = False
 
     def expired(self, now: datetime | None = None) -> bool:
-        return bool(self.expires_at) and datetime.fromisoformat(self.expires_at) <= (now or datetime.now(UTC))
+        if not self.expires_at:
+            return False
+        try:
+            end = datetime.fromisoformat(self.expires_at)
+        except ValueError:
+            return True  # a hand edit that is no time: ended, rather than open for ever
+        return (end if end.tzinfo else end.replace(tzinfo=UTC)) <= (now or datetime.now(UTC))
 
 
 def _digest(token: str) -> str:
@@ -98,9 +107,9 @@ class TokenStore:
     def records(self) -> list[TokenRecord]:
         return self._file.read()
 
-    def add(self, name: str, role: str, addresses: list[str], days: float | None = None) -> str:
+    def add(self, name: str, role: str, addresses: list[str], days: float | None = None, *, of_user: bool = False) -> str:
         """Make a token for `name` (replacing its earlier one), working `days` days (None: until
-        removed), and return it: the only time it is seen."""
+        removed), and return it: the only time it is seen. `of_user`: `name` is a web user."""
         check_role(role)
         if days is not None and days <= 0:
             raise Permanent(f"--days must be more than 0 (got {days:g})")
@@ -108,7 +117,7 @@ class TokenStore:
         now = datetime.now(UTC)
         expires = (now + timedelta(days=days)).isoformat(timespec="seconds") if days is not None else ""
         kept = [r for r in self.records() if r.name != name]
-        kept.append(TokenRecord(name, _digest(token), role, tuple(addresses), now.isoformat(), expires))
+        kept.append(TokenRecord(name, _digest(token), role, tuple(addresses), now.isoformat(), expires, of_user))
         self._write(kept)
         return token
 
@@ -138,6 +147,7 @@ def _parse_tokens(text: str) -> list[TokenRecord]:
             tuple(r.get("addresses") or ()),
             r.get("created_at", ""),
             r.get("expires_at", ""),
+            bool(r.get("of_user", False)),
         )
         for r in json.loads(text).get("tokens", [])
     ]

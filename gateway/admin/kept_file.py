@@ -6,6 +6,7 @@ owner only (it holds hashes)."""
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -22,7 +23,7 @@ class KeptFile(Generic[T]):
         self.path = path
         self._parse = parse
         self._what = what
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
         self._records: list[T] = []
 
     def read(self) -> list[T]:
@@ -31,18 +32,18 @@ class KeptFile(Generic[T]):
         except FileNotFoundError:
             self._seen, self._records = None, []
             return []
-        if self._seen == (st.st_mtime_ns, st.st_size):
+        if self._seen == (st.st_ino, st.st_mtime_ns, st.st_size):  # a rewrite is a new inode
             return list(self._records)
         try:
             records = self._parse(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise Permanent(f"{self.path}: cannot read the {self._what}: {exc}") from exc
-        self._seen, self._records = (st.st_mtime_ns, st.st_size), records
+        self._seen, self._records = (st.st_ino, st.st_mtime_ns, st.st_size), records
         return list(records)
 
     def write(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")  # two writers, two files
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

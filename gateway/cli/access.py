@@ -100,7 +100,7 @@ def user_list(config: ConfigOpt = None) -> None:
 @user_app.command("remove", cls=PlainCommand)
 @guarded
 def user_remove(name: Annotated[str, typer.Argument(metavar="NAME")], config: ConfigOpt = None) -> None:
-    """Remove a person `user add` added: their sessions and sign-ins end at their next request."""
+    """Remove a person `user add` added: their sessions and API token end at their next request."""
     from gateway.admin.users import UserStore
     from gateway.config import WebConfig
 
@@ -110,7 +110,7 @@ def user_remove(name: Annotated[str, typer.Argument(metavar="NAME")], config: Co
         if any(u.name == name for u in web.users):
             raise Permanent(f"{name} is in the config's web.users: remove that entry there")
         raise Permanent(f"no web user named {name}")
-    err.print(f"removed {name}", markup=False)
+    err.print(f"removed {name}: their sessions and their API token stop at their next request", markup=False)
 
 
 @token_app.command("add", cls=PlainCommand)
@@ -137,7 +137,9 @@ def token_add(
     if user is None and role is None:
         raise Permanent(f"{name} is not in web.users: give --role admin|user (and --address for a user)")
     store = TokenStore(cfg.resolve(web.tokens_file))
-    token = store.add(name, user.role if user else str(role), list(user.addresses if user else address or []), days)
+    token = store.add(
+        name, user.role if user else str(role), list(user.addresses if user else address or []), days, of_user=user is not None
+    )
     out.print(token, markup=False, highlight=False)
     made = store.check(token)
     until = f", until {made.expires_at}" if made is not None and made.expires_at else ""

@@ -43,11 +43,18 @@ def find(src: EwsSource, mailbox: str, message_id: str) -> Found | None:
         return None
     session = src.session
     acct = session.account(mailbox)
-    for name in dict.fromkeys([*DISTINGUISHED, *src.watched]):
+    names = list(dict.fromkeys([*DISTINGUISHED, *src.watched]))
+    refused: list[EwsError] = []
+    for name in names:
         try:
             folder = _open(src, acct, mailbox, name)
             hits = session.call(partial(_search, folder, message_id), f"looking for {message_id} in {name} of {mailbox}")
-        except (EwsError, xerr.ErrorFolderNotFound):  # no such folder there: the others go on
+        except xerr.ErrorFolderNotFound:  # no such folder there: the others go on
+            continue
+        except (xerr.ErrorAccessDenied, xerr.ErrorImpersonateUserDenied, xerr.ErrorNonExistentMailbox) as exc:
+            raise session.rights_error(exc, mailbox) from None  # the mailbox, not a folder: said in words
+        except EwsError as exc:  # a folder missing, or the server refusing us: told apart below
+            refused.append(exc)
             continue
         for item in hits:
             if isinstance(item, Exception) or not same_message_id(item.message_id or "", message_id):
@@ -55,6 +62,8 @@ def find(src: EwsSource, mailbox: str, message_id: str) -> Found | None:
             found = _read(src, acct, mailbox, name, item)
             if found is not None:
                 return found
+    if refused and len(refused) == len(names):  # not one folder answered: the credentials, the
+        raise refused[0]  # impersonation right, the mailbox; said as such, not "not there"
     return None
 
 

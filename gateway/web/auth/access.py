@@ -115,7 +115,14 @@ class Access:
             record = self.tokens.check(auth[7:].strip())
             if record is None:
                 return Caller(None, None)
-            p = principal_for(self.config, record.name, record.role, record.addresses)
+            now = self.user(record.name) if record.of_user else None
+            if record.of_user and now is None:  # its person was removed: so is what acts as them
+                return Caller(None, None)
+            p = (
+                self.principal_of(now)
+                if now is not None
+                else principal_for(self.config, record.name, record.role, record.addresses)
+            )
             return Caller(Principal(p.name, p.role, p.mailboxes, p.crm_users, via_token=True), None)
         session = self.sessions.read(request)
         if session is not None:

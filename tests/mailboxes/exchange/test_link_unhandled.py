@@ -78,3 +78,24 @@ def test_graph_finds_a_mail_in_the_inbox_and_files_it(graph: Any, tls: Any, tmp_
     _file_it(home, "<m22.buyer22@customer22.example>")
     assert graph.categories(MAILBOX, "Inbox") == [["CRM sync", "Synced"]]
     assert graph.searched[:2] == ["<m22.buyer22@customer22.example>"] * 2
+
+
+@pytest.mark.slow
+def test_ews_refusing_every_folder_is_said_not_taken_for_a_missing_mail(tmp_path: Any) -> None:
+    """The service account may not impersonate the mailbox: every folder's search is refused.
+    The person is told the server refused (not "no message ... in the mailboxes you own", which
+    would send them looking for a mail that may well be there)."""
+    from tests.mailboxes.exchange.ews_double import EwsDouble
+
+    ews = EwsDouble(mailboxes=[MAILBOX], impersonation_for=[]).start()
+    try:
+        home = _home(tmp_path, ews_source(ews))
+        rec = make_record(home, "contact", "Car", "Ol", "carol@y.example", owner=MAILBOX)
+        with web(home) as client:
+            token = sign_in(client, "me")
+            res = _link(client, token, f"contact:{rec}", "<m23.buyer23@customer23.example>")
+            assert res.status_code != 404, res.text
+            assert res.status_code >= 400 and "impersonate" in res.json()["error"]
+    finally:
+        ews.stop()
+    assert home.states() == {}

@@ -102,6 +102,32 @@ def test_user_add_writes_the_users_file_and_the_person_signs_in_without_a_restar
     assert config_remove.returncode == 1 and "remove that entry there" in config_remove.stderr
 
 
+def test_a_users_token_acts_as_they_are_now_and_ends_with_them(tmp_path):
+    home = web_home(tmp_path)
+    home.cli("user", "add", "erin", "--role", "admin", "--password-stdin", stdin="erin's passphrase\n", check=True)
+    token = home.cli("token", "add", "erin", check=True).stdout.strip()
+    bearer = {"Authorization": f"Bearer {token}"}
+    with web(home) as client:
+        assert client.get("/api/v1/me", headers=bearer).json()["role"] == "admin"
+        # demoted: the token acts as the user erin is now
+        home.cli(
+            "user", "add", "erin", "--address", "me@example.com", "--password-stdin", stdin="erin's passphrase\n", check=True
+        )
+        me = client.get("/api/v1/me", headers=bearer).json()
+        assert me["role"] == "user" and "*/me@example.com" in me["mailboxes"]
+        removed = home.cli("user", "remove", "erin", check=True)
+        assert "API token" in removed.stderr
+        assert client.get("/api/v1/me", headers=bearer).status_code == 401
+        # a hand-edited end that is no time counts as ended, not as a 500
+        robot = home.cli("token", "add", "robot", "--role", "admin", check=True).stdout.strip()
+        path = home.root / "var" / "api-tokens.json"
+        doc = json.loads(path.read_text())
+        for t in doc["tokens"]:
+            t["expires_at"] = "next tuesday" if t["name"] == "robot" else t["expires_at"]
+        path.write_text(json.dumps(doc))
+        assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {robot}"}).status_code == 401
+
+
 def test_a_written_user_ends_the_open_mode(tmp_path):
     home = web_home(tmp_path, users=False)  # loopback, nobody configured: open to all
     with web(home, "http://127.0.0.1:8025") as client:
