@@ -60,7 +60,9 @@ def nowhere(message_id: str, scope: Visibility | None, left: int = 0) -> NotFoun
     return NotFound(f"no message with Message-ID {message_id} in the mailboxes you own, handled or not{more}")
 
 
-def find(gw: Mailboxes, message_id: str, scope: Visibility | None, mailbox: str | None = None) -> Found:
+def find(
+    gw: Mailboxes, message_id: str, scope: Visibility | None, mailbox: str | None = None, *, only_named: bool = False
+) -> Found:
     """The first copy of the mail in a mailbox the person owns, `mailbox` (an address or an
     account) first; NotFound in words when none holds it. A mailbox that cannot be reached is
     passed over; when no other has the mail, its failure is raised (the mail may well be
@@ -79,7 +81,9 @@ def find(gw: Mailboxes, message_id: str, scope: Visibility | None, mailbox: str 
             continue
         candidates += [(src, a) for a in accounts if scope is None or scope.sees(src.name, a)]
     if mailbox:
-        candidates.sort(key=lambda c: not _named(c[0], c[1], mailbox.strip().lower()))  # stable: the named first
+        named = [c for c in candidates if _named(c[0], c[1], mailbox.strip().lower())]
+        # a look-up (the pane, on every mail a person opens) searches the named mailbox only
+        candidates = named if only_named else named + [c for c in candidates if c not in named]
     for finder, account in candidates[:SEARCH_MAX]:
         try:
             found = finder.find_message(account, message_id)
@@ -121,8 +125,10 @@ def file_from_mailbox(
 
 def unfiled_doc(gw: Mailboxes, message_id: str, scope: Visibility | None, mailbox: str | None = None) -> dict[str, Any]:
     """`lookup`'s answer for a mail only a mailbox of the person holds: not in the CRM yet,
-    and where it lies, so it can be filed (`POST /api/v1/link` with its Message-ID)."""
-    found = find(gw, message_id, scope, mailbox)
+    and where it lies, so it can be filed (`POST /api/v1/link` with its Message-ID). With
+    `mailbox` (the pane sends its Outlook user's) only that mailbox is searched: the pane looks
+    up every mail opened, and must not cost a search of every mailbox each time."""
+    found = find(gw, message_id, scope, mailbox, only_named=bool(mailbox))
     head = raw_of(found).split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     headers = BytesHeaderParser(policy=default_policy).parsebytes(head)
     return {

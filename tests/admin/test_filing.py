@@ -70,3 +70,17 @@ def test_an_unreachable_mailbox_is_passed_over_and_is_the_answer_only_when_no_ot
     assert find(Gw([src]), "<m@x>", None).ref.account == "b@x"
     with pytest.raises(Retryable, match="a@x cannot be reached"):
         find(Gw([src]), "<gone@x>", None)
+
+
+def test_a_look_up_naming_a_mailbox_searches_that_one_only():
+    """The pane looks up every mail a person opens, naming their Outlook mailbox: one search,
+    not one per mailbox the person may see (an admin: all of them)."""
+    from gateway.admin.filing import unfiled_doc
+
+    src = Boxes("fleet", {f"u{i}@x": set() for i in range(10)} | {"me@x": {"<m@x>"}})
+    assert unfiled_doc(Gw([src]), "<m@x>", None, mailbox="me@x")["mailbox"] == "fleet:me@x/INBOX"
+    assert src.asked == ["me@x"]
+    src.asked.clear()
+    with pytest.raises(NotFound):
+        unfiled_doc(Gw([src]), "<elsewhere@x>", None, mailbox="me@x")
+    assert src.asked == ["me@x"]
