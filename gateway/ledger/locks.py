@@ -113,7 +113,9 @@ class NamedLock:
             self._thread.acquire()
         try:
             if self._pg_engine is not None:
-                with self._pg_engine.connect() as conn:
+                # autocommit: the lock is the session's, and a transaction left open for the
+                # whole task would hold back vacuum and meet idle_in_transaction_session_timeout
+                with self._pg_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                     if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar():
                         tell()
                         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
@@ -121,7 +123,6 @@ class NamedLock:
                         yield
                     finally:
                         conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
-                        conn.commit()
                 return
             fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
             try:

@@ -5,14 +5,15 @@ several machines), on SQLite a file of its own (this machine's processes)."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from gateway.ledger.locks import NamedLock
+from gateway.ledger.locks import NamedLock, _key_hash
 from tests.crm.sql_backends import postgres_url
 
 
@@ -31,8 +32,9 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
 def test_the_second_holder_waits_for_the_first(engine: Engine, tmp_path: Path) -> None:
     # two objects, as two processes (or machines) have: each with its own thread lock
-    first = NamedLock(tmp_path / "locks", "reconcile-fix", engine)
-    second = NamedLock(tmp_path / "locks", "reconcile-fix", engine)
+    name = f"reconcile-fix-{uuid.uuid4().hex[:8]}"  # other runs may share the PostgreSQL server
+    first = NamedLock(tmp_path / "locks", name, engine)
+    second = NamedLock(tmp_path / "locks", name, engine)
     order: list[str] = []
     told = threading.Event()
     got = threading.Event()
@@ -43,6 +45,17 @@ def test_the_second_holder_waits_for_the_first(engine: Engine, tmp_path: Path) -
             got.set()
 
     with first.held(waiting=lambda: order.append("first waited")):
+        if engine.dialect.name == "postgresql":  # held by a session, not an open transaction
+            with engine.connect() as c:
+                states = c.execute(
+                    text(
+                        "SELECT a.state FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                        "AND ((l.classid::bigint << 32) | l.objid::bigint) = (:k & x'FFFFFFFFFFFFFFFF'::bigint)"
+                    ),
+                    {"k": _key_hash("task:" + name)},
+                ).scalars()
+                assert list(states) == ["idle"]
         t = threading.Thread(target=other)
         t.start()
         assert told.wait(120), "the second holder was not told it waits"
