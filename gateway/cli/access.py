@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gateway.cli.app import ConfigOpt, app, config_at, err, guarded, out, print_json
 from gateway.cli.help import PlainCommand
 from gateway.errors import Permanent
+
+if TYPE_CHECKING:
+    from gateway.config import Config, WebConfig
 
 user_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="People who may sign in to the console and the API.")
 token_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="API tokens (Authorization: Bearer).")
@@ -21,6 +24,14 @@ RoleOpt = Annotated[str | None, typer.Option("--role", metavar="ROLE", help="adm
 AddressOpt = Annotated[
     list[str] | None, typer.Option("--address", metavar="ADDR", help="the person's mail address (their mailboxes); may repeat")
 ]
+
+
+def _web(config: ConfigOpt) -> tuple[Config, WebConfig]:
+    """The config and its `web` section (its defaults when the config has none)."""
+    from gateway.config import WebConfig
+
+    cfg = config_at(config)
+    return cfg, cfg.web or WebConfig()
 
 
 def _password(from_stdin: bool) -> str:
@@ -50,7 +61,6 @@ def user_add(
     the entry of the same name; they may sign in at once, no restart."""
     from gateway.admin.access import user_entry, user_yaml
     from gateway.admin.users import UserStore
-    from gateway.config import WebConfig
     from gateway.config.model import WebUser
 
     if print_only:
@@ -58,8 +68,7 @@ def user_add(
         out.print(user_yaml(entry), markup=False, highlight=False, end="")
         err.print("paste it under `web:` → `users:` in the config; the gateway reads the config at start", markup=False)
         return
-    cfg = config_at(config)
-    web = cfg.web or WebConfig()
+    cfg, web = _web(config)
     if any(u.name == name for u in web.users):
         raise Permanent(f"{name} is in the config's web.users: change that entry there, or remove it there first")
     entry = user_entry(name, _password(password_stdin), role or "user", list(address or []))
@@ -73,14 +82,13 @@ def user_add(
 @guarded
 def user_list(config: ConfigOpt = None) -> None:
     """The people who may sign in: name, role, addresses, and where each is kept (never a hash)."""
-    from gateway.admin.users import UserStore
-    from gateway.config import WebConfig
+    from gateway.admin.users import UserStore, all_users
 
-    cfg = config_at(config)
-    web = cfg.web or WebConfig()
-    listed = [(u, "config") for u in web.users]
+    cfg, web = _web(config)
     names = {u.name for u in web.users}
-    listed += [(u, "users_file") for u in UserStore(cfg.resolve(web.users_file)).users() if u.name not in names]
+    listed = [
+        (u, "config" if u.name in names else "users_file") for u in all_users(web.users, UserStore(cfg.resolve(web.users_file)))
+    ]
     print_json(
         {
             "users": [
@@ -102,10 +110,8 @@ def user_list(config: ConfigOpt = None) -> None:
 def user_remove(name: Annotated[str, typer.Argument(metavar="NAME")], config: ConfigOpt = None) -> None:
     """Remove a person `user add` added: their sessions and API token end at their next request."""
     from gateway.admin.users import UserStore
-    from gateway.config import WebConfig
 
-    cfg = config_at(config)
-    web = cfg.web or WebConfig()
+    cfg, web = _web(config)
     if not UserStore(cfg.resolve(web.users_file)).remove(name):
         if any(u.name == name for u in web.users):
             raise Permanent(f"{name} is in the config's web.users: remove that entry there")
@@ -127,10 +133,8 @@ def token_add(
     """Make an API token and print it once (only its hash is kept, in web.tokens_file)."""
     from gateway.admin.access import TokenStore
     from gateway.admin.users import UserStore, all_users
-    from gateway.config import WebConfig
 
-    cfg = config_at(config)
-    web = cfg.web or WebConfig()
+    cfg, web = _web(config)
     user = next((u for u in all_users(web.users, UserStore(cfg.resolve(web.users_file))) if u.name == name), None)
     if user is not None and (role or address):
         raise Permanent(f"{name} is a web user: the token has their role and addresses; give no --role or --address")
@@ -151,10 +155,9 @@ def token_add(
 def token_list(config: ConfigOpt = None) -> None:
     """The API tokens' names, roles and when they were made (never the tokens)."""
     from gateway.admin.access import TokenStore
-    from gateway.config import WebConfig
 
-    cfg = config_at(config)
-    store = TokenStore(cfg.resolve((cfg.web or WebConfig()).tokens_file))
+    cfg, web = _web(config)
+    store = TokenStore(cfg.resolve(web.tokens_file))
     print_json(
         {
             "tokens": [
@@ -177,9 +180,8 @@ def token_list(config: ConfigOpt = None) -> None:
 def token_remove(name: Annotated[str, typer.Argument(metavar="NAME")], config: ConfigOpt = None) -> None:
     """Revoke the API token of NAME at once."""
     from gateway.admin.access import TokenStore
-    from gateway.config import WebConfig
 
-    cfg = config_at(config)
-    if not TokenStore(cfg.resolve((cfg.web or WebConfig()).tokens_file)).remove(name):
+    cfg, web = _web(config)
+    if not TokenStore(cfg.resolve(web.tokens_file)).remove(name):
         raise Permanent(f"no API token named {name}")
     err.print(f"removed the token of {name}", markup=False)
