@@ -81,7 +81,8 @@ def _watch(sync: Any, every: float, as_json: bool) -> None:
 
 def _report(reports: list[Any], failed: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print_json({"books": [r.__dict__ for r in reports], "failed": {n: str(e) for n, e in failed.items()}})
+        books = [{**r.__dict__, "notes": [logs.redact_urls(n) for n in r.notes]} for r in reports]
+        print_json({"books": books, "failed": {n: logs.redact_urls(str(e)) for n, e in failed.items()}})
     else:
         for r in reports:
             out.print(
@@ -93,7 +94,7 @@ def _report(reports: list[Any], failed: dict[str, Any], as_json: bool) -> None:
             )
     for r in reports:
         for note in r.notes:
-            err.print(f"warning: {r.book}: {note}", markup=False, highlight=False)
+            err.print(f"warning: {r.book}: {logs.redact_urls(note)}", markup=False, highlight=False)
     for name, exc in failed.items():
         err.print(f"error: {name}: {logs.redact_urls(str(exc))}", markup=False, highlight=False)
 

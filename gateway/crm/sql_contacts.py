@@ -58,11 +58,15 @@ class SqlContactSync:
         with self._reader.connect() as conn, conn.begin():
             rows = list(conn.execute(q))
         last: dict[tuple[str, int], Change] = {}
+        out: list[Change] = []
         for row in rows:  # in version order: the last entry of a record is its state
             key = (row.kind, row.party_id)
-            last.pop(key, None)
-            last[key] = Change(row.kind, str(row.party_id), row.version, row.op == "delete", row.owner or "", row.changed_at)
-        return list(last.values()), (rows[-1].version if rows else version)
+            was = last.pop(key, None)
+            change = Change(row.kind, str(row.party_id), row.version, row.op == "delete", row.owner or "", row.changed_at)
+            if was is not None and was.deleted and not change.deleted:
+                out.append(was)  # the id came back as another record: the old one's delete still counts
+            last[key] = change
+        return sorted([*out, *last.values()], key=lambda c: c.version), (rows[-1].version if rows else version)
 
     @translate_errors
     def get_contact(self, contact_id: str) -> SyncContact | None:
@@ -89,7 +93,8 @@ class SqlContactSync:
             emails=tuple(emails),
             manager=" ".join(p for p in (row["m_first"], row["m_last"]) if p),
         )
-        return SyncContact(str(pid), row["owner"] or "", data, version or 0)
+        born = row["created_at"].isoformat() if row["created_at"] is not None else ""
+        return SyncContact(str(pid), row["owner"] or "", data, version or 0, born)
 
     @translate_errors
     def create_contact(self, data: ContactFields, owner: str, key: str) -> SyncContact:

@@ -79,6 +79,9 @@ class Contact(_Party, Base):
     __table_args__ = (
         sa.UniqueConstraint("sync_key", name="uq_contacts_sync_key"),
         sa.Index("ix_contacts_owner", "owner"),
+        # an id is never given again after a delete: the sync's links and the feed name a
+        # record by id, and a reused one would take over the deleted person's card
+        {"sqlite_autoincrement": True},
     )
     first_name: Mapped[str] = mapped_column(sa.String(255), default="")
     last_name: Mapped[str] = mapped_column(sa.String(255), default="")

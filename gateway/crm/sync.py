@@ -76,6 +76,9 @@ class SyncContact:
     owner: str
     fields: ContactFields
     version: int = 0
+    # when the record was created: an id met again with another stamp is another record (a
+    # CRM that gave a deleted record's id again), never the one a link knew
+    born: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,9 @@ class ChangeFeed(Protocol):
 
     def changes_since(self, version: int, limit: int = 1000) -> tuple[list[Change], int]:
         """Records changed after `version` (at most `limit` feed entries read), and the version
-        to ask from next time; the same version back when nothing changed."""
+        to ask from next time; the same version back when nothing changed. The last change
+        per record, but a delete followed by a new insert under the same id is reported as
+        both (the delete first)."""
         ...
 
 

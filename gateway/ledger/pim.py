@@ -36,6 +36,12 @@ class Link:
     state: LinkState = LinkState.LINKED
     etag: str = ""
     snapshot: dict[str, Any] = field(default_factory=dict)
+    born: str = ""  # the record's creation stamp (SyncContact.born): an id reused is another record
+    seen_etag: str = ""  # the card version the sync saw last (it may not have merged it yet)
+    seen_at: float = 0.0  # when the sync first saw the card at `seen_etag` (a REV is never newer)
+
+    def same_record(self, born: str) -> bool:
+        return not self.born or not born or self.born == born
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,19 @@ class Intent:
 
 
 def _link(row: Any) -> Link:
-    return Link(row.book, row.href, row.kind, row.crm_id, row.uid, LinkState(row.state), row.etag, json.loads(row.snapshot))
+    return Link(
+        row.book,
+        row.href,
+        row.kind,
+        row.crm_id,
+        row.uid,
+        LinkState(row.state),
+        row.etag,
+        json.loads(row.snapshot),
+        row.crm_born,
+        row.card_seen_etag,
+        row.card_seen_at,
+    )
 
 
 class PimLedger:
@@ -113,6 +131,9 @@ class PimLedger:
             state=link.state.value,
             etag=link.etag,
             snapshot=json.dumps(link.snapshot, sort_keys=True),
+            crm_born=link.born,
+            card_seen_etag=link.seen_etag,
+            card_seen_at=link.seen_at,
             updated_at=now(),
         )
         with self._writer.begin() as c:

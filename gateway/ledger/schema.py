@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -166,6 +167,9 @@ pim_links = Table(
     Column("state", String(16), nullable=False, default="linked"),  # linked | unlinked
     Column("etag", Text, nullable=False, default=""),
     Column("snapshot", Text, nullable=False, default="{}"),  # JSON: the fields at the last sync
+    Column("crm_born", String(40), nullable=False, default=""),  # the record's creation stamp
+    Column("card_seen_etag", Text, nullable=False, default=""),  # the card version seen last
+    Column("card_seen_at", Float, nullable=False, default=0.0),  # when that version was first seen
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("book", "kind", "crm_id", name="uq_pim_links_record"),
 )

@@ -22,6 +22,7 @@ from gateway.pimsync.steps import KIND, BookSteps, Checkpoint, Tally, no_checkpo
 
 Progress = Callable[[int, int], None]
 FEED_PAGE = 1000
+MASS_REMOVAL = 10  # links a round may remove whatever the share
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ def sync_book(
     client: CardDavClient,
     *,
     delete_records: bool = False,
+    allow_mass_removal: bool = False,
     checkpoint: Checkpoint = no_checkpoint,
     progress: Progress | None = None,
 ) -> BookReport:
@@ -87,6 +89,7 @@ def sync_book(
     by_record = {link.crm_id: link for link in links.values() if link.kind == KIND}
 
     gone = [h for h in links if h not in listing.changed] if listing.full else [h for h in listing.deleted if h in links]
+    _guard(book, links, gone, allow_mass_removal)
     fresh = {h for h, etag in listing.changed.items() if h not in links or not etag or links[h].etag != etag}
     # records changed in the CRM whose card did not change: read them only if they differ
     # from the snapshot (the echo of the sync's own writes does not)
@@ -121,7 +124,9 @@ def sync_book(
         try:
             if link is None:
                 steps.create_record(card)
-            elif (rec := records.get(link.crm_id)) is None or rec.owner == book.crm_user:
+            elif (rec := records.get(link.crm_id)) is not None and not link.same_record(rec.born):
+                pass  # the id now names another record: the CRM pass below replaces the card
+            elif rec is None or rec.owner == book.crm_user:
                 steps.reconcile(link, card, feed.get(link.crm_id))
                 handled.add(link.crm_id)
             # else: moving away; the CRM pass below removes the card
@@ -141,6 +146,18 @@ def sync_book(
     return BookReport.of(book.name, steps.tally)
 
 
+def _guard(book: AddressBookConfig, links: dict[str, Link], gone: list[str], allowed: bool) -> None:
+    """Stop before removing more than half of a book's links (and more than 10): a listing
+    gone wrong (a server answering half a book) would look just like that."""
+    linked = [h for h in links if links[h].state is LinkState.LINKED]
+    removing = [h for h in gone if links[h].state is LinkState.LINKED]
+    if not allowed and len(removing) > MASS_REMOVAL and len(removing) * 2 > len(linked):
+        raise Permanent(
+            f"{len(removing)} of the {len(linked)} cards of address book {book.name} look deleted: "
+            "nothing done; if that is so, set pimsync.allow_mass_removal: true for one round"
+        )
+
+
 def _record_changed(
     steps: BookSteps,
     book: AddressBookConfig,
@@ -155,6 +172,14 @@ def _record_changed(
         elif link is not None:
             steps.pim.drop_link(book.name, link.href)
         return
+    if link is not None and not link.same_record(rec.born):
+        # the linked record was deleted and its id given to a new one: the old card goes (or
+        # the old link), and the new record is a new card, never the old person's
+        if link.state is LinkState.LINKED:
+            steps.remove_card(link)
+        else:
+            steps.pim.drop_link(book.name, link.href)
+        link = None
     if rec.owner != book.crm_user:
         if link is not None and link.state is LinkState.LINKED:
             steps.remove_card(link)  # assigned to someone else

@@ -5,6 +5,7 @@ changed (`pimsync conflicts`)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from types import TracebackType
 
@@ -19,6 +20,7 @@ from gateway.mailboxes.carddav.config import AddressBookConfig
 from gateway.pimsync.book import BookReport, sync_book
 from gateway.pimsync.steps import Checkpoint, no_checkpoint
 
+log = logging.getLogger(__name__)
 BookProgress = Callable[[str, int, int], None]
 Results = tuple[list[BookReport], dict[str, GatewayError]]
 
@@ -48,12 +50,20 @@ class PimSync:
         self.ledger.close()
         self.crm.close()
 
-    def round(self, *, progress: BookProgress | None = None, checkpoint: Checkpoint = no_checkpoint) -> Results:
-        """One round per address book; a book that fails does not stop the others: its error is
-        returned beside the reports of the rest."""
+    def round(
+        self,
+        *,
+        progress: BookProgress | None = None,
+        checkpoint: Checkpoint = no_checkpoint,
+        only: list[str] | None = None,
+    ) -> Results:
+        """One round per address book (or those in `only`); a book that fails does not stop
+        the others: its error is returned beside the reports of the rest."""
         reports: list[BookReport] = []
         failed: dict[str, GatewayError] = {}
         for book in self.books:
+            if only is not None and book.name not in only:
+                continue
             on_progress = (lambda done, total, n=book.name: progress(n, done, total)) if progress else None
             try:
                 with CardDavClient(book) as client:
@@ -65,17 +75,23 @@ class PimSync:
                             self.pim,
                             client,
                             delete_records=delete,
+                            allow_mass_removal=self.cfg.pimsync.allow_mass_removal,
                             checkpoint=checkpoint,
                             progress=on_progress,
                         )
                     )
             except GatewayError as exc:
                 failed[book.name] = exc
+            except Exception as exc:  # a defect met in one book's data must not stop the others
+                log.exception("pimsync: %s: unexpected error", book.name)
+                failed[book.name] = GatewayError(f"unexpected {exc.__class__.__name__}: {exc}")
         return reports, failed
 
-    def crm_moved(self) -> bool:
-        """Whether the CRM's feed has a change some book has not synced yet (one small query)."""
-        oldest = min((self.pim.cursor(b.name)[0] for b in self.books), default=0)
+    def crm_moved(self, books: list[str] | None = None) -> bool:
+        """Whether the CRM's feed has a change one of these books (default all) has not synced
+        yet (one small query)."""
+        names = [b.name for b in self.books] if books is None else books
+        oldest = min((self.pim.cursor(n)[0] for n in names), default=0)
         changes, _ = self.contacts.changes_since(oldest, limit=1)
         return bool(changes)
 

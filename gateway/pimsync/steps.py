@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from gateway.crm.sync import Change, ContactFields, ContactSync, SyncContact
+from gateway.errors import Permanent
 from gateway.ledger.pim import Link, LinkState, PimLedger
 from gateway.mailboxes.carddav.client import Card, CardDavClient
 from gateway.mailboxes.carddav.config import AddressBookConfig
@@ -89,13 +90,22 @@ class BookSteps:
             card = self.client.get(href)
             if card is not None:
                 parsed = vcard.parse(card.text)
-                link = Link(self.book.name, href, KIND, rec.id, parsed.uid, etag=card.etag, snapshot=parsed.fields.as_dict())
+                link = Link(
+                    self.book.name,
+                    href,
+                    KIND,
+                    rec.id,
+                    parsed.uid,
+                    etag=card.etag,
+                    snapshot=parsed.fields.as_dict(),
+                    born=rec.born,
+                )
                 self.pim.save_link(link)
                 self.reconcile(link, card, None)
             self.pim.done(self.book.name, "put_card", rec.id)
             return
         self.checkpoint("put_card:written")
-        self.pim.save_link(Link(self.book.name, href, KIND, rec.id, uid, etag=etag, snapshot=rec.fields.as_dict()))
+        self.pim.save_link(Link(self.book.name, href, KIND, rec.id, uid, etag=etag, snapshot=rec.fields.as_dict(), born=rec.born))
         self.pim.done(self.book.name, "put_card", rec.id)
         self.tally.cards_created += 1
 
@@ -118,7 +128,25 @@ class BookSteps:
         self.checkpoint("create_crm:intent")
         rec = self.crm.create_contact(parsed.fields, self.book.crm_user, self.record_key(card, parsed.uid))
         self.checkpoint("create_crm:created")
-        link = Link(self.book.name, card.href, KIND, rec.id, parsed.uid, etag=card.etag, snapshot=parsed.fields.as_dict())
+        other = self.pim.by_record(self.book.name, KIND, rec.id)
+        if other is not None and other.href != card.href and other.state is LinkState.LINKED:
+            # two cards with one UID: linked both, they would take the record from each other
+            # every round; the first keeps it (an unlinked one, its card deleted, gives way)
+            self.pim.done(self.book.name, "create_crm", card.href)
+            raise Permanent(f"has the UID of {other.href} ({parsed.uid}): one record per UID, this card is left alone")
+        seen = time.time()
+        link = Link(
+            self.book.name,
+            card.href,
+            KIND,
+            rec.id,
+            parsed.uid,
+            etag=card.etag,
+            snapshot=parsed.fields.as_dict(),
+            born=rec.born,
+            seen_etag=card.etag,
+            seen_at=seen,
+        )
         self.pim.save_link(link)
         self.pim.done(self.book.name, "create_crm", card.href)
         self.tally.records_created += 1
@@ -146,11 +174,20 @@ class BookSteps:
     def reconcile(self, link: Link, card: Card | None, change: Change | None) -> None:
         """Merge a linked pair; `card` None: the card is as the snapshot says."""
         rec = self.crm.get_contact(link.crm_id)
-        if rec is None:
-            return  # deleted meanwhile: its tombstone comes with the feed
+        if rec is None or not link.same_record(rec.born):
+            return  # deleted meanwhile (or its id given to another record): the feed says so
+        seen = time.time()
         if card is not None:
             parsed = vcard.parse(card.text)
-            card_fields, card_at = parsed.fields, parsed.changed_at or time.time()
+            # a REV is the card's word: never later than when the sync first saw this version
+            # (a clock ahead would win every conflict forever), and that time when it has none;
+            # kept before the merge, so a round that fails after seeing it does not make it newer
+            if card.etag and card.etag == link.seen_etag and link.seen_at:
+                seen = link.seen_at
+            else:
+                link = replace(link, seen_etag=card.etag, seen_at=seen)
+                self.pim.save_link(link)
+            card_fields, card_at = parsed.fields, min(parsed.changed_at or seen, seen)
         else:
             card_fields, card_at = ContactFields.from_dict(link.snapshot), 0.0
         crm_at = change.changed_at if change is not None else 0.0
@@ -178,4 +215,5 @@ class BookSteps:
             etag = self.client.put(link.href, text, etag=card.etag) or ""
             self.checkpoint("update_card:written")
             self.tally.cards_updated += 1
-        self.pim.save_link(replace(link, state=LinkState.LINKED, etag=etag, snapshot=final.as_dict()))
+            link = replace(link, seen_etag=etag, seen_at=time.time())
+        self.pim.save_link(replace(link, state=LinkState.LINKED, etag=etag, snapshot=final.as_dict(), born=rec.born))

@@ -27,8 +27,8 @@ STEPS = [
 ]
 
 
-class Crash(Exception):
-    pass
+class Crash(BaseException):
+    """Stands for the process dying: not an error a round catches and reports per book."""
 
 
 def crash_at(step: str):  # type: ignore[no-untyped-def]

@@ -102,3 +102,11 @@ def test_a_book_may_name_a_source_whose_crm_user_and_login_it_takes(tmp_path: Pa
     home.config_path.write_text(yaml.safe_dump(cfg))
     proc = home.cli("check")
     assert proc.returncode == 1 and "give crm_user" in proc.stderr
+
+
+def test_a_password_in_the_book_url_is_refused_and_never_printed(tmp_path: Path) -> None:
+    home = Home(tmp_path, {"pimsync": {"addressbooks": [book("inline", "https://alice:s3cret@dav.example/alice/contacts/")]}})
+    proc = home.cli("check")
+    assert proc.returncode == 1
+    assert "pimsync.addressbooks.0.url" in proc.stderr and "username and password" in proc.stderr
+    assert "s3cret" not in proc.stderr + proc.stdout

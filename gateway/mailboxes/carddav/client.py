@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import httpx
 from lxml import etree
@@ -35,6 +35,7 @@ _MULTIGET = """<?xml version="1.0" encoding="utf-8"?>
 <C:addressbook-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav">
 <D:prop><D:getetag/><C:address-data/></D:prop>{hrefs}</C:addressbook-multiget>"""
 MULTIGET_BATCH = 100
+MAX_PAGES = 10_000  # of a truncated sync-collection answer, before taking the server as looping
 
 
 class Stale(Retryable):
@@ -43,7 +44,7 @@ class Stale(Retryable):
 
 @dataclass(frozen=True)
 class Card:
-    href: str  # the path on the server, as the server spells it
+    href: str  # the decoded path on the server (CardDavClient.norm)
     etag: str
     text: str
 
@@ -61,7 +62,7 @@ class CardDavClient:
 
     def __init__(self, config: AddressBookConfig) -> None:
         self.url = config.url
-        self.path = urlsplit(config.url).path
+        self.path = self.norm(config.url)
         auth = httpx.BasicAuth(config.username, config.password) if config.username else None
         self._http = httpx.Client(auth=auth, timeout=config.timeout, verify=config.verify_tls)
 
@@ -78,7 +79,7 @@ class CardDavClient:
 
     def _send(self, method: str, href: str, body: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
         try:
-            r = self._http.request(method, urljoin(self.url, href), content=body, headers=headers)
+            r = self._http.request(method, urljoin(self.url, quote(href)), content=body, headers=headers)
         except httpx.TransportError as e:
             raise Retryable(f"address book {self.url}: {e.__class__.__name__}: {e}") from e
         if r.status_code in (429, 502, 503, 504) or r.status_code >= 500:
@@ -97,7 +98,10 @@ class CardDavClient:
     # -- listing changes ---------------------------------------------------------------
 
     def changes(self, token: str) -> Changes:
-        """What changed since `token` ("" : everything, as a full listing)."""
+        """What changed since `token` ("" : everything, as a full listing). A server may answer
+        in pages (RFC 6578 3.6: a 507 for the collection itself marks a truncated answer, whose
+        token asks for the rest): the pages are asked for until the listing is complete, as a
+        page taken for the whole book would read every card beyond it as deleted."""
         status, doc = self._xml("REPORT", self.path, _SYNC.format(token=_escape(token)), "1")
         if doc is None and token:  # a token the server forgot (403/409 valid-sync-token): start over
             status, doc = self._xml("REPORT", self.path, _SYNC.format(token=""), "1")
@@ -108,13 +112,30 @@ class CardDavClient:
             raise Permanent(f"address book {self.url}: sync-collection: HTTP {status}")
         changed: dict[str, str] = {}
         deleted: set[str] = set()
-        for href, etag, ok in self._responses(doc):
-            if ok:
-                changed[href] = etag
-            else:
-                deleted.add(href)
-        new_token = doc.findtext("D:sync-token", default="", namespaces=NS)
-        return Changes(new_token, changed, frozenset(deleted), full=not token)
+        for _page in range(MAX_PAGES):
+            for href, etag, ok in self._responses(doc):
+                if ok:
+                    changed[href] = etag
+                    deleted.discard(href)
+                else:
+                    deleted.add(href)
+                    changed.pop(href, None)
+            new_token = doc.findtext("D:sync-token", default="", namespaces=NS)
+            if not self._truncated(doc):
+                return Changes(new_token, changed, frozenset(deleted), full=not token)
+            status, doc = self._xml("REPORT", self.path, _SYNC.format(token=_escape(new_token)), "1")
+            if doc is None:
+                raise Retryable(f"address book {self.url}: sync-collection (next page): HTTP {status}")
+        raise Retryable(f"address book {self.url}: sync-collection: still truncated after {MAX_PAGES} pages")
+
+    def _truncated(self, doc: etree._Element) -> bool:
+        """Whether the answer has the 507 response for the collection itself (RFC 6578 3.6)."""
+        for resp in doc.findall("D:response", NS):
+            raw = resp.findtext("D:href", default="", namespaces=NS)
+            status = resp.findtext("D:status", default="", namespaces=NS)
+            if raw and self.norm(raw).rstrip("/") == self.path.rstrip("/") and " 507" in status:
+                return True
+        return False
 
     def _listing(self) -> Changes:
         status, doc = self._xml("PROPFIND", self.path, _PROPFIND, "1")
@@ -126,8 +147,9 @@ class CardDavClient:
     def _responses(self, doc: etree._Element) -> Iterator[tuple[str, str, bool]]:
         """(href, etag, present) of each member of the collection (not the collection itself)."""
         for resp in doc.findall("D:response", NS):
-            href = unquote(resp.findtext("D:href", default="", namespaces=NS))
-            if not href or href.rstrip("/") == unquote(self.path).rstrip("/"):
+            raw = resp.findtext("D:href", default="", namespaces=NS)
+            href = self.norm(raw) if raw else ""
+            if not href or href.rstrip("/") == self.path.rstrip("/"):
                 continue
             status = resp.findtext("D:status", default="", namespaces=NS)
             if " 404" in status:
@@ -145,12 +167,12 @@ class CardDavClient:
         wanted = list(dict.fromkeys(hrefs))
         found: dict[str, Card] = {}
         for i in range(0, len(wanted), MULTIGET_BATCH):
-            batch = "".join(f"<D:href>{_escape(h)}</D:href>" for h in wanted[i : i + MULTIGET_BATCH])
+            batch = "".join(f"<D:href>{_escape(quote(h))}</D:href>" for h in wanted[i : i + MULTIGET_BATCH])
             status, doc = self._xml("REPORT", self.path, _MULTIGET.format(hrefs=batch), "1")
             if doc is None:
                 raise Permanent(f"address book {self.url}: addressbook-multiget: HTTP {status}")
             for resp in doc.findall("D:response", NS):
-                href = unquote(resp.findtext("D:href", default="", namespaces=NS))
+                href = self.norm(resp.findtext("D:href", default="", namespaces=NS))
                 data = resp.findtext(".//C:address-data", default=None, namespaces=NS)
                 if data is not None:
                     etag = resp.findtext(".//D:getetag", default="", namespaces=NS)
@@ -163,7 +185,7 @@ class CardDavClient:
             return None
         if r.status_code != 200:
             raise Permanent(f"address book {self.url}: GET {href}: HTTP {r.status_code}")
-        return Card(urlsplit(str(r.url)).path, r.headers.get("ETag", ""), r.text)
+        return Card(self.norm(str(r.url)), r.headers.get("ETag", ""), r.text)
 
     def put(self, href: str, text: str, etag: str | None = None) -> str | None:
         """Write the card; its new etag (None: the server did not say). Without `etag` only a
@@ -189,6 +211,12 @@ class CardDavClient:
     def href_for(self, name: str) -> str:
         """The path of a member named `name` in this collection."""
         return self.path + name
+
+    def norm(self, href: str) -> str:
+        """One spelling of an href, whatever the server or the config wrote: the decoded path.
+        Servers answer with absolute URLs or paths, percent-encoded or not; compared raw, the
+        same card would look new (and its old link gone) every round."""
+        return unquote(urlsplit(urljoin(self.url, href)).path)
 
 
 def _escape(text: str) -> str:

@@ -4,6 +4,7 @@ with the CRM, and what a card deleted in a mailbox does to its CRM record."""
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -41,6 +42,8 @@ class AddressBookConfig(Model):
     def _collection_url(cls, v: str) -> str:
         if not v.startswith(("https://", "http://")) or any(c in v for c in " ?#"):
             raise ValueError(f"must be the http(s):// address of an address book collection, without query (got {v!r})")
+        if "@" in urlsplit(v).netloc:  # a password there would be printed with every error
+            raise ValueError("must not hold a user or password (user@host): give them as username and password/password_file")
         return v if v.endswith("/") else v + "/"
 
 
@@ -48,6 +51,9 @@ class PimsyncConfig(Model):
     # a card deleted in a mailbox: "unlink" keeps the CRM contact (it just leaves that address
     # book for good), "delete" deletes the CRM contact too
     on_card_deleted: Literal["unlink", "delete"] = "unlink"
+    # a round that would remove more than half of a book's links (and more than 10) stops and
+    # says so, as a listing gone wrong looks the same as a user emptying the book; true lets it
+    allow_mass_removal: bool = False
     addressbooks: list[AddressBookConfig] = []
 
     @model_validator(mode="after")

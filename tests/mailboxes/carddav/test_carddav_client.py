@@ -4,7 +4,9 @@ conditional writes."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
+from lxml import etree
 
 from gateway.mailboxes.carddav.client import CardDavClient, Stale
 from gateway.mailboxes.carddav.config import AddressBookConfig
@@ -54,3 +56,42 @@ def test_writes_are_conditional(radicale: Radicale) -> None:
         book.delete(href, newer)
         book.delete(href)  # gone already: no error
         assert book.get(href) is None
+
+
+def _page(members: list[tuple[str, str]], token: str, truncated: bool) -> str:
+    """A sync-collection answer shaped as RFC 6578 3.6's example of a truncated one: a 507
+    response for the collection itself, with absolute hrefs."""
+    rows = "".join(
+        f"<D:response><D:href>https://dav.example/u/my%20book/{name}</D:href><D:propstat><D:prop>"
+        f"<D:getetag>{etag}</D:getetag></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>"
+        for name, etag in members
+    )
+    cut = (
+        "<D:response><D:href>https://dav.example/u/my%20book/</D:href><D:status>HTTP/1.1 507 Insufficient Storage"
+        "</D:status><D:error><D:number-of-matches-within-limits/></D:error></D:response>"
+    )
+    return f'<?xml version="1.0"?><D:multistatus xmlns:D="DAV:">{cut if truncated else ""}{rows}<D:sync-token>{token}</D:sync-token></D:multistatus>'
+
+
+def test_a_truncated_sync_listing_is_read_to_its_end() -> None:
+    """Radicale never truncates, so this server is a test double: it answers the
+    sync-collection REPORT in pages as RFC 6578 section 3.6 describes (a 507 for the request
+    URI, a token to ask for the rest)."""
+    pages = {
+        "": _page([("a.vcf", '"1"'), ("b.vcf", '"2"')], "tok-1", truncated=True),
+        "tok-1": _page([("c%20d.vcf", '"3"')], "tok-2", truncated=False),
+    }
+    asked: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        token = etree.fromstring(request.content).findtext("{DAV:}sync-token") or ""
+        asked.append(token)
+        return httpx.Response(207, content=pages[token].encode())
+
+    book = CardDavClient(AddressBookConfig(name="paged", url="https://dav.example/u/my%20book/", crm_user="u"))
+    book._http = httpx.Client(transport=httpx.MockTransport(server))
+    with book:
+        listing = book.changes("")
+    assert asked == ["", "tok-1"]
+    assert listing.full and listing.token == "tok-2"
+    assert listing.changed == {"/u/my book/a.vcf": '"1"', "/u/my book/b.vcf": '"2"', "/u/my book/c d.vcf": '"3"'}

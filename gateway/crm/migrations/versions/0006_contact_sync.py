@@ -1,6 +1,6 @@
 """Contact fields a mailbox address book carries, and the change feed the sync reads.
 
-- `contacts` gains a title, two phones, a postal address, a manager (another contact) and a
+- `contacts` is rebuilt on SQLite with AUTOINCREMENT (an id is never reused), and gains a title, two phones, a postal address, a manager (another contact) and a
   `sync_key`: the key a sync created the record under (unique), so a sync that crashed after
   the insert finds its record on the replay instead of making a second one.
 - `crm_changes`: one row per insert, update or delete of a contact (or of a contact's
@@ -122,7 +122,12 @@ _TEXT_COLUMNS = ("title", "phone_work", "phone_mobile", "street", "city", "regio
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("contacts") as batch:
+    # SQLite gives a deleted row's id to the next insert unless the table has AUTOINCREMENT,
+    # which only a rebuild adds; PostgreSQL's sequences never give an id twice
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    with op.batch_alter_table(
+        "contacts", recreate="always" if sqlite else "auto", table_kwargs={"sqlite_autoincrement": True}
+    ) as batch:
         for name in _TEXT_COLUMNS:
             batch.add_column(sa.Column(name, sa.Text, nullable=False, server_default=""))
         batch.add_column(sa.Column("manager_id", sa.Integer, nullable=True))

@@ -26,6 +26,9 @@ def upgrade() -> None:
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("etag", sa.Text, nullable=False),
         sa.Column("snapshot", sa.Text, nullable=False),
+        sa.Column("crm_born", sa.String(40), nullable=False),
+        sa.Column("card_seen_etag", sa.Text, nullable=False),
+        sa.Column("card_seen_at", sa.Float, nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("book", "kind", "crm_id", name="uq_pim_links_record"),
     )
