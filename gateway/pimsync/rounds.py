@@ -5,7 +5,7 @@ changed (`pimsync conflicts`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from types import TracebackType
 
 from gateway.config import Config
@@ -17,6 +17,7 @@ from gateway.ledger.store import Ledger
 from gateway.mailboxes.carddav.client import CardDavClient
 from gateway.mailboxes.carddav.config import AddressBookConfig
 from gateway.pimsync.book import BookReport, sync_book
+from gateway.pimsync.choices import apply_choices
 from gateway.pimsync.steps import Checkpoint, no_checkpoint
 
 BookProgress = Callable[[str, int, int], None]
@@ -48,14 +49,23 @@ class PimSync:
         self.ledger.close()
         self.crm.close()
 
-    def round(self, *, progress: BookProgress | None = None, checkpoint: Checkpoint = no_checkpoint) -> Results:
-        """One round per address book; a book that fails does not stop the others: its error is
-        returned beside the reports of the rest."""
+    def round(
+        self,
+        *,
+        progress: BookProgress | None = None,
+        checkpoint: Checkpoint = no_checkpoint,
+        only: Collection[str] | None = None,
+    ) -> Results:
+        """One round per address book (or per one of `only`); a book that fails does not stop
+        the others: its error is returned beside the reports of the rest."""
         reports: list[BookReport] = []
         failed: dict[str, GatewayError] = {}
         for book in self.books:
+            if only is not None and book.name not in only:
+                continue
             on_progress = (lambda done, total, n=book.name: progress(n, done, total)) if progress else None
             try:
+                apply_choices(book, self.contacts, self.pim)  # a person's choices on conflicts first
                 with CardDavClient(book) as client:
                     delete = self.cfg.pimsync.on_card_deleted == "delete"
                     reports.append(

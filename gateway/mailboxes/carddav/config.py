@@ -49,6 +49,11 @@ class PimsyncConfig(Model):
     # book for good), "delete" deletes the CRM contact too
     on_card_deleted: Literal["unlink", "delete"] = "unlink"
     addressbooks: list[AddressBookConfig] = []
+    # inside `crm-gateway run`: read the address books every `every` seconds (they offer no
+    # push this client uses), and ask the CRM's change feed every `poll` seconds, so a CRM
+    # change is in the book within seconds whatever `every` is
+    every: float = Field(300.0, ge=1, le=86400)
+    poll: float = Field(2.0, gt=0, le=60)
 
     @model_validator(mode="after")
     def _unique(self) -> PimsyncConfig:

@@ -91,6 +91,12 @@ def mailbox_rows(
     return rows
 
 
+def _books(doc: dict[str, Any], who: Principal) -> list[dict[str, Any]]:
+    """The contact sync's address books the viewer sees (a user: their CRM users' books)."""
+    scope = scope_of(who)
+    return [b for b in doc.get("pimsync") or [] if scope is None or b["crm_user"].strip().lower() in scope.crm_users]
+
+
 def page(gw: Any) -> Callable[[Request], Awaitable[Response]]:
     async def overview(request: Request) -> Response:
         who = viewer_of(request)
@@ -110,6 +116,7 @@ def page(gw: Any) -> Callable[[Request], Awaitable[Response]]:
             rules=len(doc["rules"].get("rules") or []),
             review=review,
             quarantined=quarantined,
+            books=_books(doc, who),
         )
 
     return overview
