@@ -34,6 +34,13 @@ def visible_books(config: Config, scope: Visibility | None) -> set[str] | None:
     return {b.name for b in config.addressbooks() if b.crm_user.strip().lower() in scope.crm_users}
 
 
+def visible_book_docs(docs: list[dict[str, Any]], scope: Visibility | None) -> list[dict[str, Any]]:
+    """The status document's address books (`pimsync`) this person sees."""
+    if scope is None:
+        return docs
+    return [b for b in docs if str(b.get("crm_user", "")).strip().lower() in scope.crm_users]
+
+
 def conflict_page(
     config: Config,
     pim: PimLedger,

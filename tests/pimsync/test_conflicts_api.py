@@ -43,6 +43,10 @@ def test_a_user_sees_and_settles_their_own_conflicts_and_the_next_round_applies_
         client.post("/signout", data={"csrf_token": client.get("/api/v1/me").json()["csrf_token"]})
 
         token = sign_in(client, world.alice, PASSWORD)
+        books = client.get("/api/v1/status").json()["pimsync"]  # their own book only, with its open conflict
+        assert [(b["book"], b["conflicts_open"]) for b in books] == [(f"{world.alice}-contacts", 1)]
+        overview = client.get("/console/").text
+        assert f'data-book="{world.alice}-contacts"' in overview and f'data-book="{world.bob}-contacts"' not in overview
         page1 = client.get("/api/v1/pimsync/conflicts").json()
         assert page1["total"] == 1, page1
         (c,) = page1["conflicts"]

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admin import operations as admin
+from gateway.admin.pimsync import visible_book_docs
 from gateway.web.console import render
 from gateway.web.console.viewer import Principal, scope_of, sign_in_first, viewer_of
 
@@ -91,12 +92,6 @@ def mailbox_rows(
     return rows
 
 
-def _books(doc: dict[str, Any], who: Principal) -> list[dict[str, Any]]:
-    """The contact sync's address books the viewer sees (a user: their CRM users' books)."""
-    scope = scope_of(who)
-    return [b for b in doc.get("pimsync") or [] if scope is None or b["crm_user"].strip().lower() in scope.crm_users]
-
-
 def page(gw: Any) -> Callable[[Request], Awaitable[Response]]:
     async def overview(request: Request) -> Response:
         who = viewer_of(request)
@@ -116,7 +111,7 @@ def page(gw: Any) -> Callable[[Request], Awaitable[Response]]:
             rules=len(doc["rules"].get("rules") or []),
             review=review,
             quarantined=quarantined,
-            books=_books(doc, who),
+            books=visible_book_docs(doc.get("pimsync") or [], scope_of(who)),
         )
 
     return overview
