@@ -13,18 +13,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from tests.pimsync.radicale_server import Radicale
 from tests.pimsync.world import World
 from tests.waiting import wait_for
+from tests.web.console.browser import free_port
 
 EVERY = 3600  # the book interval: no round in a test's time comes from it but the first
 
 
-def _configure(w: World) -> None:
+def _configure(w: World, web: int | None = None) -> None:
     cfg = yaml.safe_load(w.home.config_path.read_text())
     cfg["pimsync"]["every"] = EVERY
+    if web is not None:
+        cfg["web"] = {"listen": f"127.0.0.1:{web}"}
     cfg["pimsync"]["addressbooks"].append(
         {"name": "nowhere", "url": "http://127.0.0.1:9/nobody/contacts/", "crm_user": "nobody@example.com", "timeout": 5}
     )
@@ -71,7 +75,8 @@ def test_run_syncs_the_books_a_crm_change_within_seconds_and_a_broken_book_is_re
     tmp_path: Path, radicale: Radicale, users: tuple[str, str]
 ) -> None:
     w = World(tmp_path, radicale, *users)
-    _configure(w)
+    port = free_port()
+    _configure(w, web=port)
     book = f"{w.alice}-contacts"
     log = tmp_path / "run.log"
     proc = _start(w, log)
@@ -99,6 +104,12 @@ def test_run_syncs_the_books_a_crm_change_within_seconds_and_a_broken_book_is_re
         text = w.home.cli("status").stdout
         assert f"address book {book} ({w.owner(w.alice)}): last round" in text
         assert "address book nowhere (nobody@example.com)" in text and "failing:" in text
+
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+        assert f'crm_gateway_pimsync_items_total{{book="{book}",what="cards_created"}} 1.0' in metrics
+        assert f'crm_gateway_pimsync_conflicts_open{{book="{book}"}} 0.0' in metrics
+        failed = [line for line in metrics.splitlines() if 'book="nowhere",outcome="failed"' in line]
+        assert failed and float(failed[0].split()[-1]) >= 1, metrics
     finally:
         _stop(proc)
         w.close()
