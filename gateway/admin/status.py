@@ -10,6 +10,7 @@ from gateway.admin.liveness import age_of, ago, liveness
 from gateway.config import Config
 from gateway.ledger import Ledger
 from gateway.ledger.leases import Leases, lease_rows, ledger_time
+from gateway.ledger.pim import BOOK_LEASE_SOURCE
 
 STATES = (
     "done",
@@ -32,6 +33,7 @@ def status_doc(config: Config, ledger: Ledger | None = None) -> dict[str, Any]:
     try:
         stored = led.all_status()
         counts = led.counts()
+        open_conflicts = led.pim().open_conflicts_by_book() if config.pimsync.addressbooks else {}
         leased, gws, ledger_now = (
             lease_rows(led),
             Leases(led, config.gateway_name, config.gateway.lease).gateways(),
@@ -89,6 +91,7 @@ def status_doc(config: Config, ledger: Ledger | None = None) -> dict[str, Any]:
                 },
             }
         )
+    books = _books(config, stored, holders.get(BOOK_LEASE_SOURCE, []), open_conflicts, live.running)
     other = {k: v for (s, f), v in counts.items() for k in [f"{s}/{f}"] if s not in {x.name for x in config.sources}}
     rules = stored.get("rules")
     if rules is None:  # no gateway has run yet: say what the files hold now
@@ -106,6 +109,7 @@ def status_doc(config: Config, ledger: Ledger | None = None) -> dict[str, Any]:
             totals[s] = totals.get(s, 0) + n
     return {
         "sources": sources,
+        "pimsync": books,
         "other": other,
         "rules": rules,
         "service": stored.get("service"),
@@ -126,6 +130,44 @@ def status_doc(config: Config, ledger: Ledger | None = None) -> dict[str, Any]:
         "liveness": live.to_json(),
         "generated_at": now.isoformat(),
     }
+
+
+def _books(
+    config: Config, stored: dict[str, Any], leased: list[dict[str, Any]], conflicts: dict[str, int], running: bool
+) -> list[dict[str, Any]]:
+    """Each configured address book of the contact sync: its last round as the gateway that
+    holds it wrote it, who holds it, and its conflicts no person has settled."""
+    holder = {m["account"]: m["holder"] for m in leased}
+    out = []
+    for b in config.addressbooks():
+        st = stored.get(f"pimsync:{b.name}", {})
+        out.append(
+            {
+                "book": b.name,
+                "crm_user": b.crm_user,
+                "holder": holder.get(b.name),
+                "syncing": running and holder.get(b.name) is not None,
+                "last_round_at": st.get("last_round_at"),
+                "last_ok_at": st.get("last_ok_at"),
+                "rounds": st.get("rounds", 0),
+                "failed_rounds": st.get("failed_rounds", 0),
+                "last_round": st.get("last_round"),
+                "totals": st.get("totals") or {},
+                "last_error": st.get("last_error") or st.get("task_error") or "",
+                "conflicts_open": conflicts.get(b.name, 0),
+            }
+        )
+    return out
+
+
+def _book_line(b: dict[str, Any]) -> tuple[str, bool]:
+    """`contacts-ann (ann): last round 12:00:01: 2 cards created, …; 1 conflict open`."""
+    r = b.get("last_round")
+    done = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in r.items() if n) or "nothing to do" if r else "no round yet"
+    when = f"last round {str(b['last_round_at'])[:19]}: " if b.get("last_round_at") else ""
+    err = f"; failing: {b['last_error'][:120]}" if b.get("last_error") else ""
+    conflicts = f"; {b['conflicts_open']} conflicts open" if b.get("conflicts_open") else ""
+    return f"address book {b['book']} ({b['crm_user']}): {when}{done}{conflicts}{err}", bool(err)
 
 
 def _holder_cell(source: dict[str, Any]) -> str:
@@ -215,6 +257,7 @@ def render_status(doc: dict[str, Any]) -> Any:
     for e in rules.get("errors") or []:
         lines.append(Text(f"rule error (old rules still in force): {e}", style="red"))
     lines += [Text(line, style="red" if bad else "") for line, bad in mailbox_lines(doc)]
+    lines += [Text(line, style="red" if bad else "") for line, bad in map(_book_line, doc.get("pimsync") or [])]
     return Group(*lines)
 
 

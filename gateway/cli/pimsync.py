@@ -7,6 +7,7 @@ the next round takes up where this one stopped)."""
 
 from __future__ import annotations
 
+import getpass
 import json
 from typing import Annotated, Any
 
@@ -104,37 +105,45 @@ def _report(reports: list[Any], failed: dict[str, Any], as_json: bool) -> None:
 def pimsync_conflicts(
     config: ConfigOpt = None,
     book: Annotated[str | None, typer.Option("--book", metavar="NAME", help="only this address book's")] = None,
+    resolve: Annotated[int | None, typer.Option("--resolve", metavar="ID", help="settle this conflict (with --keep)")] = None,
+    keep: Annotated[
+        str | None,
+        typer.Option("--keep", metavar="crm|mailbox", help="with --resolve: the value to keep; the next round applies it"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fields changed on both sides since a sync: both values, and which (the newer) won."""
-    from gateway.pimsync.rounds import conflicts
+    """Fields changed on both sides since a sync: both values, which (the newer) won, and what a
+    person chose; with --resolve ID --keep crm|mailbox, keep one side's value."""
+    from gateway.admin import pimsync as settle
+    from gateway.ledger.store import Ledger
 
-    found = conflicts(config_at(config), book)
+    cfg = config_at(config)
+    if (resolve is None) != (keep is None):
+        err.print("pimsync conflicts: give --resolve ID and --keep crm|mailbox together", markup=False)
+        raise typer.Exit(1)
+    ledger = Ledger(cfg.db_url(cfg.ledger.url))
+    try:
+        if resolve is not None and keep is not None:
+            done = settle.resolve(cfg, ledger.pim(), resolve, keep, getpass.getuser(), None)
+            if as_json:
+                print_json(settle.conflict_doc(done))
+            else:
+                out.print(f"conflict {done.id} ({done.field}): {settle.outcome(done)}", markup=False, highlight=False)
+            return
+        found = ledger.pim().conflicts(book)
+    finally:
+        ledger.close()
     if as_json:
-        print_json([_conflict_doc(c) for c in found])
+        print_json([settle.conflict_doc(c) for c in found])
         return
     if not found:
         out.print("no conflicts", markup=False)
         return
     for c in found:
         out.print(
-            f"{c.at:%Y-%m-%d %H:%M:%S} {c.book} {c.kind}:{c.crm_id} {c.field}: "
+            f"{c.id} {c.at:%Y-%m-%d %H:%M:%S} {c.book} {c.kind}:{c.crm_id} {c.field}: "
             f"crm={json.dumps(c.crm_value, ensure_ascii=False)} card={json.dumps(c.card_value, ensure_ascii=False)} "
-            f"→ {c.winner} kept",
+            f"→ {c.winner} kept" + ("" if c.state == "open" else f"; {c.state}: {settle.outcome(c)}"),
             markup=False,
             highlight=False,
         )
-
-
-def _conflict_doc(c: Any) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "at": c.at.isoformat(),
-        "book": c.book,
-        "record": f"{c.kind}:{c.crm_id}",
-        "href": c.href,
-        "field": c.field,
-        "crm": c.crm_value,
-        "card": c.card_value,
-        "winner": c.winner,
-    }

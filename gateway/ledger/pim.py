@@ -9,6 +9,7 @@ one short transaction. The tables: gateway/ledger/schema.py.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -16,9 +17,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from gateway.errors import Conflict as Refused
+from gateway.errors import NotFound
 from gateway.ledger.database import insert_ignore
 from gateway.ledger.rows import now
 from gateway.ledger.schema import pim_conflicts, pim_cursors, pim_journal, pim_links
+
+# The lease of an address book, beside the mailboxes' (gateway/ledger/leases.py): a source
+# name no configured source can have (no ':' in source names), the book's name as account.
+BOOK_LEASE_SOURCE = "pimsync:addressbook"
 
 
 class LinkState(StrEnum):
@@ -44,6 +51,17 @@ class Link:
         return not self.born or not born or self.born == born
 
 
+class ConflictState(StrEnum):
+    OPEN = "open"  # listed; the newer change won
+    CHOSEN = "chosen"  # a person kept the other value: the next round of its book applies it
+    APPLIED = "applied"  # done: the kept value went to the CRM, and from there to the card
+    SEEN = "seen"  # a person kept the winner: nothing to do
+    SUPERSEDED = "superseded"  # the field changed again before the choice was applied: the newer value stands
+
+
+OPEN_STATES = (ConflictState.OPEN, ConflictState.CHOSEN)
+
+
 @dataclass(frozen=True)
 class Conflict:
     id: int
@@ -56,6 +74,10 @@ class Conflict:
     card_value: Any
     winner: str  # crm | card
     at: datetime
+    state: ConflictState = ConflictState.OPEN
+    kept: str | None = None  # crm | card: what a person chose
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -207,23 +229,104 @@ class PimLedger:
                 )
             )
 
-    def conflicts(self, book: str | None = None) -> list[Conflict]:
-        q = sa.select(pim_conflicts).order_by(pim_conflicts.c.id)
+    def conflicts(
+        self,
+        book: str | None = None,
+        *,
+        books: Collection[str] | None = None,
+        open_only: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Conflict]:
+        """Oldest first; `books` (a person's address books) and `open_only` narrow the list."""
+        q = self._where(sa.select(pim_conflicts), book, books, open_only).order_by(pim_conflicts.c.id)
+        if limit is not None:
+            q = q.limit(limit).offset(offset)
+        with self._reader.begin() as c:
+            return [_conflict(r) for r in c.execute(q)]
+
+    def count_conflicts(self, book: str | None = None, *, books: Collection[str] | None = None, open_only: bool = False) -> int:
+        q = self._where(sa.select(sa.func.count()).select_from(pim_conflicts), book, books, open_only)
+        with self._reader.begin() as c:
+            return int(c.execute(q).scalar() or 0)
+
+    def open_conflicts_by_book(self) -> dict[str, int]:
+        """Conflicts no person has settled yet, per address book (status, metrics)."""
+        q = (
+            sa.select(pim_conflicts.c.book, sa.func.count())
+            .where(pim_conflicts.c.state.in_([s.value for s in OPEN_STATES]))
+            .group_by(pim_conflicts.c.book)
+        )
+        with self._reader.begin() as c:
+            return {r[0]: int(r[1]) for r in c.execute(q)}
+
+    @staticmethod
+    def _where(q: Any, book: str | None, books: Collection[str] | None, open_only: bool) -> Any:
         if book is not None:
             q = q.where(pim_conflicts.c.book == book)
+        if books is not None:
+            q = q.where(pim_conflicts.c.book.in_(sorted(books)))
+        if open_only:
+            q = q.where(pim_conflicts.c.state.in_([s.value for s in OPEN_STATES]))
+        return q
+
+    def conflict(self, conflict_id: int) -> Conflict | None:
         with self._reader.begin() as c:
-            return [
-                Conflict(
-                    r.id,
-                    r.book,
-                    r.kind,
-                    r.crm_id,
-                    r.href,
-                    r.field,
-                    json.loads(r.crm_value),
-                    json.loads(r.card_value),
-                    r.winner,
-                    r.at,
-                )
-                for r in c.execute(q)
-            ]
+            row = c.execute(sa.select(pim_conflicts).where(pim_conflicts.c.id == conflict_id)).first()
+        return _conflict(row) if row else None
+
+    def choose(self, conflict_id: int, kept: str, by: str) -> Conflict:
+        """A person keeps one side's value (`crm` or `card`): the winner kept is only seen; the
+        other one is chosen, for the next round of its book to apply. Settled ones are refused."""
+        found = self.conflict(conflict_id)
+        if found is None:
+            raise NotFound(f"no sync conflict {conflict_id}")
+        if found.state not in OPEN_STATES:
+            raise Refused(f"sync conflict {conflict_id} is already settled ({found.state})")
+        state = ConflictState.SEEN if kept == found.winner else ConflictState.CHOSEN
+        with self._writer.begin() as c:
+            c.execute(
+                sa.update(pim_conflicts)
+                .where(pim_conflicts.c.id == conflict_id, pim_conflicts.c.state.in_([s.value for s in OPEN_STATES]))
+                .values(state=state.value, kept=kept, resolved_by=by, resolved_at=now())
+            )
+        return self.conflict(conflict_id) or found
+
+    def chosen(self, book: str) -> list[Conflict]:
+        """The choices of this book that wait for its next round."""
+        q = sa.select(pim_conflicts).where(pim_conflicts.c.book == book, pim_conflicts.c.state == ConflictState.CHOSEN.value)
+        with self._reader.begin() as c:
+            return [_conflict(r) for r in c.execute(q.order_by(pim_conflicts.c.id))]
+
+    def chosen_books(self, books: Collection[str]) -> set[str]:
+        """Which of these books have choices waiting (one query, asked every few seconds)."""
+        q = (
+            sa.select(pim_conflicts.c.book)
+            .where(pim_conflicts.c.state == ConflictState.CHOSEN.value, pim_conflicts.c.book.in_(sorted(books)))
+            .distinct()
+        )
+        with self._reader.begin() as c:
+            return {r[0] for r in c.execute(q)}
+
+    def settle(self, conflict_id: int, state: ConflictState) -> None:
+        with self._writer.begin() as c:
+            c.execute(sa.update(pim_conflicts).where(pim_conflicts.c.id == conflict_id).values(state=state.value))
+
+
+def _conflict(r: Any) -> Conflict:
+    return Conflict(
+        r.id,
+        r.book,
+        r.kind,
+        r.crm_id,
+        r.href,
+        r.field,
+        json.loads(r.crm_value),
+        json.loads(r.card_value),
+        r.winner,
+        r.at,
+        ConflictState(r.state),
+        r.kept,
+        r.resolved_by,
+        r.resolved_at,
+    )

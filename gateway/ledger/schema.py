@@ -199,6 +199,12 @@ pim_conflicts = Table(
     Column("card_value", Text, nullable=False),  # JSON
     Column("winner", String(8), nullable=False),  # crm | card: the newer change
     Column("at", DateTime(timezone=True), nullable=False),
+    # open | chosen (a person kept the loser: the next round applies it) | applied | seen
+    # (the winner kept) | superseded (the field changed again before the choice was applied)
+    Column("state", String(12), nullable=False, server_default="open", index=True),
+    Column("kept", String(8)),  # crm | card: what the person chose
+    Column("resolved_by", String(320)),
+    Column("resolved_at", DateTime(timezone=True)),
 )
 # per address book: the CRM feed version and the server's sync-token seen last
 pim_cursors = Table(

@@ -6,7 +6,7 @@ changed (`pimsync conflicts`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from types import TracebackType
 
 from gateway.config import Config
@@ -18,6 +18,7 @@ from gateway.ledger.store import Ledger
 from gateway.mailboxes.carddav.client import CardDavClient
 from gateway.mailboxes.carddav.config import AddressBookConfig
 from gateway.pimsync.book import BookReport, sync_book
+from gateway.pimsync.choices import apply_choices
 from gateway.pimsync.steps import Checkpoint, no_checkpoint
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,9 @@ class PimSync:
         *,
         progress: BookProgress | None = None,
         checkpoint: Checkpoint = no_checkpoint,
-        only: list[str] | None = None,
+        only: Collection[str] | None = None,
     ) -> Results:
-        """One round per address book (or those in `only`); a book that fails does not stop
+        """One round per address book (or per one of `only`); a book that fails does not stop
         the others: its error is returned beside the reports of the rest."""
         reports: list[BookReport] = []
         failed: dict[str, GatewayError] = {}
@@ -66,6 +67,7 @@ class PimSync:
                 continue
             on_progress = (lambda done, total, n=book.name: progress(n, done, total)) if progress else None
             try:
+                apply_choices(book, self.contacts, self.pim)  # a person's choices on conflicts first
                 with CardDavClient(book) as client:
                     delete = self.cfg.pimsync.on_card_deleted == "delete"
                     reports.append(

@@ -26,6 +26,7 @@ from gateway.runtime import parts, status, tasks
 from gateway.runtime.handler import BatchHandler
 from gateway.runtime.intake import Intake
 from gateway.runtime.leases import LeaseKeeper, mailboxes_of
+from gateway.runtime.pimsync import PimSyncTask, book_leases
 from gateway.runtime.scheduler import Scheduler
 from gateway.runtime.threads import ThreadWorkers
 from gateway.runtime.watchdog import Watchdog, Workers
@@ -49,7 +50,9 @@ class Gateway:
         self.queue = self.intake.queue
         self.watch = Watch()
         self.watchdog = Watchdog(config.message_budget, self.watch, self.intake, self.ledger, self.pipeline)
-        self.leases = LeaseKeeper(config, self.ledger, self.sources)
+        self.leases = LeaseKeeper(config, self.ledger, self.sources, also=book_leases(config))
+        # the contact sync with the users' address books, when some are configured
+        self.pimsync = PimSyncTask(config, self.leases.holds) if config.pimsync.addressbooks else None
         self.scheduler = Scheduler(
             self.ledger, self.intake, self.watchdog, copy_delay=config.retry.base_delay, owns=self.leases.owns_work
         )
@@ -168,6 +171,9 @@ class Gateway:
         lease_task = tasks.Task("leases", self.leases.run, label=f"leases of gateway {self.leases.name}")
         sources = tasks.start_supervised([lease_task], stop)  # first: the sources ask it
         sources += tasks.start_supervised([tasks.source_task(s) for s in self.sources], stop)
+        if self.pimsync is not None:
+            sync = tasks.Task("pimsync", self.pimsync.run, self.pimsync.failed, "contact sync")
+            sources += tasks.start_supervised([sync], stop)
         folders = sorted({str(self.config.resolve(p).parent) for p in self.config.rules})
         helpers = [
             threading.Thread(target=self.scheduler.run, args=(stop,), name="retries", daemon=True),
@@ -225,6 +231,7 @@ class Gateway:
             queued=self.queue.qsize(),
             running=running,
             processes=self.processes,
+            extra=self.pimsync.status() if self.pimsync is not None else None,
         )
 
     def summary(self) -> dict[str, int]:

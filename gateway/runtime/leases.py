@@ -59,12 +59,13 @@ def source_identity(config: Config, name: str) -> str:
 
 
 class LeaseKeeper:
-    def __init__(self, config: Config, ledger: Ledger, sources: Sequence[Any]) -> None:
+    def __init__(self, config: Config, ledger: Ledger, sources: Sequence[Any], also: Sequence[Mailbox] = ()) -> None:
         self.config = config
         self.name = config.gateway_name
         self.lease = config.gateway.lease
         self.table = Leases(ledger, self.name, self.lease)
         self.sources = list(sources)
+        self.also = list(also)  # leased like mailboxes, watched by no source: the address books the sync keeps
         self.on_taken: Callable[[Collection[Mailbox]], None] = lambda _mbs: None  # the scheduler recovers their work
         self._until: dict[Mailbox, float] = {}  # held until then (time.monotonic)
         self._leased: frozenset[Mailbox] = frozenset()  # every mailbox the ledger has a lease row for
@@ -78,7 +79,7 @@ class LeaseKeeper:
         self.last_error = ""
 
     def wanted(self) -> list[Mailbox]:
-        return [mb for s in self.sources for mb in mailboxes_of(s)]
+        return [mb for s in self.sources for mb in mailboxes_of(s)] + self.also
 
     # ---- what the sources and the scheduler ask ---------------------------------------------
 

@@ -30,10 +30,13 @@ def write(
     queued: int,
     running: bool = True,
     processes: int = 1,
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    """Every source's status, the rules' and the service's heartbeat: one transaction."""
+    """Every source's status, the rules', the address books' (`extra`) and the service's
+    heartbeat: one transaction."""
     try:
         docs = {f"source:{s.name}": s.status() for s in sources}
+        docs.update(extra or {})
         docs["rules"] = rules.status()
         docs["service"] = {
             "pid": os.getpid(),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from gateway.admin.reconcile import FindingKind
 from gateway.admin.reconcile import last_result as reconcile_result
@@ -43,6 +43,35 @@ class LedgerCollector:
         )
         yield GaugeMetricFamily("crm_gateway_queue", "Copies waiting for a pipeline worker", value=self.gw.queue.qsize())
         yield from _reconcile_gauges(self.gw.ledger)
+        yield from _pimsync_metrics(self.gw)
+
+
+def _pimsync_metrics(gw: Any) -> Iterator[Any]:
+    """The contact sync's rounds and items per address book this gateway syncs (counted since
+    it started), and the conflicts no person settled yet (from the ledger: every book)."""
+    task = getattr(gw, "pimsync", None)
+    if task is None:
+        return
+    rounds = CounterMetricFamily(
+        "crm_gateway_pimsync_rounds", "Contact sync rounds by address book and outcome", labels=["book", "outcome"]
+    )
+    items = CounterMetricFamily(
+        "crm_gateway_pimsync_items", "Cards and CRM records the contact sync wrote, by book and what", labels=["book", "what"]
+    )
+    for name, b in sorted(task.books.items()):
+        rounds.add_metric([name, "ok"], b.rounds - b.failed_rounds)
+        rounds.add_metric([name, "failed"], b.failed_rounds)
+        for what, n in sorted(b.totals.items()):
+            items.add_metric([name, what], n)
+    yield rounds
+    yield items
+    conflicts = GaugeMetricFamily(
+        "crm_gateway_pimsync_conflicts_open", "Contact sync conflicts no person settled yet", labels=["book"]
+    )
+    open_ = gw.ledger.pim().open_conflicts_by_book()
+    for name in sorted(task.books):
+        conflicts.add_metric([name], float(open_.get(name, 0)))
+    yield conflicts
 
 
 def _reconcile_gauges(ledger: Ledger) -> Iterator[GaugeMetricFamily]:

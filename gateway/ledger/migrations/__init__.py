@@ -8,5 +8,5 @@ from gateway.database.migrations import Schema
 from gateway.ledger.schema import metadata
 
 SCHEMA = Schema(
-    Path(__file__).resolve().parent, "ledger_schema_version", metadata, pg_lock=0x6C656431, head_revision="0004"
+    Path(__file__).resolve().parent, "ledger_schema_version", metadata, pg_lock=0x6C656431, head_revision="0005"
 )  # "led1"

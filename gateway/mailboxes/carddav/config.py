@@ -55,6 +55,11 @@ class PimsyncConfig(Model):
     # says so, as a listing gone wrong looks the same as a user emptying the book; true lets it
     allow_mass_removal: bool = False
     addressbooks: list[AddressBookConfig] = []
+    # inside `crm-gateway run`: read the address books every `every` seconds (they offer no
+    # push this client uses), and ask the CRM's change feed every `poll` seconds, so a CRM
+    # change is in the book within seconds whatever `every` is
+    every: float = Field(300.0, ge=1, le=86400)
+    poll: float = Field(2.0, gt=0, le=60)
 
     @model_validator(mode="after")
     def _unique(self) -> PimsyncConfig:

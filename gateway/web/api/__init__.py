@@ -2,7 +2,7 @@
 
 - `common`: the asker, bodies, errors as JSON; `messages`: status and messages;
   `decisions`: review, quarantine, link and the CRM search; `reconcile`: the
-  last run and a run; `freebusy`: the attendees' free/busy; `openapi`: the document.
+  last run and a run; `freebusy`: the attendees' free/busy; `pimsync`: the contact sync's conflicts; `openapi`: the document.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from gateway.web.api import decisions, freebusy, messages, reconcile
+from gateway.web.api import decisions, freebusy, messages, pimsync, reconcile
 from gateway.web.api.common import error
 from gateway.web.api.openapi import DOCUMENT
 
@@ -32,6 +32,7 @@ def route_table(gw: Any) -> list[tuple[str, str, Any]]:
         *decisions.routes_for(gw),
         *reconcile.routes_for(gw),
         *freebusy.routes_for(gw),
+        *pimsync.routes_for(gw),
         ("GET", "/openapi.json", openapi),
     ]
 

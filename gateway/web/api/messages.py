@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.admin import messages as admin_messages
+from gateway.admin.pimsync import visible_book_docs
 from gateway.admin.scope import Visibility
 from gateway.admin.status import status_doc
 from gateway.ledger import MessageState
@@ -19,10 +20,15 @@ from gateway.web.auth import csrf_token
 
 
 def visible_status(doc: dict[str, Any], seen: Visibility | None) -> dict[str, Any]:
-    """The status document with only the sources a person owns (an admin: all of them)."""
+    """The status document with only the sources a person owns and the address books of their
+    CRM users (an admin: all of them)."""
     if seen is None:
         return doc
-    return {**doc, "sources": [s for s in doc["sources"] if s["name"] in seen.sources]}
+    return {
+        **doc,
+        "sources": [s for s in doc["sources"] if s["name"] in seen.sources],
+        "pimsync": visible_book_docs(doc.get("pimsync") or [], seen),
+    }
 
 
 def _when(text: str | None, name: str) -> datetime | None:

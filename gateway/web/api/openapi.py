@@ -219,6 +219,31 @@ PATHS: dict[str, dict[str, Any]] = {
             ],
         )
     },
+    "/api/v1/pimsync/conflicts": {
+        "get": _op(
+            "Contact sync conflicts (a field changed on both sides), oldest first, with both values; "
+            "a user sees their own address books' only",
+            _json("a page of conflicts", {"$ref": "#/components/schemas/SyncConflictPage"}),
+            params=[
+                *_PAGE,
+                _q("state", "`open` (default: not settled by a person yet) or `all`"),
+                _q("book", "one address book's (its name in pimsync.addressbooks)"),
+            ],
+        )
+    },
+    "/api/v1/pimsync/conflicts/{id}/resolve": {
+        "post": _op(
+            "Keep the CRM's or the mailbox's value: the winner kept is marked seen; the other is applied "
+            "on both sides at the book's next round (within `pimsync.poll` seconds in a running gateway)",
+            _json("the conflict as it is now", {"$ref": "#/components/schemas/SyncConflict"}),
+            params=[{**_ID, "description": "the conflict's id"}],
+            body={
+                "type": "object",
+                "required": ["keep"],
+                "properties": {"keep": {"type": "string", "enum": ["crm", "mailbox"]}},
+            },
+        )
+    },
     "/api/v1/openapi.json": {"get": _op("This document", _json("OpenAPI 3", _OBJ))},
 }
 
@@ -295,6 +320,34 @@ DOCUMENT: dict[str, Any] = {
                         "description": "one digit per interval: 0 free, 1 tentative, 2 busy, 3 out of office, "
                         "4 working elsewhere, 5 no data",
                     },
+                },
+            },
+            "SyncConflict": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "at": {"type": "string"},
+                    "book": {"type": "string"},
+                    "record": {"type": "string", "description": "KIND:ID of the CRM record"},
+                    "href": {"type": "string", "description": "the card's address in the book"},
+                    "field": {"type": "string"},
+                    "crm": {"description": "the CRM's value"},
+                    "card": {"description": "the mailbox's value"},
+                    "winner": {"type": "string", "enum": ["crm", "card"], "description": "the newer change, kept"},
+                    "state": {"type": "string", "enum": ["open", "chosen", "applied", "seen", "superseded"]},
+                    "kept": {"type": "string", "nullable": True, "enum": ["crm", "mailbox"]},
+                    "resolved_by": {"type": "string", "nullable": True},
+                    "resolved_at": {"type": "string", "nullable": True},
+                    "outcome": {"type": "string", "description": "in words, what becomes of it"},
+                },
+            },
+            "SyncConflictPage": {
+                "type": "object",
+                "properties": {
+                    "conflicts": {"type": "array", "items": {"$ref": "#/components/schemas/SyncConflict"}},
+                    "total": {"type": "integer"},
+                    "limit": {"type": "integer"},
+                    "offset": {"type": "integer"},
                 },
             },
             "MessagePage": {

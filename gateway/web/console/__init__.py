@@ -1,5 +1,5 @@
 """The HTML console: what a person reads and decides in a browser (overview, review queue,
-quarantine, one message, reconcile). Its pages call the same gateway.admin functions as the command
+quarantine, one message, reconcile, sync conflicts). Its pages call the same gateway.admin functions as the command
 line; the sign-in, roles and CSRF token come from the request (`request.state.principal`,
 set by the web app's sign-in middleware). Templates live in gateway/web/templates/console/,
 styles and the little JavaScript there is in gateway/web/static/."""
@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway.web.console import message, overview, queues, reconcile
+from gateway.web.console import conflicts, message, overview, queues, reconcile
 
 
 def routes(gw: Any) -> list[BaseRoute]:
@@ -28,6 +28,8 @@ def routes(gw: Any) -> list[BaseRoute]:
                 Route("/quarantine/retry", queues.retry_reason(gw), methods=["POST"]),
                 Route("/messages/{id:int}", message.page(gw)),
                 Route("/reconcile", reconcile.page(gw), methods=["GET", "POST"]),
+                Route("/conflicts", conflicts.page(gw)),
+                Route("/conflicts/{id:int}/resolve", conflicts.resolve(gw), methods=["POST"]),
             ],
         )
     ]

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admin import operations as admin
+from gateway.admin.pimsync import visible_book_docs
 from gateway.web.console import render
 from gateway.web.console.viewer import Principal, scope_of, sign_in_first, viewer_of
 
@@ -110,6 +111,7 @@ def page(gw: Any) -> Callable[[Request], Awaitable[Response]]:
             rules=len(doc["rules"].get("rules") or []),
             review=review,
             quarantined=quarantined,
+            books=visible_book_docs(doc.get("pimsync") or [], scope_of(who)),
         )
 
     return overview
