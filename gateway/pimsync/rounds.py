@@ -76,8 +76,9 @@ class PimSync:
     def crm_moved(self) -> bool:
         """Whether the CRM's feed has a change some book has not synced yet (one small query)."""
         oldest = min((self.pim.cursor(b.name)[0] for b in self.books), default=0)
-        changes, _ = self.contacts.changes_since(oldest, limit=1)
-        return bool(changes)
+        # the version, not the list: a feed may repeat the changes at its cursor (Tryton's does)
+        _, version = self.contacts.changes_since(oldest, limit=1)
+        return version != oldest
 
 
 def _chosen(cfg: Config, books: list[str] | None) -> list[AddressBookConfig]:
