@@ -1,9 +1,9 @@
 """What a two-way sync of contacts needs of a CRM: a change feed and contact read/write.
 
 Optional capabilities of a connector, beside `Connector` (gateway/crm/base.py): a connector
-offers them through `contact_sync()`: the embedded CRM (gateway/crm/sql_contacts.py) and
-Tryton (gateway/crm/tryton_contacts.py); `contact_sync(crm)` below says plainly when a backend
-cannot.
+offers them through `contact_sync()`: the embedded CRM (gateway/crm/sql_contacts.py), Tryton
+(gateway/crm/tryton_contacts.py) and Odoo (gateway/crm/odoo_contacts.py); `contact_sync(crm)`
+below says plainly when a backend cannot.
 
 The feed is the CRM's word on what changed since a version the sync saw last; whoever made
 the change (the gateway, a person, an import, plain SQL) must not matter. Where the CRM keeps
@@ -150,6 +150,6 @@ def contact_sync(crm: object) -> ContactSync:
         from gateway.errors import NotSupported
 
         name = getattr(crm, "name", type(crm).__name__)
-        raise NotSupported(f"the {name} CRM connector cannot sync contacts yet (crm.backend: sql and tryton can)")
+        raise NotSupported(f"the {name} CRM connector cannot sync contacts yet (crm.backend: sql, tryton and odoo can)")
     store: ContactSync = make()
     return store

@@ -11,10 +11,9 @@ mechanisms, with no Tryton module beyond `party`.
   `ir.note` on the party, marked as gateway/crm/note_marker.py describes, so a card's fields
   survive the round trip. An edit of that note in Tryton is not seen by the feed.
 - **The feed:** by `write_date` (or `create_date` for a record never written) of the parties
-  and of their contact mechanisms. The version is the newest stamp seen, in microseconds since
-  the epoch; each read re-reads from `_LAG` before it, so records stamped equal to the cursor,
-  and a transaction that committed late with an earlier stamp (trytond stamps the transaction's
-  start), are told again rather than skipped. A party set inactive is a delete.
+  and of their contact mechanisms, paged as gateway/crm/sync_stamps.py says (records stamped
+  alike, or committed late, are told again rather than skipped). A party set inactive is a
+  delete.
 - **Deletes:** Tryton keeps no tombstones; `missing()` (`GoneCheck`) says which linked
   parties no longer exist.
 - **Create once:** a party made from a card carries a party identifier (no type) whose code is
@@ -23,15 +22,16 @@ mechanisms, with no Tryton module beyond `party`.
 
 from __future__ import annotations
 
-import calendar
 import threading
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from gateway.crm import note_marker
 from gateway.crm.base import NoteData
 from gateway.crm.sync import Change, ContactFields, SyncContact
+from gateway.crm.sync_stamps import EPOCH as _EPOCH
+from gateway.crm.sync_stamps import micros, page, read_from
 from gateway.crm.tryton_records import CATEGORIES, PARTY
 from gateway.crm.tryton_rpc import TrytonRpc
 from gateway.errors import Permanent
@@ -42,14 +42,8 @@ KEY_PREFIX = "crm-gateway-sync-"  # an identifier's code: this and the key's dig
 _FIELDS_KEY = "pimsync:contact-fields"  # the key of the note holding the fields a party lacks
 _NOTE_FIELDS = ("title", "organization", "street", "city", "region", "postal_code", "country", "manager")
 _MECHANISMS = {"phone": "phone_work", "mobile": "phone_mobile"}
-_LAG = timedelta(seconds=30)
 _NO_NAME = "(no name)"  # Tryton requires a name
-_EPOCH = datetime(1970, 1, 1)
 _ALL = ("active", "in", [True, False])  # a search that also finds inactive parties
-
-
-def micros(stamp: datetime) -> int:
-    return calendar.timegm(stamp.timetuple()) * 1_000_000 + stamp.microsecond
 
 
 def _stamp(row: dict[str, Any]) -> datetime:
@@ -80,7 +74,7 @@ class TrytonContactSync:
     # -- the feed -------------------------------------------------------------------------
 
     def changes_since(self, version: int, limit: int = 1000) -> tuple[list[Change], int]:
-        since = _EPOCH + timedelta(microseconds=version) - _LAG if version else _EPOCH
+        since = read_from(version)
         stamps: dict[int, datetime] = {}
         for domain in _changed_since(since):
             for row in self.rpc.call(f"model.{PARTY}.search_read", domain, 0, None, None, ["write_date", "create_date"]):
@@ -89,16 +83,9 @@ class TrytonContactSync:
                 "model.party.contact_mechanism.search_read", domain, 0, None, None, ["party", "write_date", "create_date"]
             ):
                 stamps[row["party"]] = max(stamps.get(row["party"], _EPOCH), _stamp(row))
-        # the records newer than the cursor, cut after `limit` but never inside one stamp (the
-        # rest of that stamp would be skipped); the ones in the lag window come along again
-        ordered = sorted(stamps.items(), key=lambda kv: (kv[1], kv[0]))
-        newer = [(pid, s) for pid, s in ordered if micros(s) > version]
-        if len(newer) > limit:
-            cut = newer[limit - 1][1]
-            newer = [(pid, s) for pid, s in newer if s <= cut]
-        chosen = [(pid, s) for pid, s in ordered if micros(s) <= version] + newer
+        chosen, new_version = page(stamps, version, limit)
         if not chosen:
-            return [], version
+            return [], new_version
         owners = self._owner_names()
         rows = {r["id"]: r for r in self.rpc.call(f"model.{PARTY}.read", [pid for pid, _ in chosen], ["active", "categories"])}
         out = []
@@ -109,7 +96,7 @@ class TrytonContactSync:
             out.append(
                 Change("contact", str(pid), micros(s), not row["active"], self._owner(row["categories"], owners), micros(s) / 1e6)
             )
-        return out, max(version, *(micros(s) for _, s in newer)) if newer else version
+        return out, new_version
 
     def missing(self, kind: str, ids: Sequence[str]) -> set[str]:
         wanted = {int(i) for i in ids if i.isdigit()}

@@ -73,7 +73,9 @@ class ContactSyncContract:
         assert v_again == v1  # nothing new: the same version back
         store.update_contact(a.id, ContactFields(first_name="Cy", last_name="Uno"))
         changes, v2 = store.changes_since(v1)
-        assert v2 != v1 and a.id in {c.id for c in changes if not c.deleted}
+        # told; the version may stay where a CRM stamps to the second (Odoo) and the edit came
+        # in the same second: its feed tells the records of the cursor's second again
+        assert v2 >= v1 and a.id in {c.id for c in changes if not c.deleted}
 
     def test_a_delete_is_told(self, store: ContactSync) -> None:
         rec = store.create_contact(ContactFields(first_name="Eve"), "ann", key="card-eve")

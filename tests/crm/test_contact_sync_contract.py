@@ -1,5 +1,6 @@
 """The contact-sync contract (tests/crm/contact_sync_contract.py) on each connector that
-offers it: the embedded CRM (SQLite and PostgreSQL) and Tryton (a real trytond)."""
+offers it: the embedded CRM (SQLite and PostgreSQL), Tryton (a real trytond) and Odoo (its
+test double, tests/crm/doubles/odoo_double.py, over both of its protocols)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.crm.odoo import OdooConnector
 from gateway.crm.sql import SqlConnector
 from gateway.crm.sync import ContactSync, contact_sync
 from tests.crm.contact_sync_contract import ContactSyncContract
+from tests.crm.doubles.odoo_double import OdooDouble
 from tests.crm.sql_backends import BACKENDS, database_url
 from tests.crm.test_tryton_contract import connector_for
 from tests.crm.tryton_server import TrytonServer
@@ -32,3 +35,14 @@ class TestTrytonContactSync(ContactSyncContract):
             yield contact_sync(c)
         finally:
             c.close()
+
+
+class TestOdooContactSync(ContactSyncContract):
+    @pytest.fixture(params=["json2", "jsonrpc"])
+    def store(self, request: pytest.FixtureRequest) -> Iterator[ContactSync]:
+        with OdooDouble(secret="key") as double:
+            for login in ("ann", "bea"):
+                double.execute("res.users", "create", None, {"vals_list": [{"login": login, "name": login}]})
+            c = OdooConnector(double.url, database="prod", username="bot@example.com", api_key="key", protocol=request.param)
+            with closing(c):
+                yield contact_sync(c)
