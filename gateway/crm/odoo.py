@@ -43,6 +43,7 @@ from gateway.crm.base import (
 )
 from gateway.crm.config_models import OdooConfig
 from gateway.crm.http import HttpClient
+from gateway.crm.odoo_contacts import OdooContactSync
 from gateway.crm.odoo_files import RAW
 from gateway.crm.odoo_records import (
     EMAIL_FIELD,
@@ -269,6 +270,10 @@ class OdooConnector:
     def check_online(self) -> None:
         """One authenticated call; raises with a clear message when unreachable or refused."""
         self._api.check()
+
+    def contact_sync(self) -> OdooContactSync:
+        """The contact sync's side of Odoo (gateway/crm/odoo_contacts.py)."""
+        return OdooContactSync(self._call, self._owner)
 
     def close(self) -> None:
         self._http.close()

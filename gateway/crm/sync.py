@@ -1,16 +1,21 @@
 """What a two-way sync of contacts needs of a CRM: a change feed and contact read/write.
 
 Optional capabilities of a connector, beside `Connector` (gateway/crm/base.py): a connector
-offers them through `contact_sync()`. Only the embedded CRM does so far
-(gateway/crm/sql_contacts.py); `contact_sync(crm)` below says plainly when a backend cannot.
+offers them through `contact_sync()`: the embedded CRM (gateway/crm/sql_contacts.py), Tryton
+(gateway/crm/tryton_contacts.py) and Odoo (gateway/crm/odoo_contacts.py); `contact_sync(crm)`
+below says plainly when a backend cannot.
 
 The feed is the CRM's word on what changed since a version the sync saw last; whoever made
-the change (the gateway, a person, an import, plain SQL) must not matter. A delete is kept as
-a tombstone so a sync that was away still learns of it.
+the change (the gateway, a person, an import, plain SQL) must not matter. Where the CRM keeps
+a delete as a tombstone, a sync that was away still learns of it from the feed; where it keeps
+none, the store also offers `GoneCheck`. A feed may tell a change more than once (Tryton's
+re-reads the records stamped at its cursor); the sync compares with its snapshot, so a repeat
+costs a read and writes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol, runtime_checkable
 
@@ -132,6 +137,17 @@ class ContactSync(ChangeFeed, ContactStore, Protocol):
     """A CRM's side of the contact sync: its feed and its contacts."""
 
 
+@runtime_checkable
+class GoneCheck(Protocol):
+    """For a CRM that keeps no tombstones (Tryton, Odoo: a deleted row is simply gone), the
+    feed cannot tell of deletes; the sync asks instead which of the records it has linked
+    still exist, once per round."""
+
+    def missing(self, kind: str, ids: Sequence[str]) -> set[str]:
+        """The ids among `ids` of records of `kind` that no longer exist."""
+        ...
+
+
 def contact_sync(crm: object) -> ContactSync:
     """The connector's contact sync, or NotSupported when its backend has none yet."""
     make = getattr(crm, "contact_sync", None)
@@ -139,6 +155,6 @@ def contact_sync(crm: object) -> ContactSync:
         from gateway.errors import NotSupported
 
         name = getattr(crm, "name", type(crm).__name__)
-        raise NotSupported(f"the {name} CRM connector cannot sync contacts yet (only crm.backend: sql can)")
+        raise NotSupported(f"the {name} CRM connector cannot sync contacts yet (crm.backend: sql, tryton and odoo can)")
     store: ContactSync = make()
     return store

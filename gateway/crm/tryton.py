@@ -42,6 +42,7 @@ from gateway.crm.base import (
     register_connector,
 )
 from gateway.crm.config_models import TrytonConfig
+from gateway.crm.tryton_contacts import TrytonContactSync
 from gateway.crm.tryton_create import Creates
 from gateway.crm.tryton_records import (
     CATEGORIES,
@@ -261,6 +262,11 @@ class TrytonConnector:
         """gateway/crm/tryton_forget.py, on the records this address finds."""
         refs = self.find(address, PARTY_KINDS) if addresses.key(address) else []
         return tryton_forget.forget(self.rpc, address, refs, made_by_gateway)
+
+    # -- contact sync (gateway/crm/tryton_contacts.py) ------------------------------------
+
+    def contact_sync(self) -> TrytonContactSync:
+        return TrytonContactSync(self.rpc, self._categories())
 
     def close(self) -> None:
         self.rpc.close()

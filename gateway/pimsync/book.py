@@ -9,10 +9,11 @@ repeats the round's reads; the journal and the idempotent writes make the repeat
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.crm.sync import Change, ContactSync, SyncContact
+from gateway.crm.sync import Change, ContactSync, GoneCheck, SyncContact
 from gateway.errors import Permanent
 from gateway.ledger.pim import Link, LinkState, PimLedger
 from gateway.mailboxes.carddav.client import CardDavClient
@@ -69,6 +70,14 @@ def _feed(crm: ContactSync, version: int) -> tuple[dict[str, Change], int]:
         version = new
 
 
+def _gone(crm: ContactSync, version: int, linked: list[str]) -> dict[str, Change]:
+    """Deletes a CRM without tombstones cannot feed: the linked records that no longer exist."""
+    if not isinstance(crm, GoneCheck) or not linked:
+        return {}
+    now = time.time()
+    return {cid: Change(KIND, cid, version, True, "", now) for cid in crm.missing(KIND, linked)}
+
+
 def sync_book(
     book: AddressBookConfig,
     crm: ContactSync,
@@ -87,6 +96,7 @@ def sync_book(
     listing = client.changes(token)
     links = {link.href: link for link in pim.links(book.name)}
     by_record = {link.crm_id: link for link in links.values() if link.kind == KIND}
+    feed.update(_gone(crm, new_version, [cid for cid in by_record if cid not in feed]))
 
     gone = [h for h in links if h not in listing.changed] if listing.full else [h for h in listing.deleted if h in links]
     _guard(book, links, gone, allow_mass_removal)

@@ -94,8 +94,9 @@ class PimSync:
         yet (one small query)."""
         names = [b.name for b in self.books] if books is None else books
         oldest = min((self.pim.cursor(n)[0] for n in names), default=0)
-        changes, _ = self.contacts.changes_since(oldest, limit=1)
-        return bool(changes)
+        # the version, not the list: a feed may repeat the changes at its cursor (Tryton's does)
+        _, version = self.contacts.changes_since(oldest, limit=1)
+        return version != oldest
 
 
 def _chosen(cfg: Config, books: list[str] | None) -> list[AddressBookConfig]:

@@ -20,6 +20,12 @@ documentation, not the connector:
   `res.partner.website` is stored with `http://` prepended when it has no scheme;
   `mail.thread.message_post(**kwargs)` on a record returns the new `mail.message` id; unlinking a
   record removes its messages.
+- Archived records (ORM "active" field, Odoo's `_active_name`): a search leaves out the records
+  whose `active` is false unless its domain names `active` itself (`["active", "in", [True,
+  False]]` finds both); `read` of an id still gives the record.
+- `create_date` / `write_date` (`models.MAGIC_COLUMNS`): set by the ORM on create, `write_date`
+  on every write, in UTC; on the wire "YYYY-MM-DD HH:MM:SS" (second precision), compared as
+  such in a domain (`>=`, `>`, `<=`, `<`).
 - `message_post`'s keyword parameters (odoo/addons/mail/models/mail_thread.py, Odoo 17+):
   `body`, `subject`, `message_type` ("comment" for a note), `subtype_xmlid` resolved to the
   message's `subtype_id` ("mail.mt_note" is an internal note, "mail.mt_comment" a discussion
@@ -34,6 +40,7 @@ import contextlib
 import itertools
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.crm.doubles.base import HttpDouble, Reply, Request
@@ -48,6 +55,16 @@ FIELDS = {
         "website": False,
         "comment": False,
         "type": "contact",
+        "active": True,
+        "ref": False,
+        "function": False,
+        "phone": False,
+        "mobile": False,
+        "street": False,
+        "city": False,
+        "zip": False,
+        "create_date": False,
+        "write_date": False,
     },
     "crm.lead": {
         "name": "",
@@ -57,6 +74,7 @@ FIELDS = {
         "user_id": False,
         "type": "lead",
         "description": False,
+        "active": True,
     },
     "res.users": {"login": "", "name": ""},
     "mail.message": {
@@ -84,6 +102,10 @@ FIELDS = {
 MANY2ONE = {"res.partner": {"parent_id": "res.partner", "user_id": "res.users"}, "crm.lead": {"user_id": "res.users"}}
 SUBTYPES = {"mail.mt_comment": 1, "mail.mt_note": 2}  # ir.model.data of the mail module
 REQUIRED = {"res.partner": ("name",), "crm.lead": ("name",), "ir.attachment": ("name",)}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class OdooError(Exception):
@@ -203,7 +225,10 @@ class OdooDouble(HttpDouble):
             raise OdooError("KeyError", f"'{model}'", 404)
         table = self.tables[model]
         if method == "search_read":
-            rows = [r for r in sorted(table.values(), key=lambda r: r["id"]) if self._match(r, list(params.get("domain") or []))]
+            domain = list(params.get("domain") or [])
+            if "active" in FIELDS[model] and not any(isinstance(t, list) and t and t[0] == "active" for t in domain):
+                domain = [*domain, ["active", "=", True]]  # active_test: archived records stay out
+            rows = [r for r in sorted(table.values(), key=lambda r: r["id"]) if self._match(r, domain)]
             if params.get("limit"):
                 rows = rows[: params["limit"]]
             return [self._read(model, r, params.get("fields")) for r in rows]
@@ -214,7 +239,11 @@ class OdooDouble(HttpDouble):
             return self._create(model, vals if isinstance(vals, list) else [vals])
         if method == "write":
             for i in ids or []:
+                if i not in table:
+                    raise OdooError("odoo.exceptions.MissingError", "Record does not exist or has been deleted.", 404)
                 self._write(table[i], params.get("vals") or {})
+                if "write_date" in table[i]:
+                    table[i]["write_date"] = _now()
             return True
         if method == "unlink":
             for i in ids or []:
@@ -252,6 +281,8 @@ class OdooDouble(HttpDouble):
                     )
             rec: dict[str, Any] = {"id": next(self._ids), **json.loads(json.dumps(FIELDS[model]))}
             self._write(rec, vals)
+            if "write_date" in rec:
+                rec["create_date"] = rec["write_date"] = _now()
             if model == "ir.attachment" and rec["datas"]:
                 rec["file_size"] = len(base64.b64decode(rec["datas"]))
             self.tables[model][rec["id"]] = rec
@@ -290,6 +321,10 @@ class OdooDouble(HttpDouble):
                 return have != v
             if op == "in":
                 return have in v
+            if op in (">=", ">", "<=", "<"):
+                if not have:
+                    return False  # a comparison with an empty value is false in SQL
+                return {">=": have >= v, ">": have > v, "<=": have <= v, "<": have < v}[op]
             if op in ("ilike", "=ilike"):
                 pattern = f"%{v}%" if op == "ilike" else v
                 return isinstance(have, str) and _ilike(pattern, have)
