@@ -15,7 +15,7 @@ from starlette.responses import Response
 from gateway.admin import pimsync as conflicts
 from gateway.errors import GatewayError
 from gateway.web.console import render
-from gateway.web.console.queues import PER_PAGE, _back, _offset, _paging, _said
+from gateway.web.console.paging import PER_PAGE, back_to, offset_of, paging_of, said_in
 from gateway.web.console.viewer import scope_of, sign_in_first, viewer_of
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -26,7 +26,7 @@ def page(gw: Any) -> Handler:
         who = viewer_of(request)
         if who is None:
             return sign_in_first(request)
-        offset = _offset(request)
+        offset = offset_of(request)
         everything = request.query_params.get("state") == "all"
         found = await run_in_threadpool(
             conflicts.conflict_page,
@@ -43,8 +43,8 @@ def page(gw: Any) -> Handler:
             "console/conflicts.html",
             items=items,
             everything=everything,
-            said=_said(request),
-            paging=_paging(offset, found.total),
+            said=said_in(request),
+            paging=paging_of(offset, found.total),
         )
 
     return show
@@ -61,7 +61,7 @@ def resolve(gw: Any) -> Handler:
         try:
             done = await run_in_threadpool(conflicts.resolve, gw.config, gw.ledger.pim(), pk, keep, who.name, scope_of(who))
         except GatewayError as exc:  # not theirs, unknown, already settled: in words
-            return _back("/console/conflicts", failed=str(exc))
-        return _back("/console/conflicts", done=f"conflict {pk} ({done.field}): {conflicts.outcome(done)}")
+            return back_to("/console/conflicts", failed=str(exc))
+        return back_to("/console/conflicts", done=f"conflict {pk} ({done.field}): {conflicts.outcome(done)}")
 
     return handler

@@ -8,22 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from gateway.admin import operations as admin
 from gateway.crm.base import PARTY_KINDS
 from gateway.errors import GatewayError, Permanent
 from gateway.web.console import render
+from gateway.web.console.paging import PER_PAGE, back_to, offset_of, paging_of, said_in
 from gateway.web.console.viewer import Principal, scope_of, sign_in_first, viewer_of
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-PER_PAGE = 50
 
 
 def visible_items(gw: Any, who: Principal, state: str, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -32,41 +29,15 @@ def visible_items(gw: Any, who: Principal, state: str, offset: int = 0) -> tuple
     return admin.queue_page(gw, state, scope_of(who), PER_PAGE, offset)
 
 
-def _offset(request: Request) -> int:
-    text = request.query_params.get("offset", "")
-    return int(text) if text.isdigit() else 0
-
-
-def _paging(offset: int, total: int) -> dict[str, Any]:
-    """What the list's "earlier"/"later" links need."""
-    return {
-        "offset": offset,
-        "total": total,
-        "first": offset + 1,
-        "last": min(offset + PER_PAGE, total),
-        "earlier": max(0, offset - PER_PAGE) if offset > 0 else None,
-        "later": offset + PER_PAGE if offset + PER_PAGE < total else None,
-    }
-
-
-def _back(path: str, **said: str) -> Response:
-    return RedirectResponse(f"{path}?{urlencode(said)}", status_code=303)
-
-
-def _said(request: Request) -> dict[str, str]:
-    """What the previous decision did, for the banner at the top of the list."""
-    return {k: request.query_params[k] for k in ("done", "failed") if request.query_params.get(k)}
-
-
 def review_page(gw: Any) -> Handler:
     async def review(request: Request) -> Response:
         who = viewer_of(request)
         if who is None:
             return sign_in_first(request)
-        offset = _offset(request)
+        offset = offset_of(request)
         items, total = await run_in_threadpool(visible_items, gw, who, "review", offset)
         return render.page(
-            request, "console/review.html", items=items, kinds=PARTY_KINDS, said=_said(request), paging=_paging(offset, total)
+            request, "console/review.html", items=items, kinds=PARTY_KINDS, said=said_in(request), paging=paging_of(offset, total)
         )
 
     return review
@@ -82,8 +53,8 @@ async def _decide(gw: Any, request: Request, back: str, act: Callable[[Principal
     try:
         said = await run_in_threadpool(act, who, form)
     except GatewayError as exc:  # refused (gone, not theirs, no longer in review) or the CRM was not reached: in words
-        return _back(back, failed=str(exc))
-    return _back(back, done=said)
+        return back_to(back, failed=str(exc))
+    return back_to(back, done=said)
 
 
 def resolve(gw: Any) -> Handler:
@@ -124,7 +95,7 @@ def quarantine_page(gw: Any) -> Handler:
         who = viewer_of(request)
         if who is None:
             return sign_in_first(request)
-        offset = _offset(request)
+        offset = offset_of(request)
         items, total = await run_in_threadpool(visible_items, gw, who, "quarantined", offset)
         reasons = await run_in_threadpool(admin.reasons, gw, "quarantined", scope_of(who))
         return render.page(
@@ -132,8 +103,8 @@ def quarantine_page(gw: Any) -> Handler:
             "console/quarantine.html",
             items=items,
             reasons=reasons,
-            said=_said(request),
-            paging=_paging(offset, total),
+            said=said_in(request),
+            paging=paging_of(offset, total),
         )
 
     return quarantine
